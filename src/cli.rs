@@ -1,0 +1,99 @@
+//! The command line, as clap reads it. Nothing here acts: [`crate::app`] does.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::split::Side;
+
+/// Blue/green traffic cutover on AWS: weighted Route53 records and ALB target-group weights,
+/// shifted in stages, gated on health, rolled back in seconds.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cutover",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Profile name (looked up in the profiles folder) or path to a profile file.
+    #[arg(
+        short = 'p',
+        long,
+        env = "CUTOVER_PROFILE",
+        global = true,
+        value_name = "NAME|PATH"
+    )]
+    pub profile: Option<String>,
+
+    /// Folder of profiles named without a path.
+    #[arg(
+        long,
+        env = "CUTOVER_PROFILES_DIR",
+        default_value = "profiles",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub profiles_dir: PathBuf,
+
+    /// How the result is printed on stdout.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, global = true)]
+    pub output: OutputFormat,
+
+    /// Do not ask for confirmation before moving traffic from a terminal.
+    #[arg(long, global = true)]
+    pub yes: bool,
+
+    /// More logging on stderr (-v: info, -vv: debug, -vvv: trace).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Format of progress and log lines on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse the profile, resolve every AWS resource it names (read-only) and print the plan.
+    Validate,
+    /// Show each route's current weights and percentages, and the live side.
+    Status,
+    /// Move traffic to one split, e.g. `set green=25`.
+    Set {
+        /// SIDE=PERCENT: the share of traffic the side gets (the other side gets the rest).
+        #[arg(value_name = "SIDE=PERCENT")]
+        split: String,
+        /// Print exactly the changes that would be made, and make none.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// All traffic to one side now.
+    Rollback {
+        /// The side to restore all traffic to.
+        #[arg(long, value_name = "SIDE", value_parser = parse_side)]
+        to: Option<Side>,
+        /// Print exactly the changes that would be made, and make none.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_side(s: &str) -> Result<Side, String> {
+    s.parse()
+}

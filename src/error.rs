@@ -1,0 +1,83 @@
+//! The core's typed errors. Each maps to one documented exit code (see [`crate::exit`]).
+
+use crate::exit;
+use crate::profile::ProfileError;
+
+/// Why a command did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The profile could not be found or read, or is invalid.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+
+    /// Bad usage, or a resource the profile names is not what it must be. Nothing was changed.
+    #[error("{message}{}", hint_line(.hint))]
+    Refused {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// The live split is not what it should be; refused without `--force`.
+    #[error("{message}{}", hint_line(.hint))]
+    Drift {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// An AWS call failed (after the SDK's retries).
+    #[error("{action}: {message}")]
+    Aws { action: String, message: String },
+
+    /// A write failed part-way and putting things back failed too: traffic may be split.
+    #[error("{message}")]
+    SplitUnknown { message: String },
+
+    /// Anything else that should not happen.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn hint_line(hint: &Option<String>) -> String {
+    hint.as_ref()
+        .map(|h| format!("\nhint: {h}"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    pub fn refused(message: impl Into<String>) -> Error {
+        Error::Refused {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn refused_hint(message: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Refused {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// An SDK error, with its whole chain of causes, for `action` ("ListResourceRecordSets on zone Z1").
+    pub fn aws<E>(action: impl Into<String>, err: E) -> Error
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Aws {
+            action: action.into(),
+            message: aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+        }
+    }
+
+    /// The process exit code this error ends a command with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Profile(_) | Error::Refused { .. } => exit::USAGE,
+            Error::Drift { .. } => exit::DRIFT,
+            Error::SplitUnknown { .. } => exit::SPLIT_UNKNOWN,
+            Error::Aws { .. } | Error::Other(_) => exit::UNEXPECTED,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,1139 @@
+//! Profiles: one service's traffic split and how to roll it, read from `profiles/NAME.toml`.
+//!
+//! Parsing is strict: unknown keys are errors, and every error names the file and the key path
+//! (`rollout.stages[2]`). A profile is parsed whole — routes, rollout, gates, state, notify — and
+//! validated once into a [`Profile`], so nothing later has to second-guess it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::split::{Percent, Side};
+
+/// A profile file that cannot be used. Nothing is changed when one is found.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("no profile given\nhint: pass `-p NAME` or set CUTOVER_PROFILE{}", known_hint(.known))]
+    NoneGiven { known: Vec<String> },
+    #[error("profile `{name}` not found in {}{}", .dir.display(), known_hint(.known))]
+    NotFound {
+        name: String,
+        dir: PathBuf,
+        known: Vec<String>,
+    },
+    #[error("cannot read profile {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid profile {}: {}{message}{}", .path.display(), at(.key), hint_text(.hint))]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+fn known_hint(known: &[String]) -> String {
+    if known.is_empty() {
+        String::new()
+    } else {
+        format!(" (known: {})", known.join(", "))
+    }
+}
+
+fn at(key: &str) -> String {
+    if key.is_empty() || key == "." {
+        String::new()
+    } else {
+        format!("at `{key}`: ")
+    }
+}
+
+fn hint_text(hint: &Option<String>) -> String {
+    hint.as_ref()
+        .map(|h| format!("\nhint: {h}"))
+        .unwrap_or_default()
+}
+
+/// Where profiles named without a path are looked up.
+#[derive(Clone, Debug)]
+pub struct ProfileSource {
+    pub dir: PathBuf,
+}
+
+impl ProfileSource {
+    /// `-p demo` → `DIR/demo.toml`; a value with a `/` or ending `.toml` is a path.
+    pub fn locate(&self, name: Option<&str>) -> Result<PathBuf, ProfileError> {
+        let Some(name) = name.filter(|n| !n.is_empty()) else {
+            return Err(ProfileError::NoneGiven {
+                known: self.known(),
+            });
+        };
+        if name.contains('/') || name.ends_with(".toml") {
+            return Ok(PathBuf::from(name));
+        }
+        let path = self.dir.join(format!("{name}.toml"));
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(ProfileError::NotFound {
+                name: name.to_string(),
+                dir: self.dir.clone(),
+                known: self.known(),
+            })
+        }
+    }
+
+    /// The profile names in the folder, sorted.
+    pub fn known(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let p = e.path();
+                (p.extension()? == "toml").then(|| p.file_stem()?.to_str().map(String::from))?
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// A validated profile.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// The profile's name: its file stem.
+    pub name: String,
+    pub path: PathBuf,
+    pub description: Option<String>,
+    pub region: Option<String>,
+    pub sides: Sides,
+    pub route53: Vec<Route53Route>,
+    pub alb: Vec<AlbRoute>,
+    pub rollout: Rollout,
+    pub gates: Vec<Gate>,
+    pub state: Option<StateConfig>,
+    pub notify: Notify,
+}
+
+/// Where each side runs, when the profile says.
+#[derive(Clone, Debug, Default)]
+pub struct Sides {
+    pub blue: Option<EksSide>,
+    pub green: Option<EksSide>,
+}
+
+/// One side's EKS namespace and the Ingress whose ALB serves it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EksSide {
+    pub cluster: String,
+    pub namespace: String,
+    pub ingress: String,
+}
+
+/// A weighted record pair in one hosted zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route53Route {
+    /// Hosted zone name (`myapp.com.`) or id (`Z123…`).
+    pub zone: String,
+    /// Record name, fully qualified with a trailing dot.
+    pub record: String,
+    pub rtype: String,
+    pub blue: String,
+    pub green: String,
+    pub preview: Option<String>,
+}
+
+impl Route53Route {
+    pub fn set_identifier(&self, side: Side) -> &str {
+        match side {
+            Side::Blue => &self.blue,
+            Side::Green => &self.green,
+        }
+    }
+}
+
+/// Which forward action of a listener a route edits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleRef {
+    /// The listener's default action.
+    Default,
+    /// A listener rule by ARN.
+    Arn(String),
+}
+
+/// A weighted forward action between two target groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlbRoute {
+    pub listener: String,
+    pub rule: RuleRef,
+    /// Target group name or ARN.
+    pub blue: String,
+    pub green: String,
+}
+
+impl AlbRoute {
+    pub fn target_group(&self, side: Side) -> &str {
+        match side {
+            Side::Blue => &self.blue,
+            Side::Green => &self.green,
+        }
+    }
+}
+
+/// What to do when a gate fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    Rollback,
+    Pause,
+}
+
+/// How a rollout moves: the stages and the timing of gate readings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rollout {
+    pub stages: Vec<Percent>,
+    pub bake: Duration,
+    pub poll: Duration,
+    pub failure_threshold: u32,
+    pub on_failure: OnFailure,
+    pub max_hold: Duration,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            stages: [10, 25, 50, 100]
+                .iter()
+                .map(|p| Percent::from_milli(p * 1000).expect("in range"))
+                .collect(),
+            bake: Duration::from_secs(300),
+            poll: Duration::from_secs(15),
+            failure_threshold: 2,
+            on_failure: OnFailure::Rollback,
+            max_hold: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A health gate. `{side}` in its strings is replaced by the candidate side when it is read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gate {
+    /// A label for output: the `name` key, or the gate's type and position.
+    pub name: String,
+    pub kind: GateKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum GateKind {
+    TargetHealth {
+        min_healthy: f64,
+    },
+    Alarm {
+        alarms: Vec<String>,
+    },
+    Metric {
+        query: MetricQuery,
+        period: Duration,
+        window: Duration,
+        max: Option<f64>,
+        min: Option<f64>,
+    },
+    Route53HealthCheck {
+        health_check_id: String,
+    },
+    Http {
+        url: String,
+        expect_status: u16,
+        body_contains: Option<String>,
+        timeout: Duration,
+    },
+    Webhook {
+        url: String,
+        rollback: bool,
+        timeout: Duration,
+    },
+}
+
+/// A CloudWatch metric, or a metric-math expression over metrics named `m1`, `m2`, ….
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricQuery {
+    Metric {
+        namespace: String,
+        metric: String,
+        dimensions: BTreeMap<String, String>,
+        stat: String,
+    },
+    Expression {
+        expression: String,
+        metrics: Vec<NamedMetric>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedMetric {
+    pub id: String,
+    pub namespace: String,
+    pub metric: String,
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    #[serde(default = "default_stat")]
+    pub stat: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    pub table: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub sns_topic_arn: Option<String>,
+    pub webhook: Option<String>,
+}
+
+impl Profile {
+    /// Reads and validates the profile at `path`.
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Profile::parse(path, &text)
+    }
+
+    /// Parses and validates profile text; `path` is used for the name and in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Profile, ProfileError> {
+        let invalid = |key: String, message: String, hint: Option<String>| ProfileError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+            hint,
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| invalid(String::new(), toml_message(&e, text), None))?;
+        let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            invalid(key, toml_message(&inner, text), None)
+        })?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("profile")
+            .to_string();
+        raw.validate(name, path)
+            .map_err(|Bad { key, message, hint }| invalid(key, message, hint))
+    }
+
+    /// Every route's display name, in profile order.
+    pub fn route_count(&self) -> usize {
+        self.route53.len() + self.alb.len()
+    }
+}
+
+/// A toml error as one readable message, with the line when the parser knows it.
+fn toml_message(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{msg} (line {line})")
+        }
+        None => msg,
+    }
+}
+
+/// A validation failure before it is tied to a file.
+struct Bad {
+    key: String,
+    message: String,
+    hint: Option<String>,
+}
+
+fn bad(key: impl Into<String>, message: impl Into<String>) -> Bad {
+    Bad {
+        key: key.into(),
+        message: message.into(),
+        hint: None,
+    }
+}
+
+fn bad_hint(key: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Bad {
+    Bad {
+        key: key.into(),
+        message: message.into(),
+        hint: Some(hint.into()),
+    }
+}
+
+// ---- the file format, as serde reads it ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    description: Option<String>,
+    region: Option<String>,
+    sides: Option<RawSides>,
+    #[serde(default)]
+    route53: Vec<RawRoute53>,
+    #[serde(default)]
+    alb: Vec<RawAlb>,
+    rollout: Option<RawRollout>,
+    #[serde(default)]
+    gate: Vec<RawGate>,
+    state: Option<RawState>,
+    notify: Option<RawNotify>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSides {
+    blue: Option<RawSide>,
+    green: Option<RawSide>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSide {
+    eks: Option<EksSide>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute53 {
+    zone: String,
+    record: String,
+    #[serde(rename = "type", default = "default_rtype")]
+    rtype: String,
+    blue: String,
+    green: String,
+    preview: Option<String>,
+}
+
+fn default_rtype() -> String {
+    "A".to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlb {
+    listener: String,
+    #[serde(default = "default_rule")]
+    rule: String,
+    blue: String,
+    green: String,
+}
+
+fn default_rule() -> String {
+    "default".to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollout {
+    stages: Option<Vec<Percent>>,
+    bake: Option<String>,
+    poll: Option<String>,
+    failure_threshold: Option<i64>,
+    on_failure: Option<OnFailure>,
+    max_hold: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+enum RawGate {
+    TargetHealth {
+        name: Option<String>,
+        #[serde(default = "default_min_healthy")]
+        min_healthy: f64,
+    },
+    Alarm {
+        name: Option<String>,
+        alarms: Vec<String>,
+    },
+    Metric {
+        name: Option<String>,
+        namespace: Option<String>,
+        metric: Option<String>,
+        #[serde(default)]
+        dimensions: BTreeMap<String, String>,
+        #[serde(default = "default_stat")]
+        stat: String,
+        expression: Option<String>,
+        #[serde(default)]
+        metrics: Vec<NamedMetric>,
+        #[serde(default = "default_period")]
+        period: String,
+        #[serde(default = "default_window")]
+        window: String,
+        max: Option<f64>,
+        min: Option<f64>,
+    },
+    Route53HealthCheck {
+        name: Option<String>,
+        health_check_id: String,
+    },
+    Http {
+        name: Option<String>,
+        url: String,
+        #[serde(default = "default_status")]
+        expect_status: i64,
+        body_contains: Option<String>,
+        #[serde(default = "default_timeout")]
+        timeout: String,
+    },
+    Webhook {
+        name: Option<String>,
+        url: String,
+        #[serde(default)]
+        rollback: bool,
+        #[serde(default = "default_timeout")]
+        timeout: String,
+    },
+}
+
+fn default_min_healthy() -> f64 {
+    1.0
+}
+fn default_stat() -> String {
+    "Average".to_string()
+}
+fn default_period() -> String {
+    "1m".to_string()
+}
+fn default_window() -> String {
+    "5m".to_string()
+}
+fn default_status() -> i64 {
+    200
+}
+fn default_timeout() -> String {
+    "5s".to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    table: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    sns_topic_arn: Option<String>,
+    webhook: Option<String>,
+}
+
+// ---- validation ----
+
+const RECORD_TYPES: &[&str] = &[
+    "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "NAPTR", "PTR", "SPF", "DS",
+];
+
+fn duration(key: &str, value: &str) -> Result<Duration, Bad> {
+    humantime::parse_duration(value.trim()).map_err(|e| {
+        bad_hint(
+            key,
+            format!("`{value}` is not a duration ({e})"),
+            "write durations like \"30s\", \"5m\" or \"1h 30m\"",
+        )
+    })
+}
+
+fn non_empty(key: &str, value: &str) -> Result<(), Bad> {
+    if value.trim().is_empty() {
+        Err(bad(key, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+fn http_url(key: &str, url: &str) -> Result<(), Bad> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(bad_hint(
+            key,
+            "must be an http:// or https:// URL",
+            "for example \"https://{side}.preprod.myapp.com/health\"",
+        ))
+    }
+}
+
+/// A DNS name as Route53 returns it: lower case, with a trailing dot.
+pub fn fqdn(name: &str) -> String {
+    let n = name.trim().to_ascii_lowercase();
+    if n.ends_with('.') { n } else { format!("{n}.") }
+}
+
+impl RawProfile {
+    fn validate(self, name: String, path: &Path) -> Result<Profile, Bad> {
+        if let Some(region) = &self.region {
+            let ok = !region.is_empty()
+                && region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok {
+                return Err(bad_hint(
+                    "region",
+                    format!("`{region}` is not an AWS region"),
+                    "for example \"us-west-2\"",
+                ));
+            }
+        }
+        let sides = match self.sides {
+            None => Sides::default(),
+            Some(s) => {
+                let check = |side: &str, raw: &Option<RawSide>| -> Result<Option<EksSide>, Bad> {
+                    let Some(eks) = raw.as_ref().and_then(|r| r.eks.clone()) else {
+                        return Ok(None);
+                    };
+                    non_empty(&format!("sides.{side}.eks.cluster"), &eks.cluster)?;
+                    non_empty(&format!("sides.{side}.eks.namespace"), &eks.namespace)?;
+                    non_empty(&format!("sides.{side}.eks.ingress"), &eks.ingress)?;
+                    Ok(Some(eks))
+                };
+                let blue = check("blue", &s.blue)?;
+                let green = check("green", &s.green)?;
+                if blue.is_some() && blue == green {
+                    return Err(bad(
+                        "sides.green.eks",
+                        "names the same namespace and ingress as the blue side",
+                    ));
+                }
+                Sides { blue, green }
+            }
+        };
+
+        let mut route53 = Vec::new();
+        for (i, r) in self.route53.into_iter().enumerate() {
+            let key = |k: &str| format!("route53[{i}].{k}");
+            non_empty(&key("zone"), &r.zone)?;
+            non_empty(&key("record"), &r.record)?;
+            non_empty(&key("blue"), &r.blue)?;
+            non_empty(&key("green"), &r.green)?;
+            if r.blue == r.green {
+                return Err(bad_hint(
+                    key("green"),
+                    format!("blue and green name the same SetIdentifier `{}`", r.blue),
+                    "each side is its own weighted record set, told apart by SetIdentifier",
+                ));
+            }
+            let rtype = r.rtype.trim().to_ascii_uppercase();
+            if !RECORD_TYPES.contains(&rtype.as_str()) {
+                return Err(bad_hint(
+                    key("type"),
+                    format!("`{}` is not a Route53 record type", r.rtype),
+                    format!("one of {}", RECORD_TYPES.join(", ")),
+                ));
+            }
+            let record = fqdn(&r.record);
+            let zone = r.zone.trim().to_string();
+            if !is_zone_id(&zone) {
+                let z = fqdn(&zone);
+                if record != z && !record.ends_with(&format!(".{z}")) {
+                    return Err(bad(
+                        key("record"),
+                        format!("`{record}` is not inside the zone `{z}`"),
+                    ));
+                }
+            }
+            if let Some(p) = &r.preview {
+                non_empty(&key("preview"), p)?;
+                if fqdn(p) == record {
+                    return Err(bad(
+                        key("preview"),
+                        "must be another name than the weighted record",
+                    ));
+                }
+            }
+            let route = Route53Route {
+                zone: if is_zone_id(&zone) { zone } else { fqdn(&zone) },
+                record,
+                rtype,
+                blue: r.blue,
+                green: r.green,
+                preview: r.preview.map(|p| fqdn(&p)),
+            };
+            if route53.contains(&route) {
+                return Err(bad(key("record"), "the same record pair is listed twice"));
+            }
+            route53.push(route);
+        }
+
+        let mut alb = Vec::new();
+        for (i, r) in self.alb.into_iter().enumerate() {
+            let key = |k: &str| format!("alb[{i}].{k}");
+            let listener = r.listener.trim().to_string();
+            if !(listener.starts_with("arn:") && listener.contains(":listener/")) {
+                return Err(bad_hint(
+                    key("listener"),
+                    format!("`{listener}` is not a listener ARN"),
+                    "arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID (see `aws elbv2 describe-listeners`)",
+                ));
+            }
+            let rule = match r.rule.trim() {
+                "default" => RuleRef::Default,
+                arn if arn.starts_with("arn:") && arn.contains(":listener-rule/") => {
+                    RuleRef::Arn(arn.to_string())
+                }
+                other => {
+                    return Err(bad_hint(
+                        key("rule"),
+                        format!("`{other}` is neither \"default\" nor a listener rule ARN"),
+                        "\"default\" edits the listener's default action; a rule ARN edits that rule",
+                    ));
+                }
+            };
+            non_empty(&key("blue"), &r.blue)?;
+            non_empty(&key("green"), &r.green)?;
+            if r.blue == r.green {
+                return Err(bad(
+                    key("green"),
+                    format!("blue and green name the same target group `{}`", r.blue),
+                ));
+            }
+            let route = AlbRoute {
+                listener,
+                rule,
+                blue: r.blue.trim().to_string(),
+                green: r.green.trim().to_string(),
+            };
+            if alb
+                .iter()
+                .any(|a: &AlbRoute| a.listener == route.listener && a.rule == route.rule)
+            {
+                return Err(bad(key("rule"), "the same listener action is listed twice"));
+            }
+            alb.push(route);
+        }
+        if route53.is_empty() && alb.is_empty() {
+            return Err(bad_hint(
+                "",
+                "the profile has no routes",
+                "add a [[route53]] or an [[alb]] table naming the traffic split",
+            ));
+        }
+
+        let mut rollout = Rollout::default();
+        if let Some(r) = self.rollout {
+            if let Some(stages) = r.stages {
+                if stages.is_empty() {
+                    return Err(bad("rollout.stages", "must list at least one stage"));
+                }
+                for (i, w) in stages.iter().enumerate() {
+                    if *w == Percent::ZERO {
+                        return Err(bad(
+                            format!("rollout.stages[{i}]"),
+                            "a stage of 0 % moves no traffic",
+                        ));
+                    }
+                    if i > 0 && *w <= stages[i - 1] {
+                        return Err(bad_hint(
+                            format!("rollout.stages[{i}]"),
+                            format!("stages must be ascending ({w} after {})", stages[i - 1]),
+                            "for example stages = [10, 25, 50, 100]",
+                        ));
+                    }
+                }
+                if *stages.last().expect("non-empty") != Percent::FULL {
+                    return Err(bad_hint(
+                        format!("rollout.stages[{}]", stages.len() - 1),
+                        "the last stage must be 100",
+                        "a rollout ends with all traffic on the candidate",
+                    ));
+                }
+                rollout.stages = stages;
+            }
+            if let Some(b) = r.bake {
+                rollout.bake = duration("rollout.bake", &b)?;
+            }
+            if let Some(p) = r.poll {
+                rollout.poll = duration("rollout.poll", &p)?;
+                if rollout.poll.is_zero() {
+                    return Err(bad("rollout.poll", "must be longer than zero"));
+                }
+            }
+            if let Some(t) = r.failure_threshold {
+                if !(1..=1000).contains(&t) {
+                    return Err(bad(
+                        "rollout.failure_threshold",
+                        format!("{t} is outside 1–1000"),
+                    ));
+                }
+                rollout.failure_threshold = t as u32;
+            }
+            if let Some(o) = r.on_failure {
+                rollout.on_failure = o;
+            }
+            if let Some(h) = r.max_hold {
+                rollout.max_hold = duration("rollout.max_hold", &h)?;
+            }
+        }
+
+        let mut gates = Vec::new();
+        for (i, g) in self.gate.into_iter().enumerate() {
+            let key = |k: &str| format!("gate[{i}].{k}");
+            let (label, kind) = match g {
+                RawGate::TargetHealth { name, min_healthy } => {
+                    if !(0.0..=1.0).contains(&min_healthy) {
+                        return Err(bad_hint(
+                            key("min_healthy"),
+                            format!("{min_healthy} is outside 0–1"),
+                            "a fraction: 1.0 means every target healthy",
+                        ));
+                    }
+                    (name, GateKind::TargetHealth { min_healthy })
+                }
+                RawGate::Alarm { name, alarms } => {
+                    if alarms.is_empty() {
+                        return Err(bad(key("alarms"), "must name at least one alarm"));
+                    }
+                    for (j, a) in alarms.iter().enumerate() {
+                        non_empty(&format!("gate[{i}].alarms[{j}]"), a)?;
+                    }
+                    (name, GateKind::Alarm { alarms })
+                }
+                RawGate::Metric {
+                    name,
+                    namespace,
+                    metric,
+                    dimensions,
+                    stat,
+                    expression,
+                    metrics,
+                    period,
+                    window,
+                    max,
+                    min,
+                } => {
+                    let query = match (expression, namespace, metric) {
+                        (Some(expression), None, None) => {
+                            if metrics.is_empty() {
+                                return Err(bad_hint(
+                                    key("metrics"),
+                                    "an expression needs the metrics it uses",
+                                    "[[gate.metrics]] id = \"m1\", namespace = …, metric = …",
+                                ));
+                            }
+                            MetricQuery::Expression {
+                                expression,
+                                metrics,
+                            }
+                        }
+                        (None, Some(namespace), Some(metric)) => {
+                            if !metrics.is_empty() {
+                                return Err(bad(key("metrics"), "only used with `expression`"));
+                            }
+                            MetricQuery::Metric {
+                                namespace,
+                                metric,
+                                dimensions,
+                                stat,
+                            }
+                        }
+                        _ => {
+                            return Err(bad_hint(
+                                key("expression"),
+                                "give either `namespace` and `metric`, or `expression` with `metrics`",
+                                "namespace = \"AWS/ApplicationELB\", metric = \"HTTPCode_Target_5XX_Count\"",
+                            ));
+                        }
+                    };
+                    if max.is_none() && min.is_none() {
+                        return Err(bad_hint(
+                            key("max"),
+                            "a metric gate needs a threshold",
+                            "`max` fails above it, `min` fails below it",
+                        ));
+                    }
+                    let period = duration(&key("period"), &period)?;
+                    let window = duration(&key("window"), &window)?;
+                    if period.as_secs() < 1 || period.as_secs() % 60 != 0 && period.as_secs() > 60 {
+                        return Err(bad_hint(
+                            key("period"),
+                            "CloudWatch periods are 1, 5, 10, 30 seconds or a multiple of 60",
+                            "for example \"1m\"",
+                        ));
+                    }
+                    if window < period {
+                        return Err(bad(key("window"), "must be at least one period"));
+                    }
+                    (
+                        name,
+                        GateKind::Metric {
+                            query,
+                            period,
+                            window,
+                            max,
+                            min,
+                        },
+                    )
+                }
+                RawGate::Route53HealthCheck {
+                    name,
+                    health_check_id,
+                } => {
+                    non_empty(&key("health_check_id"), &health_check_id)?;
+                    (name, GateKind::Route53HealthCheck { health_check_id })
+                }
+                RawGate::Http {
+                    name,
+                    url,
+                    expect_status,
+                    body_contains,
+                    timeout,
+                } => {
+                    http_url(&key("url"), &url)?;
+                    if !(100..=599).contains(&expect_status) {
+                        return Err(bad(
+                            key("expect_status"),
+                            format!("{expect_status} is not an HTTP status"),
+                        ));
+                    }
+                    let timeout = duration(&key("timeout"), &timeout)?;
+                    (
+                        name,
+                        GateKind::Http {
+                            url,
+                            expect_status: expect_status as u16,
+                            body_contains,
+                            timeout,
+                        },
+                    )
+                }
+                RawGate::Webhook {
+                    name,
+                    url,
+                    rollback,
+                    timeout,
+                } => {
+                    http_url(&key("url"), &url)?;
+                    let timeout = duration(&key("timeout"), &timeout)?;
+                    (
+                        name,
+                        GateKind::Webhook {
+                            url,
+                            rollback,
+                            timeout,
+                        },
+                    )
+                }
+            };
+            let label = label.unwrap_or_else(|| format!("{}#{}", kind.type_name(), i + 1));
+            gates.push(Gate { name: label, kind });
+        }
+
+        let state = match self.state {
+            None => None,
+            Some(s) => {
+                let ok = (3..=255).contains(&s.table.len())
+                    && s.table
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                if !ok {
+                    return Err(bad_hint(
+                        "state.table",
+                        format!("`{}` is not a DynamoDB table name", s.table),
+                        "3–255 characters of a-z, A-Z, 0-9, _ - .",
+                    ));
+                }
+                Some(StateConfig { table: s.table })
+            }
+        };
+        let notify = match self.notify {
+            None => Notify::default(),
+            Some(n) => {
+                if let Some(arn) = &n.sns_topic_arn {
+                    if !(arn.starts_with("arn:") && arn.contains(":sns:")) {
+                        return Err(bad(
+                            "notify.sns_topic_arn",
+                            format!("`{arn}` is not an SNS topic ARN"),
+                        ));
+                    }
+                }
+                if let Some(url) = &n.webhook {
+                    http_url("notify.webhook", url)?;
+                }
+                Notify {
+                    sns_topic_arn: n.sns_topic_arn,
+                    webhook: n.webhook,
+                }
+            }
+        };
+
+        Ok(Profile {
+            name,
+            path: path.to_path_buf(),
+            description: self.description,
+            region: self.region,
+            sides,
+            route53,
+            alb,
+            rollout,
+            gates,
+            state,
+            notify,
+        })
+    }
+}
+
+/// A hosted zone id (`Z0123…` or `/hostedzone/Z0123…`) rather than a zone name.
+pub fn is_zone_id(zone: &str) -> bool {
+    let id = zone.trim_start_matches("/hostedzone/");
+    !id.contains('.')
+        && id.len() >= 5
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+impl GateKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            GateKind::TargetHealth { .. } => "target-health",
+            GateKind::Alarm { .. } => "alarm",
+            GateKind::Metric { .. } => "metric",
+            GateKind::Route53HealthCheck { .. } => "route53-health-check",
+            GateKind::Http { .. } => "http",
+            GateKind::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+impl fmt::Display for OnFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OnFailure::Rollback => "rollback",
+            OnFailure::Pause => "pause",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profile, String> {
+        Profile::parse(Path::new("profiles/t.toml"), text).map_err(|e| e.to_string())
+    }
+
+    const MIN: &str = r#"
+[[route53]]
+zone = "myapp.com."
+record = "api.myapp.com"
+blue = "blue"
+green = "green"
+"#;
+
+    #[test]
+    fn minimal_profile_takes_defaults() {
+        let p = parse(MIN).unwrap();
+        assert_eq!(p.name, "t");
+        assert_eq!(p.route53[0].record, "api.myapp.com.");
+        assert_eq!(p.route53[0].rtype, "A");
+        assert_eq!(p.rollout, Rollout::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_path() {
+        let err = parse(&format!("{MIN}\n[rollout]\nstagez = [1]\n")).unwrap_err();
+        assert!(err.contains("profiles/t.toml"), "{err}");
+        assert!(err.contains("rollout"), "{err}");
+        assert!(err.contains("stagez"), "{err}");
+    }
+
+    #[test]
+    fn stages_must_ascend_and_end_at_100() {
+        let err = parse(&format!("{MIN}\n[rollout]\nstages = [10, 50, 25, 100]\n")).unwrap_err();
+        assert!(
+            err.contains("rollout.stages[2]") && err.contains("ascending"),
+            "{err}"
+        );
+        let err = parse(&format!("{MIN}\n[rollout]\nstages = [10, 50]\n")).unwrap_err();
+        assert!(
+            err.contains("rollout.stages[1]") && err.contains("100"),
+            "{err}"
+        );
+        let err = parse(&format!("{MIN}\n[rollout]\nstages = [10, 150]\n")).unwrap_err();
+        assert!(
+            err.contains("rollout.stages[1]") && err.contains("outside"),
+            "{err}"
+        );
+        let p = parse(&format!("{MIN}\n[rollout]\nstages = [0.5, 10, 100]\n")).unwrap();
+        assert_eq!(p.rollout.stages[0].to_string(), "0.5");
+    }
+
+    #[test]
+    fn gate_fields_are_checked_per_type() {
+        let err = parse(&format!(
+            "{MIN}\n[[gate]]\ntype = \"alarm\"\nalarm = [\"x\"]\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("gate[0]") && err.contains("alarm"), "{err}");
+        let err = parse(&format!("{MIN}\n[[gate]]\ntype = \"nope\"\n")).unwrap_err();
+        assert!(err.contains("gate[0]") && err.contains("nope"), "{err}");
+        let err = parse(&format!(
+            "{MIN}\n[[gate]]\ntype = \"http\"\nurl = \"ftp://x\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("gate[0].url"), "{err}");
+        let p = parse(&format!(
+            "{MIN}\n[[gate]]\ntype = \"webhook\"\nurl = \"https://h/confirm\"\n[[gate]]\ntype = \"target-health\"\n"
+        ))
+        .unwrap();
+        assert_eq!(p.gates[0].name, "webhook#1");
+        assert_eq!(p.gates[1].kind, GateKind::TargetHealth { min_healthy: 1.0 });
+    }
+
+    #[test]
+    fn bad_durations_name_their_key() {
+        let err = parse(&format!("{MIN}\n[rollout]\nbake = \"five minutes\"\n")).unwrap_err();
+        assert!(
+            err.contains("rollout.bake") && err.contains("hint:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_profile_needs_a_route() {
+        let err = parse("description = \"x\"\n").unwrap_err();
+        assert!(err.contains("no routes"), "{err}");
+    }
+
+    #[test]
+    fn alb_routes_need_listener_arns() {
+        let err =
+            parse("[[alb]]\nlistener = \"front\"\nblue = \"a\"\ngreen = \"b\"\n").unwrap_err();
+        assert!(err.contains("alb[0].listener"), "{err}");
+        let ok = parse(
+            "[[alb]]\nlistener = \"arn:aws:elasticloadbalancing:us-west-2:1:listener/app/f/1/2\"\nblue = \"a\"\ngreen = \"b\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.alb[0].rule, RuleRef::Default);
+    }
+
+    #[test]
+    fn syntax_errors_say_the_line() {
+        let err = parse("[[route53]]\nzone = \n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn record_outside_zone_is_refused() {
+        let err = parse(
+            "[[route53]]\nzone = \"a.com\"\nrecord = \"api.b.com\"\nblue = \"b\"\ngreen = \"g\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("route53[0].record"), "{err}");
+    }
+}

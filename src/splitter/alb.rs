@@ -1,0 +1,468 @@
+//! The ALB splitter: the weighted forward action of a listener's default action or of a listener
+//! rule, between a blue and a green target group.
+//!
+//! ModifyListener / ModifyRule replace the whole action list, so a write sends back every action
+//! exactly as read with only the two weights changed: other actions, other target groups of the
+//! forward config, its stickiness config; a rule's conditions and priority are not sent and stay.
+//! Listeners and rules owned by the AWS Load Balancer Controller are refused: it would revert the
+//! edit on its next reconcile.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_elasticloadbalancingv2::Client;
+use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, Listener, Rule};
+use futures::{StreamExt, TryStreamExt, stream};
+
+use super::{Raw, RouteChange, RouteKind, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome};
+use crate::error::{Error, Result};
+use crate::profile::{AlbRoute, RuleRef};
+use crate::split::{Side, Weights};
+
+/// Tag keys the AWS Load Balancer Controller puts on what it owns.
+pub const CONTROLLER_TAGS: [&str; 2] = ["elbv2.k8s.aws/cluster", "ingress.k8s.aws/stack"];
+/// DescribeTags accepts at most 20 ARNs a call.
+const TAG_BATCH: usize = 20;
+const READ_PARALLELISM: usize = 4;
+
+/// What a write needs of a route: the full action list as read and where the weights sit in it.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub listener_arn: String,
+    pub rule_arn: Option<String>,
+    pub actions: Vec<Action>,
+    /// Index of the forward action in `actions`.
+    pub forward: usize,
+    pub blue_arn: String,
+    pub green_arn: String,
+}
+
+pub struct AlbSplitter {
+    client: Client,
+    routes: Vec<AlbRoute>,
+}
+
+/// The load balancer ARN a listener or rule ARN belongs to.
+fn load_balancer_arn(arn: &str) -> Option<String> {
+    // arn:aws:elasticloadbalancing:R:A:listener/app/NAME/LBID/LID[/RULEID]
+    let (prefix, rest) = arn
+        .split_once(":listener/")
+        .or_else(|| arn.split_once(":listener-rule/"))?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    (parts.len() >= 3).then(|| {
+        format!(
+            "{prefix}:loadbalancer/{}/{}/{}",
+            parts[0], parts[1], parts[2]
+        )
+    })
+}
+
+/// The listener ARN a rule ARN belongs to.
+fn listener_of_rule(rule_arn: &str) -> Option<String> {
+    let (prefix, rest) = rule_arn.split_once(":listener-rule/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    (parts.len() == 5).then(|| format!("{prefix}:listener/{}", parts[..4].join("/")))
+}
+
+/// `tg-blue` out of `arn:…:targetgroup/tg-blue/abc123`.
+pub fn target_group_name(arn: &str) -> &str {
+    arn.split_once(":targetgroup/")
+        .map(|(_, r)| r.split('/').next().unwrap_or(r))
+        .unwrap_or(arn)
+}
+
+/// `front` out of a listener ARN.
+fn load_balancer_name(arn: &str) -> &str {
+    arn.split_once(":listener/")
+        .or_else(|| arn.split_once(":listener-rule/"))
+        .and_then(|(_, r)| r.split('/').nth(1))
+        .unwrap_or(arn)
+}
+
+impl AlbSplitter {
+    pub fn new(sdk: &SdkConfig, routes: Vec<AlbRoute>) -> AlbSplitter {
+        AlbSplitter {
+            client: Client::new(sdk),
+            routes,
+        }
+    }
+
+    async fn describe_listener(&self, arn: &str) -> Result<Listener> {
+        let out = self.client.describe_listeners().listener_arns(arn).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_listener_not_found_exception()) {
+                Error::refused_hint(format!("listener `{arn}` not found"), "check `listener` in the profile: `aws elbv2 describe-listeners --load-balancer-arn …`")
+            } else {
+                Error::aws(format!("DescribeListeners {arn}"), e)
+            }
+        })?;
+        out.listeners
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::refused(format!("listener `{arn}` not found")))
+    }
+
+    async fn describe_rule(&self, arn: &str) -> Result<Rule> {
+        let out = self
+            .client
+            .describe_rules()
+            .rule_arns(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_rule_not_found_exception())
+                {
+                    Error::refused_hint(
+                        format!("listener rule `{arn}` not found"),
+                        "check `rule` in the profile: `aws elbv2 describe-rules --listener-arn …`",
+                    )
+                } else {
+                    Error::aws(format!("DescribeRules {arn}"), e)
+                }
+            })?;
+        out.rules
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::refused(format!("listener rule `{arn}` not found")))
+    }
+
+    /// Tags of every ARN, 20 per DescribeTags call.
+    async fn tags(&self, arns: Vec<String>) -> Result<BTreeMap<String, Vec<(String, String)>>> {
+        let batches: Vec<Vec<String>> = arns.chunks(TAG_BATCH).map(<[String]>::to_vec).collect();
+        let found: Vec<Vec<(String, Vec<(String, String)>)>> = stream::iter(batches)
+            .map(|batch| async move {
+                let out = self
+                    .client
+                    .describe_tags()
+                    .set_resource_arns(Some(batch))
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("DescribeTags", e))?;
+                Ok::<_, Error>(
+                    out.tag_descriptions
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|d| {
+                            let tags = d
+                                .tags
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+                                .collect();
+                            (d.resource_arn.unwrap_or_default(), tags)
+                        })
+                        .collect(),
+                )
+            })
+            .buffer_unordered(READ_PARALLELISM)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Reads one route's action list and checks it.
+    async fn read_route(&self, index: usize, route: &AlbRoute) -> Result<RouteLive> {
+        let lb = load_balancer_name(&route.listener);
+        let (rule_arn, actions, name) = match &route.rule {
+            RuleRef::Default => {
+                let l = self.describe_listener(&route.listener).await?;
+                let port = l.port.map(|p| p.to_string()).unwrap_or_default();
+                (
+                    None,
+                    l.default_actions.unwrap_or_default(),
+                    format!("{lb}/listener:{port}/default"),
+                )
+            }
+            RuleRef::Arn(arn) => {
+                if listener_of_rule(arn).as_deref() != Some(route.listener.as_str()) {
+                    return Err(Error::refused_hint(
+                        format!(
+                            "rule `{arn}` does not belong to listener `{}`",
+                            route.listener
+                        ),
+                        "a rule ARN carries its listener's id: take both from `aws elbv2 describe-rules --listener-arn …`",
+                    ));
+                }
+                let r = self.describe_rule(arn).await?;
+                let prio = r.priority.unwrap_or_default();
+                (
+                    Some(arn.clone()),
+                    r.actions.unwrap_or_default(),
+                    format!("{lb}/rule:{prio}"),
+                )
+            }
+        };
+        let where_ = match &rule_arn {
+            Some(r) => format!("rule `{r}`"),
+            None => format!("the default action of listener `{}`", route.listener),
+        };
+        let forward = actions
+            .iter()
+            .position(|a| a.r#type == Some(ActionTypeEnum::Forward))
+            .ok_or_else(|| {
+                Error::refused_hint(
+                    format!("{where_} has no forward action"),
+                    "cutover shifts the weights of a forward action between two target groups",
+                )
+            })?;
+        let groups: Vec<(String, u32)> = {
+            let a = &actions[forward];
+            match a
+                .forward_config
+                .as_ref()
+                .and_then(|f| f.target_groups.as_ref())
+            {
+                Some(tgs) if !tgs.is_empty() => tgs
+                    .iter()
+                    .filter_map(|t| {
+                        Some((
+                            t.target_group_arn.clone()?,
+                            t.weight.unwrap_or(1).max(0) as u32,
+                        ))
+                    })
+                    .collect(),
+                _ => a
+                    .target_group_arn
+                    .iter()
+                    .map(|arn| (arn.clone(), 1))
+                    .collect(),
+            }
+        };
+        let find = |side: Side| -> Result<(String, u32)> {
+            let want = route.target_group(side);
+            groups
+                .iter()
+                .find(|(arn, _)| arn == want || target_group_name(arn) == want)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::refused_hint(
+                        format!(
+                            "target group `{want}` ({side}) is not in the forward action of {where_} (it forwards to: {})",
+                            groups.iter().map(|(a, _)| target_group_name(a)).collect::<Vec<_>>().join(", ")
+                        ),
+                        "add both target groups to the forward action (the candidate at weight 0) before a cutover",
+                    )
+                })
+        };
+        let (blue_arn, blue_w) = find(Side::Blue)?;
+        let (green_arn, green_w) = find(Side::Green)?;
+        Ok(RouteLive {
+            index,
+            kind: RouteKind::Alb,
+            name,
+            weights: Weights::new(blue_w, green_w),
+            raw: Raw::Alb(Snapshot {
+                listener_arn: route.listener.clone(),
+                rule_arn,
+                actions,
+                forward,
+                blue_arn,
+                green_arn,
+            }),
+        })
+    }
+
+    async fn write_one(&self, c: &RouteChange) -> Result<()> {
+        let Raw::Alb(s) = &c.route.raw else {
+            return Err(Error::Other(
+                "an ALB write was given a route of another kind".into(),
+            ));
+        };
+        let actions = rewrite_actions(s, c.to);
+        match &s.rule_arn {
+            None => {
+                self.client
+                    .modify_listener()
+                    .listener_arn(&s.listener_arn)
+                    .set_default_actions(Some(actions))
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws(format!("ModifyListener {}", s.listener_arn), e))?;
+            }
+            Some(rule) => {
+                self.client
+                    .modify_rule()
+                    .rule_arn(rule)
+                    .set_actions(Some(actions))
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws(format!("ModifyRule {rule}"), e))?;
+            }
+        }
+        tracing::info!(route = %c.route.name, blue = c.to.blue, green = c.to.green, "alb weights written");
+        Ok(())
+    }
+}
+
+/// The action list as read, with the blue and green weights of the forward action replaced.
+fn rewrite_actions(s: &Snapshot, to: Weights) -> Vec<Action> {
+    let mut actions = s.actions.clone();
+    for a in &mut actions {
+        // DescribeRules never returns an OIDC client secret; this keeps the one in place.
+        if let Some(oidc) = a.authenticate_oidc_config.as_mut() {
+            if oidc.client_secret.is_none() {
+                oidc.use_existing_client_secret = Some(true);
+            }
+        }
+    }
+    let fwd = &mut actions[s.forward];
+    if let Some(cfg) = fwd.forward_config.as_mut() {
+        if let Some(tgs) = cfg.target_groups.as_mut() {
+            for t in tgs.iter_mut() {
+                match t.target_group_arn.as_deref() {
+                    Some(arn) if arn == s.blue_arn => t.weight = Some(to.blue as i32),
+                    Some(arn) if arn == s.green_arn => t.weight = Some(to.green as i32),
+                    _ => {}
+                }
+            }
+            // With several target groups the forward config alone names them.
+            if tgs.len() > 1 {
+                fwd.target_group_arn = None;
+            }
+        }
+    }
+    actions
+}
+
+impl Splitter for AlbSplitter {
+    async fn read(&self) -> Result<Vec<RouteLive>> {
+        if self.routes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let routes: Vec<RouteLive> = stream::iter(self.routes.iter().enumerate())
+            .map(|(i, r)| self.read_route(i, r))
+            .buffered(READ_PARALLELISM)
+            .try_collect()
+            .await?;
+
+        // Refuse anything the AWS Load Balancer Controller owns: the load balancer, the listener or
+        // the rule carrying its tags.
+        let mut arns: Vec<String> = Vec::new();
+        for r in &self.routes {
+            arns.extend(load_balancer_arn(&r.listener));
+            arns.push(r.listener.clone());
+            if let RuleRef::Arn(a) = &r.rule {
+                arns.push(a.clone());
+            }
+        }
+        arns.sort();
+        arns.dedup();
+        let tags = self.tags(arns).await?;
+        for r in &self.routes {
+            let mut owned = vec![r.listener.clone()];
+            owned.extend(load_balancer_arn(&r.listener));
+            if let RuleRef::Arn(a) = &r.rule {
+                owned.push(a.clone());
+            }
+            for arn in owned {
+                if let Some((k, v)) = tags
+                    .get(&arn)
+                    .into_iter()
+                    .flatten()
+                    .find(|(k, _)| CONTROLLER_TAGS.contains(&k.as_str()))
+                {
+                    return Err(Error::refused_hint(
+                        format!(
+                            "`{arn}` is managed by the AWS Load Balancer Controller (tag {k}={v}): it would revert a weight change on its next reconcile"
+                        ),
+                        "shift between the ingress ALBs with [[route53]] weighted records instead, or use an ALB you own whose target groups are fed by TargetGroupBinding",
+                    ));
+                }
+            }
+        }
+        Ok(routes)
+    }
+
+    async fn write(&self, changes: &[RouteChange]) -> Vec<WriteOutcome> {
+        stream::iter(
+            changes
+                .iter()
+                .filter(|c| !c.is_noop() && c.route.kind == RouteKind::Alb),
+        )
+        .map(|c| async move {
+            let result = self.write_one(c).await;
+            WriteOutcome {
+                changes: vec![c.clone()],
+                result,
+            }
+        })
+        .buffer_unordered(WRITE_PARALLELISM)
+        .collect()
+        .await
+    }
+}
+
+/// The edit a change would send, for `--dry-run`.
+pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
+    let call = match &s.rule_arn {
+        Some(rule) => format!("ModifyRule {rule}"),
+        None => format!("ModifyListener {} (default action)", s.listener_arn),
+    };
+    let mut parts = Vec::new();
+    let mut kept = Vec::new();
+    if let Some(tgs) = s.actions[s.forward]
+        .forward_config
+        .as_ref()
+        .and_then(|f| f.target_groups.as_ref())
+    {
+        for t in tgs {
+            let arn = t.target_group_arn.as_deref().unwrap_or_default();
+            let w = t.weight.unwrap_or(1);
+            if arn == s.blue_arn {
+                parts.push(format!("{} {w} → {}", target_group_name(arn), to.blue));
+            } else if arn == s.green_arn {
+                parts.push(format!("{} {w} → {}", target_group_name(arn), to.green));
+            } else {
+                kept.push(format!("{} {w}", target_group_name(arn)));
+            }
+        }
+    }
+    let mut line = format!("{call}: forward {}", parts.join(", "));
+    if !kept.is_empty() {
+        line.push_str(&format!("; kept: {}", kept.join(", ")));
+    }
+    if let Some(st) = s.actions[s.forward]
+        .forward_config
+        .as_ref()
+        .and_then(|f| f.target_group_stickiness_config.as_ref())
+    {
+        if st.enabled == Some(true) {
+            line.push_str(&format!(
+                "; stickiness kept ({}s)",
+                st.duration_seconds.unwrap_or_default()
+            ));
+        }
+    }
+    if s.actions.len() > 1 {
+        line.push_str(&format!("; {} other action(s) kept", s.actions.len() - 1));
+    }
+    vec![line]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_derive() {
+        let l = "arn:aws:elasticloadbalancing:us-west-2:1:listener/app/front/abc/def";
+        let r = "arn:aws:elasticloadbalancing:us-west-2:1:listener-rule/app/front/abc/def/123";
+        assert_eq!(
+            load_balancer_arn(l).unwrap(),
+            "arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/front/abc"
+        );
+        assert_eq!(
+            load_balancer_arn(r).unwrap(),
+            "arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/front/abc"
+        );
+        assert_eq!(listener_of_rule(r).unwrap(), l);
+        assert_eq!(load_balancer_name(l), "front");
+        assert_eq!(
+            target_group_name("arn:aws:elasticloadbalancing:us-west-2:1:targetgroup/tg-blue/0a1b"),
+            "tg-blue"
+        );
+        assert_eq!(target_group_name("tg-blue"), "tg-blue");
+    }
+}

@@ -1,0 +1,262 @@
+//! Traffic splitters: where the blue/green weights live, and how they are read and written.
+//!
+//! Two kinds: weighted Route53 record pairs ([`route53`]) and ALB weighted forward actions
+//! ([`alb`]). Both implement [`Splitter`]; [`Traffic`] holds every route of one profile and moves
+//! them together: it reads and checks all of them before any write, writes them (Route53 routes
+//! of one hosted zone in one atomic change batch), waits until the writes are applied and reads
+//! back what it wrote. If a write fails part-way it puts back the routes already written; if that
+//! fails too it says so (exit 4) with every route's live split.
+
+pub mod alb;
+pub mod route53;
+
+use std::fmt;
+
+use aws_config::SdkConfig;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+use crate::split::{Percent, Side, Weights, choose_weights};
+
+/// How many writes (change batches, listener or rule edits) run at once.
+pub const WRITE_PARALLELISM: usize = 8;
+
+/// The kind of splitter a route uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    Route53,
+    Alb,
+}
+
+impl RouteKind {
+    /// The largest weight this splitter accepts (weights start at 0).
+    pub fn max_weight(self) -> u32 {
+        match self {
+            RouteKind::Route53 => 255,
+            RouteKind::Alb => 999,
+        }
+    }
+}
+
+impl fmt::Display for RouteKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RouteKind::Route53 => "route53",
+            RouteKind::Alb => "alb",
+        })
+    }
+}
+
+/// One route as read from AWS: its weights, and what a write needs to preserve everything else.
+#[derive(Clone, Debug)]
+pub struct RouteLive {
+    /// Position among the profile's routes of this kind.
+    pub index: usize,
+    pub kind: RouteKind,
+    /// A human name: `api.myapp.com. A` or `front/listener 443` / `front/rule 10`.
+    pub name: String,
+    pub weights: Weights,
+    pub(crate) raw: Raw,
+}
+
+/// What a backend keeps of a route between reading and writing it.
+#[derive(Clone, Debug)]
+pub(crate) enum Raw {
+    Route53(route53::Snapshot),
+    Alb(alb::Snapshot),
+}
+
+/// New weights for one route.
+#[derive(Clone, Debug)]
+pub struct RouteChange {
+    pub route: RouteLive,
+    pub to: Weights,
+    /// Whether `to` is exactly the percentage asked for.
+    pub exact: bool,
+}
+
+impl RouteChange {
+    pub fn is_noop(&self) -> bool {
+        self.route.weights == self.to
+    }
+
+    /// The exact API change this would make, one line per edit, for `--dry-run` and logs.
+    pub fn describe(&self) -> Vec<String> {
+        match &self.route.raw {
+            Raw::Route53(s) => route53::describe_change(s, self.to),
+            Raw::Alb(s) => alb::describe_change(s, self.to),
+        }
+    }
+}
+
+/// A splitter: reads every route of its kind, writes new weights and waits until applied.
+#[allow(async_fn_in_trait)]
+pub trait Splitter {
+    /// Reads each route, refusing (exit 2) any the profile names wrongly. Makes no write.
+    async fn read(&self) -> Result<Vec<RouteLive>>;
+    /// Writes the changes (skipping no-ops), waits until the service has applied them, and
+    /// returns what was read back. Each element of the result is one independent write unit
+    /// (a Route53 change batch, an ALB listener or rule), so a caller can tell what was written.
+    async fn write(&self, changes: &[RouteChange]) -> Vec<WriteOutcome>;
+}
+
+/// The outcome of one independent write (a Route53 change batch, one ALB action).
+#[derive(Debug)]
+pub struct WriteOutcome {
+    /// The changes this write carried.
+    pub changes: Vec<RouteChange>,
+    pub result: Result<()>,
+}
+
+/// Every route of one profile, moved together.
+pub struct Traffic {
+    route53: route53::Route53Splitter,
+    alb: alb::AlbSplitter,
+}
+
+impl Traffic {
+    pub fn new(sdk: &SdkConfig, profile: &Profile) -> Traffic {
+        Traffic {
+            route53: route53::Route53Splitter::new(sdk, profile.route53.clone()),
+            alb: alb::AlbSplitter::new(sdk, profile.alb.clone()),
+        }
+    }
+
+    /// Reads and checks every route (both kinds at once). Any bad route refuses the whole profile.
+    pub async fn read(&self) -> Result<Vec<RouteLive>> {
+        let (r53, alb) = tokio::join!(self.route53.read(), self.alb.read());
+        let mut routes = r53?;
+        routes.extend(alb?);
+        Ok(routes)
+    }
+
+    /// The changes that put `percent` of the traffic on `side` on every route.
+    pub fn plan(routes: &[RouteLive], side: Side, percent: Percent) -> Vec<RouteChange> {
+        routes
+            .iter()
+            .map(|r| {
+                let choice = choose_weights(side, percent, r.kind.max_weight());
+                RouteChange {
+                    route: r.clone(),
+                    to: choice.weights,
+                    exact: choice.exact,
+                }
+            })
+            .collect()
+    }
+
+    /// Writes every change, reads back, and verifies. On a part-way failure, puts back the writes
+    /// that went through; if that fails too, returns [`Error::SplitUnknown`].
+    pub async fn apply(&self, changes: &[RouteChange]) -> Result<Vec<RouteLive>> {
+        let todo: Vec<RouteChange> = changes.iter().filter(|c| !c.is_noop()).cloned().collect();
+        let outcomes = self.write_all(&todo).await;
+        let (done, failed): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(|o| o.result.is_ok());
+        if let Some(first) = failed.into_iter().next() {
+            let cause = first.result.expect_err("partitioned on error");
+            let written: Vec<RouteChange> = done.into_iter().flat_map(|o| o.changes).collect();
+            if written.is_empty() {
+                return Err(cause);
+            }
+            tracing::warn!(
+                routes = written.len(),
+                "a write failed part-way; putting back the routes already written"
+            );
+            let undo: Vec<RouteChange> = written
+                .iter()
+                .map(|c| {
+                    let mut route = c.route.clone();
+                    route.weights = c.to;
+                    RouteChange {
+                        route,
+                        to: c.route.weights,
+                        exact: true,
+                    }
+                })
+                .collect();
+            let undone = self.write_all(&undo).await;
+            if undone.iter().all(|o| o.result.is_ok()) {
+                return Err(match cause {
+                    Error::Aws { action, message } => Error::Aws {
+                        action,
+                        message: format!(
+                            "{message}\n(the routes already written were put back: traffic is as before)"
+                        ),
+                    },
+                    other => other,
+                });
+            }
+            return Err(self
+                .split_unknown(format!(
+                    "{cause}; putting back the routes already written failed too"
+                ))
+                .await);
+        }
+        let after = match self.read().await {
+            Ok(after) => after,
+            Err(e) => {
+                return Err(Error::SplitUnknown {
+                    message: format!("wrote the new split but could not read it back: {e}"),
+                });
+            }
+        };
+        for c in changes {
+            let live = after
+                .iter()
+                .find(|r| r.kind == c.route.kind && r.index == c.route.index);
+            match live {
+                Some(r) if r.weights == c.to => {}
+                Some(r) => {
+                    return Err(self
+                        .split_unknown(format!(
+                            "read back {} {} at weights {}:{} after writing {}:{} (did someone else change it?)",
+                            r.kind, r.name, r.weights.blue, r.weights.green, c.to.blue, c.to.green
+                        ))
+                        .await);
+                }
+                None => {
+                    return Err(Error::Other(format!(
+                        "{} {} vanished after the write",
+                        c.route.kind, c.route.name
+                    )));
+                }
+            }
+        }
+        Ok(after)
+    }
+
+    async fn write_all(&self, changes: &[RouteChange]) -> Vec<WriteOutcome> {
+        let (r53, alb): (Vec<RouteChange>, Vec<RouteChange>) = changes
+            .iter()
+            .cloned()
+            .partition(|c| c.route.kind == RouteKind::Route53);
+        let (mut a, b) = tokio::join!(self.route53.write(&r53), self.alb.write(&alb));
+        a.extend(b);
+        a
+    }
+
+    /// An exit-4 error listing every route's live split, as far as it can be read.
+    async fn split_unknown(&self, what: String) -> Error {
+        let mut message =
+            format!("{what}\ntraffic may be split unexpectedly; a human must look. Live now:");
+        match self.read().await {
+            Ok(routes) => {
+                for r in routes {
+                    message.push_str(&format!("\n  {} {}: {}", r.kind, r.name, r.weights));
+                }
+            }
+            Err(e) => message.push_str(&format!("\n  (could not read the routes: {e})")),
+        }
+        Error::SplitUnknown { message }
+    }
+}
+
+/// The side holding all traffic on every route, if there is one.
+pub fn sole_side(routes: &[RouteLive]) -> Option<Side> {
+    let first = routes.first()?.weights.sole_side()?;
+    routes
+        .iter()
+        .all(|r| r.weights.sole_side() == Some(first))
+        .then_some(first)
+}

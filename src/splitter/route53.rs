@@ -1,0 +1,500 @@
+//! The Route53 splitter: a pair of weighted record sets (same name and type, told apart by
+//! `SetIdentifier`) in one hosted zone.
+//!
+//! A write UPSERTs the record sets as they were read with only `Weight` changed, so TTL, values,
+//! alias target, `EvaluateTargetHealth` and health-check id are kept. All routes of one hosted
+//! zone go in ONE change batch (Route53 applies a batch atomically), then GetChange is polled until
+//! the change is INSYNC and the records are read back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_route53::Client;
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecordSet, RrType,
+};
+use futures::{StreamExt, TryStreamExt, stream};
+
+use super::{Raw, RouteChange, RouteKind, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome};
+use crate::error::{Error, Result};
+use crate::profile::{Route53Route, fqdn, is_zone_id};
+use crate::split::{Side, Weights};
+
+/// How long a change may take to reach INSYNC before the command gives up waiting.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
+/// ListResourceRecordSets' largest page.
+const PAGE: i32 = 300;
+/// Reads of zones and records in flight at once (Route53 allows 5 requests a second per account;
+/// the SDK's adaptive retry slows down further when throttled).
+const READ_PARALLELISM: usize = 4;
+
+/// What a write needs of a route: the zone and both record sets exactly as read.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub zone_id: String,
+    pub zone_name: String,
+    pub blue: ResourceRecordSet,
+    pub green: ResourceRecordSet,
+}
+
+impl Snapshot {
+    fn set(&self, side: Side) -> &ResourceRecordSet {
+        match side {
+            Side::Blue => &self.blue,
+            Side::Green => &self.green,
+        }
+    }
+}
+
+pub struct Route53Splitter {
+    client: Client,
+    routes: Vec<Route53Route>,
+}
+
+/// A hosted zone as resolved from the profile's `zone`.
+#[derive(Clone, Debug)]
+struct Zone {
+    id: String,
+    name: String,
+    record_count: i64,
+}
+
+impl Route53Splitter {
+    pub fn new(sdk: &SdkConfig, routes: Vec<Route53Route>) -> Route53Splitter {
+        Route53Splitter {
+            client: Client::new(sdk),
+            routes,
+        }
+    }
+
+    /// Finds a hosted zone by id or by name; a name shared by several zones (public and private)
+    /// is refused: the profile must give the id.
+    async fn zone(&self, zone: &str) -> Result<Zone> {
+        if is_zone_id(zone) {
+            let id = zone.trim_start_matches("/hostedzone/");
+            let out = self
+                .client
+                .get_hosted_zone()
+                .id(id)
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_hosted_zone())
+                    {
+                        Error::refused_hint(
+                            format!("hosted zone `{id}` not found"),
+                            "check `zone` in the profile: `aws route53 list-hosted-zones`",
+                        )
+                    } else {
+                        Error::aws(format!("GetHostedZone {id}"), e)
+                    }
+                })?;
+            let z = out
+                .hosted_zone
+                .ok_or_else(|| Error::Other(format!("GetHostedZone {id} returned no zone")))?;
+            return Ok(Zone {
+                id: z.id.trim_start_matches("/hostedzone/").to_string(),
+                name: z.name,
+                record_count: z.resource_record_set_count.unwrap_or(0),
+            });
+        }
+        let name = fqdn(zone);
+        let out = self
+            .client
+            .list_hosted_zones_by_name()
+            .dns_name(&name)
+            .max_items(10)
+            .send()
+            .await
+            .map_err(|e| Error::aws(format!("ListHostedZonesByName {name}"), e))?;
+        let found: Vec<Zone> = out
+            .hosted_zones
+            .into_iter()
+            .filter(|z| fqdn(&z.name) == name)
+            .map(|z| Zone {
+                id: z.id.trim_start_matches("/hostedzone/").to_string(),
+                name: z.name,
+                record_count: z.resource_record_set_count.unwrap_or(0),
+            })
+            .collect();
+        match found.len() {
+            0 => Err(Error::refused_hint(
+                format!("hosted zone `{name}` not found"),
+                "check `zone` in the profile: `aws route53 list-hosted-zones-by-name`",
+            )),
+            1 => Ok(found.into_iter().next().expect("one")),
+            _ => Err(Error::refused_hint(
+                format!(
+                    "hosted zone name `{name}` is ambiguous: {}",
+                    found
+                        .iter()
+                        .map(|z| z.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "a public and a private zone share the name: set `zone` to the zone id",
+            )),
+        }
+    }
+
+    /// Lists the record sets of `name`/`rtype` (all of them, paging within the name if needed).
+    async fn list_record(
+        &self,
+        zone: &Zone,
+        name: &str,
+        rtype: &RrType,
+    ) -> Result<Vec<ResourceRecordSet>> {
+        let mut start: (String, RrType, Option<String>) = (name.to_string(), rtype.clone(), None);
+        let mut sets = Vec::new();
+        loop {
+            let out = self
+                .client
+                .list_resource_record_sets()
+                .hosted_zone_id(&zone.id)
+                .start_record_name(&start.0)
+                .start_record_type(start.1.clone())
+                .set_start_record_identifier(start.2.clone())
+                .max_items(PAGE)
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e)
+                })?;
+            let mut past = false;
+            for set in out.resource_record_sets {
+                if same_name(&set.name, name) && set.r#type == *rtype {
+                    sets.push(set);
+                } else {
+                    past = true;
+                }
+            }
+            if past || !out.is_truncated {
+                return Ok(sets);
+            }
+            let next = (
+                out.next_record_name.unwrap_or_default(),
+                out.next_record_type.unwrap_or_else(|| rtype.clone()),
+                out.next_record_identifier,
+            );
+            if next == start || !same_name(&next.0, name) || next.1 != *rtype {
+                return Ok(sets);
+            }
+            start = next;
+        }
+    }
+
+    /// Lists every record set of a zone, page by page.
+    async fn list_zone(&self, zone: &Zone) -> Result<Vec<ResourceRecordSet>> {
+        let mut sets = Vec::new();
+        let mut start: Option<(String, RrType, Option<String>)> = None;
+        loop {
+            let mut req = self
+                .client
+                .list_resource_record_sets()
+                .hosted_zone_id(&zone.id)
+                .max_items(PAGE);
+            if let Some((n, t, i)) = &start {
+                req = req
+                    .start_record_name(n)
+                    .start_record_type(t.clone())
+                    .set_start_record_identifier(i.clone());
+            }
+            let out = req.send().await.map_err(|e| {
+                Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e)
+            })?;
+            sets.extend(out.resource_record_sets);
+            if !out.is_truncated {
+                return Ok(sets);
+            }
+            let next = (
+                out.next_record_name.unwrap_or_default(),
+                out.next_record_type.unwrap_or(RrType::A),
+                out.next_record_identifier,
+            );
+            if start.as_ref() == Some(&next) {
+                return Err(Error::Other(format!(
+                    "ListResourceRecordSets in zone {} did not advance",
+                    zone.id
+                )));
+            }
+            start = Some(next);
+        }
+    }
+
+    /// Polls GetChange until the change is INSYNC.
+    async fn wait_insync(&self, change_id: &str) -> Result<()> {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let out = self
+                .client
+                .get_change()
+                .id(change_id)
+                .send()
+                .await
+                .map_err(|e| Error::aws(format!("GetChange {change_id}"), e))?;
+            if out.change_info.map(|c| c.status) == Some(ChangeStatus::Insync) {
+                return Ok(());
+            }
+            if started.elapsed() >= SYNC_TIMEOUT {
+                return Err(Error::Aws {
+                    action: format!("GetChange {change_id}"),
+                    message: format!(
+                        "the change was accepted but is not INSYNC after {}s; Route53 applies accepted changes, so it should settle — check `aws route53 get-change --id {change_id}`",
+                        SYNC_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One change batch for one zone: UPSERTs of every record set whose weight changes.
+    async fn write_zone(&self, zone_id: &str, changes: &[RouteChange]) -> Result<()> {
+        let mut batch = Vec::new();
+        for c in changes {
+            let Raw::Route53(snap) = &c.route.raw else {
+                continue;
+            };
+            for side in Side::ALL {
+                if c.route.weights.get(side) == c.to.get(side) {
+                    continue;
+                }
+                let mut set = snap.set(side).clone();
+                set.weight = Some(i64::from(c.to.get(side)));
+                batch.push(
+                    Change::builder()
+                        .action(ChangeAction::Upsert)
+                        .resource_record_set(set)
+                        .build()
+                        .map_err(|e| Error::Other(format!("building a Route53 change: {e}")))?,
+                );
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let comment = format!(
+            "cutover: {}",
+            changes
+                .iter()
+                .map(|c| format!("{} {}:{}", c.route.name, c.to.blue, c.to.green))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let batch = ChangeBatch::builder()
+            .comment(truncate(&comment, 256))
+            .set_changes(Some(batch))
+            .build()
+            .map_err(|e| Error::Other(format!("building a Route53 change batch: {e}")))?;
+        let out = self
+            .client
+            .change_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(|e| Error::aws(format!("ChangeResourceRecordSets in zone {zone_id}"), e))?;
+        let info = out.change_info.ok_or_else(|| {
+            Error::Other("ChangeResourceRecordSets returned no change info".into())
+        })?;
+        tracing::info!(zone = zone_id, change = %info.id, status = %info.status, "route53 change submitted");
+        if info.status != ChangeStatus::Insync {
+            self.wait_insync(&info.id).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Splitter for Route53Splitter {
+    async fn read(&self) -> Result<Vec<RouteLive>> {
+        if self.routes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each distinct zone once.
+        let mut zone_keys: Vec<&str> = self.routes.iter().map(|r| r.zone.as_str()).collect();
+        zone_keys.sort();
+        zone_keys.dedup();
+        let zones: BTreeMap<String, Zone> = stream::iter(zone_keys)
+            .map(|z| async move { self.zone(z).await.map(|found| (z.to_string(), found)) })
+            .buffer_unordered(READ_PARALLELISM)
+            .try_collect()
+            .await?;
+
+        // A zone with many routes is listed whole when that takes fewer calls than one per route.
+        let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in &self.routes {
+            *per_zone.entry(zones[&r.zone].id.as_str()).or_default() += 1;
+        }
+        let whole: Vec<&Zone> = zones
+            .values()
+            .filter(|z| {
+                let pages = (z.record_count.max(1) as usize).div_ceil(PAGE as usize);
+                per_zone.get(z.id.as_str()).copied().unwrap_or(0) > 1
+                    && pages <= per_zone[z.id.as_str()]
+            })
+            .collect();
+        let mut listed: BTreeMap<String, Vec<ResourceRecordSet>> = BTreeMap::new();
+        for z in &whole {
+            listed.insert(z.id.clone(), self.list_zone(z).await?);
+        }
+
+        let routes: Vec<RouteLive> = stream::iter(self.routes.iter().enumerate())
+            .map(|(index, route)| {
+                let zone = zones[&route.zone].clone();
+                let listed = listed.get(&zone.id);
+                async move {
+                    let rtype = RrType::from(route.rtype.as_str());
+                    let sets = match listed {
+                        Some(all) => all
+                            .iter()
+                            .filter(|s| same_name(&s.name, &route.record) && s.r#type == rtype)
+                            .cloned()
+                            .collect(),
+                        None => self.list_record(&zone, &route.record, &rtype).await?,
+                    };
+                    route_live(index, route, &zone, sets)
+                }
+            })
+            .buffered(READ_PARALLELISM)
+            .try_collect()
+            .await?;
+        Ok(routes)
+    }
+
+    async fn write(&self, changes: &[RouteChange]) -> Vec<WriteOutcome> {
+        let mut by_zone: BTreeMap<String, Vec<RouteChange>> = BTreeMap::new();
+        for c in changes.iter().filter(|c| !c.is_noop()) {
+            if let Raw::Route53(s) = &c.route.raw {
+                by_zone
+                    .entry(s.zone_id.clone())
+                    .or_default()
+                    .push(c.clone());
+            }
+        }
+        stream::iter(by_zone)
+            .map(|(zone_id, changes)| async move {
+                let result = self.write_zone(&zone_id, &changes).await;
+                WriteOutcome { changes, result }
+            })
+            .buffer_unordered(WRITE_PARALLELISM)
+            .collect()
+            .await
+    }
+}
+
+/// Picks the blue and green sets out of the record's sets, refusing what cannot be split.
+fn route_live(
+    index: usize,
+    route: &Route53Route,
+    zone: &Zone,
+    sets: Vec<ResourceRecordSet>,
+) -> Result<RouteLive> {
+    let name = format!("{} {}", route.record, route.rtype);
+    if sets.is_empty() {
+        return Err(Error::refused_hint(
+            format!(
+                "record `{}` of type {} not found in hosted zone `{}` ({})",
+                route.record, route.rtype, zone.name, zone.id
+            ),
+            "check `record` and `type` in the profile; the weighted records must exist before a cutover",
+        ));
+    }
+    let ids: Vec<String> = sets
+        .iter()
+        .map(|s| s.set_identifier.clone().unwrap_or_else(|| "(none)".into()))
+        .collect();
+    let pick = |side: Side| -> Result<ResourceRecordSet> {
+        let want = route.set_identifier(side);
+        let set = sets.iter().find(|s| s.set_identifier.as_deref() == Some(want)).ok_or_else(|| {
+            Error::refused_hint(
+                format!("record `{}` {} has no record set with SetIdentifier `{want}` for the {side} side (found: {})", route.record, route.rtype, ids.join(", ")),
+                format!("set `{side}` under [[route53]] to one of the SetIdentifiers found"),
+            )
+        })?;
+        let weight = set.weight.ok_or_else(|| {
+            Error::refused_hint(
+                format!(
+                    "record set `{want}` of `{}` {} is not a weighted record",
+                    route.record, route.rtype
+                ),
+                "cutover shifts weighted routing records; make both sides weighted records",
+            )
+        })?;
+        if !(0..=255).contains(&weight) {
+            return Err(Error::refused(format!(
+                "record set `{want}` of `{}` has weight {weight}, outside 0–255",
+                route.record
+            )));
+        }
+        Ok(set.clone())
+    };
+    let blue = pick(Side::Blue)?;
+    let green = pick(Side::Green)?;
+    let weights = Weights::new(
+        blue.weight.unwrap_or(0) as u32,
+        green.weight.unwrap_or(0) as u32,
+    );
+    Ok(RouteLive {
+        index,
+        kind: RouteKind::Route53,
+        name,
+        weights,
+        raw: Raw::Route53(Snapshot {
+            zone_id: zone.id.clone(),
+            zone_name: zone.name.clone(),
+            blue,
+            green,
+        }),
+    })
+}
+
+/// The UPSERTs a change would send, for `--dry-run`.
+pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
+    let mut lines = Vec::new();
+    for side in Side::ALL {
+        let set = s.set(side);
+        let from = set.weight.unwrap_or(0);
+        let want = i64::from(to.get(side));
+        if from == want {
+            continue;
+        }
+        let target = match (&set.alias_target, &set.resource_records) {
+            (Some(a), _) => format!("alias {}", a.dns_name),
+            (None, Some(rr)) => rr
+                .iter()
+                .map(|r| r.value.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            (None, None) => String::new(),
+        };
+        lines.push(format!(
+            "ChangeResourceRecordSets zone {} ({}): UPSERT {} {} SetIdentifier={} Weight {from} → {want} ({target}; every other field kept)",
+            s.zone_id,
+            s.zone_name,
+            set.name,
+            set.r#type,
+            set.set_identifier.as_deref().unwrap_or(""),
+        ));
+    }
+    lines
+}
+
+/// Route53 returns names in lower case with `*` escaped as `\052`.
+fn same_name(returned: &str, wanted: &str) -> bool {
+    fqdn(&returned.replace("\\052", "*")) == fqdn(wanted)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max - 1;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end.saturating_sub(2)])
+}
