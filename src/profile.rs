@@ -172,6 +172,7 @@ pub enum RuleRef {
 /// A weighted forward action between two target groups.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlbRoute {
+    /// Listener ARN, or `LOAD_BALANCER_NAME:PORT`.
     pub listener: String,
     pub rule: RuleRef,
     /// Target group name or ARN.
@@ -674,11 +675,11 @@ impl RawProfile {
         for (i, r) in self.alb.into_iter().enumerate() {
             let key = |k: &str| format!("alb[{i}].{k}");
             let listener = r.listener.trim().to_string();
-            if !(listener.starts_with("arn:") && listener.contains(":listener/")) {
+            if !is_listener_ref(&listener) {
                 return Err(bad_hint(
                     key("listener"),
-                    format!("`{listener}` is not a listener ARN"),
-                    "arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID (see `aws elbv2 describe-listeners`)",
+                    format!("`{listener}` is neither a listener ARN nor LOAD_BALANCER:PORT"),
+                    "a listener ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID) or the load balancer's name and the listener's port, e.g. \"front:443\"",
                 ));
             }
             let rule = match r.rule.trim() {
@@ -985,6 +986,21 @@ impl RawProfile {
             notify,
         })
     }
+}
+
+/// A listener ARN, or `LOAD_BALANCER_NAME:PORT`.
+fn is_listener_ref(listener: &str) -> bool {
+    if listener.starts_with("arn:") {
+        return listener.contains(":listener/");
+    }
+    let Some((name, port)) = listener.rsplit_once(':') else {
+        return false;
+    };
+    let name_ok = (1..=32).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    name_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 /// A hosted zone id (`Z0123…` or `/hostedzone/Z0123…`) rather than a zone name.

@@ -25,6 +25,9 @@ pub const CONTROLLER_TAGS: [&str; 2] = ["elbv2.k8s.aws/cluster", "ingress.k8s.aw
 const TAG_BATCH: usize = 20;
 const READ_PARALLELISM: usize = 4;
 
+/// Tags of a resource, as (key, value) pairs.
+type Tags = Vec<(String, String)>;
+
 /// What a write needs of a route: the full action list as read and where the weights sit in it.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -129,9 +132,9 @@ impl AlbSplitter {
     }
 
     /// Tags of every ARN, 20 per DescribeTags call.
-    async fn tags(&self, arns: Vec<String>) -> Result<BTreeMap<String, Vec<(String, String)>>> {
+    async fn tags(&self, arns: Vec<String>) -> Result<BTreeMap<String, Tags>> {
         let batches: Vec<Vec<String>> = arns.chunks(TAG_BATCH).map(<[String]>::to_vec).collect();
-        let found: Vec<Vec<(String, Vec<(String, String)>)>> = stream::iter(batches)
+        let found: Vec<Vec<(String, Tags)>> = stream::iter(batches)
             .map(|batch| async move {
                 let out = self
                     .client
@@ -160,6 +163,75 @@ impl AlbSplitter {
             .try_collect()
             .await?;
         Ok(found.into_iter().flatten().collect())
+    }
+
+    /// The listener's ARN: as given, or looked up from `LOAD_BALANCER_NAME:PORT`.
+    async fn listener_arn(&self, listener: &str) -> Result<String> {
+        if listener.starts_with("arn:") {
+            return Ok(listener.to_string());
+        }
+        let (name, port) = listener
+            .rsplit_once(':')
+            .and_then(|(n, p)| Some((n, p.parse::<i32>().ok()?)))
+            .ok_or_else(|| {
+                Error::refused(format!(
+                    "`{listener}` is neither a listener ARN nor LOAD_BALANCER:PORT"
+                ))
+            })?;
+        let lbs = self
+            .client
+            .describe_load_balancers()
+            .names(name)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_load_balancer_not_found_exception())
+                {
+                    Error::refused_hint(
+                        format!("load balancer `{name}` not found"),
+                        "check `listener` in the profile: `aws elbv2 describe-load-balancers`",
+                    )
+                } else {
+                    Error::aws(format!("DescribeLoadBalancers {name}"), e)
+                }
+            })?;
+        let lb_arn = lbs
+            .load_balancers
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|lb| lb.load_balancer_arn)
+            .ok_or_else(|| Error::refused(format!("load balancer `{name}` not found")))?;
+        let listeners = self
+            .client
+            .describe_listeners()
+            .load_balancer_arn(&lb_arn)
+            .send()
+            .await
+            .map_err(|e| Error::aws(format!("DescribeListeners of {name}"), e))?
+            .listeners
+            .unwrap_or_default();
+        let ports: Vec<String> = listeners
+            .iter()
+            .filter_map(|l| l.port.map(|p| p.to_string()))
+            .collect();
+        listeners
+            .into_iter()
+            .find(|l| l.port == Some(port))
+            .and_then(|l| l.listener_arn)
+            .ok_or_else(|| {
+                Error::refused_hint(
+                    format!(
+                        "load balancer `{name}` has no listener on port {port} (ports: {})",
+                        if ports.is_empty() {
+                            "none".into()
+                        } else {
+                            ports.join(", ")
+                        }
+                    ),
+                    "check `listener` in the profile",
+                )
+            })
     }
 
     /// Reads one route's action list and checks it.
@@ -253,14 +325,14 @@ impl AlbSplitter {
             kind: RouteKind::Alb,
             name,
             weights: Weights::new(blue_w, green_w),
-            raw: Raw::Alb(Snapshot {
+            raw: Raw::Alb(Box::new(Snapshot {
                 listener_arn: route.listener.clone(),
                 rule_arn,
                 actions,
                 forward,
                 blue_arn,
                 green_arn,
-            }),
+            })),
         })
     }
 
@@ -331,7 +403,19 @@ impl Splitter for AlbSplitter {
         if self.routes.is_empty() {
             return Ok(Vec::new());
         }
-        let routes: Vec<RouteLive> = stream::iter(self.routes.iter().enumerate())
+        // Listeners named LOAD_BALANCER:PORT become ARNs first.
+        let resolved: Vec<AlbRoute> = stream::iter(self.routes.iter())
+            .map(|r| async move {
+                let listener = self.listener_arn(&r.listener).await?;
+                Ok::<_, Error>(AlbRoute {
+                    listener,
+                    ..r.clone()
+                })
+            })
+            .buffered(READ_PARALLELISM)
+            .try_collect()
+            .await?;
+        let routes: Vec<RouteLive> = stream::iter(resolved.iter().enumerate())
             .map(|(i, r)| self.read_route(i, r))
             .buffered(READ_PARALLELISM)
             .try_collect()
@@ -340,7 +424,7 @@ impl Splitter for AlbSplitter {
         // Refuse anything the AWS Load Balancer Controller owns: the load balancer, the listener or
         // the rule carrying its tags.
         let mut arns: Vec<String> = Vec::new();
-        for r in &self.routes {
+        for r in &resolved {
             arns.extend(load_balancer_arn(&r.listener));
             arns.push(r.listener.clone());
             if let RuleRef::Arn(a) = &r.rule {
@@ -350,7 +434,7 @@ impl Splitter for AlbSplitter {
         arns.sort();
         arns.dedup();
         let tags = self.tags(arns).await?;
-        for r in &self.routes {
+        for r in &resolved {
             let mut owned = vec![r.listener.clone()];
             owned.extend(load_balancer_arn(&r.listener));
             if let RuleRef::Arn(a) = &r.rule {

@@ -64,8 +64,8 @@ pub struct RouteLive {
 /// What a backend keeps of a route between reading and writing it.
 #[derive(Clone, Debug)]
 pub(crate) enum Raw {
-    Route53(route53::Snapshot),
-    Alb(alb::Snapshot),
+    Route53(Box<route53::Snapshot>),
+    Alb(Box<alb::Snapshot>),
 }
 
 /// New weights for one route.

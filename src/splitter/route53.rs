@@ -443,12 +443,12 @@ fn route_live(
         kind: RouteKind::Route53,
         name,
         weights,
-        raw: Raw::Route53(Snapshot {
+        raw: Raw::Route53(Box::new(Snapshot {
             zone_id: zone.id.clone(),
             zone_name: zone.name.clone(),
             blue,
             green,
-        }),
+        })),
     })
 }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The demo: starts the local emulator, seeds the demo environment, and runs cutover against
+# profiles/demo.toml — validate, status, a shift to green, a rollback. Everything stays on
+# 127.0.0.1; no AWS account is used.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+port="${CUTOVER_EMULATOR_PORT:-4566}"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-west-2
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN
+
+./localstack/up.sh
+cargo build --quiet --bin cutover --example seed
+./target/debug/examples/seed
+cutover=./target/debug/cutover
+
+step() { printf '\n\033[1m$ cutover %s\033[0m\n' "$*"; "$cutover" -p demo "$@"; }
+step validate
+step status
+step set green=25 --dry-run
+step set green=25 --yes
+step status -o json
+step rollback --to blue --yes
+step status
+printf '\ndemo done: the emulator keeps running on %s (stop it with ./localstack/down.sh)\n' "$AWS_ENDPOINT_URL"

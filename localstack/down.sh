@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Stops the emulator that up.sh started (and only that one).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+run="$here/.run"
+kind="$(cat "$run/kind" 2>/dev/null || true)"
+case "$kind" in
+  docker)
+    docker compose -f "$here/docker-compose.yml" down
+    ;;
+  moto)
+    if [[ -f "$run/moto.pid" ]]; then
+      kill "$(cat "$run/moto.pid")" 2>/dev/null || true
+    fi
+    ;;
+  *)
+    echo "emulator: nothing started by up.sh"
+    ;;
+esac
+rm -f "$run/kind" "$run/moto.pid"
+echo "emulator: stopped"

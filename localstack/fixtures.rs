@@ -1,0 +1,426 @@
+//! Builders of emulated AWS resources: hosted zones and weighted records, VPCs, ALBs, target
+//! groups, listeners and rules. Shared by the demo seed (`cargo run --example seed`) and the
+//! integration tests, through the same SDK crates the tool uses.
+
+#![allow(dead_code)]
+
+use aws_sdk_ec2 as ec2;
+use aws_sdk_elasticloadbalancingv2 as elbv2;
+use aws_sdk_route53 as route53;
+
+use elbv2::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, RuleCondition, Tag, TargetDescription,
+    TargetGroupStickinessConfig, TargetGroupTuple,
+};
+use route53::types::{
+    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+
+/// Clients for every emulated service, pointed at one endpoint with static test credentials.
+#[derive(Clone)]
+pub struct Aws {
+    pub endpoint: String,
+    pub r53: route53::Client,
+    pub elb: elbv2::Client,
+    pub ec2: ec2::Client,
+}
+
+/// Weighted records are given as (SetIdentifier, weight).
+pub type Weighted<'a> = (&'a str, i64);
+
+impl Aws {
+    pub async fn new(endpoint: &str) -> Aws {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-west-2"))
+            .credentials_provider(route53::config::Credentials::new(
+                "test", "test", None, None, "fixtures",
+            ))
+            .load()
+            .await;
+        Aws {
+            endpoint: endpoint.to_string(),
+            r53: route53::Client::new(&config),
+            elb: elbv2::Client::new(&config),
+            ec2: ec2::Client::new(&config),
+        }
+    }
+
+    /// The id of the hosted zone `name`, created when absent.
+    pub async fn zone(&self, name: &str) -> String {
+        let found = self
+            .r53
+            .list_hosted_zones_by_name()
+            .dns_name(name)
+            .send()
+            .await
+            .expect("ListHostedZonesByName");
+        if let Some(z) = found.hosted_zones.iter().find(|z| z.name == name) {
+            return z.id.trim_start_matches("/hostedzone/").to_string();
+        }
+        let out = self
+            .r53
+            .create_hosted_zone()
+            .name(name)
+            .caller_reference(format!("cutover-{name}-{}", std::process::id()))
+            .send()
+            .await
+            .expect("CreateHostedZone");
+        out.hosted_zone
+            .expect("zone")
+            .id
+            .trim_start_matches("/hostedzone/")
+            .to_string()
+    }
+
+    /// UPSERTs record sets in one change batch.
+    pub async fn upsert(&self, zone_id: &str, sets: Vec<ResourceRecordSet>) {
+        let changes = sets
+            .into_iter()
+            .map(|s| {
+                Change::builder()
+                    .action(ChangeAction::Upsert)
+                    .resource_record_set(s)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        self.r53
+            .change_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .change_batch(
+                ChangeBatch::builder()
+                    .set_changes(Some(changes))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("ChangeResourceRecordSets");
+    }
+
+    /// A weighted alias record set pointing at a load balancer's DNS name.
+    pub fn weighted_alias(
+        record: &str,
+        (id, weight): Weighted,
+        dns: &str,
+        lb_zone: &str,
+        evaluate: bool,
+    ) -> ResourceRecordSet {
+        ResourceRecordSet::builder()
+            .name(record)
+            .r#type(RrType::A)
+            .set_identifier(id)
+            .weight(weight)
+            .alias_target(
+                AliasTarget::builder()
+                    .hosted_zone_id(lb_zone)
+                    .dns_name(dns)
+                    .evaluate_target_health(evaluate)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    /// A weighted CNAME record set with a TTL and, optionally, a health check.
+    pub fn weighted_cname(
+        record: &str,
+        (id, weight): Weighted,
+        ttl: i64,
+        value: &str,
+        health_check: Option<&str>,
+    ) -> ResourceRecordSet {
+        ResourceRecordSet::builder()
+            .name(record)
+            .r#type(RrType::Cname)
+            .set_identifier(id)
+            .weight(weight)
+            .ttl(ttl)
+            .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+            .set_health_check_id(health_check.map(String::from))
+            .build()
+            .unwrap()
+    }
+
+    /// A plain alias record (no routing policy), e.g. a preview hostname.
+    pub fn simple_alias(record: &str, dns: &str, lb_zone: &str) -> ResourceRecordSet {
+        ResourceRecordSet::builder()
+            .name(record)
+            .r#type(RrType::A)
+            .alias_target(
+                AliasTarget::builder()
+                    .hosted_zone_id(lb_zone)
+                    .dns_name(dns)
+                    .evaluate_target_health(false)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    /// Every record set of `record` (any type), as Route53 lists them.
+    pub async fn record_sets(&self, zone_id: &str, record: &str) -> Vec<ResourceRecordSet> {
+        let mut all = Vec::new();
+        let mut start: Option<(String, RrType, Option<String>)> = None;
+        for _ in 0..100 {
+            let mut req = self.r53.list_resource_record_sets().hosted_zone_id(zone_id);
+            if let Some((n, t, i)) = &start {
+                req = req
+                    .start_record_name(n)
+                    .start_record_type(t.clone())
+                    .set_start_record_identifier(i.clone());
+            }
+            let out = req.send().await.expect("ListResourceRecordSets");
+            all.extend(out.resource_record_sets);
+            if !out.is_truncated {
+                break;
+            }
+            start = Some((
+                out.next_record_name.unwrap(),
+                out.next_record_type.unwrap(),
+                out.next_record_identifier,
+            ));
+        }
+        all.into_iter().filter(|s| s.name == record).collect()
+    }
+
+    /// Weight of the record set `set_id` of `record`.
+    pub async fn weight(&self, zone_id: &str, record: &str, set_id: &str) -> i64 {
+        self.record_sets(zone_id, record)
+            .await
+            .into_iter()
+            .find(|s| s.set_identifier.as_deref() == Some(set_id))
+            .and_then(|s| s.weight)
+            .unwrap_or_else(|| panic!("no weighted set {set_id} of {record}"))
+    }
+
+    /// A new VPC with two subnets in two zones.
+    pub async fn network(&self) -> (String, Vec<String>) {
+        let vpc = self
+            .ec2
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .expect("CreateVpc")
+            .vpc
+            .unwrap()
+            .vpc_id
+            .unwrap();
+        let mut subnets = Vec::new();
+        for (i, az) in ["us-west-2a", "us-west-2b"].iter().enumerate() {
+            let s = self
+                .ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(format!("10.0.{}.0/24", i + 1))
+                .availability_zone(*az)
+                .send()
+                .await
+                .expect("CreateSubnet");
+            subnets.push(s.subnet.unwrap().subnet_id.unwrap());
+        }
+        (vpc, subnets)
+    }
+
+    /// An application load balancer: (ARN, DNS name, canonical hosted zone id).
+    pub async fn load_balancer(
+        &self,
+        name: &str,
+        subnets: &[String],
+        tags: &[(&str, &str)],
+    ) -> (String, String, String) {
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+            .collect();
+        let out = self
+            .elb
+            .create_load_balancer()
+            .name(name)
+            .set_subnets(Some(subnets.to_vec()))
+            .set_tags((!tags.is_empty()).then_some(tags))
+            .send()
+            .await
+            .expect("CreateLoadBalancer");
+        let lb = out.load_balancers.unwrap().remove(0);
+        (
+            lb.load_balancer_arn.unwrap(),
+            lb.dns_name.unwrap(),
+            lb.canonical_hosted_zone_id.unwrap(),
+        )
+    }
+
+    /// An IP target group with `ips` registered on port 80.
+    pub async fn target_group(&self, name: &str, vpc: &str, ips: &[&str]) -> String {
+        let out = self
+            .elb
+            .create_target_group()
+            .name(name)
+            .protocol(elbv2::types::ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(vpc)
+            .target_type(elbv2::types::TargetTypeEnum::Ip)
+            .send()
+            .await
+            .expect("CreateTargetGroup");
+        let arn = out
+            .target_groups
+            .unwrap()
+            .remove(0)
+            .target_group_arn
+            .unwrap();
+        if !ips.is_empty() {
+            let targets = ips
+                .iter()
+                .map(|ip| TargetDescription::builder().id(*ip).port(80).build())
+                .collect();
+            self.elb
+                .register_targets()
+                .target_group_arn(&arn)
+                .set_targets(Some(targets))
+                .send()
+                .await
+                .expect("RegisterTargets");
+        }
+        arn
+    }
+
+    /// A forward action over weighted target groups, with stickiness when `sticky_secs` is set.
+    pub fn forward(groups: &[(&str, i32)], sticky_secs: Option<i32>) -> Action {
+        let tgs = groups
+            .iter()
+            .map(|(arn, w)| {
+                TargetGroupTuple::builder()
+                    .target_group_arn(*arn)
+                    .weight(*w)
+                    .build()
+            })
+            .collect();
+        let stickiness = match sticky_secs {
+            Some(s) => TargetGroupStickinessConfig::builder()
+                .enabled(true)
+                .duration_seconds(s)
+                .build(),
+            None => TargetGroupStickinessConfig::builder()
+                .enabled(false)
+                .build(),
+        };
+        Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .set_target_groups(Some(tgs))
+                    .target_group_stickiness_config(stickiness)
+                    .build(),
+            )
+            .build()
+    }
+
+    /// An HTTP listener whose default action is `action`.
+    pub async fn listener(
+        &self,
+        lb_arn: &str,
+        port: i32,
+        action: Action,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+            .collect();
+        let out = self
+            .elb
+            .create_listener()
+            .load_balancer_arn(lb_arn)
+            .protocol(elbv2::types::ProtocolEnum::Http)
+            .port(port)
+            .default_actions(action)
+            .set_tags((!tags.is_empty()).then_some(tags))
+            .send()
+            .await
+            .expect("CreateListener");
+        out.listeners.unwrap().remove(0).listener_arn.unwrap()
+    }
+
+    /// A listener rule on a path pattern.
+    pub async fn rule(
+        &self,
+        listener: &str,
+        priority: i32,
+        path: &str,
+        action: Action,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+            .collect();
+        let out = self
+            .elb
+            .create_rule()
+            .listener_arn(listener)
+            .priority(priority)
+            .conditions(
+                RuleCondition::builder()
+                    .field("path-pattern")
+                    .values(path)
+                    .build(),
+            )
+            .actions(action)
+            .set_tags((!tags.is_empty()).then_some(tags))
+            .send()
+            .await
+            .expect("CreateRule");
+        out.rules.unwrap().remove(0).rule_arn.unwrap()
+    }
+
+    /// The actions of a listener's default action (`rule = None`) or of a rule.
+    pub async fn actions(&self, listener: &str, rule: Option<&str>) -> Vec<Action> {
+        match rule {
+            None => self
+                .elb
+                .describe_listeners()
+                .listener_arns(listener)
+                .send()
+                .await
+                .expect("DescribeListeners")
+                .listeners
+                .unwrap()
+                .remove(0)
+                .default_actions
+                .unwrap_or_default(),
+            Some(rule) => self
+                .elb
+                .describe_rules()
+                .rule_arns(rule)
+                .send()
+                .await
+                .expect("DescribeRules")
+                .rules
+                .unwrap()
+                .remove(0)
+                .actions
+                .unwrap_or_default(),
+        }
+    }
+
+    /// (target group ARN, weight) of the forward action.
+    pub async fn forward_weights(&self, listener: &str, rule: Option<&str>) -> Vec<(String, i32)> {
+        let actions = self.actions(listener, rule).await;
+        let fwd = actions
+            .iter()
+            .find(|a| a.r#type == Some(ActionTypeEnum::Forward))
+            .expect("a forward action");
+        fwd.forward_config
+            .as_ref()
+            .and_then(|f| f.target_groups.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| (t.target_group_arn.unwrap(), t.weight.unwrap_or(1)))
+            .collect()
+    }
+}

@@ -1,0 +1,79 @@
+//! Integration tests: the `cutover` binary run as a user runs it, against the local AWS emulator,
+//! checking its exit code, its output and what changed in the emulator.
+
+mod emulator;
+#[path = "../../localstack/fixtures.rs"]
+mod fixtures;
+
+mod alb;
+mod cli;
+mod route53;
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use fixtures::Aws;
+
+/// One test's world: clients for the emulator and a folder of profiles.
+pub struct World {
+    pub aws: Aws,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    pub async fn new() -> World {
+        let endpoint = emulator::endpoint();
+        World {
+            aws: Aws::new(endpoint).await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Writes `profiles/NAME.toml` in this world's folder.
+    pub fn profile(&self, name: &str, text: &str) -> PathBuf {
+        let dir = self.dir.path().join("profiles");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `cutover` with the emulator's endpoint and test credentials, run in this world's folder
+    /// (so `-p NAME` finds `profiles/NAME.toml`), never from a terminal.
+    pub fn cutover(&self) -> Command {
+        let mut cmd = Command::cargo_bin("cutover").unwrap();
+        cmd.current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", &self.aws.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-west-2")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .timeout(std::time::Duration::from_secs(60));
+        cmd
+    }
+}
+
+/// Runs a command, returning (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run cutover");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a command that must exit `code`; returns stdout and stderr.
+#[track_caller]
+pub fn expect(cmd: &mut Command, code: i32) -> (String, String) {
+    let (got, out, err) = run(cmd);
+    assert_eq!(
+        got, code,
+        "exit code\n--- stdout:\n{out}\n--- stderr:\n{err}"
+    );
+    (out, err)
+}

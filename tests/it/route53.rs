@@ -1,0 +1,366 @@
+//! The Route53 splitter end to end: weights in the emulator, fields kept, refusals, dry runs.
+
+use crate::emulator::unique;
+use crate::fixtures::Aws;
+use crate::{World, expect};
+
+const LB_ZONE: &str = "Z1H1FL5HABSF5";
+
+/// A zone with one weighted alias pair (blue 100 → blue ALB, green 0 → green ALB).
+struct Pair {
+    zone: String,
+    zone_id: String,
+    record: String,
+}
+
+async fn alias_pair(w: &World, blue: i64, green: i64) -> Pair {
+    let zone = format!("{}.test.", unique("z"));
+    let zone_id = w.aws.zone(&zone).await;
+    let record = format!("api.{zone}");
+    w.aws
+        .upsert(
+            &zone_id,
+            vec![
+                Aws::weighted_alias(
+                    &record,
+                    ("blue", blue),
+                    "blue-1.us-west-2.elb.amazonaws.com",
+                    LB_ZONE,
+                    true,
+                ),
+                Aws::weighted_alias(
+                    &record,
+                    ("green", green),
+                    "green-1.us-west-2.elb.amazonaws.com",
+                    LB_ZONE,
+                    false,
+                ),
+            ],
+        )
+        .await;
+    Pair {
+        zone,
+        zone_id,
+        record,
+    }
+}
+
+fn route53_profile(p: &Pair) -> String {
+    format!(
+        "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n",
+        p.zone, p.record
+    )
+}
+
+#[tokio::test]
+async fn status_json_reports_weights_percentages_and_the_live_side() {
+    let w = World::new().await;
+    let p = alias_pair(&w, 100, 0).await;
+    w.profile("svc", &route53_profile(&p));
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "status", "-o", "json"]), 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["profile"], "svc");
+    assert_eq!(doc["live"], "blue");
+    assert_eq!(doc["rollout"], serde_json::Value::Null);
+    let route = &doc["routes"][0];
+    assert_eq!(route["kind"], "route53");
+    assert_eq!(route["name"], format!("{} A", p.record));
+    assert_eq!(
+        route["weights"],
+        serde_json::json!({"blue": 100, "green": 0})
+    );
+    assert_eq!(
+        route["percent"],
+        serde_json::json!({"blue": 100.0, "green": 0.0})
+    );
+
+    // While split, no side is live.
+    expect(w.cutover().args(["-p", "svc", "set", "green=50"]), 0);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "status", "-o", "json"]), 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["live"], serde_json::Value::Null);
+    assert_eq!(
+        doc["routes"][0]["percent"],
+        serde_json::json!({"blue": 50.0, "green": 50.0})
+    );
+}
+
+#[tokio::test]
+async fn set_changes_only_the_weight_of_alias_records() {
+    let w = World::new().await;
+    let p = alias_pair(&w, 100, 0).await;
+    w.profile("svc", &route53_profile(&p));
+    let before = w.aws.record_sets(&p.zone_id, &p.record).await;
+
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "set", "green=25"]), 0);
+    assert!(out.contains("blue    75% / green    25%"), "{out}");
+
+    let after = w.aws.record_sets(&p.zone_id, &p.record).await;
+    assert_eq!(after.len(), 2);
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a.set_identifier, b.set_identifier);
+        assert_eq!(
+            a.alias_target, b.alias_target,
+            "alias target and EvaluateTargetHealth kept"
+        );
+        assert_eq!(a.ttl, b.ttl);
+        assert_eq!(a.r#type, b.r#type);
+    }
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 75);
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 25);
+    // The evaluate flags differ per side and each survived.
+    let eval: Vec<bool> = after
+        .iter()
+        .map(|s| s.alias_target.as_ref().unwrap().evaluate_target_health)
+        .collect();
+    assert_eq!(eval, vec![true, false]);
+}
+
+#[tokio::test]
+async fn set_keeps_ttl_values_and_health_check_of_plain_records() {
+    let w = World::new().await;
+    let zone = format!("{}.test.", unique("z"));
+    let zone_id = w.aws.zone(&zone).await;
+    let record = format!("www.{zone}");
+    w.aws
+        .upsert(
+            &zone_id,
+            vec![
+                Aws::weighted_cname(
+                    &record,
+                    ("b", 255),
+                    42,
+                    "blue.example.net",
+                    Some("11111111-2222-3333-4444-555555555555"),
+                ),
+                Aws::weighted_cname(&record, ("g", 0), 42, "green.example.net", None),
+            ],
+        )
+        .await;
+    w.profile("www", &format!("[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\ntype = \"CNAME\"\nblue = \"b\"\ngreen = \"g\"\n"));
+    expect(w.cutover().args(["-p", "www", "set", "green=10"]), 0);
+
+    let sets = w.aws.record_sets(&zone_id, &record).await;
+    let b = sets
+        .iter()
+        .find(|s| s.set_identifier.as_deref() == Some("b"))
+        .unwrap();
+    let g = sets
+        .iter()
+        .find(|s| s.set_identifier.as_deref() == Some("g"))
+        .unwrap();
+    assert_eq!((b.weight, g.weight), (Some(90), Some(10)));
+    assert_eq!((b.ttl, g.ttl), (Some(42), Some(42)));
+    assert_eq!(
+        b.resource_records.as_ref().unwrap()[0].value,
+        "blue.example.net"
+    );
+    assert_eq!(
+        g.resource_records.as_ref().unwrap()[0].value,
+        "green.example.net"
+    );
+    assert_eq!(
+        b.health_check_id.as_deref(),
+        Some("11111111-2222-3333-4444-555555555555")
+    );
+    assert_eq!(g.health_check_id, None);
+}
+
+#[tokio::test]
+async fn routes_in_one_zone_move_in_one_change_batch() {
+    let w = World::new().await;
+    let p = alias_pair(&w, 100, 0).await;
+    let second = format!("www.{}", p.zone);
+    w.aws
+        .upsert(
+            &p.zone_id,
+            vec![
+                Aws::weighted_alias(
+                    &second,
+                    ("blue", 100),
+                    "blue-1.us-west-2.elb.amazonaws.com",
+                    LB_ZONE,
+                    true,
+                ),
+                Aws::weighted_alias(
+                    &second,
+                    ("green", 0),
+                    "green-1.us-west-2.elb.amazonaws.com",
+                    LB_ZONE,
+                    true,
+                ),
+            ],
+        )
+        .await;
+    let profile = format!(
+        "{}\n[[route53]]\nzone = \"{}\"\nrecord = \"{second}\"\nblue = \"blue\"\ngreen = \"green\"\n",
+        route53_profile(&p),
+        p.zone_id
+    );
+    w.profile("two", &profile);
+    let (_, err) = expect(w.cutover().args(["-p", "two", "-v", "set", "green=50"]), 0);
+    assert_eq!(
+        err.matches("route53 change submitted").count(),
+        1,
+        "one change batch for one zone:\n{err}"
+    );
+    for record in [&p.record, &second] {
+        assert_eq!(w.aws.weight(&p.zone_id, record, "blue").await, 50);
+        assert_eq!(w.aws.weight(&p.zone_id, record, "green").await, 50);
+    }
+}
+
+#[tokio::test]
+async fn dry_run_prints_the_change_and_writes_nothing() {
+    let w = World::new().await;
+    let p = alias_pair(&w, 100, 0).await;
+    w.profile("svc", &route53_profile(&p));
+    let (out, _) = expect(
+        w.cutover()
+            .args(["-p", "svc", "set", "green=25", "--dry-run"]),
+        0,
+    );
+    assert!(out.contains("dry run"), "{out}");
+    assert!(
+        out.contains("UPSERT") && out.contains("SetIdentifier=green Weight 0 → 25"),
+        "{out}"
+    );
+    assert!(out.contains("SetIdentifier=blue Weight 100 → 75"), "{out}");
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 100);
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
+
+    let (out, _) = expect(
+        w.cutover().args([
+            "-p",
+            "svc",
+            "-o",
+            "json",
+            "rollback",
+            "--to",
+            "green",
+            "--dry-run",
+        ]),
+        0,
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(
+        doc["routes"][0]["after"]["weights"],
+        serde_json::json!({"blue": 0, "green": 100})
+    );
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
+}
+
+#[tokio::test]
+async fn rollback_to_a_side_puts_all_traffic_there() {
+    let w = World::new().await;
+    let p = alias_pair(&w, 50, 50).await;
+    w.profile("svc", &route53_profile(&p));
+    let (out, _) = expect(
+        w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]),
+        0,
+    );
+    assert!(out.contains("all traffic on blue"), "{out}");
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 100);
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
+    // Again: already there, nothing to write.
+    let (out, _) = expect(
+        w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]),
+        0,
+    );
+    assert!(out.contains("already there"), "{out}");
+}
+
+#[tokio::test]
+async fn half_a_percent_is_written_as_199_to_1() {
+    let w = World::new().await;
+    let p = alias_pair(&w, 100, 0).await;
+    w.profile("svc", &route53_profile(&p));
+    expect(w.cutover().args(["-p", "svc", "set", "green=0.5"]), 0);
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 199);
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 1);
+}
+
+#[tokio::test]
+async fn unknown_zone_record_or_set_identifier_is_refused_and_nothing_moves() {
+    let w = World::new().await;
+    let p = alias_pair(&w, 100, 0).await;
+    let good = route53_profile(&p);
+
+    w.profile(
+        "nozone",
+        &good.replace(&p.zone, &format!("nope-{}", p.zone)),
+    );
+    let (_, err) = expect(w.cutover().args(["-p", "nozone", "set", "green=10"]), 2);
+    assert!(
+        err.contains(&format!("hosted zone `nope-{}` not found", p.zone)),
+        "{err}"
+    );
+
+    w.profile(
+        "norecord",
+        &good.replace("record = \"api.", "record = \"missing."),
+    );
+    let (_, err) = expect(w.cutover().args(["-p", "norecord", "set", "green=10"]), 2);
+    assert!(
+        err.contains(&format!("record `missing.{}` of type A not found", p.zone)),
+        "{err}"
+    );
+
+    w.profile(
+        "noset",
+        &good.replace("green = \"green\"", "green = \"verde\""),
+    );
+    let (_, err) = expect(w.cutover().args(["-p", "noset", "set", "green=10"]), 2);
+    assert!(
+        err.contains("SetIdentifier `verde`") && err.contains("found: blue, green"),
+        "{err}"
+    );
+
+    // One good route and one bad one: the good one is not touched either.
+    let other = alias_pair(&w, 100, 0).await;
+    let mixed = format!(
+        "{good}\n{}",
+        route53_profile(&other).replace("blue = \"blue\"", "blue = \"azul\"")
+    );
+    w.profile("mixed", &mixed);
+    let (_, err) = expect(w.cutover().args(["-p", "mixed", "set", "green=10"]), 2);
+    assert!(err.contains("SetIdentifier `azul`"), "{err}");
+
+    for (zone_id, record) in [(&p.zone_id, &p.record), (&other.zone_id, &other.record)] {
+        assert_eq!(w.aws.weight(zone_id, record, "blue").await, 100);
+        assert_eq!(w.aws.weight(zone_id, record, "green").await, 0);
+    }
+}
+
+#[tokio::test]
+async fn percent_outside_0_to_100_is_refused() {
+    let w = World::new().await;
+    let p = alias_pair(&w, 100, 0).await;
+    w.profile("svc", &route53_profile(&p));
+    for bad in ["green=150", "green=-5", "green=abc", "purple=10"] {
+        let (_, err) = expect(w.cutover().args(["-p", "svc", "set", bad]), 2);
+        assert!(
+            err.contains("invalid split") && err.contains("hint:"),
+            "{bad}: {err}"
+        );
+    }
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
+}
+
+#[tokio::test]
+async fn validate_resolves_every_route_and_prints_the_stage_plan() {
+    let w = World::new().await;
+    let p = alias_pair(&w, 100, 0).await;
+    w.profile(
+        "svc",
+        &format!(
+            "{}\n[rollout]\nstages = [0.5, 50, 100]\n",
+            route53_profile(&p)
+        ),
+    );
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "validate"]), 0);
+    assert!(out.contains("is valid"), "{out}");
+    assert!(out.contains("stage 1: green 0.5%  route53 199:1"), "{out}");
+    assert!(out.contains("stage 3: green 100%  route53 0:100"), "{out}");
+}
