@@ -2,7 +2,8 @@
 # Stops the emulator that up.sh started (and only that one).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-run="$here/.run"
+port="${CUTOVER_EMULATOR_PORT:-4566}"
+run="$here/.run/${CUTOVER_EMULATOR_PORT:-4566}"
 kind="$(cat "$run/kind" 2>/dev/null || true)"
 case "$kind" in
   docker)
@@ -18,4 +19,4 @@ case "$kind" in
     ;;
 esac
 rm -f "$run/kind" "$run/moto.pid"
-echo "emulator: stopped"
+echo "emulator: stopped (port $port)"

@@ -7,7 +7,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 port="${CUTOVER_EMULATOR_PORT:-4566}"
-run="$here/.run"
+run="$here/.run/${CUTOVER_EMULATOR_PORT:-4566}"
 mkdir -p "$run"
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }

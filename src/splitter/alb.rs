@@ -21,12 +21,19 @@ use crate::split::{Side, Weights};
 
 /// Tag keys the AWS Load Balancer Controller puts on what it owns.
 pub const CONTROLLER_TAGS: [&str; 2] = ["elbv2.k8s.aws/cluster", "ingress.k8s.aws/stack"];
-/// DescribeTags accepts at most 20 ARNs a call.
-const TAG_BATCH: usize = 20;
+/// DescribeTags accepts at most 20 ARNs a call; listeners and rules are described as many at once.
+const BATCH: usize = 20;
 const READ_PARALLELISM: usize = 4;
 
 /// Tags of a resource, as (key, value) pairs.
 type Tags = Vec<(String, String)>;
+
+/// Listeners and rules as described, by ARN.
+#[derive(Default)]
+struct Described {
+    listeners: BTreeMap<String, Listener>,
+    rules: BTreeMap<String, Rule>,
+}
 
 /// What a write needs of a route: the full action list as read and where the weights sit in it.
 #[derive(Clone, Debug)]
@@ -43,6 +50,9 @@ pub struct Snapshot {
 pub struct AlbSplitter {
     client: Client,
     routes: Vec<AlbRoute>,
+    /// The routes with every listener as an ARN, and checked for controller ownership: done by
+    /// the first read, so a read-back after a write only describes the actions again.
+    checked: tokio::sync::OnceCell<Vec<AlbRoute>>,
 }
 
 /// The load balancer ARN a listener or rule ARN belongs to.
@@ -87,6 +97,7 @@ impl AlbSplitter {
         AlbSplitter {
             client: Client::new(sdk),
             routes,
+            checked: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -133,7 +144,7 @@ impl AlbSplitter {
 
     /// Tags of every ARN, 20 per DescribeTags call.
     async fn tags(&self, arns: Vec<String>) -> Result<BTreeMap<String, Tags>> {
-        let batches: Vec<Vec<String>> = arns.chunks(TAG_BATCH).map(<[String]>::to_vec).collect();
+        let batches: Vec<Vec<String>> = arns.chunks(BATCH).map(<[String]>::to_vec).collect();
         let found: Vec<Vec<(String, Tags)>> = stream::iter(batches)
             .map(|batch| async move {
                 let out = self
@@ -234,34 +245,212 @@ impl AlbSplitter {
             })
     }
 
-    /// Reads one route's action list and checks it.
-    async fn read_route(&self, index: usize, route: &AlbRoute) -> Result<RouteLive> {
+    /// Listener ARNs for `LOAD_BALANCER:PORT` names, rules checked against their listener, and
+    /// anything the AWS Load Balancer Controller owns refused.
+    async fn resolve_and_check(&self) -> Result<Vec<AlbRoute>> {
+        let resolved: Vec<AlbRoute> = stream::iter(self.routes.iter())
+            .map(|r| async move {
+                let listener = self.listener_arn(&r.listener).await?;
+                Ok::<_, Error>(AlbRoute {
+                    listener,
+                    ..r.clone()
+                })
+            })
+            .buffered(READ_PARALLELISM)
+            .try_collect()
+            .await?;
+        for r in &resolved {
+            if let RuleRef::Arn(arn) = &r.rule {
+                if listener_of_rule(arn).as_deref() != Some(r.listener.as_str()) {
+                    return Err(Error::refused_hint(
+                        format!("rule `{arn}` does not belong to listener `{}`", r.listener),
+                        "a rule ARN carries its listener's id: take both from `aws elbv2 describe-rules --listener-arn …`",
+                    ));
+                }
+            }
+        }
+
+        // The load balancer, the listener or the rule carrying the controller's tags.
+        let owned_by = |r: &AlbRoute| {
+            let mut arns = vec![r.listener.clone()];
+            arns.extend(load_balancer_arn(&r.listener));
+            if let RuleRef::Arn(a) = &r.rule {
+                arns.push(a.clone());
+            }
+            arns
+        };
+        let mut arns: Vec<String> = resolved.iter().flat_map(owned_by).collect();
+        arns.sort();
+        arns.dedup();
+        let tags = self.tags(arns).await?;
+        for arn in resolved.iter().flat_map(owned_by) {
+            let controller = tags
+                .get(&arn)
+                .into_iter()
+                .flatten()
+                .find(|(k, _)| CONTROLLER_TAGS.contains(&k.as_str()));
+            if let Some((k, v)) = controller {
+                return Err(Error::refused_hint(
+                    format!(
+                        "`{arn}` is managed by the AWS Load Balancer Controller (tag {k}={v}): it would revert a weight change on its next reconcile"
+                    ),
+                    "shift between the ingress ALBs with [[route53]] weighted records instead, or use an ALB you own whose target groups are fed by TargetGroupBinding",
+                ));
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Describes every listener and rule the routes edit, in as few calls as the API allows:
+    /// listeners 20 ARNs a call; rules by ARN 20 a call, or all rules of a listener at once
+    /// when several routes edit rules of that listener.
+    async fn describe(&self, routes: &[AlbRoute]) -> Result<Described> {
+        let mut listener_arns: Vec<String> = routes
+            .iter()
+            .filter(|r| r.rule == RuleRef::Default)
+            .map(|r| r.listener.clone())
+            .collect();
+        listener_arns.sort();
+        listener_arns.dedup();
+        let mut rules_of: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for r in routes {
+            if let RuleRef::Arn(a) = &r.rule {
+                rules_of
+                    .entry(r.listener.as_str())
+                    .or_default()
+                    .push(a.clone());
+            }
+        }
+        let mut found = Described::default();
+        for batch in listener_arns.chunks(BATCH) {
+            match self
+                .client
+                .describe_listeners()
+                .set_listener_arns(Some(batch.to_vec()))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    for l in out.listeners.unwrap_or_default() {
+                        found
+                            .listeners
+                            .insert(l.listener_arn.clone().unwrap_or_default(), l);
+                    }
+                }
+                // One at a time, to name the one that is missing.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_listener_not_found_exception()) =>
+                {
+                    for arn in batch {
+                        found
+                            .listeners
+                            .insert(arn.clone(), self.describe_listener(arn).await?);
+                    }
+                }
+                Err(e) => return Err(Error::aws("DescribeListeners", e)),
+            }
+        }
+        for (listener, rules) in rules_of {
+            let by_listener = rules.len() > 1;
+            let fetched: Vec<Rule> = if by_listener {
+                self.rules_of_listener(listener).await?
+            } else {
+                let mut all = Vec::new();
+                for batch in rules.chunks(BATCH) {
+                    match self
+                        .client
+                        .describe_rules()
+                        .set_rule_arns(Some(batch.to_vec()))
+                        .send()
+                        .await
+                    {
+                        Ok(out) => all.extend(out.rules.unwrap_or_default()),
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_rule_not_found_exception()) =>
+                        {
+                            for arn in batch {
+                                all.push(self.describe_rule(arn).await?);
+                            }
+                        }
+                        Err(e) => return Err(Error::aws("DescribeRules", e)),
+                    }
+                }
+                all
+            };
+            for r in fetched {
+                found
+                    .rules
+                    .insert(r.rule_arn.clone().unwrap_or_default(), r);
+            }
+            for arn in &rules {
+                if !found.rules.contains_key(arn) {
+                    return Err(Error::refused_hint(
+                        format!("listener rule `{arn}` not found"),
+                        "check `rule` in the profile: `aws elbv2 describe-rules --listener-arn …`",
+                    ));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every rule of a listener, page by page.
+    async fn rules_of_listener(&self, listener: &str) -> Result<Vec<Rule>> {
+        let mut rules = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..1000 {
+            let out = self
+                .client
+                .describe_rules()
+                .listener_arn(listener)
+                .page_size(400)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_listener_not_found_exception())
+                    {
+                        Error::refused(format!("listener `{listener}` not found"))
+                    } else {
+                        Error::aws(format!("DescribeRules of {listener}"), e)
+                    }
+                })?;
+            rules.extend(out.rules.unwrap_or_default());
+            match out.next_marker {
+                Some(m) if !m.is_empty() && Some(&m) != marker.as_ref() => marker = Some(m),
+                _ => return Ok(rules),
+            }
+        }
+        Ok(rules)
+    }
+
+    /// Builds one route from its described listener or rule, and checks its forward action.
+    fn build_route(index: usize, route: &AlbRoute, found: &Described) -> Result<RouteLive> {
         let lb = load_balancer_name(&route.listener);
         let (rule_arn, actions, name) = match &route.rule {
             RuleRef::Default => {
-                let l = self.describe_listener(&route.listener).await?;
+                let l = found.listeners.get(&route.listener).ok_or_else(|| {
+                    Error::refused(format!("listener `{}` not found", route.listener))
+                })?;
                 let port = l.port.map(|p| p.to_string()).unwrap_or_default();
                 (
                     None,
-                    l.default_actions.unwrap_or_default(),
+                    l.default_actions.clone().unwrap_or_default(),
                     format!("{lb}/listener:{port}/default"),
                 )
             }
             RuleRef::Arn(arn) => {
-                if listener_of_rule(arn).as_deref() != Some(route.listener.as_str()) {
-                    return Err(Error::refused_hint(
-                        format!(
-                            "rule `{arn}` does not belong to listener `{}`",
-                            route.listener
-                        ),
-                        "a rule ARN carries its listener's id: take both from `aws elbv2 describe-rules --listener-arn …`",
-                    ));
-                }
-                let r = self.describe_rule(arn).await?;
-                let prio = r.priority.unwrap_or_default();
+                let r = found
+                    .rules
+                    .get(arn)
+                    .ok_or_else(|| Error::refused(format!("listener rule `{arn}` not found")))?;
+                let prio = r.priority.clone().unwrap_or_default();
                 (
                     Some(arn.clone()),
-                    r.actions.unwrap_or_default(),
+                    r.actions.clone().unwrap_or_default(),
                     format!("{lb}/rule:{prio}"),
                 )
             }
@@ -403,60 +592,16 @@ impl Splitter for AlbSplitter {
         if self.routes.is_empty() {
             return Ok(Vec::new());
         }
-        // Listeners named LOAD_BALANCER:PORT become ARNs first.
-        let resolved: Vec<AlbRoute> = stream::iter(self.routes.iter())
-            .map(|r| async move {
-                let listener = self.listener_arn(&r.listener).await?;
-                Ok::<_, Error>(AlbRoute {
-                    listener,
-                    ..r.clone()
-                })
-            })
-            .buffered(READ_PARALLELISM)
-            .try_collect()
+        let routes = self
+            .checked
+            .get_or_try_init(|| self.resolve_and_check())
             .await?;
-        let routes: Vec<RouteLive> = stream::iter(resolved.iter().enumerate())
-            .map(|(i, r)| self.read_route(i, r))
-            .buffered(READ_PARALLELISM)
-            .try_collect()
-            .await?;
-
-        // Refuse anything the AWS Load Balancer Controller owns: the load balancer, the listener or
-        // the rule carrying its tags.
-        let mut arns: Vec<String> = Vec::new();
-        for r in &resolved {
-            arns.extend(load_balancer_arn(&r.listener));
-            arns.push(r.listener.clone());
-            if let RuleRef::Arn(a) = &r.rule {
-                arns.push(a.clone());
-            }
-        }
-        arns.sort();
-        arns.dedup();
-        let tags = self.tags(arns).await?;
-        for r in &resolved {
-            let mut owned = vec![r.listener.clone()];
-            owned.extend(load_balancer_arn(&r.listener));
-            if let RuleRef::Arn(a) = &r.rule {
-                owned.push(a.clone());
-            }
-            for arn in owned {
-                if let Some((k, v)) = tags
-                    .get(&arn)
-                    .into_iter()
-                    .flatten()
-                    .find(|(k, _)| CONTROLLER_TAGS.contains(&k.as_str()))
-                {
-                    return Err(Error::refused_hint(
-                        format!(
-                            "`{arn}` is managed by the AWS Load Balancer Controller (tag {k}={v}): it would revert a weight change on its next reconcile"
-                        ),
-                        "shift between the ingress ALBs with [[route53]] weighted records instead, or use an ALB you own whose target groups are fed by TargetGroupBinding",
-                    ));
-                }
-            }
-        }
-        Ok(routes)
+        let found = self.describe(routes).await?;
+        routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| AlbSplitter::build_route(i, r, &found))
+            .collect()
     }
 
     async fn write(&self, changes: &[RouteChange]) -> Vec<WriteOutcome> {

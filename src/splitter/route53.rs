@@ -7,6 +7,7 @@
 //! the change is INSYNC and the records are read back.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -50,6 +51,8 @@ impl Snapshot {
 pub struct Route53Splitter {
     client: Client,
     routes: Vec<Route53Route>,
+    /// Zones found by the first read; a read-back after a write does not look them up again.
+    zones: Mutex<BTreeMap<String, Zone>>,
 }
 
 /// A hosted zone as resolved from the profile's `zone`.
@@ -65,12 +68,25 @@ impl Route53Splitter {
         Route53Splitter {
             client: Client::new(sdk),
             routes,
+            zones: Mutex::default(),
         }
     }
 
     /// Finds a hosted zone by id or by name; a name shared by several zones (public and private)
     /// is refused: the profile must give the id.
     async fn zone(&self, zone: &str) -> Result<Zone> {
+        if let Some(found) = self.zones.lock().expect("zone cache").get(zone) {
+            return Ok(found.clone());
+        }
+        let found = self.find_zone(zone).await?;
+        self.zones
+            .lock()
+            .expect("zone cache")
+            .insert(zone.to_string(), found.clone());
+        Ok(found)
+    }
+
+    async fn find_zone(&self, zone: &str) -> Result<Zone> {
         if is_zone_id(zone) {
             let id = zone.trim_start_matches("/hostedzone/");
             let out = self
@@ -134,7 +150,7 @@ impl Route53Splitter {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                "a public and a private zone share the name: set `zone` to the zone id",
+                "several hosted zones (e.g. a public and a private one) share this name: set `zone` to the zone id",
             )),
         }
     }
