@@ -4,17 +4,16 @@
 
 #![allow(dead_code)]
 
+use aws_sdk_cloudwatch as cloudwatch;
 use aws_sdk_ec2 as ec2;
 use aws_sdk_elasticloadbalancingv2 as elbv2;
 use aws_sdk_route53 as route53;
 
 use elbv2::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, RuleCondition, Tag, TargetDescription,
-    TargetGroupStickinessConfig, TargetGroupTuple,
+    Action, ActionTypeEnum, ForwardActionConfig, RuleCondition, Tag, TargetDescription, TargetGroupStickinessConfig,
+    TargetGroupTuple,
 };
-use route53::types::{
-    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 
 /// Clients for every emulated service, pointed at one endpoint with static test credentials.
 #[derive(Clone)]
@@ -23,6 +22,7 @@ pub struct Aws {
     pub r53: route53::Client,
     pub elb: elbv2::Client,
     pub ec2: ec2::Client,
+    pub cw: cloudwatch::Client,
 }
 
 /// Weighted records are given as (SetIdentifier, weight).
@@ -33,9 +33,7 @@ impl Aws {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-west-2"))
-            .credentials_provider(route53::config::Credentials::new(
-                "test", "test", None, None, "fixtures",
-            ))
+            .credentials_provider(route53::config::Credentials::new("test", "test", None, None, "fixtures"))
             .load()
             .await;
         Aws {
@@ -43,18 +41,13 @@ impl Aws {
             r53: route53::Client::new(&config),
             elb: elbv2::Client::new(&config),
             ec2: ec2::Client::new(&config),
+            cw: cloudwatch::Client::new(&config),
         }
     }
 
     /// The id of the hosted zone `name`, created when absent.
     pub async fn zone(&self, name: &str) -> String {
-        let found = self
-            .r53
-            .list_hosted_zones_by_name()
-            .dns_name(name)
-            .send()
-            .await
-            .expect("ListHostedZonesByName");
+        let found = self.r53.list_hosted_zones_by_name().dns_name(name).send().await.expect("ListHostedZonesByName");
         if let Some(z) = found.hosted_zones.iter().find(|z| z.name == name) {
             return z.id.trim_start_matches("/hostedzone/").to_string();
         }
@@ -66,34 +59,19 @@ impl Aws {
             .send()
             .await
             .expect("CreateHostedZone");
-        out.hosted_zone
-            .expect("zone")
-            .id
-            .trim_start_matches("/hostedzone/")
-            .to_string()
+        out.hosted_zone.expect("zone").id.trim_start_matches("/hostedzone/").to_string()
     }
 
     /// UPSERTs record sets in one change batch.
     pub async fn upsert(&self, zone_id: &str, sets: Vec<ResourceRecordSet>) {
         let changes = sets
             .into_iter()
-            .map(|s| {
-                Change::builder()
-                    .action(ChangeAction::Upsert)
-                    .resource_record_set(s)
-                    .build()
-                    .unwrap()
-            })
+            .map(|s| Change::builder().action(ChangeAction::Upsert).resource_record_set(s).build().unwrap())
             .collect();
         self.r53
             .change_resource_record_sets()
             .hosted_zone_id(zone_id)
-            .change_batch(
-                ChangeBatch::builder()
-                    .set_changes(Some(changes))
-                    .build()
-                    .unwrap(),
-            )
+            .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build().unwrap())
             .send()
             .await
             .expect("ChangeResourceRecordSets");
@@ -168,21 +146,14 @@ impl Aws {
         for _ in 0..100 {
             let mut req = self.r53.list_resource_record_sets().hosted_zone_id(zone_id);
             if let Some((n, t, i)) = &start {
-                req = req
-                    .start_record_name(n)
-                    .start_record_type(t.clone())
-                    .set_start_record_identifier(i.clone());
+                req = req.start_record_name(n).start_record_type(t.clone()).set_start_record_identifier(i.clone());
             }
             let out = req.send().await.expect("ListResourceRecordSets");
             all.extend(out.resource_record_sets);
             if !out.is_truncated {
                 break;
             }
-            start = Some((
-                out.next_record_name.unwrap(),
-                out.next_record_type.unwrap(),
-                out.next_record_identifier,
-            ));
+            start = Some((out.next_record_name.unwrap(), out.next_record_type.unwrap(), out.next_record_identifier));
         }
         all.into_iter().filter(|s| s.name == record).collect()
     }
@@ -233,10 +204,7 @@ impl Aws {
         subnets: &[String],
         tags: &[(&str, &str)],
     ) -> (String, String, String) {
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-            .collect();
+        let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
         let out = self
             .elb
             .create_load_balancer()
@@ -247,11 +215,7 @@ impl Aws {
             .await
             .expect("CreateLoadBalancer");
         let lb = out.load_balancers.unwrap().remove(0);
-        (
-            lb.load_balancer_arn.unwrap(),
-            lb.dns_name.unwrap(),
-            lb.canonical_hosted_zone_id.unwrap(),
-        )
+        (lb.load_balancer_arn.unwrap(), lb.dns_name.unwrap(), lb.canonical_hosted_zone_id.unwrap())
     }
 
     /// An IP target group with `ips` registered on port 80.
@@ -267,17 +231,9 @@ impl Aws {
             .send()
             .await
             .expect("CreateTargetGroup");
-        let arn = out
-            .target_groups
-            .unwrap()
-            .remove(0)
-            .target_group_arn
-            .unwrap();
+        let arn = out.target_groups.unwrap().remove(0).target_group_arn.unwrap();
         if !ips.is_empty() {
-            let targets = ips
-                .iter()
-                .map(|ip| TargetDescription::builder().id(*ip).port(80).build())
-                .collect();
+            let targets = ips.iter().map(|ip| TargetDescription::builder().id(*ip).port(80).build()).collect();
             self.elb
                 .register_targets()
                 .target_group_arn(&arn)
@@ -293,21 +249,11 @@ impl Aws {
     pub fn forward(groups: &[(&str, i32)], sticky_secs: Option<i32>) -> Action {
         let tgs = groups
             .iter()
-            .map(|(arn, w)| {
-                TargetGroupTuple::builder()
-                    .target_group_arn(*arn)
-                    .weight(*w)
-                    .build()
-            })
+            .map(|(arn, w)| TargetGroupTuple::builder().target_group_arn(*arn).weight(*w).build())
             .collect();
         let stickiness = match sticky_secs {
-            Some(s) => TargetGroupStickinessConfig::builder()
-                .enabled(true)
-                .duration_seconds(s)
-                .build(),
-            None => TargetGroupStickinessConfig::builder()
-                .enabled(false)
-                .build(),
+            Some(s) => TargetGroupStickinessConfig::builder().enabled(true).duration_seconds(s).build(),
+            None => TargetGroupStickinessConfig::builder().enabled(false).build(),
         };
         Action::builder()
             .r#type(ActionTypeEnum::Forward)
@@ -321,17 +267,8 @@ impl Aws {
     }
 
     /// An HTTP listener whose default action is `action`.
-    pub async fn listener(
-        &self,
-        lb_arn: &str,
-        port: i32,
-        action: Action,
-        tags: &[(&str, &str)],
-    ) -> String {
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-            .collect();
+    pub async fn listener(&self, lb_arn: &str, port: i32, action: Action, tags: &[(&str, &str)]) -> String {
+        let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
         let out = self
             .elb
             .create_listener()
@@ -355,21 +292,13 @@ impl Aws {
         action: Action,
         tags: &[(&str, &str)],
     ) -> String {
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-            .collect();
+        let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
         let out = self
             .elb
             .create_rule()
             .listener_arn(listener)
             .priority(priority)
-            .conditions(
-                RuleCondition::builder()
-                    .field("path-pattern")
-                    .values(path)
-                    .build(),
-            )
+            .conditions(RuleCondition::builder().field("path-pattern").values(path).build())
             .actions(action)
             .set_tags((!tags.is_empty()).then_some(tags))
             .send()
@@ -411,10 +340,7 @@ impl Aws {
     /// (target group ARN, weight) of the forward action.
     pub async fn forward_weights(&self, listener: &str, rule: Option<&str>) -> Vec<(String, i32)> {
         let actions = self.actions(listener, rule).await;
-        let fwd = actions
-            .iter()
-            .find(|a| a.r#type == Some(ActionTypeEnum::Forward))
-            .expect("a forward action");
+        let fwd = actions.iter().find(|a| a.r#type == Some(ActionTypeEnum::Forward)).expect("a forward action");
         fwd.forward_config
             .as_ref()
             .and_then(|f| f.target_groups.clone())
@@ -422,5 +348,78 @@ impl Aws {
             .into_iter()
             .map(|t| (t.target_group_arn.unwrap(), t.weight.unwrap_or(1)))
             .collect()
+    }
+
+    /// A CloudWatch alarm (moto starts it in OK).
+    pub async fn alarm(&self, name: &str) {
+        self.cw
+            .put_metric_alarm()
+            .alarm_name(name)
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .statistic(cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(10.0)
+            .comparison_operator(cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+            .send()
+            .await
+            .expect("PutMetricAlarm");
+    }
+
+    /// Flips an alarm, e.g. to `ALARM` or `INSUFFICIENT_DATA`.
+    pub async fn set_alarm(&self, name: &str, state: &str) {
+        self.cw
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(cloudwatch::types::StateValue::from(state))
+            .state_reason("set by a test")
+            .send()
+            .await
+            .expect("SetAlarmState");
+    }
+
+    /// EC2 instances in a subnet, registered in an instance target group; returns their ids.
+    pub async fn instance_targets(&self, name: &str, vpc: &str, subnet: &str, n: i32) -> (String, Vec<String>) {
+        let out = self
+            .ec2
+            .run_instances()
+            .image_id("ami-12345678")
+            .min_count(n)
+            .max_count(n)
+            .subnet_id(subnet)
+            .send()
+            .await
+            .expect("RunInstances");
+        let ids: Vec<String> = out.instances.unwrap_or_default().into_iter().filter_map(|i| i.instance_id).collect();
+        let tg = self
+            .elb
+            .create_target_group()
+            .name(name)
+            .protocol(elbv2::types::ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(vpc)
+            .target_type(elbv2::types::TargetTypeEnum::Instance)
+            .send()
+            .await
+            .expect("CreateTargetGroup")
+            .target_groups
+            .unwrap()
+            .remove(0)
+            .target_group_arn
+            .unwrap();
+        let targets = ids.iter().map(|id| TargetDescription::builder().id(id).build()).collect();
+        self.elb
+            .register_targets()
+            .target_group_arn(&tg)
+            .set_targets(Some(targets))
+            .send()
+            .await
+            .expect("RegisterTargets");
+        (tg, ids)
+    }
+
+    pub async fn stop_instances(&self, ids: &[String]) {
+        self.ec2.stop_instances().set_instance_ids(Some(ids.to_vec())).send().await.expect("StopInstances");
     }
 }

@@ -18,17 +18,10 @@ pub const FRONT: &str = "demo-front";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let endpoint =
-        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
-    let host = endpoint
-        .trim_start_matches("http://")
-        .split([':', '/'])
-        .next()
-        .unwrap_or_default();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    let host = endpoint.trim_start_matches("http://").split([':', '/']).next().unwrap_or_default();
     if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
-        eprintln!(
-            "seed: refusing to seed {endpoint}: only a local emulator on 127.0.0.1 is seeded"
-        );
+        eprintln!("seed: refusing to seed {endpoint}: only a local emulator on 127.0.0.1 is seeded");
         std::process::exit(2);
     }
     let aws = Aws::new(&endpoint).await;
@@ -38,17 +31,8 @@ async fn main() {
     let existing = aws.elb.describe_load_balancers().names(FRONT).send().await;
     let (blue_dns, green_dns, lb_zone, listener, tg_blue, tg_green) = match existing {
         Ok(out) if !out.load_balancers().is_empty() => {
-            let front = out.load_balancers()[0]
-                .load_balancer_arn()
-                .unwrap()
-                .to_string();
-            let listeners = aws
-                .elb
-                .describe_listeners()
-                .load_balancer_arn(&front)
-                .send()
-                .await
-                .unwrap();
+            let front = out.load_balancers()[0].load_balancer_arn().unwrap().to_string();
+            let listeners = aws.elb.describe_listeners().load_balancer_arn(&front).send().await.unwrap();
             let listener = listeners.listeners()[0].listener_arn().unwrap().to_string();
             let ingress = aws
                 .elb
@@ -59,22 +43,10 @@ async fn main() {
                 .await
                 .unwrap();
             let dns = |name: &str| {
-                ingress
-                    .load_balancers()
-                    .iter()
-                    .find(|l| l.load_balancer_name() == Some(name))
-                    .unwrap()
-                    .clone()
+                ingress.load_balancers().iter().find(|l| l.load_balancer_name() == Some(name)).unwrap().clone()
             };
             let (b, g) = (dns("demo-blue-ingress"), dns("demo-green-ingress"));
-            let tgs = aws
-                .elb
-                .describe_target_groups()
-                .names("tg-blue")
-                .names("tg-green")
-                .send()
-                .await
-                .unwrap();
+            let tgs = aws.elb.describe_target_groups().names("tg-blue").names("tg-green").send().await.unwrap();
             let tg = |name: &str| {
                 tgs.target_groups()
                     .iter()
@@ -99,39 +71,15 @@ async fn main() {
                 [
                     ("elbv2.k8s.aws/cluster", "demo"),
                     ("ingress.k8s.aws/resource", "LoadBalancer"),
-                    (
-                        "ingress.k8s.aws/stack",
-                        if ns == "blue" {
-                            "blue/myapp"
-                        } else {
-                            "green/myapp"
-                        },
-                    ),
+                    ("ingress.k8s.aws/stack", if ns == "blue" { "blue/myapp" } else { "green/myapp" }),
                 ]
             };
-            let (_, blue_dns, lb_zone) = aws
-                .load_balancer("demo-blue-ingress", &subnets, &controller("blue"))
-                .await;
-            let (_, green_dns, _) = aws
-                .load_balancer("demo-green-ingress", &subnets, &controller("green"))
-                .await;
-            let tg_blue = aws
-                .target_group("tg-blue", &vpc, &["10.0.1.10", "10.0.1.11"])
-                .await;
-            let tg_green = aws
-                .target_group("tg-green", &vpc, &["10.0.2.10", "10.0.2.11"])
-                .await;
-            let (front, _, _) = aws
-                .load_balancer(FRONT, &subnets, &[("team", "demo")])
-                .await;
-            let listener = aws
-                .listener(
-                    &front,
-                    80,
-                    Aws::forward(&[(&tg_blue, 100), (&tg_green, 0)], None),
-                    &[],
-                )
-                .await;
+            let (_, blue_dns, lb_zone) = aws.load_balancer("demo-blue-ingress", &subnets, &controller("blue")).await;
+            let (_, green_dns, _) = aws.load_balancer("demo-green-ingress", &subnets, &controller("green")).await;
+            let tg_blue = aws.target_group("tg-blue", &vpc, &["10.0.1.10", "10.0.1.11"]).await;
+            let tg_green = aws.target_group("tg-green", &vpc, &["10.0.2.10", "10.0.2.11"]).await;
+            let (front, _, _) = aws.load_balancer(FRONT, &subnets, &[("team", "demo")]).await;
+            let listener = aws.listener(&front, 80, Aws::forward(&[(&tg_blue, 100), (&tg_green, 0)], None), &[]).await;
             (blue_dns, green_dns, lb_zone, listener, tg_blue, tg_green)
         }
     };
@@ -155,8 +103,6 @@ async fn main() {
     .await;
 
     println!("seeded the demo environment on {endpoint}:");
-    println!(
-        "  hosted zone {ZONE} ({zone}): {RECORD} weighted alias blue=100 → {blue_dns}, green=0 → {green_dns}"
-    );
+    println!("  hosted zone {ZONE} ({zone}): {RECORD} weighted alias blue=100 → {blue_dns}, green=0 → {green_dns}");
     println!("  front ALB {FRONT}, listener :80 forwarding tg-blue=100 / tg-green=0");
 }

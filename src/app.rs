@@ -6,9 +6,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, LogFormat, OutputFormat};
+use crate::cli::{Cli, Command, LogFormat, OnInterruptArg, OutputFormat};
+use crate::engine::{Engine, OnInterrupt};
 use crate::error::{Error, Result};
+use crate::events::{JsonReporter, PlainReporter, ProgressReporter, Reporter};
 use crate::exit;
+use crate::gates::{GateContext, GateSet, Gates, Verdict};
 use crate::profile::{Profile, ProfileSource};
 use crate::report::{ChangeReport, RouteReport, StatusReport, ValidateReport};
 use crate::split::{Percent, Side};
@@ -17,10 +20,7 @@ use crate::splitter::{Traffic, sole_side};
 /// Runs the command and returns the exit code.
 pub fn run(cli: Cli) -> i32 {
     init_logging(cli.verbose, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -34,8 +34,7 @@ pub fn run(cli: Cli) -> i32 {
             let code = e.exit_code();
             eprintln!("error: {e}");
             if output == OutputFormat::Json {
-                let doc =
-                    serde_json::json!({ "error": { "message": e.to_string(), "exit_code": code } });
+                let doc = serde_json::json!({ "error": { "message": e.to_string(), "exit_code": code } });
                 println!("{doc}");
             }
             code
@@ -52,10 +51,7 @@ fn init_logging(verbose: u8, format: LogFormat) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("CUTOVER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -67,21 +63,16 @@ fn init_logging(verbose: u8, format: LogFormat) {
 struct Settings {
     profile: Profile,
     output: OutputFormat,
+    log_format: LogFormat,
     yes: bool,
 }
 
 impl Settings {
     fn resolve(cli: &Cli) -> Result<Settings> {
-        let source = ProfileSource {
-            dir: cli.profiles_dir.clone(),
-        };
+        let source = ProfileSource { dir: cli.profiles_dir.clone() };
         let path = source.locate(cli.profile.as_deref())?;
         let profile = Profile::load(&path)?;
-        Ok(Settings {
-            profile,
-            output: cli.output,
-            yes: cli.yes,
-        })
+        Ok(Settings { profile, output: cli.output, log_format: cli.log_format, yes: cli.yes })
     }
 
     fn print<T: std::fmt::Display + Serialize>(&self, report: &T) -> Result<()> {
@@ -106,13 +97,15 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let settings = Settings::resolve(&cli)?;
     let sdk = crate::aws::load(settings.profile.region.as_deref()).await;
     let traffic = Traffic::new(&sdk, &settings.profile);
+    let ctx = Ctx { settings: &settings, traffic: &traffic, sdk: &sdk };
     match cli.command {
         Command::Validate => validate(&settings, &traffic).await,
         Command::Status => status(&settings, &traffic).await,
-        Command::Set { split, dry_run } => {
+        Command::Set { split, dry_run, no_gates } => {
             let (side, percent) = parse_assignment(&split)?;
-            shift(&settings, &traffic, "set", side, percent, dry_run).await
+            shift(&ctx, "set", side, percent, dry_run, !no_gates).await
         }
+        Command::Rollout { to, dry_run, on_interrupt } => rollout(&ctx, to, dry_run, on_interrupt).await,
         Command::Rollback { to, dry_run } => {
             let Some(side) = to else {
                 return Err(Error::refused_hint(
@@ -120,15 +113,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     "name the side to restore: `cutover rollback --to blue`",
                 ));
             };
-            shift(
-                &settings,
-                &traffic,
-                "rollback",
-                side,
-                Percent::FULL,
-                dry_run,
-            )
-            .await
+            shift(&ctx, "rollback", side, Percent::FULL, dry_run, false).await
         }
     }
 }
@@ -136,14 +121,9 @@ async fn dispatch(cli: Cli) -> Result<i32> {
 /// `green=25` → (green, 25 %).
 fn parse_assignment(s: &str) -> Result<(Side, Percent)> {
     let usage = |why: String| {
-        Error::refused_hint(
-            format!("invalid split `{s}`: {why}"),
-            "write SIDE=PERCENT, e.g. `cutover set green=25`",
-        )
+        Error::refused_hint(format!("invalid split `{s}`: {why}"), "write SIDE=PERCENT, e.g. `cutover set green=25`")
     };
-    let (side, pct) = s
-        .split_once('=')
-        .ok_or_else(|| usage("missing `=`".into()))?;
+    let (side, pct) = s.split_once('=').ok_or_else(|| usage("missing `=`".into()))?;
     let side: Side = side.parse().map_err(usage)?;
     let percent: Percent = pct.parse().map_err(usage)?;
     Ok((side, percent))
@@ -169,35 +149,39 @@ async fn status(settings: &Settings, traffic: &Traffic) -> Result<i32> {
 }
 
 /// Moves every route of the profile to `percent` on `side`: read and check all, then write all.
+/// What every command works with.
+struct Ctx<'a> {
+    settings: &'a Settings,
+    traffic: &'a Traffic,
+    sdk: &'a aws_config::SdkConfig,
+}
+
+/// Moves every route of the profile to `percent` on `side`: read and check all, then write all.
+/// With `gates`, the side gaining traffic must pass every gate once first.
 async fn shift(
-    settings: &Settings,
-    traffic: &Traffic,
+    ctx: &Ctx<'_>,
     command: &'static str,
     side: Side,
     percent: Percent,
     dry_run: bool,
+    gates: bool,
 ) -> Result<i32> {
+    let (settings, traffic) = (ctx.settings, ctx.traffic);
     let started = Instant::now();
     let routes = traffic.read().await?;
     let changes = Traffic::plan(&routes, side, percent);
-    let mut report = ChangeReport::new(
-        &settings.profile.name,
-        command,
-        side,
-        percent,
-        &changes,
-        dry_run,
-    );
+    let gaining = Side::ALL.into_iter().find(|&s| changes.iter().any(|c| c.to.percent(s) > c.route.weights.percent(s)));
+    if let (true, Some(candidate), false) = (gates, gaining, settings.profile.gates.is_empty()) {
+        check_gates_once(ctx, &routes, candidate, side, percent).await?;
+    }
+    let mut report = ChangeReport::new(&settings.profile.name, command, side, percent, &changes, dry_run);
     if dry_run || !report.changed {
         settings.print(&report)?;
         return Ok(exit::OK);
     }
     if !settings.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
         eprint!("{report}");
-        if !confirm(&format!(
-            "move {side} to {percent}% on profile {}?",
-            settings.profile.name
-        )) {
+        if !confirm(&format!("move {side} to {percent}% on profile {}?", settings.profile.name)) {
             eprintln!("not confirmed: nothing changed");
             return Ok(exit::USAGE);
         }
@@ -206,6 +190,122 @@ async fn shift(
     report.elapsed_ms = started.elapsed().as_millis();
     settings.print(&report)?;
     Ok(exit::OK)
+}
+
+async fn rollout(ctx: &Ctx<'_>, to: Option<Side>, dry_run: bool, on_interrupt: OnInterruptArg) -> Result<i32> {
+    let settings = ctx.settings;
+    let routes = Traffic::read(ctx.traffic).await?;
+    let live = sole_side(&routes);
+    if dry_run {
+        let mut report = ValidateReport::new(&settings.profile, &routes, live);
+        if let Some(to) = to {
+            report = ValidateReport::new_toward(&settings.profile, &routes, live, to);
+        }
+        settings.print(&report)?;
+        return Ok(exit::OK);
+    }
+    let gates = Gates::new(ctx.sdk, &settings.profile, &routes);
+    let candidate = to.or(live.map(Side::other));
+    if let Some(candidate) = candidate {
+        if live != Some(candidate) {
+            gates.preflight(candidate).await?;
+        }
+    }
+
+    // Ctrl-C and SIGTERM (a stopped CodeBuild job) ask the engine to stop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!("stop requested: ending the rollout");
+        let _ = stop_tx.send(true);
+        std::future::pending::<()>().await;
+    });
+
+    let mut reporter: Box<dyn Reporter> = match settings.log_format {
+        LogFormat::Json => Box::new(JsonReporter::new(std::io::stderr())),
+        LogFormat::Text if std::io::stderr().is_terminal() => Box::new(ProgressReporter::new()),
+        LogFormat::Text => Box::new(PlainReporter::new(std::io::stderr())),
+    };
+    let mut engine = Engine {
+        profile: settings.profile.name.clone(),
+        rollout: &settings.profile.rollout,
+        traffic: ctx.traffic,
+        gates: &gates,
+        reporter: reporter.as_mut(),
+        cancel: stop_rx,
+        on_interrupt: match on_interrupt {
+            OnInterruptArg::Rollback => OnInterrupt::Rollback,
+            OnInterruptArg::Leave => OnInterrupt::Leave,
+        },
+    };
+    let report = engine.run(to).await?;
+    settings.print(&report)?;
+    Ok(report.exit_code)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Reads every gate once against `candidate`; anything but all-pass refuses the shift.
+async fn check_gates_once(
+    ctx: &Ctx<'_>,
+    routes: &[crate::splitter::RouteLive],
+    candidate: Side,
+    side: Side,
+    percent: Percent,
+) -> Result<()> {
+    let profile = &ctx.settings.profile;
+    let g = Gates::new(ctx.sdk, profile, routes);
+    g.preflight(candidate).await?;
+    let current = Percent::from_f64(routes[0].weights.percent(candidate)).unwrap_or(Percent::ZERO);
+    let gctx = GateContext {
+        profile: profile.name.clone(),
+        candidate,
+        stable: candidate.other(),
+        current_percent: current,
+        next_percent: Some(if candidate == side { percent } else { percent.complement() }),
+        stage: 0,
+        stages: 1,
+        stage_age: std::time::Duration::ZERO,
+    };
+    let readings = g.read_all(&gctx).await;
+    for r in &readings {
+        tracing::info!(gate = %r.gate, verdict = %r.verdict, detail = %r.detail, "gate read");
+    }
+    let blocking: Vec<String> = readings
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| format!("{} {}: {}", r.gate, r.verdict.to_string().to_uppercase(), r.detail))
+        .collect();
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Gate {
+        message: format!(
+            "not shifting traffic to {candidate}: {}\nnothing was changed (`--no-gates` skips the gates)",
+            blocking.join("; ")
+        ),
+        held: readings.iter().all(|r| r.verdict != Verdict::Fail),
+    })
 }
 
 fn confirm(question: &str) -> bool {

@@ -9,31 +9,14 @@ use crate::split::Side;
 /// Blue/green traffic cutover on AWS: weighted Route53 records and ALB target-group weights,
 /// shifted in stages, gated on health, rolled back in seconds.
 #[derive(Debug, Parser)]
-#[command(
-    name = "cutover",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "cutover", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// Profile name (looked up in the profiles folder) or path to a profile file.
-    #[arg(
-        short = 'p',
-        long,
-        env = "CUTOVER_PROFILE",
-        global = true,
-        value_name = "NAME|PATH"
-    )]
+    #[arg(short = 'p', long, env = "CUTOVER_PROFILE", global = true, value_name = "NAME|PATH")]
     pub profile: Option<String>,
 
     /// Folder of profiles named without a path.
-    #[arg(
-        long,
-        env = "CUTOVER_PROFILES_DIR",
-        default_value = "profiles",
-        global = true,
-        value_name = "DIR"
-    )]
+    #[arg(long, env = "CUTOVER_PROFILES_DIR", default_value = "profiles", global = true, value_name = "DIR")]
     pub profiles_dir: PathBuf,
 
     /// How the result is printed on stdout.
@@ -68,6 +51,14 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnInterruptArg {
+    /// All traffic back to the stable side.
+    Rollback,
+    /// Leave traffic at the stage reached.
+    Leave,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse the profile, resolve every AWS resource it names (read-only) and print the plan.
@@ -82,6 +73,22 @@ pub enum Command {
         /// Print exactly the changes that would be made, and make none.
         #[arg(long)]
         dry_run: bool,
+        /// Do not read the gates before shifting.
+        #[arg(long)]
+        no_gates: bool,
+    },
+    /// Move traffic to a side in the profile's stages, baking and gating each; on a gate failure
+    /// roll back (or pause, by `on_failure`).
+    Rollout {
+        /// The side to roll to (default: the side that is not live).
+        #[arg(long, value_name = "SIDE", value_parser = parse_side)]
+        to: Option<Side>,
+        /// Print the plan (stages, weights, gates) and make no change.
+        #[arg(long)]
+        dry_run: bool,
+        /// What a stopped run (Ctrl-C, SIGTERM) does with traffic.
+        #[arg(long, value_enum, default_value_t = OnInterruptArg::Rollback)]
+        on_interrupt: OnInterruptArg,
     },
     /// All traffic to one side now.
     Rollback {

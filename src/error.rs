@@ -12,17 +12,15 @@ pub enum Error {
 
     /// Bad usage, or a resource the profile names is not what it must be. Nothing was changed.
     #[error("{message}{}", hint_line(.hint))]
-    Refused {
-        message: String,
-        hint: Option<String>,
-    },
+    Refused { message: String, hint: Option<String> },
 
     /// The live split is not what it should be; refused without `--force`.
     #[error("{message}{}", hint_line(.hint))]
-    Drift {
-        message: String,
-        hint: Option<String>,
-    },
+    Drift { message: String, hint: Option<String> },
+
+    /// A gate failed (or waits) before a shift: nothing was moved.
+    #[error("{message}")]
+    Gate { message: String, held: bool },
 
     /// An AWS call failed (after the SDK's retries).
     #[error("{action}: {message}")]
@@ -38,24 +36,16 @@ pub enum Error {
 }
 
 fn hint_line(hint: &Option<String>) -> String {
-    hint.as_ref()
-        .map(|h| format!("\nhint: {h}"))
-        .unwrap_or_default()
+    hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
 }
 
 impl Error {
     pub fn refused(message: impl Into<String>) -> Error {
-        Error::Refused {
-            message: message.into(),
-            hint: None,
-        }
+        Error::Refused { message: message.into(), hint: None }
     }
 
     pub fn refused_hint(message: impl Into<String>, hint: impl Into<String>) -> Error {
-        Error::Refused {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
+        Error::Refused { message: message.into(), hint: Some(hint.into()) }
     }
 
     /// An SDK error, with its whole chain of causes, for `action` ("ListResourceRecordSets on zone Z1").
@@ -75,6 +65,8 @@ impl Error {
             Error::Profile(_) | Error::Refused { .. } => exit::USAGE,
             Error::Drift { .. } => exit::DRIFT,
             Error::SplitUnknown { .. } => exit::SPLIT_UNKNOWN,
+            Error::Gate { held: true, .. } => exit::HELD,
+            Error::Gate { held: false, .. } => exit::ROLLED_BACK,
             Error::Aws { .. } | Error::Other(_) => exit::UNEXPECTED,
         }
     }

@@ -7,8 +7,11 @@
 pub mod app;
 pub mod aws;
 pub mod cli;
+pub mod engine;
 pub mod error;
+pub mod events;
 pub mod exit;
+pub mod gates;
 pub mod profile;
 pub mod report;
 pub mod split;

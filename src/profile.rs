@@ -19,45 +19,23 @@ pub enum ProfileError {
     #[error("no profile given\nhint: pass `-p NAME` or set CUTOVER_PROFILE{}", known_hint(.known))]
     NoneGiven { known: Vec<String> },
     #[error("profile `{name}` not found in {}{}", .dir.display(), known_hint(.known))]
-    NotFound {
-        name: String,
-        dir: PathBuf,
-        known: Vec<String>,
-    },
+    NotFound { name: String, dir: PathBuf, known: Vec<String> },
     #[error("cannot read profile {}: {source}", .path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid profile {}: {}{message}{}", .path.display(), at(.key), hint_text(.hint))]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        message: String,
-        hint: Option<String>,
-    },
+    Invalid { path: PathBuf, key: String, message: String, hint: Option<String> },
 }
 
 fn known_hint(known: &[String]) -> String {
-    if known.is_empty() {
-        String::new()
-    } else {
-        format!(" (known: {})", known.join(", "))
-    }
+    if known.is_empty() { String::new() } else { format!(" (known: {})", known.join(", ")) }
 }
 
 fn at(key: &str) -> String {
-    if key.is_empty() || key == "." {
-        String::new()
-    } else {
-        format!("at `{key}`: ")
-    }
+    if key.is_empty() || key == "." { String::new() } else { format!("at `{key}`: ") }
 }
 
 fn hint_text(hint: &Option<String>) -> String {
-    hint.as_ref()
-        .map(|h| format!("\nhint: {h}"))
-        .unwrap_or_default()
+    hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
 }
 
 /// Where profiles named without a path are looked up.
@@ -70,9 +48,7 @@ impl ProfileSource {
     /// `-p demo` → `DIR/demo.toml`; a value with a `/` or ending `.toml` is a path.
     pub fn locate(&self, name: Option<&str>) -> Result<PathBuf, ProfileError> {
         let Some(name) = name.filter(|n| !n.is_empty()) else {
-            return Err(ProfileError::NoneGiven {
-                known: self.known(),
-            });
+            return Err(ProfileError::NoneGiven { known: self.known() });
         };
         if name.contains('/') || name.ends_with(".toml") {
             return Ok(PathBuf::from(name));
@@ -81,11 +57,7 @@ impl ProfileSource {
         if path.is_file() {
             Ok(path)
         } else {
-            Err(ProfileError::NotFound {
-                name: name.to_string(),
-                dir: self.dir.clone(),
-                known: self.known(),
-            })
+            Err(ProfileError::NotFound { name: name.to_string(), dir: self.dir.clone(), known: self.known() })
         }
     }
 
@@ -211,10 +183,7 @@ pub struct Rollout {
 impl Default for Rollout {
     fn default() -> Self {
         Rollout {
-            stages: [10, 25, 50, 100]
-                .iter()
-                .map(|p| Percent::from_milli(p * 1000).expect("in range"))
-                .collect(),
+            stages: [10, 25, 50, 100].iter().map(|p| Percent::from_milli(p * 1000).expect("in range")).collect(),
             bake: Duration::from_secs(300),
             poll: Duration::from_secs(15),
             failure_threshold: 2,
@@ -234,48 +203,19 @@ pub struct Gate {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum GateKind {
-    TargetHealth {
-        min_healthy: f64,
-    },
-    Alarm {
-        alarms: Vec<String>,
-    },
-    Metric {
-        query: MetricQuery,
-        period: Duration,
-        window: Duration,
-        max: Option<f64>,
-        min: Option<f64>,
-    },
-    Route53HealthCheck {
-        health_check_id: String,
-    },
-    Http {
-        url: String,
-        expect_status: u16,
-        body_contains: Option<String>,
-        timeout: Duration,
-    },
-    Webhook {
-        url: String,
-        rollback: bool,
-        timeout: Duration,
-    },
+    TargetHealth { min_healthy: f64 },
+    Alarm { alarms: Vec<String> },
+    Metric { query: MetricQuery, period: Duration, window: Duration, max: Option<f64>, min: Option<f64> },
+    Route53HealthCheck { health_check_id: String },
+    Http { url: String, expect_status: u16, body_contains: Option<String>, timeout: Duration },
+    Webhook { url: String, rollback: bool, timeout: Duration },
 }
 
 /// A CloudWatch metric, or a metric-math expression over metrics named `m1`, `m2`, ….
 #[derive(Clone, Debug, PartialEq)]
 pub enum MetricQuery {
-    Metric {
-        namespace: String,
-        metric: String,
-        dimensions: BTreeMap<String, String>,
-        stat: String,
-    },
-    Expression {
-        expression: String,
-        metrics: Vec<NamedMetric>,
-    },
+    Metric { namespace: String, metric: String, dimensions: BTreeMap<String, String>, stat: String },
+    Expression { expression: String, metrics: Vec<NamedMetric> },
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -304,10 +244,8 @@ pub struct Notify {
 impl Profile {
     /// Reads and validates the profile at `path`.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: path.to_path_buf(), source })?;
         Profile::parse(path, &text)
     }
 
@@ -319,20 +257,14 @@ impl Profile {
             message,
             hint,
         };
-        let de = toml::Deserializer::parse(text)
-            .map_err(|e| invalid(String::new(), toml_message(&e, text), None))?;
+        let de = toml::Deserializer::parse(text).map_err(|e| invalid(String::new(), toml_message(&e, text), None))?;
         let raw: RawProfile = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             invalid(key, toml_message(&inner, text), None)
         })?;
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("profile")
-            .to_string();
-        raw.validate(name, path)
-            .map_err(|Bad { key, message, hint }| invalid(key, message, hint))
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("profile").to_string();
+        raw.validate(name, path).map_err(|Bad { key, message, hint }| invalid(key, message, hint))
     }
 
     /// Every route's display name, in profile order.
@@ -361,19 +293,11 @@ struct Bad {
 }
 
 fn bad(key: impl Into<String>, message: impl Into<String>) -> Bad {
-    Bad {
-        key: key.into(),
-        message: message.into(),
-        hint: None,
-    }
+    Bad { key: key.into(), message: message.into(), hint: None }
 }
 
 fn bad_hint(key: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Bad {
-    Bad {
-        key: key.into(),
-        message: message.into(),
-        hint: Some(hint.into()),
-    }
+    Bad { key: key.into(), message: message.into(), hint: Some(hint.into()) }
 }
 
 // ---- the file format, as serde reads it ----
@@ -536,9 +460,7 @@ struct RawNotify {
 
 // ---- validation ----
 
-const RECORD_TYPES: &[&str] = &[
-    "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "NAPTR", "PTR", "SPF", "DS",
-];
+const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "NAPTR", "PTR", "SPF", "DS"];
 
 fn duration(key: &str, value: &str) -> Result<Duration, Bad> {
     humantime::parse_duration(value.trim()).map_err(|e| {
@@ -551,11 +473,7 @@ fn duration(key: &str, value: &str) -> Result<Duration, Bad> {
 }
 
 fn non_empty(key: &str, value: &str) -> Result<(), Bad> {
-    if value.trim().is_empty() {
-        Err(bad(key, "must not be empty"))
-    } else {
-        Ok(())
-    }
+    if value.trim().is_empty() { Err(bad(key, "must not be empty")) } else { Ok(()) }
 }
 
 fn http_url(key: &str, url: &str) -> Result<(), Bad> {
@@ -579,10 +497,8 @@ pub fn fqdn(name: &str) -> String {
 impl RawProfile {
     fn validate(self, name: String, path: &Path) -> Result<Profile, Bad> {
         if let Some(region) = &self.region {
-            let ok = !region.is_empty()
-                && region
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            let ok =
+                !region.is_empty() && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !ok {
                 return Err(bad_hint(
                     "region",
@@ -606,10 +522,7 @@ impl RawProfile {
                 let blue = check("blue", &s.blue)?;
                 let green = check("green", &s.green)?;
                 if blue.is_some() && blue == green {
-                    return Err(bad(
-                        "sides.green.eks",
-                        "names the same namespace and ingress as the blue side",
-                    ));
+                    return Err(bad("sides.green.eks", "names the same namespace and ingress as the blue side"));
                 }
                 Sides { blue, green }
             }
@@ -642,19 +555,13 @@ impl RawProfile {
             if !is_zone_id(&zone) {
                 let z = fqdn(&zone);
                 if record != z && !record.ends_with(&format!(".{z}")) {
-                    return Err(bad(
-                        key("record"),
-                        format!("`{record}` is not inside the zone `{z}`"),
-                    ));
+                    return Err(bad(key("record"), format!("`{record}` is not inside the zone `{z}`")));
                 }
             }
             if let Some(p) = &r.preview {
                 non_empty(&key("preview"), p)?;
                 if fqdn(p) == record {
-                    return Err(bad(
-                        key("preview"),
-                        "must be another name than the weighted record",
-                    ));
+                    return Err(bad(key("preview"), "must be another name than the weighted record"));
                 }
             }
             let route = Route53Route {
@@ -684,9 +591,7 @@ impl RawProfile {
             }
             let rule = match r.rule.trim() {
                 "default" => RuleRef::Default,
-                arn if arn.starts_with("arn:") && arn.contains(":listener-rule/") => {
-                    RuleRef::Arn(arn.to_string())
-                }
+                arn if arn.starts_with("arn:") && arn.contains(":listener-rule/") => RuleRef::Arn(arn.to_string()),
                 other => {
                     return Err(bad_hint(
                         key("rule"),
@@ -698,21 +603,10 @@ impl RawProfile {
             non_empty(&key("blue"), &r.blue)?;
             non_empty(&key("green"), &r.green)?;
             if r.blue == r.green {
-                return Err(bad(
-                    key("green"),
-                    format!("blue and green name the same target group `{}`", r.blue),
-                ));
+                return Err(bad(key("green"), format!("blue and green name the same target group `{}`", r.blue)));
             }
-            let route = AlbRoute {
-                listener,
-                rule,
-                blue: r.blue.trim().to_string(),
-                green: r.green.trim().to_string(),
-            };
-            if alb
-                .iter()
-                .any(|a: &AlbRoute| a.listener == route.listener && a.rule == route.rule)
-            {
+            let route = AlbRoute { listener, rule, blue: r.blue.trim().to_string(), green: r.green.trim().to_string() };
+            if alb.iter().any(|a: &AlbRoute| a.listener == route.listener && a.rule == route.rule) {
                 return Err(bad(key("rule"), "the same listener action is listed twice"));
             }
             alb.push(route);
@@ -733,10 +627,7 @@ impl RawProfile {
                 }
                 for (i, w) in stages.iter().enumerate() {
                     if *w == Percent::ZERO {
-                        return Err(bad(
-                            format!("rollout.stages[{i}]"),
-                            "a stage of 0 % moves no traffic",
-                        ));
+                        return Err(bad(format!("rollout.stages[{i}]"), "a stage of 0 % moves no traffic"));
                     }
                     if i > 0 && *w <= stages[i - 1] {
                         return Err(bad_hint(
@@ -766,10 +657,7 @@ impl RawProfile {
             }
             if let Some(t) = r.failure_threshold {
                 if !(1..=1000).contains(&t) {
-                    return Err(bad(
-                        "rollout.failure_threshold",
-                        format!("{t} is outside 1–1000"),
-                    ));
+                    return Err(bad("rollout.failure_threshold", format!("{t} is outside 1–1000")));
                 }
                 rollout.failure_threshold = t as u32;
             }
@@ -826,21 +714,13 @@ impl RawProfile {
                                     "[[gate.metrics]] id = \"m1\", namespace = …, metric = …",
                                 ));
                             }
-                            MetricQuery::Expression {
-                                expression,
-                                metrics,
-                            }
+                            MetricQuery::Expression { expression, metrics }
                         }
                         (None, Some(namespace), Some(metric)) => {
                             if !metrics.is_empty() {
                                 return Err(bad(key("metrics"), "only used with `expression`"));
                             }
-                            MetricQuery::Metric {
-                                namespace,
-                                metric,
-                                dimensions,
-                                stat,
-                            }
+                            MetricQuery::Metric { namespace, metric, dimensions, stat }
                         }
                         _ => {
                             return Err(bad_hint(
@@ -869,65 +749,24 @@ impl RawProfile {
                     if window < period {
                         return Err(bad(key("window"), "must be at least one period"));
                     }
-                    (
-                        name,
-                        GateKind::Metric {
-                            query,
-                            period,
-                            window,
-                            max,
-                            min,
-                        },
-                    )
+                    (name, GateKind::Metric { query, period, window, max, min })
                 }
-                RawGate::Route53HealthCheck {
-                    name,
-                    health_check_id,
-                } => {
+                RawGate::Route53HealthCheck { name, health_check_id } => {
                     non_empty(&key("health_check_id"), &health_check_id)?;
                     (name, GateKind::Route53HealthCheck { health_check_id })
                 }
-                RawGate::Http {
-                    name,
-                    url,
-                    expect_status,
-                    body_contains,
-                    timeout,
-                } => {
+                RawGate::Http { name, url, expect_status, body_contains, timeout } => {
                     http_url(&key("url"), &url)?;
                     if !(100..=599).contains(&expect_status) {
-                        return Err(bad(
-                            key("expect_status"),
-                            format!("{expect_status} is not an HTTP status"),
-                        ));
+                        return Err(bad(key("expect_status"), format!("{expect_status} is not an HTTP status")));
                     }
                     let timeout = duration(&key("timeout"), &timeout)?;
-                    (
-                        name,
-                        GateKind::Http {
-                            url,
-                            expect_status: expect_status as u16,
-                            body_contains,
-                            timeout,
-                        },
-                    )
+                    (name, GateKind::Http { url, expect_status: expect_status as u16, body_contains, timeout })
                 }
-                RawGate::Webhook {
-                    name,
-                    url,
-                    rollback,
-                    timeout,
-                } => {
+                RawGate::Webhook { name, url, rollback, timeout } => {
                     http_url(&key("url"), &url)?;
                     let timeout = duration(&key("timeout"), &timeout)?;
-                    (
-                        name,
-                        GateKind::Webhook {
-                            url,
-                            rollback,
-                            timeout,
-                        },
-                    )
+                    (name, GateKind::Webhook { url, rollback, timeout })
                 }
             };
             let label = label.unwrap_or_else(|| format!("{}#{}", kind.type_name(), i + 1));
@@ -938,9 +777,7 @@ impl RawProfile {
             None => None,
             Some(s) => {
                 let ok = (3..=255).contains(&s.table.len())
-                    && s.table
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                    && s.table.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
                 if !ok {
                     return Err(bad_hint(
                         "state.table",
@@ -956,19 +793,13 @@ impl RawProfile {
             Some(n) => {
                 if let Some(arn) = &n.sns_topic_arn {
                     if !(arn.starts_with("arn:") && arn.contains(":sns:")) {
-                        return Err(bad(
-                            "notify.sns_topic_arn",
-                            format!("`{arn}` is not an SNS topic ARN"),
-                        ));
+                        return Err(bad("notify.sns_topic_arn", format!("`{arn}` is not an SNS topic ARN")));
                     }
                 }
                 if let Some(url) = &n.webhook {
                     http_url("notify.webhook", url)?;
                 }
-                Notify {
-                    sns_topic_arn: n.sns_topic_arn,
-                    webhook: n.webhook,
-                }
+                Notify { sns_topic_arn: n.sns_topic_arn, webhook: n.webhook }
             }
         };
 
@@ -1006,11 +837,7 @@ fn is_listener_ref(listener: &str) -> bool {
 /// A hosted zone id (`Z0123…` or `/hostedzone/Z0123…`) rather than a zone name.
 pub fn is_zone_id(zone: &str) -> bool {
     let id = zone.trim_start_matches("/hostedzone/");
-    !id.contains('.')
-        && id.len() >= 5
-        && id
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    !id.contains('.') && id.len() >= 5 && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 impl GateKind {
@@ -1071,37 +898,22 @@ green = "green"
     #[test]
     fn stages_must_ascend_and_end_at_100() {
         let err = parse(&format!("{MIN}\n[rollout]\nstages = [10, 50, 25, 100]\n")).unwrap_err();
-        assert!(
-            err.contains("rollout.stages[2]") && err.contains("ascending"),
-            "{err}"
-        );
+        assert!(err.contains("rollout.stages[2]") && err.contains("ascending"), "{err}");
         let err = parse(&format!("{MIN}\n[rollout]\nstages = [10, 50]\n")).unwrap_err();
-        assert!(
-            err.contains("rollout.stages[1]") && err.contains("100"),
-            "{err}"
-        );
+        assert!(err.contains("rollout.stages[1]") && err.contains("100"), "{err}");
         let err = parse(&format!("{MIN}\n[rollout]\nstages = [10, 150]\n")).unwrap_err();
-        assert!(
-            err.contains("rollout.stages[1]") && err.contains("outside"),
-            "{err}"
-        );
+        assert!(err.contains("rollout.stages[1]") && err.contains("outside"), "{err}");
         let p = parse(&format!("{MIN}\n[rollout]\nstages = [0.5, 10, 100]\n")).unwrap();
         assert_eq!(p.rollout.stages[0].to_string(), "0.5");
     }
 
     #[test]
     fn gate_fields_are_checked_per_type() {
-        let err = parse(&format!(
-            "{MIN}\n[[gate]]\ntype = \"alarm\"\nalarm = [\"x\"]\n"
-        ))
-        .unwrap_err();
+        let err = parse(&format!("{MIN}\n[[gate]]\ntype = \"alarm\"\nalarm = [\"x\"]\n")).unwrap_err();
         assert!(err.contains("gate[0]") && err.contains("alarm"), "{err}");
         let err = parse(&format!("{MIN}\n[[gate]]\ntype = \"nope\"\n")).unwrap_err();
         assert!(err.contains("gate[0]") && err.contains("nope"), "{err}");
-        let err = parse(&format!(
-            "{MIN}\n[[gate]]\ntype = \"http\"\nurl = \"ftp://x\"\n"
-        ))
-        .unwrap_err();
+        let err = parse(&format!("{MIN}\n[[gate]]\ntype = \"http\"\nurl = \"ftp://x\"\n")).unwrap_err();
         assert!(err.contains("gate[0].url"), "{err}");
         let p = parse(&format!(
             "{MIN}\n[[gate]]\ntype = \"webhook\"\nurl = \"https://h/confirm\"\n[[gate]]\ntype = \"target-health\"\n"
@@ -1114,10 +926,7 @@ green = "green"
     #[test]
     fn bad_durations_name_their_key() {
         let err = parse(&format!("{MIN}\n[rollout]\nbake = \"five minutes\"\n")).unwrap_err();
-        assert!(
-            err.contains("rollout.bake") && err.contains("hint:"),
-            "{err}"
-        );
+        assert!(err.contains("rollout.bake") && err.contains("hint:"), "{err}");
     }
 
     #[test]
@@ -1128,8 +937,7 @@ green = "green"
 
     #[test]
     fn alb_routes_need_listener_arns() {
-        let err =
-            parse("[[alb]]\nlistener = \"front\"\nblue = \"a\"\ngreen = \"b\"\n").unwrap_err();
+        let err = parse("[[alb]]\nlistener = \"front\"\nblue = \"a\"\ngreen = \"b\"\n").unwrap_err();
         assert!(err.contains("alb[0].listener"), "{err}");
         let ok = parse(
             "[[alb]]\nlistener = \"arn:aws:elasticloadbalancing:us-west-2:1:listener/app/f/1/2\"\nblue = \"a\"\ngreen = \"b\"\n",
@@ -1146,10 +954,8 @@ green = "green"
 
     #[test]
     fn record_outside_zone_is_refused() {
-        let err = parse(
-            "[[route53]]\nzone = \"a.com\"\nrecord = \"api.b.com\"\nblue = \"b\"\ngreen = \"g\"\n",
-        )
-        .unwrap_err();
+        let err =
+            parse("[[route53]]\nzone = \"a.com\"\nrecord = \"api.b.com\"\nblue = \"b\"\ngreen = \"g\"\n").unwrap_err();
         assert!(err.contains("route53[0].record"), "{err}");
     }
 }

@@ -18,21 +18,13 @@ pub struct Shares {
 
 impl From<Weights> for Shares {
     fn from(w: Weights) -> Shares {
-        Shares {
-            blue: w.percent(Side::Blue),
-            green: w.percent(Side::Green),
-        }
+        Shares { blue: w.percent(Side::Blue), green: w.percent(Side::Green) }
     }
 }
 
 impl fmt::Display for Shares {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "blue {:>5}% / green {:>5}%",
-            fmt_pct(self.blue),
-            fmt_pct(self.green)
-        )
+        write!(f, "blue {:>5}% / green {:>5}%", fmt_pct(self.blue), fmt_pct(self.green))
     }
 }
 
@@ -47,12 +39,7 @@ pub struct RouteReport {
 
 impl From<&RouteLive> for RouteReport {
     fn from(r: &RouteLive) -> RouteReport {
-        RouteReport {
-            kind: r.kind,
-            name: r.name.clone(),
-            weights: r.weights,
-            percent: r.weights.into(),
-        }
+        RouteReport { kind: r.kind, name: r.name.clone(), weights: r.weights, percent: r.weights.into() }
     }
 }
 
@@ -119,10 +106,7 @@ pub struct RouteSplit {
 
 impl From<Weights> for RouteSplit {
     fn from(w: Weights) -> RouteSplit {
-        RouteSplit {
-            weights: w,
-            percent: w.into(),
-        }
+        RouteSplit { weights: w, percent: w.into() }
     }
 }
 
@@ -163,10 +147,8 @@ impl ChangeReport {
             })
             .collect();
         let after: Vec<Weights> = changes.iter().map(|c| c.to).collect();
-        let live = after
-            .first()
-            .and_then(|w| w.sole_side())
-            .filter(|s| after.iter().all(|w| w.sole_side() == Some(*s)));
+        let live =
+            after.first().and_then(|w| w.sole_side()).filter(|s| after.iter().all(|w| w.sole_side() == Some(*s)));
         ChangeReport {
             profile: profile.to_string(),
             command,
@@ -185,11 +167,7 @@ impl fmt::Display for ChangeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = format!("{}={}%", self.side, self.percent);
         if !self.changed {
-            writeln!(
-                f,
-                "{} {what} on profile {}: already there, nothing to change",
-                self.command, self.profile
-            )?;
+            writeln!(f, "{} {what} on profile {}: already there, nothing to change", self.command, self.profile)?;
         } else if self.dry_run {
             writeln!(
                 f,
@@ -206,19 +184,8 @@ impl fmt::Display for ChangeReport {
             )?;
         }
         for r in &self.routes {
-            write!(
-                f,
-                "  {:<8}{:<44} {}  →  {}",
-                r.kind.to_string(),
-                r.name,
-                r.before.percent,
-                r.after.percent
-            )?;
-            write!(
-                f,
-                "  (weights {}:{})",
-                r.after.weights.blue, r.after.weights.green
-            )?;
+            write!(f, "  {:<8}{:<44} {}  →  {}", r.kind.to_string(), r.name, r.before.percent, r.after.percent)?;
+            write!(f, "  (weights {}:{})", r.after.weights.blue, r.after.weights.green)?;
             if !r.exact {
                 write!(f, "  closest to {}% the weights allow", self.percent)?;
             }
@@ -230,11 +197,7 @@ impl fmt::Display for ChangeReport {
             }
         }
         match self.live {
-            Some(side) => writeln!(
-                f,
-                "{} all traffic on {side}",
-                if self.dry_run { "would leave" } else { "now:" }
-            ),
+            Some(side) => writeln!(f, "{} all traffic on {side}", if self.dry_run { "would leave" } else { "now:" }),
             None => Ok(()),
         }
     }
@@ -282,7 +245,11 @@ pub struct ValidateReport {
 
 impl ValidateReport {
     pub fn new(profile: &Profile, routes: &[RouteLive], live: Option<Side>) -> ValidateReport {
-        let candidate = live.map(Side::other).unwrap_or(Side::Green);
+        ValidateReport::new_toward(profile, routes, live, live.map(Side::other).unwrap_or(Side::Green))
+    }
+
+    /// The plan of a rollout toward `candidate`.
+    pub fn new_toward(profile: &Profile, routes: &[RouteLive], live: Option<Side>, candidate: Side) -> ValidateReport {
         let mut kinds: Vec<RouteKind> = routes.iter().map(|r| r.kind).collect();
         kinds.dedup();
         let stages = profile
@@ -295,11 +262,7 @@ impl ValidateReport {
                     .iter()
                     .map(|&k| {
                         let c = choose_weights(candidate, p, k.max_weight());
-                        StageWeights {
-                            kind: k,
-                            weights: c.weights,
-                            exact: c.exact,
-                        }
+                        StageWeights { kind: k, weights: c.weights, exact: c.exact }
                     })
                     .collect(),
             })
@@ -318,10 +281,7 @@ impl ValidateReport {
             gates: profile
                 .gates
                 .iter()
-                .map(|g| GateReport {
-                    name: g.name.clone(),
-                    kind: g.kind.type_name(),
-                })
+                .map(|g| GateReport { name: g.name.clone(), kind: g.kind.type_name() })
                 .collect(),
             state_table: profile.state.as_ref().map(|s| s.table.clone()),
             sns_topic_arn: profile.notify.sns_topic_arn.clone(),
@@ -367,11 +327,7 @@ impl fmt::Display for ValidateReport {
             writeln!(
                 f,
                 "gates: {}",
-                self.gates
-                    .iter()
-                    .map(|g| format!("{} ({})", g.name, g.kind))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.gates.iter().map(|g| format!("{} ({})", g.name, g.kind)).collect::<Vec<_>>().join(", ")
             )?;
         }
         if let Some(t) = &self.state_table {

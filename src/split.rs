@@ -50,9 +50,7 @@ impl FromStr for Side {
         match s.trim().to_ascii_lowercase().as_str() {
             "blue" => Ok(Side::Blue),
             "green" => Ok(Side::Green),
-            other => Err(format!(
-                "unknown side `{other}` (expected `blue` or `green`)"
-            )),
+            other => Err(format!("unknown side `{other}` (expected `blue` or `green`)")),
         }
     }
 }
@@ -121,9 +119,8 @@ impl FromStr for Percent {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().trim_end_matches('%').trim();
-        let value: f64 = t
-            .parse()
-            .map_err(|_| format!("`{s}` is not a percentage (expected a number from 0 to 100)"))?;
+        let value: f64 =
+            t.parse().map_err(|_| format!("`{s}` is not a percentage (expected a number from 0 to 100)"))?;
         Percent::from_f64(value)
     }
 }
@@ -240,8 +237,7 @@ pub fn choose_weights(side: Side, percent: Percent, max: u32) -> WeightChoice {
     let (w, o) = weight_pair(percent.milli(), max);
     WeightChoice {
         weights: Weights::with(side, w, o),
-        exact: u64::from(w) * u64::from(MILLI_FULL)
-            == u64::from(percent.milli()) * (u64::from(w) + u64::from(o)),
+        exact: u64::from(w) * u64::from(MILLI_FULL) == u64::from(percent.milli()) * (u64::from(w) + u64::from(o)),
     }
 }
 
@@ -325,11 +321,7 @@ mod tests {
         assert!(alb.exact);
         let r53 = choose_weights(Side::Green, pct("0.1"), 255);
         assert!(!r53.exact);
-        assert_eq!(
-            r53.weights,
-            Weights::new(255, 1),
-            "closest pair that keeps some traffic"
-        );
+        assert_eq!(r53.weights, Weights::new(255, 1), "closest pair that keeps some traffic");
     }
 
     #[test]
@@ -337,30 +329,18 @@ mod tests {
         for max in [255u32, 999] {
             for milli in (0..=100_000u32).step_by(137) {
                 let c = choose_weights(Side::Green, Percent::from_milli(milli).unwrap(), max);
-                assert!(
-                    c.weights.blue <= max && c.weights.green <= max,
-                    "{milli} {max}"
-                );
+                assert!(c.weights.blue <= max && c.weights.green <= max, "{milli} {max}");
                 assert!(c.weights.blue + c.weights.green > 0);
                 if milli > 0 {
-                    assert!(
-                        c.weights.green > 0,
-                        "a share asked for never rounds to none"
-                    );
+                    assert!(c.weights.green > 0, "a share asked for never rounds to none");
                 }
                 if milli < 100_000 {
-                    assert!(
-                        c.weights.blue > 0,
-                        "a share short of all never rounds to all"
-                    );
+                    assert!(c.weights.blue > 0, "a share short of all never rounds to all");
                 }
                 let got = c.weights.percent(Side::Green);
                 // Never further off than the smallest share the splitter can express.
                 let step = 100.0 / f64::from(max + 1);
-                assert!(
-                    (got - f64::from(milli) / 1000.0).abs() <= step + 1e-9,
-                    "{milli} {max} {got}"
-                );
+                assert!((got - f64::from(milli) / 1000.0).abs() <= step + 1e-9, "{milli} {max} {got}");
             }
         }
     }

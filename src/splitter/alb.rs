@@ -58,16 +58,9 @@ pub struct AlbSplitter {
 /// The load balancer ARN a listener or rule ARN belongs to.
 fn load_balancer_arn(arn: &str) -> Option<String> {
     // arn:aws:elasticloadbalancing:R:A:listener/app/NAME/LBID/LID[/RULEID]
-    let (prefix, rest) = arn
-        .split_once(":listener/")
-        .or_else(|| arn.split_once(":listener-rule/"))?;
+    let (prefix, rest) = arn.split_once(":listener/").or_else(|| arn.split_once(":listener-rule/"))?;
     let parts: Vec<&str> = rest.split('/').collect();
-    (parts.len() >= 3).then(|| {
-        format!(
-            "{prefix}:loadbalancer/{}/{}/{}",
-            parts[0], parts[1], parts[2]
-        )
-    })
+    (parts.len() >= 3).then(|| format!("{prefix}:loadbalancer/{}/{}/{}", parts[0], parts[1], parts[2]))
 }
 
 /// The listener ARN a rule ARN belongs to.
@@ -79,9 +72,7 @@ fn listener_of_rule(rule_arn: &str) -> Option<String> {
 
 /// `tg-blue` out of `arn:…:targetgroup/tg-blue/abc123`.
 pub fn target_group_name(arn: &str) -> &str {
-    arn.split_once(":targetgroup/")
-        .map(|(_, r)| r.split('/').next().unwrap_or(r))
-        .unwrap_or(arn)
+    arn.split_once(":targetgroup/").map(|(_, r)| r.split('/').next().unwrap_or(r)).unwrap_or(arn)
 }
 
 /// `front` out of a listener ARN.
@@ -94,17 +85,16 @@ fn load_balancer_name(arn: &str) -> &str {
 
 impl AlbSplitter {
     pub fn new(sdk: &SdkConfig, routes: Vec<AlbRoute>) -> AlbSplitter {
-        AlbSplitter {
-            client: Client::new(sdk),
-            routes,
-            checked: tokio::sync::OnceCell::new(),
-        }
+        AlbSplitter { client: Client::new(sdk), routes, checked: tokio::sync::OnceCell::new() }
     }
 
     async fn describe_listener(&self, arn: &str) -> Result<Listener> {
         let out = self.client.describe_listeners().listener_arns(arn).send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_listener_not_found_exception()) {
-                Error::refused_hint(format!("listener `{arn}` not found"), "check `listener` in the profile: `aws elbv2 describe-listeners --load-balancer-arn …`")
+                Error::refused_hint(
+                    format!("listener `{arn}` not found"),
+                    "check `listener` in the profile: `aws elbv2 describe-listeners --load-balancer-arn …`",
+                )
             } else {
                 Error::aws(format!("DescribeListeners {arn}"), e)
             }
@@ -117,24 +107,16 @@ impl AlbSplitter {
     }
 
     async fn describe_rule(&self, arn: &str) -> Result<Rule> {
-        let out = self
-            .client
-            .describe_rules()
-            .rule_arns(arn)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_rule_not_found_exception())
-                {
-                    Error::refused_hint(
-                        format!("listener rule `{arn}` not found"),
-                        "check `rule` in the profile: `aws elbv2 describe-rules --listener-arn …`",
-                    )
-                } else {
-                    Error::aws(format!("DescribeRules {arn}"), e)
-                }
-            })?;
+        let out = self.client.describe_rules().rule_arns(arn).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_rule_not_found_exception()) {
+                Error::refused_hint(
+                    format!("listener rule `{arn}` not found"),
+                    "check `rule` in the profile: `aws elbv2 describe-rules --listener-arn …`",
+                )
+            } else {
+                Error::aws(format!("DescribeRules {arn}"), e)
+            }
+        })?;
         out.rules
             .unwrap_or_default()
             .into_iter()
@@ -184,29 +166,17 @@ impl AlbSplitter {
         let (name, port) = listener
             .rsplit_once(':')
             .and_then(|(n, p)| Some((n, p.parse::<i32>().ok()?)))
-            .ok_or_else(|| {
-                Error::refused(format!(
-                    "`{listener}` is neither a listener ARN nor LOAD_BALANCER:PORT"
-                ))
-            })?;
-        let lbs = self
-            .client
-            .describe_load_balancers()
-            .names(name)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_load_balancer_not_found_exception())
-                {
-                    Error::refused_hint(
-                        format!("load balancer `{name}` not found"),
-                        "check `listener` in the profile: `aws elbv2 describe-load-balancers`",
-                    )
-                } else {
-                    Error::aws(format!("DescribeLoadBalancers {name}"), e)
-                }
-            })?;
+            .ok_or_else(|| Error::refused(format!("`{listener}` is neither a listener ARN nor LOAD_BALANCER:PORT")))?;
+        let lbs = self.client.describe_load_balancers().names(name).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_load_balancer_not_found_exception()) {
+                Error::refused_hint(
+                    format!("load balancer `{name}` not found"),
+                    "check `listener` in the profile: `aws elbv2 describe-load-balancers`",
+                )
+            } else {
+                Error::aws(format!("DescribeLoadBalancers {name}"), e)
+            }
+        })?;
         let lb_arn = lbs
             .load_balancers
             .unwrap_or_default()
@@ -222,27 +192,16 @@ impl AlbSplitter {
             .map_err(|e| Error::aws(format!("DescribeListeners of {name}"), e))?
             .listeners
             .unwrap_or_default();
-        let ports: Vec<String> = listeners
-            .iter()
-            .filter_map(|l| l.port.map(|p| p.to_string()))
-            .collect();
-        listeners
-            .into_iter()
-            .find(|l| l.port == Some(port))
-            .and_then(|l| l.listener_arn)
-            .ok_or_else(|| {
-                Error::refused_hint(
-                    format!(
-                        "load balancer `{name}` has no listener on port {port} (ports: {})",
-                        if ports.is_empty() {
-                            "none".into()
-                        } else {
-                            ports.join(", ")
-                        }
-                    ),
-                    "check `listener` in the profile",
-                )
-            })
+        let ports: Vec<String> = listeners.iter().filter_map(|l| l.port.map(|p| p.to_string())).collect();
+        listeners.into_iter().find(|l| l.port == Some(port)).and_then(|l| l.listener_arn).ok_or_else(|| {
+            Error::refused_hint(
+                format!(
+                    "load balancer `{name}` has no listener on port {port} (ports: {})",
+                    if ports.is_empty() { "none".into() } else { ports.join(", ") }
+                ),
+                "check `listener` in the profile",
+            )
+        })
     }
 
     /// Listener ARNs for `LOAD_BALANCER:PORT` names, rules checked against their listener, and
@@ -251,10 +210,7 @@ impl AlbSplitter {
         let resolved: Vec<AlbRoute> = stream::iter(self.routes.iter())
             .map(|r| async move {
                 let listener = self.listener_arn(&r.listener).await?;
-                Ok::<_, Error>(AlbRoute {
-                    listener,
-                    ..r.clone()
-                })
+                Ok::<_, Error>(AlbRoute { listener, ..r.clone() })
             })
             .buffered(READ_PARALLELISM)
             .try_collect()
@@ -284,11 +240,7 @@ impl AlbSplitter {
         arns.dedup();
         let tags = self.tags(arns).await?;
         for arn in resolved.iter().flat_map(owned_by) {
-            let controller = tags
-                .get(&arn)
-                .into_iter()
-                .flatten()
-                .find(|(k, _)| CONTROLLER_TAGS.contains(&k.as_str()));
+            let controller = tags.get(&arn).into_iter().flatten().find(|(k, _)| CONTROLLER_TAGS.contains(&k.as_str()));
             if let Some((k, v)) = controller {
                 return Err(Error::refused_hint(
                     format!(
@@ -305,47 +257,28 @@ impl AlbSplitter {
     /// listeners 20 ARNs a call; rules by ARN 20 a call, or all rules of a listener at once
     /// when several routes edit rules of that listener.
     async fn describe(&self, routes: &[AlbRoute]) -> Result<Described> {
-        let mut listener_arns: Vec<String> = routes
-            .iter()
-            .filter(|r| r.rule == RuleRef::Default)
-            .map(|r| r.listener.clone())
-            .collect();
+        let mut listener_arns: Vec<String> =
+            routes.iter().filter(|r| r.rule == RuleRef::Default).map(|r| r.listener.clone()).collect();
         listener_arns.sort();
         listener_arns.dedup();
         let mut rules_of: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for r in routes {
             if let RuleRef::Arn(a) = &r.rule {
-                rules_of
-                    .entry(r.listener.as_str())
-                    .or_default()
-                    .push(a.clone());
+                rules_of.entry(r.listener.as_str()).or_default().push(a.clone());
             }
         }
         let mut found = Described::default();
         for batch in listener_arns.chunks(BATCH) {
-            match self
-                .client
-                .describe_listeners()
-                .set_listener_arns(Some(batch.to_vec()))
-                .send()
-                .await
-            {
+            match self.client.describe_listeners().set_listener_arns(Some(batch.to_vec())).send().await {
                 Ok(out) => {
                     for l in out.listeners.unwrap_or_default() {
-                        found
-                            .listeners
-                            .insert(l.listener_arn.clone().unwrap_or_default(), l);
+                        found.listeners.insert(l.listener_arn.clone().unwrap_or_default(), l);
                     }
                 }
                 // One at a time, to name the one that is missing.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_listener_not_found_exception()) =>
-                {
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_listener_not_found_exception()) => {
                     for arn in batch {
-                        found
-                            .listeners
-                            .insert(arn.clone(), self.describe_listener(arn).await?);
+                        found.listeners.insert(arn.clone(), self.describe_listener(arn).await?);
                     }
                 }
                 Err(e) => return Err(Error::aws("DescribeListeners", e)),
@@ -358,18 +291,9 @@ impl AlbSplitter {
             } else {
                 let mut all = Vec::new();
                 for batch in rules.chunks(BATCH) {
-                    match self
-                        .client
-                        .describe_rules()
-                        .set_rule_arns(Some(batch.to_vec()))
-                        .send()
-                        .await
-                    {
+                    match self.client.describe_rules().set_rule_arns(Some(batch.to_vec())).send().await {
                         Ok(out) => all.extend(out.rules.unwrap_or_default()),
-                        Err(e)
-                            if e.as_service_error()
-                                .is_some_and(|s| s.is_rule_not_found_exception()) =>
-                        {
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_rule_not_found_exception()) => {
                             for arn in batch {
                                 all.push(self.describe_rule(arn).await?);
                             }
@@ -380,9 +304,7 @@ impl AlbSplitter {
                 all
             };
             for r in fetched {
-                found
-                    .rules
-                    .insert(r.rule_arn.clone().unwrap_or_default(), r);
+                found.rules.insert(r.rule_arn.clone().unwrap_or_default(), r);
             }
             for arn in &rules {
                 if !found.rules.contains_key(arn) {
@@ -410,9 +332,7 @@ impl AlbSplitter {
                 .send()
                 .await
                 .map_err(|e| {
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_listener_not_found_exception())
-                    {
+                    if e.as_service_error().is_some_and(|s| s.is_listener_not_found_exception()) {
                         Error::refused(format!("listener `{listener}` not found"))
                     } else {
                         Error::aws(format!("DescribeRules of {listener}"), e)
@@ -432,80 +352,51 @@ impl AlbSplitter {
         let lb = load_balancer_name(&route.listener);
         let (rule_arn, actions, name) = match &route.rule {
             RuleRef::Default => {
-                let l = found.listeners.get(&route.listener).ok_or_else(|| {
-                    Error::refused(format!("listener `{}` not found", route.listener))
-                })?;
+                let l = found
+                    .listeners
+                    .get(&route.listener)
+                    .ok_or_else(|| Error::refused(format!("listener `{}` not found", route.listener)))?;
                 let port = l.port.map(|p| p.to_string()).unwrap_or_default();
-                (
-                    None,
-                    l.default_actions.clone().unwrap_or_default(),
-                    format!("{lb}/listener:{port}/default"),
-                )
+                (None, l.default_actions.clone().unwrap_or_default(), format!("{lb}/listener:{port}/default"))
             }
             RuleRef::Arn(arn) => {
-                let r = found
-                    .rules
-                    .get(arn)
-                    .ok_or_else(|| Error::refused(format!("listener rule `{arn}` not found")))?;
+                let r =
+                    found.rules.get(arn).ok_or_else(|| Error::refused(format!("listener rule `{arn}` not found")))?;
                 let prio = r.priority.clone().unwrap_or_default();
-                (
-                    Some(arn.clone()),
-                    r.actions.clone().unwrap_or_default(),
-                    format!("{lb}/rule:{prio}"),
-                )
+                (Some(arn.clone()), r.actions.clone().unwrap_or_default(), format!("{lb}/rule:{prio}"))
             }
         };
         let where_ = match &rule_arn {
             Some(r) => format!("rule `{r}`"),
             None => format!("the default action of listener `{}`", route.listener),
         };
-        let forward = actions
-            .iter()
-            .position(|a| a.r#type == Some(ActionTypeEnum::Forward))
-            .ok_or_else(|| {
-                Error::refused_hint(
-                    format!("{where_} has no forward action"),
-                    "cutover shifts the weights of a forward action between two target groups",
-                )
-            })?;
+        let forward = actions.iter().position(|a| a.r#type == Some(ActionTypeEnum::Forward)).ok_or_else(|| {
+            Error::refused_hint(
+                format!("{where_} has no forward action"),
+                "cutover shifts the weights of a forward action between two target groups",
+            )
+        })?;
         let groups: Vec<(String, u32)> = {
             let a = &actions[forward];
-            match a
-                .forward_config
-                .as_ref()
-                .and_then(|f| f.target_groups.as_ref())
-            {
+            match a.forward_config.as_ref().and_then(|f| f.target_groups.as_ref()) {
                 Some(tgs) if !tgs.is_empty() => tgs
                     .iter()
-                    .filter_map(|t| {
-                        Some((
-                            t.target_group_arn.clone()?,
-                            t.weight.unwrap_or(1).max(0) as u32,
-                        ))
-                    })
+                    .filter_map(|t| Some((t.target_group_arn.clone()?, t.weight.unwrap_or(1).max(0) as u32)))
                     .collect(),
-                _ => a
-                    .target_group_arn
-                    .iter()
-                    .map(|arn| (arn.clone(), 1))
-                    .collect(),
+                _ => a.target_group_arn.iter().map(|arn| (arn.clone(), 1)).collect(),
             }
         };
         let find = |side: Side| -> Result<(String, u32)> {
             let want = route.target_group(side);
-            groups
-                .iter()
-                .find(|(arn, _)| arn == want || target_group_name(arn) == want)
-                .cloned()
-                .ok_or_else(|| {
-                    Error::refused_hint(
-                        format!(
-                            "target group `{want}` ({side}) is not in the forward action of {where_} (it forwards to: {})",
-                            groups.iter().map(|(a, _)| target_group_name(a)).collect::<Vec<_>>().join(", ")
-                        ),
-                        "add both target groups to the forward action (the candidate at weight 0) before a cutover",
-                    )
-                })
+            groups.iter().find(|(arn, _)| arn == want || target_group_name(arn) == want).cloned().ok_or_else(|| {
+                Error::refused_hint(
+                    format!(
+                        "target group `{want}` ({side}) is not in the forward action of {where_} (it forwards to: {})",
+                        groups.iter().map(|(a, _)| target_group_name(a)).collect::<Vec<_>>().join(", ")
+                    ),
+                    "add both target groups to the forward action (the candidate at weight 0) before a cutover",
+                )
+            })
         };
         let (blue_arn, blue_w) = find(Side::Blue)?;
         let (green_arn, green_w) = find(Side::Green)?;
@@ -527,9 +418,7 @@ impl AlbSplitter {
 
     async fn write_one(&self, c: &RouteChange) -> Result<()> {
         let Raw::Alb(s) = &c.route.raw else {
-            return Err(Error::Other(
-                "an ALB write was given a route of another kind".into(),
-            ));
+            return Err(Error::Other("an ALB write was given a route of another kind".into()));
         };
         let actions = rewrite_actions(s, c.to);
         match &s.rule_arn {
@@ -592,34 +481,20 @@ impl Splitter for AlbSplitter {
         if self.routes.is_empty() {
             return Ok(Vec::new());
         }
-        let routes = self
-            .checked
-            .get_or_try_init(|| self.resolve_and_check())
-            .await?;
+        let routes = self.checked.get_or_try_init(|| self.resolve_and_check()).await?;
         let found = self.describe(routes).await?;
-        routes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| AlbSplitter::build_route(i, r, &found))
-            .collect()
+        routes.iter().enumerate().map(|(i, r)| AlbSplitter::build_route(i, r, &found)).collect()
     }
 
     async fn write(&self, changes: &[RouteChange]) -> Vec<WriteOutcome> {
-        stream::iter(
-            changes
-                .iter()
-                .filter(|c| !c.is_noop() && c.route.kind == RouteKind::Alb),
-        )
-        .map(|c| async move {
-            let result = self.write_one(c).await;
-            WriteOutcome {
-                changes: vec![c.clone()],
-                result,
-            }
-        })
-        .buffer_unordered(WRITE_PARALLELISM)
-        .collect()
-        .await
+        stream::iter(changes.iter().filter(|c| !c.is_noop() && c.route.kind == RouteKind::Alb))
+            .map(|c| async move {
+                let result = self.write_one(c).await;
+                WriteOutcome { changes: vec![c.clone()], result }
+            })
+            .buffer_unordered(WRITE_PARALLELISM)
+            .collect()
+            .await
     }
 }
 
@@ -631,11 +506,7 @@ pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
     };
     let mut parts = Vec::new();
     let mut kept = Vec::new();
-    if let Some(tgs) = s.actions[s.forward]
-        .forward_config
-        .as_ref()
-        .and_then(|f| f.target_groups.as_ref())
-    {
+    if let Some(tgs) = s.actions[s.forward].forward_config.as_ref().and_then(|f| f.target_groups.as_ref()) {
         for t in tgs {
             let arn = t.target_group_arn.as_deref().unwrap_or_default();
             let w = t.weight.unwrap_or(1);
@@ -652,16 +523,11 @@ pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
     if !kept.is_empty() {
         line.push_str(&format!("; kept: {}", kept.join(", ")));
     }
-    if let Some(st) = s.actions[s.forward]
-        .forward_config
-        .as_ref()
-        .and_then(|f| f.target_group_stickiness_config.as_ref())
+    if let Some(st) =
+        s.actions[s.forward].forward_config.as_ref().and_then(|f| f.target_group_stickiness_config.as_ref())
     {
         if st.enabled == Some(true) {
-            line.push_str(&format!(
-                "; stickiness kept ({}s)",
-                st.duration_seconds.unwrap_or_default()
-            ));
+            line.push_str(&format!("; stickiness kept ({}s)", st.duration_seconds.unwrap_or_default()));
         }
     }
     if s.actions.len() > 1 {
@@ -688,10 +554,7 @@ mod tests {
         );
         assert_eq!(listener_of_rule(r).unwrap(), l);
         assert_eq!(load_balancer_name(l), "front");
-        assert_eq!(
-            target_group_name("arn:aws:elasticloadbalancing:us-west-2:1:targetgroup/tg-blue/0a1b"),
-            "tg-blue"
-        );
+        assert_eq!(target_group_name("arn:aws:elasticloadbalancing:us-west-2:1:targetgroup/tg-blue/0a1b"), "tg-blue");
         assert_eq!(target_group_name("tg-blue"), "tg-blue");
     }
 }

@@ -61,6 +61,45 @@ pub struct RouteLive {
     pub(crate) raw: Raw,
 }
 
+impl RouteLive {
+    /// The target group ARN of `side`, for ALB routes.
+    pub fn target_group(&self, side: Side) -> Option<String> {
+        match &self.raw {
+            Raw::Alb(s) => Some(match side {
+                Side::Blue => s.blue_arn.clone(),
+                Side::Green => s.green_arn.clone(),
+            }),
+            Raw::Route53(_) => None,
+        }
+    }
+
+    /// The DNS name `side`'s record set is an alias of, for Route53 alias routes.
+    pub fn alias_dns(&self, side: Side) -> Option<String> {
+        match &self.raw {
+            Raw::Route53(s) => {
+                let set = match side {
+                    Side::Blue => &s.blue,
+                    Side::Green => &s.green,
+                };
+                set.alias_target.as_ref().map(|a| a.dns_name.clone())
+            }
+            Raw::Alb(_) => None,
+        }
+    }
+
+    pub fn view(&self) -> RouteView {
+        RouteView { kind: self.kind, name: self.name.clone(), weights: self.weights }
+    }
+}
+
+/// A route's split, without what a write needs: what the rollout engine and reports see.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouteView {
+    pub kind: RouteKind,
+    pub name: String,
+    pub weights: Weights,
+}
+
 /// What a backend keeps of a route between reading and writing it.
 #[derive(Clone, Debug)]
 pub(crate) enum Raw {
@@ -138,11 +177,7 @@ impl Traffic {
             .iter()
             .map(|r| {
                 let choice = choose_weights(side, percent, r.kind.max_weight());
-                RouteChange {
-                    route: r.clone(),
-                    to: choice.weights,
-                    exact: choice.exact,
-                }
+                RouteChange { route: r.clone(), to: choice.weights, exact: choice.exact }
             })
             .collect()
     }
@@ -159,20 +194,13 @@ impl Traffic {
             if written.is_empty() {
                 return Err(cause);
             }
-            tracing::warn!(
-                routes = written.len(),
-                "a write failed part-way; putting back the routes already written"
-            );
+            tracing::warn!(routes = written.len(), "a write failed part-way; putting back the routes already written");
             let undo: Vec<RouteChange> = written
                 .iter()
                 .map(|c| {
                     let mut route = c.route.clone();
                     route.weights = c.to;
-                    RouteChange {
-                        route,
-                        to: c.route.weights,
-                        exact: true,
-                    }
+                    RouteChange { route, to: c.route.weights, exact: true }
                 })
                 .collect();
             let undone = self.write_all(&undo).await;
@@ -180,17 +208,13 @@ impl Traffic {
                 return Err(match cause {
                     Error::Aws { action, message } => Error::Aws {
                         action,
-                        message: format!(
-                            "{message}\n(the routes already written were put back: traffic is as before)"
-                        ),
+                        message: format!("{message}\n(the routes already written were put back: traffic is as before)"),
                     },
                     other => other,
                 });
             }
             return Err(self
-                .split_unknown(format!(
-                    "{cause}; putting back the routes already written failed too"
-                ))
+                .split_unknown(format!("{cause}; putting back the routes already written failed too"))
                 .await);
         }
         let after = match self.read().await {
@@ -202,9 +226,7 @@ impl Traffic {
             }
         };
         for c in changes {
-            let live = after
-                .iter()
-                .find(|r| r.kind == c.route.kind && r.index == c.route.index);
+            let live = after.iter().find(|r| r.kind == c.route.kind && r.index == c.route.index);
             match live {
                 Some(r) if r.weights == c.to => {}
                 Some(r) => {
@@ -216,10 +238,7 @@ impl Traffic {
                         .await);
                 }
                 None => {
-                    return Err(Error::Other(format!(
-                        "{} {} vanished after the write",
-                        c.route.kind, c.route.name
-                    )));
+                    return Err(Error::Other(format!("{} {} vanished after the write", c.route.kind, c.route.name)));
                 }
             }
         }
@@ -227,10 +246,8 @@ impl Traffic {
     }
 
     async fn write_all(&self, changes: &[RouteChange]) -> Vec<WriteOutcome> {
-        let (r53, alb): (Vec<RouteChange>, Vec<RouteChange>) = changes
-            .iter()
-            .cloned()
-            .partition(|c| c.route.kind == RouteKind::Route53);
+        let (r53, alb): (Vec<RouteChange>, Vec<RouteChange>) =
+            changes.iter().cloned().partition(|c| c.route.kind == RouteKind::Route53);
         let (mut a, b) = tokio::join!(self.route53.write(&r53), self.alb.write(&alb));
         a.extend(b);
         a
@@ -238,8 +255,7 @@ impl Traffic {
 
     /// An exit-4 error listing every route's live split, as far as it can be read.
     async fn split_unknown(&self, what: String) -> Error {
-        let mut message =
-            format!("{what}\ntraffic may be split unexpectedly; a human must look. Live now:");
+        let mut message = format!("{what}\ntraffic may be split unexpectedly; a human must look. Live now:");
         match self.read().await {
             Ok(routes) => {
                 for r in routes {
@@ -255,8 +271,5 @@ impl Traffic {
 /// The side holding all traffic on every route, if there is one.
 pub fn sole_side(routes: &[RouteLive]) -> Option<Side> {
     let first = routes.first()?.weights.sole_side()?;
-    routes
-        .iter()
-        .all(|r| r.weights.sole_side() == Some(first))
-        .then_some(first)
+    routes.iter().all(|r| r.weights.sole_side() == Some(first)).then_some(first)
 }

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_route53::Client;
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecordSet, RrType};
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::{Raw, RouteChange, RouteKind, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome};
@@ -65,11 +63,7 @@ struct Zone {
 
 impl Route53Splitter {
     pub fn new(sdk: &SdkConfig, routes: Vec<Route53Route>) -> Route53Splitter {
-        Route53Splitter {
-            client: Client::new(sdk),
-            routes,
-            zones: Mutex::default(),
-        }
+        Route53Splitter { client: Client::new(sdk), routes, zones: Mutex::default() }
     }
 
     /// Finds a hosted zone by id or by name; a name shared by several zones (public and private)
@@ -79,37 +73,24 @@ impl Route53Splitter {
             return Ok(found.clone());
         }
         let found = self.find_zone(zone).await?;
-        self.zones
-            .lock()
-            .expect("zone cache")
-            .insert(zone.to_string(), found.clone());
+        self.zones.lock().expect("zone cache").insert(zone.to_string(), found.clone());
         Ok(found)
     }
 
     async fn find_zone(&self, zone: &str) -> Result<Zone> {
         if is_zone_id(zone) {
             let id = zone.trim_start_matches("/hostedzone/");
-            let out = self
-                .client
-                .get_hosted_zone()
-                .id(id)
-                .send()
-                .await
-                .map_err(|e| {
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_no_such_hosted_zone())
-                    {
-                        Error::refused_hint(
-                            format!("hosted zone `{id}` not found"),
-                            "check `zone` in the profile: `aws route53 list-hosted-zones`",
-                        )
-                    } else {
-                        Error::aws(format!("GetHostedZone {id}"), e)
-                    }
-                })?;
-            let z = out
-                .hosted_zone
-                .ok_or_else(|| Error::Other(format!("GetHostedZone {id} returned no zone")))?;
+            let out = self.client.get_hosted_zone().id(id).send().await.map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_hosted_zone()) {
+                    Error::refused_hint(
+                        format!("hosted zone `{id}` not found"),
+                        "check `zone` in the profile: `aws route53 list-hosted-zones`",
+                    )
+                } else {
+                    Error::aws(format!("GetHostedZone {id}"), e)
+                }
+            })?;
+            let z = out.hosted_zone.ok_or_else(|| Error::Other(format!("GetHostedZone {id} returned no zone")))?;
             return Ok(Zone {
                 id: z.id.trim_start_matches("/hostedzone/").to_string(),
                 name: z.name,
@@ -144,11 +125,7 @@ impl Route53Splitter {
             _ => Err(Error::refused_hint(
                 format!(
                     "hosted zone name `{name}` is ambiguous: {}",
-                    found
-                        .iter()
-                        .map(|z| z.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    found.iter().map(|z| z.id.as_str()).collect::<Vec<_>>().join(", ")
                 ),
                 "several hosted zones (e.g. a public and a private one) share this name: set `zone` to the zone id",
             )),
@@ -156,12 +133,7 @@ impl Route53Splitter {
     }
 
     /// Lists the record sets of `name`/`rtype` (all of them, paging within the name if needed).
-    async fn list_record(
-        &self,
-        zone: &Zone,
-        name: &str,
-        rtype: &RrType,
-    ) -> Result<Vec<ResourceRecordSet>> {
+    async fn list_record(&self, zone: &Zone, name: &str, rtype: &RrType) -> Result<Vec<ResourceRecordSet>> {
         let mut start: (String, RrType, Option<String>) = (name.to_string(), rtype.clone(), None);
         let mut sets = Vec::new();
         loop {
@@ -175,9 +147,7 @@ impl Route53Splitter {
                 .max_items(PAGE)
                 .send()
                 .await
-                .map_err(|e| {
-                    Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e)
-                })?;
+                .map_err(|e| Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e))?;
             let mut past = false;
             for set in out.resource_record_sets {
                 if same_name(&set.name, name) && set.r#type == *rtype {
@@ -206,20 +176,12 @@ impl Route53Splitter {
         let mut sets = Vec::new();
         let mut start: Option<(String, RrType, Option<String>)> = None;
         loop {
-            let mut req = self
-                .client
-                .list_resource_record_sets()
-                .hosted_zone_id(&zone.id)
-                .max_items(PAGE);
+            let mut req = self.client.list_resource_record_sets().hosted_zone_id(&zone.id).max_items(PAGE);
             if let Some((n, t, i)) = &start {
-                req = req
-                    .start_record_name(n)
-                    .start_record_type(t.clone())
-                    .set_start_record_identifier(i.clone());
+                req = req.start_record_name(n).start_record_type(t.clone()).set_start_record_identifier(i.clone());
             }
-            let out = req.send().await.map_err(|e| {
-                Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e)
-            })?;
+            let out =
+                req.send().await.map_err(|e| Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e))?;
             sets.extend(out.resource_record_sets);
             if !out.is_truncated {
                 return Ok(sets);
@@ -230,10 +192,7 @@ impl Route53Splitter {
                 out.next_record_identifier,
             );
             if start.as_ref() == Some(&next) {
-                return Err(Error::Other(format!(
-                    "ListResourceRecordSets in zone {} did not advance",
-                    zone.id
-                )));
+                return Err(Error::Other(format!("ListResourceRecordSets in zone {} did not advance", zone.id)));
             }
             start = Some(next);
         }
@@ -314,9 +273,8 @@ impl Route53Splitter {
             .send()
             .await
             .map_err(|e| Error::aws(format!("ChangeResourceRecordSets in zone {zone_id}"), e))?;
-        let info = out.change_info.ok_or_else(|| {
-            Error::Other("ChangeResourceRecordSets returned no change info".into())
-        })?;
+        let info =
+            out.change_info.ok_or_else(|| Error::Other("ChangeResourceRecordSets returned no change info".into()))?;
         tracing::info!(zone = zone_id, change = %info.id, status = %info.status, "route53 change submitted");
         if info.status != ChangeStatus::Insync {
             self.wait_insync(&info.id).await?;
@@ -349,8 +307,7 @@ impl Splitter for Route53Splitter {
             .values()
             .filter(|z| {
                 let pages = (z.record_count.max(1) as usize).div_ceil(PAGE as usize);
-                per_zone.get(z.id.as_str()).copied().unwrap_or(0) > 1
-                    && pages <= per_zone[z.id.as_str()]
+                per_zone.get(z.id.as_str()).copied().unwrap_or(0) > 1 && pages <= per_zone[z.id.as_str()]
             })
             .collect();
         let mut listed: BTreeMap<String, Vec<ResourceRecordSet>> = BTreeMap::new();
@@ -385,10 +342,7 @@ impl Splitter for Route53Splitter {
         let mut by_zone: BTreeMap<String, Vec<RouteChange>> = BTreeMap::new();
         for c in changes.iter().filter(|c| !c.is_noop()) {
             if let Raw::Route53(s) = &c.route.raw {
-                by_zone
-                    .entry(s.zone_id.clone())
-                    .or_default()
-                    .push(c.clone());
+                by_zone.entry(s.zone_id.clone()).or_default().push(c.clone());
             }
         }
         stream::iter(by_zone)
@@ -403,12 +357,7 @@ impl Splitter for Route53Splitter {
 }
 
 /// Picks the blue and green sets out of the record's sets, refusing what cannot be split.
-fn route_live(
-    index: usize,
-    route: &Route53Route,
-    zone: &Zone,
-    sets: Vec<ResourceRecordSet>,
-) -> Result<RouteLive> {
+fn route_live(index: usize, route: &Route53Route, zone: &Zone, sets: Vec<ResourceRecordSet>) -> Result<RouteLive> {
     let name = format!("{} {}", route.record, route.rtype);
     if sets.is_empty() {
         return Err(Error::refused_hint(
@@ -419,24 +368,23 @@ fn route_live(
             "check `record` and `type` in the profile; the weighted records must exist before a cutover",
         ));
     }
-    let ids: Vec<String> = sets
-        .iter()
-        .map(|s| s.set_identifier.clone().unwrap_or_else(|| "(none)".into()))
-        .collect();
+    let ids: Vec<String> = sets.iter().map(|s| s.set_identifier.clone().unwrap_or_else(|| "(none)".into())).collect();
     let pick = |side: Side| -> Result<ResourceRecordSet> {
         let want = route.set_identifier(side);
         let set = sets.iter().find(|s| s.set_identifier.as_deref() == Some(want)).ok_or_else(|| {
             Error::refused_hint(
-                format!("record `{}` {} has no record set with SetIdentifier `{want}` for the {side} side (found: {})", route.record, route.rtype, ids.join(", ")),
+                format!(
+                    "record `{}` {} has no record set with SetIdentifier `{want}` for the {side} side (found: {})",
+                    route.record,
+                    route.rtype,
+                    ids.join(", ")
+                ),
                 format!("set `{side}` under [[route53]] to one of the SetIdentifiers found"),
             )
         })?;
         let weight = set.weight.ok_or_else(|| {
             Error::refused_hint(
-                format!(
-                    "record set `{want}` of `{}` {} is not a weighted record",
-                    route.record, route.rtype
-                ),
+                format!("record set `{want}` of `{}` {} is not a weighted record", route.record, route.rtype),
                 "cutover shifts weighted routing records; make both sides weighted records",
             )
         })?;
@@ -450,21 +398,13 @@ fn route_live(
     };
     let blue = pick(Side::Blue)?;
     let green = pick(Side::Green)?;
-    let weights = Weights::new(
-        blue.weight.unwrap_or(0) as u32,
-        green.weight.unwrap_or(0) as u32,
-    );
+    let weights = Weights::new(blue.weight.unwrap_or(0) as u32, green.weight.unwrap_or(0) as u32);
     Ok(RouteLive {
         index,
         kind: RouteKind::Route53,
         name,
         weights,
-        raw: Raw::Route53(Box::new(Snapshot {
-            zone_id: zone.id.clone(),
-            zone_name: zone.name.clone(),
-            blue,
-            green,
-        })),
+        raw: Raw::Route53(Box::new(Snapshot { zone_id: zone.id.clone(), zone_name: zone.name.clone(), blue, green })),
     })
 }
 
@@ -480,11 +420,7 @@ pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
         }
         let target = match (&set.alias_target, &set.resource_records) {
             (Some(a), _) => format!("alias {}", a.dns_name),
-            (None, Some(rr)) => rr
-                .iter()
-                .map(|r| r.value.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
+            (None, Some(rr)) => rr.iter().map(|r| r.value.as_str()).collect::<Vec<_>>().join(","),
             (None, None) => String::new(),
         };
         lines.push(format!(

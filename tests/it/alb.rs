@@ -24,15 +24,7 @@ async fn front(w: &World, lb_tags: &[(&str, &str)]) -> Front {
     let green_name = unique("tg");
     let blue = w.aws.target_group(&blue_name, &vpc, &["10.0.1.5"]).await;
     let green = w.aws.target_group(&green_name, &vpc, &["10.0.2.5"]).await;
-    Front {
-        lb,
-        lb_name,
-        vpc,
-        blue,
-        green,
-        blue_name,
-        green_name,
-    }
+    Front { lb, lb_name, vpc, blue, green, blue_name, green_name }
 }
 
 fn alb_profile(listener: &str, rule: &str, f: &Front) -> String {
@@ -43,11 +35,7 @@ fn alb_profile(listener: &str, rule: &str, f: &Front) -> String {
 }
 
 fn weight_of(weights: &[(String, i32)], arn: &str) -> i32 {
-    weights
-        .iter()
-        .find(|(a, _)| a == arn)
-        .map(|(_, w)| *w)
-        .unwrap_or_else(|| panic!("{arn} not in {weights:?}"))
+    weights.iter().find(|(a, _)| a == arn).map(|(_, w)| *w).unwrap_or_else(|| panic!("{arn} not in {weights:?}"))
 }
 
 #[tokio::test]
@@ -55,15 +43,8 @@ async fn default_action_keeps_stickiness_and_a_third_target_group() {
     let w = World::new().await;
     let f = front(&w, &[]).await;
     let third = w.aws.target_group(&unique("tx"), &f.vpc, &[]).await;
-    let listener = w
-        .aws
-        .listener(
-            &f.lb,
-            80,
-            Aws::forward(&[(&f.blue, 100), (&f.green, 0), (&third, 5)], Some(300)),
-            &[],
-        )
-        .await;
+    let listener =
+        w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0), (&third, 5)], Some(300)), &[]).await;
     w.profile("front", &alb_profile(&listener, "default", &f));
 
     let (out, _) = expect(w.cutover().args(["-p", "front", "set", "green=25"]), 0);
@@ -72,73 +53,30 @@ async fn default_action_keeps_stickiness_and_a_third_target_group() {
     let weights = w.aws.forward_weights(&listener, None).await;
     assert_eq!(weight_of(&weights, &f.blue), 75);
     assert_eq!(weight_of(&weights, &f.green), 25);
-    assert_eq!(
-        weight_of(&weights, &third),
-        5,
-        "the third target group keeps its weight"
-    );
+    assert_eq!(weight_of(&weights, &third), 5, "the third target group keeps its weight");
     let actions = w.aws.actions(&listener, None).await;
-    let sticky = actions[0]
-        .forward_config
-        .as_ref()
-        .unwrap()
-        .target_group_stickiness_config
-        .as_ref()
-        .unwrap();
-    assert_eq!(
-        (sticky.enabled, sticky.duration_seconds),
-        (Some(true), Some(300)),
-        "stickiness kept"
-    );
+    let sticky = actions[0].forward_config.as_ref().unwrap().target_group_stickiness_config.as_ref().unwrap();
+    assert_eq!((sticky.enabled, sticky.duration_seconds), (Some(true), Some(300)), "stickiness kept");
 
     let (out, _) = expect(w.cutover().args(["-p", "front", "status", "-o", "json"]), 0);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["routes"][0]["kind"], "alb");
-    assert_eq!(
-        doc["routes"][0]["weights"],
-        serde_json::json!({"blue": 75, "green": 25})
-    );
+    assert_eq!(doc["routes"][0]["weights"], serde_json::json!({"blue": 75, "green": 25}));
 }
 
 #[tokio::test]
 async fn a_rule_keeps_its_conditions_and_priority() {
     let w = World::new().await;
     let f = front(&w, &[]).await;
-    let listener = w
-        .aws
-        .listener(&f.lb, 80, Aws::forward(&[(&f.blue, 1)], None), &[])
-        .await;
-    let rule = w
-        .aws
-        .rule(
-            &listener,
-            17,
-            "/api/*",
-            Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None),
-            &[],
-        )
-        .await;
+    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 1)], None), &[]).await;
+    let rule = w.aws.rule(&listener, 17, "/api/*", Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
     w.profile("api", &alb_profile(&listener, &rule, &f));
 
     expect(w.cutover().args(["-p", "api", "set", "green=0.1"]), 0);
     let weights = w.aws.forward_weights(&listener, Some(&rule)).await;
-    assert_eq!(
-        (weight_of(&weights, &f.blue), weight_of(&weights, &f.green)),
-        (999, 1),
-        "0.1 % is exact on ALB"
-    );
+    assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (999, 1), "0.1 % is exact on ALB");
 
-    let r = w
-        .aws
-        .elb
-        .describe_rules()
-        .rule_arns(&rule)
-        .send()
-        .await
-        .unwrap()
-        .rules
-        .unwrap()
-        .remove(0);
+    let r = w.aws.elb.describe_rules().rule_arns(&rule).send().await.unwrap().rules.unwrap().remove(0);
     assert_eq!(r.priority.as_deref(), Some("17"));
     let cond = &r.conditions.unwrap()[0];
     assert_eq!(cond.field.as_deref(), Some("path-pattern"));
@@ -152,79 +90,31 @@ async fn a_rule_keeps_its_conditions_and_priority() {
 async fn a_listener_named_by_load_balancer_and_port_is_found() {
     let w = World::new().await;
     let f = front(&w, &[]).await;
-    let listener = w
-        .aws
-        .listener(
-            &f.lb,
-            8080,
-            Aws::forward(&[(&f.blue, 0), (&f.green, 100)], None),
-            &[],
-        )
-        .await;
-    w.profile(
-        "named",
-        &alb_profile(&format!("{}:8080", f.lb_name), "default", &f),
-    );
-    expect(
-        w.cutover()
-            .args(["-p", "named", "rollback", "--to", "blue"]),
-        0,
-    );
+    let listener = w.aws.listener(&f.lb, 8080, Aws::forward(&[(&f.blue, 0), (&f.green, 100)], None), &[]).await;
+    w.profile("named", &alb_profile(&format!("{}:8080", f.lb_name), "default", &f));
+    expect(w.cutover().args(["-p", "named", "rollback", "--to", "blue"]), 0);
     let weights = w.aws.forward_weights(&listener, None).await;
-    assert_eq!(
-        (weight_of(&weights, &f.blue), weight_of(&weights, &f.green)),
-        (100, 0)
-    );
+    assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (100, 0));
 
-    w.profile(
-        "noport",
-        &alb_profile(&format!("{}:9999", f.lb_name), "default", &f),
-    );
+    w.profile("noport", &alb_profile(&format!("{}:9999", f.lb_name), "default", &f));
     let (_, err) = expect(w.cutover().args(["-p", "noport", "status"]), 2);
-    assert!(
-        err.contains("no listener on port 9999 (ports: 8080)"),
-        "{err}"
-    );
+    assert!(err.contains("no listener on port 9999 (ports: 8080)"), "{err}");
 }
 
 #[tokio::test]
 async fn a_controller_owned_listener_is_refused_and_nothing_changes() {
     let w = World::new().await;
-    let f = front(
-        &w,
-        &[
-            ("elbv2.k8s.aws/cluster", "prod"),
-            ("ingress.k8s.aws/stack", "green/myapp"),
-        ],
-    )
-    .await;
-    let listener = w
-        .aws
-        .listener(
-            &f.lb,
-            80,
-            Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None),
-            &[],
-        )
-        .await;
+    let f = front(&w, &[("elbv2.k8s.aws/cluster", "prod"), ("ingress.k8s.aws/stack", "green/myapp")]).await;
+    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
     w.profile("owned", &alb_profile(&listener, "default", &f));
     let (_, err) = expect(w.cutover().args(["-p", "owned", "set", "green=50"]), 2);
-    assert!(
-        err.contains("AWS Load Balancer Controller") && err.contains("hint:"),
-        "{err}"
-    );
+    assert!(err.contains("AWS Load Balancer Controller") && err.contains("hint:"), "{err}");
     let weights = w.aws.forward_weights(&listener, None).await;
-    assert_eq!(
-        (weight_of(&weights, &f.blue), weight_of(&weights, &f.green)),
-        (100, 0)
-    );
+    assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (100, 0));
 
     // A rule carrying the controller's tags on an ALB we own is refused the same way.
     let g = front(&w, &[]).await;
-    let l2 = w
-        .aws
-        .listener(&g.lb, 80, Aws::forward(&[(&g.blue, 1)], None), &[])
-        .await;
+    let l2 = w.aws.listener(&g.lb, 80, Aws::forward(&[(&g.blue, 1)], None), &[]).await;
     let rule = w
         .aws
         .rule(
@@ -244,52 +134,20 @@ async fn a_controller_owned_listener_is_refused_and_nothing_changes() {
 async fn a_target_group_not_in_the_action_is_refused_by_name() {
     let w = World::new().await;
     let f = front(&w, &[]).await;
-    let listener = w
-        .aws
-        .listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100)], None), &[])
-        .await;
+    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100)], None), &[]).await;
     w.profile("half", &alb_profile(&listener, "default", &f));
     let (_, err) = expect(w.cutover().args(["-p", "half", "set", "green=10"]), 2);
-    assert!(
-        err.contains(&format!(
-            "target group `{}` (green) is not in the forward action",
-            f.green_name
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!("it forwards to: {}", f.blue_name)),
-        "{err}"
-    );
-    assert_eq!(
-        w.aws.forward_weights(&listener, None).await,
-        vec![(f.blue.clone(), 100)]
-    );
+    assert!(err.contains(&format!("target group `{}` (green) is not in the forward action", f.green_name)), "{err}");
+    assert!(err.contains(&format!("it forwards to: {}", f.blue_name)), "{err}");
+    assert_eq!(w.aws.forward_weights(&listener, None).await, vec![(f.blue.clone(), 100)]);
 }
 
 #[tokio::test]
 async fn a_mixed_profile_moves_every_route_to_one_split() {
     let w = World::new().await;
     let f = front(&w, &[]).await;
-    let listener = w
-        .aws
-        .listener(
-            &f.lb,
-            80,
-            Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None),
-            &[],
-        )
-        .await;
-    let rule = w
-        .aws
-        .rule(
-            &listener,
-            3,
-            "/v2/*",
-            Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None),
-            &[],
-        )
-        .await;
+    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
+    let rule = w.aws.rule(&listener, 3, "/v2/*", Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
     let zone = format!("{}.test.", unique("z"));
     let zone_id = w.aws.zone(&zone).await;
     let record = format!("api.{zone}");
@@ -297,58 +155,27 @@ async fn a_mixed_profile_moves_every_route_to_one_split() {
         .upsert(
             &zone_id,
             vec![
-                Aws::weighted_alias(
-                    &record,
-                    ("blue", 100),
-                    "b.elb.amazonaws.com",
-                    "Z1H1FL5HABSF5",
-                    true,
-                ),
-                Aws::weighted_alias(
-                    &record,
-                    ("green", 0),
-                    "g.elb.amazonaws.com",
-                    "Z1H1FL5HABSF5",
-                    true,
-                ),
+                Aws::weighted_alias(&record, ("blue", 100), "b.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
+                Aws::weighted_alias(&record, ("green", 0), "g.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
             ],
         )
         .await;
-    let r53 = format!(
-        "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n"
-    );
-    let profile = format!(
-        "{r53}\n{}\n{}",
-        alb_profile(&listener, "default", &f),
-        alb_profile(&listener, &rule, &f)
-    );
+    let r53 = format!("[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n");
+    let profile = format!("{r53}\n{}\n{}", alb_profile(&listener, "default", &f), alb_profile(&listener, &rule, &f));
     w.profile("mixed", &profile);
 
-    let (out, _) = expect(
-        w.cutover()
-            .args(["-p", "mixed", "-o", "json", "set", "green=25"]),
-        0,
-    );
+    let (out, _) = expect(w.cutover().args(["-p", "mixed", "-o", "json", "set", "green=25"]), 0);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["routes"].as_array().unwrap().len(), 3);
     assert_eq!(w.aws.weight(&zone_id, &record, "green").await, 25);
     for r in [None, Some(rule.as_str())] {
         let weights = w.aws.forward_weights(&listener, r).await;
-        assert_eq!(
-            (weight_of(&weights, &f.blue), weight_of(&weights, &f.green)),
-            (75, 25)
-        );
+        assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (75, 25));
     }
 
     // One bad route refuses them all: nothing moves.
-    let only_blue = w
-        .aws
-        .listener(&f.lb, 81, Aws::forward(&[(&f.blue, 1)], None), &[])
-        .await;
-    w.profile(
-        "mixed-bad",
-        &format!("{profile}\n{}", alb_profile(&only_blue, "default", &f)),
-    );
+    let only_blue = w.aws.listener(&f.lb, 81, Aws::forward(&[(&f.blue, 1)], None), &[]).await;
+    w.profile("mixed-bad", &format!("{profile}\n{}", alb_profile(&only_blue, "default", &f)));
     let (_, err) = expect(w.cutover().args(["-p", "mixed-bad", "set", "green=50"]), 2);
     assert!(err.contains("is not in the forward action"), "{err}");
     assert_eq!(w.aws.weight(&zone_id, &record, "green").await, 25);

@@ -37,25 +37,15 @@ fn start() -> Server {
             endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
             "CUTOVER_TEST_ENDPOINT must be a loopback address, not {endpoint}"
         );
-        return Server {
-            endpoint,
-            _child: None,
-        };
+        return Server { endpoint, _child: None };
     }
     let venv = Command::new(repo().join("localstack/venv.sh"))
         .stderr(Stdio::inherit())
         .output()
         .expect("run localstack/venv.sh");
     assert!(venv.status.success(), "localstack/venv.sh failed");
-    let python = String::from_utf8(venv.stdout)
-        .expect("utf-8 path")
-        .trim()
-        .to_string();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .unwrap()
-        .port();
+    let python = String::from_utf8(venv.stdout).expect("utf-8 path").trim().to_string();
+    let port = TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().unwrap().port();
     let mut child = Command::new(python)
         .arg(repo().join("localstack/moto_server.py"))
         .args(["--port", &port.to_string(), "--watch-stdin"])
@@ -73,34 +63,20 @@ fn start() -> Server {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("moto server did not start within 60s");
+    rx.recv_timeout(Duration::from_secs(60)).expect("moto server did not start within 60s");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto server is not accepting connections on {addr}"
-        );
+        assert!(Instant::now() < deadline, "moto server is not accepting connections on {addr}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Server {
-        endpoint: format!("http://{addr}"),
-        _child: Some(Mutex::new(child)),
-    }
+    Server { endpoint: format!("http://{addr}"), _child: Some(Mutex::new(child)) }
 }
 
 /// A name no other test (or earlier run against the same emulator) uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}{}{n}{:x}",
-        std::process::id() % 10000,
-        nanos % 0xfff
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}{}{n}{:x}", std::process::id() % 10000, nanos % 0xfff)
 }

@@ -7,6 +7,7 @@ mod fixtures;
 
 mod alb;
 mod cli;
+mod rollout;
 mod route53;
 
 use std::path::PathBuf;
@@ -23,10 +24,11 @@ pub struct World {
 impl World {
     pub async fn new() -> World {
         let endpoint = emulator::endpoint();
-        World {
-            aws: Aws::new(endpoint).await,
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        // Empty AWS config files: nothing from the user's ~/.aws leaks into a test.
+        std::fs::write(dir.path().join("aws-config"), "").unwrap();
+        std::fs::write(dir.path().join("aws-credentials"), "").unwrap();
+        World { aws: Aws::new(endpoint).await, dir }
     }
 
     /// Writes `profiles/NAME.toml` in this world's folder.
@@ -41,7 +43,14 @@ impl World {
     /// `cutover` with the emulator's endpoint and test credentials, run in this world's folder
     /// (so `-p NAME` finds `profiles/NAME.toml`), never from a terminal.
     pub fn cutover(&self) -> Command {
-        let mut cmd = Command::cargo_bin("cutover").unwrap();
+        let mut cmd = Command::from_std(self.std_cutover());
+        cmd.timeout(std::time::Duration::from_secs(60));
+        cmd
+    }
+
+    /// The same command as [`World::cutover`], as a std `Command` to spawn in the background.
+    pub fn std_cutover(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("cutover"));
         cmd.current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -51,11 +60,7 @@ impl World {
             .env("AWS_REGION", "us-west-2")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.dir.path().join("aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.path().join("aws-credentials"),
-            )
-            .timeout(std::time::Duration::from_secs(60));
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("aws-credentials"));
         cmd
     }
 }
@@ -74,9 +79,41 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 #[track_caller]
 pub fn expect(cmd: &mut Command, code: i32) -> (String, String) {
     let (got, out, err) = run(cmd);
-    assert_eq!(
-        got, code,
-        "exit code\n--- stdout:\n{out}\n--- stderr:\n{err}"
-    );
+    assert_eq!(got, code, "exit code\n--- stdout:\n{out}\n--- stderr:\n{err}");
     (out, err)
+}
+
+/// Polls `cond` every 20 ms until it holds; panics after `secs` seconds.
+pub async fn wait_until<F, Fut>(secs: u64, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond().await {
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits for a background `cutover` to exit (killing it after `secs`); (code, stdout, stderr).
+pub async fn finish(mut child: std::process::Child, secs: u64) -> (i32, String, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("cutover did not exit within {secs}s\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -21,35 +21,16 @@ async fn alias_pair(w: &World, blue: i64, green: i64) -> Pair {
         .upsert(
             &zone_id,
             vec![
-                Aws::weighted_alias(
-                    &record,
-                    ("blue", blue),
-                    "blue-1.us-west-2.elb.amazonaws.com",
-                    LB_ZONE,
-                    true,
-                ),
-                Aws::weighted_alias(
-                    &record,
-                    ("green", green),
-                    "green-1.us-west-2.elb.amazonaws.com",
-                    LB_ZONE,
-                    false,
-                ),
+                Aws::weighted_alias(&record, ("blue", blue), "blue-1.us-west-2.elb.amazonaws.com", LB_ZONE, true),
+                Aws::weighted_alias(&record, ("green", green), "green-1.us-west-2.elb.amazonaws.com", LB_ZONE, false),
             ],
         )
         .await;
-    Pair {
-        zone,
-        zone_id,
-        record,
-    }
+    Pair { zone, zone_id, record }
 }
 
 fn route53_profile(p: &Pair) -> String {
-    format!(
-        "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n",
-        p.zone, p.record
-    )
+    format!("[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n", p.zone, p.record)
 }
 
 #[tokio::test]
@@ -65,24 +46,15 @@ async fn status_json_reports_weights_percentages_and_the_live_side() {
     let route = &doc["routes"][0];
     assert_eq!(route["kind"], "route53");
     assert_eq!(route["name"], format!("{} A", p.record));
-    assert_eq!(
-        route["weights"],
-        serde_json::json!({"blue": 100, "green": 0})
-    );
-    assert_eq!(
-        route["percent"],
-        serde_json::json!({"blue": 100.0, "green": 0.0})
-    );
+    assert_eq!(route["weights"], serde_json::json!({"blue": 100, "green": 0}));
+    assert_eq!(route["percent"], serde_json::json!({"blue": 100.0, "green": 0.0}));
 
     // While split, no side is live.
     expect(w.cutover().args(["-p", "svc", "set", "green=50"]), 0);
     let (out, _) = expect(w.cutover().args(["-p", "svc", "status", "-o", "json"]), 0);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["live"], serde_json::Value::Null);
-    assert_eq!(
-        doc["routes"][0]["percent"],
-        serde_json::json!({"blue": 50.0, "green": 50.0})
-    );
+    assert_eq!(doc["routes"][0]["percent"], serde_json::json!({"blue": 50.0, "green": 50.0}));
 }
 
 #[tokio::test]
@@ -99,20 +71,14 @@ async fn set_changes_only_the_weight_of_alias_records() {
     assert_eq!(after.len(), 2);
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(a.set_identifier, b.set_identifier);
-        assert_eq!(
-            a.alias_target, b.alias_target,
-            "alias target and EvaluateTargetHealth kept"
-        );
+        assert_eq!(a.alias_target, b.alias_target, "alias target and EvaluateTargetHealth kept");
         assert_eq!(a.ttl, b.ttl);
         assert_eq!(a.r#type, b.r#type);
     }
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 75);
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 25);
     // The evaluate flags differ per side and each survived.
-    let eval: Vec<bool> = after
-        .iter()
-        .map(|s| s.alias_target.as_ref().unwrap().evaluate_target_health)
-        .collect();
+    let eval: Vec<bool> = after.iter().map(|s| s.alias_target.as_ref().unwrap().evaluate_target_health).collect();
     assert_eq!(eval, vec![true, false]);
 }
 
@@ -137,32 +103,22 @@ async fn set_keeps_ttl_values_and_health_check_of_plain_records() {
             ],
         )
         .await;
-    w.profile("www", &format!("[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\ntype = \"CNAME\"\nblue = \"b\"\ngreen = \"g\"\n"));
+    w.profile(
+        "www",
+        &format!(
+            "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\ntype = \"CNAME\"\nblue = \"b\"\ngreen = \"g\"\n"
+        ),
+    );
     expect(w.cutover().args(["-p", "www", "set", "green=10"]), 0);
 
     let sets = w.aws.record_sets(&zone_id, &record).await;
-    let b = sets
-        .iter()
-        .find(|s| s.set_identifier.as_deref() == Some("b"))
-        .unwrap();
-    let g = sets
-        .iter()
-        .find(|s| s.set_identifier.as_deref() == Some("g"))
-        .unwrap();
+    let b = sets.iter().find(|s| s.set_identifier.as_deref() == Some("b")).unwrap();
+    let g = sets.iter().find(|s| s.set_identifier.as_deref() == Some("g")).unwrap();
     assert_eq!((b.weight, g.weight), (Some(90), Some(10)));
     assert_eq!((b.ttl, g.ttl), (Some(42), Some(42)));
-    assert_eq!(
-        b.resource_records.as_ref().unwrap()[0].value,
-        "blue.example.net"
-    );
-    assert_eq!(
-        g.resource_records.as_ref().unwrap()[0].value,
-        "green.example.net"
-    );
-    assert_eq!(
-        b.health_check_id.as_deref(),
-        Some("11111111-2222-3333-4444-555555555555")
-    );
+    assert_eq!(b.resource_records.as_ref().unwrap()[0].value, "blue.example.net");
+    assert_eq!(g.resource_records.as_ref().unwrap()[0].value, "green.example.net");
+    assert_eq!(b.health_check_id.as_deref(), Some("11111111-2222-3333-4444-555555555555"));
     assert_eq!(g.health_check_id, None);
 }
 
@@ -175,20 +131,8 @@ async fn routes_in_one_zone_move_in_one_change_batch() {
         .upsert(
             &p.zone_id,
             vec![
-                Aws::weighted_alias(
-                    &second,
-                    ("blue", 100),
-                    "blue-1.us-west-2.elb.amazonaws.com",
-                    LB_ZONE,
-                    true,
-                ),
-                Aws::weighted_alias(
-                    &second,
-                    ("green", 0),
-                    "green-1.us-west-2.elb.amazonaws.com",
-                    LB_ZONE,
-                    true,
-                ),
+                Aws::weighted_alias(&second, ("blue", 100), "blue-1.us-west-2.elb.amazonaws.com", LB_ZONE, true),
+                Aws::weighted_alias(&second, ("green", 0), "green-1.us-west-2.elb.amazonaws.com", LB_ZONE, true),
             ],
         )
         .await;
@@ -199,11 +143,7 @@ async fn routes_in_one_zone_move_in_one_change_batch() {
     );
     w.profile("two", &profile);
     let (_, err) = expect(w.cutover().args(["-p", "two", "-v", "set", "green=50"]), 0);
-    assert_eq!(
-        err.matches("route53 change submitted").count(),
-        1,
-        "one change batch for one zone:\n{err}"
-    );
+    assert_eq!(err.matches("route53 change submitted").count(), 1, "one change batch for one zone:\n{err}");
     for record in [&p.record, &second] {
         assert_eq!(w.aws.weight(&p.zone_id, record, "blue").await, 50);
         assert_eq!(w.aws.weight(&p.zone_id, record, "green").await, 50);
@@ -215,39 +155,17 @@ async fn dry_run_prints_the_change_and_writes_nothing() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
     w.profile("svc", &route53_profile(&p));
-    let (out, _) = expect(
-        w.cutover()
-            .args(["-p", "svc", "set", "green=25", "--dry-run"]),
-        0,
-    );
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "set", "green=25", "--dry-run"]), 0);
     assert!(out.contains("dry run"), "{out}");
-    assert!(
-        out.contains("UPSERT") && out.contains("SetIdentifier=green Weight 0 → 25"),
-        "{out}"
-    );
+    assert!(out.contains("UPSERT") && out.contains("SetIdentifier=green Weight 0 → 25"), "{out}");
     assert!(out.contains("SetIdentifier=blue Weight 100 → 75"), "{out}");
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 100);
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
 
-    let (out, _) = expect(
-        w.cutover().args([
-            "-p",
-            "svc",
-            "-o",
-            "json",
-            "rollback",
-            "--to",
-            "green",
-            "--dry-run",
-        ]),
-        0,
-    );
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "rollback", "--to", "green", "--dry-run"]), 0);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["dry_run"], true);
-    assert_eq!(
-        doc["routes"][0]["after"]["weights"],
-        serde_json::json!({"blue": 0, "green": 100})
-    );
+    assert_eq!(doc["routes"][0]["after"]["weights"], serde_json::json!({"blue": 0, "green": 100}));
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
 }
 
@@ -256,18 +174,12 @@ async fn rollback_to_a_side_puts_all_traffic_there() {
     let w = World::new().await;
     let p = alias_pair(&w, 50, 50).await;
     w.profile("svc", &route53_profile(&p));
-    let (out, _) = expect(
-        w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]),
-        0,
-    );
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
     assert!(out.contains("all traffic on blue"), "{out}");
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 100);
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
     // Again: already there, nothing to write.
-    let (out, _) = expect(
-        w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]),
-        0,
-    );
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
     assert!(out.contains("already there"), "{out}");
 }
 
@@ -287,42 +199,21 @@ async fn unknown_zone_record_or_set_identifier_is_refused_and_nothing_moves() {
     let p = alias_pair(&w, 100, 0).await;
     let good = route53_profile(&p);
 
-    w.profile(
-        "nozone",
-        &good.replace(&p.zone, &format!("nope-{}", p.zone)),
-    );
+    w.profile("nozone", &good.replace(&p.zone, &format!("nope-{}", p.zone)));
     let (_, err) = expect(w.cutover().args(["-p", "nozone", "set", "green=10"]), 2);
-    assert!(
-        err.contains(&format!("hosted zone `nope-{}` not found", p.zone)),
-        "{err}"
-    );
+    assert!(err.contains(&format!("hosted zone `nope-{}` not found", p.zone)), "{err}");
 
-    w.profile(
-        "norecord",
-        &good.replace("record = \"api.", "record = \"missing."),
-    );
+    w.profile("norecord", &good.replace("record = \"api.", "record = \"missing."));
     let (_, err) = expect(w.cutover().args(["-p", "norecord", "set", "green=10"]), 2);
-    assert!(
-        err.contains(&format!("record `missing.{}` of type A not found", p.zone)),
-        "{err}"
-    );
+    assert!(err.contains(&format!("record `missing.{}` of type A not found", p.zone)), "{err}");
 
-    w.profile(
-        "noset",
-        &good.replace("green = \"green\"", "green = \"verde\""),
-    );
+    w.profile("noset", &good.replace("green = \"green\"", "green = \"verde\""));
     let (_, err) = expect(w.cutover().args(["-p", "noset", "set", "green=10"]), 2);
-    assert!(
-        err.contains("SetIdentifier `verde`") && err.contains("found: blue, green"),
-        "{err}"
-    );
+    assert!(err.contains("SetIdentifier `verde`") && err.contains("found: blue, green"), "{err}");
 
     // One good route and one bad one: the good one is not touched either.
     let other = alias_pair(&w, 100, 0).await;
-    let mixed = format!(
-        "{good}\n{}",
-        route53_profile(&other).replace("blue = \"blue\"", "blue = \"azul\"")
-    );
+    let mixed = format!("{good}\n{}", route53_profile(&other).replace("blue = \"blue\"", "blue = \"azul\""));
     w.profile("mixed", &mixed);
     let (_, err) = expect(w.cutover().args(["-p", "mixed", "set", "green=10"]), 2);
     assert!(err.contains("SetIdentifier `azul`"), "{err}");
@@ -340,10 +231,7 @@ async fn percent_outside_0_to_100_is_refused() {
     w.profile("svc", &route53_profile(&p));
     for bad in ["green=150", "green=-5", "green=abc", "purple=10"] {
         let (_, err) = expect(w.cutover().args(["-p", "svc", "set", bad]), 2);
-        assert!(
-            err.contains("invalid split") && err.contains("hint:"),
-            "{bad}: {err}"
-        );
+        assert!(err.contains("invalid split") && err.contains("hint:"), "{bad}: {err}");
     }
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
 }
@@ -352,13 +240,7 @@ async fn percent_outside_0_to_100_is_refused() {
 async fn validate_resolves_every_route_and_prints_the_stage_plan() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
-    w.profile(
-        "svc",
-        &format!(
-            "{}\n[rollout]\nstages = [0.5, 50, 100]\n",
-            route53_profile(&p)
-        ),
-    );
+    w.profile("svc", &format!("{}\n[rollout]\nstages = [0.5, 50, 100]\n", route53_profile(&p)));
     let (out, _) = expect(w.cutover().args(["-p", "svc", "validate"]), 0);
     assert!(out.contains("is valid"), "{out}");
     assert!(out.contains("stage 1: green 0.5%  route53 199:1"), "{out}");

@@ -1,0 +1,244 @@
+//! What the rollout engine tells while it runs, and the reporters that render it on stderr: plain
+//! lines (CI logs), JSON lines (`--log-format json`, one object per line for CloudWatch Logs), or a
+//! live progress line on a terminal.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::engine::Outcome;
+use crate::gates::{Reading, Verdict};
+use crate::split::{Percent, Side};
+use crate::splitter::RouteView;
+
+/// One thing that happened during a rollout.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    Started {
+        profile: String,
+        from: Side,
+        to: Side,
+        stages: Vec<Percent>,
+        resume_at: usize,
+        routes: Vec<RouteView>,
+    },
+    GatesRead {
+        stage: usize,
+        readings: Vec<Reading>,
+        fails: BTreeMap<String, u32>,
+    },
+    Baking {
+        stage: usize,
+        #[serde(with = "secs")]
+        remaining: Duration,
+    },
+    Held {
+        stage: usize,
+        reason: String,
+        #[serde(with = "secs")]
+        left: Duration,
+    },
+    StageApplied {
+        stage: usize,
+        stages: usize,
+        side: Side,
+        percent: Percent,
+        routes: Vec<RouteView>,
+    },
+    StageResumed {
+        stage: usize,
+        stages: usize,
+        side: Side,
+        percent: Percent,
+    },
+    StageBaked {
+        stage: usize,
+        stages: usize,
+        percent: Percent,
+    },
+    RollingBack {
+        to: Side,
+        reason: String,
+    },
+    Ended {
+        outcome: Outcome,
+        reason: Option<String>,
+    },
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 10.0).round() / 10.0)
+    }
+}
+
+/// Renders events.
+pub trait Reporter {
+    fn event(&mut self, event: &Event);
+}
+
+/// Plain lines with the time since the start; gate readings only when they change.
+pub struct PlainReporter<W: Write> {
+    out: W,
+    start: Instant,
+    last_gates: Vec<(String, Verdict, String)>,
+}
+
+impl<W: Write> PlainReporter<W> {
+    pub fn new(out: W) -> Self {
+        PlainReporter { out, start: Instant::now(), last_gates: Vec::new() }
+    }
+
+    fn line(&mut self, text: &str) {
+        let t = self.start.elapsed().as_secs_f64();
+        let _ = writeln!(self.out, "[{t:7.1}s] {text}");
+    }
+}
+
+/// The text line of an event, or `None` when it is not worth a line.
+fn describe(event: &Event, last_gates: &mut Vec<(String, Verdict, String)>) -> Option<String> {
+    Some(match event {
+        Event::Started { profile, from, to, stages, resume_at, routes } => {
+            let stages: Vec<String> = stages.iter().map(|s| format!("{s}%")).collect();
+            let mut s = format!(
+                "rollout of profile {profile}: {from} → {to} in stages {} ({} route(s))",
+                stages.join(" → "),
+                routes.len()
+            );
+            if *resume_at > 0 {
+                s.push_str(&format!(", resuming at stage {}", resume_at + 1));
+            }
+            s
+        }
+        Event::GatesRead { stage, readings, fails } => {
+            let now: Vec<(String, Verdict, String)> =
+                readings.iter().map(|r| (r.gate.clone(), r.verdict, r.detail.clone())).collect();
+            if now == *last_gates {
+                return None;
+            }
+            *last_gates = now;
+            let where_ = if *stage == 0 { "before the first shift".to_string() } else { format!("stage {stage}") };
+            let parts: Vec<String> = readings
+                .iter()
+                .map(|r| {
+                    let n = fails.get(&r.gate).copied().unwrap_or(0);
+                    let count = if r.verdict == Verdict::Fail { format!(" ({n} in a row)") } else { String::new() };
+                    format!("{} {}{count}: {}", r.gate, r.verdict.to_string().to_uppercase(), r.detail)
+                })
+                .collect();
+            if parts.is_empty() {
+                return None;
+            }
+            format!("gates {where_}: {}", parts.join("; "))
+        }
+        Event::Baking { .. } => return None,
+        Event::Held { stage, reason, left } => {
+            format!("stage {stage} held ({}s left before max_hold): {reason}", left.as_secs())
+        }
+        Event::StageApplied { stage, stages, side, percent, routes } => {
+            let w: Vec<String> =
+                routes.iter().map(|r| format!("{} {}:{}", r.name, r.weights.blue, r.weights.green)).collect();
+            format!("stage {stage}/{stages}: {side} {percent}% applied ({})", w.join(", "))
+        }
+        Event::StageResumed { stage, stages, side, percent } => {
+            format!("stage {stage}/{stages}: {side} {percent}% is live; baking it again")
+        }
+        Event::StageBaked { stage, stages, percent } => format!("stage {stage}/{stages} ({percent}%) baked"),
+        Event::RollingBack { to, reason } => format!("ROLLING BACK: all traffic to {to} ({reason})"),
+        Event::Ended { outcome, reason } => match reason {
+            Some(r) => format!("ended: {} — {r}", serde_json::to_value(outcome).ok()?.as_str()?),
+            None => format!("ended: {}", serde_json::to_value(outcome).ok()?.as_str()?),
+        },
+    })
+}
+
+impl<W: Write> Reporter for PlainReporter<W> {
+    fn event(&mut self, event: &Event) {
+        if let Some(text) = describe(event, &mut self.last_gates) {
+            self.line(&text);
+        }
+    }
+}
+
+/// One JSON object per event, with a timestamp.
+pub struct JsonReporter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonReporter<W> {
+    pub fn new(out: W) -> Self {
+        JsonReporter { out }
+    }
+}
+
+impl<W: Write> Reporter for JsonReporter<W> {
+    fn event(&mut self, event: &Event) {
+        let mut v = serde_json::to_value(event).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "ts".into(),
+                serde_json::Value::String(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()),
+            );
+        }
+        let _ = writeln!(self.out, "{v}");
+    }
+}
+
+/// A live line on a terminal: stage, split, bake countdown and each gate's last reading; the
+/// milestones scroll above it.
+pub struct ProgressReporter {
+    bar: indicatif::ProgressBar,
+    last_gates: Vec<(String, Verdict, String)>,
+    stage: String,
+    gates: String,
+}
+
+impl ProgressReporter {
+    pub fn new() -> ProgressReporter {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        ProgressReporter { bar, last_gates: Vec::new(), stage: "pre-checks".into(), gates: String::new() }
+    }
+}
+
+impl Default for ProgressReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for ProgressReporter {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::GatesRead { readings, .. } => {
+                self.gates =
+                    readings.iter().map(|r| format!("{} {}", r.gate, r.verdict)).collect::<Vec<_>>().join(" · ");
+            }
+            Event::Baking { stage, remaining } => {
+                self.stage = format!("stage {stage}: baking, {}s left", remaining.as_secs());
+            }
+            Event::Held { stage, left, .. } => {
+                self.stage = format!("stage {stage}: HELD ({}s to max_hold)", left.as_secs());
+            }
+            Event::StageApplied { stage, stages, side, percent, .. } => {
+                self.stage = format!("stage {stage}/{stages}: {side} {percent}%");
+            }
+            _ => {}
+        }
+        if let Some(line) = describe(event, &mut self.last_gates) {
+            self.bar.println(line);
+        }
+        if matches!(event, Event::Ended { .. }) {
+            self.bar.finish_and_clear();
+        } else {
+            self.bar.set_message(format!("{} | {}", self.stage, self.gates));
+        }
+    }
+}

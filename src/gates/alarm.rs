@@ -1,0 +1,82 @@
+//! `alarm` gate: CloudWatch alarms by name, all in one DescribeAlarms call. ALARM fails,
+//! INSUFFICIENT_DATA waits, OK passes.
+
+use aws_config::SdkConfig;
+use aws_sdk_cloudwatch::Client;
+use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+
+use super::{GateCheck, GateContext, Reading, Verdict, substitute};
+use crate::error::{Error, Result};
+use crate::split::Side;
+
+pub struct Alarm {
+    name: String,
+    client: Client,
+    alarms: Vec<String>,
+}
+
+impl Alarm {
+    pub fn new(sdk: &SdkConfig, name: &str, alarms: Vec<String>) -> Alarm {
+        Alarm { name: name.to_string(), client: Client::new(sdk), alarms }
+    }
+
+    fn names(&self, side: Side) -> Vec<String> {
+        self.alarms.iter().map(|a| substitute(a, side)).collect()
+    }
+
+    /// (alarm name, state) of every alarm found; metric and composite alarms alike.
+    async fn states(&self, side: Side) -> Result<Vec<(String, StateValue)>> {
+        let out = self
+            .client
+            .describe_alarms()
+            .set_alarm_names(Some(self.names(side)))
+            .alarm_types(AlarmType::MetricAlarm)
+            .alarm_types(AlarmType::CompositeAlarm)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DescribeAlarms", e))?;
+        let metric = out.metric_alarms.unwrap_or_default().into_iter().map(|a| (a.alarm_name, a.state_value));
+        let composite = out.composite_alarms.unwrap_or_default().into_iter().map(|a| (a.alarm_name, a.state_value));
+        Ok(metric.chain(composite).filter_map(|(n, s)| Some((n?, s.unwrap_or(StateValue::InsufficientData)))).collect())
+    }
+
+    /// Every named alarm must exist.
+    pub async fn preflight(&self, side: Side) -> Result<()> {
+        let found = self.states(side).await?;
+        let missing: Vec<String> =
+            self.names(side).into_iter().filter(|n| !found.iter().any(|(f, _)| f == n)).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::refused_hint(
+                format!("gate `{}`: alarm(s) not found: {}", self.name, missing.join(", ")),
+                "check `alarms` of the gate (\"{side}\" becomes the candidate side): `aws cloudwatch describe-alarms --alarm-names …`",
+            ))
+        }
+    }
+}
+
+impl GateCheck for Alarm {
+    async fn read(&self, ctx: &GateContext) -> Reading {
+        let states = match self.states(ctx.candidate).await {
+            Ok(s) => s,
+            Err(e) => return Reading::new(&self.name, Verdict::Wait, format!("cannot read alarms: {e}")),
+        };
+        let names = self.names(ctx.candidate);
+        let missing: Vec<&String> = names.iter().filter(|n| !states.iter().any(|(f, _)| f == *n)).collect();
+        let in_alarm: Vec<&str> =
+            states.iter().filter(|(_, s)| *s == StateValue::Alarm).map(|(n, _)| n.as_str()).collect();
+        let no_data: Vec<&str> =
+            states.iter().filter(|(_, s)| *s == StateValue::InsufficientData).map(|(n, _)| n.as_str()).collect();
+        if !in_alarm.is_empty() {
+            Reading::new(&self.name, Verdict::Fail, format!("in ALARM: {}", in_alarm.join(", ")))
+        } else if !missing.is_empty() {
+            let missing: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            Reading::new(&self.name, Verdict::Wait, format!("not found: {}", missing.join(", ")))
+        } else if !no_data.is_empty() {
+            Reading::new(&self.name, Verdict::Wait, format!("INSUFFICIENT_DATA: {}", no_data.join(", ")))
+        } else {
+            Reading::new(&self.name, Verdict::Pass, format!("{} OK", names.len()))
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! `target-health` gate: the fraction of the candidate's registered targets that are healthy.
+//!
+//! ALB routes: the candidate target group of each route. Route53 routes: the load balancer the
+//! candidate record's alias points at, and its target groups. No registered target fails (an ALB
+//! with no healthy target fails open, sending traffic to every target). Targets still in
+//! `initial` make a reading that would otherwise fail wait instead.
+
+use std::collections::BTreeSet;
+
+use aws_config::SdkConfig;
+use aws_sdk_elasticloadbalancingv2::Client;
+use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
+use tokio::sync::OnceCell;
+
+use super::{GateCheck, GateContext, Reading, Verdict};
+use crate::error::{Error, Result};
+use crate::split::Side;
+use crate::splitter::RouteLive;
+
+pub struct TargetHealth {
+    name: String,
+    client: Client,
+    min_healthy: f64,
+    /// Per side: target group ARNs known from ALB routes, and alias DNS names of Route53 routes.
+    known: [(Vec<String>, Vec<String>); 2],
+    /// Target groups of the candidate, resolved once.
+    groups: [OnceCell<Vec<String>>; 2],
+}
+
+fn idx(side: Side) -> usize {
+    match side {
+        Side::Blue => 0,
+        Side::Green => 1,
+    }
+}
+
+impl TargetHealth {
+    pub fn new(sdk: &SdkConfig, name: &str, min_healthy: f64, routes: &[RouteLive]) -> TargetHealth {
+        let mut known: [(Vec<String>, Vec<String>); 2] = Default::default();
+        for side in Side::ALL {
+            for r in routes {
+                if let Some(tg) = r.target_group(side) {
+                    known[idx(side)].0.push(tg);
+                }
+                if let Some(dns) = r.alias_dns(side) {
+                    known[idx(side)].1.push(dns);
+                }
+            }
+        }
+        TargetHealth {
+            name: name.to_string(),
+            client: Client::new(sdk),
+            min_healthy,
+            known,
+            groups: [OnceCell::new(), OnceCell::new()],
+        }
+    }
+
+    async fn groups(&self, side: Side) -> Result<&Vec<String>> {
+        self.groups[idx(side)].get_or_try_init(|| self.resolve(side)).await
+    }
+
+    /// Target groups of `side`: those named by ALB routes, plus those of the load balancers
+    /// Route53 aliases point at.
+    async fn resolve(&self, side: Side) -> Result<Vec<String>> {
+        let (tgs, dns) = &self.known[idx(side)];
+        let mut groups: BTreeSet<String> = tgs.iter().cloned().collect();
+        if !dns.is_empty() {
+            let wanted: BTreeSet<String> = dns.iter().map(|d| normalize_dns(d)).collect();
+            let mut found = BTreeSet::new();
+            let mut marker: Option<String> = None;
+            for _ in 0..1000 {
+                let out = self
+                    .client
+                    .describe_load_balancers()
+                    .set_marker(marker.clone())
+                    .page_size(400)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("DescribeLoadBalancers", e))?;
+                for lb in out.load_balancers.unwrap_or_default() {
+                    if lb.dns_name.as_deref().map(normalize_dns).is_some_and(|d| wanted.contains(&d)) {
+                        found.insert(lb.load_balancer_arn.unwrap_or_default());
+                    }
+                }
+                match out.next_marker {
+                    Some(m) if !m.is_empty() && Some(&m) != marker.as_ref() => marker = Some(m),
+                    _ => break,
+                }
+            }
+            if found.is_empty() {
+                return Err(Error::refused_hint(
+                    format!(
+                        "gate `{}`: no load balancer found for the {side} record's alias ({})",
+                        self.name,
+                        dns.join(", ")
+                    ),
+                    "target-health follows the weighted record's alias to its ALB; point the alias at an ALB in this account and region",
+                ));
+            }
+            for lb in found {
+                let out = self
+                    .client
+                    .describe_target_groups()
+                    .load_balancer_arn(&lb)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("DescribeTargetGroups", e))?;
+                groups.extend(out.target_groups.unwrap_or_default().into_iter().filter_map(|t| t.target_group_arn));
+            }
+        }
+        Ok(groups.into_iter().collect())
+    }
+
+    pub async fn preflight(&self, side: Side) -> Result<()> {
+        let groups = self.groups(side).await?;
+        if groups.is_empty() {
+            return Err(Error::refused(format!("gate `{}`: the {side} side has no target groups to read", self.name)));
+        }
+        Ok(())
+    }
+}
+
+/// `dualstack.my-alb-123.us-west-2.elb.amazonaws.com.` → `my-alb-123.us-west-2.elb.amazonaws.com`
+fn normalize_dns(dns: &str) -> String {
+    let d = dns.trim_end_matches('.').to_ascii_lowercase();
+    d.strip_prefix("dualstack.").map(str::to_string).unwrap_or(d)
+}
+
+impl GateCheck for TargetHealth {
+    async fn read(&self, ctx: &GateContext) -> Reading {
+        let groups = match self.groups(ctx.candidate).await {
+            Ok(g) => g,
+            Err(e) => return Reading::new(&self.name, Verdict::Fail, e.to_string()),
+        };
+        let reads = futures::future::join_all(
+            groups.iter().map(|tg| self.client.describe_target_health().target_group_arn(tg).send()),
+        )
+        .await;
+        let (mut total, mut healthy, mut initial) = (0usize, 0usize, 0usize);
+        for (tg, read) in groups.iter().zip(reads) {
+            let out = match read {
+                Ok(o) => o,
+                Err(e) => {
+                    let msg = aws_smithy_types::error::display::DisplayErrorContext(e).to_string();
+                    return Reading::new(&self.name, Verdict::Wait, format!("DescribeTargetHealth {tg}: {msg}"));
+                }
+            };
+            for d in out.target_health_descriptions.unwrap_or_default() {
+                let state = d.target_health.and_then(|h| h.state);
+                match state {
+                    // Leaving on purpose: not counted either way.
+                    Some(TargetHealthStateEnum::Draining) => continue,
+                    Some(TargetHealthStateEnum::Healthy) => healthy += 1,
+                    Some(TargetHealthStateEnum::Initial) => initial += 1,
+                    _ => {}
+                }
+                total += 1;
+            }
+        }
+        if total == 0 {
+            return Reading::new(
+                &self.name,
+                Verdict::Fail,
+                format!("no registered targets in {} target group(s)", groups.len()),
+            );
+        }
+        let fraction = healthy as f64 / total as f64;
+        let detail = format!("{healthy}/{total} targets healthy (min {:.0}%)", self.min_healthy * 100.0);
+        if fraction >= self.min_healthy {
+            Reading::new(&self.name, Verdict::Pass, detail)
+        } else if (healthy + initial) as f64 / total as f64 >= self.min_healthy {
+            Reading::new(&self.name, Verdict::Wait, format!("{detail}; {initial} still initial"))
+        } else {
+            Reading::new(&self.name, Verdict::Fail, detail)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `webhook` gate, Flagger's confirm-promotion semantics: POST the rollout's context as JSON; a 2xx
+//! answer lets the rollout go on, anything else (or no answer) holds it. With `rollback = true` the
+//! meaning flips: a 2xx answer means "roll back now" (fail), anything else passes.
+
+use std::time::Duration;
+
+use super::{GateCheck, GateContext, Reading, Verdict, redact_url};
+
+pub struct Webhook {
+    pub name: String,
+    pub client: reqwest::Client,
+    pub url: String,
+    pub rollback: bool,
+    pub timeout: Duration,
+}
+
+impl GateCheck for Webhook {
+    async fn read(&self, ctx: &GateContext) -> Reading {
+        let shown = redact_url(&self.url);
+        let body = serde_json::json!({
+            "profile": ctx.profile,
+            "candidate": ctx.candidate,
+            "stable": ctx.stable,
+            "current_percent": ctx.current_percent,
+            "next_percent": ctx.next_percent,
+            "stage": ctx.stage,
+            "stages": ctx.stages,
+            "kind": if self.rollback { "rollback" } else { "confirm" },
+        });
+        let answer = self.client.post(&self.url).json(&body).timeout(self.timeout).send().await;
+        let ok = match &answer {
+            Ok(r) => r.status().is_success(),
+            Err(_) => false,
+        };
+        let said = match &answer {
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(e) if e.is_timeout() => "no answer".to_string(),
+            Err(_) => "unreachable".to_string(),
+        };
+        let (verdict, why) = match (self.rollback, ok) {
+            (false, true) => (Verdict::Pass, "go"),
+            (false, false) => (Verdict::Wait, "not yet"),
+            (true, true) => (Verdict::Fail, "roll back"),
+            (true, false) => (Verdict::Pass, "no rollback asked"),
+        };
+        Reading::new(&self.name, verdict, format!("POST {shown}: {said} ({why})"))
+    }
+}
