@@ -16,3 +16,4 @@ export AWS_REGION=us-west-2 AWS_DEFAULT_REGION=us-west-2 AWS_EC2_METADATA_DISABL
 unset AWS_PROFILE
 "$python" bench/rollback.py "${1:-15}"
 "$python" bench/scale.py "${1:-9}"
+"$python" bench/gate_latency.py "${1:-9}"

@@ -22,5 +22,15 @@ step set green=25 --dry-run
 step set green=25 --yes
 step status -o json
 step rollback --to blue --yes
+
+# A staged rollout: gates read before the first shift and every poll; each stage bakes 3s.
+step rollout
+step status
+step rollback --to blue --yes
+
+# The same rollout, with green's 5xx alarm going off during the first stage: rolled back, exit 3.
+( sleep 3; ./target/debug/examples/seed alarm demo-green-5xx ALARM >/dev/null ) &
+step rollout || echo "(exit $?: the alarm fired, traffic is back on blue)"
+./target/debug/examples/seed alarm demo-green-5xx OK >/dev/null
 step status
 printf '\ndemo done: the emulator keeps running on %s (stop it with ./localstack/down.sh)\n' "$AWS_ENDPOINT_URL"

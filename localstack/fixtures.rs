@@ -422,4 +422,15 @@ impl Aws {
     pub async fn stop_instances(&self, ids: &[String]) {
         self.ec2.stop_instances().set_instance_ids(Some(ids.to_vec())).send().await.expect("StopInstances");
     }
+
+    /// One datapoint of a metric with one dimension, timestamped now.
+    pub async fn put_metric(&self, namespace: &str, metric: &str, dim: (&str, &str), value: f64) {
+        let datum = cloudwatch::types::MetricDatum::builder()
+            .metric_name(metric)
+            .dimensions(cloudwatch::types::Dimension::builder().name(dim.0).value(dim.1).build())
+            .value(value)
+            .timestamp(aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
+            .build();
+        self.cw.put_metric_data().namespace(namespace).metric_data(datum).send().await.expect("PutMetricData");
+    }
 }

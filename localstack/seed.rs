@@ -26,6 +26,16 @@ async fn main() {
     }
     let aws = Aws::new(&endpoint).await;
 
+    // `seed alarm NAME STATE`: flips a demo alarm (the demo uses it to show an automatic rollback).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, name, state] = args.as_slice() {
+        if cmd == "alarm" {
+            aws.set_alarm(name, state).await;
+            println!("alarm {name} → {state}");
+            return;
+        }
+    }
+
     // The two ingress ALBs, as the AWS Load Balancer Controller would have created them for the
     // blue and green namespaces of EKS cluster `demo`, and the front ALB that we own.
     let existing = aws.elb.describe_load_balancers().names(FRONT).send().await;
@@ -74,8 +84,18 @@ async fn main() {
                     ("ingress.k8s.aws/stack", if ns == "blue" { "blue/myapp" } else { "green/myapp" }),
                 ]
             };
-            let (_, blue_dns, lb_zone) = aws.load_balancer("demo-blue-ingress", &subnets, &controller("blue")).await;
-            let (_, green_dns, _) = aws.load_balancer("demo-green-ingress", &subnets, &controller("green")).await;
+            let (blue_ing, blue_dns, lb_zone) =
+                aws.load_balancer("demo-blue-ingress", &subnets, &controller("blue")).await;
+            let (green_ing, green_dns, _) =
+                aws.load_balancer("demo-green-ingress", &subnets, &controller("green")).await;
+            // Each ingress ALB forwards to its namespace's pods (TargetGroupBinding-style IP targets).
+            for (lb, name, ips) in [
+                (&blue_ing, "k8s-blue-myapp", ["10.0.1.20", "10.0.1.21"]),
+                (&green_ing, "k8s-green-myapp", ["10.0.2.20", "10.0.2.21"]),
+            ] {
+                let tg = aws.target_group(name, &vpc, &ips).await;
+                aws.listener(lb, 80, Aws::forward(&[(&tg, 1)], None), &[]).await;
+            }
             let tg_blue = aws.target_group("tg-blue", &vpc, &["10.0.1.10", "10.0.1.11"]).await;
             let tg_green = aws.target_group("tg-green", &vpc, &["10.0.2.10", "10.0.2.11"]).await;
             let (front, _, _) = aws.load_balancer(FRONT, &subnets, &[("team", "demo")]).await;
@@ -83,6 +103,13 @@ async fn main() {
             (blue_dns, green_dns, lb_zone, listener, tg_blue, tg_green)
         }
     };
+
+    // CloudWatch alarms per side, in OK.
+    for side in ["blue", "green"] {
+        let name = format!("demo-{side}-5xx");
+        aws.alarm(&name).await;
+        aws.set_alarm(&name, "OK").await;
+    }
 
     // All traffic on blue.
     aws.elb
@@ -105,4 +132,5 @@ async fn main() {
     println!("seeded the demo environment on {endpoint}:");
     println!("  hosted zone {ZONE} ({zone}): {RECORD} weighted alias blue=100 → {blue_dns}, green=0 → {green_dns}");
     println!("  front ALB {FRONT}, listener :80 forwarding tg-blue=100 / tg-green=0");
+    println!("  alarms demo-blue-5xx, demo-green-5xx in OK");
 }

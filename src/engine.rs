@@ -138,6 +138,9 @@ impl fmt::Display for RolloutReport {
                 "PAUSED at stage {}/{}: {} {}% (traffic left there)",
                 self.stage, self.stages, self.to, self.percent
             ),
+            Outcome::Held if self.stage == 0 => {
+                format!("HELD before the first shift: all traffic still on {}", self.from)
+            }
             Outcome::Held => format!(
                 "HELD at stage {}/{}: {} {}% (traffic left there)",
                 self.stage, self.stages, self.to, self.percent
@@ -459,18 +462,18 @@ impl<T: TrafficPort, G: GateSet> Engine<'_, T, G> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cancel = self.cancel.clone();
         loop {
-            tokio::select! {
+            // Time is measured at the ticks, so a bake is exactly a number of polls.
+            let now = tokio::select! {
                 biased;
                 _ = stopped(&mut cancel) => return Bake::Interrupted,
-                _ = ticker.tick() => {}
-            }
-            ctx.stage_age = stage_start.elapsed();
+                t = ticker.tick() => t,
+            };
+            ctx.stage_age = now.duration_since(stage_start);
             let readings = tokio::select! {
                 biased;
                 _ = stopped(&mut cancel) => return Bake::Interrupted,
                 r = self.gates.read_all(ctx) => r,
             };
-            let now = Instant::now();
             for r in &readings {
                 let n = fails.entry(r.gate.clone()).or_default();
                 *n = if r.verdict == Verdict::Fail { *n + 1 } else { 0 };

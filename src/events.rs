@@ -84,12 +84,12 @@ pub trait Reporter {
 pub struct PlainReporter<W: Write> {
     out: W,
     start: Instant,
-    last_gates: Vec<(String, Verdict, String)>,
+    seen: Seen,
 }
 
 impl<W: Write> PlainReporter<W> {
     pub fn new(out: W) -> Self {
-        PlainReporter { out, start: Instant::now(), last_gates: Vec::new() }
+        PlainReporter { out, start: Instant::now(), seen: Seen::default() }
     }
 
     fn line(&mut self, text: &str) {
@@ -98,8 +98,16 @@ impl<W: Write> PlainReporter<W> {
     }
 }
 
+/// What was last said, so that repeated readings are not said again.
+#[derive(Default)]
+struct Seen {
+    gates: Vec<(String, Verdict, String)>,
+    held: Vec<(String, Verdict, String)>,
+}
+
 /// The text line of an event, or `None` when it is not worth a line.
-fn describe(event: &Event, last_gates: &mut Vec<(String, Verdict, String)>) -> Option<String> {
+fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
+    let Seen { gates: last_gates, held: last_held } = seen;
     Some(match event {
         Event::Started { profile, from, to, stages, resume_at, routes } => {
             let stages: Vec<String> = stages.iter().map(|s| format!("{s}%")).collect();
@@ -136,7 +144,14 @@ fn describe(event: &Event, last_gates: &mut Vec<(String, Verdict, String)>) -> O
         }
         Event::Baking { .. } => return None,
         Event::Held { stage, reason, left } => {
-            format!("stage {stage} held ({}s left before max_hold): {reason}", left.as_secs())
+            // Once per reason, not every poll.
+            let key = vec![(format!("held:{stage}"), Verdict::Wait, reason.clone())];
+            if *last_held == key {
+                return None;
+            }
+            *last_held = key;
+            let where_ = if *stage == 0 { "before the first shift".to_string() } else { format!("at stage {stage}") };
+            format!("held {where_} (max_hold in {}s): {reason}", left.as_secs())
         }
         Event::StageApplied { stage, stages, side, percent, routes } => {
             let w: Vec<String> =
@@ -157,7 +172,7 @@ fn describe(event: &Event, last_gates: &mut Vec<(String, Verdict, String)>) -> O
 
 impl<W: Write> Reporter for PlainReporter<W> {
     fn event(&mut self, event: &Event) {
-        if let Some(text) = describe(event, &mut self.last_gates) {
+        if let Some(text) = describe(event, &mut self.seen) {
             self.line(&text);
         }
     }
@@ -191,7 +206,7 @@ impl<W: Write> Reporter for JsonReporter<W> {
 /// milestones scroll above it.
 pub struct ProgressReporter {
     bar: indicatif::ProgressBar,
-    last_gates: Vec<(String, Verdict, String)>,
+    seen: Seen,
     stage: String,
     gates: String,
 }
@@ -204,7 +219,7 @@ impl ProgressReporter {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
-        ProgressReporter { bar, last_gates: Vec::new(), stage: "pre-checks".into(), gates: String::new() }
+        ProgressReporter { bar, seen: Seen::default(), stage: "pre-checks".into(), gates: String::new() }
     }
 }
 
@@ -232,7 +247,7 @@ impl Reporter for ProgressReporter {
             }
             _ => {}
         }
-        if let Some(line) = describe(event, &mut self.last_gates) {
+        if let Some(line) = describe(event, &mut self.seen) {
             self.bar.println(line);
         }
         if matches!(event, Event::Ended { .. }) {

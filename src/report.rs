@@ -165,7 +165,11 @@ impl ChangeReport {
 
 impl fmt::Display for ChangeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = format!("{}={}%", self.side, self.percent);
+        let what = if self.command == "rollback" {
+            format!("to {}", self.side)
+        } else {
+            format!("{}={}%", self.side, self.percent)
+        };
         if !self.changed {
             writeln!(f, "{} {what} on profile {}: already there, nothing to change", self.command, self.profile)?;
         } else if self.dry_run {

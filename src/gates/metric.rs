@@ -103,6 +103,8 @@ impl Metric {
 
 impl GateCheck for Metric {
     async fn read(&self, ctx: &GateContext) -> Reading {
+        // The end lies a period ahead: CloudWatch buckets datapoints by period start, and the
+        // current, still-open period must be included.
         let now = SystemTime::now();
         let window = self.window.min(ctx.stage_age.max(self.period));
         let start = now - window;
@@ -111,7 +113,7 @@ impl GateCheck for Metric {
             .get_metric_data()
             .set_metric_data_queries(Some(self.queries(ctx.candidate)))
             .start_time(DateTime::from(start))
-            .end_time(DateTime::from(now))
+            .end_time(DateTime::from(now + self.period))
             .send()
             .await;
         let out = match out {

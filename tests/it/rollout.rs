@@ -260,3 +260,67 @@ async fn sigterm_mid_rollout_rolls_back_by_default() {
     assert!(out.contains("INTERRUPTED") || out.contains("interrupted"), "{out}");
     assert_eq!(f.weights(&w).await, (100, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_health_follows_a_route53_alias_to_the_candidate_alb() {
+    let w = World::new().await;
+    let (vpc, subnets) = w.aws.network().await;
+    let (blue_lb, blue_dns, lb_zone) = w.aws.load_balancer(&unique("ib"), &subnets, &[]).await;
+    let (green_lb, green_dns, _) = w.aws.load_balancer(&unique("ig"), &subnets, &[]).await;
+    let blue_tg = w.aws.target_group(&unique("ibt"), &vpc, &["10.0.1.9"]).await;
+    let (green_tg, ids) = w.aws.instance_targets(&unique("igt"), &vpc, &subnets[0], 2).await;
+    w.aws.listener(&blue_lb, 80, Aws::forward(&[(&blue_tg, 1)], None), &[]).await;
+    w.aws.listener(&green_lb, 80, Aws::forward(&[(&green_tg, 1)], None), &[]).await;
+    let zone = format!("{}.test.", unique("z"));
+    let zone_id = w.aws.zone(&zone).await;
+    let record = format!("api.{zone}");
+    w.aws
+        .upsert(
+            &zone_id,
+            vec![
+                Aws::weighted_alias(&record, ("blue", 100), &format!("dualstack.{blue_dns}"), &lb_zone, true),
+                Aws::weighted_alias(&record, ("green", 0), &format!("dualstack.{green_dns}"), &lb_zone, true),
+            ],
+        )
+        .await;
+    let profile = format!(
+        "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n{}[[gate]]\ntype = \"target-health\"\n",
+        timing("200ms", "10s")
+    );
+    w.profile("svc", &profile);
+
+    // Healthy: the rollout goes through.
+    w.profile("check", &profile);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "rollout", "--dry-run"]), 0);
+    assert!(out.contains("target-health"), "{out}");
+
+    // One of green's two instances stopped: green gets no traffic.
+    w.aws.stop_instances(&ids[..1]).await;
+    let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 3);
+    assert!(err.contains("1/2 targets healthy"), "{err}");
+    assert!(out.contains("before any traffic moved"), "{out}");
+    assert_eq!(w.aws.weight(&zone_id, &record, "green").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metric_gate_waits_without_data_and_fails_above_max() {
+    let w = World::new().await;
+    let f = front(&w).await;
+    let ns = format!("Test/{}", unique("ns"));
+    let gate = format!(
+        "[[gate]]\ntype = \"metric\"\nnamespace = \"{ns}\"\nmetric = \"Errors\"\ndimensions = {{ Side = \"{{side}}\" }}\nstat = \"Maximum\"\nperiod = \"1m\"\nwindow = \"5m\"\nmax = 10\n"
+    );
+    w.profile("svc", &format!("{}{}{gate}", f.route(), timing("200ms", "500ms")));
+
+    // No datapoints: inconclusive, held (exit 7) with nothing moved.
+    let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 7);
+    assert!(err.contains("no datapoints"), "{err}");
+    assert!(out.contains("HELD"), "{out}");
+    assert_eq!(f.weights(&w).await, (100, 0));
+
+    // A datapoint above max: fails, no traffic.
+    w.aws.put_metric(&ns, "Errors", ("Side", "green"), 50.0).await;
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 3);
+    assert!(err.contains("50 above max 10"), "{err}");
+    assert_eq!(f.weights(&w).await, (100, 0));
+}
