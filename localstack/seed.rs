@@ -28,12 +28,12 @@ async fn main() {
 
     // `seed alarm NAME STATE`: flips a demo alarm (the demo uses it to show an automatic rollback).
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [cmd, name, state] = args.as_slice() {
-        if cmd == "alarm" {
-            aws.set_alarm(name, state).await;
-            println!("alarm {name} → {state}");
-            return;
-        }
+    if let [cmd, name, state] = args.as_slice()
+        && cmd == "alarm"
+    {
+        aws.set_alarm(name, state).await;
+        println!("alarm {name} → {state}");
+        return;
     }
 
     // The two ingress ALBs, as the AWS Load Balancer Controller would have created them for the

@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, LogFormat, OnInterruptArg, OutputFormat};
+use crate::cli::{Cli, Command, LogFormat, OnInterruptArg, OutputFormat, StateCommand};
+use crate::coord::NoGuard;
 use crate::engine::{Engine, OnInterrupt};
 use crate::error::{Error, Result};
 use crate::events::{JsonReporter, PlainReporter, ProgressReporter, Reporter};
 use crate::exit;
 use crate::gates::{GateContext, GateSet, Gates, Verdict};
+use crate::ops::{HistoryReport, RolloutView, StateCtx};
 use crate::profile::{Profile, ProfileSource};
 use crate::report::{ChangeReport, RouteReport, StatusReport, ValidateReport};
 use crate::split::{Percent, Side};
@@ -98,22 +100,91 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let sdk = crate::aws::load(settings.profile.region.as_deref()).await;
     let traffic = Traffic::new(&sdk, &settings.profile);
     let ctx = Ctx { settings: &settings, traffic: &traffic, sdk: &sdk };
-    match cli.command {
+    let state = || StateCtx::new(&settings.profile, &traffic, &sdk, cli.command.name());
+    match &cli.command {
         Command::Validate => validate(&settings, &traffic).await,
-        Command::Status => status(&settings, &traffic).await,
+        Command::Status => status(&ctx).await,
         Command::Set { split, dry_run, no_gates } => {
-            let (side, percent) = parse_assignment(&split)?;
-            shift(&ctx, "set", side, percent, dry_run, !no_gates).await
+            let (side, percent) = parse_assignment(split)?;
+            shift(&ctx, "set", side, percent, *dry_run, !no_gates).await
         }
-        Command::Rollout { to, dry_run, on_interrupt } => rollout(&ctx, to, dry_run, on_interrupt).await,
+        Command::Rollout { to, dry_run, on_interrupt, force } => {
+            rollout(&ctx, *to, *dry_run, *on_interrupt, *force).await
+        }
         Command::Rollback { to, dry_run } => {
-            let Some(side) = to else {
+            if settings.profile.state.is_none() {
+                let Some(side) = to else {
+                    return Err(Error::refused_hint(
+                        "rollback without --to needs the rollout state to know the stable side, and this profile has no [state] table",
+                        "name the side to restore: `cutover rollback --to blue`",
+                    ));
+                };
+                return shift(&ctx, "rollback", *side, Percent::FULL, *dry_run, false).await;
+            }
+            let st = state().await?;
+            if !dry_run && !settings.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                let before = traffic.read_views().await?;
+                for r in &before {
+                    eprintln!("  {} {}: {}", r.kind, r.name, r.weights);
+                }
+                let side = to.map(|s| s.to_string()).unwrap_or_else(|| "the stable side".into());
+                if !confirm(&format!("move all traffic to {side} on profile {}?", settings.profile.name)) {
+                    eprintln!("not confirmed: nothing changed");
+                    return Ok(exit::USAGE);
+                }
+            }
+            let report = st.rollback(*to, *dry_run).await?;
+            settings.print(&report)?;
+            Ok(report.exit_code)
+        }
+        Command::Advance { to, dry_run, force } => {
+            let report = state().await?.advance(*to, *dry_run, *force).await?;
+            settings.print(&report)?;
+            Ok(report.exit_code)
+        }
+        Command::Promote { dry_run, force } => {
+            let st = state().await?;
+            if !dry_run
+                && !settings.yes
+                && std::io::stdin().is_terminal()
+                && std::io::stderr().is_terminal()
+                && !confirm(&format!("promote the candidate of profile {} to all traffic?", settings.profile.name))
+            {
+                eprintln!("not confirmed: nothing changed");
+                return Ok(exit::USAGE);
+            }
+            let report = st.promote(*dry_run, *force).await?;
+            settings.print(&report)?;
+            Ok(report.exit_code)
+        }
+        Command::Pause | Command::Resume => {
+            let report = state().await?.set_paused(matches!(cli.command, Command::Pause)).await?;
+            settings.print(&report)?;
+            Ok(report.exit_code)
+        }
+        Command::History { limit } => {
+            let st = state().await?;
+            let report =
+                HistoryReport { profile: settings.profile.name.clone(), entries: st.store.history(*limit).await? };
+            settings.print(&report)?;
+            Ok(exit::OK)
+        }
+        Command::State { command: StateCommand::Init } => {
+            let Some(cfg) = &settings.profile.state else {
                 return Err(Error::refused_hint(
-                    "rollback without --to needs the rollout state to know the stable side, and this profile has no [state] table",
-                    "name the side to restore: `cutover rollback --to blue`",
+                    format!("profile `{}` has no [state] table", settings.profile.name),
+                    "add `[state] table = \"cutover-state\"` to the profile",
                 ));
             };
-            shift(&ctx, "rollback", side, Percent::FULL, dry_run, false).await
+            let store = crate::state::StateStore::new(&sdk, &cfg.table, &settings.profile.name);
+            let created = store.init().await?;
+            let doc = serde_json::json!({ "table": cfg.table, "created": created });
+            match settings.output {
+                OutputFormat::Json => println!("{doc}"),
+                OutputFormat::Text if created => println!("created state table {} (pk S, sk S, on-demand)", cfg.table),
+                OutputFormat::Text => println!("state table {} already exists", cfg.table),
+            }
+            Ok(exit::OK)
         }
     }
 }
@@ -136,19 +207,36 @@ async fn validate(settings: &Settings, traffic: &Traffic) -> Result<i32> {
     Ok(exit::OK)
 }
 
-async fn status(settings: &Settings, traffic: &Traffic) -> Result<i32> {
-    let routes = traffic.read().await?;
+async fn status(ctx: &Ctx<'_>) -> Result<i32> {
+    let settings = ctx.settings;
+    let routes = ctx.traffic.read().await?;
+    let mut live = sole_side(&routes);
+    let mut rollout = None;
+    if let Some(cfg) = &settings.profile.state {
+        let store = crate::state::StateStore::new(ctx.sdk, &cfg.table, &settings.profile.name);
+        match store.load().await {
+            Ok(Some(s)) => {
+                // The stable side is the live one while a rollout is recorded.
+                live = Some(s.stable);
+                rollout = Some(serde_json::to_value(RolloutView::from(&s)).unwrap_or_default());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("warning: cannot read the rollout state: {e}");
+                rollout = Some(serde_json::json!({ "error": e.to_string() }));
+            }
+        }
+    }
     let report = StatusReport {
         profile: settings.profile.name.clone(),
-        live: sole_side(&routes),
+        live,
         routes: routes.iter().map(RouteReport::from).collect(),
-        rollout: None,
+        rollout,
     };
     settings.print(&report)?;
     Ok(exit::OK)
 }
 
-/// Moves every route of the profile to `percent` on `side`: read and check all, then write all.
 /// What every command works with.
 struct Ctx<'a> {
     settings: &'a Settings,
@@ -192,7 +280,13 @@ async fn shift(
     Ok(exit::OK)
 }
 
-async fn rollout(ctx: &Ctx<'_>, to: Option<Side>, dry_run: bool, on_interrupt: OnInterruptArg) -> Result<i32> {
+async fn rollout(
+    ctx: &Ctx<'_>,
+    to: Option<Side>,
+    dry_run: bool,
+    on_interrupt: OnInterruptArg,
+    force: bool,
+) -> Result<i32> {
     let settings = ctx.settings;
     let routes = Traffic::read(ctx.traffic).await?;
     let live = sole_side(&routes);
@@ -204,12 +298,21 @@ async fn rollout(ctx: &Ctx<'_>, to: Option<Side>, dry_run: bool, on_interrupt: O
         settings.print(&report)?;
         return Ok(exit::OK);
     }
+    // With a state table: the lease, and the rollout recorded there decide where to go.
+    let mut state_guard = None;
+    let mut to = to;
+    if settings.profile.state.is_some() {
+        let st = StateCtx::new(&settings.profile, ctx.traffic, ctx.sdk, "rollout").await?;
+        let (guard, side) = st.guard_for_rollout(to, force).await?;
+        to = Some(side);
+        state_guard = Some(guard);
+    }
     let gates = Gates::new(ctx.sdk, &settings.profile, &routes);
     let candidate = to.or(live.map(Side::other));
-    if let Some(candidate) = candidate {
-        if live != Some(candidate) {
-            gates.preflight(candidate).await?;
-        }
+    if let Some(candidate) = candidate
+        && live != Some(candidate)
+    {
+        gates.preflight(candidate).await?;
     }
 
     // Ctrl-C and SIGTERM (a stopped CodeBuild job) ask the engine to stop.
@@ -226,19 +329,40 @@ async fn rollout(ctx: &Ctx<'_>, to: Option<Side>, dry_run: bool, on_interrupt: O
         LogFormat::Text if std::io::stderr().is_terminal() => Box::new(ProgressReporter::new()),
         LogFormat::Text => Box::new(PlainReporter::new(std::io::stderr())),
     };
-    let mut engine = Engine {
-        profile: settings.profile.name.clone(),
-        rollout: &settings.profile.rollout,
-        traffic: ctx.traffic,
-        gates: &gates,
-        reporter: reporter.as_mut(),
-        cancel: stop_rx,
-        on_interrupt: match on_interrupt {
-            OnInterruptArg::Rollback => OnInterrupt::Rollback,
-            OnInterruptArg::Leave => OnInterrupt::Leave,
-        },
+    let on_interrupt = match on_interrupt {
+        OnInterruptArg::Rollback => OnInterrupt::Rollback,
+        OnInterruptArg::Leave => OnInterrupt::Leave,
     };
-    let report = engine.run(to).await?;
+    let report = match state_guard.as_mut() {
+        Some(guard) => {
+            Engine {
+                profile: settings.profile.name.clone(),
+                rollout: &settings.profile.rollout,
+                traffic: ctx.traffic,
+                gates: &gates,
+                reporter: reporter.as_mut(),
+                guard,
+                cancel: stop_rx,
+                on_interrupt,
+            }
+            .run(to)
+            .await?
+        }
+        None => {
+            Engine {
+                profile: settings.profile.name.clone(),
+                rollout: &settings.profile.rollout,
+                traffic: ctx.traffic,
+                gates: &gates,
+                reporter: reporter.as_mut(),
+                guard: &mut NoGuard,
+                cancel: stop_rx,
+                on_interrupt,
+            }
+            .run(to)
+            .await?
+        }
+    };
     settings.print(&report)?;
     Ok(report.exit_code)
 }
@@ -286,6 +410,7 @@ async fn check_gates_once(
         stage: 0,
         stages: 1,
         stage_age: std::time::Duration::ZERO,
+        since: None,
     };
     let readings = g.read_all(&gctx).await;
     for r in &readings {

@@ -60,6 +60,12 @@ pub enum OnInterruptArg {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Create the `[state]` table (idempotent).
+    Init,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse the profile, resolve every AWS resource it names (read-only) and print the plan.
     Validate,
@@ -89,10 +95,50 @@ pub enum Command {
         /// What a stopped run (Ctrl-C, SIGTERM) does with traffic.
         #[arg(long, value_enum, default_value_t = OnInterruptArg::Rollback)]
         on_interrupt: OnInterruptArg,
+        /// Go on although the live weights are not what the rollout state says.
+        #[arg(long)]
+        force: bool,
     },
-    /// All traffic to one side now.
+    /// For schedulers: start a rollout, or move it at most one stage once the stage has baked.
+    Advance {
+        /// The side to roll to when starting (default: the side that is not live).
+        #[arg(long, value_name = "SIDE", value_parser = parse_side)]
+        to: Option<Side>,
+        /// Print what would be done and make no change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Go on although the live weights are not what the rollout state says.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Finish: all traffic on the candidate, which becomes the stable side.
+    Promote {
+        /// Print what would be done and make no change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Skip the gates and the drift check.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Hold the rollout: `advance` and running rollouts move it no further.
+    Pause,
+    /// Release a paused rollout.
+    Resume,
+    /// The audit trail of this profile's cutovers, newest first.
+    History {
+        /// How many entries.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// The rollout state table.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// All traffic back on the stable side now (or on `--to SIDE`), skipping gates; marks the
+    /// rollout aborted so no `advance` moves it again.
     Rollback {
-        /// The side to restore all traffic to.
+        /// The side to restore all traffic to (default: the rollout's stable side).
         #[arg(long, value_name = "SIDE", value_parser = parse_side)]
         to: Option<Side>,
         /// Print exactly the changes that would be made, and make none.
@@ -103,4 +149,23 @@ pub enum Command {
 
 fn parse_side(s: &str) -> Result<Side, String> {
     s.parse()
+}
+
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Validate => "validate",
+            Command::Status => "status",
+            Command::Set { .. } => "set",
+            Command::Rollout { .. } => "rollout",
+            Command::Advance { .. } => "advance",
+            Command::Promote { .. } => "promote",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::History { .. } => "history",
+            Command::State { .. } => "state init",
+            Command::Rollback { .. } => "rollback",
+        }
+    }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::coord::Guard;
 use crate::error::{Error, Result};
 use crate::events::{Event, Reporter};
 use crate::exit;
@@ -167,18 +168,20 @@ impl fmt::Display for RolloutReport {
 /// How one stage's bake ended.
 enum Bake {
     Baked,
+    Stopped(Error),
     Failed(Reading),
     Held(String),
     Interrupted,
 }
 
 /// Drives one rollout.
-pub struct Engine<'a, T: TrafficPort, G: GateSet> {
+pub struct Engine<'a, T: TrafficPort, G: GateSet, Gd: Guard> {
     pub profile: String,
     pub rollout: &'a Rollout,
     pub traffic: &'a T,
     pub gates: &'a G,
     pub reporter: &'a mut dyn Reporter,
+    pub guard: &'a mut Gd,
     /// Becomes `true` when the run is asked to stop.
     pub cancel: watch::Receiver<bool>,
     pub on_interrupt: OnInterrupt,
@@ -201,10 +204,16 @@ fn stage_of(routes: &[RouteView], to: Side, stages: &[Percent]) -> Option<usize>
     stages.iter().position(|&p| routes.iter().all(|r| choose_weights(to, p, r.kind.max_weight()).weights == r.weights))
 }
 
-impl<T: TrafficPort, G: GateSet> Engine<'_, T, G> {
+impl<T: TrafficPort, G: GateSet, Gd: Guard> Engine<'_, T, G, Gd> {
     /// Runs the rollout to its end. Errors are for what the engine could not do at all (a refused
-    /// start, drift, a failed write); gate outcomes are in the report.
+    /// start, drift, a failed write, a lost lease); gate outcomes are in the report.
     pub async fn run(&mut self, to: Option<Side>) -> Result<RolloutReport> {
+        let report = self.run_stages(to).await?;
+        self.guard.end(&report).await;
+        Ok(report)
+    }
+
+    async fn run_stages(&mut self, to: Option<Side>) -> Result<RolloutReport> {
         let started = Instant::now();
         let stages = self.rollout.stages.clone();
         let mut routes = self.traffic.read().await?;
@@ -275,7 +284,7 @@ impl<T: TrafficPort, G: GateSet> Engine<'_, T, G> {
             from,
             to,
             stages: stages.clone(),
-            resume_at: first,
+            resume_at: (sole != Some(from)).then_some(first + 1),
             routes: routes.clone(),
         });
 
@@ -288,6 +297,7 @@ impl<T: TrafficPort, G: GateSet> Engine<'_, T, G> {
             stage: 0,
             stages: stages.len(),
             stage_age: Duration::ZERO,
+            since: None,
         };
         let mut readings: Vec<Reading> = Vec::new();
 
@@ -305,6 +315,7 @@ impl<T: TrafficPort, G: GateSet> Engine<'_, T, G> {
                     self.reporter.event(&Event::Ended { outcome: Outcome::Held, reason: Some(why.clone()) });
                     return Ok(report(Outcome::Held, 0, Percent::ZERO, routes, Some(why), readings, false));
                 }
+                Bake::Stopped(e) => return Err(e),
                 Bake::Interrupted => {
                     let why = "interrupted before any traffic moved".to_string();
                     self.reporter.event(&Event::Ended { outcome: Outcome::Interrupted, reason: Some(why.clone()) });
@@ -321,7 +332,15 @@ impl<T: TrafficPort, G: GateSet> Engine<'_, T, G> {
                 if *self.cancel.borrow() {
                     return self.interrupted(from, index, ctx.current_percent, routes, readings, &report).await;
                 }
+                self.guard.before_shift(index + 1, percent).await?;
+                let before = routes.clone();
                 routes = self.traffic.shift(to, percent, Some(&routes)).await?;
+                if let Err(e) = self.guard.after_shift(index + 1, percent, &before, &routes).await {
+                    // A rollback took over while this write was in flight: give it the last word.
+                    self.reporter.event(&Event::RollingBack { to: from, reason: e.to_string() });
+                    let _ = self.traffic.shift(from, Percent::FULL, None).await;
+                    return Err(e);
+                }
                 self.reporter.event(&Event::StageApplied {
                     stage: index + 1,
                     stages: stages.len(),
@@ -389,6 +408,7 @@ impl<T: TrafficPort, G: GateSet> Engine<'_, T, G> {
                 Bake::Interrupted => {
                     return self.interrupted(from, index + 1, percent, routes, readings, &report).await;
                 }
+                Bake::Stopped(e) => return Err(e),
             }
         }
     }
@@ -430,8 +450,12 @@ impl<T: TrafficPort, G: GateSet> Engine<'_, T, G> {
     /// traffic may be split: exit 4.
     async fn roll_back(&mut self, stable: Side, reason: &str) -> Result<Vec<RouteView>> {
         self.reporter.event(&Event::RollingBack { to: stable, reason: reason.to_string() });
+        let before = self.traffic.read().await.unwrap_or_default();
         match self.traffic.shift(stable, Percent::FULL, None).await {
-            Ok(after) => Ok(after),
+            Ok(after) => {
+                self.guard.rolled_back(&before, &after, reason).await;
+                Ok(after)
+            }
             Err(Error::SplitUnknown { message }) => {
                 Err(Error::SplitUnknown { message: format!("rolling back failed ({reason}): {message}") })
             }
@@ -469,6 +493,9 @@ impl<T: TrafficPort, G: GateSet> Engine<'_, T, G> {
                 t = ticker.tick() => t,
             };
             ctx.stage_age = now.duration_since(stage_start);
+            if let Err(e) = self.guard.tick().await {
+                return Bake::Stopped(e);
+            }
             let readings = tokio::select! {
                 biased;
                 _ = stopped(&mut cancel) => return Bake::Interrupted,
@@ -567,10 +594,10 @@ mod tests {
             Ok(self.routes.borrow().clone())
         }
         async fn shift(&self, side: Side, percent: Percent, expected: Option<&[RouteView]>) -> Result<Vec<RouteView>> {
-            if let Some(e) = expected {
-                if e != self.routes.borrow().as_slice() {
-                    return Err(drift_error(e, &self.routes.borrow()));
-                }
+            if let Some(e) = expected
+                && e != self.routes.borrow().as_slice()
+            {
+                return Err(drift_error(e, &self.routes.borrow()));
             }
             if self.fail_shift_to == Some(side) {
                 return Err(Error::Aws { action: "ChangeResourceRecordSets".into(), message: "boom".into() });
@@ -630,12 +657,14 @@ mod tests {
         cancel: watch::Receiver<bool>,
     ) -> Result<RolloutReport> {
         let mut rep = Collect::default();
+        let mut guard = crate::coord::NoGuard;
         let mut engine = Engine {
             profile: "t".into(),
             rollout: r,
             traffic,
             gates,
             reporter: &mut rep,
+            guard: &mut guard,
             cancel,
             on_interrupt: OnInterrupt::Rollback,
         };

@@ -22,6 +22,14 @@ pub enum Error {
     #[error("{message}")]
     Gate { message: String, held: bool },
 
+    /// Another run holds the rollout, or the state changed under this run.
+    #[error("{message}")]
+    Locked { message: String },
+
+    /// The rollout is paused or held: nothing was moved.
+    #[error("{message}")]
+    Paused { message: String },
+
     /// An AWS call failed (after the SDK's retries).
     #[error("{action}: {message}")]
     Aws { action: String, message: String },
@@ -66,6 +74,8 @@ impl Error {
             Error::Drift { .. } => exit::DRIFT,
             Error::SplitUnknown { .. } => exit::SPLIT_UNKNOWN,
             Error::Gate { held: true, .. } => exit::HELD,
+            Error::Locked { .. } => exit::LOCKED,
+            Error::Paused { .. } => exit::HELD,
             Error::Gate { held: false, .. } => exit::ROLLED_BACK,
             Error::Aws { .. } | Error::Other(_) => exit::UNEXPECTED,
         }

@@ -22,7 +22,7 @@ pub enum Event {
         from: Side,
         to: Side,
         stages: Vec<Percent>,
-        resume_at: usize,
+        resume_at: Option<usize>,
         routes: Vec<RouteView>,
     },
     GatesRead {
@@ -116,8 +116,8 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
                 stages.join(" → "),
                 routes.len()
             );
-            if *resume_at > 0 {
-                s.push_str(&format!(", resuming at stage {}", resume_at + 1));
+            if let Some(stage) = resume_at {
+                s.push_str(&format!(", resuming at stage {stage}"));
             }
             s
         }

@@ -7,12 +7,16 @@
 pub mod app;
 pub mod aws;
 pub mod cli;
+pub mod coord;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod exit;
 pub mod gates;
+pub mod notify;
+pub mod ops;
 pub mod profile;
 pub mod report;
 pub mod split;
 pub mod splitter;
+pub mod state;

@@ -233,6 +233,8 @@ pub struct NamedMetric {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateConfig {
     pub table: String,
+    /// How long a run's lease lasts without renewal (a run renews it while baking).
+    pub lease: Duration,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -449,6 +451,7 @@ fn default_timeout() -> String {
 #[serde(deny_unknown_fields)]
 struct RawState {
     table: String,
+    lease: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -785,16 +788,23 @@ impl RawProfile {
                         "3–255 characters of a-z, A-Z, 0-9, _ - .",
                     ));
                 }
-                Some(StateConfig { table: s.table })
+                let lease = match &s.lease {
+                    Some(l) => duration("state.lease", l)?,
+                    None => Duration::from_secs(60),
+                };
+                if lease < Duration::from_secs(1) {
+                    return Err(bad("state.lease", "must be at least 1s"));
+                }
+                Some(StateConfig { table: s.table, lease })
             }
         };
         let notify = match self.notify {
             None => Notify::default(),
             Some(n) => {
-                if let Some(arn) = &n.sns_topic_arn {
-                    if !(arn.starts_with("arn:") && arn.contains(":sns:")) {
-                        return Err(bad("notify.sns_topic_arn", format!("`{arn}` is not an SNS topic ARN")));
-                    }
+                if let Some(arn) = &n.sns_topic_arn
+                    && !(arn.starts_with("arn:") && arn.contains(":sns:"))
+                {
+                    return Err(bad("notify.sns_topic_arn", format!("`{arn}` is not an SNS topic ARN")));
                 }
                 if let Some(url) = &n.webhook {
                     http_url("notify.webhook", url)?;

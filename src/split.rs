@@ -97,7 +97,7 @@ impl Percent {
     }
 
     pub fn is_whole(self) -> bool {
-        self.0 % 1000 == 0
+        self.0.is_multiple_of(1000)
     }
 }
 
@@ -250,7 +250,7 @@ fn weight_pair(milli: u32, max: u32) -> (u32, u32) {
     if milli == MILLI_FULL {
         return (100, 0);
     }
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         let w = milli / 1000;
         return (w, 100 - w);
     }

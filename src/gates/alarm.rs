@@ -3,7 +3,7 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::Client;
-use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+use aws_sdk_cloudwatch::types::{AlarmType, HistoryItemType, StateValue};
 
 use super::{GateCheck, GateContext, Reading, Verdict, substitute};
 use crate::error::{Error, Result};
@@ -56,8 +56,66 @@ impl Alarm {
     }
 }
 
+impl Alarm {
+    /// Alarms that went into ALARM at some point since `since` (DescribeAlarmHistory).
+    async fn alarmed_since(&self, side: Side, since: std::time::SystemTime) -> Result<Vec<String>> {
+        let mut alarmed = Vec::new();
+        for name in self.names(side) {
+            let out = self
+                .client
+                .describe_alarm_history()
+                .alarm_name(&name)
+                .history_item_type(HistoryItemType::StateUpdate)
+                .start_date(aws_smithy_types::DateTime::from(since))
+                .end_date(aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
+                .max_records(100)
+                .customize()
+                .config_override(
+                    aws_sdk_cloudwatch::config::Config::builder()
+                        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2)),
+                )
+                .send()
+                .await
+                .map_err(|e| Error::aws("DescribeAlarmHistory", e))?;
+            if out
+                .alarm_history_items
+                .unwrap_or_default()
+                .iter()
+                .any(|i| went_to_alarm(i.history_summary.as_deref().unwrap_or_default()))
+            {
+                alarmed.push(name);
+            }
+        }
+        Ok(alarmed)
+    }
+}
+
+/// "Alarm updated from OK to ALARM" → true.
+pub(crate) fn went_to_alarm(summary: &str) -> bool {
+    summary.trim_end().ends_with("to ALARM")
+}
+
 impl GateCheck for Alarm {
     async fn read(&self, ctx: &GateContext) -> Reading {
+        if let Some(since) = ctx.since {
+            match self.alarmed_since(ctx.candidate, since).await {
+                Ok(alarmed) if !alarmed.is_empty() => {
+                    return Reading::new(
+                        &self.name,
+                        Verdict::Fail,
+                        format!("went into ALARM during the stage: {}", alarmed.join(", ")),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Reading::new(
+                        &self.name,
+                        Verdict::Wait,
+                        format!("alarm history unreadable, so the stage's window is unknown: {e}"),
+                    );
+                }
+            }
+        }
         let states = match self.states(ctx.candidate).await {
             Ok(s) => s,
             Err(e) => return Reading::new(&self.name, Verdict::Wait, format!("cannot read alarms: {e}")),

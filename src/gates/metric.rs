@@ -139,15 +139,15 @@ impl GateCheck for Metric {
         }
         let worst_high = values.iter().cloned().fold(f64::MIN, f64::max);
         let worst_low = values.iter().cloned().fold(f64::MAX, f64::min);
-        if let Some(max) = self.max {
-            if worst_high > max {
-                return Reading::new(&self.name, Verdict::Fail, format!("{worst_high} above max {max}"));
-            }
+        if let Some(max) = self.max
+            && worst_high > max
+        {
+            return Reading::new(&self.name, Verdict::Fail, format!("{worst_high} above max {max}"));
         }
-        if let Some(min) = self.min {
-            if worst_low < min {
-                return Reading::new(&self.name, Verdict::Fail, format!("{worst_low} below min {min}"));
-            }
+        if let Some(min) = self.min
+            && worst_low < min
+        {
+            return Reading::new(&self.name, Verdict::Fail, format!("{worst_low} below min {min}"));
         }
         Reading::new(
             &self.name,

@@ -74,6 +74,9 @@ pub struct GateContext {
     /// How long the current stage has run (read windows of metric gates start no earlier).
     #[serde(skip)]
     pub stage_age: Duration,
+    /// For a scheduled `advance`: read what happened since then (alarm history), not only now.
+    #[serde(skip)]
+    pub since: Option<std::time::SystemTime>,
 }
 
 /// A gate kind: reads itself against the candidate.

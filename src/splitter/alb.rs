@@ -216,13 +216,13 @@ impl AlbSplitter {
             .try_collect()
             .await?;
         for r in &resolved {
-            if let RuleRef::Arn(arn) = &r.rule {
-                if listener_of_rule(arn).as_deref() != Some(r.listener.as_str()) {
-                    return Err(Error::refused_hint(
-                        format!("rule `{arn}` does not belong to listener `{}`", r.listener),
-                        "a rule ARN carries its listener's id: take both from `aws elbv2 describe-rules --listener-arn …`",
-                    ));
-                }
+            if let RuleRef::Arn(arn) = &r.rule
+                && listener_of_rule(arn).as_deref() != Some(r.listener.as_str())
+            {
+                return Err(Error::refused_hint(
+                    format!("rule `{arn}` does not belong to listener `{}`", r.listener),
+                    "a rule ARN carries its listener's id: take both from `aws elbv2 describe-rules --listener-arn …`",
+                ));
             }
         }
 
@@ -451,26 +451,26 @@ fn rewrite_actions(s: &Snapshot, to: Weights) -> Vec<Action> {
     let mut actions = s.actions.clone();
     for a in &mut actions {
         // DescribeRules never returns an OIDC client secret; this keeps the one in place.
-        if let Some(oidc) = a.authenticate_oidc_config.as_mut() {
-            if oidc.client_secret.is_none() {
-                oidc.use_existing_client_secret = Some(true);
-            }
+        if let Some(oidc) = a.authenticate_oidc_config.as_mut()
+            && oidc.client_secret.is_none()
+        {
+            oidc.use_existing_client_secret = Some(true);
         }
     }
     let fwd = &mut actions[s.forward];
-    if let Some(cfg) = fwd.forward_config.as_mut() {
-        if let Some(tgs) = cfg.target_groups.as_mut() {
-            for t in tgs.iter_mut() {
-                match t.target_group_arn.as_deref() {
-                    Some(arn) if arn == s.blue_arn => t.weight = Some(to.blue as i32),
-                    Some(arn) if arn == s.green_arn => t.weight = Some(to.green as i32),
-                    _ => {}
-                }
+    if let Some(cfg) = fwd.forward_config.as_mut()
+        && let Some(tgs) = cfg.target_groups.as_mut()
+    {
+        for t in tgs.iter_mut() {
+            match t.target_group_arn.as_deref() {
+                Some(arn) if arn == s.blue_arn => t.weight = Some(to.blue as i32),
+                Some(arn) if arn == s.green_arn => t.weight = Some(to.green as i32),
+                _ => {}
             }
-            // With several target groups the forward config alone names them.
-            if tgs.len() > 1 {
-                fwd.target_group_arn = None;
-            }
+        }
+        // With several target groups the forward config alone names them.
+        if tgs.len() > 1 {
+            fwd.target_group_arn = None;
         }
     }
     actions
@@ -525,10 +525,9 @@ pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
     }
     if let Some(st) =
         s.actions[s.forward].forward_config.as_ref().and_then(|f| f.target_group_stickiness_config.as_ref())
+        && st.enabled == Some(true)
     {
-        if st.enabled == Some(true) {
-            line.push_str(&format!("; stickiness kept ({}s)", st.duration_seconds.unwrap_or_default()));
-        }
+        line.push_str(&format!("; stickiness kept ({}s)", st.duration_seconds.unwrap_or_default()));
     }
     if s.actions.len() > 1 {
         line.push_str(&format!("; {} other action(s) kept", s.actions.len() - 1));

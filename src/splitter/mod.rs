@@ -171,6 +171,11 @@ impl Traffic {
         Ok(routes)
     }
 
+    /// Every route's split, without what a write needs.
+    pub async fn read_views(&self) -> Result<Vec<RouteView>> {
+        Ok(self.read().await?.iter().map(RouteLive::view).collect())
+    }
+
     /// The changes that put `percent` of the traffic on `side` on every route.
     pub fn plan(routes: &[RouteLive], side: Side, percent: Percent) -> Vec<RouteChange> {
         routes

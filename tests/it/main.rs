@@ -9,6 +9,7 @@ mod alb;
 mod cli;
 mod rollout;
 mod route53;
+mod state;
 
 use std::path::PathBuf;
 

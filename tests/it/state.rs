@@ -1,0 +1,279 @@
+//! Shared rollout state on the emulator's DynamoDB: scheduled `advance`, on-call `rollback` that
+//! wins every race, leases, drift, `promote`, `pause`/`resume`, `history`.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::emulator::unique;
+use crate::fixtures::Aws;
+use crate::{World, expect, finish, run, wait_until};
+
+struct Front {
+    listener: String,
+    blue: String,
+    green: String,
+}
+
+impl Front {
+    async fn new(w: &World) -> Front {
+        let (vpc, subnets) = w.aws.network().await;
+        let (lb, _, _) = w.aws.load_balancer(&unique("s"), &subnets, &[]).await;
+        let blue = w.aws.target_group(&unique("sb"), &vpc, &["10.0.1.7"]).await;
+        let green = w.aws.target_group(&unique("sg"), &vpc, &["10.0.2.7"]).await;
+        let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&blue, 100), (&green, 0)], None), &[]).await;
+        Front { listener, blue, green }
+    }
+
+    async fn weights(&self, w: &World) -> (i32, i32) {
+        let fw = w.aws.forward_weights(&self.listener, None).await;
+        let get = |arn: &str| fw.iter().find(|(a, _)| a == arn).map(|(_, w)| *w).unwrap();
+        (get(&self.blue), get(&self.green))
+    }
+
+    /// A profile with a state table of its own; `extra` is appended.
+    fn profile(&self, table: &str, bake: &str, lease: &str, extra: &str) -> String {
+        format!(
+            "[[alb]]\nlistener = \"{}\"\nblue = \"{}\"\ngreen = \"{}\"\n[rollout]\nstages = [10, 50, 100]\nbake = \"{bake}\"\npoll = \"100ms\"\nmax_hold = \"30s\"\n[state]\ntable = \"{table}\"\nlease = \"{lease}\"\n{extra}",
+            self.listener, self.blue, self.green
+        )
+    }
+}
+
+async fn setup(bake: &str, lease: &str, extra: &str) -> (World, Front) {
+    let w = World::new().await;
+    let f = Front::new(&w).await;
+    let table = unique("state-");
+    w.profile("svc", &f.profile(&table, bake, lease, extra));
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
+    assert!(out.contains("created state table"), "{out}");
+    // Idempotent.
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
+    assert!(out.contains("already exists"), "{out}");
+    (w, f)
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advance_moves_one_stage_per_call_and_nothing_within_the_bake() {
+    let (w, f) = setup("1s", "30s", "").await;
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "advance"]), 0);
+    assert_eq!(json(&out)["action"], "started");
+    assert_eq!(f.weights(&w).await, (90, 10));
+
+    // Within the bake: nothing moves.
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "advance"]), 0);
+    assert_eq!(json(&out)["action"], "not-yet", "{out}");
+    assert_eq!(f.weights(&w).await, (90, 10));
+
+    // Called like a scheduler until done: each call moves at most one stage, in order.
+    let mut seen = vec![(90, 10)];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "advance"]), 0);
+        let action = json(&out)["action"].as_str().unwrap().to_string();
+        let now = f.weights(&w).await;
+        if now != *seen.last().unwrap() {
+            seen.push(now);
+        }
+        if action == "completed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "advance did not complete: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(seen, vec![(90, 10), (50, 50), (0, 100)]);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    let doc = json(&out);
+    assert_eq!(doc["live"], "green", "the candidate became the stable side");
+    assert_eq!(doc["rollout"]["status"], "completed");
+
+    // Completed: later calls move nothing.
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    assert!(out.contains("nothing to do"), "{out}");
+    assert_eq!(f.weights(&w).await, (0, 100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_without_a_side_restores_the_stable_side_and_later_advances_move_nothing() {
+    let (w, f) = setup("60s", "30s", "").await;
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    assert_eq!(f.weights(&w).await, (90, 10));
+
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
+    assert!(out.contains("all traffic on blue") && out.contains("aborted"), "{out}");
+    assert_eq!(f.weights(&w).await, (100, 0));
+
+    for _ in 0..3 {
+        let (out, _) = expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+        assert!(out.contains("aborted: nothing to do"), "{out}");
+        assert_eq!(f.weights(&w).await, (100, 0));
+    }
+    // A running rollout is refused a start toward the aborted candidate? No: `rollout` starts anew
+    // only when asked; the status says aborted.
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    assert_eq!(json(&out)["rollout"]["status"], "aborted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_during_a_running_rollout_wins_and_stays_won() {
+    let (w, f) = setup("1s", "30s", "").await;
+    let child =
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until(30, "the first stage", || async { f.weights(&w).await == (90, 10) }).await;
+
+    expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
+    // For three seconds afterwards — longer than a stage's bake — traffic never leaves blue.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert_eq!(f.weights(&w).await, (100, 0), "a write toward the candidate after the rollback");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, out, err) = finish(child, 30).await;
+    assert_eq!(code, 5, "the running rollout stops with exit 5\n{out}\n{err}");
+    assert!(err.contains("aborted"), "{err}");
+    assert_eq!(f.weights(&w).await, (100, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_concurrent_rollouts_exactly_one_exits_5() {
+    let (w, f) = setup("300ms", "30s", "").await;
+    let spawn = || {
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (ra, rb) = tokio::join!(finish(a, 60), finish(b, 60));
+    let mut codes = vec![ra.0, rb.0];
+    codes.sort();
+    assert_eq!(codes, vec![0, 5], "\n{}\n{}\n{}\n{}", ra.1, ra.2, rb.1, rb.2);
+    let loser = if ra.0 == 5 { &ra.2 } else { &rb.2 };
+    assert!(loser.contains("another run") || loser.contains("changed under this run"), "{loser}");
+    assert_eq!(f.weights(&w).await, (0, 100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_rollout_leaves_a_lease_that_expires_and_the_next_run_continues_from_the_live_stage() {
+    let (w, f) = setup("60s", "1s", "").await;
+    let mut child =
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_until(30, "the first stage", || async { f.weights(&w).await == (90, 10) }).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The lease outlives the process for a moment, then expires.
+    wait_until(20, "the lease to expire", || async {
+        let (code, out, _) = run(w.cutover().args(["-p", "svc", "-o", "json", "status"]));
+        code == 0 && json(&out)["rollout"]["lease_holder"].is_null()
+    })
+    .await;
+    assert_eq!(f.weights(&w).await, (90, 10), "nothing moved meanwhile");
+
+    // The next run, with a short bake, continues from stage 1.
+    let table = {
+        let text = std::fs::read_to_string(w.dir.path().join("profiles/svc.toml")).unwrap();
+        text.lines()
+            .find(|l| l.starts_with("table = "))
+            .unwrap()
+            .trim_start_matches("table = ")
+            .trim_matches('"')
+            .to_string()
+    };
+    w.profile("svc", &f.profile(&table, "300ms", "1s", ""));
+    let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 0);
+    assert!(err.contains("resuming at stage 1"), "{err}");
+    assert!(out.contains("rollout completed"), "{out}");
+    assert_eq!(f.weights(&w).await, (0, 100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_refused_with_exit_6() {
+    let (w, f) = setup("60s", "30s", "").await;
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    // Someone changes the weights by hand.
+    w.aws
+        .elb
+        .modify_listener()
+        .listener_arn(&f.listener)
+        .default_actions(Aws::forward(&[(&f.blue, 70), (&f.green, 30)], None))
+        .send()
+        .await
+        .unwrap();
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "advance"]), 6);
+    assert!(err.contains("drift") && err.contains("live 70:30, recorded 90:10"), "{err}");
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 6);
+    assert!(err.contains("drift"), "{err}");
+    assert_eq!(f.weights(&w).await, (70, 30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_lists_every_step_newest_first() {
+    let (w, f) = setup("60s", "30s", "").await;
+    expect(w.cutover().env("CUTOVER_ACTOR", "alice").args(["-p", "svc", "advance"]), 0);
+    expect(w.cutover().env("CUTOVER_ACTOR", "bob").args(["-p", "svc", "pause"]), 0);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    assert!(out.contains("paused"), "{out}");
+    expect(w.cutover().env("CUTOVER_ACTOR", "bob").args(["-p", "svc", "resume"]), 0);
+    expect(w.cutover().env("CUTOVER_ACTOR", "carol").args(["-p", "svc", "rollback"]), 0);
+    assert_eq!(f.weights(&w).await, (100, 0));
+
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "history"]), 0);
+    let doc = json(&out);
+    let actions: Vec<(&str, &str)> = doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![("rollback", "carol"), ("resume", "bob"), ("pause", "bob"), ("stage", "alice"), ("started", "alice")]
+    );
+    let rollback = &doc["entries"][0];
+    assert_eq!(rollback["before"][0]["green"], 10);
+    assert_eq!(rollback["after"][0]["green"], 0);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "history"]), 0);
+    assert!(out.contains("rollback") && out.contains("carol"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_makes_the_candidate_the_stable_side() {
+    let (w, f) = setup("60s", "30s", "").await;
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "promote"]), 0);
+    assert!(out.contains("now the stable side"), "{out}");
+    assert_eq!(f.weights(&w).await, (0, 100));
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    let doc = json(&out);
+    assert_eq!(doc["live"], "green");
+    assert_eq!(doc["rollout"]["status"], "completed");
+    // `rollback` now means green: the stable side.
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
+    assert!(out.contains("all traffic on green"), "{out}");
+    assert_eq!(f.weights(&w).await, (0, 100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_notification_never_stops_a_rollback() {
+    let extra = "[notify]\nsns_topic_arn = \"arn:aws:sns:us-west-2:123456789012:no-such-topic\"\nwebhook = \"http://127.0.0.1:9/hook\"\n";
+    let (w, f) = setup("60s", "30s", extra).await;
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    let (out, err) = expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
+    assert!(out.contains("all traffic on blue"), "{out}");
+    assert!(err.contains("notification"), "the failure is said: {err}");
+    assert_eq!(f.weights(&w).await, (100, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_rollout_is_not_advanced_nor_run() {
+    let (w, f) = setup("1s", "30s", "").await;
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    expect(w.cutover().args(["-p", "svc", "pause"]), 0);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    assert!(out.contains("paused"), "{out}");
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 7);
+    assert!(err.contains("paused"), "{err}");
+    assert_eq!(f.weights(&w).await, (90, 10));
+}
