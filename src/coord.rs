@@ -60,7 +60,7 @@ pub async fn actor(sdk: &SdkConfig) -> String {
         return a;
     }
     let sts = aws_sdk_sts::Client::new(sdk);
-    match tokio::time::timeout(Duration::from_secs(5), sts.get_caller_identity().send()).await {
+    match tokio::time::timeout(Duration::from_secs(2), sts.get_caller_identity().send()).await {
         Ok(Ok(out)) => out.arn.unwrap_or_else(|| "unknown".into()),
         _ => "unknown".into(),
     }

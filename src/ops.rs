@@ -26,6 +26,9 @@ pub struct StepReport {
     pub action: String,
     pub message: String,
     pub exit_code: i32,
+    /// The split before, when this command moved traffic.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<RouteView>,
     pub routes: Vec<RouteView>,
     pub rollout: Option<RolloutView>,
     pub readings: Vec<Reading>,
@@ -35,7 +38,12 @@ impl fmt::Display for StepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {}", self.command, self.message)?;
         for r in &self.routes {
-            writeln!(f, "  {:<8}{:<44} {}", r.kind.to_string(), r.name, r.weights)?;
+            match self.before.iter().find(|b| b.name == r.name && b.kind == r.kind) {
+                Some(b) if b.weights != r.weights => {
+                    writeln!(f, "  {:<8}{:<44} {}  →  {}", r.kind.to_string(), r.name, b.weights, r.weights)?
+                }
+                _ => writeln!(f, "  {:<8}{:<44} {}", r.kind.to_string(), r.name, r.weights)?,
+            }
         }
         if let Some(r) = &self.rollout {
             write!(f, "{r}")?;
@@ -157,6 +165,7 @@ impl<'a> StateCtx<'a> {
             action: action.to_string(),
             message,
             exit_code: code,
+            before: Vec::new(),
             routes,
             rollout: state.map(RolloutView::from),
             readings: Vec::new(),
@@ -283,23 +292,23 @@ impl<'a> StateCtx<'a> {
     /// `cutover rollback` (and `--to`): traffic first, then the state, then a check that nothing
     /// moved it back toward the candidate meanwhile.
     pub async fn rollback(&self, to: Option<Side>, dry_run: bool) -> Result<StepReport> {
-        let loaded = self.store.load().await;
-        let (stable, state) = match (&loaded, to) {
-            (_, Some(side)) => (side, loaded.as_ref().ok().cloned().flatten()),
-            (Ok(Some(s)), None) => (s.stable, Some(s.clone())),
-            (Ok(None), None) => {
-                return Err(Error::refused_hint(
-                    format!("no rollout of `{}` is recorded, so the stable side is unknown", self.profile.name),
-                    "name the side: `cutover rollback --to blue`",
-                ));
-            }
-            (Err(e), None) => {
-                return Err(Error::SplitUnknown {
-                    message: format!(
-                        "cannot read the rollout state ({e}): the stable side is unknown and nothing was moved\nrun `cutover rollback --to SIDE` to restore traffic without the state"
-                    ),
-                });
-            }
+        // With a side named, traffic moves before the state is even read.
+        let (stable, state) = match to {
+            Some(side) => (side, None),
+            None => match self.store.load().await {
+                Ok(Some(s)) => (s.stable, Some(s)),
+                Ok(None) => {
+                    return Err(Error::refused_hint(
+                        format!("no rollout of `{}` is recorded, so the stable side is unknown", self.profile.name),
+                        "name the side: `cutover rollback --to blue`",
+                    ));
+                }
+                Err(e) => {
+                    return Err(Error::SplitUnknown {
+                        message: format!("cannot read the rollout state ({e}): the stable side is unknown and nothing was moved\nrun `cutover rollback --to SIDE` to restore traffic without the state"),
+                    });
+                }
+            },
         };
         let before = self.traffic.read_views().await?;
         if dry_run {
@@ -362,12 +371,16 @@ impl<'a> StateCtx<'a> {
                 let msg = format!("all traffic on {stable}; the rollout is marked aborted");
                 self.audit("rollback", &before, &after, Some(msg.clone()), None).await;
                 self.notifier.send("rolled-back", &msg, &s).await;
-                Ok(self.report("rollback", "rolled-back", msg, exit::OK, after, Some(&s)))
+                let mut r = self.report("rollback", "rolled-back", msg, exit::OK, after, Some(&s));
+                r.before = before;
+                Ok(r)
             }
             Ok(None) => {
                 let msg = format!("all traffic on {stable} (no rollout was recorded)");
                 self.audit("rollback", &before, &after, Some(msg.clone()), None).await;
-                Ok(self.report("rollback", "rolled-back", msg, exit::OK, after, None))
+                let mut r = self.report("rollback", "rolled-back", msg, exit::OK, after, None);
+                r.before = before;
+                Ok(r)
             }
             Err(e) => Err(Error::SplitUnknown {
                 message: format!(
@@ -769,7 +782,9 @@ impl<'a> StateCtx<'a> {
         let msg = format!("all traffic on {candidate}, now the stable side");
         self.audit("promote", &live, &after, Some(msg.clone()), Some(s.stage)).await;
         self.notifier.send("completed", &msg, &s).await;
-        Ok(self.report("promote", "promoted", msg, exit::OK, after, Some(&s)))
+        let mut r = self.report("promote", "promoted", msg, exit::OK, after, Some(&s));
+        r.before = live;
+        Ok(r)
     }
 
     /// `pause` / `resume`.

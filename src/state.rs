@@ -134,7 +134,11 @@ const STATE_SK: &str = "STATE";
 
 impl StateStore {
     pub fn new(sdk: &SdkConfig, table: &str, profile: &str) -> StateStore {
-        StateStore { client: Client::new(sdk), table: table.to_string(), profile: profile.to_string() }
+        // Few, quick retries: an unreachable state table must not hold up a rollback.
+        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+            .build();
+        StateStore { client: Client::from_conf(config), table: table.to_string(), profile: profile.to_string() }
     }
 
     /// Creates the table (on-demand capacity) unless it exists; waits until it is ACTIVE.

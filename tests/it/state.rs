@@ -277,3 +277,26 @@ async fn a_paused_rollout_is_not_advanced_nor_run() {
     assert!(err.contains("paused"), "{err}");
     assert_eq!(f.weights(&w).await, (90, 10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_state_table_unreachable_rollback_still_moves_traffic_and_says_so() {
+    let (w, f) = setup("60s", "30s", "").await;
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    // Port 9 on loopback: nothing listens; DynamoDB calls fail at once.
+    let down = |cmd: &mut assert_cmd::Command| {
+        cmd.env("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9");
+    };
+    let mut cmd = w.cutover();
+    down(&mut cmd);
+    let (_, err) = expect(cmd.args(["-p", "svc", "rollback", "--to", "blue"]), 4);
+    assert!(err.contains("traffic is back on blue") && err.contains("NOT updated"), "{err}");
+    assert_eq!(f.weights(&w).await, (100, 0));
+
+    // Without a side, the stable side is unknown: nothing moves, and it says what to type.
+    w.aws.elb.modify_listener().listener_arn(&f.listener).default_actions(Aws::forward(&[(&f.blue, 90), (&f.green, 10)], None)).send().await.unwrap();
+    let mut cmd = w.cutover();
+    down(&mut cmd);
+    let (_, err) = expect(cmd.args(["-p", "svc", "rollback"]), 4);
+    assert!(err.contains("rollback --to SIDE"), "{err}");
+    assert_eq!(f.weights(&w).await, (90, 10));
+}
