@@ -305,7 +305,9 @@ impl<'a> StateCtx<'a> {
                 }
                 Err(e) => {
                     return Err(Error::SplitUnknown {
-                        message: format!("cannot read the rollout state ({e}): the stable side is unknown and nothing was moved\nrun `cutover rollback --to SIDE` to restore traffic without the state"),
+                        message: format!(
+                            "cannot read the rollout state ({e}): the stable side is unknown and nothing was moved\nrun `cutover rollback --to SIDE` to restore traffic without the state"
+                        ),
                     });
                 }
             },

@@ -78,8 +78,32 @@ impl fmt::Display for StatusReport {
         for r in &self.routes {
             writeln!(f, "  {r}")?;
         }
-        if self.rollout.is_none() {
-            writeln!(f, "rollout: none")?;
+        match &self.rollout {
+            None => writeln!(f, "rollout: none")?,
+            Some(r) if r.get("error").is_some() => {
+                writeln!(f, "rollout: state unreadable: {}", r["error"].as_str().unwrap_or("?"))?
+            }
+            Some(r) => {
+                let s = |k: &str| r[k].as_str().map(str::to_string).unwrap_or_else(|| r[k].to_string());
+                writeln!(
+                    f,
+                    "rollout: {} → {}, {}, stage {}/{} ({} {}%) since {}",
+                    s("stable"),
+                    s("candidate"),
+                    s("status"),
+                    s("stage"),
+                    s("stages"),
+                    s("candidate"),
+                    s("percent"),
+                    s("stage_reached_at")
+                )?;
+                if let Some(h) = r["lease_holder"].as_str() {
+                    writeln!(f, "  lease: {h} until {}", s("lease_expires_at"))?;
+                }
+                if let Some(why) = r["reason"].as_str() {
+                    writeln!(f, "  why: {why}")?;
+                }
+            }
         }
         Ok(())
     }

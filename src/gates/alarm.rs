@@ -153,7 +153,7 @@ mod tests {
     use aws_sdk_cloudwatch::operation::describe_alarm_history::DescribeAlarmHistoryOutput;
     use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
     use aws_sdk_cloudwatch::types::{AlarmHistoryItem, MetricAlarm};
-    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 
     use super::*;
     use crate::split::Percent;
@@ -172,7 +172,23 @@ mod tests {
         }
     }
 
-    fn now_ok() -> aws_smithy_mocks::Rule {
+    /// A CloudWatch client whose calls are answered by `rules`, through the SDK's own stack.
+    fn replay(rules: &[&Rule]) -> Client {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for r in rules {
+            interceptor = interceptor.with_rule(r);
+        }
+        let config = aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudwatch::config::Region::new("us-west-2"))
+            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("a", "b", None, None, "replay"))
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn now_ok() -> Rule {
         mock!(Client::describe_alarms).then_output(|| {
             DescribeAlarmsOutput::builder()
                 .metric_alarms(MetricAlarm::builder().alarm_name("app-green-5xx").state_value(StateValue::Ok).build())
@@ -186,11 +202,21 @@ mod tests {
             .match_requests(|r| r.alarm_name() == Some("app-green-5xx") && r.start_date().is_some())
             .then_output(|| {
                 DescribeAlarmHistoryOutput::builder()
-                    .alarm_history_items(AlarmHistoryItem::builder().alarm_name("app-green-5xx").history_summary("Alarm updated from ALARM to OK").build())
-                    .alarm_history_items(AlarmHistoryItem::builder().alarm_name("app-green-5xx").history_summary("Alarm updated from OK to ALARM").build())
+                    .alarm_history_items(
+                        AlarmHistoryItem::builder()
+                            .alarm_name("app-green-5xx")
+                            .history_summary("Alarm updated from ALARM to OK")
+                            .build(),
+                    )
+                    .alarm_history_items(
+                        AlarmHistoryItem::builder()
+                            .alarm_name("app-green-5xx")
+                            .history_summary("Alarm updated from OK to ALARM")
+                            .build(),
+                    )
                     .build()
             });
-        let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&now_ok(), &history]);
+        let client = replay(&[&now_ok(), &history]);
         let gate = Alarm::with_client(client, "alarm#1", vec!["app-{side}-5xx".into()]);
         let since = SystemTime::now() - Duration::from_secs(600);
         let r = gate.read(&ctx(Some(since))).await;
@@ -204,15 +230,17 @@ mod tests {
     #[tokio::test]
     async fn a_quiet_history_passes_and_an_unreadable_one_waits() {
         let quiet = mock!(Client::describe_alarm_history).then_output(|| DescribeAlarmHistoryOutput::builder().build());
-        let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&now_ok(), &quiet]);
+        let client = replay(&[&now_ok(), &quiet]);
         let gate = Alarm::with_client(client, "alarm#1", vec!["app-{side}-5xx".into()]);
         let r = gate.read(&ctx(Some(SystemTime::now()))).await;
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
 
         let broken = mock!(Client::describe_alarm_history).then_error(|| {
-            aws_sdk_cloudwatch::operation::describe_alarm_history::DescribeAlarmHistoryError::unhandled("InternalFailure")
+            aws_sdk_cloudwatch::operation::describe_alarm_history::DescribeAlarmHistoryError::unhandled(
+                "InternalFailure",
+            )
         });
-        let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&now_ok(), &broken]);
+        let client = replay(&[&now_ok(), &broken]);
         let gate = Alarm::with_client(client, "alarm#1", vec!["app-{side}-5xx".into()]);
         let r = gate.read(&ctx(Some(SystemTime::now()))).await;
         assert_eq!(r.verdict, Verdict::Wait, "history unknown is never a pass: {r:?}");

@@ -293,7 +293,14 @@ async fn with_the_state_table_unreachable_rollback_still_moves_traffic_and_says_
     assert_eq!(f.weights(&w).await, (100, 0));
 
     // Without a side, the stable side is unknown: nothing moves, and it says what to type.
-    w.aws.elb.modify_listener().listener_arn(&f.listener).default_actions(Aws::forward(&[(&f.blue, 90), (&f.green, 10)], None)).send().await.unwrap();
+    w.aws
+        .elb
+        .modify_listener()
+        .listener_arn(&f.listener)
+        .default_actions(Aws::forward(&[(&f.blue, 90), (&f.green, 10)], None))
+        .send()
+        .await
+        .unwrap();
     let mut cmd = w.cutover();
     down(&mut cmd);
     let (_, err) = expect(cmd.args(["-p", "svc", "rollback"]), 4);

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the CodePipeline action's build commands against the local emulator: a whole rollout of
+# profiles/demo-scheduled.toml to green, with the exported variables printed at the end.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+export AWS_ENDPOINT_URL="http://127.0.0.1:${CUTOVER_EMULATOR_PORT:-4566}"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-west-2 AWS_EC2_METADATA_DISABLED=true
+./localstack/up.sh >/dev/null
+cargo build --quiet --bin cutover --example seed
+./target/debug/examples/seed >/dev/null
+export PATH="$PWD/target/debug:$PATH"
+export CUTOVER_PROFILE=demo-scheduled CUTOVER_TO=green
+cutover state init
+cutover rollback --to blue --yes >/dev/null
+
+echo "--- build phase"
+. examples/codepipeline/cutover-stage.sh
+echo "exported: CUTOVER_OUTCOME=$CUTOVER_OUTCOME CUTOVER_EXIT_CODE=$CUTOVER_EXIT_CODE CUTOVER_STAGE=$CUTOVER_STAGE CUTOVER_LIVE=$CUTOVER_LIVE"
+test "$CUTOVER_EXIT_CODE" -eq 0 && echo "build: SUCCEEDED"

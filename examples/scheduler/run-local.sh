@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Simulates the schedule against the local emulator: starts a rollout of
+# profiles/demo-scheduled.toml to green, then calls advance.sh every 2 seconds until the rollout
+# has completed. Each call moves at most one stage, and only after the stage's 4 s bake.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+export AWS_ENDPOINT_URL="http://127.0.0.1:${CUTOVER_EMULATOR_PORT:-4566}"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-west-2 AWS_EC2_METADATA_DISABLED=true
+./localstack/up.sh >/dev/null
+cargo build --quiet --bin cutover --example seed
+./target/debug/examples/seed >/dev/null
+export PATH="$PWD/target/debug:$PATH" CUTOVER_PROFILE=demo-scheduled
+cutover state init
+cutover rollback --to blue --yes >/dev/null
+
+./examples/scheduler/advance.sh --to green       # the first call starts a new rollout
+for _ in $(seq 1 30); do
+  sleep 2
+  ./examples/scheduler/advance.sh | tee /tmp/cutover-advance.last
+  grep -q "completed\|nothing-to-do" /tmp/cutover-advance.last && break
+done
+cutover status
+cutover history --limit 10
