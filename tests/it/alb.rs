@@ -182,3 +182,90 @@ async fn a_mixed_profile_moves_every_route_to_one_split() {
     let weights = w.aws.forward_weights(&listener, None).await;
     assert_eq!(weight_of(&weights, &f.green), 25);
 }
+
+/// Forwards a query-protocol call to the emulator and returns its raw answer.
+async fn emulator_answer(form: &str) -> String {
+    let client = reqwest::Client::new();
+    // The emulator does not check signatures; the service is told by the Action in the form.
+    client
+        .post(format!("{}/", crate::emulator::endpoint()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-west-2/elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=x")
+        .body(form.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_failing_part_way_puts_back_the_routes_already_written() {
+    use wiremock::matchers::body_string_contains;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let w = World::new().await;
+    let f = front(&w, &[]).await;
+    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
+    let zone = format!("{}.test.", unique("z"));
+    let zone_id = w.aws.zone(&zone).await;
+    let record = format!("api.{zone}");
+    w.aws
+        .upsert(
+            &zone_id,
+            vec![
+                Aws::weighted_alias(&record, ("blue", 100), "b.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
+                Aws::weighted_alias(&record, ("green", 0), "g.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
+            ],
+        )
+        .await;
+
+    // ELBv2 answers reads as the emulator does, and refuses the write.
+    let elb = MockServer::start().await;
+    let enc = |s: &str| s.replace(':', "%3A").replace('/', "%2F");
+    let describe = emulator_answer(&format!(
+        "Action=DescribeListeners&Version=2015-12-01&ListenerArns.member.1={}",
+        enc(&listener)
+    ))
+    .await;
+    let tags = emulator_answer(&format!(
+        "Action=DescribeTags&Version=2015-12-01&ResourceArns.member.1={}&ResourceArns.member.2={}",
+        enc(&listener),
+        enc(&f.lb)
+    ))
+    .await;
+    Mock::given(body_string_contains("Action=DescribeListeners"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(describe))
+        .mount(&elb)
+        .await;
+    Mock::given(body_string_contains("Action=DescribeTags"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(tags))
+        .mount(&elb)
+        .await;
+    Mock::given(body_string_contains("Action=ModifyListener"))
+        .respond_with(ResponseTemplate::new(400).set_body_string(
+            "<ErrorResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>injected failure</Message></Error><RequestId>r</RequestId></ErrorResponse>",
+        ))
+        .mount(&elb)
+        .await;
+
+    w.profile(
+        "mixed",
+        &format!(
+            "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n{}",
+            alb_profile(&listener, "default", &f)
+        ),
+    );
+    let (_, err) = expect(
+        w.cutover()
+            .env("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", elb.uri())
+            .args(["-p", "mixed", "set", "green=25"]),
+        1,
+    );
+    assert!(err.contains("injected failure"), "{err}");
+    assert!(err.contains("put back"), "{err}");
+    // The Route53 route, written before the ALB write failed, is back where it was.
+    assert_eq!(w.aws.weight(&zone_id, &record, "green").await, 0);
+    assert_eq!(w.aws.weight(&zone_id, &record, "blue").await, 100);
+}
