@@ -2,9 +2,11 @@
 //!
 //! Credentials, region and endpoint come from the environment and `~/.aws` as every AWS tool reads
 //! them (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, …); the profile's `region` applies when
-//! none is set there. Retries are the SDK's adaptive mode: jittered exponential backoff on
-//! throttling (`Throttling`, `PriorRequestNotComplete`, `Rate exceeded`) and transient 5xx, with a
-//! client-side rate limiter that slows down while the service throttles.
+//! none is set there. Retries are the SDK's standard mode: jittered exponential backoff on
+//! throttling (`Throttling`, `PriorRequestNotComplete`, `Rate exceeded`) and transient 5xx.
+//! Not adaptive mode: its client-side rate limiter, after a single throttle, held a one-change
+//! `set` for 20 s where standard mode took 1.3 s (tests/it/route53.rs, throttling test) — too slow
+//! for a rollback.
 
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ pub async fn load(profile_region: Option<&str>) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .retry_config(
-            RetryConfig::adaptive()
+            RetryConfig::standard()
                 .with_max_attempts(MAX_ATTEMPTS)
                 .with_initial_backoff(Duration::from_millis(200))
                 .with_max_backoff(Duration::from_secs(10)),

@@ -246,3 +246,97 @@ async fn validate_resolves_every_route_and_prints_the_stage_plan() {
     assert!(out.contains("stage 1: green 0.5%  route53 199:1"), "{out}");
     assert!(out.contains("stage 3: green 100%  route53 0:100"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_prior_request_not_complete_are_retried() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let w = World::new().await;
+    let p = alias_pair(&w, 75, 25).await;
+    // The emulator's own answers, before and after the change.
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{}{path}", crate::emulator::endpoint()))
+                // The emulator tells the service by the credential scope; it checks no signature.
+                .header("authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/route53/aws4_request, SignedHeaders=host, Signature=x")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let zones = get(format!("/2013-04-01/hostedzonesbyname?dnsname={}", p.zone)).await;
+    let rrset = format!("/2013-04-01/hostedzone/{}/rrset?name={}&type=A&maxitems=300", p.zone_id, p.record);
+    let after = get(rrset.clone()).await;
+    w.aws
+        .upsert(
+            &p.zone_id,
+            vec![
+                Aws::weighted_alias(&p.record, ("blue", 100), "blue-1.us-west-2.elb.amazonaws.com", LB_ZONE, true),
+                Aws::weighted_alias(&p.record, ("green", 0), "green-1.us-west-2.elb.amazonaws.com", LB_ZONE, false),
+            ],
+        )
+        .await;
+    let before = get(rrset).await;
+
+    let r53 = MockServer::start().await;
+    let error = |code: &str| {
+        ResponseTemplate::new(400).set_body_string(format!(
+            "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>slow down</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        ))
+    };
+    Mock::given(method("GET"))
+        .and(path_regex("hostedzonesbyname"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(zones))
+        .mount(&r53)
+        .await;
+    // Reads: the old weights once, the new ones after the write.
+    Mock::given(method("GET"))
+        .and(path_regex("/rrset"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(before))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&r53)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("/rrset"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(after))
+        .with_priority(2)
+        .mount(&r53)
+        .await;
+    // The write: throttled, then "a prior request is still in progress", then accepted.
+    Mock::given(method("POST"))
+        .and(path_regex("/rrset"))
+        .respond_with(error("Throttling"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&r53)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("/rrset"))
+        .respond_with(error("PriorRequestNotComplete"))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&r53)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("/rrset"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            "<?xml version=\"1.0\"?><ChangeResourceRecordSetsResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeInfo><Id>/change/C1</Id><Status>INSYNC</Status><SubmittedAt>2026-01-01T00:00:00Z</SubmittedAt></ChangeInfo></ChangeResourceRecordSetsResponse>",
+        ))
+        .with_priority(3)
+        .mount(&r53)
+        .await;
+
+    w.profile("svc", &route53_profile(&p));
+    let (out, _) =
+        expect(w.cutover().env("AWS_ENDPOINT_URL_ROUTE_53", r53.uri()).args(["-p", "svc", "set", "green=25"]), 0);
+    assert!(out.contains("done"), "{out}");
+    let posts = r53.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "POST").count();
+    assert_eq!(posts, 3, "two refusals retried, the third attempt accepted");
+}
