@@ -333,38 +333,44 @@ async fn rollout(
         OnInterruptArg::Rollback => OnInterrupt::Rollback,
         OnInterruptArg::Leave => OnInterrupt::Leave,
     };
+    let run = Run { settings, ctx, gates: &gates, cancel: stop_rx, on_interrupt };
     let report = match state_guard.as_mut() {
-        Some(guard) => {
-            Engine {
-                profile: settings.profile.name.clone(),
-                rollout: &settings.profile.rollout,
-                traffic: ctx.traffic,
-                gates: &gates,
-                reporter: reporter.as_mut(),
-                guard,
-                cancel: stop_rx,
-                on_interrupt,
-            }
-            .run(to)
-            .await?
-        }
-        None => {
-            Engine {
-                profile: settings.profile.name.clone(),
-                rollout: &settings.profile.rollout,
-                traffic: ctx.traffic,
-                gates: &gates,
-                reporter: reporter.as_mut(),
-                guard: &mut NoGuard,
-                cancel: stop_rx,
-                on_interrupt,
-            }
-            .run(to)
-            .await?
-        }
+        Some(guard) => run.drive(reporter.as_mut(), guard, to).await?,
+        None => run.drive(reporter.as_mut(), &mut NoGuard, to).await?,
     };
     settings.print(&report)?;
     Ok(report.exit_code)
+}
+
+/// One rollout's engine, whichever guard it runs under.
+struct Run<'a> {
+    settings: &'a Settings,
+    ctx: &'a Ctx<'a>,
+    gates: &'a Gates,
+    cancel: tokio::sync::watch::Receiver<bool>,
+    on_interrupt: OnInterrupt,
+}
+
+impl Run<'_> {
+    async fn drive<Gd: crate::coord::Guard>(
+        self,
+        reporter: &mut dyn Reporter,
+        guard: &mut Gd,
+        to: Option<Side>,
+    ) -> Result<crate::engine::RolloutReport> {
+        Engine {
+            profile: self.settings.profile.name.clone(),
+            rollout: &self.settings.profile.rollout,
+            traffic: self.ctx.traffic,
+            gates: self.gates,
+            reporter,
+            guard,
+            cancel: self.cancel,
+            on_interrupt: self.on_interrupt,
+        }
+        .run(to)
+        .await
+    }
 }
 
 async fn wait_for_signal() {

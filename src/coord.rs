@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::notify::Notifier;
 use crate::split::{Percent, Side};
 use crate::splitter::RouteView;
-use crate::state::{AuditEntry, Lease, RolloutState, RouteWeights, StateStore, Status, fmt_ms, now_ms};
+use crate::state::{Lease, RolloutState, RouteWeights, StateStore, Status, fmt_ms, now_ms};
 
 /// What the engine asks before and after it moves traffic, and tells when it ends.
 #[allow(async_fn_in_trait)]
@@ -135,7 +135,7 @@ impl StateGuard {
         self.store.save(&mut self.state, Some(expected)).await
     }
 
-    pub async fn audit(
+    async fn audit(
         &self,
         action: &str,
         before: &[RouteView],
@@ -143,20 +143,7 @@ impl StateGuard {
         why: Option<String>,
         stage: Option<usize>,
     ) {
-        let at_ms = now_ms();
-        let entry = AuditEntry {
-            at_ms,
-            at: fmt_ms(at_ms),
-            actor: self.actor.clone(),
-            action: action.to_string(),
-            before: RouteWeights::of(before),
-            after: RouteWeights::of(after),
-            why,
-            stage,
-        };
-        if let Err(e) = self.store.append(&entry).await {
-            tracing::warn!(error = %e, "could not append to the audit trail");
-        }
+        self.store.record(&self.actor, action, before, after, why, stage).await;
     }
 }
 

@@ -180,20 +180,7 @@ impl<'a> StateCtx<'a> {
         why: Option<String>,
         stage: Option<usize>,
     ) {
-        let at_ms = now_ms();
-        let entry = AuditEntry {
-            at_ms,
-            at: fmt_ms(at_ms),
-            actor: self.actor.clone(),
-            action: action.to_string(),
-            before: RouteWeights::of(before),
-            after: RouteWeights::of(after),
-            why,
-            stage,
-        };
-        if let Err(e) = self.store.append(&entry).await {
-            tracing::warn!(error = %e, "could not append to the audit trail");
-        }
+        self.store.record(&self.actor, action, before, after, why, stage).await;
     }
 
     /// The guard a `rollout` runs under: takes (or creates) the state and its lease.

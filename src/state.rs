@@ -276,6 +276,33 @@ impl StateStore {
         Ok(())
     }
 
+    /// Appends what `actor` did to the audit trail; a failure is logged, never raised (the
+    /// traffic change it records has already happened).
+    pub async fn record(
+        &self,
+        actor: &str,
+        action: &str,
+        before: &[RouteView],
+        after: &[RouteView],
+        why: Option<String>,
+        stage: Option<usize>,
+    ) {
+        let at_ms = now_ms();
+        let entry = AuditEntry {
+            at_ms,
+            at: fmt_ms(at_ms),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            before: RouteWeights::of(before),
+            after: RouteWeights::of(after),
+            why,
+            stage,
+        };
+        if let Err(e) = self.append(&entry).await {
+            tracing::warn!(error = %e, "could not append to the audit trail");
+        }
+    }
+
     /// The audit trail, newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         let mut entries = Vec::new();

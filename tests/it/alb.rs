@@ -148,18 +148,8 @@ async fn a_mixed_profile_moves_every_route_to_one_split() {
     let f = front(&w, &[]).await;
     let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
     let rule = w.aws.rule(&listener, 3, "/v2/*", Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    let zone = format!("{}.test.", unique("z"));
-    let zone_id = w.aws.zone(&zone).await;
-    let record = format!("api.{zone}");
-    w.aws
-        .upsert(
-            &zone_id,
-            vec![
-                Aws::weighted_alias(&record, ("blue", 100), "b.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
-                Aws::weighted_alias(&record, ("green", 0), "g.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
-            ],
-        )
-        .await;
+    let pair = crate::Pair::new(&w, (100, 0), ("b.elb.amazonaws.com", "g.elb.amazonaws.com"), "Z1H1FL5HABSF5").await;
+    let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
     let r53 = format!("[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n");
     let profile = format!("{r53}\n{}\n{}", alb_profile(&listener, "default", &f), alb_profile(&listener, &rule, &f));
     w.profile("mixed", &profile);
@@ -208,18 +198,8 @@ async fn a_write_failing_part_way_puts_back_the_routes_already_written() {
     let w = World::new().await;
     let f = front(&w, &[]).await;
     let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    let zone = format!("{}.test.", unique("z"));
-    let zone_id = w.aws.zone(&zone).await;
-    let record = format!("api.{zone}");
-    w.aws
-        .upsert(
-            &zone_id,
-            vec![
-                Aws::weighted_alias(&record, ("blue", 100), "b.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
-                Aws::weighted_alias(&record, ("green", 0), "g.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
-            ],
-        )
-        .await;
+    let pair = crate::Pair::new(&w, (100, 0), ("b.elb.amazonaws.com", "g.elb.amazonaws.com"), "Z1H1FL5HABSF5").await;
+    let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
 
     // ELBv2 answers reads as the emulator does, and refuses the write.
     let elb = MockServer::start().await;

@@ -118,3 +118,36 @@ pub async fn finish(mut child: std::process::Child, secs: u64) -> (i32, String, 
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A weighted alias pair (blue evaluates target health, green does not) in a new hosted zone.
+pub struct Pair {
+    pub zone: String,
+    pub zone_id: String,
+    pub record: String,
+}
+
+impl Pair {
+    pub async fn new(w: &World, (blue, green): (i64, i64), (blue_dns, green_dns): (&str, &str), lb_zone: &str) -> Pair {
+        let zone = format!("{}.test.", emulator::unique("z"));
+        let zone_id = w.aws.zone(&zone).await;
+        let record = format!("api.{zone}");
+        w.aws
+            .upsert(
+                &zone_id,
+                vec![
+                    Aws::weighted_alias(&record, ("blue", blue), blue_dns, lb_zone, true),
+                    Aws::weighted_alias(&record, ("green", green), green_dns, lb_zone, false),
+                ],
+            )
+            .await;
+        Pair { zone, zone_id, record }
+    }
+
+    /// The `[[route53]]` table of this pair.
+    pub fn route(&self) -> String {
+        format!(
+            "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n",
+            self.zone, self.record
+        )
+    }
+}

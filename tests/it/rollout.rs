@@ -55,18 +55,8 @@ async fn all_green_moves_every_route_through_every_stage_to_100() {
     let f = front(&w).await;
     let alarm = unique("al-green-");
     w.aws.alarm(&alarm).await;
-    let zone = format!("{}.test.", unique("z"));
-    let zone_id = w.aws.zone(&zone).await;
-    let record = format!("api.{zone}");
-    w.aws
-        .upsert(
-            &zone_id,
-            vec![
-                Aws::weighted_alias(&record, ("blue", 100), "b.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
-                Aws::weighted_alias(&record, ("green", 0), "g.elb.amazonaws.com", "Z1H1FL5HABSF5", true),
-            ],
-        )
-        .await;
+    let pair = crate::Pair::new(&w, (100, 0), ("b.elb.amazonaws.com", "g.elb.amazonaws.com"), "Z1H1FL5HABSF5").await;
+    let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
     let profile = format!(
         "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n{}{}{}",
         f.route(),
@@ -271,18 +261,10 @@ async fn target_health_follows_a_route53_alias_to_the_candidate_alb() {
     let (green_tg, ids) = w.aws.instance_targets(&unique("igt"), &vpc, &subnets[0], 2).await;
     w.aws.listener(&blue_lb, 80, Aws::forward(&[(&blue_tg, 1)], None), &[]).await;
     w.aws.listener(&green_lb, 80, Aws::forward(&[(&green_tg, 1)], None), &[]).await;
-    let zone = format!("{}.test.", unique("z"));
-    let zone_id = w.aws.zone(&zone).await;
-    let record = format!("api.{zone}");
-    w.aws
-        .upsert(
-            &zone_id,
-            vec![
-                Aws::weighted_alias(&record, ("blue", 100), &format!("dualstack.{blue_dns}"), &lb_zone, true),
-                Aws::weighted_alias(&record, ("green", 0), &format!("dualstack.{green_dns}"), &lb_zone, true),
-            ],
-        )
-        .await;
+    let pair =
+        crate::Pair::new(&w, (100, 0), (&format!("dualstack.{blue_dns}"), &format!("dualstack.{green_dns}")), &lb_zone)
+            .await;
+    let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
     let profile = format!(
         "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n{}[[gate]]\ntype = \"target-health\"\n",
         timing("200ms", "10s")

@@ -2,35 +2,18 @@
 
 use crate::emulator::unique;
 use crate::fixtures::Aws;
-use crate::{World, expect};
+use crate::{Pair, World, expect};
 
 const LB_ZONE: &str = "Z1H1FL5HABSF5";
 
-/// A zone with one weighted alias pair (blue 100 → blue ALB, green 0 → green ALB).
-struct Pair {
-    zone: String,
-    zone_id: String,
-    record: String,
-}
-
+/// A zone with one weighted alias pair (blue → blue ALB, green → green ALB).
 async fn alias_pair(w: &World, blue: i64, green: i64) -> Pair {
-    let zone = format!("{}.test.", unique("z"));
-    let zone_id = w.aws.zone(&zone).await;
-    let record = format!("api.{zone}");
-    w.aws
-        .upsert(
-            &zone_id,
-            vec![
-                Aws::weighted_alias(&record, ("blue", blue), "blue-1.us-west-2.elb.amazonaws.com", LB_ZONE, true),
-                Aws::weighted_alias(&record, ("green", green), "green-1.us-west-2.elb.amazonaws.com", LB_ZONE, false),
-            ],
-        )
-        .await;
-    Pair { zone, zone_id, record }
+    Pair::new(w, (blue, green), ("blue-1.us-west-2.elb.amazonaws.com", "green-1.us-west-2.elb.amazonaws.com"), LB_ZONE)
+        .await
 }
 
 fn route53_profile(p: &Pair) -> String {
-    format!("[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n", p.zone, p.record)
+    p.route()
 }
 
 #[tokio::test]
