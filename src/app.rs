@@ -169,6 +169,14 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             settings.print(&report)?;
             Ok(exit::OK)
         }
+        Command::IamPolicy { read_only } => {
+            let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "*".into());
+            let account = crate::coord::account(&sdk).await.unwrap_or_else(|| "*".into());
+            let policy = crate::policy::policy(&settings.profile, &region, &account, *read_only);
+            // Always JSON: it is meant for IAM.
+            println!("{policy}");
+            Ok(exit::OK)
+        }
         Command::State { command: StateCommand::Init } => {
             let Some(cfg) = &settings.profile.state else {
                 return Err(Error::refused_hint(

@@ -46,3 +46,64 @@ pub async fn load(profile_region: Option<&str>) -> SdkConfig {
         .load()
         .await
 }
+
+/// Records every AWS operation a process calls, one `iam-prefix:Action` line each, appended to the
+/// file named by `CUTOVER_RECORD_CALLS` — to check a policy against what a real run does.
+#[derive(Debug)]
+pub struct RecordCalls {
+    path: std::path::PathBuf,
+}
+
+impl RecordCalls {
+    /// The recorder, when `CUTOVER_RECORD_CALLS` names a file.
+    pub fn from_env() -> Option<RecordCalls> {
+        std::env::var_os("CUTOVER_RECORD_CALLS").filter(|p| !p.is_empty()).map(|p| RecordCalls { path: p.into() })
+    }
+}
+
+/// The IAM action prefix of an SDK service name.
+pub fn iam_prefix(service: &str) -> String {
+    match service {
+        "Route 53" => "route53".into(),
+        "Elastic Load Balancing v2" => "elasticloadbalancing".into(),
+        "CloudWatch" => "cloudwatch".into(),
+        "DynamoDB" => "dynamodb".into(),
+        "SNS" => "sns".into(),
+        "STS" => "sts".into(),
+        "EKS" => "eks".into(),
+        other => other.to_ascii_lowercase().replace(' ', ""),
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RecordCalls {
+    fn name(&self) -> &'static str {
+        "RecordCalls"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use std::io::Write;
+        if let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            let line = format!("{}:{}\n", iam_prefix(m.service()), m.name());
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+            f.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// A service client from the shared configuration, recording its calls when asked to.
+#[macro_export]
+macro_rules! client {
+    ($krate:ident, $sdk:expr) => {{
+        let mut builder = $krate::config::Builder::from($sdk);
+        if let Some(recorder) = $crate::aws::RecordCalls::from_env() {
+            builder = builder.interceptor(recorder);
+        }
+        $krate::Client::from_conf(builder.build())
+    }};
+}

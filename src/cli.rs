@@ -130,6 +130,12 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Print the least-privilege IAM policy (JSON) this profile needs.
+    IamPolicy {
+        /// A policy that allows `status` and `validate` only.
+        #[arg(long)]
+        read_only: bool,
+    },
     /// The rollout state table.
     State {
         #[command(subcommand)]
@@ -165,6 +171,7 @@ impl Command {
             Command::Resume => "resume",
             Command::History { .. } => "history",
             Command::State { .. } => "state init",
+            Command::IamPolicy { .. } => "iam-policy",
             Command::Rollback { .. } => "rollback",
         }
     }

@@ -59,10 +59,19 @@ pub async fn actor(sdk: &SdkConfig) -> String {
     {
         return a;
     }
-    let sts = aws_sdk_sts::Client::new(sdk);
+    let sts = crate::client!(aws_sdk_sts, sdk);
     match tokio::time::timeout(Duration::from_secs(2), sts.get_caller_identity().send()).await {
         Ok(Ok(out)) => out.arn.unwrap_or_else(|| "unknown".into()),
         _ => "unknown".into(),
+    }
+}
+
+/// The account id of the caller, from STS, when it answers within 2 s.
+pub async fn account(sdk: &SdkConfig) -> Option<String> {
+    let sts = crate::client!(aws_sdk_sts, sdk);
+    match tokio::time::timeout(Duration::from_secs(2), sts.get_caller_identity().send()).await {
+        Ok(Ok(out)) => out.account,
+        _ => None,
     }
 }
 

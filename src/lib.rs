@@ -15,6 +15,7 @@ pub mod exit;
 pub mod gates;
 pub mod notify;
 pub mod ops;
+pub mod policy;
 pub mod profile;
 pub mod report;
 pub mod split;

@@ -21,7 +21,7 @@ impl Notifier {
     pub fn new(sdk: &SdkConfig, profile: &str, notify: &Notify) -> Notifier {
         Notifier {
             profile: profile.to_string(),
-            sns: notify.sns_topic_arn.as_ref().map(|arn| (aws_sdk_sns::Client::new(sdk), arn.clone())),
+            sns: notify.sns_topic_arn.as_ref().map(|arn| (crate::client!(aws_sdk_sns, sdk), arn.clone())),
             webhook: notify.webhook.as_ref().map(|url| (reqwest::Client::new(), url.clone())),
         }
     }

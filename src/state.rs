@@ -135,9 +135,12 @@ const STATE_SK: &str = "STATE";
 impl StateStore {
     pub fn new(sdk: &SdkConfig, table: &str, profile: &str) -> StateStore {
         // Few, quick retries: an unreachable state table must not hold up a rollback.
-        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
-            .build();
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3));
+        if let Some(recorder) = crate::aws::RecordCalls::from_env() {
+            builder = builder.interceptor(recorder);
+        }
+        let config = builder.build();
         StateStore { client: Client::from_conf(config), table: table.to_string(), profile: profile.to_string() }
     }
 

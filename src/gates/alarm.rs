@@ -17,7 +17,7 @@ pub struct Alarm {
 
 impl Alarm {
     pub fn new(sdk: &SdkConfig, name: &str, alarms: Vec<String>) -> Alarm {
-        Alarm::with_client(Client::new(sdk), name, alarms)
+        Alarm::with_client(crate::client!(aws_sdk_cloudwatch, sdk), name, alarms)
     }
 
     pub fn with_client(client: Client, name: &str, alarms: Vec<String>) -> Alarm {

@@ -14,7 +14,7 @@ pub struct HealthCheck {
 
 impl HealthCheck {
     pub fn new(sdk: &SdkConfig, name: &str, id: &str) -> HealthCheck {
-        HealthCheck { name: name.to_string(), client: Client::new(sdk), id: id.to_string() }
+        HealthCheck { name: name.to_string(), client: crate::client!(aws_sdk_route53, sdk), id: id.to_string() }
     }
 }
 

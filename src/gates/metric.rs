@@ -57,7 +57,15 @@ impl Metric {
         max: Option<f64>,
         min: Option<f64>,
     ) -> Metric {
-        Metric { name: name.to_string(), client: Client::new(sdk), query, period, window, max, min }
+        Metric {
+            name: name.to_string(),
+            client: crate::client!(aws_sdk_cloudwatch, sdk),
+            query,
+            period,
+            window,
+            max,
+            min,
+        }
     }
 
     /// The queries; the one whose data decides has the id `q`.

@@ -49,7 +49,7 @@ impl TargetHealth {
         }
         TargetHealth {
             name: name.to_string(),
-            client: Client::new(sdk),
+            client: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
             min_healthy,
             known,
             groups: [OnceCell::new(), OnceCell::new()],

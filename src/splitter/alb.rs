@@ -85,7 +85,11 @@ fn load_balancer_name(arn: &str) -> &str {
 
 impl AlbSplitter {
     pub fn new(sdk: &SdkConfig, routes: Vec<AlbRoute>) -> AlbSplitter {
-        AlbSplitter { client: Client::new(sdk), routes, checked: tokio::sync::OnceCell::new() }
+        AlbSplitter {
+            client: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
+            routes,
+            checked: tokio::sync::OnceCell::new(),
+        }
     }
 
     async fn describe_listener(&self, arn: &str) -> Result<Listener> {

@@ -63,7 +63,7 @@ struct Zone {
 
 impl Route53Splitter {
     pub fn new(sdk: &SdkConfig, routes: Vec<Route53Route>) -> Route53Splitter {
-        Route53Splitter { client: Client::new(sdk), routes, zones: Mutex::default() }
+        Route53Splitter { client: crate::client!(aws_sdk_route53, sdk), routes, zones: Mutex::default() }
     }
 
     /// Finds a hosted zone by id or by name; a name shared by several zones (public and private)
