@@ -6,6 +6,7 @@
 
 use aws_sdk_cloudwatch as cloudwatch;
 use aws_sdk_ec2 as ec2;
+use aws_sdk_eks as eks;
 use aws_sdk_elasticloadbalancingv2 as elbv2;
 use aws_sdk_route53 as route53;
 
@@ -23,6 +24,7 @@ pub struct Aws {
     pub elb: elbv2::Client,
     pub ec2: ec2::Client,
     pub cw: cloudwatch::Client,
+    pub eks: eks::Client,
 }
 
 /// Weighted records are given as (SetIdentifier, weight).
@@ -42,6 +44,7 @@ impl Aws {
             elb: elbv2::Client::new(&config),
             ec2: ec2::Client::new(&config),
             cw: cloudwatch::Client::new(&config),
+            eks: eks::Client::new(&config),
         }
     }
 
@@ -432,5 +435,19 @@ impl Aws {
             .timestamp(aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
             .build();
         self.cw.put_metric_data().namespace(namespace).metric_data(datum).send().await.expect("PutMetricData");
+    }
+
+    /// An EKS cluster in the given subnets (the emulator makes it ACTIVE at once).
+    pub async fn cluster(&self, name: &str, subnets: &[String]) {
+        self.eks
+            .create_cluster()
+            .name(name)
+            .role_arn("arn:aws:iam::123456789012:role/eks")
+            .resources_vpc_config(
+                eks::types::VpcConfigRequest::builder().set_subnet_ids(Some(subnets.to_vec())).build(),
+            )
+            .send()
+            .await
+            .expect("CreateCluster");
     }
 }

@@ -96,6 +96,9 @@ impl Settings {
 }
 
 async fn dispatch(cli: Cli) -> Result<i32> {
+    if let Command::Discover { cluster, namespace, ingress, write_profile } = &cli.command {
+        return discover(&cli, cluster, namespace.as_deref(), ingress.as_deref(), write_profile.as_deref()).await;
+    }
     let settings = Settings::resolve(&cli)?;
     let sdk = crate::aws::load(settings.profile.region.as_deref()).await;
     let traffic = Traffic::new(&sdk, &settings.profile);
@@ -169,6 +172,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             settings.print(&report)?;
             Ok(exit::OK)
         }
+        Command::Discover { .. } => unreachable!("handled before a profile is read"),
         Command::IamPolicy { read_only } => {
             let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "*".into());
             let account = crate::coord::account(&sdk).await.unwrap_or_else(|| "*".into());
@@ -195,6 +199,31 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `cutover discover`: needs no profile.
+async fn discover(
+    cli: &Cli,
+    cluster: &str,
+    namespace: Option<&str>,
+    ingress: Option<&str>,
+    write_profile: Option<&std::path::Path>,
+) -> Result<i32> {
+    let sdk = crate::aws::load(None).await;
+    let found = crate::discover::discover(&sdk, cluster, namespace, ingress).await?;
+    if let Some(path) = write_profile {
+        let text = crate::discover::starting_profile(&found)?;
+        if path.exists() {
+            return Err(Error::refused(format!("{} exists: not overwriting it", path.display())));
+        }
+        std::fs::write(path, text).map_err(|e| Error::Other(format!("cannot write {}: {e}", path.display())))?;
+        eprintln!("wrote {}", path.display());
+    }
+    match cli.output {
+        OutputFormat::Text => print!("{found}"),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default()),
+    }
+    Ok(exit::OK)
 }
 
 /// `green=25` → (green, 25 %).

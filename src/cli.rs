@@ -130,6 +130,21 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Find the ingress ALBs the AWS Load Balancer Controller created for an EKS cluster.
+    Discover {
+        /// The EKS cluster (must be ACTIVE).
+        #[arg(long)]
+        cluster: String,
+        /// Only this namespace's ingresses.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Only this Ingress (or IngressGroup).
+        #[arg(long)]
+        ingress: Option<String>,
+        /// Write a starting profile (Route53 weighted records between two namespaces) to FILE.
+        #[arg(long, value_name = "FILE")]
+        write_profile: Option<PathBuf>,
+    },
     /// Print the least-privilege IAM policy (JSON) this profile needs.
     IamPolicy {
         /// A policy that allows `status` and `validate` only.
@@ -172,6 +187,7 @@ impl Command {
             Command::History { .. } => "history",
             Command::State { .. } => "state init",
             Command::IamPolicy { .. } => "iam-policy",
+            Command::Discover { .. } => "discover",
             Command::Rollback { .. } => "rollback",
         }
     }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod coord;
+pub mod discover;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -7,6 +7,7 @@ mod fixtures;
 
 mod alb;
 mod cli;
+mod discover;
 mod policy;
 mod rollout;
 mod route53;

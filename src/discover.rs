@@ -1,0 +1,271 @@
+//! `cutover discover`: finds the ingress ALBs the AWS Load Balancer Controller created for an EKS
+//! cluster, from the tags it puts on them (`elbv2.k8s.aws/cluster`,
+//! `ingress.k8s.aws/resource = LoadBalancer`, `ingress.k8s.aws/stack = NAMESPACE/INGRESS` or an
+//! IngressGroup name), after checking the cluster is ACTIVE.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use aws_config::SdkConfig;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// DescribeTags takes at most 20 ARNs a call.
+const TAG_BATCH: usize = 20;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Cluster {
+    pub name: String,
+    pub status: String,
+    pub version: Option<String>,
+    pub vpc_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IngressAlb {
+    pub name: String,
+    pub arn: String,
+    pub dns_name: String,
+    pub canonical_hosted_zone_id: String,
+    pub scheme: String,
+    pub state: String,
+    /// `NAMESPACE/INGRESS`, or an IngressGroup name.
+    pub stack: String,
+    pub namespace: Option<String>,
+    pub ingress: Option<String>,
+    pub target_groups: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Discovery {
+    pub cluster: Cluster,
+    pub load_balancers: Vec<IngressAlb>,
+}
+
+impl fmt::Display for Discovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.cluster;
+        writeln!(
+            f,
+            "cluster {}: {}, Kubernetes {}, VPC {}",
+            c.name,
+            c.status,
+            c.version.as_deref().unwrap_or("?"),
+            c.vpc_id.as_deref().unwrap_or("?")
+        )?;
+        if self.load_balancers.is_empty() {
+            return writeln!(f, "no ingress ALB of the AWS Load Balancer Controller found for it");
+        }
+        for lb in &self.load_balancers {
+            writeln!(f, "  {:<28} {:<24} {} ({}, {})", lb.stack, lb.name, lb.dns_name, lb.scheme, lb.state)?;
+            writeln!(
+                f,
+                "    hosted zone {}; target groups: {}",
+                lb.canonical_hosted_zone_id,
+                lb.target_groups.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The cluster, refused (exit 2) when it does not exist or is not ACTIVE.
+pub async fn active_cluster(eks: &aws_sdk_eks::Client, name: &str) -> Result<Cluster> {
+    let out = eks.describe_cluster().name(name).send().await.map_err(|e| {
+        if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
+            Error::refused_hint(format!("EKS cluster `{name}` not found"), "check the name: `aws eks list-clusters`")
+        } else {
+            Error::aws(format!("DescribeCluster {name}"), e)
+        }
+    })?;
+    let c = out.cluster.ok_or_else(|| Error::refused(format!("EKS cluster `{name}` not found")))?;
+    let cluster = Cluster {
+        name: name.to_string(),
+        status: c.status.as_ref().map(|s| s.as_str().to_string()).unwrap_or_else(|| "UNKNOWN".into()),
+        version: c.version,
+        vpc_id: c.resources_vpc_config.and_then(|v| v.vpc_id),
+    };
+    if cluster.status != "ACTIVE" {
+        return Err(Error::refused_hint(
+            format!("EKS cluster `{name}` is {}, not ACTIVE: no traffic is moved to it", cluster.status),
+            "wait until `aws eks describe-cluster --name … --query cluster.status` says ACTIVE",
+        ));
+    }
+    Ok(cluster)
+}
+
+/// Finds the controller's ingress ALBs of `cluster` (and `namespace`, `ingress` when given).
+pub async fn discover(
+    sdk: &SdkConfig,
+    cluster: &str,
+    namespace: Option<&str>,
+    ingress: Option<&str>,
+) -> Result<Discovery> {
+    let eks = crate::client!(aws_sdk_eks, sdk);
+    let elb = crate::client!(aws_sdk_elasticloadbalancingv2, sdk);
+    let info = active_cluster(&eks, cluster).await?;
+
+    // Every application load balancer, page by page.
+    let mut lbs = Vec::new();
+    let mut marker: Option<String> = None;
+    for _ in 0..1000 {
+        let out = elb
+            .describe_load_balancers()
+            .page_size(400)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| Error::aws("DescribeLoadBalancers", e))?;
+        lbs.extend(out.load_balancers.unwrap_or_default());
+        match out.next_marker {
+            Some(m) if !m.is_empty() && Some(&m) != marker.as_ref() => marker = Some(m),
+            _ => break,
+        }
+    }
+    if let Some(vpc) = &info.vpc_id {
+        lbs.retain(|lb| lb.vpc_id.as_deref() == Some(vpc.as_str()));
+    }
+
+    // Their tags, 20 ARNs a call.
+    let arns: Vec<String> = lbs.iter().filter_map(|lb| lb.load_balancer_arn.clone()).collect();
+    let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for batch in arns.chunks(TAG_BATCH) {
+        let out = elb
+            .describe_tags()
+            .set_resource_arns(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DescribeTags", e))?;
+        for d in out.tag_descriptions.unwrap_or_default() {
+            let t = d
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
+                .collect();
+            tags.insert(d.resource_arn.unwrap_or_default(), t);
+        }
+    }
+
+    let mut found = Vec::new();
+    for lb in lbs {
+        let arn = lb.load_balancer_arn.clone().unwrap_or_default();
+        let Some(t) = tags.get(&arn) else { continue };
+        if t.get("elbv2.k8s.aws/cluster").map(String::as_str) != Some(cluster)
+            || t.get("ingress.k8s.aws/resource").map(String::as_str) != Some("LoadBalancer")
+        {
+            continue;
+        }
+        let stack = t.get("ingress.k8s.aws/stack").cloned().unwrap_or_default();
+        let (ns, ing) = match stack.split_once('/') {
+            Some((n, i)) => (Some(n.to_string()), Some(i.to_string())),
+            None => (None, None),
+        };
+        if let Some(want) = namespace
+            && ns.as_deref() != Some(want)
+        {
+            continue;
+        }
+        if let Some(want) = ingress {
+            // An IngressGroup's stack is the group name.
+            if ing.as_deref() != Some(want) && stack != want {
+                continue;
+            }
+        }
+        let target_groups = match elb.describe_target_groups().load_balancer_arn(&arn).send().await {
+            Ok(out) => out.target_groups.unwrap_or_default().into_iter().filter_map(|t| t.target_group_name).collect(),
+            // No listener forwards anywhere yet (the emulator says so with an error).
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_target_group_not_found_exception()) => Vec::new(),
+            Err(e) => return Err(Error::aws("DescribeTargetGroups", e)),
+        };
+        found.push(IngressAlb {
+            name: lb.load_balancer_name.unwrap_or_default(),
+            arn,
+            dns_name: lb.dns_name.unwrap_or_default(),
+            canonical_hosted_zone_id: lb.canonical_hosted_zone_id.unwrap_or_default(),
+            scheme: lb.scheme.map(|s| s.as_str().to_string()).unwrap_or_default(),
+            state: lb.state.and_then(|s| s.code).map(|c| c.as_str().to_string()).unwrap_or_default(),
+            stack,
+            namespace: ns,
+            ingress: ing,
+            target_groups,
+        });
+    }
+    found.sort_by(|a, b| a.stack.cmp(&b.stack).then(a.name.cmp(&b.name)));
+    Ok(Discovery { cluster: info, load_balancers: found })
+}
+
+/// A starting profile with Route53 weighted records between two namespaces' ingress ALBs.
+pub fn starting_profile(d: &Discovery) -> Result<String> {
+    let mut by_ns: BTreeMap<&str, &IngressAlb> = BTreeMap::new();
+    for lb in &d.load_balancers {
+        if let Some(ns) = lb.namespace.as_deref() {
+            by_ns.entry(ns).or_insert(lb);
+        }
+    }
+    if by_ns.len() != 2 {
+        return Err(Error::refused_hint(
+            format!("--write-profile needs the ingress ALBs of exactly two namespaces, found {}", by_ns.len()),
+            "narrow it down with --ingress, or write the profile by hand from the list",
+        ));
+    }
+    let mut it = by_ns.into_iter();
+    let (blue_ns, blue) = it.next().expect("two");
+    let (green_ns, green) = it.next().expect("two");
+    let ingress = |lb: &IngressAlb| lb.ingress.clone().unwrap_or_default();
+    Ok(format!(
+        "# Written by `cutover discover --cluster {cluster}`: blue = namespace {blue_ns}, green = namespace {green_ns}.\n\
+         # Set the hosted zone and record, then `cutover -p THIS validate`.\n\
+         description = \"{cluster}: {blue_ns} / {green_ns}\"\n\n\
+         [sides.blue]\neks = {{ cluster = \"{cluster}\", namespace = \"{blue_ns}\", ingress = \"{bi}\" }}\n\
+         [sides.green]\neks = {{ cluster = \"{cluster}\", namespace = \"{green_ns}\", ingress = \"{gi}\" }}\n\n\
+         # Weighted alias records: \"blue\" → {bd}, \"green\" → {gd} (hosted zone {hz}).\n\
+         [[route53]]\nzone = \"example.com.\"\nrecord = \"app.example.com.\"\nblue = \"blue\"\ngreen = \"green\"\n\n\
+         [rollout]\nstages = [10, 25, 50, 100]\nbake = \"5m\"\npoll = \"15s\"\n\n\
+         [[gate]]\ntype = \"target-health\"\nmin_healthy = 1.0\n",
+        cluster = d.cluster.name,
+        bi = ingress(blue),
+        gi = ingress(green),
+        bd = blue.dns_name,
+        gd = green.dns_name,
+        hz = blue.canonical_hosted_zone_id,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The emulator's clusters are ACTIVE the moment they exist, so the refusal of a cluster that
+    //! is not is pinned here with the real API's answer, replayed through the SDK client.
+
+    use aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput;
+    use aws_sdk_eks::types::{Cluster as EksCluster, ClusterStatus};
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+
+    use super::*;
+
+    fn eks_answering(status: ClusterStatus) -> aws_sdk_eks::Client {
+        let rule = mock!(aws_sdk_eks::Client::describe_cluster).then_output(move || {
+            DescribeClusterOutput::builder()
+                .cluster(EksCluster::builder().name("prod").status(status.clone()).version("1.31").build())
+                .build()
+        });
+        let config = aws_sdk_eks::Config::builder()
+            .behavior_version(aws_sdk_eks::config::BehaviorVersion::latest())
+            .region(aws_sdk_eks::config::Region::new("us-west-2"))
+            .credentials_provider(aws_sdk_eks::config::Credentials::new("a", "b", None, None, "replay"))
+            .http_client(create_mock_http_client())
+            .interceptor(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(&rule))
+            .build();
+        aws_sdk_eks::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn a_cluster_that_is_not_active_is_refused() {
+        let err = active_cluster(&eks_answering(ClusterStatus::Updating), "prod").await.unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::USAGE);
+        assert!(err.to_string().contains("is UPDATING, not ACTIVE"), "{err}");
+        let ok = active_cluster(&eks_answering(ClusterStatus::Active), "prod").await.unwrap();
+        assert_eq!(ok.version.as_deref(), Some("1.31"));
+    }
+}
