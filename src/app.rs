@@ -105,14 +105,14 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let ctx = Ctx { settings: &settings, traffic: &traffic, sdk: &sdk };
     let state = || StateCtx::new(&settings.profile, &traffic, &sdk, cli.command.name());
     match &cli.command {
-        Command::Validate => validate(&settings, &traffic).await,
+        Command::Validate => validate(&settings, &traffic, &sdk).await,
         Command::Status => status(&ctx).await,
-        Command::Set { split, dry_run, no_gates } => {
+        Command::Set { split, dry_run, no_gates, repoint } => {
             let (side, percent) = parse_assignment(split)?;
-            shift(&ctx, "set", side, percent, *dry_run, !no_gates).await
+            shift(&ctx, "set", side, percent, *dry_run, !no_gates, *repoint).await
         }
-        Command::Rollout { to, dry_run, on_interrupt, force } => {
-            rollout(&ctx, *to, *dry_run, *on_interrupt, *force).await
+        Command::Rollout { to, dry_run, on_interrupt, force, repoint } => {
+            rollout(&ctx, *to, *dry_run, *on_interrupt, *force, *repoint).await
         }
         Command::Rollback { to, dry_run } => {
             if settings.profile.state.is_none() {
@@ -122,7 +122,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                         "name the side to restore: `cutover rollback --to blue`",
                     ));
                 };
-                return shift(&ctx, "rollback", *side, Percent::FULL, *dry_run, false).await;
+                return shift(&ctx, "rollback", *side, Percent::FULL, *dry_run, false, false).await;
             }
             let st = state().await?;
             if !dry_run && !settings.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
@@ -140,8 +140,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             settings.print(&report)?;
             Ok(report.exit_code)
         }
-        Command::Advance { to, dry_run, force } => {
-            let report = state().await?.advance(*to, *dry_run, *force).await?;
+        Command::Advance { to, dry_run, force, repoint } => {
+            let report = state().await?.advance(*to, *dry_run, *force, *repoint).await?;
             settings.print(&report)?;
             Ok(report.exit_code)
         }
@@ -237,8 +237,14 @@ fn parse_assignment(s: &str) -> Result<(Side, Percent)> {
     Ok((side, percent))
 }
 
-async fn validate(settings: &Settings, traffic: &Traffic) -> Result<i32> {
+async fn validate(settings: &Settings, traffic: &Traffic, sdk: &aws_config::SdkConfig) -> Result<i32> {
     let routes = traffic.read().await?;
+    if settings.profile.sides.blue.is_some() || settings.profile.sides.green.is_some() {
+        let stale = crate::sides::check(sdk, &settings.profile, &routes, &Side::ALL).await?;
+        if !stale.is_empty() {
+            return Err(crate::sides::stale_error(&stale));
+        }
+    }
     let report = ValidateReport::new(&settings.profile, &routes, sole_side(&routes));
     settings.print(&report)?;
     Ok(exit::OK)
@@ -290,12 +296,32 @@ async fn shift(
     percent: Percent,
     dry_run: bool,
     gates: bool,
+    repoint: bool,
 ) -> Result<i32> {
     let (settings, traffic) = (ctx.settings, ctx.traffic);
     let started = Instant::now();
     let routes = traffic.read().await?;
-    let changes = Traffic::plan(&routes, side, percent);
+    let mut changes = Traffic::plan(&routes, side, percent);
     let gaining = Side::ALL.into_iter().find(|&s| changes.iter().any(|c| c.to.percent(s) > c.route.weights.percent(s)));
+    // `rollback --to` skips this: the on-call engineer is never held up by a side's placement.
+    let placed = settings.profile.sides.blue.is_some() || settings.profile.sides.green.is_some();
+    if placed && command != "rollback" {
+        let active: Vec<Side> = gaining.into_iter().collect();
+        let stale = crate::sides::check(ctx.sdk, &settings.profile, &routes, &active).await?;
+        if !stale.is_empty() {
+            if !repoint {
+                return Err(crate::sides::stale_error(&stale));
+            }
+            for s in stale {
+                if let Some(c) = changes
+                    .iter_mut()
+                    .find(|c| c.route.kind == crate::splitter::RouteKind::Route53 && c.route.index == s.route)
+                {
+                    c.repoint.push((s.side, s.should));
+                }
+            }
+        }
+    }
     if let (true, Some(candidate), false) = (gates, gaining, settings.profile.gates.is_empty()) {
         check_gates_once(ctx, &routes, candidate, side, percent).await?;
     }
@@ -323,6 +349,7 @@ async fn rollout(
     dry_run: bool,
     on_interrupt: OnInterruptArg,
     force: bool,
+    repoint: bool,
 ) -> Result<i32> {
     let settings = ctx.settings;
     let routes = Traffic::read(ctx.traffic).await?;
@@ -335,6 +362,22 @@ async fn rollout(
         settings.print(&report)?;
         return Ok(exit::OK);
     }
+    // Placed sides, before any lease is taken: the candidate's cluster ACTIVE, every alias at its
+    // side's ingress ALB.
+    let mut routes = routes;
+    if settings.profile.sides.blue.is_some() || settings.profile.sides.green.is_some() {
+        let active: Vec<Side> = to.or(live.map(Side::other)).into_iter().collect();
+        let stale = crate::sides::check(ctx.sdk, &settings.profile, &routes, &active).await?;
+        if !stale.is_empty() {
+            if !repoint {
+                return Err(crate::sides::stale_error(&stale));
+            }
+            let fixes: Vec<(usize, Side, crate::splitter::AliasTo)> =
+                stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
+            ctx.traffic.repoint(&fixes).await?;
+            routes = Traffic::read(ctx.traffic).await?;
+        }
+    }
     // With a state table: the lease, and the rollout recorded there decide where to go.
     let mut state_guard = None;
     let mut to = to;
@@ -344,8 +387,14 @@ async fn rollout(
         to = Some(side);
         state_guard = Some(guard);
     }
-    let gates = Gates::new(ctx.sdk, &settings.profile, &routes);
     let candidate = to.or(live.map(Side::other));
+    // The preview hostname follows the candidate from the start of a rollout.
+    if let (Some(c), Some(stable)) = (candidate, live)
+        && c != stable
+    {
+        ctx.traffic.point_preview(c).await?;
+    }
+    let gates = Gates::new(ctx.sdk, &settings.profile, &routes);
     if let Some(candidate) = candidate
         && live != Some(candidate)
     {
@@ -375,6 +424,12 @@ async fn rollout(
         Some(guard) => run.drive(reporter.as_mut(), guard, to).await?,
         None => run.drive(reporter.as_mut(), &mut NoGuard, to).await?,
     };
+    if report.outcome == crate::engine::Outcome::Completed {
+        // Promoted: the preview hostname moves to the next candidate, the old stable side.
+        if let Err(e) = ctx.traffic.point_preview(report.to.other()).await {
+            tracing::warn!(error = %e, "could not point the preview record at the next candidate");
+        }
+    }
     settings.print(&report)?;
     Ok(report.exit_code)
 }

@@ -82,6 +82,9 @@ pub enum Command {
         /// Do not read the gates before shifting.
         #[arg(long)]
         no_gates: bool,
+        /// Point stale weighted alias records at their side's current ingress ALB, in the same batch.
+        #[arg(long)]
+        repoint: bool,
     },
     /// Move traffic to a side in the profile's stages, baking and gating each; on a gate failure
     /// roll back (or pause, by `on_failure`).
@@ -98,6 +101,9 @@ pub enum Command {
         /// Go on although the live weights are not what the rollout state says.
         #[arg(long)]
         force: bool,
+        /// Point stale weighted alias records at their side's current ingress ALB first.
+        #[arg(long)]
+        repoint: bool,
     },
     /// For schedulers: start a rollout, or move it at most one stage once the stage has baked.
     Advance {
@@ -110,6 +116,9 @@ pub enum Command {
         /// Go on although the live weights are not what the rollout state says.
         #[arg(long)]
         force: bool,
+        /// Point stale weighted alias records at their side's current ingress ALB first.
+        #[arg(long)]
+        repoint: bool,
     },
     /// Finish: all traffic on the candidate, which becomes the stable side.
     Promote {

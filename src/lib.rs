@@ -19,6 +19,7 @@ pub mod ops;
 pub mod policy;
 pub mod profile;
 pub mod report;
+pub mod sides;
 pub mod split;
 pub mod splitter;
 pub mod state;

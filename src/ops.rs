@@ -380,7 +380,26 @@ impl<'a> StateCtx<'a> {
     }
 
     /// `cutover advance`: at most one stage per call.
-    pub async fn advance(&self, to: Option<Side>, dry_run: bool, force: bool) -> Result<StepReport> {
+    /// With `[sides]`: the candidate's cluster ACTIVE and every alias at its side's ingress ALB
+    /// (fixed first with `repoint`), before any traffic moves toward `candidate`.
+    async fn check_sides(&self, candidate: Side, repoint: bool) -> Result<()> {
+        if self.profile.sides.blue.is_none() && self.profile.sides.green.is_none() {
+            return Ok(());
+        }
+        let routes = self.traffic.read().await?;
+        let stale = crate::sides::check(self.sdk, self.profile, &routes, &[candidate]).await?;
+        if stale.is_empty() {
+            return Ok(());
+        }
+        if !repoint {
+            return Err(crate::sides::stale_error(&stale));
+        }
+        let fixes: Vec<(usize, Side, crate::splitter::AliasTo)> =
+            stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
+        self.traffic.repoint(&fixes).await
+    }
+
+    pub async fn advance(&self, to: Option<Side>, dry_run: bool, force: bool, repoint: bool) -> Result<StepReport> {
         let me = holder_id(&self.actor);
         let live = self.traffic.read_views().await?;
         let loaded = self.store.load().await?;
@@ -405,8 +424,11 @@ impl<'a> StateCtx<'a> {
                 );
                 return Ok(self.report("advance", "nothing-to-do", msg, exit::OK, live, Some(&s)));
             }
-            previous => return self.start(to, live, previous, me, dry_run).await,
+            previous => return self.start(to, live, previous, me, dry_run, repoint).await,
         };
+        if !dry_run {
+            self.check_sides(state.candidate, repoint).await?;
+        }
         if let Some(l) = state.lease_held_by_other(&me, now) {
             return Err(Error::Locked {
                 message: format!("another run holds the rollout: {} (lease until {})", l.holder, fmt_ms(l.expires_ms)),
@@ -598,6 +620,7 @@ impl<'a> StateCtx<'a> {
         previous: Option<RolloutState>,
         me: String,
         dry_run: bool,
+        repoint: bool,
     ) -> Result<StepReport> {
         let stages = &self.profile.rollout.stages;
         let Some(stable) = sole(&live).filter(|&s| to.is_none_or(|t| t != s)) else {
@@ -619,6 +642,9 @@ impl<'a> StateCtx<'a> {
             });
         };
         let to = stable.other();
+        if !dry_run {
+            self.check_sides(to, repoint).await?;
+        }
         let routes = self.traffic_routes().await?;
         let gates = Gates::new(self.sdk, self.profile, &routes);
         gates.preflight(to).await?;
@@ -668,6 +694,9 @@ impl<'a> StateCtx<'a> {
         self.store.save(&mut s, previous.map(|p| p.version)).await?;
         self.audit("started", &live, &live, Some(format!("rollout {stable} → {to}")), Some(0)).await;
         self.notifier.send("started", &format!("rollout {stable} → {to}"), &s).await;
+        // The preview hostname follows the candidate from the start.
+        self.traffic.point_preview(to).await?;
+        let live = self.traffic.read_views().await?;
         let s = self.step(s, me, live, stages[0]).await?;
         let mut r = self.report(
             "advance",
@@ -757,6 +786,10 @@ impl<'a> StateCtx<'a> {
             ));
         }
         let after = self.traffic.shift(candidate, Percent::FULL, None).await?;
+        // The preview hostname moves to the next candidate: the old stable side.
+        if let Err(e) = self.traffic.point_preview(candidate.other()).await {
+            tracing::warn!(error = %e, "could not point the preview record at the next candidate");
+        }
         let mut s = state.clone();
         let v = s.version;
         s.status = Status::Completed;

@@ -35,11 +35,20 @@ pub struct RouteReport {
     pub name: String,
     pub weights: Weights,
     pub percent: Shares,
+    /// Route53 routes with a preview record: the side it points at (`null`: neither).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Option<Side>>,
 }
 
 impl From<&RouteLive> for RouteReport {
     fn from(r: &RouteLive) -> RouteReport {
-        RouteReport { kind: r.kind, name: r.name.clone(), weights: r.weights, percent: r.weights.into() }
+        RouteReport {
+            kind: r.kind,
+            name: r.name.clone(),
+            weights: r.weights,
+            percent: r.weights.into(),
+            preview: r.has_preview().then(|| r.preview_side()),
+        }
     }
 }
 
@@ -53,7 +62,12 @@ impl fmt::Display for RouteReport {
             self.percent,
             self.weights.blue,
             self.weights.green
-        )
+        )?;
+        match self.preview {
+            Some(Some(side)) => write!(f, "  preview → {side}"),
+            Some(None) => write!(f, "  preview → neither side"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -73,6 +73,31 @@ impl RouteLive {
         }
     }
 
+    /// The side the preview record points at (by alias target), if the route has one.
+    pub fn preview_side(&self) -> Option<Side> {
+        match &self.raw {
+            Raw::Route53(s) => {
+                let p = s.preview.as_ref()?.alias_target.as_ref()?;
+                let same = |set: &aws_sdk_route53::types::ResourceRecordSet| {
+                    set.alias_target.as_ref().is_some_and(|a| same_dns(&a.dns_name, &p.dns_name))
+                };
+                if same(&s.green) {
+                    Some(Side::Green)
+                } else if same(&s.blue) {
+                    Some(Side::Blue)
+                } else {
+                    None
+                }
+            }
+            Raw::Alb(_) => None,
+        }
+    }
+
+    /// Whether the route has a preview record.
+    pub fn has_preview(&self) -> bool {
+        matches!(&self.raw, Raw::Route53(s) if s.preview.is_some())
+    }
+
     /// The DNS name `side`'s record set is an alias of, for Route53 alias routes.
     pub fn alias_dns(&self, side: Side) -> Option<String> {
         match &self.raw {
@@ -114,19 +139,40 @@ pub struct RouteChange {
     pub to: Weights,
     /// Whether `to` is exactly the percentage asked for.
     pub exact: bool,
+    /// Route53: alias targets to set in the same change batch (`--repoint`), per side.
+    pub repoint: Vec<(Side, AliasTo)>,
+    /// Route53: point the route's preview record at this side's alias target, in the same batch.
+    pub preview_to: Option<Side>,
+}
+
+/// Where an alias record should point: a load balancer's DNS name and canonical hosted zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasTo {
+    pub dns_name: String,
+    pub hosted_zone_id: String,
 }
 
 impl RouteChange {
     pub fn is_noop(&self) -> bool {
-        self.route.weights == self.to
+        self.route.weights == self.to && self.repoint.is_empty() && self.preview_to.is_none()
     }
 
     /// The exact API change this would make, one line per edit, for `--dry-run` and logs.
     pub fn describe(&self) -> Vec<String> {
-        match &self.route.raw {
+        let mut lines = match &self.route.raw {
             Raw::Route53(s) => route53::describe_change(s, self.to),
             Raw::Alb(s) => alb::describe_change(s, self.to),
+        };
+        for (side, to) in &self.repoint {
+            lines.push(format!(
+                "repoint: the {side} record's alias → {} (zone {}), in the same change batch",
+                to.dns_name, to.hosted_zone_id
+            ));
         }
+        if let Some(side) = self.preview_to {
+            lines.push(format!("preview record → the {side} side's alias target, in the same change batch"));
+        }
+        lines
     }
 }
 
@@ -182,9 +228,60 @@ impl Traffic {
             .iter()
             .map(|r| {
                 let choice = choose_weights(side, percent, r.kind.max_weight());
-                RouteChange { route: r.clone(), to: choice.weights, exact: choice.exact }
+                RouteChange {
+                    route: r.clone(),
+                    to: choice.weights,
+                    exact: choice.exact,
+                    repoint: Vec::new(),
+                    preview_to: None,
+                }
             })
             .collect()
+    }
+
+    /// Points every preview record at `side`'s alias target (one batch per zone); weights unchanged.
+    pub async fn point_preview(&self, side: Side) -> Result<()> {
+        let routes = self.read().await?;
+        let changes: Vec<RouteChange> = routes
+            .iter()
+            .filter(|r| r.has_preview() && r.preview_side() != Some(side))
+            .map(|r| RouteChange {
+                route: r.clone(),
+                to: r.weights,
+                exact: true,
+                repoint: Vec::new(),
+                preview_to: Some(side),
+            })
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(%side, routes = changes.len(), "pointing preview records");
+        self.apply(&changes).await.map(|_| ())
+    }
+
+    /// Points alias records at their side's load balancer (`--repoint`); weights unchanged.
+    pub async fn repoint(&self, fixes: &[(usize, Side, AliasTo)]) -> Result<()> {
+        let routes = self.read().await?;
+        let changes: Vec<RouteChange> = routes
+            .iter()
+            .filter(|r| r.kind == RouteKind::Route53)
+            .filter_map(|r| {
+                let repoint: Vec<(Side, AliasTo)> =
+                    fixes.iter().filter(|(i, _, _)| *i == r.index).map(|(_, s, a)| (*s, a.clone())).collect();
+                (!repoint.is_empty()).then(|| RouteChange {
+                    route: r.clone(),
+                    to: r.weights,
+                    exact: true,
+                    repoint,
+                    preview_to: None,
+                })
+            })
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.apply(&changes).await.map(|_| ())
     }
 
     /// Writes every change, reads back, and verifies. On a part-way failure, puts back the writes
@@ -205,7 +302,7 @@ impl Traffic {
                 .map(|c| {
                     let mut route = c.route.clone();
                     route.weights = c.to;
-                    RouteChange { route, to: c.route.weights, exact: true }
+                    RouteChange { route, to: c.route.weights, exact: true, repoint: Vec::new(), preview_to: None }
                 })
                 .collect();
             let undone = self.write_all(&undo).await;
@@ -271,6 +368,15 @@ impl Traffic {
         }
         Error::SplitUnknown { message }
     }
+}
+
+/// Two DNS names of one load balancer: case, trailing dot and `dualstack.` do not matter.
+pub fn same_dns(a: &str, b: &str) -> bool {
+    let n = |s: &str| {
+        let s = s.trim_end_matches('.').to_ascii_lowercase();
+        s.strip_prefix("dualstack.").map(str::to_string).unwrap_or(s)
+    };
+    n(a) == n(b)
 }
 
 /// The side holding all traffic on every route, if there is one.

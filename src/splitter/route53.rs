@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub zone_name: String,
     pub blue: ResourceRecordSet,
     pub green: ResourceRecordSet,
+    /// The plain alias record kept on the candidate side, when the route has one.
+    pub preview: Option<ResourceRecordSet>,
 }
 
 impl Snapshot {
@@ -234,12 +236,33 @@ impl Route53Splitter {
             let Raw::Route53(snap) = &c.route.raw else {
                 continue;
             };
+            if let (Some(side), Some(preview)) = (c.preview_to, &snap.preview) {
+                let mut set = preview.clone();
+                let target = snap.set(side).alias_target.clone();
+                if let (Some(mut alias), Some(target)) = (set.alias_target.clone(), target) {
+                    alias.dns_name = target.dns_name;
+                    alias.hosted_zone_id = target.hosted_zone_id;
+                    set.alias_target = Some(alias);
+                    batch.push(
+                        Change::builder()
+                            .action(ChangeAction::Upsert)
+                            .resource_record_set(set)
+                            .build()
+                            .map_err(|e| Error::Other(format!("building a Route53 change: {e}")))?,
+                    );
+                }
+            }
             for side in Side::ALL {
-                if c.route.weights.get(side) == c.to.get(side) {
+                let repoint = c.repoint.iter().find(|(s, _)| *s == side).map(|(_, a)| a);
+                if c.route.weights.get(side) == c.to.get(side) && repoint.is_none() {
                     continue;
                 }
                 let mut set = snap.set(side).clone();
                 set.weight = Some(i64::from(c.to.get(side)));
+                if let (Some(to), Some(alias)) = (repoint, set.alias_target.as_mut()) {
+                    alias.dns_name = to.dns_name.clone();
+                    alias.hosted_zone_id = to.hosted_zone_id.clone();
+                }
                 batch.push(
                     Change::builder()
                         .action(ChangeAction::Upsert)
@@ -329,7 +352,33 @@ impl Splitter for Route53Splitter {
                             .collect(),
                         None => self.list_record(&zone, &route.record, &rtype).await?,
                     };
-                    route_live(index, route, &zone, sets)
+                    let mut live = route_live(index, route, &zone, sets)?;
+                    if let Some(preview) = &route.preview {
+                        let found = match listed {
+                            Some(all) => all
+                                .iter()
+                                .filter(|s| same_name(&s.name, preview) && s.r#type == rtype)
+                                .cloned()
+                                .collect(),
+                            None => self.list_record(&zone, preview, &rtype).await?,
+                        };
+                        let set = found
+                            .into_iter()
+                            .find(|s| s.set_identifier.is_none() && s.alias_target.is_some())
+                            .ok_or_else(|| {
+                                Error::refused_hint(
+                                    format!(
+                                        "preview record `{preview}` ({}) is not a plain alias record in zone `{}`",
+                                        route.rtype, zone.name
+                                    ),
+                                    "create it as an alias (no routing policy) to the candidate's load balancer",
+                                )
+                            })?;
+                        if let Raw::Route53(snap) = &mut live.raw {
+                            snap.preview = Some(set);
+                        }
+                    }
+                    Ok::<_, Error>(live)
                 }
             })
             .buffered(READ_PARALLELISM)
@@ -404,7 +453,13 @@ fn route_live(index: usize, route: &Route53Route, zone: &Zone, sets: Vec<Resourc
         kind: RouteKind::Route53,
         name,
         weights,
-        raw: Raw::Route53(Box::new(Snapshot { zone_id: zone.id.clone(), zone_name: zone.name.clone(), blue, green })),
+        raw: Raw::Route53(Box::new(Snapshot {
+            zone_id: zone.id.clone(),
+            zone_name: zone.name.clone(),
+            blue,
+            green,
+            preview: None,
+        })),
     })
 }
 

@@ -11,6 +11,7 @@ mod discover;
 mod policy;
 mod rollout;
 mod route53;
+mod sides;
 mod state;
 
 use std::path::PathBuf;
@@ -152,4 +153,9 @@ impl Pair {
             self.zone, self.record
         )
     }
+}
+
+/// Two DNS names of one load balancer (case, trailing dot and `dualstack.` aside).
+pub fn fixtures_same_dns(a: &str, b: &str) -> bool {
+    cutover::splitter::same_dns(a, b)
 }

@@ -1,0 +1,140 @@
+//! `[sides]`: weighted records must point at their side's current ingress ALB (`--repoint`
+//! fixes them), and the preview record follows the candidate.
+
+use crate::emulator::unique;
+use crate::fixtures::Aws;
+use crate::{World, expect};
+
+struct Placed {
+    cluster: String,
+    blue_dns: String,
+    green_dns: String,
+    zone: String,
+    zone_id: String,
+    record: String,
+}
+
+/// A cluster with blue/app and green/app ingress ALBs, and a weighted pair whose green alias
+/// points at `green_alias` (None: the green ingress ALB).
+async fn placed(w: &World, green_alias: Option<&str>) -> Placed {
+    let (_, subnets) = w.aws.network().await;
+    let cluster = unique("eks");
+    w.aws.cluster(&cluster, &subnets).await;
+    let tags = |stack| {
+        [
+            ("elbv2.k8s.aws/cluster", cluster.as_str()),
+            ("ingress.k8s.aws/resource", "LoadBalancer"),
+            ("ingress.k8s.aws/stack", stack),
+        ]
+    };
+    let (_, blue_dns, lb_zone) = w.aws.load_balancer(&unique("ib"), &subnets, &tags("blue/app")).await;
+    let (_, green_dns, _) = w.aws.load_balancer(&unique("ig"), &subnets, &tags("green/app")).await;
+    let zone = format!("{}.test.", unique("z"));
+    let zone_id = w.aws.zone(&zone).await;
+    let record = format!("api.{zone}");
+    let green_target = green_alias.map(str::to_string).unwrap_or_else(|| green_dns.clone());
+    w.aws
+        .upsert(
+            &zone_id,
+            vec![
+                Aws::weighted_alias(&record, ("blue", 100), &blue_dns, &lb_zone, true),
+                Aws::weighted_alias(&record, ("green", 0), &green_target, &lb_zone, true),
+                Aws::simple_alias(&format!("preprod.{zone}"), &blue_dns, &lb_zone),
+            ],
+        )
+        .await;
+    Placed { cluster, blue_dns, green_dns, zone, zone_id, record }
+}
+
+impl Placed {
+    fn profile(&self, extra: &str) -> String {
+        format!(
+            "[sides.blue]\neks = {{ cluster = \"{c}\", namespace = \"blue\", ingress = \"app\" }}\n\
+             [sides.green]\neks = {{ cluster = \"{c}\", namespace = \"green\", ingress = \"app\" }}\n\
+             [[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\npreview = \"preprod.{}\"\n{extra}",
+            self.zone,
+            self.record,
+            self.zone,
+            c = self.cluster
+        )
+    }
+
+    async fn alias(&self, w: &World, name: &str, set: Option<&str>) -> String {
+        w.aws
+            .record_sets(&self.zone_id, name)
+            .await
+            .into_iter()
+            .find(|s| s.set_identifier.as_deref() == set)
+            .and_then(|s| s.alias_target)
+            .map(|a| a.dns_name)
+            .unwrap()
+    }
+
+    async fn preview(&self, w: &World) -> String {
+        self.alias(w, &format!("preprod.{}", self.zone), None).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_pointing_at_a_stale_alb_is_refused_and_repoint_fixes_it() {
+    let w = World::new().await;
+    let stale = "old-green-ingress-1.us-west-2.elb.amazonaws.com";
+    let p = placed(&w, Some(stale)).await;
+    w.profile("svc", &p.profile(""));
+
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "validate"]), 6);
+    assert!(err.contains(stale) && err.contains(&p.green_dns) && err.contains("--repoint"), "{err}");
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "set", "green=10"]), 6);
+    assert!(err.contains(stale), "{err}");
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
+
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "set", "green=10", "--repoint", "--dry-run"]), 0);
+    assert!(out.contains("repoint: the green record's alias"), "{out}");
+    assert_eq!(p.alias(&w, &p.record, Some("green")).await, stale);
+
+    expect(w.cutover().args(["-p", "svc", "set", "green=10", "--repoint"]), 0);
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 10);
+    assert!(crate::fixtures_same_dns(&p.alias(&w, &p.record, Some("green")).await, &p.green_dns));
+    assert!(crate::fixtures_same_dns(&p.alias(&w, &p.record, Some("blue")).await, &p.blue_dns), "blue untouched");
+    expect(w.cutover().args(["-p", "svc", "validate"]), 0);
+    // The on-call rollback is never held up by placement checks.
+    expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_record_follows_the_candidate_through_rollout_and_promote() {
+    let w = World::new().await;
+    let p = placed(&w, None).await;
+    let table = unique("state-");
+    w.profile(
+        "svc",
+        &p.profile(&format!(
+            "[rollout]\nstages = [50, 100]\nbake = \"100ms\"\npoll = \"50ms\"\n[state]\ntable = \"{table}\"\n"
+        )),
+    );
+    expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
+    assert!(crate::fixtures_same_dns(&p.preview(&w).await, &p.blue_dns));
+
+    // A scheduled start points the preview at the candidate, green.
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    assert!(crate::fixtures_same_dns(&p.preview(&w).await, &p.green_dns));
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["routes"][0]["preview"], "green");
+
+    // Promoted: green is stable, the preview moves to the next candidate, blue.
+    expect(w.cutover().args(["-p", "svc", "promote", "--force"]), 0);
+    assert!(crate::fixtures_same_dns(&p.preview(&w).await, &p.blue_dns));
+
+    // A whole rollout back to blue moves it along, and completing it swaps it to green.
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "rollout", "--to", "blue"]), 0);
+    assert!(err.contains("stage 2/2"), "{err}");
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 100);
+    assert!(crate::fixtures_same_dns(&p.preview(&w).await, &p.green_dns));
+
+    // A rollback leaves it alone.
+    expect(w.cutover().args(["-p", "svc", "advance", "--to", "green"]), 0);
+    expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
+    assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
+    assert!(crate::fixtures_same_dns(&p.preview(&w).await, &p.green_dns));
+}
