@@ -16,6 +16,7 @@ cargo build --quiet --bin cutover --example seed
 cutover=./target/debug/cutover
 
 step() { printf '\n\033[1m$ cutover %s\033[0m\n' "$*"; "$cutover" -p demo "$@"; }
+printf '\n\033[1m$ cutover discover --cluster demo\033[0m\n'; "$cutover" discover --cluster demo
 step validate
 step status
 step set green=25 --dry-run

@@ -15,6 +15,7 @@ use fixtures::Aws;
 pub const ZONE: &str = "demo.cutover.test.";
 pub const RECORD: &str = "api.demo.cutover.test.";
 pub const FRONT: &str = "demo-front";
+pub const PREVIEW: &str = "preprod.demo.cutover.test.";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -104,6 +105,13 @@ async fn main() {
         }
     };
 
+    // The EKS cluster both namespaces run in (created once; the emulator makes it ACTIVE).
+    let clusters = aws.eks.list_clusters().send().await.expect("ListClusters");
+    if !clusters.clusters().iter().any(|c| c == "demo") {
+        let (_, subnets) = aws.network().await;
+        aws.cluster("demo", &subnets).await;
+    }
+
     // CloudWatch alarms per side, in OK.
     for side in ["blue", "green"] {
         let name = format!("demo-{side}-5xx");
@@ -125,6 +133,8 @@ async fn main() {
         vec![
             Aws::weighted_alias(RECORD, ("blue", 100), &blue_dns, &lb_zone, true),
             Aws::weighted_alias(RECORD, ("green", 0), &green_dns, &lb_zone, true),
+            // The preprod hostname: the release under test, on the candidate side.
+            Aws::simple_alias(PREVIEW, &green_dns, &lb_zone),
         ],
     )
     .await;
@@ -132,5 +142,7 @@ async fn main() {
     println!("seeded the demo environment on {endpoint}:");
     println!("  hosted zone {ZONE} ({zone}): {RECORD} weighted alias blue=100 → {blue_dns}, green=0 → {green_dns}");
     println!("  front ALB {FRONT}, listener :80 forwarding tg-blue=100 / tg-green=0");
+    println!("  {PREVIEW} alias → {green_dns} (the candidate)");
+    println!("  EKS cluster demo (namespaces blue and green, ingress myapp)");
     println!("  alarms demo-blue-5xx, demo-green-5xx in OK");
 }

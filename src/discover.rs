@@ -58,7 +58,8 @@ impl fmt::Display for Discovery {
             return writeln!(f, "no ingress ALB of the AWS Load Balancer Controller found for it");
         }
         for lb in &self.load_balancers {
-            writeln!(f, "  {:<28} {:<24} {} ({}, {})", lb.stack, lb.name, lb.dns_name, lb.scheme, lb.state)?;
+            let scheme = if lb.scheme.is_empty() { "?" } else { lb.scheme.as_str() };
+            writeln!(f, "  {:<28} {:<24} {} ({scheme}, {})", lb.stack, lb.name, lb.dns_name, lb.state)?;
             writeln!(
                 f,
                 "    hosted zone {}; target groups: {}",
