@@ -243,13 +243,7 @@ impl Route53Splitter {
                     alias.dns_name = target.dns_name;
                     alias.hosted_zone_id = target.hosted_zone_id;
                     set.alias_target = Some(alias);
-                    batch.push(
-                        Change::builder()
-                            .action(ChangeAction::Upsert)
-                            .resource_record_set(set)
-                            .build()
-                            .map_err(|e| Error::Other(format!("building a Route53 change: {e}")))?,
-                    );
+                    batch.push(upsert(set)?);
                 }
             }
             for side in Side::ALL {
@@ -263,13 +257,7 @@ impl Route53Splitter {
                     alias.dns_name = to.dns_name.clone();
                     alias.hosted_zone_id = to.hosted_zone_id.clone();
                 }
-                batch.push(
-                    Change::builder()
-                        .action(ChangeAction::Upsert)
-                        .resource_record_set(set)
-                        .build()
-                        .map_err(|e| Error::Other(format!("building a Route53 change: {e}")))?,
-                );
+                batch.push(upsert(set)?);
             }
         }
         if batch.is_empty() {
@@ -488,6 +476,15 @@ pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// An UPSERT of a record set exactly as given.
+fn upsert(set: ResourceRecordSet) -> Result<Change> {
+    Change::builder()
+        .action(ChangeAction::Upsert)
+        .resource_record_set(set)
+        .build()
+        .map_err(|e| Error::Other(format!("building a Route53 change: {e}")))
 }
 
 /// Route53 returns names in lower case with `*` escaped as `\052`.
