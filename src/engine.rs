@@ -552,8 +552,7 @@ fn round(d: Duration) -> Duration {
 }
 
 fn sole_side(routes: &[RouteView]) -> Option<Side> {
-    let first = routes.first()?.weights.sole_side()?;
-    routes.iter().all(|r| r.weights.sole_side() == Some(first)).then_some(first)
+    crate::split::sole_side(routes.iter().map(|r| r.weights))
 }
 
 #[cfg(test)]

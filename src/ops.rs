@@ -2,7 +2,7 @@
 //! `promote`, `pause`/`resume`, `history`, `state init`, and the rollout part of `status`.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -850,8 +850,7 @@ impl<'a> StateCtx<'a> {
 
 /// The side holding all traffic on every route, if one does.
 pub fn sole(routes: &[RouteView]) -> Option<Side> {
-    let first = routes.first()?.weights.sole_side()?;
-    routes.iter().all(|r| r.weights.sole_side() == Some(first)).then_some(first)
+    crate::split::sole_side(routes.iter().map(|r| r.weights))
 }
 
 fn drift(state: &RolloutState, live: &[RouteView]) -> Error {
@@ -903,9 +902,4 @@ impl fmt::Display for HistoryReport {
         }
         Ok(())
     }
-}
-
-/// A time for display, from a `SystemTime`.
-pub fn fmt_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }

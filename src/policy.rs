@@ -169,13 +169,3 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
     }
     Policy { version: "2012-10-17", statement: s }
 }
-
-/// Every `prefix:Action` the policy allows (for checks).
-pub fn allowed_actions(policy: &Policy) -> BTreeSet<String> {
-    policy
-        .statement
-        .iter()
-        .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
-        .filter_map(|a| a.as_str().map(String::from))
-        .collect()
-}

@@ -268,11 +268,6 @@ impl Profile {
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("profile").to_string();
         raw.validate(name, path).map_err(|Bad { key, message, hint }| invalid(key, message, hint))
     }
-
-    /// Every route's display name, in profile order.
-    pub fn route_count(&self) -> usize {
-        self.route53.len() + self.alb.len()
-    }
 }
 
 /// A toml error as one readable message, with the line when the parser knows it.

@@ -185,8 +185,7 @@ impl ChangeReport {
             })
             .collect();
         let after: Vec<Weights> = changes.iter().map(|c| c.to).collect();
-        let live =
-            after.first().and_then(|w| w.sole_side()).filter(|s| after.iter().all(|w| w.sole_side() == Some(*s)));
+        let live = crate::split::sole_side(after.iter().copied());
         ChangeReport {
             profile: profile.to_string(),
             command,

@@ -95,10 +95,6 @@ impl Percent {
     pub fn complement(self) -> Percent {
         Percent(MILLI_FULL - self.0)
     }
-
-    pub fn is_whole(self) -> bool {
-        self.0.is_multiple_of(1000)
-    }
 }
 
 impl fmt::Display for Percent {
@@ -216,6 +212,13 @@ impl fmt::Display for Weights {
             self.green
         )
     }
+}
+
+/// The side holding all traffic on every one of `weights`, if one does (none for no weights).
+pub fn sole_side(weights: impl IntoIterator<Item = Weights>) -> Option<Side> {
+    let mut weights = weights.into_iter();
+    let first = weights.next()?.sole_side()?;
+    weights.all(|w| w.sole_side() == Some(first)).then_some(first)
 }
 
 /// A percentage read off weights, printed without needless decimals.

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use super::{GateCheck, GateContext, Reading, Verdict};
 use crate::error::{Error, Result};
 use crate::split::Side;
-use crate::splitter::RouteLive;
+use crate::splitter::{RouteLive, dns_key};
 
 pub struct TargetHealth {
     name: String,
@@ -66,7 +66,7 @@ impl TargetHealth {
         let (tgs, dns) = &self.known[idx(side)];
         let mut groups: BTreeSet<String> = tgs.iter().cloned().collect();
         if !dns.is_empty() {
-            let wanted: BTreeSet<String> = dns.iter().map(|d| normalize_dns(d)).collect();
+            let wanted: BTreeSet<String> = dns.iter().map(|d| dns_key(d)).collect();
             let mut found = BTreeSet::new();
             let mut marker: Option<String> = None;
             for _ in 0..1000 {
@@ -79,7 +79,7 @@ impl TargetHealth {
                     .await
                     .map_err(|e| Error::aws("DescribeLoadBalancers", e))?;
                 for lb in out.load_balancers.unwrap_or_default() {
-                    if lb.dns_name.as_deref().map(normalize_dns).is_some_and(|d| wanted.contains(&d)) {
+                    if lb.dns_name.as_deref().map(dns_key).is_some_and(|d| wanted.contains(&d)) {
                         found.insert(lb.load_balancer_arn.unwrap_or_default());
                     }
                 }
@@ -119,12 +119,6 @@ impl TargetHealth {
         }
         Ok(())
     }
-}
-
-/// `dualstack.my-alb-123.us-west-2.elb.amazonaws.com.` → `my-alb-123.us-west-2.elb.amazonaws.com`
-fn normalize_dns(dns: &str) -> String {
-    let d = dns.trim_end_matches('.').to_ascii_lowercase();
-    d.strip_prefix("dualstack.").map(str::to_string).unwrap_or(d)
 }
 
 impl GateCheck for TargetHealth {

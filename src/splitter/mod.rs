@@ -372,15 +372,17 @@ impl Traffic {
 
 /// Two DNS names of one load balancer: case, trailing dot and `dualstack.` do not matter.
 pub fn same_dns(a: &str, b: &str) -> bool {
-    let n = |s: &str| {
-        let s = s.trim_end_matches('.').to_ascii_lowercase();
-        s.strip_prefix("dualstack.").map(str::to_string).unwrap_or(s)
-    };
-    n(a) == n(b)
+    dns_key(a) == dns_key(b)
+}
+
+/// A load balancer's DNS name for comparing:
+/// `dualstack.My-ALB-123.us-west-2.elb.amazonaws.com.` → `my-alb-123.us-west-2.elb.amazonaws.com`.
+pub fn dns_key(dns: &str) -> String {
+    let d = dns.trim_end_matches('.').to_ascii_lowercase();
+    d.strip_prefix("dualstack.").map(str::to_string).unwrap_or(d)
 }
 
 /// The side holding all traffic on every route, if there is one.
 pub fn sole_side(routes: &[RouteLive]) -> Option<Side> {
-    let first = routes.first()?.weights.sole_side()?;
-    routes.iter().all(|r| r.weights.sole_side() == Some(first)).then_some(first)
+    crate::split::sole_side(routes.iter().map(|r| r.weights))
 }
