@@ -12,7 +12,7 @@ use crate::engine::{Engine, OnInterrupt};
 use crate::error::{Error, Result};
 use crate::events::{JsonReporter, PlainReporter, ProgressReporter, Reporter};
 use crate::exit;
-use crate::gates::{GateContext, GateSet, Gates, Verdict};
+use crate::gates::{GateContext, GateSet, Gates};
 use crate::ops::{HistoryReport, RolloutView, StateCtx};
 use crate::profile::{Profile, ProfileSource};
 use crate::report::{ChangeReport, RouteReport, StatusReport, ValidateReport};
@@ -124,7 +124,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 };
                 return shift(&ctx, "rollback", *side, Percent::FULL, *dry_run, false, false).await;
             }
-            let st = state().await?;
+            let st = state()?;
             if !dry_run && !settings.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
                 let before = traffic.read_views().await?;
                 for r in &before {
@@ -141,12 +141,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             Ok(report.exit_code)
         }
         Command::Advance { to, dry_run, force, repoint } => {
-            let report = state().await?.advance(*to, *dry_run, *force, *repoint).await?;
+            let report = state()?.advance(*to, *dry_run, *force, *repoint).await?;
             settings.print(&report)?;
             Ok(report.exit_code)
         }
         Command::Promote { dry_run, force } => {
-            let st = state().await?;
+            let st = state()?;
             if !dry_run
                 && !settings.yes
                 && std::io::stdin().is_terminal()
@@ -161,12 +161,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             Ok(report.exit_code)
         }
         Command::Pause | Command::Resume => {
-            let report = state().await?.set_paused(matches!(cli.command, Command::Pause)).await?;
+            let report = state()?.set_paused(matches!(cli.command, Command::Pause)).await?;
             settings.print(&report)?;
             Ok(report.exit_code)
         }
         Command::History { limit } => {
-            let st = state().await?;
+            let st = state()?;
             let report =
                 HistoryReport { profile: settings.profile.name.clone(), entries: st.store.history(*limit).await? };
             settings.print(&report)?;
@@ -382,8 +382,8 @@ async fn rollout(
     let mut state_guard = None;
     let mut to = to;
     if settings.profile.state.is_some() {
-        let st = StateCtx::new(&settings.profile, ctx.traffic, ctx.sdk, "rollout").await?;
-        let (guard, side) = st.guard_for_rollout(to, force).await?;
+        let st = StateCtx::new(&settings.profile, ctx.traffic, ctx.sdk, "rollout")?;
+        let (guard, side) = st.guard_for_rollout(to, force, &routes).await?;
         to = Some(side);
         state_guard = Some(guard);
     }
@@ -514,21 +514,15 @@ async fn check_gates_once(
     for r in &readings {
         tracing::info!(gate = %r.gate, verdict = %r.verdict, detail = %r.detail, "gate read");
     }
-    let blocking: Vec<String> = readings
-        .iter()
-        .filter(|r| r.verdict != Verdict::Pass)
-        .map(|r| format!("{} {}: {}", r.gate, r.verdict.to_string().to_uppercase(), r.detail))
-        .collect();
-    if blocking.is_empty() {
-        return Ok(());
+    match crate::gates::blocking(&readings) {
+        None => Ok(()),
+        Some((why, held)) => Err(Error::Gate {
+            message: format!(
+                "not shifting traffic to {candidate}: {why}\nnothing was changed (`--no-gates` skips the gates)"
+            ),
+            held,
+        }),
     }
-    Err(Error::Gate {
-        message: format!(
-            "not shifting traffic to {candidate}: {}\nnothing was changed (`--no-gates` skips the gates)",
-            blocking.join("; ")
-        ),
-        held: readings.iter().all(|r| r.verdict != Verdict::Fail),
-    })
 }
 
 fn confirm(question: &str) -> bool {

@@ -14,7 +14,7 @@ use crate::gates::{GateContext, GateSet, Gates, Reading, Verdict};
 use crate::notify::Notifier;
 use crate::profile::Profile;
 use crate::split::{Percent, Side};
-use crate::splitter::{RouteView, Traffic};
+use crate::splitter::{RouteLive, RouteView, Traffic};
 use crate::state::{AuditEntry, RolloutState, RouteWeights, StateStore, Status, fmt_ms, now_ms};
 
 /// The result of a state command: what happened, in a sentence, and the state after.
@@ -120,11 +120,12 @@ pub struct StateCtx<'a> {
     pub sdk: &'a aws_config::SdkConfig,
     pub store: StateStore,
     pub notifier: Notifier,
-    pub actor: String,
+    /// Who is acting, asked of STS only when first needed: never before a rollback's write.
+    actor: tokio::sync::OnceCell<String>,
 }
 
 impl<'a> StateCtx<'a> {
-    pub async fn new(
+    pub fn new(
         profile: &'a Profile,
         traffic: &'a Traffic,
         sdk: &'a aws_config::SdkConfig,
@@ -142,8 +143,12 @@ impl<'a> StateCtx<'a> {
             sdk,
             store: StateStore::new(sdk, &cfg.table, &profile.name),
             notifier: Notifier::new(sdk, &profile.name, &profile.notify),
-            actor: crate::coord::actor(sdk).await,
+            actor: tokio::sync::OnceCell::new(),
         })
+    }
+
+    async fn actor(&self) -> &str {
+        self.actor.get_or_init(|| crate::coord::actor(self.sdk)).await
     }
 
     fn lease(&self) -> Duration {
@@ -180,13 +185,19 @@ impl<'a> StateCtx<'a> {
         why: Option<String>,
         stage: Option<usize>,
     ) {
-        self.store.record(&self.actor, action, before, after, why, stage).await;
+        self.store.record(self.actor().await, action, before, after, why, stage).await;
     }
 
-    /// The guard a `rollout` runs under: takes (or creates) the state and its lease.
-    pub async fn guard_for_rollout(&self, to: Option<Side>, force: bool) -> Result<(StateGuard, Side)> {
-        let me = holder_id(&self.actor);
-        let live = self.traffic.read_views().await?;
+    /// The guard a `rollout` runs under: takes (or creates) the state and its lease. `routes` are
+    /// the routes as the caller just read them.
+    pub async fn guard_for_rollout(
+        &self,
+        to: Option<Side>,
+        force: bool,
+        routes: &[RouteLive],
+    ) -> Result<(StateGuard, Side)> {
+        let me = holder_id(self.actor().await);
+        let live = views(routes);
         let loaded = self.store.load().await?;
         let now = now_ms();
         let (mut state, expected, to) = match loaded {
@@ -237,7 +248,7 @@ impl<'a> StateCtx<'a> {
                 if sole == Some(to) {
                     // Nothing to move; the engine reports it.
                     let s = fresh_state(to.other(), &self.profile.rollout.stages, &live, &me, self.lease());
-                    let guard = self.guard(s);
+                    let guard = self.guard(s).await;
                     return Ok((guard, to));
                 }
                 let stable = to.other();
@@ -260,17 +271,17 @@ impl<'a> StateCtx<'a> {
             .await;
             self.notifier.send("started", &format!("rollout {} → {}", state.stable, state.candidate), &state).await;
         }
-        let mut guard = self.guard(state);
+        let mut guard = self.guard(state).await;
         guard.me = me;
         Ok((guard, to))
     }
 
-    fn guard(&self, state: RolloutState) -> StateGuard {
+    async fn guard(&self, state: RolloutState) -> StateGuard {
         StateGuard {
             store: self.store.clone(),
             me: state.lease.as_ref().map(|l| l.holder.clone()).unwrap_or_default(),
             state,
-            actor: self.actor.clone(),
+            actor: self.actor().await.to_string(),
             lease: self.lease(),
             notifier: self.notifier.clone(),
         }
@@ -314,7 +325,7 @@ impl<'a> StateCtx<'a> {
                     let v = s.version;
                     if s.status == Status::Progressing || s.status == Status::Paused {
                         s.status = Status::Aborted;
-                        s.reason = Some(format!("rolled back to {stable} by {}", self.actor));
+                        s.reason = Some(format!("rolled back to {stable} by {}", self.actor().await));
                     }
                     s.stage = 0;
                     s.percent = Percent::ZERO;
@@ -382,12 +393,12 @@ impl<'a> StateCtx<'a> {
     /// `cutover advance`: at most one stage per call.
     /// With `[sides]`: the candidate's cluster ACTIVE and every alias at its side's ingress ALB
     /// (fixed first with `repoint`), before any traffic moves toward `candidate`.
-    async fn check_sides(&self, candidate: Side, repoint: bool) -> Result<()> {
+    /// `routes` are read again when they were repointed.
+    async fn check_sides(&self, routes: &mut Vec<RouteLive>, candidate: Side, repoint: bool) -> Result<()> {
         if self.profile.sides.blue.is_none() && self.profile.sides.green.is_none() {
             return Ok(());
         }
-        let routes = self.traffic.read().await?;
-        let stale = crate::sides::check(self.sdk, self.profile, &routes, &[candidate]).await?;
+        let stale = crate::sides::check(self.sdk, self.profile, routes, &[candidate]).await?;
         if stale.is_empty() {
             return Ok(());
         }
@@ -396,12 +407,15 @@ impl<'a> StateCtx<'a> {
         }
         let fixes: Vec<(usize, Side, crate::splitter::AliasTo)> =
             stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
-        self.traffic.repoint(&fixes).await
+        self.traffic.repoint(&fixes).await?;
+        *routes = self.traffic.read().await?;
+        Ok(())
     }
 
     pub async fn advance(&self, to: Option<Side>, dry_run: bool, force: bool, repoint: bool) -> Result<StepReport> {
-        let me = holder_id(&self.actor);
-        let live = self.traffic.read_views().await?;
+        let me = holder_id(self.actor().await);
+        let mut routes = self.traffic.read().await?;
+        let live = views(&routes);
         let loaded = self.store.load().await?;
         let now = now_ms();
         let stages = &self.profile.rollout.stages;
@@ -424,11 +438,8 @@ impl<'a> StateCtx<'a> {
                 );
                 return Ok(self.report("advance", "nothing-to-do", msg, exit::OK, live, Some(&s)));
             }
-            previous => return self.start(to, live, previous, me, dry_run, repoint).await,
+            previous => return self.start(to, routes, previous, me, dry_run, repoint).await,
         };
-        if !dry_run {
-            self.check_sides(state.candidate, repoint).await?;
-        }
         if let Some(l) = state.lease_held_by_other(&me, now) {
             return Err(Error::Locked {
                 message: format!("another run holds the rollout: {} (lease until {})", l.holder, fmt_ms(l.expires_ms)),
@@ -437,11 +448,14 @@ impl<'a> StateCtx<'a> {
         if !force && !explains(&state, &live) {
             return Err(drift(&state, &live));
         }
+        if !dry_run {
+            self.check_sides(&mut routes, state.candidate, repoint).await?;
+        }
         // Gates over the stage's whole bake window, not only their value now: a failure between
         // two scheduled calls must not be advanced past.
         let since = UNIX_EPOCH + Duration::from_millis(state.stage_reached_ms);
         let age = Duration::from_millis(now.saturating_sub(state.stage_reached_ms));
-        let gates = Gates::new(self.sdk, self.profile, &self.traffic_routes().await?);
+        let gates = Gates::new(self.sdk, self.profile, &routes);
         let ctx = GateContext {
             profile: self.profile.name.clone(),
             candidate: state.candidate,
@@ -566,20 +580,20 @@ impl<'a> StateCtx<'a> {
                 &state,
             ));
         }
-        let s = self.step(state, me, live, next).await?;
+        let (s, after) = self.step(state, me, live, next).await?;
         let msg = format!("stage {}/{}: {} at {next}%", s.stage, stages.len(), s.candidate);
-        Ok(report("advanced", msg, exit::OK, self.traffic.read_views().await?, &s))
+        Ok(report("advanced", msg, exit::OK, after, &s))
     }
 
-    /// Claims the next write, moves traffic one stage, records it. A rollback landing in between
-    /// wins: traffic goes back and this exits 5.
+    /// Claims the next write, moves traffic one stage, records it; returns the state and the split
+    /// written. A rollback landing in between wins: traffic goes back and this exits 5.
     async fn step(
         &self,
         mut state: RolloutState,
         me: String,
         live: Vec<RouteView>,
         next: Percent,
-    ) -> Result<RolloutState> {
+    ) -> Result<(RolloutState, Vec<RouteView>)> {
         let v = state.version;
         state.lease = Some(crate::state::Lease { holder: me, expires_ms: now_ms() + self.lease().as_millis() as u64 });
         self.store.save(&mut state, Some(v)).await?;
@@ -609,20 +623,21 @@ impl<'a> StateCtx<'a> {
                 &state,
             )
             .await;
-        Ok(state)
+        Ok((state, after))
     }
 
     /// The first call of a scheduled rollout: gates once, then stage 1.
     async fn start(
         &self,
         to: Option<Side>,
-        live: Vec<RouteView>,
+        mut routes: Vec<RouteLive>,
         previous: Option<RolloutState>,
         me: String,
         dry_run: bool,
         repoint: bool,
     ) -> Result<StepReport> {
         let stages = &self.profile.rollout.stages;
+        let live = views(&routes);
         let Some(stable) = sole(&live).filter(|&s| to.is_none_or(|t| t != s)) else {
             if let (Some(t), Some(s)) = (to, sole(&live))
                 && t == s
@@ -643,9 +658,8 @@ impl<'a> StateCtx<'a> {
         };
         let to = stable.other();
         if !dry_run {
-            self.check_sides(to, repoint).await?;
+            self.check_sides(&mut routes, to, repoint).await?;
         }
-        let routes = self.traffic_routes().await?;
         let gates = Gates::new(self.sdk, self.profile, &routes);
         gates.preflight(to).await?;
         let ctx = GateContext {
@@ -660,15 +674,8 @@ impl<'a> StateCtx<'a> {
             since: None,
         };
         let readings = gates.read_all(&ctx).await;
-        let blocking: Vec<&Reading> = readings.iter().filter(|r| r.verdict != Verdict::Pass).collect();
-        if !blocking.is_empty() {
-            let failed = blocking.iter().any(|r| r.verdict == Verdict::Fail);
-            let why = blocking
-                .iter()
-                .map(|r| format!("{} {}: {}", r.gate, r.verdict, r.detail))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let (action, code) = if failed { ("refused", exit::ROLLED_BACK) } else { ("not-yet", exit::HELD) };
+        if let Some((why, held)) = crate::gates::blocking(&readings) {
+            let (action, code) = if held { ("not-yet", exit::HELD) } else { ("refused", exit::ROLLED_BACK) };
             let mut r = self.report(
                 "advance",
                 action,
@@ -696,27 +703,23 @@ impl<'a> StateCtx<'a> {
         self.notifier.send("started", &format!("rollout {stable} → {to}"), &s).await;
         // The preview hostname follows the candidate from the start.
         self.traffic.point_preview(to).await?;
-        let live = self.traffic.read_views().await?;
-        let s = self.step(s, me, live, stages[0]).await?;
+        let (s, after) = self.step(s, me, live, stages[0]).await?;
         let mut r = self.report(
             "advance",
             "started",
             format!("started {stable} → {to}: stage 1/{} at {}%", stages.len(), stages[0]),
             exit::OK,
-            self.traffic.read_views().await?,
+            after,
             Some(&s),
         );
         r.readings = readings;
         Ok(r)
     }
 
-    async fn traffic_routes(&self) -> Result<Vec<crate::splitter::RouteLive>> {
-        self.traffic.read().await
-    }
-
     /// `cutover promote`: the candidate to 100 %, and it becomes the stable side.
     pub async fn promote(&self, dry_run: bool, force: bool) -> Result<StepReport> {
-        let live = self.traffic.read_views().await?;
+        let routes = self.traffic.read().await?;
+        let live = views(&routes);
         let Some(state) = self.store.load().await? else {
             return Err(Error::refused_hint(
                 "no rollout is recorded: nothing to promote",
@@ -733,7 +736,7 @@ impl<'a> StateCtx<'a> {
                 Some(&state),
             ));
         }
-        if let Some(l) = state.lease_held_by_other(&holder_id(&self.actor), now_ms())
+        if let Some(l) = state.lease_held_by_other(&holder_id(self.actor().await), now_ms())
             && !force
         {
             return Err(Error::Locked {
@@ -745,7 +748,6 @@ impl<'a> StateCtx<'a> {
         }
         let candidate = state.candidate;
         if !force {
-            let routes = self.traffic_routes().await?;
             let gates = Gates::new(self.sdk, self.profile, &routes);
             gates.preflight(candidate).await?;
             let ctx = GateContext {
@@ -760,18 +762,12 @@ impl<'a> StateCtx<'a> {
                 since: None,
             };
             let readings = gates.read_all(&ctx).await;
-            let blocking: Vec<String> = readings
-                .iter()
-                .filter(|r| r.verdict != Verdict::Pass)
-                .map(|r| format!("{} {}: {}", r.gate, r.verdict, r.detail))
-                .collect();
-            if !blocking.is_empty() {
+            if let Some((why, held)) = crate::gates::blocking(&readings) {
                 return Err(Error::Gate {
                     message: format!(
-                        "not promoting {candidate}: {}\nnothing was changed (`--force` skips the gates)",
-                        blocking.join("; ")
+                        "not promoting {candidate}: {why}\nnothing was changed (`--force` skips the gates)"
                     ),
-                    held: readings.iter().all(|r| r.verdict != Verdict::Fail),
+                    held,
                 });
             }
         }
@@ -828,7 +824,7 @@ impl<'a> StateCtx<'a> {
             }
             let v = s.version;
             s.status = to;
-            s.reason = pause.then(|| format!("paused by {}", self.actor));
+            s.reason = if pause { Some(format!("paused by {}", self.actor().await)) } else { None };
             if !pause {
                 // The stage bakes again from now.
                 s.stage_reached_ms = now_ms();
@@ -846,6 +842,11 @@ impl<'a> StateCtx<'a> {
         }
         Err(Error::Locked { message: "the rollout state kept changing; try again".into() })
     }
+}
+
+/// Every route's split, without what a write needs.
+fn views(routes: &[RouteLive]) -> Vec<RouteView> {
+    routes.iter().map(RouteLive::view).collect()
 }
 
 /// The side holding all traffic on every route, if one does.

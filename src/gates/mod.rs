@@ -185,6 +185,20 @@ impl GateSet for Gates {
     }
 }
 
+/// What keeps traffic from moving: every reading that is not a pass, said in one line, and
+/// whether they only wait (none failed). `None` when every gate passed.
+pub fn blocking(readings: &[Reading]) -> Option<(String, bool)> {
+    let why: Vec<String> = readings
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| format!("{} {}: {}", r.gate, r.verdict.to_string().to_uppercase(), r.detail))
+        .collect();
+    if why.is_empty() {
+        return None;
+    }
+    Some((why.join("; "), readings.iter().all(|r| r.verdict != Verdict::Fail)))
+}
+
 /// `{side}` replaced by the candidate.
 pub fn substitute(s: &str, side: Side) -> String {
     s.replace("{side}", side.as_str())
