@@ -239,11 +239,9 @@ fn parse_assignment(s: &str) -> Result<(Side, Percent)> {
 
 async fn validate(settings: &Settings, traffic: &Traffic, sdk: &aws_config::SdkConfig) -> Result<i32> {
     let routes = traffic.read().await?;
-    if settings.profile.sides.blue.is_some() || settings.profile.sides.green.is_some() {
-        let stale = crate::sides::check(sdk, &settings.profile, &routes, &Side::ALL).await?;
-        if !stale.is_empty() {
-            return Err(crate::sides::stale_error(&stale));
-        }
+    let stale = crate::sides::check(sdk, &settings.profile, &routes, &Side::ALL).await?;
+    if !stale.is_empty() {
+        return Err(crate::sides::stale_error(&stale));
     }
     let report = ValidateReport::new(&settings.profile, &routes, sole_side(&routes));
     settings.print(&report)?;
@@ -304,8 +302,7 @@ async fn shift(
     let mut changes = Traffic::plan(&routes, side, percent);
     let gaining = Side::ALL.into_iter().find(|&s| changes.iter().any(|c| c.to.percent(s) > c.route.weights.percent(s)));
     // `rollback --to` skips this: the on-call engineer is never held up by a side's placement.
-    let placed = settings.profile.sides.blue.is_some() || settings.profile.sides.green.is_some();
-    if placed && command != "rollback" {
+    if command != "rollback" {
         let active: Vec<Side> = gaining.into_iter().collect();
         let stale = crate::sides::check(ctx.sdk, &settings.profile, &routes, &active).await?;
         if !stale.is_empty() {
@@ -365,19 +362,8 @@ async fn rollout(
     // Placed sides, before any lease is taken: the candidate's cluster ACTIVE, every alias at its
     // side's ingress ALB.
     let mut routes = routes;
-    if settings.profile.sides.blue.is_some() || settings.profile.sides.green.is_some() {
-        let active: Vec<Side> = to.or(live.map(Side::other)).into_iter().collect();
-        let stale = crate::sides::check(ctx.sdk, &settings.profile, &routes, &active).await?;
-        if !stale.is_empty() {
-            if !repoint {
-                return Err(crate::sides::stale_error(&stale));
-            }
-            let fixes: Vec<(usize, Side, crate::splitter::AliasTo)> =
-                stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
-            ctx.traffic.repoint(&fixes).await?;
-            routes = Traffic::read(ctx.traffic).await?;
-        }
-    }
+    let active: Vec<Side> = to.or(live.map(Side::other)).into_iter().collect();
+    crate::sides::ensure(ctx.sdk, &settings.profile, ctx.traffic, &mut routes, &active, repoint).await?;
     // With a state table: the lease, and the rollout recorded there decide where to go.
     let mut state_guard = None;
     let mut to = to;

@@ -71,8 +71,8 @@ impl fmt::Display for Discovery {
     }
 }
 
-/// The cluster, refused (exit 2) when it does not exist or is not ACTIVE.
-pub async fn active_cluster(eks: &aws_sdk_eks::Client, name: &str) -> Result<Cluster> {
+/// The cluster as EKS describes it; refused (exit 2) when it does not exist.
+pub async fn describe_cluster(eks: &aws_sdk_eks::Client, name: &str) -> Result<Cluster> {
     let out = eks.describe_cluster().name(name).send().await.map_err(|e| {
         if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
             Error::refused_hint(format!("EKS cluster `{name}` not found"), "check the name: `aws eks list-clusters`")
@@ -81,33 +81,49 @@ pub async fn active_cluster(eks: &aws_sdk_eks::Client, name: &str) -> Result<Clu
         }
     })?;
     let c = out.cluster.ok_or_else(|| Error::refused(format!("EKS cluster `{name}` not found")))?;
-    let cluster = Cluster {
+    Ok(Cluster {
         name: name.to_string(),
         status: c.status.as_ref().map(|s| s.as_str().to_string()).unwrap_or_else(|| "UNKNOWN".into()),
         version: c.version,
         vpc_id: c.resources_vpc_config.and_then(|v| v.vpc_id),
-    };
-    if cluster.status != "ACTIVE" {
-        return Err(Error::refused_hint(
-            format!("EKS cluster `{name}` is {}, not ACTIVE: no traffic is moved to it", cluster.status),
+    })
+}
+
+impl Cluster {
+    /// Refused (exit 2) unless ACTIVE: no traffic is moved to a cluster that is not.
+    pub fn require_active(&self) -> Result<()> {
+        if self.status == "ACTIVE" {
+            return Ok(());
+        }
+        Err(Error::refused_hint(
+            format!("EKS cluster `{}` is {}, not ACTIVE: no traffic is moved to it", self.name, self.status),
             "wait until `aws eks describe-cluster --name … --query cluster.status` says ACTIVE",
-        ));
+        ))
     }
+}
+
+/// The cluster, refused (exit 2) when it does not exist or is not ACTIVE.
+pub async fn active_cluster(eks: &aws_sdk_eks::Client, name: &str) -> Result<Cluster> {
+    let cluster = describe_cluster(eks, name).await?;
+    cluster.require_active()?;
     Ok(cluster)
 }
 
-/// Finds the controller's ingress ALBs of `cluster` (and `namespace`, `ingress` when given).
-pub async fn discover(
-    sdk: &SdkConfig,
-    cluster: &str,
-    namespace: Option<&str>,
-    ingress: Option<&str>,
-) -> Result<Discovery> {
-    let eks = crate::client!(aws_sdk_eks, sdk);
-    let elb = crate::client!(aws_sdk_elasticloadbalancingv2, sdk);
-    let info = active_cluster(&eks, cluster).await?;
+impl IngressAlb {
+    /// Whether this ALB serves `namespace` and `ingress` (each when given; an IngressGroup's stack
+    /// is the group name).
+    pub fn serves(&self, namespace: Option<&str>, ingress: Option<&str>) -> bool {
+        namespace.is_none_or(|want| self.namespace.as_deref() == Some(want))
+            && ingress.is_none_or(|want| self.ingress.as_deref() == Some(want) || self.stack == want)
+    }
+}
 
-    // Every application load balancer, page by page.
+/// Every ingress ALB the controller made for `cluster`, found by its tags (target groups not
+/// read): DescribeLoadBalancers page by page, DescribeTags 20 ARNs a call.
+pub async fn controller_albs(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    cluster: &Cluster,
+) -> Result<Vec<IngressAlb>> {
     let mut lbs = Vec::new();
     let mut marker: Option<String> = None;
     for _ in 0..1000 {
@@ -124,11 +140,10 @@ pub async fn discover(
             _ => break,
         }
     }
-    if let Some(vpc) = &info.vpc_id {
+    if let Some(vpc) = &cluster.vpc_id {
         lbs.retain(|lb| lb.vpc_id.as_deref() == Some(vpc.as_str()));
     }
 
-    // Their tags, 20 ARNs a call.
     let arns: Vec<String> = lbs.iter().filter_map(|lb| lb.load_balancer_arn.clone()).collect();
     let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for batch in arns.chunks(TAG_BATCH) {
@@ -153,7 +168,7 @@ pub async fn discover(
     for lb in lbs {
         let arn = lb.load_balancer_arn.clone().unwrap_or_default();
         let Some(t) = tags.get(&arn) else { continue };
-        if t.get("elbv2.k8s.aws/cluster").map(String::as_str) != Some(cluster)
+        if t.get("elbv2.k8s.aws/cluster") != Some(&cluster.name)
             || t.get("ingress.k8s.aws/resource").map(String::as_str) != Some("LoadBalancer")
         {
             continue;
@@ -162,23 +177,6 @@ pub async fn discover(
         let (ns, ing) = match stack.split_once('/') {
             Some((n, i)) => (Some(n.to_string()), Some(i.to_string())),
             None => (None, None),
-        };
-        if let Some(want) = namespace
-            && ns.as_deref() != Some(want)
-        {
-            continue;
-        }
-        if let Some(want) = ingress {
-            // An IngressGroup's stack is the group name.
-            if ing.as_deref() != Some(want) && stack != want {
-                continue;
-            }
-        }
-        let target_groups = match elb.describe_target_groups().load_balancer_arn(&arn).send().await {
-            Ok(out) => out.target_groups.unwrap_or_default().into_iter().filter_map(|t| t.target_group_name).collect(),
-            // No listener forwards anywhere yet (the emulator says so with an error).
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_target_group_not_found_exception()) => Vec::new(),
-            Err(e) => return Err(Error::aws("DescribeTargetGroups", e)),
         };
         found.push(IngressAlb {
             name: lb.load_balancer_name.unwrap_or_default(),
@@ -190,10 +188,34 @@ pub async fn discover(
             stack,
             namespace: ns,
             ingress: ing,
-            target_groups,
+            target_groups: Vec::new(),
         });
     }
     found.sort_by(|a, b| a.stack.cmp(&b.stack).then(a.name.cmp(&b.name)));
+    Ok(found)
+}
+
+/// Finds the controller's ingress ALBs of `cluster` (and `namespace`, `ingress` when given),
+/// with their target groups, after checking the cluster is ACTIVE.
+pub async fn discover(
+    sdk: &SdkConfig,
+    cluster: &str,
+    namespace: Option<&str>,
+    ingress: Option<&str>,
+) -> Result<Discovery> {
+    let eks = crate::client!(aws_sdk_eks, sdk);
+    let elb = crate::client!(aws_sdk_elasticloadbalancingv2, sdk);
+    let info = active_cluster(&eks, cluster).await?;
+    let mut found = controller_albs(&elb, &info).await?;
+    found.retain(|lb| lb.serves(namespace, ingress));
+    for lb in &mut found {
+        lb.target_groups = match elb.describe_target_groups().load_balancer_arn(&lb.arn).send().await {
+            Ok(out) => out.target_groups.unwrap_or_default().into_iter().filter_map(|t| t.target_group_name).collect(),
+            // No listener forwards anywhere yet (the emulator says so with an error).
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_target_group_not_found_exception()) => Vec::new(),
+            Err(e) => return Err(Error::aws("DescribeTargetGroups", e)),
+        };
+    }
     Ok(Discovery { cluster: info, load_balancers: found })
 }
 

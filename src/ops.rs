@@ -391,27 +391,6 @@ impl<'a> StateCtx<'a> {
     }
 
     /// `cutover advance`: at most one stage per call.
-    /// With `[sides]`: the candidate's cluster ACTIVE and every alias at its side's ingress ALB
-    /// (fixed first with `repoint`), before any traffic moves toward `candidate`.
-    /// `routes` are read again when they were repointed.
-    async fn check_sides(&self, routes: &mut Vec<RouteLive>, candidate: Side, repoint: bool) -> Result<()> {
-        if self.profile.sides.blue.is_none() && self.profile.sides.green.is_none() {
-            return Ok(());
-        }
-        let stale = crate::sides::check(self.sdk, self.profile, routes, &[candidate]).await?;
-        if stale.is_empty() {
-            return Ok(());
-        }
-        if !repoint {
-            return Err(crate::sides::stale_error(&stale));
-        }
-        let fixes: Vec<(usize, Side, crate::splitter::AliasTo)> =
-            stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
-        self.traffic.repoint(&fixes).await?;
-        *routes = self.traffic.read().await?;
-        Ok(())
-    }
-
     pub async fn advance(&self, to: Option<Side>, dry_run: bool, force: bool, repoint: bool) -> Result<StepReport> {
         let me = holder_id(self.actor().await);
         let mut routes = self.traffic.read().await?;
@@ -449,7 +428,8 @@ impl<'a> StateCtx<'a> {
             return Err(drift(&state, &live));
         }
         if !dry_run {
-            self.check_sides(&mut routes, state.candidate, repoint).await?;
+            crate::sides::ensure(self.sdk, self.profile, self.traffic, &mut routes, &[state.candidate], repoint)
+                .await?;
         }
         // Gates over the stage's whole bake window, not only their value now: a failure between
         // two scheduled calls must not be advanced past.
@@ -658,7 +638,7 @@ impl<'a> StateCtx<'a> {
         };
         let to = stable.other();
         if !dry_run {
-            self.check_sides(&mut routes, to, repoint).await?;
+            crate::sides::ensure(self.sdk, self.profile, self.traffic, &mut routes, &[to], repoint).await?;
         }
         let gates = Gates::new(self.sdk, self.profile, &routes);
         gates.preflight(to).await?;

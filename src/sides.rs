@@ -5,11 +5,13 @@
 
 use aws_config::SdkConfig;
 
-use crate::discover::{active_cluster, discover};
+use std::collections::BTreeMap;
+
+use crate::discover::{IngressAlb, controller_albs, describe_cluster};
 use crate::error::{Error, Result};
 use crate::profile::{EksSide, Profile};
 use crate::split::Side;
-use crate::splitter::{AliasTo, RouteKind, RouteLive, same_dns};
+use crate::splitter::{AliasTo, RouteKind, RouteLive, Traffic, same_dns};
 
 /// A weighted record whose alias does not point at its side's ingress ALB.
 #[derive(Clone, Debug)]
@@ -28,19 +30,36 @@ fn eks(profile: &Profile, side: Side) -> Option<&EksSide> {
     }
 }
 
-/// Checks the sides the profile places: clusters ACTIVE (for `active`), and the Route53 alias
-/// records of every placed side. Returns the stale records.
+/// Checks the sides the profile places: clusters ACTIVE for the sides in `active` (the ones
+/// traffic moves to), and the Route53 alias records of every placed side. Each cluster is
+/// described and its ALBs listed once, however many sides it holds. Returns the stale records.
 pub async fn check(sdk: &SdkConfig, profile: &Profile, routes: &[RouteLive], active: &[Side]) -> Result<Vec<Stale>> {
-    let mut stale = Vec::new();
-    for side in Side::ALL {
-        let Some(place) = eks(profile, side) else { continue };
-        if active.contains(&side) {
-            let client = crate::client!(aws_sdk_eks, sdk);
-            active_cluster(&client, &place.cluster).await?;
+    let placed: Vec<(Side, &EksSide)> = Side::ALL.into_iter().filter_map(|s| Some((s, eks(profile, s)?))).collect();
+    if placed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let eks_client = crate::client!(aws_sdk_eks, sdk);
+    let elb = crate::client!(aws_sdk_elasticloadbalancingv2, sdk);
+    let mut clusters: BTreeMap<&str, Vec<IngressAlb>> = BTreeMap::new();
+    for (_, place) in &placed {
+        if clusters.contains_key(place.cluster.as_str()) {
+            continue;
         }
-        let found = discover(sdk, &place.cluster, Some(&place.namespace), Some(&place.ingress)).await?;
-        let lb = match found.load_balancers.as_slice() {
-            [one] => one,
+        let cluster = describe_cluster(&eks_client, &place.cluster).await?;
+        if placed.iter().any(|(s, p)| p.cluster == place.cluster && active.contains(s)) {
+            cluster.require_active()?;
+        }
+        clusters.insert(&place.cluster, controller_albs(&elb, &cluster).await?);
+    }
+
+    let mut stale = Vec::new();
+    for (side, place) in placed {
+        let found: Vec<&IngressAlb> = clusters[place.cluster.as_str()]
+            .iter()
+            .filter(|lb| lb.serves(Some(&place.namespace), Some(&place.ingress)))
+            .collect();
+        let lb = match found.as_slice() {
+            [one] => *one,
             [] => {
                 return Err(Error::refused_hint(
                     format!(
@@ -78,6 +97,30 @@ pub async fn check(sdk: &SdkConfig, profile: &Profile, routes: &[RouteLive], act
         }
     }
     Ok(stale)
+}
+
+/// Before traffic moves toward the sides in `active`: checks the placed sides and, with `repoint`,
+/// points stale records at their side's ingress ALB in a batch of their own (else refuses them,
+/// exit 6). `routes` are read again when they were repointed.
+pub async fn ensure(
+    sdk: &SdkConfig,
+    profile: &Profile,
+    traffic: &Traffic,
+    routes: &mut Vec<RouteLive>,
+    active: &[Side],
+    repoint: bool,
+) -> Result<()> {
+    let stale = check(sdk, profile, routes, active).await?;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    if !repoint {
+        return Err(stale_error(&stale));
+    }
+    let fixes: Vec<(usize, Side, AliasTo)> = stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
+    traffic.repoint(&fixes).await?;
+    *routes = traffic.read().await?;
+    Ok(())
 }
 
 /// The refusal (exit 6) for stale records, naming both load balancers.
