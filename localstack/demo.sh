@@ -4,15 +4,7 @@
 # 127.0.0.1; no AWS account is used.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-port="${CUTOVER_EMULATOR_PORT:-4566}"
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-west-2
-export AWS_EC2_METADATA_DISABLED=true
-unset AWS_PROFILE AWS_SESSION_TOKEN
-
-./localstack/up.sh
-cargo build --quiet --bin cutover --example seed
-./target/debug/examples/seed
+. localstack/env.sh
 cutover=./target/debug/cutover
 
 step() { printf '\n\033[1m$ cutover %s\033[0m\n' "$*"; "$cutover" -p demo "$@"; }

@@ -221,8 +221,8 @@ impl Aws {
         (lb.load_balancer_arn.unwrap(), lb.dns_name.unwrap(), lb.canonical_hosted_zone_id.unwrap())
     }
 
-    /// An IP target group with `ips` registered on port 80.
-    pub async fn target_group(&self, name: &str, vpc: &str, ips: &[&str]) -> String {
+    /// An empty HTTP target group on port 80.
+    async fn new_target_group(&self, name: &str, vpc: &str, kind: elbv2::types::TargetTypeEnum) -> String {
         let out = self
             .elb
             .create_target_group()
@@ -230,11 +230,16 @@ impl Aws {
             .protocol(elbv2::types::ProtocolEnum::Http)
             .port(80)
             .vpc_id(vpc)
-            .target_type(elbv2::types::TargetTypeEnum::Ip)
+            .target_type(kind)
             .send()
             .await
             .expect("CreateTargetGroup");
-        let arn = out.target_groups.unwrap().remove(0).target_group_arn.unwrap();
+        out.target_groups.unwrap().remove(0).target_group_arn.unwrap()
+    }
+
+    /// An IP target group with `ips` registered on port 80.
+    pub async fn target_group(&self, name: &str, vpc: &str, ips: &[&str]) -> String {
+        let arn = self.new_target_group(name, vpc, elbv2::types::TargetTypeEnum::Ip).await;
         if !ips.is_empty() {
             let targets = ips.iter().map(|ip| TargetDescription::builder().id(*ip).port(80).build()).collect();
             self.elb
@@ -395,22 +400,7 @@ impl Aws {
             .await
             .expect("RunInstances");
         let ids: Vec<String> = out.instances.unwrap_or_default().into_iter().filter_map(|i| i.instance_id).collect();
-        let tg = self
-            .elb
-            .create_target_group()
-            .name(name)
-            .protocol(elbv2::types::ProtocolEnum::Http)
-            .port(80)
-            .vpc_id(vpc)
-            .target_type(elbv2::types::TargetTypeEnum::Instance)
-            .send()
-            .await
-            .expect("CreateTargetGroup")
-            .target_groups
-            .unwrap()
-            .remove(0)
-            .target_group_arn
-            .unwrap();
+        let tg = self.new_target_group(name, vpc, elbv2::types::TargetTypeEnum::Instance).await;
         let targets = ids.iter().map(|id| TargetDescription::builder().id(id).build()).collect();
         self.elb
             .register_targets()

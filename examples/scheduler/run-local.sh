@@ -4,12 +4,8 @@
 # has completed. Each call moves at most one stage, and only after the stage's 4 s bake.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-export AWS_ENDPOINT_URL="http://127.0.0.1:${CUTOVER_EMULATOR_PORT:-4566}"
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-west-2 AWS_EC2_METADATA_DISABLED=true
-./localstack/up.sh >/dev/null
-cargo build --quiet --bin cutover --example seed
-./target/debug/examples/seed >/dev/null
-export PATH="$PWD/target/debug:$PATH" CUTOVER_PROFILE=demo-scheduled
+. localstack/env.sh >/dev/null
+export CUTOVER_PROFILE=demo-scheduled
 cutover state init
 cutover rollback --to blue --yes >/dev/null
 

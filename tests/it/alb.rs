@@ -173,23 +173,6 @@ async fn a_mixed_profile_moves_every_route_to_one_split() {
     assert_eq!(weight_of(&weights, &f.green), 25);
 }
 
-/// Forwards a query-protocol call to the emulator and returns its raw answer.
-async fn emulator_answer(form: &str) -> String {
-    let client = reqwest::Client::new();
-    // The emulator does not check signatures; the service is told by the Action in the form.
-    client
-        .post(format!("{}/", crate::emulator::endpoint()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-west-2/elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=x")
-        .body(form.to_string())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_failing_part_way_puts_back_the_routes_already_written() {
     use wiremock::matchers::body_string_contains;
@@ -204,16 +187,21 @@ async fn a_write_failing_part_way_puts_back_the_routes_already_written() {
     // ELBv2 answers reads as the emulator does, and refuses the write.
     let elb = MockServer::start().await;
     let enc = |s: &str| s.replace(':', "%3A").replace('/', "%2F");
-    let describe = emulator_answer(&format!(
-        "Action=DescribeListeners&Version=2015-12-01&ListenerArns.member.1={}",
-        enc(&listener)
-    ))
+    let describe = crate::emulator::raw_answer(
+        "elasticloadbalancing",
+        "/",
+        Some(&format!("Action=DescribeListeners&Version=2015-12-01&ListenerArns.member.1={}", enc(&listener))),
+    )
     .await;
-    let tags = emulator_answer(&format!(
-        "Action=DescribeTags&Version=2015-12-01&ResourceArns.member.1={}&ResourceArns.member.2={}",
-        enc(&listener),
-        enc(&f.lb)
-    ))
+    let tags = crate::emulator::raw_answer(
+        "elasticloadbalancing",
+        "/",
+        Some(&format!(
+            "Action=DescribeTags&Version=2015-12-01&ResourceArns.member.1={}&ResourceArns.member.2={}",
+            enc(&listener),
+            enc(&f.lb)
+        )),
+    )
     .await;
     Mock::given(body_string_contains("Action=DescribeListeners"))
         .respond_with(ResponseTemplate::new(200).set_body_string(describe))

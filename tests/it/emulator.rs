@@ -80,3 +80,25 @@ pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{prefix}{}{n}{:x}", std::process::id() % 10000, nanos % 0xfff)
 }
+
+/// The emulator's raw answer to one call of `service` (`route53`, `elasticloadbalancing`, …):
+/// GET `path`, or POST a query-protocol `form` to `/`. The emulator tells the service by the
+/// credential scope and checks no signature. For stubs that must answer as the emulator does.
+pub async fn raw_answer(service: &str, path: &str, form: Option<&str>) -> String {
+    let client = reqwest::Client::new();
+    let url = format!("{}{path}", endpoint());
+    let request = match form {
+        Some(form) => {
+            client.post(url).header("content-type", "application/x-www-form-urlencoded").body(form.to_string())
+        }
+        None => client.get(url),
+    };
+    request
+        .header("authorization", format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-west-2/{service}/aws4_request, SignedHeaders=host, Signature=x"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

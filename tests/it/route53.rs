@@ -238,21 +238,7 @@ async fn throttling_and_prior_request_not_complete_are_retried() {
     let w = World::new().await;
     let p = alias_pair(&w, 75, 25).await;
     // The emulator's own answers, before and after the change.
-    let http = reqwest::Client::new();
-    let get = |path: String| {
-        let http = http.clone();
-        async move {
-            http.get(format!("{}{path}", crate::emulator::endpoint()))
-                // The emulator tells the service by the credential scope; it checks no signature.
-                .header("authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/route53/aws4_request, SignedHeaders=host, Signature=x")
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
+    let get = |path: String| async move { crate::emulator::raw_answer("route53", &path, None).await };
     let zones = get(format!("/2013-04-01/hostedzonesbyname?dnsname={}", p.zone)).await;
     let rrset = format!("/2013-04-01/hostedzone/{}/rrset?name={}&type=A&maxitems=300", p.zone_id, p.record);
     let after = get(rrset.clone()).await;
