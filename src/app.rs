@@ -160,8 +160,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             settings.print(&report)?;
             Ok(report.exit_code)
         }
-        Command::Pause | Command::Resume => {
-            let report = state()?.set_paused(matches!(cli.command, Command::Pause)).await?;
+        Command::Pause { dry_run } | Command::Resume { dry_run } => {
+            let report = state()?.set_paused(matches!(cli.command, Command::Pause { .. }), *dry_run).await?;
             settings.print(&report)?;
             Ok(report.exit_code)
         }
@@ -181,7 +181,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             println!("{policy}");
             Ok(exit::OK)
         }
-        Command::State { command: StateCommand::Init } => {
+        Command::State { command: StateCommand::Init { dry_run } } => {
             let Some(cfg) = &settings.profile.state else {
                 return Err(Error::refused_hint(
                     format!("profile `{}` has no [state] table", settings.profile.name),
@@ -189,6 +189,17 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 ));
             };
             let store = crate::state::StateStore::new(&sdk, &cfg.table, &settings.profile.name);
+            if *dry_run {
+                let exists = store.exists().await?;
+                let doc =
+                    serde_json::json!({ "table": cfg.table, "created": false, "dry_run": true, "exists": exists });
+                match settings.output {
+                    OutputFormat::Json => println!("{doc}"),
+                    OutputFormat::Text if exists => println!("state table {} already exists (dry run)", cfg.table),
+                    OutputFormat::Text => println!("would create state table {} (pk S, sk S, on-demand)", cfg.table),
+                }
+                return Ok(exit::OK);
+            }
             let created = store.init().await?;
             let doc = serde_json::json!({ "table": cfg.table, "created": created });
             match settings.output {

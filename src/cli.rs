@@ -62,7 +62,11 @@ pub enum OnInterruptArg {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Create the `[state]` table (idempotent).
-    Init,
+    Init {
+        /// Say whether the table would be created, and create nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,9 +134,17 @@ pub enum Command {
         force: bool,
     },
     /// Hold the rollout: `advance` and running rollouts move it no further.
-    Pause,
+    Pause {
+        /// Say what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Release a paused rollout.
-    Resume,
+    Resume {
+        /// Say what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The audit trail of this profile's cutovers, newest first.
     History {
         /// How many entries.
@@ -191,8 +203,8 @@ impl Command {
             Command::Rollout { .. } => "rollout",
             Command::Advance { .. } => "advance",
             Command::Promote { .. } => "promote",
-            Command::Pause => "pause",
-            Command::Resume => "resume",
+            Command::Pause { .. } => "pause",
+            Command::Resume { .. } => "resume",
             Command::History { .. } => "history",
             Command::State { .. } => "state init",
             Command::IamPolicy { .. } => "iam-policy",

@@ -786,7 +786,7 @@ impl<'a> StateCtx<'a> {
     }
 
     /// `pause` / `resume`.
-    pub async fn set_paused(&self, pause: bool) -> Result<StepReport> {
+    pub async fn set_paused(&self, pause: bool, dry_run: bool) -> Result<StepReport> {
         let command = if pause { "pause" } else { "resume" };
         let live = self.traffic.read_views().await?;
         for _ in 0..10 {
@@ -801,6 +801,10 @@ impl<'a> StateCtx<'a> {
             if s.status != from {
                 let msg = format!("the rollout is {}: nothing to {command}", s.status);
                 return Ok(self.report(command, "nothing-to-do", msg, exit::OK, live, Some(&s)));
+            }
+            if dry_run {
+                let msg = format!("would mark the rollout {to} (no change made)");
+                return Ok(self.report(command, "dry-run", msg, exit::OK, live, Some(&s)));
             }
             let v = s.version;
             s.status = to;

@@ -195,6 +195,15 @@ impl StateStore {
         Err(Error::Other(format!("table {} is not ACTIVE after 2 minutes", self.table)))
     }
 
+    /// Whether the table exists.
+    pub async fn exists(&self) -> Result<bool> {
+        match self.client.describe_table().table_name(&self.table).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
+            Err(e) => Err(Error::aws(format!("DescribeTable {}", self.table), e)),
+        }
+    }
+
     /// The state item, read strongly consistent; `None` when no rollout was ever recorded.
     pub async fn load(&self) -> Result<Option<RolloutState>> {
         let out = self

@@ -44,6 +44,8 @@ async fn setup(bake: &str, lease: &str, extra: &str) -> (World, Front) {
     let f = Front::new(&w).await;
     let table = unique("state-");
     w.profile("svc", &f.profile(&table, bake, lease, extra));
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "state", "init", "--dry-run"]), 0);
+    assert!(out.contains("would create state table"), "{out}");
     let (out, _) = expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
     assert!(out.contains("created state table"), "{out}");
     // Idempotent.
@@ -269,6 +271,10 @@ async fn a_failing_notification_never_stops_a_rollback() {
 async fn a_paused_rollout_is_not_advanced_nor_run() {
     let (w, f) = setup("1s", "30s", "").await;
     expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "pause", "--dry-run"]), 0);
+    assert!(out.contains("would mark the rollout paused"), "{out}");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    assert_eq!(json(&out)["rollout"]["status"], "progressing", "a dry run changes nothing");
     expect(w.cutover().args(["-p", "svc", "pause"]), 0);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (out, _) = expect(w.cutover().args(["-p", "svc", "advance"]), 0);
