@@ -118,12 +118,10 @@ impl IngressAlb {
     }
 }
 
-/// Every ingress ALB the controller made for `cluster`, found by its tags (target groups not
-/// read): DescribeLoadBalancers page by page, DescribeTags 20 ARNs a call.
-pub async fn controller_albs(
+/// Every load balancer of the account and region, DescribeLoadBalancers page by page.
+pub async fn all_load_balancers(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
-    cluster: &Cluster,
-) -> Result<Vec<IngressAlb>> {
+) -> Result<Vec<aws_sdk_elasticloadbalancingv2::types::LoadBalancer>> {
     let mut lbs = Vec::new();
     let mut marker: Option<String> = None;
     for _ in 0..1000 {
@@ -140,6 +138,16 @@ pub async fn controller_albs(
             _ => break,
         }
     }
+    Ok(lbs)
+}
+
+/// Every ingress ALB the controller made for `cluster`, found by its tags (target groups not
+/// read): DescribeLoadBalancers page by page, DescribeTags 20 ARNs a call.
+pub async fn controller_albs(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    cluster: &Cluster,
+) -> Result<Vec<IngressAlb>> {
+    let mut lbs = all_load_balancers(elb).await?;
     if let Some(vpc) = &cluster.vpc_id {
         lbs.retain(|lb| lb.vpc_id.as_deref() == Some(vpc.as_str()));
     }

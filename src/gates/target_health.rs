@@ -67,27 +67,12 @@ impl TargetHealth {
         let mut groups: BTreeSet<String> = tgs.iter().cloned().collect();
         if !dns.is_empty() {
             let wanted: BTreeSet<String> = dns.iter().map(|d| dns_key(d)).collect();
-            let mut found = BTreeSet::new();
-            let mut marker: Option<String> = None;
-            for _ in 0..1000 {
-                let out = self
-                    .client
-                    .describe_load_balancers()
-                    .set_marker(marker.clone())
-                    .page_size(400)
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("DescribeLoadBalancers", e))?;
-                for lb in out.load_balancers.unwrap_or_default() {
-                    if lb.dns_name.as_deref().map(dns_key).is_some_and(|d| wanted.contains(&d)) {
-                        found.insert(lb.load_balancer_arn.unwrap_or_default());
-                    }
-                }
-                match out.next_marker {
-                    Some(m) if !m.is_empty() && Some(&m) != marker.as_ref() => marker = Some(m),
-                    _ => break,
-                }
-            }
+            let found: BTreeSet<String> = crate::discover::all_load_balancers(&self.client)
+                .await?
+                .into_iter()
+                .filter(|lb| lb.dns_name.as_deref().map(dns_key).is_some_and(|d| wanted.contains(&d)))
+                .filter_map(|lb| lb.load_balancer_arn)
+                .collect();
             if found.is_empty() {
                 return Err(Error::refused_hint(
                     format!(
