@@ -5,13 +5,13 @@
 //! validated once into a [`Profile`], so nothing later has to second-guess it.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::split::{Percent, Side};
+use crate::model::{Percent, RouteKind, Side};
+pub use crate::rollout::decide::{OnFailure, Rules as Rollout};
 
 /// A profile file that cannot be used. Nothing is changed when one is found.
 #[derive(Debug, thiserror::Error)]
@@ -157,38 +157,6 @@ impl AlbRoute {
         match side {
             Side::Blue => &self.blue,
             Side::Green => &self.green,
-        }
-    }
-}
-
-/// What to do when a gate fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnFailure {
-    Rollback,
-    Pause,
-}
-
-/// How a rollout moves: the stages and the timing of gate readings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rollout {
-    pub stages: Vec<Percent>,
-    pub bake: Duration,
-    pub poll: Duration,
-    pub failure_threshold: u32,
-    pub on_failure: OnFailure,
-    pub max_hold: Duration,
-}
-
-impl Default for Rollout {
-    fn default() -> Self {
-        Rollout {
-            stages: [10, 25, 50, 100].iter().map(|p| Percent::from_milli(p * 1000).expect("in range")).collect(),
-            bake: Duration::from_secs(300),
-            poll: Duration::from_secs(15),
-            failure_threshold: 2,
-            on_failure: OnFailure::Rollback,
-            max_hold: Duration::from_secs(3600),
         }
     }
 }
@@ -642,6 +610,28 @@ impl RawProfile {
                         "a rollout ends with all traffic on the candidate",
                     ));
                 }
+                // Every stage must be told apart from the others on every splitter of the profile:
+                // a route's weights say which stage it is at.
+                let kinds: Vec<RouteKind> =
+                    [(RouteKind::Route53, !route53.is_empty()), (RouteKind::Alb, !alb.is_empty())]
+                        .into_iter()
+                        .filter_map(|(k, used)| used.then_some(k))
+                        .collect();
+                for kind in kinds {
+                    let weights: Vec<_> = stages.iter().map(|&p| crate::weights::split(kind, Side::Green, p)).collect();
+                    for i in 1..weights.len() {
+                        if weights[..i].contains(&weights[i]) {
+                            return Err(bad_hint(
+                                format!("rollout.stages[{i}]"),
+                                format!(
+                                    "stage {} gives the same {kind} weights as an earlier stage ({}:{})",
+                                    stages[i], weights[i].blue, weights[i].green
+                                ),
+                                "fractions below 0.4 % cannot all be told apart on Route53 (weights 0–255): use fewer or larger stages",
+                            ));
+                        }
+                    }
+                }
                 rollout.stages = stages;
             }
             if let Some(b) = r.bake {
@@ -855,15 +845,6 @@ impl GateKind {
             GateKind::Http { .. } => "http",
             GateKind::Webhook { .. } => "webhook",
         }
-    }
-}
-
-impl fmt::Display for OnFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OnFailure::Rollback => "rollback",
-            OnFailure::Pause => "pause",
-        })
     }
 }
 

@@ -1,0 +1,717 @@
+//! The ledger: the one writer of a profile's rollout state.
+//!
+//! The state item says who is stable and who the candidate is, the stage reached and the progress
+//! of its bake, the split last confirmed, the status, the lease of the run driving the rollout, and
+//! the **claims**: every traffic write toward the candidate is claimed in the item, with a deadline,
+//! before it is sent. Every write of the item is conditional on the version it read, so two
+//! writers never both succeed from one read.
+//!
+//! The protocol that lets `rollback` win: a run claims a write (conditional: the rollout is still
+//! progressing and the lease is its own) and sends nothing once the claim's deadline has passed. A
+//! rollback restores traffic, marks the rollout aborted (after which no claim can be made), then
+//! re-asserts the stable split until every claim that was open has passed its deadline or been
+//! released. So nothing claimed can land after it returns.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::model::{Percent, RouteView, Side, Weights};
+use crate::rollout::decide::Progress;
+use crate::rollout::ports::{Store, StoreError};
+
+/// Where a rollout stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Progressing,
+    Paused,
+    Aborted,
+    Completed,
+}
+
+impl Status {
+    /// A rollout that is not over: `set` refuses to move its traffic, `advance` goes on with it.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::Progressing | Status::Paused)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Progressing => "progressing",
+            Status::Paused => "paused",
+            Status::Aborted => "aborted",
+            Status::Completed => "completed",
+        })
+    }
+}
+
+/// One route's weights as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteWeights {
+    pub name: String,
+    pub blue: u32,
+    pub green: u32,
+}
+
+impl RouteWeights {
+    pub fn of(routes: &[RouteView]) -> Vec<RouteWeights> {
+        routes
+            .iter()
+            .map(|r| RouteWeights { name: r.name.clone(), blue: r.weights.blue, green: r.weights.green })
+            .collect()
+    }
+
+    pub fn weights(&self) -> Weights {
+        Weights::new(self.blue, self.green)
+    }
+}
+
+/// Who drives the rollout, until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    /// Milliseconds since the Unix epoch.
+    pub expires_ms: u64,
+}
+
+/// What a claimed write does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ClaimKind {
+    /// Moves every route to this stage, toward the candidate.
+    Forward { stage: usize },
+    /// Puts all traffic back on the stable side (a rollback the run started itself).
+    Restore,
+}
+
+/// A traffic write announced before it is sent. Nothing of it is sent after `deadline_ms`; a
+/// request sent just before may still land a little later, which [`LAND_MARGIN`] covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub id: String,
+    pub holder: String,
+    #[serde(flatten)]
+    pub kind: ClaimKind,
+    pub deadline_ms: u64,
+}
+
+impl Claim {
+    /// Until when a write of this claim may still land.
+    pub fn lands_by_ms(&self) -> u64 {
+        self.deadline_ms + LAND_MARGIN.as_millis() as u64
+    }
+}
+
+/// How long after its send deadline a write may still reach AWS and be applied (a request in
+/// transit when the client gave up, clocks of two hosts a little apart).
+pub const LAND_MARGIN: Duration = Duration::from_secs(2);
+
+/// The state item of one profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RolloutState {
+    pub version: u64,
+    /// Tells one rollout of a profile from the next.
+    pub id: String,
+    pub stable: Side,
+    pub candidate: Side,
+    pub status: Status,
+    pub stages: Vec<Percent>,
+    pub progress: Progress,
+    /// The split last confirmed on every route.
+    pub weights: Vec<RouteWeights>,
+    #[serde(default)]
+    pub claims: Vec<Claim>,
+    pub lease: Option<Lease>,
+    pub started_ms: u64,
+    pub updated_ms: u64,
+    pub reason: Option<String>,
+    /// A token of the write that produced this version: a retried write whose first attempt
+    /// succeeded recognises its own work instead of reporting a conflict.
+    #[serde(default)]
+    pub nonce: String,
+}
+
+impl RolloutState {
+    /// The lease, when someone other than `me` holds it at `now_ms`.
+    pub fn lease_held_by_other(&self, me: &str, now_ms: u64) -> Option<&Lease> {
+        self.lease.as_ref().filter(|l| l.holder != me && l.expires_ms > now_ms)
+    }
+
+    /// Claims whose writes may still land at `now_ms`.
+    pub fn open_claims(&self, now_ms: u64) -> impl Iterator<Item = &Claim> {
+        self.claims.iter().filter(move |c| c.lands_by_ms() > now_ms)
+    }
+
+    /// The candidate's share at the stage reached.
+    pub fn percent(&self) -> Percent {
+        if self.progress.stage == 0 { Percent::ZERO } else { self.stages[self.progress.stage - 1] }
+    }
+}
+
+/// Why a run may no longer drive the rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Someone rolled it back (or `set --force`).
+    Aborted { reason: Option<String> },
+    /// Someone paused it.
+    Paused { reason: Option<String> },
+    /// It was completed (promoted) meanwhile.
+    Completed,
+    /// Another run holds the lease.
+    Taken { holder: String, until_ms: u64 },
+    /// The state item is gone, or belongs to another rollout now.
+    Superseded,
+}
+
+impl Loss {
+    pub fn message(&self) -> String {
+        match self {
+            Loss::Aborted { reason } => format!(
+                "the rollout was aborted{}: stopping without writing",
+                reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+            Loss::Paused { reason } => format!(
+                "the rollout was paused{}: stopping, traffic left where it is",
+                reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+            Loss::Completed => "the rollout was completed by another run".into(),
+            Loss::Taken { holder, until_ms } => {
+                format!("another run holds the rollout: {holder} (lease until {})", fmt_ms(*until_ms))
+            }
+            Loss::Superseded => "the rollout state was replaced by another rollout".into(),
+        }
+    }
+}
+
+/// What went wrong with the state.
+#[derive(Debug)]
+pub enum LedgerError {
+    /// This run may no longer drive the rollout.
+    Lost(Loss),
+    /// The table could not be read or written this time (after the SDK's retries): try again.
+    Unavailable(String),
+    /// Anything that retrying will not mend (no permission, no table, an unreadable item).
+    Failed(Error),
+}
+
+impl std::fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LedgerError::Lost(l) => f.write_str(&l.message()),
+            LedgerError::Unavailable(m) => write!(f, "the rollout state is unavailable: {m}"),
+            LedgerError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<LedgerError> for Error {
+    fn from(e: LedgerError) -> Error {
+        match e {
+            LedgerError::Lost(Loss::Paused { .. }) => Error::Paused { message: e.to_string() },
+            LedgerError::Lost(_) => Error::Locked { message: e.to_string() },
+            LedgerError::Unavailable(m) => Error::Other(format!("the rollout state is unavailable: {m}")),
+            LedgerError::Failed(e) => e,
+        }
+    }
+}
+
+/// How a rollout ends, as the ledger records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// All traffic on the candidate, which becomes the stable side.
+    Completed,
+    /// Traffic back on the stable side; no run moves it again.
+    Aborted { reason: String },
+    /// Traffic left at the stage; `resume` releases it.
+    Paused { reason: String },
+}
+
+/// A fresh rollout to record.
+pub struct Start<'a> {
+    pub stable: Side,
+    pub stages: &'a [Percent],
+    pub progress: Progress,
+    pub routes: &'a [RouteView],
+}
+
+/// The one writer of a profile's state item, for one process.
+pub struct Ledger<S: Store> {
+    store: S,
+    /// This process's lease holder id.
+    me: String,
+    lease: Duration,
+    /// The item as last read or written by this ledger.
+    current: Option<RolloutState>,
+}
+
+/// A write of the item failed: the reason, already classified.
+fn store_error(e: StoreError) -> LedgerError {
+    match e {
+        StoreError::Conflict => LedgerError::Unavailable("conflicting write".into()),
+        StoreError::Unavailable(m) => LedgerError::Unavailable(m),
+        StoreError::Failed(e) => LedgerError::Failed(e),
+    }
+}
+
+impl<S: Store> Ledger<S> {
+    pub fn new(store: S, me: String, lease: Duration) -> Ledger<S> {
+        Ledger { store, me, lease, current: None }
+    }
+
+    /// This run's lease holder id.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The lease length.
+    pub fn lease_len(&self) -> Duration {
+        self.lease
+    }
+
+    /// The item as last read or written.
+    pub fn state(&self) -> Option<&RolloutState> {
+        self.current.as_ref()
+    }
+
+    /// Reads the item (strongly consistent).
+    pub async fn load(&mut self) -> Result<Option<&RolloutState>, LedgerError> {
+        self.current = self.store.load().await.map_err(store_error)?;
+        Ok(self.current.as_ref())
+    }
+
+    fn lease_from(&self, now_ms: u64) -> Lease {
+        Lease { holder: self.me.clone(), expires_ms: now_ms + self.lease.as_millis() as u64 }
+    }
+
+    /// Until when this run's lease is known to hold (as last written).
+    pub fn lease_until(&self) -> Option<u64> {
+        self.current.as_ref()?.lease.as_ref().filter(|l| l.holder == self.me).map(|l| l.expires_ms)
+    }
+
+    /// Whether this run must stop driving because its lease has run out unrenewed.
+    pub fn lease_lapsed(&self, now_ms: u64) -> bool {
+        self.lease_until().is_none_or(|until| until <= now_ms)
+    }
+
+    /// Writes `next` if the item is still at `expected`. A conflict whose item turns out to be
+    /// this very write (its first attempt landed, its answer was lost) is a success.
+    async fn put(&mut self, mut next: RolloutState, expected: Option<u64>, now_ms: u64) -> Result<(), StoreError> {
+        next.version = expected.map_or(1, |v| v + 1);
+        next.updated_ms = now_ms;
+        next.nonce = new_id();
+        match self.store.save(&next, expected).await {
+            Ok(()) => {
+                self.current = Some(next);
+                Ok(())
+            }
+            Err(StoreError::Conflict) => match self.store.load().await {
+                Ok(Some(found)) if found.version == next.version && found.nonce == next.nonce => {
+                    self.current = Some(next);
+                    Ok(())
+                }
+                Ok(found) => {
+                    self.current = found;
+                    Err(StoreError::Conflict)
+                }
+                Err(_) => Err(StoreError::Conflict),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Why `s` no longer lets this run drive it, if it does not.
+    fn not_ours(&self, s: &RolloutState, now_ms: u64) -> Option<Loss> {
+        match s.status {
+            Status::Aborted => return Some(Loss::Aborted { reason: s.reason.clone() }),
+            Status::Paused => return Some(Loss::Paused { reason: s.reason.clone() }),
+            Status::Completed => return Some(Loss::Completed),
+            Status::Progressing => {}
+        }
+        s.lease_held_by_other(&self.me, now_ms)
+            .map(|l| Loss::Taken { holder: l.holder.clone(), until_ms: l.expires_ms })
+    }
+
+    /// The item this run drives, as last read: the same rollout, still its to drive.
+    fn driven(&self, id: &str, now_ms: u64) -> Result<RolloutState, LedgerError> {
+        let cur = self.current.clone().filter(|s| s.id == id).ok_or(LedgerError::Lost(Loss::Superseded))?;
+        match self.not_ours(&cur, now_ms) {
+            Some(loss) => Err(LedgerError::Lost(loss)),
+            None => Ok(cur),
+        }
+    }
+
+    /// Applies `edit` to the item this run drives (renewing the lease), conditionally; after a
+    /// conflicting write it re-reads and, while the run may still drive the rollout, tries again.
+    async fn drive(&mut self, now_ms: u64, edit: impl Fn(&mut RolloutState)) -> Result<(), LedgerError> {
+        let id = self.current.as_ref().map(|s| s.id.clone()).ok_or(LedgerError::Lost(Loss::Superseded))?;
+        for _ in 0..3 {
+            let cur = self.driven(&id, now_ms)?;
+            let mut next = cur.clone();
+            next.lease = Some(self.lease_from(now_ms));
+            edit(&mut next);
+            match self.put(next, Some(cur.version), now_ms).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(LedgerError::Unavailable("the rollout state kept changing".into()))
+    }
+
+    /// Records a fresh rollout and takes its lease. Conditional on the item last loaded (or on
+    /// there being none): a run that started meanwhile wins, this one gets [`Loss::Taken`].
+    pub async fn begin(&mut self, start: Start<'_>, now_ms: u64) -> Result<(), LedgerError> {
+        let expected = self.current.as_ref().map(|s| s.version);
+        if let Some(s) = &self.current {
+            if let Some(l) = s.lease_held_by_other(&self.me, now_ms) {
+                return Err(LedgerError::Lost(Loss::Taken { holder: l.holder.clone(), until_ms: l.expires_ms }));
+            }
+            if let Some(c) = s.open_claims(now_ms).find(|c| c.holder != self.me) {
+                return Err(LedgerError::Lost(Loss::Taken { holder: c.holder.clone(), until_ms: c.lands_by_ms() }));
+            }
+        }
+        let next = RolloutState {
+            version: 0,
+            id: new_id(),
+            stable: start.stable,
+            candidate: start.stable.other(),
+            status: Status::Progressing,
+            stages: start.stages.to_vec(),
+            progress: start.progress,
+            weights: RouteWeights::of(start.routes),
+            claims: Vec::new(),
+            lease: Some(self.lease_from(now_ms)),
+            started_ms: now_ms,
+            updated_ms: now_ms,
+            reason: None,
+            nonce: String::new(),
+        };
+        match self.put(next, expected, now_ms).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict) => Err(LedgerError::Lost(match &self.current {
+                Some(s) => match &s.lease {
+                    Some(l) => Loss::Taken { holder: l.holder.clone(), until_ms: l.expires_ms },
+                    None => Loss::Superseded,
+                },
+                None => Loss::Superseded,
+            })),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Takes the lease of the progressing rollout last loaded, recording where its stage stands
+    /// (a run taking over bakes the stage again; `--force` may have moved it). Claims whose writes
+    /// can no longer land are dropped.
+    pub async fn take(&mut self, progress: Progress, now_ms: u64) -> Result<(), LedgerError> {
+        self.drive(now_ms, |s| {
+            s.progress = progress.clone();
+            s.claims.retain(|c| c.lands_by_ms() > now_ms);
+        })
+        .await
+    }
+
+    /// Re-reads the item and renews the lease once past half its life. `Ok` while this run may
+    /// go on driving.
+    pub async fn sync(&mut self, now_ms: u64) -> Result<(), LedgerError> {
+        let id = self.current.as_ref().map(|s| s.id.clone()).ok_or(LedgerError::Lost(Loss::Superseded))?;
+        self.current = self.store.load().await.map_err(store_error)?;
+        self.driven(&id, now_ms)?;
+        let half = self.lease.as_millis() as u64 / 2;
+        if self.lease_until().is_none_or(|until| now_ms + half >= until) {
+            self.drive(now_ms, |_| {}).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Renews the lease without re-reading (during a long write).
+    pub async fn renew(&mut self, now_ms: u64) -> Result<(), LedgerError> {
+        self.drive(now_ms, |_| {}).await
+    }
+
+    /// Claims a write: returns its id. The claim's deadline is within the lease it renews.
+    pub async fn claim(&mut self, kind: ClaimKind, deadline_ms: u64, now_ms: u64) -> Result<Claim, LedgerError> {
+        let deadline_ms = deadline_ms.min(now_ms + self.lease.as_millis() as u64);
+        let claim = Claim { id: new_id(), holder: self.me.clone(), kind, deadline_ms };
+        let c = claim.clone();
+        let me = self.me.clone();
+        self.drive(now_ms, move |s| {
+            // A claim of this run replaces its earlier ones: their writes have ended.
+            s.claims.retain(|x| x.holder != me);
+            s.claims.push(c.clone());
+        })
+        .await?;
+        Ok(claim)
+    }
+
+    /// A claimed forward write landed: `stage` is reached, its bake starts, the claim is done.
+    pub async fn land(
+        &mut self,
+        claim: &Claim,
+        stage: usize,
+        routes: &[RouteView],
+        now_ms: u64,
+    ) -> Result<(), LedgerError> {
+        let weights = RouteWeights::of(routes);
+        self.drive(now_ms, |s| {
+            s.claims.retain(|c| c.id != claim.id);
+            s.progress = Progress::at(stage, now_ms);
+            s.weights = weights.clone();
+        })
+        .await
+    }
+
+    /// Withdraws this run's claim after its write has ended, whatever the rollout's status (a
+    /// rollback waiting on it can then return sooner). Best effort: the deadline bounds it anyway.
+    pub async fn release(&mut self, claim: &Claim, now_ms: u64) {
+        for _ in 0..3 {
+            let Some(cur) = self.current.clone() else { return };
+            if !cur.claims.iter().any(|c| c.id == claim.id) {
+                return;
+            }
+            let mut next = cur.clone();
+            next.claims.retain(|c| c.id != claim.id);
+            match self.put(next, Some(cur.version), now_ms).await {
+                Ok(()) => return,
+                Err(StoreError::Conflict) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Records the progress of the stage's bake, when it changed.
+    pub async fn save_progress(&mut self, progress: &Progress, now_ms: u64) -> Result<(), LedgerError> {
+        if self.current.as_ref().is_some_and(|s| &s.progress == progress) {
+            return Ok(());
+        }
+        self.drive(now_ms, |s| s.progress = progress.clone()).await
+    }
+
+    /// Ends the rollout this run drives: releases the lease and its claims.
+    pub async fn end(&mut self, ending: &Ending, routes: &[RouteView], now_ms: u64) -> Result<(), LedgerError> {
+        let weights = RouteWeights::of(routes);
+        let me = self.me.clone();
+        self.drive(now_ms, |s| {
+            s.weights = weights.clone();
+            s.lease = None;
+            s.claims.retain(|c| c.holder != me);
+            match ending {
+                Ending::Completed => {
+                    s.status = Status::Completed;
+                    s.stable = s.candidate;
+                    s.candidate = s.stable.other();
+                    s.progress = Progress::at(s.stages.len(), now_ms);
+                    s.reason = None;
+                }
+                Ending::Aborted { reason } => {
+                    s.status = Status::Aborted;
+                    s.progress = Progress::at(0, now_ms);
+                    s.reason = Some(reason.clone());
+                }
+                Ending::Paused { reason } => {
+                    s.status = Status::Paused;
+                    s.reason = Some(reason.clone());
+                }
+            }
+        })
+        .await
+    }
+
+    /// Lets go of the lease, leaving the rollout as it is (a scheduled step done, a run stopping).
+    pub async fn release_lease(&mut self, now_ms: u64) -> Result<(), LedgerError> {
+        let Some(cur) = self.current.clone() else { return Ok(()) };
+        if cur.lease.as_ref().is_none_or(|l| l.holder != self.me) {
+            return Ok(());
+        }
+        let mut next = cur.clone();
+        next.lease = None;
+        let me = self.me.clone();
+        next.claims.retain(|c| c.holder != me);
+        self.put(next, Some(cur.version), now_ms).await.map_err(store_error)
+    }
+
+    /// `rollback` (and `set --force`): marks the rollout aborted with all traffic on `to`,
+    /// whatever the lease, retrying lost races and an unavailable table for at most `within`.
+    /// Returns the claims that were open when the abort was recorded: their writes may still land
+    /// until their deadlines. `None` when no rollout was ever recorded.
+    pub async fn abort(
+        &mut self,
+        to: Side,
+        reason: &str,
+        routes: &[RouteView],
+        within: Duration,
+        now: impl Fn() -> u64,
+    ) -> Result<Option<Vec<Claim>>, LedgerError> {
+        let weights = RouteWeights::of(routes);
+        let mut last = String::new();
+        let give_up = tokio::time::Instant::now() + within;
+        for attempt in 0..100u32 {
+            if attempt > 0 && tokio::time::Instant::now() >= give_up {
+                break;
+            }
+            if attempt > 0 || self.current.is_none() {
+                match self.store.load().await {
+                    Ok(s) => self.current = s,
+                    Err(StoreError::Unavailable(m)) => {
+                        last = m;
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    Err(e) => return Err(store_error(e)),
+                }
+            }
+            let Some(cur) = self.current.clone() else { return Ok(None) };
+            let now_ms = now();
+            let mut next = cur.clone();
+            if next.status.is_active() {
+                next.status = Status::Aborted;
+                next.reason = Some(reason.to_string());
+            }
+            next.stable = to;
+            next.candidate = to.other();
+            next.progress = Progress::at(0, now_ms);
+            next.weights = weights.clone();
+            next.lease = None;
+            match self.put(next, Some(cur.version), now_ms).await {
+                Ok(()) => {
+                    let open = self
+                        .current
+                        .as_ref()
+                        .map(|s| s.open_claims(now_ms).filter(|c| matches!(c.kind, ClaimKind::Forward { .. })).cloned())
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    return Ok(Some(open));
+                }
+                Err(StoreError::Conflict) => last = "the rollout state kept changing".into(),
+                Err(StoreError::Unavailable(m)) => {
+                    last = m;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(LedgerError::Unavailable(last))
+    }
+
+    /// Re-reads the item: the claims still open now (a rollback waiting on them).
+    pub async fn open_claims(&mut self, now_ms: u64) -> Result<Vec<Claim>, LedgerError> {
+        self.load().await?;
+        Ok(self
+            .current
+            .as_ref()
+            .map(|s| s.open_claims(now_ms).filter(|c| matches!(c.kind, ClaimKind::Forward { .. })).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// `pause` / `resume`: flips a progressing rollout to paused or back. Returns the item
+    /// written, or `Ok(None)` with the item unchanged when its status is not the one to flip.
+    pub async fn set_paused(
+        &mut self,
+        pause: bool,
+        reason: Option<String>,
+        now: impl Fn() -> u64,
+    ) -> Result<Option<RolloutState>, LedgerError> {
+        let (from, to) =
+            if pause { (Status::Progressing, Status::Paused) } else { (Status::Paused, Status::Progressing) };
+        for attempt in 0..10u32 {
+            self.load().await?;
+            let Some(cur) = self.current.clone() else { return Ok(None) };
+            if cur.status != from {
+                return Ok(None);
+            }
+            let now_ms = now();
+            let mut next = cur.clone();
+            next.status = to;
+            next.reason = reason.clone();
+            if !pause {
+                // The stage bakes again from now: nobody watched it while it was paused.
+                next.progress.rebake(now_ms);
+            }
+            match self.put(next, Some(cur.version), now_ms).await {
+                Ok(()) => return Ok(self.current.clone()),
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::Unavailable(_)) => tokio::time::sleep(backoff(attempt)).await,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(LedgerError::Unavailable("the rollout state kept changing; try again".into()))
+    }
+
+    /// Records a split set by hand when no rollout is active (`set`): the weights last written.
+    pub async fn record_split(&mut self, routes: &[RouteView], now_ms: u64) -> Result<(), LedgerError> {
+        let Some(cur) = self.current.clone() else { return Ok(()) };
+        let mut next = cur.clone();
+        next.weights = RouteWeights::of(routes);
+        self.put(next, Some(cur.version), now_ms).await.map_err(|e| match e {
+            StoreError::Conflict => LedgerError::Unavailable("the rollout state changed meanwhile".into()),
+            e => store_error(e),
+        })
+    }
+}
+
+/// A short pause between attempts at the state table: 100 ms doubling to 2 s.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((100u64 << attempt.min(5)).min(2000))
+}
+
+/// An id unique enough for rollouts, claims and write tokens: time, process and a counter mixed.
+pub fn new_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut x = (t as u64) ^ (u64::from(std::process::id()) << 40) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    format!("{x:016x}")
+}
+
+/// Milliseconds since the Unix epoch as an RFC 3339 time.
+pub fn fmt_ms(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// A state store in memory: profiles without `[state]` (the run's own progress, nothing shared),
+/// and the engine's unit tests, where a test holding a clone plays the other writer.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    item: std::sync::Arc<std::sync::Mutex<Option<RolloutState>>>,
+}
+
+impl MemoryStore {
+    /// The item as stored now.
+    pub fn get(&self) -> Option<RolloutState> {
+        self.item.lock().expect("memory store").clone()
+    }
+
+    /// Replaces the item as another writer would: conditional on nothing, bumping the version.
+    pub fn update(&self, edit: impl FnOnce(&mut RolloutState)) {
+        let mut guard = self.item.lock().expect("memory store");
+        if let Some(s) = guard.as_mut() {
+            edit(s);
+            s.version += 1;
+            s.nonce = new_id();
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    async fn load(&self) -> Result<Option<RolloutState>, StoreError> {
+        Ok(self.get())
+    }
+
+    async fn save(&self, state: &RolloutState, expected: Option<u64>) -> Result<(), StoreError> {
+        let mut guard = self.item.lock().expect("memory store");
+        if guard.as_ref().map(|s| s.version) != expected {
+            return Err(StoreError::Conflict);
+        }
+        *guard = Some(state.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! Where a `rollout` or an `advance` starts from: the routes and the recorded rollout, read once,
+//! checked against each other. Nothing is written here — a refusal leaves the state, the audit
+//! trail and every record as they were.
+//!
+//! A recorded rollout is taken over when the live split is the stage it reached, or a position a
+//! cut-short write of it explains (some routes at the next stage, or back on the stable side after
+//! a rollback it began). Anything else is drift: refused, exit 6, unless `--force`.
+
+use crate::error::{Error, Result};
+use crate::model::{RouteView, Side, sole_side_of};
+use crate::rollout::decide::{Progress, Rules};
+use crate::rollout::ledger::{Claim, ClaimKind, Ledger, RolloutState, Status, fmt_ms};
+use crate::rollout::ports::{Store, Traffic};
+use crate::rollout::position::{Position, heading, locate};
+
+/// A write a stopped run left half done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// Routes between the stage reached and `stage` (or all at `stage`, unrecorded): finish the
+    /// write, record the stage.
+    Forward { stage: usize, claim: Option<Claim> },
+    /// A rollback the run had begun: finish it.
+    Restore,
+}
+
+/// How the run comes to the rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// No rollout in progress: record a new one.
+    Fresh,
+    /// A rollout in progress (stopped run, or the previous scheduled call): take its lease.
+    TakeOver,
+}
+
+/// Everything a run needs to start driving.
+pub struct Opening<R> {
+    pub routes: R,
+    pub views: Vec<RouteView>,
+    pub stable: Side,
+    pub candidate: Side,
+    /// The profile's rules, with the stages the rollout was recorded with.
+    pub rules: Rules,
+    pub entry: Entry,
+    pub progress: Progress,
+    pub pending: Option<Pending>,
+}
+
+/// What `open` found.
+pub enum Opened<R> {
+    /// Drive the rollout.
+    Run(Opening<R>),
+    /// All traffic is on `side` already.
+    NothingToDo { views: Vec<RouteView>, side: Side },
+    /// The recorded rollout is paused, or over and no side was named to start another.
+    Idle { views: Vec<RouteView>, state: RolloutState },
+}
+
+/// What a run asks for.
+pub struct Ask<'a> {
+    pub profile: &'a str,
+    pub rules: &'a Rules,
+    /// The side asked for (`--to`).
+    pub to: Option<Side>,
+    /// `--force`: go on from a live split the recorded rollout does not explain.
+    pub force: bool,
+    /// Whether a finished (aborted, completed) rollout may be followed by a new one without
+    /// naming the side: `rollout` does, `advance` does not.
+    pub restart: bool,
+}
+
+/// Reads the routes and the rollout state (at once) and says where a run starts.
+pub async fn open<T: Traffic, S: Store>(
+    traffic: &T,
+    ledger: &mut Ledger<S>,
+    ask: Ask<'_>,
+    now_ms: u64,
+) -> Result<Opened<T::Routes>> {
+    let Ask { profile, rules, to, force, restart } = ask;
+    let (routes, state) = tokio::join!(traffic.read(), ledger.load());
+    let routes = routes?;
+    let state = state.map_err(Error::from)?.cloned();
+    let views = T::views(&routes);
+    match state {
+        Some(s) if s.status == Status::Progressing => {
+            if let Some(l) = s.lease_held_by_other(ledger.me(), now_ms) {
+                return Err(Error::Locked {
+                    message: format!(
+                        "another run holds the rollout of `{profile}`: {} (lease until {})",
+                        l.holder,
+                        fmt_ms(l.expires_ms)
+                    ),
+                });
+            }
+            if let Some(to) = to
+                && to != s.candidate
+            {
+                return Err(Error::refused_hint(
+                    format!(
+                        "a rollout toward {} is in progress (stage {}/{})",
+                        s.candidate,
+                        s.progress.stage,
+                        s.stages.len()
+                    ),
+                    format!("finish it, or `cutover rollback` first, then roll to {to}"),
+                ));
+            }
+            take_over(routes, views, s, rules, force, now_ms)
+        }
+        Some(s) if s.status == Status::Paused => Ok(Opened::Idle { views, state: s }),
+        Some(s) if to.is_none() && !restart => Ok(Opened::Idle { views, state: s }),
+        _ => fresh(routes, views, rules, to, now_ms),
+    }
+}
+
+/// A recorded rollout in progress: where its run stopped.
+fn take_over<R>(
+    routes: R,
+    views: Vec<RouteView>,
+    s: RolloutState,
+    rules: &Rules,
+    force: bool,
+    now_ms: u64,
+) -> Result<Opened<R>> {
+    let rules = Rules { stages: s.stages.clone(), ..rules.clone() };
+    let stage = s.progress.stage;
+    let position = locate(&views, &rules, s.candidate);
+    let forward = s.claims.iter().find_map(|c| match c.kind {
+        ClaimKind::Forward { stage } => Some((stage, c.clone())),
+        ClaimKind::Restore => None,
+    });
+    let restoring = s.claims.iter().any(|c| c.kind == ClaimKind::Restore);
+    let mut progress = s.progress.clone();
+    let pending = if position == Position::At(stage) {
+        None
+    } else if restoring && (position == Position::At(0) || position == (Position::Between { lo: 0, hi: stage })) {
+        Some(Pending::Restore)
+    } else if let Some((to, claim)) = forward
+        .filter(|(to, _)| position == Position::At(*to) || position == (Position::Between { lo: stage, hi: *to }))
+    {
+        Some(Pending::Forward { stage: to, claim: Some(claim) })
+    } else if let (true, Position::At(k)) = (force, position) {
+        // `--force`: go on from the live split.
+        progress = Progress::at(k, now_ms);
+        None
+    } else if let (true, Position::Between { lo, hi }) = (force, position)
+        && hi == lo + 1
+    {
+        progress = Progress::at(lo, now_ms);
+        Some(Pending::Forward { stage: hi, claim: None })
+    } else {
+        return Err(drift(&s, &views));
+    };
+    Ok(Opened::Run(Opening {
+        routes,
+        views,
+        stable: s.stable,
+        candidate: s.candidate,
+        rules,
+        entry: Entry::TakeOver,
+        progress,
+        pending,
+    }))
+}
+
+/// No rollout in progress: from all traffic on one side, or from a stage a run without a state
+/// table left.
+fn fresh<R>(routes: R, views: Vec<RouteView>, rules: &Rules, to: Option<Side>, now_ms: u64) -> Result<Opened<R>> {
+    let sole = sole_side_of(&views);
+    let to = to.or(sole.map(Side::other)).or_else(|| heading(&views, rules)).ok_or_else(|| {
+        Error::refused_hint(
+            "traffic is split and the split is no stage of this rollout, so the side to roll to is unclear",
+            "say which side to roll to: `cutover rollout --to green`",
+        )
+    })?;
+    if sole == Some(to) {
+        return Ok(Opened::NothingToDo { views, side: to });
+    }
+    let stable = to.other();
+    let (progress, pending) = match locate(&views, rules, to) {
+        Position::At(k) => (Progress::at(k, now_ms), None),
+        Position::Between { lo, hi } if hi == lo + 1 => {
+            (Progress::at(lo, now_ms), Some(Pending::Forward { stage: hi, claim: None }))
+        }
+        _ => {
+            let mut message =
+                format!("the live split is neither all traffic on {stable} nor a stage of this rollout toward {to}:");
+            for r in &views {
+                message.push_str(&format!("\n  {} {}: {}", r.kind, r.name, r.weights));
+            }
+            return Err(Error::Drift {
+                message,
+                hint: Some(format!(
+                    "put traffic back first (`cutover rollback --to {stable}`), or set it to a stage (`cutover set {to}=STAGE`)"
+                )),
+            });
+        }
+    };
+    Ok(Opened::Run(Opening {
+        routes,
+        views,
+        stable,
+        candidate: to,
+        rules: rules.clone(),
+        entry: Entry::Fresh,
+        progress,
+        pending,
+    }))
+}
+
+/// The refusal (exit 6) of a live split the recorded rollout does not explain.
+pub fn drift(state: &RolloutState, live: &[RouteView]) -> Error {
+    let mut message = format!(
+        "drift: the live weights are not what the rollout state says (stage {}/{} of {} → {}); someone changed them by hand?",
+        state.progress.stage,
+        state.stages.len(),
+        state.stable,
+        state.candidate
+    );
+    for r in live {
+        let want = state
+            .weights
+            .iter()
+            .find(|w| w.name == r.name)
+            .map(|w| format!("{}:{}", w.blue, w.green))
+            .unwrap_or_else(|| "?".into());
+        message.push_str(&format!(
+            "\n  {} {}: live {}:{}, recorded {want}",
+            r.kind, r.name, r.weights.blue, r.weights.green
+        ));
+    }
+    Error::Drift {
+        message,
+        hint: Some(
+            "look at `cutover status` and `cutover history`; `--force` goes on from the live split, `cutover rollback` ends the rollout"
+                .into(),
+        ),
+    }
+}

@@ -1,0 +1,57 @@
+//! How a rollout run ends, and the exit code each ending means.
+
+use serde::Serialize;
+
+use crate::exit;
+use crate::model::{Percent, Reading, RouteView, Side};
+
+/// How a rollout ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// All traffic on the candidate.
+    Completed,
+    /// All traffic was on the candidate already.
+    NothingToDo,
+    /// A gate failed; all traffic is back on the stable side (or never left it).
+    RolledBack,
+    /// A gate failed and `on_failure = "pause"`: traffic left at the stage.
+    Paused,
+    /// Gates inconclusive for longer than `max_hold`: traffic left at the stage.
+    Held,
+    /// Stopped by a signal; traffic rolled back (or left, by policy).
+    Interrupted,
+}
+
+impl Outcome {
+    /// The exit code: an interrupted run that put traffic back says so like a rollback (3), one
+    /// that left it says so like a hold (7).
+    pub fn exit_code(self, rolled_back: bool) -> i32 {
+        match self {
+            Outcome::Completed | Outcome::NothingToDo => exit::OK,
+            Outcome::RolledBack => exit::ROLLED_BACK,
+            Outcome::Paused | Outcome::Held => exit::HELD,
+            Outcome::Interrupted if rolled_back => exit::ROLLED_BACK,
+            Outcome::Interrupted => exit::HELD,
+        }
+    }
+}
+
+/// Where a run left things.
+#[derive(Clone, Debug, Serialize)]
+pub struct End {
+    pub outcome: Outcome,
+    pub exit_code: i32,
+    pub from: Side,
+    pub to: Side,
+    /// The stage reached (1-based; 0 when no traffic moved or it moved back).
+    pub stage: usize,
+    pub stages: usize,
+    /// The candidate's share at the end.
+    pub percent: Percent,
+    pub routes: Vec<RouteView>,
+    /// Why the run ended where it did, when it did not complete.
+    pub reason: Option<String>,
+    /// The last gate readings.
+    pub readings: Vec<Reading>,
+}

@@ -1,0 +1,161 @@
+//! What the rollout core needs of the world, as traits: traffic (read every route, write them all
+//! to one split), gates (read them all), and the state store. The splitters, the gate kinds and the
+//! DynamoDB table implement them; the core's tests script them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::model::{Percent, Reading, RouteView, Side};
+use crate::rollout::ledger::RolloutState;
+
+/// Why a traffic read or write did not do what was asked.
+#[derive(Debug)]
+pub enum TrafficError {
+    /// Throttled, a 5xx, a dropped connection, a deadline reached: nothing or part was written
+    /// and the next attempt may succeed. Read again before writing again.
+    Transient(String),
+    /// The routes are not as this run read them: someone else moved traffic (a compare-and-swap
+    /// refused by Route53, or a read-back showing weights this run did not write).
+    Conflict(String),
+    /// Retrying will not help: a route the profile names wrongly, a missing permission.
+    Failed(Error),
+}
+
+impl std::fmt::Display for TrafficError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrafficError::Transient(m) => write!(f, "{m}"),
+            TrafficError::Conflict(m) => write!(f, "{m}"),
+            TrafficError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<TrafficError> for Error {
+    fn from(e: TrafficError) -> Error {
+        match e {
+            TrafficError::Failed(e) => e,
+            TrafficError::Transient(m) => Error::Other(m),
+            TrafficError::Conflict(m) => Error::Drift { message: m, hint: None },
+        }
+    }
+}
+
+/// How a write is sent.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteGuard {
+    /// Route53: send the record sets as read as DELETE + CREATE, so that the batch fails whole
+    /// when any of them changed since (AWS refuses a DELETE whose values differ). Rollbacks write
+    /// without it: they must win.
+    pub compare: bool,
+    /// No request is sent after this instant.
+    pub deadline: Option<tokio::time::Instant>,
+}
+
+impl WriteGuard {
+    /// A write that must land whatever was written meanwhile.
+    pub const BLIND: WriteGuard = WriteGuard { compare: false, deadline: None };
+}
+
+/// Every route of a profile.
+#[allow(async_fn_in_trait)]
+pub trait Traffic {
+    /// The routes as read: their splits and whatever a write needs to keep the rest of them.
+    type Routes: Clone;
+
+    fn views(routes: &Self::Routes) -> Vec<RouteView>;
+
+    /// Reads every route.
+    async fn read(&self) -> Result<Self::Routes, TrafficError>;
+
+    /// Moves every route of `routes` (as read) that is not there yet to `percent` on `side`, then
+    /// reads them back. Part-way failures are not undone: each route holds its old or its new
+    /// split, and the caller decides.
+    async fn write(
+        &self,
+        routes: &Self::Routes,
+        side: Side,
+        percent: Percent,
+        guard: WriteGuard,
+    ) -> Result<Self::Routes, TrafficError>;
+}
+
+/// What a gate is told when it is read.
+#[derive(Clone, Debug, Serialize)]
+pub struct GateContext {
+    pub profile: String,
+    /// The side traffic moves to.
+    pub candidate: Side,
+    /// The side that had all traffic when the rollout began.
+    pub stable: Side,
+    /// The candidate's share now, and the share the next step would give it.
+    pub current_percent: Percent,
+    pub next_percent: Option<Percent>,
+    /// 0 before the first shift; 1-based stage index otherwise.
+    pub stage: usize,
+    pub stages: usize,
+    /// How long the current stage has run (read windows of metric gates start no earlier).
+    #[serde(skip)]
+    pub stage_age: Duration,
+    /// For a scheduled `advance`: read what happened since then (alarm history), not only now.
+    #[serde(skip)]
+    pub since: Option<SystemTime>,
+}
+
+/// The profile's gates, read all at once.
+#[allow(async_fn_in_trait)]
+pub trait Gates {
+    async fn read(&self, ctx: &GateContext) -> Vec<Reading>;
+}
+
+/// Why the state store did not do what was asked.
+#[derive(Debug)]
+pub enum StoreError {
+    /// A conditional write found another version.
+    Conflict,
+    /// Throttled, a 5xx, unreachable (after the SDK's retries): try again.
+    Unavailable(String),
+    /// No table, no permission, an item that cannot be read.
+    Failed(Error),
+}
+
+/// Where the rollout state lives: one item per profile.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    /// The item, read strongly consistent; `None` when no rollout was ever recorded.
+    async fn load(&self) -> Result<Option<RolloutState>, StoreError>;
+    /// Writes the item if its version is still `expected` (`None`: if there is none).
+    async fn save(&self, state: &RolloutState, expected: Option<u64>) -> Result<(), StoreError>;
+}
+
+/// Wall-clock milliseconds, advanced by tokio's clock: real time in a run, paused time in the
+/// core's tests. Leases and claims compare these across hosts.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    base: tokio::time::Instant,
+    base_ms: u64,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        let base_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Clock { base: tokio::time::Instant::now(), base_ms }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.base_ms + self.base.elapsed().as_millis() as u64
+    }
+
+    /// The local instant of a wall-clock time (for deadlines).
+    pub fn instant_of(&self, ms: u64) -> tokio::time::Instant {
+        self.base + Duration::from_millis(ms.saturating_sub(self.base_ms))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}

@@ -1,0 +1,197 @@
+//! One `advance` step, for schedulers: take the lease, read the gates over the window since the
+//! last call, let the one state machine decide, do at most one stage's move, give the lease back.
+//! The progress of the bake stays in the state item between calls, so `failure_threshold`, `bake`,
+//! `max_hold` and `on_failure` mean what they mean to a running `rollout`.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::exit;
+use crate::model::{Reading, RouteView};
+use crate::rollout::decide::Decision;
+use crate::rollout::engine::{Driver, Flow};
+use crate::rollout::open::{Entry, Opening};
+use crate::rollout::outcome::{End, Outcome};
+use crate::rollout::ports::{Gates, Store, Traffic};
+
+/// What one call did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// `started`, `advanced`, `not-yet`, `completed`, `rolled-back`, `paused`, `held`, `dry-run`.
+    pub action: &'static str,
+    pub message: String,
+    pub exit_code: i32,
+    /// The stage reached after the call.
+    pub stage: usize,
+    pub routes: Vec<RouteView>,
+    pub readings: Vec<Reading>,
+}
+
+impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
+    fn where_(&self) -> String {
+        let stage = self.progress.stage;
+        if stage == 0 {
+            "before the first shift".into()
+        } else {
+            format!("at stage {stage}/{} ({} {}%)", self.rules.stages.len(), self.candidate, self.rules.percent(stage))
+        }
+    }
+
+    fn step_of(&self, action: &'static str, message: String, exit_code: i32) -> Step {
+        Step {
+            action,
+            message,
+            exit_code,
+            stage: self.progress.stage,
+            routes: self.views.clone(),
+            readings: self.readings.clone(),
+        }
+    }
+
+    fn step_of_end(&self, end: End) -> Step {
+        let (action, message) = match end.outcome {
+            Outcome::Completed => ("completed", format!("rollout completed: all traffic on {}", end.to)),
+            Outcome::RolledBack => {
+                ("rolled-back", format!("ROLLED BACK to {}: {}", end.from, end.reason.clone().unwrap_or_default()))
+            }
+            Outcome::Paused => {
+                ("paused", format!("PAUSED {}: {}", self.where_(), end.reason.clone().unwrap_or_default()))
+            }
+            Outcome::Held => (
+                "held",
+                format!("HELD {}: {}; the rollout is paused", self.where_(), end.reason.clone().unwrap_or_default()),
+            ),
+            Outcome::NothingToDo | Outcome::Interrupted => ("nothing-to-do", end.reason.clone().unwrap_or_default()),
+        };
+        Step { action, message, exit_code: end.exit_code, stage: end.stage, routes: end.routes, readings: end.readings }
+    }
+
+    /// One scheduled step.
+    pub async fn step(mut self, opening: Opening<T::Routes>) -> Result<Step> {
+        let entry = opening.entry;
+        self.enter(entry, false).await?;
+        if let Some(pending) = opening.pending {
+            let before = self.progress.stage;
+            let flow = self.resume(pending).await;
+            return self.finish_step(flow, before, "finished the write a stopped run had begun").await;
+        }
+        let ctx = self.gate_context(Some(self.window_start()));
+        let readings = self.gates.read(&ctx).await;
+        let decision = self.decide(readings);
+        let before = self.progress.stage;
+        let message = match &decision {
+            Decision::Bake { remaining } => {
+                let bake = self.rules.bake_of(before);
+                format!(
+                    "not yet time: the stage {} has baked {} of {}",
+                    self.where_(),
+                    humantime::format_duration(std::time::Duration::from_secs((bake - *remaining).as_secs())),
+                    humantime::format_duration(bake)
+                )
+            }
+            Decision::Hold { reason, .. } => format!("holding {}: gates inconclusive ({reason})", self.where_()),
+            Decision::Watch { reason } => format!("watching {}: {reason}", self.where_()),
+            _ => String::new(),
+        };
+        let flow = self.act(decision).await;
+        if !message.is_empty() {
+            return Ok(match flow {
+                Flow::Done(end) => self.step_of_end(end?),
+                Flow::Go => {
+                    self.release().await;
+                    self.step_of("not-yet", message, exit::OK)
+                }
+            });
+        }
+        let first = entry == Entry::Fresh && before == 0;
+        self.finish_step(flow, before, if first { "started" } else { "advanced" }).await
+    }
+
+    async fn finish_step(&mut self, flow: Flow, before: usize, what: &str) -> Result<Step> {
+        match flow {
+            Flow::Done(end) => Ok(self.step_of_end(end?)),
+            Flow::Go if self.progress.stage == before => {
+                self.release().await;
+                Ok(self.step_of(
+                    "not-yet",
+                    format!("could not move on {} this time; the next call tries again", self.where_()),
+                    exit::OK,
+                ))
+            }
+            Flow::Go => {
+                self.release().await;
+                let action = if what == "started" { "started" } else { "advanced" };
+                let message = if action == "started" {
+                    format!(
+                        "started {} → {}: stage 1/{} at {}%",
+                        self.stable,
+                        self.candidate,
+                        self.rules.stages.len(),
+                        self.rules.percent(1)
+                    )
+                } else if what == "advanced" {
+                    format!(
+                        "stage {}/{}: {} at {}%",
+                        self.progress.stage,
+                        self.rules.stages.len(),
+                        self.candidate,
+                        self.rules.percent(self.progress.stage)
+                    )
+                } else {
+                    format!("{what}: {}", self.where_())
+                };
+                Ok(self.step_of(action, message, exit::OK))
+            }
+        }
+    }
+
+    /// Gives the lease back at the end of a call.
+    async fn release(&mut self) {
+        if let Err(e) = self.ledger.release_lease(self.clock.now_ms()).await {
+            tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+        }
+    }
+
+    /// What a step would do, doing nothing: reads the gates and decides on a copy.
+    pub async fn preview(mut self, opening: Opening<T::Routes>) -> Step {
+        let ctx = self.gate_context(Some(self.window_start()));
+        let readings = self.gates.read(&ctx).await;
+        if let Some(p) = opening.pending {
+            return self.step_of(
+                "dry-run",
+                format!("would finish the write a stopped run had begun ({p:?})"),
+                exit::OK,
+            );
+        }
+        let what = match self.decide(readings) {
+            Decision::Shift { stage } if opening.entry == Entry::Fresh && stage == 1 => {
+                format!("would start a rollout {} → {} at {}%", self.stable, self.candidate, self.rules.percent(1))
+            }
+            Decision::Shift { stage } => format!(
+                "would move {} to {}% (stage {stage}/{})",
+                self.candidate,
+                self.rules.percent(stage),
+                self.rules.stages.len()
+            ),
+            Decision::Complete => "would mark the rollout completed".into(),
+            Decision::Bake { remaining } => format!(
+                "would wait: {} left to bake {}",
+                humantime::format_duration(std::time::Duration::from_secs(remaining.as_secs())),
+                self.where_()
+            ),
+            Decision::Hold { reason, .. } => format!("would hold {}: {reason}", self.where_()),
+            Decision::Watch { reason } => format!("would watch {}: {reason}", self.where_()),
+            Decision::Fail { gate, detail, action } => {
+                format!(
+                    "would {} : {}",
+                    if action == crate::rollout::decide::OnFailure::Rollback { "roll back" } else { "pause" },
+                    self.failure_reason(&gate, &detail)
+                )
+            }
+            Decision::HeldTooLong { reason, .. } => {
+                format!("would pause the rollout: gates inconclusive past max_hold ({reason})")
+            }
+        };
+        self.step_of("dry-run", what, exit::OK)
+    }
+}
