@@ -19,6 +19,10 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 /// Attempts per call, first one included.
 pub const MAX_ATTEMPTS: u32 = 8;
+/// How long a connection may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one attempt of a call may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Loads the shared SDK configuration. `profile_region` is the cutover profile's `region`.
 pub async fn load(profile_region: Option<&str>) -> SdkConfig {
@@ -38,13 +42,76 @@ pub async fn load(profile_region: Option<&str>) -> SdkConfig {
         )
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(20))
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                 .operation_timeout(Duration::from_secs(120))
                 .build(),
         )
         .load()
         .await
+}
+
+/// Timeouts that end a call at `deadline` — no attempt of it is sent later — or `None` when the
+/// deadline has passed and the call must not be sent at all.
+pub fn timeouts_until(deadline: tokio::time::Instant) -> Option<TimeoutConfig> {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if left.is_zero() {
+        return None;
+    }
+    Some(
+        TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(left))
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT.min(left))
+            .operation_timeout(left)
+            .build(),
+    )
+}
+
+/// The SDK's error type of an operation, as every client returns it.
+pub type SdkError<E> =
+    aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>;
+
+/// Error codes AWS answers when a caller should slow down (the SDK's own retry classifier knows
+/// the same list) or when the service failed this time.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+];
+
+/// Whether a failed call may succeed if tried again later: it timed out, could not connect, got a
+/// garbled answer, or AWS throttled it or failed with a 5xx. Classified by the SDK's typed error
+/// variants and the error code, never by the message.
+pub fn is_transient<E>(err: &SdkError<E>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    use aws_smithy_runtime_api::client::result::SdkError as S;
+    match err {
+        S::TimeoutError(_) | S::DispatchFailure(_) | S::ResponseError(_) => true,
+        S::ServiceError(e) => {
+            e.raw().status().as_u16() >= 500 || e.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+        }
+        S::ConstructionFailure(_) => false,
+        _ => false,
+    }
 }
 
 /// Records every AWS operation a process calls, one `iam-prefix:Action` line each, appended to the

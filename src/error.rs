@@ -30,9 +30,10 @@ pub enum Error {
     #[error("{message}")]
     Paused { message: String },
 
-    /// An AWS call failed (after the SDK's retries).
+    /// An AWS call failed (after the SDK's retries). `transient`: throttled, a 5xx, a timeout or
+    /// a connection that failed — another attempt later may succeed.
     #[error("{action}: {message}")]
-    Aws { action: String, message: String },
+    Aws { action: String, message: String, transient: bool },
 
     /// A write failed part-way and putting things back failed too: traffic may be split.
     #[error("{message}")]
@@ -57,14 +58,22 @@ impl Error {
     }
 
     /// An SDK error, with its whole chain of causes, for `action` ("ListResourceRecordSets on zone Z1").
-    pub fn aws<E>(action: impl Into<String>, err: E) -> Error
+    pub fn aws<E>(action: impl Into<String>, err: crate::aws::SdkError<E>) -> Error
     where
-        E: std::error::Error + Send + Sync + 'static,
+        E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + Send + Sync + 'static,
     {
+        let transient = crate::aws::is_transient(&err);
         Error::Aws {
             action: action.into(),
             message: aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+            transient,
         }
+    }
+
+    /// Whether trying again later may succeed (an AWS call throttled, failed with a 5xx, timed out
+    /// or could not connect).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Aws { transient: true, .. })
     }
 
     /// The process exit code this error ends a command with.

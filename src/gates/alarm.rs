@@ -7,7 +7,7 @@ use aws_sdk_cloudwatch::types::{AlarmType, HistoryItemType, StateValue};
 
 use super::{GateCheck, GateContext, Reading, Verdict, substitute};
 use crate::error::{Error, Result};
-use crate::split::Side;
+use crate::model::Side;
 
 pub struct Alarm {
     name: String,
@@ -156,7 +156,7 @@ mod tests {
     use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 
     use super::*;
-    use crate::split::Percent;
+    use crate::model::Percent;
 
     fn ctx(since: Option<SystemTime>) -> GateContext {
         GateContext {

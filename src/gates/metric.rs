@@ -11,8 +11,8 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric as CwMetric, MetricDataQuery, 
 use aws_smithy_types::DateTime;
 
 use super::{GateCheck, GateContext, Reading, Verdict, substitute};
+use crate::model::Side;
 use crate::profile::MetricQuery;
-use crate::split::Side;
 
 pub struct Metric {
     name: String,

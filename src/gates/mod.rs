@@ -12,72 +12,14 @@ mod metric;
 mod target_health;
 mod webhook;
 
-use std::fmt;
-use std::time::Duration;
-
 use aws_config::SdkConfig;
-use serde::Serialize;
 
 use crate::error::Result;
+use crate::model::Side;
+pub use crate::model::{Reading, Verdict, blocking};
 use crate::profile::{Gate, GateKind, Profile};
-use crate::split::{Percent, Side};
+pub use crate::rollout::ports::GateContext;
 use crate::splitter::RouteLive;
-
-/// One gate's verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    /// Inconclusive: no data, an alarm in INSUFFICIENT_DATA, a webhook that says not yet.
-    Wait,
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Wait => "wait",
-        })
-    }
-}
-
-/// One gate's reading: its verdict and why.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Reading {
-    pub gate: String,
-    pub verdict: Verdict,
-    pub detail: String,
-}
-
-impl Reading {
-    pub fn new(gate: &str, verdict: Verdict, detail: impl Into<String>) -> Reading {
-        Reading { gate: gate.to_string(), verdict, detail: detail.into() }
-    }
-}
-
-/// What a gate is told when it is read.
-#[derive(Clone, Debug, Serialize)]
-pub struct GateContext {
-    pub profile: String,
-    /// The side traffic moves to.
-    pub candidate: Side,
-    /// The side that had all traffic when the rollout began.
-    pub stable: Side,
-    /// The candidate's share now, and the share the next step would give it.
-    pub current_percent: Percent,
-    pub next_percent: Option<Percent>,
-    /// 0 before the first shift; 1-based stage index otherwise.
-    pub stage: usize,
-    pub stages: usize,
-    /// How long the current stage has run (read windows of metric gates start no earlier).
-    #[serde(skip)]
-    pub stage_age: Duration,
-    /// For a scheduled `advance`: read what happened since then (alarm history), not only now.
-    #[serde(skip)]
-    pub since: Option<std::time::SystemTime>,
-}
 
 /// A gate kind: reads itself against the candidate.
 #[allow(async_fn_in_trait)]
@@ -173,30 +115,11 @@ impl Gates {
     }
 }
 
-/// Reads every gate at once; the engine reads through this trait so its tests can script gates.
-#[allow(async_fn_in_trait)]
-pub trait GateSet {
-    async fn read_all(&self, ctx: &GateContext) -> Vec<Reading>;
-}
-
-impl GateSet for Gates {
-    async fn read_all(&self, ctx: &GateContext) -> Vec<Reading> {
+/// All gates at once, in parallel: the rollout core's gate port.
+impl crate::rollout::ports::Gates for Gates {
+    async fn read(&self, ctx: &GateContext) -> Vec<Reading> {
         futures::future::join_all(self.gates.iter().map(|g| g.read(ctx))).await
     }
-}
-
-/// What keeps traffic from moving: every reading that is not a pass, said in one line, and
-/// whether they only wait (none failed). `None` when every gate passed.
-pub fn blocking(readings: &[Reading]) -> Option<(String, bool)> {
-    let why: Vec<String> = readings
-        .iter()
-        .filter(|r| r.verdict != Verdict::Pass)
-        .map(|r| format!("{} {}: {}", r.gate, r.verdict.to_string().to_uppercase(), r.detail))
-        .collect();
-    if why.is_empty() {
-        return None;
-    }
-    Some((why.join("; "), readings.iter().all(|r| r.verdict != Verdict::Fail)))
 }
 
 /// `{side}` replaced by the candidate.

@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 
 use super::{GateCheck, GateContext, Reading, Verdict};
 use crate::error::{Error, Result};
-use crate::split::Side;
+use crate::model::Side;
 use crate::splitter::{RouteLive, dns_key};
 
 pub struct TargetHealth {
@@ -110,6 +110,8 @@ impl GateCheck for TargetHealth {
     async fn read(&self, ctx: &GateContext) -> Reading {
         let groups = match self.groups(ctx.candidate).await {
             Ok(g) => g,
+            // Throttled or unreachable this time: no verdict on the candidate, read again next poll.
+            Err(e) if e.is_transient() => return Reading::new(&self.name, Verdict::Wait, e.to_string()),
             Err(e) => return Reading::new(&self.name, Verdict::Fail, e.to_string()),
         };
         let reads = futures::future::join_all(

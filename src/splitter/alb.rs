@@ -14,10 +14,11 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, Listener, Rule};
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{Raw, RouteChange, RouteKind, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome};
+use super::{Raw, RouteChange, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome};
 use crate::error::{Error, Result};
+use crate::model::{RouteKind, Side, Weights};
 use crate::profile::{AlbRoute, RuleRef};
-use crate::split::{Side, Weights};
+use crate::rollout::ports::WriteGuard;
 
 /// Tag keys the AWS Load Balancer Controller puts on what it owns.
 pub const CONTROLLER_TAGS: [&str; 2] = ["elbv2.k8s.aws/cluster", "ingress.k8s.aws/stack"];
@@ -420,29 +421,41 @@ impl AlbSplitter {
         })
     }
 
-    async fn write_one(&self, c: &RouteChange) -> Result<()> {
+    /// One listener or rule edit. ALB has no conditional write: a rollout's claim (deadline)
+    /// bounds when it may still be sent.
+    async fn write_one(&self, c: &RouteChange, guard: WriteGuard) -> Result<()> {
         let Raw::Alb(s) = &c.route.raw else {
             return Err(Error::Other("an ALB write was given a route of another kind".into()));
         };
         let actions = rewrite_actions(s, c.to);
+        let timeouts = match guard.deadline.map(crate::aws::timeouts_until) {
+            None => None,
+            Some(Some(t)) => Some(aws_sdk_elasticloadbalancingv2::config::Builder::default().timeout_config(t)),
+            Some(None) => {
+                return Err(Error::Aws {
+                    action: format!("modifying {}", c.route.name),
+                    message: "the write's claim ran out before it was sent".into(),
+                    transient: true,
+                });
+            }
+        };
         match &s.rule_arn {
             None => {
-                self.client
-                    .modify_listener()
-                    .listener_arn(&s.listener_arn)
-                    .set_default_actions(Some(actions))
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws(format!("ModifyListener {}", s.listener_arn), e))?;
+                let request =
+                    self.client.modify_listener().listener_arn(&s.listener_arn).set_default_actions(Some(actions));
+                let sent = match timeouts {
+                    Some(t) => request.customize().config_override(t).send().await,
+                    None => request.send().await,
+                };
+                sent.map_err(|e| Error::aws(format!("ModifyListener {}", s.listener_arn), e))?;
             }
             Some(rule) => {
-                self.client
-                    .modify_rule()
-                    .rule_arn(rule)
-                    .set_actions(Some(actions))
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws(format!("ModifyRule {rule}"), e))?;
+                let request = self.client.modify_rule().rule_arn(rule).set_actions(Some(actions));
+                let sent = match timeouts {
+                    Some(t) => request.customize().config_override(t).send().await,
+                    None => request.send().await,
+                };
+                sent.map_err(|e| Error::aws(format!("ModifyRule {rule}"), e))?;
             }
         }
         tracing::info!(route = %c.route.name, blue = c.to.blue, green = c.to.green, "alb weights written");
@@ -490,10 +503,10 @@ impl Splitter for AlbSplitter {
         routes.iter().enumerate().map(|(i, r)| AlbSplitter::build_route(i, r, &found)).collect()
     }
 
-    async fn write(&self, changes: &[RouteChange]) -> Vec<WriteOutcome> {
+    async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
         stream::iter(changes.iter().filter(|c| !c.is_noop() && c.route.kind == RouteKind::Alb))
             .map(|c| async move {
-                let result = self.write_one(c).await;
+                let result = self.write_one(c, guard).await;
                 WriteOutcome { changes: vec![c.clone()], result }
             })
             .buffer_unordered(WRITE_PARALLELISM)

@@ -1,53 +1,26 @@
 //! Traffic splitters: where the blue/green weights live, and how they are read and written.
 //!
 //! Two kinds: weighted Route53 record pairs ([`route53`]) and ALB weighted forward actions
-//! ([`alb`]). Both implement [`Splitter`]; [`Traffic`] holds every route of one profile and moves
-//! them together: it reads and checks all of them before any write, writes them (Route53 routes
-//! of one hosted zone in one atomic change batch), waits until the writes are applied and reads
-//! back what it wrote. If a write fails part-way it puts back the routes already written; if that
-//! fails too it says so (exit 4) with every route's live split.
+//! ([`alb`]). Both implement [`Splitter`]; [`AwsTraffic`] holds every route of one profile and
+//! moves them together: it reads and checks all of them before any write, writes them (Route53
+//! routes of one hosted zone in one atomic change batch), waits until the writes are applied and
+//! reads back what it wrote. It is the rollout core's [`Traffic`] port: a write there leaves each
+//! route at its old or its new split and says whether trying again may help. `set` uses
+//! [`AwsTraffic::apply`], which puts back the routes already written when a write fails part-way.
 
 pub mod alb;
 pub mod route53;
 
-use std::fmt;
-
 use aws_config::SdkConfig;
-use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::model::{Percent, RouteKind, RouteView, Side, Weights};
 use crate::profile::Profile;
-use crate::split::{Percent, Side, Weights, choose_weights};
+use crate::rollout::ports::{Traffic, TrafficError, WriteGuard};
+use crate::weights::choose_weights;
 
 /// How many writes (change batches, listener or rule edits) run at once.
 pub const WRITE_PARALLELISM: usize = 8;
-
-/// The kind of splitter a route uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RouteKind {
-    Route53,
-    Alb,
-}
-
-impl RouteKind {
-    /// The largest weight this splitter accepts (weights start at 0).
-    pub fn max_weight(self) -> u32 {
-        match self {
-            RouteKind::Route53 => 255,
-            RouteKind::Alb => 999,
-        }
-    }
-}
-
-impl fmt::Display for RouteKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RouteKind::Route53 => "route53",
-            RouteKind::Alb => "alb",
-        })
-    }
-}
 
 /// One route as read from AWS: its weights, and what a write needs to preserve everything else.
 #[derive(Clone, Debug)]
@@ -117,14 +90,6 @@ impl RouteLive {
     }
 }
 
-/// A route's split, without what a write needs: what the rollout engine and reports see.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RouteView {
-    pub kind: RouteKind,
-    pub name: String,
-    pub weights: Weights,
-}
-
 /// What a backend keeps of a route between reading and writing it.
 #[derive(Clone, Debug)]
 pub(crate) enum Raw {
@@ -181,10 +146,11 @@ impl RouteChange {
 pub trait Splitter {
     /// Reads each route, refusing (exit 2) any the profile names wrongly. Makes no write.
     async fn read(&self) -> Result<Vec<RouteLive>>;
-    /// Writes the changes (skipping no-ops), waits until the service has applied them, and
-    /// returns what was read back. Each element of the result is one independent write unit
-    /// (a Route53 change batch, an ALB listener or rule), so a caller can tell what was written.
-    async fn write(&self, changes: &[RouteChange]) -> Vec<WriteOutcome>;
+    /// Writes the changes (skipping no-ops) and waits until the service has applied them. Each
+    /// element of the result is one independent write unit (a Route53 change batch, an ALB
+    /// listener or rule), so a caller can tell what was written. `guard` says whether Route53
+    /// batches compare (DELETE + CREATE of the sets as read) and when no request may be sent.
+    async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome>;
 }
 
 /// The outcome of one independent write (a Route53 change batch, one ALB action).
@@ -196,14 +162,14 @@ pub struct WriteOutcome {
 }
 
 /// Every route of one profile, moved together.
-pub struct Traffic {
+pub struct AwsTraffic {
     route53: route53::Route53Splitter,
     alb: alb::AlbSplitter,
 }
 
-impl Traffic {
-    pub fn new(sdk: &SdkConfig, profile: &Profile) -> Traffic {
-        Traffic {
+impl AwsTraffic {
+    pub fn new(sdk: &SdkConfig, profile: &Profile) -> AwsTraffic {
+        AwsTraffic {
             route53: route53::Route53Splitter::new(sdk, profile.route53.clone()),
             alb: alb::AlbSplitter::new(sdk, profile.alb.clone()),
         }
@@ -288,7 +254,7 @@ impl Traffic {
     /// that went through; if that fails too, returns [`Error::SplitUnknown`].
     pub async fn apply(&self, changes: &[RouteChange]) -> Result<Vec<RouteLive>> {
         let todo: Vec<RouteChange> = changes.iter().filter(|c| !c.is_noop()).cloned().collect();
-        let outcomes = self.write_all(&todo).await;
+        let outcomes = self.write_all(&todo, WriteGuard::BLIND).await;
         let (done, failed): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(|o| o.result.is_ok());
         if let Some(first) = failed.into_iter().next() {
             let cause = first.result.expect_err("partitioned on error");
@@ -305,12 +271,13 @@ impl Traffic {
                     RouteChange { route, to: c.route.weights, exact: true, repoint: Vec::new(), preview_to: None }
                 })
                 .collect();
-            let undone = self.write_all(&undo).await;
+            let undone = self.write_all(&undo, WriteGuard::BLIND).await;
             if undone.iter().all(|o| o.result.is_ok()) {
                 return Err(match cause {
-                    Error::Aws { action, message } => Error::Aws {
+                    Error::Aws { action, message, transient } => Error::Aws {
                         action,
                         message: format!("{message}\n(the routes already written were put back: traffic is as before)"),
+                        transient,
                     },
                     other => other,
                 });
@@ -347,10 +314,10 @@ impl Traffic {
         Ok(after)
     }
 
-    async fn write_all(&self, changes: &[RouteChange]) -> Vec<WriteOutcome> {
+    async fn write_all(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
         let (r53, alb): (Vec<RouteChange>, Vec<RouteChange>) =
             changes.iter().cloned().partition(|c| c.route.kind == RouteKind::Route53);
-        let (mut a, b) = tokio::join!(self.route53.write(&r53), self.alb.write(&alb));
+        let (mut a, b) = tokio::join!(self.route53.write(&r53, guard), self.alb.write(&alb, guard));
         a.extend(b);
         a
     }
@@ -384,5 +351,80 @@ pub fn dns_key(dns: &str) -> String {
 
 /// The side holding all traffic on every route, if there is one.
 pub fn sole_side(routes: &[RouteLive]) -> Option<Side> {
-    crate::split::sole_side(routes.iter().map(|r| r.weights))
+    crate::model::sole_side(routes.iter().map(|r| r.weights))
+}
+
+/// A splitter's error, as the rollout core needs to know it: may another attempt succeed?
+fn traffic_error(e: Error) -> TrafficError {
+    match e {
+        e if e.is_transient() => TrafficError::Transient(e.to_string()),
+        Error::Drift { message, .. } => TrafficError::Conflict(message),
+        e => TrafficError::Failed(e),
+    }
+}
+
+impl Traffic for AwsTraffic {
+    type Routes = Vec<RouteLive>;
+
+    fn views(routes: &Vec<RouteLive>) -> Vec<RouteView> {
+        routes.iter().map(RouteLive::view).collect()
+    }
+
+    async fn read(&self) -> Result<Vec<RouteLive>, TrafficError> {
+        AwsTraffic::read(self).await.map_err(traffic_error)
+    }
+
+    /// Writes every route not yet at the split, in parallel (one batch per hosted zone), then
+    /// reads them all back. A failure is not undone: the core reads again and decides.
+    async fn write(
+        &self,
+        routes: &Vec<RouteLive>,
+        side: Side,
+        percent: Percent,
+        guard: WriteGuard,
+    ) -> Result<Vec<RouteLive>, TrafficError> {
+        let changes: Vec<RouteChange> =
+            AwsTraffic::plan(routes, side, percent).into_iter().filter(|c| !c.is_noop()).collect();
+        if changes.is_empty() {
+            return Ok(routes.clone());
+        }
+        let outcomes = self.write_all(&changes, guard).await;
+        let mut worst: Option<TrafficError> = None;
+        for o in outcomes {
+            if let Err(e) = o.result {
+                let e = traffic_error(e);
+                // A refusal for good outranks a conflict, which outranks a passing fault.
+                let rank = |e: &TrafficError| match e {
+                    TrafficError::Failed(_) => 2,
+                    TrafficError::Conflict(_) => 1,
+                    TrafficError::Transient(_) => 0,
+                };
+                if worst.as_ref().is_none_or(|w| rank(&e) > rank(w)) {
+                    worst = Some(e);
+                }
+            }
+        }
+        if let Some(e) = worst {
+            return Err(e);
+        }
+        let after = AwsTraffic::read(self).await.map_err(traffic_error)?;
+        for c in &changes {
+            match after.iter().find(|r| r.kind == c.route.kind && r.index == c.route.index) {
+                Some(r) if r.weights == c.to => {}
+                Some(r) => {
+                    return Err(TrafficError::Conflict(format!(
+                        "read back {} {} at weights {}:{} after writing {}:{}",
+                        r.kind, r.name, r.weights.blue, r.weights.green, c.to.blue, c.to.green
+                    )));
+                }
+                None => {
+                    return Err(TrafficError::Failed(Error::Other(format!(
+                        "{} vanished after the write",
+                        c.route.name
+                    ))));
+                }
+            }
+        }
+        Ok(after)
+    }
 }

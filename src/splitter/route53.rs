@@ -1,10 +1,15 @@
 //! The Route53 splitter: a pair of weighted record sets (same name and type, told apart by
 //! `SetIdentifier`) in one hosted zone.
 //!
-//! A write UPSERTs the record sets as they were read with only `Weight` changed, so TTL, values,
+//! A write sends the record sets as they were read with only `Weight` changed, so TTL, values,
 //! alias target, `EvaluateTargetHealth` and health-check id are kept. All routes of one hosted
 //! zone go in ONE change batch (Route53 applies a batch atomically), then GetChange is polled until
 //! the change is INSYNC and the records are read back.
+//!
+//! A rollout's write is a compare-and-swap: each pair is sent as DELETE of both sets exactly as
+//! read plus CREATE of the new ones. AWS refuses a DELETE whose values differ from the live set,
+//! so a batch built on a stale read (a rollback wrote meanwhile) fails whole, at AWS, instead of
+//! landing. A rollback UPSERTs: it must win.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -15,10 +20,11 @@ use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecordSet, RrType};
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{Raw, RouteChange, RouteKind, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome};
+use super::{Raw, RouteChange, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome};
 use crate::error::{Error, Result};
+use crate::model::{RouteKind, Side, Weights};
 use crate::profile::{Route53Route, fqdn, is_zone_id};
-use crate::split::{Side, Weights};
+use crate::rollout::ports::WriteGuard;
 
 /// How long a change may take to reach INSYNC before the command gives up waiting.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
@@ -217,6 +223,7 @@ impl Route53Splitter {
             }
             if started.elapsed() >= SYNC_TIMEOUT {
                 return Err(Error::Aws {
+                    transient: true,
                     action: format!("GetChange {change_id}"),
                     message: format!(
                         "the change was accepted but is not INSYNC after {}s; Route53 applies accepted changes, so it should settle — check `aws route53 get-change --id {change_id}`",
@@ -229,8 +236,9 @@ impl Route53Splitter {
         }
     }
 
-    /// One change batch for one zone: UPSERTs of every record set whose weight changes.
-    async fn write_zone(&self, zone_id: &str, changes: &[RouteChange]) -> Result<()> {
+    /// One change batch for one zone: every record set whose weight changes — UPSERTed, or with
+    /// `guard.compare` both sets of each pair DELETEd as read and CREATEd anew.
+    async fn write_zone(&self, zone_id: &str, changes: &[RouteChange], guard: WriteGuard) -> Result<()> {
         let mut batch = Vec::new();
         for c in changes {
             let Raw::Route53(snap) = &c.route.raw else {
@@ -243,12 +251,13 @@ impl Route53Splitter {
                     alias.dns_name = target.dns_name;
                     alias.hosted_zone_id = target.hosted_zone_id;
                     set.alias_target = Some(alias);
-                    batch.push(upsert(set)?);
+                    batch.push(change(ChangeAction::Upsert, set)?);
                 }
             }
             for side in Side::ALL {
                 let repoint = c.repoint.iter().find(|(s, _)| *s == side).map(|(_, a)| a);
-                if c.route.weights.get(side) == c.to.get(side) && repoint.is_none() {
+                let unchanged = c.route.weights.get(side) == c.to.get(side) && repoint.is_none();
+                if unchanged && !guard.compare {
                     continue;
                 }
                 let mut set = snap.set(side).clone();
@@ -257,7 +266,12 @@ impl Route53Splitter {
                     alias.dns_name = to.dns_name.clone();
                     alias.hosted_zone_id = to.hosted_zone_id.clone();
                 }
-                batch.push(upsert(set)?);
+                if guard.compare {
+                    batch.push(change(ChangeAction::Delete, snap.set(side).clone())?);
+                    batch.push(change(ChangeAction::Create, set)?);
+                } else {
+                    batch.push(change(ChangeAction::Upsert, set)?);
+                }
             }
         }
         if batch.is_empty() {
@@ -276,14 +290,34 @@ impl Route53Splitter {
             .set_changes(Some(batch))
             .build()
             .map_err(|e| Error::Other(format!("building a Route53 change batch: {e}")))?;
-        let out = self
-            .client
-            .change_resource_record_sets()
-            .hosted_zone_id(zone_id)
-            .change_batch(batch)
-            .send()
-            .await
-            .map_err(|e| Error::aws(format!("ChangeResourceRecordSets in zone {zone_id}"), e))?;
+        let action = format!("ChangeResourceRecordSets in zone {zone_id}");
+        let request = self.client.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch);
+        let sent = match guard.deadline {
+            None => request.send().await,
+            Some(deadline) => match crate::aws::timeouts_until(deadline) {
+                Some(t) => {
+                    request
+                        .customize()
+                        .config_override(aws_sdk_route53::config::Builder::default().timeout_config(t))
+                        .send()
+                        .await
+                }
+                None => {
+                    return Err(Error::Aws {
+                        action,
+                        message: "the write's claim ran out before it was sent".into(),
+                        transient: true,
+                    });
+                }
+            },
+        };
+        let out = match sent {
+            Ok(out) => out,
+            Err(e) if guard.compare && e.as_service_error().is_some_and(|s| s.is_invalid_change_batch()) => {
+                return Err(self.refused_batch(changes, Error::aws(action, e)).await);
+            }
+            Err(e) => return Err(Error::aws(action, e)),
+        };
         let info =
             out.change_info.ok_or_else(|| Error::Other("ChangeResourceRecordSets returned no change info".into()))?;
         tracing::info!(zone = zone_id, change = %info.id, status = %info.status, "route53 change submitted");
@@ -291,6 +325,35 @@ impl Route53Splitter {
             self.wait_insync(&info.id).await?;
         }
         Ok(())
+    }
+
+    /// A compare-and-swap batch refused: because a record set changed since it was read (someone
+    /// else wrote — the answer is drift, [`Error::Drift`]), or for another reason (the refusal
+    /// itself). Told apart by reading the sets again, not by AWS's wording.
+    async fn refused_batch(&self, changes: &[RouteChange], refusal: Error) -> Error {
+        for c in changes {
+            let Raw::Route53(snap) = &c.route.raw else { continue };
+            let zone = Zone { id: snap.zone_id.clone(), name: snap.zone_name.clone(), record_count: 0 };
+            let Some(route) = self.routes.get(c.route.index) else { continue };
+            let rtype = RrType::from(route.rtype.as_str());
+            let Ok(now) = self.list_record(&zone, &route.record, &rtype).await else {
+                return refusal;
+            };
+            for side in Side::ALL {
+                let read = snap.set(side);
+                if !now.iter().any(|s| s == read) {
+                    return Error::Drift {
+                        message: format!(
+                            "Route53 refused the change: record `{}` ({}) changed since it was read",
+                            route.record,
+                            read.set_identifier.as_deref().unwrap_or_default()
+                        ),
+                        hint: None,
+                    };
+                }
+            }
+        }
+        refusal
     }
 }
 
@@ -375,7 +438,7 @@ impl Splitter for Route53Splitter {
         Ok(routes)
     }
 
-    async fn write(&self, changes: &[RouteChange]) -> Vec<WriteOutcome> {
+    async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
         let mut by_zone: BTreeMap<String, Vec<RouteChange>> = BTreeMap::new();
         for c in changes.iter().filter(|c| !c.is_noop()) {
             if let Raw::Route53(s) = &c.route.raw {
@@ -384,7 +447,7 @@ impl Splitter for Route53Splitter {
         }
         stream::iter(by_zone)
             .map(|(zone_id, changes)| async move {
-                let result = self.write_zone(&zone_id, &changes).await;
+                let result = self.write_zone(&zone_id, &changes, guard).await;
                 WriteOutcome { changes, result }
             })
             .buffer_unordered(WRITE_PARALLELISM)
@@ -478,10 +541,10 @@ pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
     lines
 }
 
-/// An UPSERT of a record set exactly as given.
-fn upsert(set: ResourceRecordSet) -> Result<Change> {
+/// A change of a record set exactly as given.
+fn change(action: ChangeAction, set: ResourceRecordSet) -> Result<Change> {
     Change::builder()
-        .action(ChangeAction::Upsert)
+        .action(action)
         .resource_record_set(set)
         .build()
         .map_err(|e| Error::Other(format!("building a Route53 change: {e}")))
