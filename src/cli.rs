@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::split::Side;
+use crate::model::Side;
 
 /// Blue/green traffic cutover on AWS: weighted Route53 records and ALB target-group weights,
 /// shifted in stages, gated on health, rolled back in seconds.
@@ -24,7 +24,7 @@ pub struct Cli {
     pub output: OutputFormat,
 
     /// Do not ask for confirmation before moving traffic from a terminal.
-    #[arg(long, global = true)]
+    #[arg(short = 'y', long, global = true)]
     pub yes: bool,
 
     /// More logging on stderr (-v: info, -vv: debug, -vvv: trace).
@@ -89,6 +89,10 @@ pub enum Command {
         /// Point stale weighted alias records at their side's current ingress ALB, in the same batch.
         #[arg(long)]
         repoint: bool,
+        /// Set the split although a rollout is in progress or paused: the rollout is aborted
+        /// (recorded in the audit trail) and its writes in flight are overridden.
+        #[arg(long)]
+        force: bool,
     },
     /// Move traffic to a side in the profile's stages, baking and gating each; on a gate failure
     /// roll back (or pause, by `on_failure`).

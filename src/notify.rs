@@ -1,51 +1,52 @@
-//! Notifications (`[notify]`): each rollout event published to SNS as JSON, and posted to a
-//! Slack-compatible incoming webhook as `{"text": …}`. A notification failure is logged and never
-//! stops anything — least of all a rollback.
+//! Notifications (`[notify]`): each rollout transition published to SNS as JSON, and posted to a
+//! Slack-compatible incoming webhook as `{"text": …}`. A sink of the rollout's events, like the
+//! audit trail: what is published is what the run said. Sent in the background, in order; a
+//! failure is logged and never stops anything — least of all a rollback.
 
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::gates::redact_url;
+use crate::model::RouteView;
 use crate::profile::Notify;
-use crate::state::RolloutState;
+use crate::rollout::events::{Event, Sink};
 
-#[derive(Clone, Default)]
-pub struct Notifier {
+/// Where notifications go.
+#[derive(Clone)]
+struct Notifier {
     profile: String,
     sns: Option<(aws_sdk_sns::Client, String)>,
     webhook: Option<(reqwest::Client, String)>,
 }
 
-impl Notifier {
-    pub fn new(sdk: &SdkConfig, profile: &str, notify: &Notify) -> Notifier {
-        Notifier {
-            profile: profile.to_string(),
-            sns: notify.sns_topic_arn.as_ref().map(|arn| (crate::client!(aws_sdk_sns, sdk), arn.clone())),
-            webhook: notify.webhook.as_ref().map(|url| (reqwest::Client::new(), url.clone())),
-        }
-    }
+/// One notification, ready to send.
+struct Message {
+    event: &'static str,
+    text: String,
+    stage: Option<usize>,
+    routes: Vec<RouteView>,
+}
 
-    /// Publishes one event; never fails.
-    pub async fn send(&self, event: &str, text: &str, state: &RolloutState) {
+impl Notifier {
+    /// Publishes one message; never fails.
+    async fn send(&self, m: &Message) {
         let doc = serde_json::json!({
             "source": "cutover",
             "profile": self.profile,
-            "event": event,
-            "text": text,
-            "stable": state.stable,
-            "candidate": state.candidate,
-            "status": state.status,
-            "stage": state.stage,
-            "stages": state.stages.len(),
-            "percent": state.percent,
+            "event": m.event,
+            "text": m.text,
+            "stage": m.stage,
+            "routes": m.routes,
         });
         let sns = async {
             if let Some((client, arn)) = &self.sns {
                 let sent = client
                     .publish()
                     .topic_arn(arn)
-                    .subject(format!("cutover {}: {event}", self.profile).chars().take(100).collect::<String>())
+                    .subject(format!("cutover {}: {}", self.profile, m.event).chars().take(100).collect::<String>())
                     .message(doc.to_string())
                     .send();
                 match tokio::time::timeout(Duration::from_secs(5), sent).await {
@@ -59,7 +60,7 @@ impl Notifier {
         };
         let hook = async {
             if let Some((client, url)) = &self.webhook {
-                let body = serde_json::json!({ "text": format!("cutover {}: {event}: {text}", self.profile) });
+                let body = serde_json::json!({ "text": format!("cutover {}: {}: {}", self.profile, m.event, m.text) });
                 match client.post(url).json(&body).timeout(Duration::from_secs(5)).send().await {
                     Ok(r) if r.status().is_success() => {}
                     Ok(r) => {
@@ -70,5 +71,43 @@ impl Notifier {
             }
         };
         tokio::join!(sns, hook);
+    }
+}
+
+/// Turns transitions into notifications, sent in the background.
+pub struct NotifySink {
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+impl NotifySink {
+    /// The sink and its sending task, when the profile has anywhere to notify.
+    pub fn spawn(sdk: &SdkConfig, profile: &str, notify: &Notify) -> Option<(NotifySink, JoinHandle<()>)> {
+        if notify.sns_topic_arn.is_none() && notify.webhook.is_none() {
+            return None;
+        }
+        let notifier = Notifier {
+            profile: profile.to_string(),
+            sns: notify.sns_topic_arn.as_ref().map(|arn| (crate::client!(aws_sdk_sns, sdk), arn.clone())),
+            webhook: notify.webhook.as_ref().map(|url| (reqwest::Client::new(), url.clone())),
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        let task = tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                notifier.send(&m).await;
+            }
+        });
+        Some((NotifySink { tx }, task))
+    }
+}
+
+impl Sink for NotifySink {
+    fn event(&mut self, event: &Event) {
+        let Some(t) = event.transition() else { return };
+        let _ = self.tx.send(Message {
+            event: t.notify,
+            text: t.why.unwrap_or_default(),
+            stage: t.stage,
+            routes: t.after.to_vec(),
+        });
     }
 }

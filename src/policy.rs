@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::gates::substitute;
+use crate::model::Side;
 use crate::profile::{GateKind, Profile, RuleRef, is_zone_id};
-use crate::split::Side;
 
 /// The policy document, printed as JSON whatever `-o` says (it is meant for IAM).
 #[derive(Debug, Serialize)]

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use crate::discover::{IngressAlb, controller_albs, describe_cluster};
 use crate::error::{Error, Result};
+use crate::model::RouteKind;
+use crate::model::Side;
 use crate::profile::{EksSide, Profile};
-use crate::split::Side;
-use crate::splitter::{AliasTo, RouteKind, RouteLive, Traffic, same_dns};
+use crate::splitter::{AliasTo, RouteLive, same_dns};
 
 /// A weighted record whose alias does not point at its side's ingress ALB.
 #[derive(Clone, Debug)]
@@ -97,30 +98,6 @@ pub async fn check(sdk: &SdkConfig, profile: &Profile, routes: &[RouteLive], act
         }
     }
     Ok(stale)
-}
-
-/// Before traffic moves toward the sides in `active`: checks the placed sides and, with `repoint`,
-/// points stale records at their side's ingress ALB in a batch of their own (else refuses them,
-/// exit 6). `routes` are read again when they were repointed.
-pub async fn ensure(
-    sdk: &SdkConfig,
-    profile: &Profile,
-    traffic: &Traffic,
-    routes: &mut Vec<RouteLive>,
-    active: &[Side],
-    repoint: bool,
-) -> Result<()> {
-    let stale = check(sdk, profile, routes, active).await?;
-    if stale.is_empty() {
-        return Ok(());
-    }
-    if !repoint {
-        return Err(stale_error(&stale));
-    }
-    let fixes: Vec<(usize, Side, AliasTo)> = stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
-    traffic.repoint(&fixes).await?;
-    *routes = traffic.read().await?;
-    Ok(())
 }
 
 /// The refusal (exit 6) for stale records, naming both load balancers.

@@ -1,13 +1,19 @@
 //! What commands print: each result is one struct that is both `Display` (text on stdout) and
-//! `Serialize` (`-o json`: one JSON document on stdout).
+//! `Serialize` (`-o json`: one JSON document on stdout). [`reporters`] render the progress of a
+//! run on stderr.
+
+pub mod reporters;
 
 use std::fmt;
 
 use serde::Serialize;
 
+use crate::model::{Percent, Reading, RouteKind, RouteView, Side, Weights, fmt_pct};
 use crate::profile::Profile;
-use crate::split::{Percent, Side, Weights, choose_weights, fmt_pct};
-use crate::splitter::{RouteChange, RouteKind, RouteLive};
+use crate::rollout::ledger::{RolloutState, RouteWeights, Status, fmt_ms};
+use crate::rollout::outcome::{End, Outcome};
+use crate::splitter::{RouteChange, RouteLive};
+use crate::weights::choose_weights;
 
 /// Both sides' share of traffic, in percent.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -75,10 +81,11 @@ impl fmt::Display for RouteReport {
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub profile: String,
-    /// The stable side: without rollout state, the side holding all traffic, or null while split.
+    /// The side holding all traffic on every route, or null while traffic is split.
     pub live: Option<Side>,
     pub routes: Vec<RouteReport>,
-    /// The rollout's state; null without a `[state]` table or a rollout.
+    /// The recorded rollout; null without a `[state]` table or a rollout. `{"error": …}` when the
+    /// state could not be read.
     pub rollout: Option<serde_json::Value>,
 }
 
@@ -97,27 +104,224 @@ impl fmt::Display for StatusReport {
             Some(r) if r.get("error").is_some() => {
                 writeln!(f, "rollout: state unreadable: {}", r["error"].as_str().unwrap_or("?"))?
             }
-            Some(r) => {
-                let s = |k: &str| r[k].as_str().map(str::to_string).unwrap_or_else(|| r[k].to_string());
-                writeln!(
-                    f,
-                    "rollout: {} → {}, {}, stage {}/{} ({} {}%) since {}",
-                    s("stable"),
-                    s("candidate"),
-                    s("status"),
-                    s("stage"),
-                    s("stages"),
-                    s("candidate"),
-                    s("percent"),
-                    s("stage_reached_at")
-                )?;
-                if let Some(h) = r["lease_holder"].as_str() {
-                    writeln!(f, "  lease: {h} until {}", s("lease_expires_at"))?;
-                }
-                if let Some(why) = r["reason"].as_str() {
-                    writeln!(f, "  why: {why}")?;
-                }
+            Some(r) => match serde_json::from_value::<RolloutView>(r.clone()) {
+                Ok(view) => write!(f, "{view}")?,
+                Err(_) => writeln!(f, "rollout: {r}")?,
+            },
+        }
+        Ok(())
+    }
+}
+
+/// The recorded rollout, as `status` and the state commands show it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct RolloutView {
+    pub stable: Side,
+    pub candidate: Side,
+    pub status: Status,
+    pub stage: usize,
+    pub stages: usize,
+    pub percent: Percent,
+    pub stage_reached_at: String,
+    pub started_at: String,
+    pub lease_holder: Option<String>,
+    pub lease_expires_at: Option<String>,
+    /// Writes claimed and possibly still landing.
+    pub open_claims: usize,
+    /// Where the live split stands against the rollout (`status` only): a stage, a write that was
+    /// cut short (the next run finishes it), or drift.
+    pub position: Option<String>,
+    pub version: u64,
+    pub reason: Option<String>,
+}
+
+impl RolloutView {
+    pub fn of(s: &RolloutState, now_ms: u64) -> RolloutView {
+        let lease = s.lease.as_ref().filter(|l| l.expires_ms > now_ms);
+        RolloutView {
+            stable: s.stable,
+            candidate: s.candidate,
+            status: s.status,
+            stage: s.progress.stage,
+            stages: s.stages.len(),
+            percent: s.percent(),
+            stage_reached_at: fmt_ms(s.progress.stage_reached_ms),
+            started_at: fmt_ms(s.started_ms),
+            lease_holder: lease.map(|l| l.holder.clone()),
+            lease_expires_at: lease.map(|l| fmt_ms(l.expires_ms)),
+            open_claims: s.open_claims(now_ms).count(),
+            position: None,
+            version: s.version,
+            reason: s.reason.clone(),
+        }
+    }
+}
+
+impl fmt::Display for RolloutView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "rollout: {} → {}, {}, stage {}/{} ({} {}%) since {}",
+            self.stable,
+            self.candidate,
+            self.status,
+            self.stage,
+            self.stages,
+            self.candidate,
+            self.percent,
+            self.stage_reached_at
+        )?;
+        if let Some(p) = &self.position {
+            writeln!(f, "  traffic: {p}")?;
+        }
+        if let (Some(h), Some(until)) = (&self.lease_holder, &self.lease_expires_at) {
+            writeln!(f, "  lease: {h} until {until}")?;
+        }
+        if self.open_claims > 0 {
+            writeln!(f, "  writes in flight: {}", self.open_claims)?;
+        }
+        if let Some(r) = &self.reason {
+            writeln!(f, "  why: {r}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of `cutover rollout`.
+#[derive(Debug, Serialize)]
+pub struct RolloutReport {
+    pub profile: String,
+    pub from: Side,
+    pub to: Side,
+    pub outcome: Outcome,
+    pub exit_code: i32,
+    /// The stage reached (1-based; 0 when no traffic moved).
+    pub stage: usize,
+    pub stages: usize,
+    /// The candidate's share of traffic at the end.
+    pub percent: Percent,
+    pub routes: Vec<RouteView>,
+    /// Why the run ended where it did, when it did not complete.
+    pub reason: Option<String>,
+    /// The last gate readings.
+    pub readings: Vec<Reading>,
+    pub elapsed_secs: f64,
+}
+
+impl RolloutReport {
+    pub fn new(profile: &str, end: End, elapsed_secs: f64) -> RolloutReport {
+        RolloutReport {
+            profile: profile.to_string(),
+            from: end.from,
+            to: end.to,
+            outcome: end.outcome,
+            exit_code: end.exit_code,
+            stage: end.stage,
+            stages: end.stages,
+            percent: end.percent,
+            routes: end.routes,
+            reason: end.reason,
+            readings: end.readings,
+            elapsed_secs,
+        }
+    }
+}
+
+impl fmt::Display for RolloutReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headline = match self.outcome {
+            Outcome::Completed => format!("rollout completed: all traffic on {}", self.to),
+            Outcome::NothingToDo => format!("nothing to do: all traffic is already on {}", self.to),
+            Outcome::RolledBack => format!("ROLLED BACK: all traffic on {} again", self.from),
+            Outcome::Paused => format!(
+                "PAUSED at stage {}/{}: {} {}% (traffic left there)",
+                self.stage, self.stages, self.to, self.percent
+            ),
+            Outcome::Held if self.stage == 0 => {
+                format!("HELD before the first shift: all traffic still on {}", self.from)
             }
+            Outcome::Held => format!(
+                "HELD at stage {}/{}: {} {}% (traffic left there)",
+                self.stage, self.stages, self.to, self.percent
+            ),
+            Outcome::Interrupted if self.percent == Percent::ZERO => {
+                format!("INTERRUPTED: all traffic on {}", self.from)
+            }
+            Outcome::Interrupted => format!(
+                "INTERRUPTED at stage {}/{}: {} {}% (traffic left there)",
+                self.stage, self.stages, self.to, self.percent
+            ),
+        };
+        writeln!(f, "{headline}  [profile {}, {:.1}s, exit {}]", self.profile, self.elapsed_secs, self.exit_code)?;
+        if let Some(r) = &self.reason {
+            writeln!(f, "  why: {r}")?;
+        }
+        for r in &self.routes {
+            writeln!(f, "  {:<8}{:<44} {}", r.kind.to_string(), r.name, r.weights)?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of a state command (`advance`, `rollback`, `promote`, `pause`, `resume`): what
+/// happened, in a sentence, and the state after.
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    pub profile: String,
+    pub command: &'static str,
+    /// What was done: `started`, `advanced`, `not-yet`, `nothing-to-do`, `rolled-back`, …
+    pub action: String,
+    pub message: String,
+    pub exit_code: i32,
+    /// The split before, when this command moved traffic.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<RouteView>,
+    pub routes: Vec<RouteView>,
+    pub rollout: Option<RolloutView>,
+    pub readings: Vec<Reading>,
+    /// How long the traffic writes took, when the command made any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u128>,
+}
+
+impl fmt::Display for StepReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}: {}", self.command, self.message)?;
+        for r in &self.routes {
+            match self.before.iter().find(|b| b.name == r.name && b.kind == r.kind) {
+                Some(b) if b.weights != r.weights => {
+                    writeln!(f, "  {:<8}{:<44} {}  →  {}", r.kind.to_string(), r.name, b.weights, r.weights)?
+                }
+                _ => writeln!(f, "  {:<8}{:<44} {}", r.kind.to_string(), r.name, r.weights)?,
+            }
+        }
+        if let Some(r) = &self.rollout {
+            write!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `history` output.
+#[derive(Debug, Serialize)]
+pub struct HistoryReport {
+    pub profile: String,
+    pub entries: Vec<crate::state::AuditEntry>,
+}
+
+impl fmt::Display for HistoryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.entries.is_empty() {
+            return writeln!(f, "no cutovers recorded for profile {}", self.profile);
+        }
+        for e in &self.entries {
+            let split =
+                |w: &[RouteWeights]| w.first().map(|w| format!("{}:{}", w.blue, w.green)).unwrap_or_else(|| "-".into());
+            write!(f, "{}  {:<12} {:>7} → {:<7} {}", e.at, e.action, split(&e.before), split(&e.after), e.actor)?;
+            if let Some(w) = &e.why {
+                write!(f, "  ({w})")?;
+            }
+            writeln!(f)?;
         }
         Ok(())
     }
@@ -185,7 +389,7 @@ impl ChangeReport {
             })
             .collect();
         let after: Vec<Weights> = changes.iter().map(|c| c.to).collect();
-        let live = crate::split::sole_side(after.iter().copied());
+        let live = crate::model::sole_side(after.iter().copied());
         ChangeReport {
             profile: profile.to_string(),
             command,

@@ -1,0 +1,125 @@
+//! `cutover advance [--to SIDE]`, for schedulers: at most one stage per call, decided by the same
+//! state machine as `rollout`, its progress kept in the state item between calls. Exit 0 when it
+//! is not yet time or nothing is left; every refusal (lease held, drift, a misplaced side, a gate
+//! naming what is not there) writes nothing.
+
+use crate::error::Result;
+use crate::exit;
+use crate::gates::Gates;
+use crate::model::Side;
+use crate::report::{RolloutView, StepReport};
+use crate::rollout::engine::{Driver, Parts, write_window};
+use crate::rollout::ledger::{Ledger, Status};
+use crate::rollout::open::{Ask, Entry, Opened, open};
+use crate::rollout::ports::Clock;
+use crate::settings::Settings;
+use crate::splitter::AliasTo;
+
+pub struct Args {
+    pub to: Option<Side>,
+    pub dry_run: bool,
+    pub force: bool,
+    pub repoint: bool,
+}
+
+pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
+    let store = settings.need_store("advance")?;
+    let profile = &settings.profile;
+    let traffic = settings.traffic();
+    let clock = Clock::new();
+    let mut ledger = Ledger::new(store, settings.identity.holder().await, settings.lease());
+    let opened = open(
+        &traffic,
+        &mut ledger,
+        Ask { profile: &profile.name, rules: &profile.rollout, to: args.to, force: args.force, restart: false },
+        clock.now_ms(),
+    )
+    .await?;
+    let report = |action: &str, message: String, exit_code: i32, routes, state: Option<&_>| StepReport {
+        profile: profile.name.clone(),
+        command: "advance",
+        action: action.to_string(),
+        message,
+        exit_code,
+        before: Vec::new(),
+        routes,
+        rollout: state.map(|s| RolloutView::of(s, clock.now_ms())),
+        readings: Vec::new(),
+        elapsed_ms: None,
+    };
+    let opening = match opened {
+        Opened::Run(o) => o,
+        Opened::NothingToDo { views, side } => {
+            let msg = format!("all traffic is already on {side}: nothing to do");
+            settings.print(&report("nothing-to-do", msg, exit::OK, views, ledger.state()))?;
+            return Ok(exit::OK);
+        }
+        Opened::Idle { views, state } => {
+            let msg = if state.status == Status::Paused {
+                "the rollout is paused: nothing to do (`cutover resume` releases it)".to_string()
+            } else {
+                format!(
+                    "the rollout is {}: nothing to do (start the next one with `cutover advance --to SIDE`)",
+                    state.status
+                )
+            };
+            settings.print(&report("nothing-to-do", msg, exit::OK, views, Some(&state)))?;
+            return Ok(exit::OK);
+        }
+    };
+    let stale = crate::sides::check(&settings.sdk, profile, &opening.routes, &[opening.candidate]).await?;
+    if !stale.is_empty() && !args.repoint {
+        return Err(crate::sides::stale_error(&stale));
+    }
+    let mut gates = Gates::new(&settings.sdk, profile, &opening.routes);
+    gates.preflight(opening.candidate).await?;
+    let mut bus = settings.bus(false);
+    let write_window = write_window(settings.lease());
+    if args.dry_run {
+        let parts = Parts {
+            profile: &profile.name,
+            traffic: &traffic,
+            gates: &gates,
+            ledger: &mut ledger,
+            sink: bus.sink(),
+            clock,
+            write_window,
+        };
+        let step = Driver::new(parts, &opening).preview(opening).await;
+        let mut r = report(step.action, step.message, step.exit_code, step.routes, ledger.state());
+        r.readings = step.readings;
+        settings.print(&r)?;
+        return Ok(exit::OK);
+    }
+    // Every pre-check passed: from here on things are written.
+    if !stale.is_empty() {
+        let fixes: Vec<(usize, Side, AliasTo)> = stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
+        traffic.repoint(&fixes).await?;
+        gates = Gates::new(&settings.sdk, profile, &traffic.read().await?);
+    }
+    if opening.entry == Entry::Fresh && opening.progress.stage == 0 {
+        traffic.point_preview(opening.candidate).await?;
+    }
+    let parts = Parts {
+        profile: &profile.name,
+        traffic: &traffic,
+        gates: &gates,
+        ledger: &mut ledger,
+        sink: bus.sink(),
+        clock,
+        write_window,
+    };
+    let step = Driver::new(parts, &opening).step(opening).await;
+    bus.close().await;
+    let step = step?;
+    if step.action == "completed"
+        && let Some(s) = ledger.state()
+        && let Err(e) = traffic.point_preview(s.candidate).await
+    {
+        tracing::warn!(error = %e, "could not point the preview record at the next candidate");
+    }
+    let mut r = report(step.action, step.message, step.exit_code, step.routes, ledger.state());
+    r.readings = step.readings;
+    settings.print(&r)?;
+    Ok(r.exit_code)
+}

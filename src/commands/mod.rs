@@ -1,0 +1,126 @@
+//! One file per command. Each takes the resolved [`Settings`], does its pre-checks (which write
+//! nothing), then its writes, and returns the exit code after printing its result.
+
+pub mod advance;
+pub mod discover;
+pub mod history;
+pub mod iam_policy;
+pub mod pause;
+pub mod promote;
+pub mod rollback;
+pub mod rollout;
+pub mod set;
+pub mod state_init;
+pub mod status;
+pub mod validate;
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::model::{Percent, RouteView, Side};
+use crate::rollout::engine::{holds, live_lines, settle};
+use crate::rollout::ledger::{Claim, Ledger, backoff};
+use crate::rollout::ports::{Clock, Store};
+use crate::settings::Settings;
+use crate::splitter::AwsTraffic;
+
+/// How long `rollback` (and `set --force`) keep trying to mark the rollout aborted when the state
+/// table does not answer: traffic has moved already; then they say the state was not updated.
+pub const ABORT_WITHIN: Duration = Duration::from_secs(10);
+
+/// Keeps every route at `percent` on `side` until no claimed write can still land: re-reads the
+/// claims (a run that finished its write releases them), and writes the split again whenever a
+/// write in flight landed over it. Returns the routes as last read.
+///
+/// This is what makes `rollback` (and `set --force`) win: the rollout was aborted before this
+/// runs, so no new claim can be made, and every claim made before has a deadline.
+pub async fn hold_until_claims_pass<S: Store>(
+    traffic: &AwsTraffic,
+    ledger: &mut Ledger<S>,
+    side: Side,
+    percent: Percent,
+    mut open: Vec<Claim>,
+    mut routes: Vec<RouteView>,
+) -> Result<Vec<RouteView>> {
+    let clock = Clock::new();
+    let mut attempt = 0;
+    loop {
+        let now = clock.now_ms();
+        open.retain(|c| c.lands_by_ms() > now);
+        if open.is_empty() && holds(&routes, side, percent) {
+            return Ok(routes);
+        }
+        if !open.is_empty() {
+            let until = open.iter().map(Claim::lands_by_ms).max().unwrap_or(now);
+            tracing::info!(
+                claims = open.len(),
+                wait_ms = until.saturating_sub(now),
+                "a rollout's write may still land: holding the split until its claim passes"
+            );
+            tokio::time::sleep(Duration::from_millis(100).min(Duration::from_millis(until.saturating_sub(now)))).await;
+            // Claims released by a run whose write has ended need no more waiting.
+            if let Ok(still) = ledger.open_claims(clock.now_ms()).await {
+                open.retain(|c| still.iter().any(|s| s.id == c.id));
+            }
+        }
+        let now_routes = match traffic.read_views().await {
+            Ok(r) => r,
+            Err(e) => {
+                if attempt > 20 {
+                    return Err(Error::SplitUnknown {
+                        message: format!("cannot read the routes to confirm the split: {e}\n{}", live_lines(&routes)),
+                    });
+                }
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+        };
+        routes = now_routes;
+        if !holds(&routes, side, percent) {
+            tracing::warn!("a write that was in flight landed after this one: writing the split again");
+            routes = settle(traffic, side, percent, 30).await.map_err(|e| Error::SplitUnknown {
+                message: format!("could not put the split back ({e})\n{}", live_lines(&routes)),
+            })?;
+        }
+    }
+}
+
+/// Reads every gate once against `candidate`, after checking that what they name exists (exit 2
+/// otherwise). Anything but all-pass refuses the command, with nothing changed: exit 3 for a
+/// failing gate, 7 for one that waits.
+pub async fn gates_once(
+    settings: &Settings,
+    routes: &[crate::splitter::RouteLive],
+    candidate: Side,
+    current: Percent,
+    next: Percent,
+    refusal: &str,
+    skip: &str,
+) -> Result<Vec<crate::model::Reading>> {
+    use crate::rollout::ports::Gates as _;
+    let gates = crate::gates::Gates::new(&settings.sdk, &settings.profile, routes);
+    gates.preflight(candidate).await?;
+    let ctx = crate::rollout::ports::GateContext {
+        profile: settings.profile.name.clone(),
+        candidate,
+        stable: candidate.other(),
+        current_percent: current,
+        next_percent: Some(next),
+        stage: 0,
+        stages: 1,
+        stage_age: Duration::ZERO,
+        since: None,
+    };
+    let readings = gates.read(&ctx).await;
+    for r in &readings {
+        tracing::info!(gate = %r.gate, verdict = %r.verdict, detail = %r.detail, "gate read");
+    }
+    match crate::model::blocking(&readings) {
+        None => Ok(readings),
+        Some((why, held)) => Err(Error::Gate {
+            message: format!("{refusal} {candidate}: {why}\nnothing was changed (`{skip}` skips the gates)"),
+            held,
+        }),
+    }
+}

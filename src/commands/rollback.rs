@@ -1,0 +1,173 @@
+//! `cutover rollback [--to SIDE]`: all traffic to the stable side now, skipping gates and the
+//! lease; marks the rollout aborted so no `advance` moves it again.
+//!
+//! The order is the on-call engineer's: traffic first (the routes and the state are read at once;
+//! with `--to` the write waits on nothing), then the abort, then the split is held until every
+//! write a running rollout had claimed can no longer land. Exit 0 means all of it: every route on
+//! the stable side, the rollout aborted, nothing claimed still in flight.
+
+use std::time::Instant;
+
+use super::ABORT_WITHIN;
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::model::{Percent, Side, sole_side_of};
+use crate::report::{ChangeReport, RolloutView, StepReport};
+use crate::rollout::engine::{live_lines, settle};
+use crate::rollout::events::Event;
+use crate::rollout::ledger::Ledger;
+use crate::rollout::ports::Clock;
+use crate::settings::Settings;
+use crate::splitter::AwsTraffic;
+use crate::state::DynamoStore;
+
+/// How many attempts a call to the state table gets during a rollback: it must not hold up the
+/// traffic write, and the abort loop tries again anyway.
+const STATE_ATTEMPTS: u32 = 3;
+
+pub async fn run(settings: &Settings, to: Option<Side>, dry_run: bool) -> Result<i32> {
+    let traffic = settings.traffic();
+    let Some(cfg) = &settings.profile.state else {
+        let Some(side) = to else {
+            return Err(Error::refused_hint(
+                "rollback without --to needs the rollout state to know the stable side, and this profile has no [state] table",
+                "name the side to restore: `cutover rollback --to blue`",
+            ));
+        };
+        return without_state(settings, &traffic, side, dry_run).await;
+    };
+    let store = DynamoStore::new(&settings.sdk, &cfg.table, &settings.profile.name).with_attempts(STATE_ATTEMPTS);
+    let holder = format!("rollback pid {}", std::process::id());
+    let mut ledger = Ledger::new(store, holder, settings.lease());
+    let (routes, state) = tokio::join!(traffic.read_views(), ledger.load());
+    let before = routes?;
+    let state = state.map(|s| s.cloned());
+    let stable = match (to, &state) {
+        (Some(side), _) => side,
+        (None, Ok(Some(s))) => s.stable,
+        (None, Ok(None)) => {
+            return Err(Error::refused_hint(
+                format!("no rollout of `{}` is recorded, so the stable side is unknown", settings.profile.name),
+                "name the side: `cutover rollback --to blue`",
+            ));
+        }
+        (None, Err(e)) => {
+            return Err(Error::SplitUnknown {
+                message: format!(
+                    "cannot read the rollout state ({e}): the stable side is unknown and nothing was moved\nrun `cutover rollback --to SIDE` to restore traffic without the state"
+                ),
+            });
+        }
+    };
+    let clock = Clock::new();
+    let view = state.as_ref().ok().and_then(|s| s.as_ref()).map(|s| RolloutView::of(s, clock.now_ms()));
+    let report = |action: &str, message: String, routes, before| StepReport {
+        profile: settings.profile.name.clone(),
+        command: "rollback",
+        action: action.to_string(),
+        message,
+        exit_code: exit::OK,
+        before,
+        routes,
+        rollout: view.clone(),
+        readings: Vec::new(),
+        elapsed_ms: None,
+    };
+    if dry_run {
+        let msg = format!("would move all traffic to {stable} and mark the rollout aborted (no change made)");
+        settings.print(&report("dry-run", msg, before, Vec::new()))?;
+        return Ok(exit::OK);
+    }
+    let plan = before.iter().map(|r| format!("  {} {}: {}\n", r.kind, r.name, r.weights)).collect::<String>();
+    let running = view.as_ref().is_some_and(|v| v.status.is_active());
+    let question = format!(
+        "move all traffic to {stable} on profile {}{}?",
+        settings.profile.name,
+        if running { " and stop the rollout in progress" } else { "" }
+    );
+    if !settings.confirm(&plan, &question) {
+        eprintln!("not confirmed: nothing changed");
+        return Ok(exit::USAGE);
+    }
+
+    let started = Instant::now();
+    // Who is acting is asked (of STS, when CUTOVER_ACTOR is unset) while traffic moves.
+    let (after, actor) = tokio::join!(settle(&traffic, stable, Percent::FULL, 30), settings.identity.actor());
+    let after = after.map_err(|e| Error::SplitUnknown {
+        message: format!("could not put all traffic on {stable}: {e}\n{}", live_lines(&before)),
+    })?;
+    let reason = format!("rolled back to {stable} by {actor}");
+    let aborted = ledger.abort(stable, &reason, &after, ABORT_WITHIN, || clock.now_ms()).await;
+    let (open, recorded) = match aborted {
+        Ok(Some(open)) => (open, true),
+        Ok(None) => (Vec::new(), false),
+        Err(e) => {
+            return Err(Error::SplitUnknown {
+                message: format!(
+                    "traffic is back on {stable}, but the rollout state was NOT updated ({e}): a scheduled `advance` may move traffic again — pause the schedule, then run `cutover rollback` again"
+                ),
+            });
+        }
+    };
+    let after = super::hold_until_claims_pass(&traffic, &mut ledger, stable, Percent::FULL, open, after).await?;
+    let elapsed = started.elapsed();
+    if sole_side_of(&after) != Some(stable) {
+        return Err(Error::SplitUnknown {
+            message: format!("traffic did not stay on {stable}\n{}", live_lines(&after)),
+        });
+    }
+    let mut bus = settings.bus(false);
+    bus.event(Event::Rollback {
+        to: stable,
+        by: actor,
+        aborted: recorded,
+        before: before.clone(),
+        routes: after.clone(),
+    });
+    bus.close().await;
+    let msg = if recorded {
+        format!("all traffic on {stable}; the rollout is marked aborted")
+    } else {
+        format!("all traffic on {stable} (no rollout was recorded)")
+    };
+    let mut r = report("rolled-back", msg, after, before);
+    r.rollout = ledger.state().map(|s| RolloutView::of(s, clock.now_ms()));
+    r.elapsed_ms = Some(elapsed.as_millis());
+    settings.print(&r)?;
+    Ok(exit::OK)
+}
+
+/// `rollback --to SIDE` on a profile without a state table: one blind write, confirmed.
+async fn without_state(settings: &Settings, traffic: &AwsTraffic, side: Side, dry_run: bool) -> Result<i32> {
+    let routes = traffic.read().await?;
+    let changes = AwsTraffic::plan(&routes, side, Percent::FULL);
+    let mut report = ChangeReport::new(&settings.profile.name, "rollback", side, Percent::FULL, &changes, dry_run);
+    if dry_run || !report.changed {
+        settings.print(&report)?;
+        return Ok(exit::OK);
+    }
+    if !settings
+        .confirm(&report.to_string(), &format!("move all traffic to {side} on profile {}?", settings.profile.name))
+    {
+        eprintln!("not confirmed: nothing changed");
+        return Ok(exit::USAGE);
+    }
+    let started = Instant::now();
+    let after = settle(traffic, side, Percent::FULL, 30)
+        .await
+        .map_err(|e| Error::SplitUnknown { message: format!("could not put all traffic on {side}: {e}") })?;
+    report.elapsed_ms = started.elapsed().as_millis();
+    if settings.profile.notify.sns_topic_arn.is_some() || settings.profile.notify.webhook.is_some() {
+        let mut bus = settings.bus(false);
+        bus.event(Event::Rollback {
+            to: side,
+            by: settings.identity.actor().await,
+            aborted: false,
+            before: routes.iter().map(|r| r.view()).collect(),
+            routes: after,
+        });
+        bus.close().await;
+    }
+    settings.print(&report)?;
+    Ok(exit::OK)
+}

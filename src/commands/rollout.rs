@@ -1,0 +1,165 @@
+//! `cutover rollout [--to SIDE]`: every stage to 100 % on the candidate, baking and gating each;
+//! on a failed gate, rolled back (or paused). Unattended in a pipeline: the exit code says how it
+//! ended, the result is one JSON document with `-o json`.
+//!
+//! Every pre-check — the rollout state (lease, drift, a paused rollout), the sides' placement, the
+//! gates' alarms and target groups — runs before the first write. Only then is the rollout
+//! recorded, the preview record moved and traffic shifted.
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::gates::Gates;
+use crate::model::{Percent, Side};
+use crate::report::{RolloutReport, ValidateReport};
+use crate::rollout::engine::{Driver, OnInterrupt, Parts, write_window};
+use crate::rollout::ledger::{Ledger, MemoryStore};
+use crate::rollout::open::{Ask, Entry, Opened, open};
+use crate::rollout::outcome::{End, Outcome};
+use crate::rollout::ports::{Clock, Store};
+use crate::settings::Settings;
+use crate::splitter::{AliasTo, AwsTraffic, sole_side};
+
+pub struct Args {
+    pub to: Option<Side>,
+    pub dry_run: bool,
+    pub on_interrupt: OnInterrupt,
+    pub force: bool,
+    pub repoint: bool,
+}
+
+pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
+    let traffic = settings.traffic();
+    if args.dry_run {
+        let routes = traffic.read().await?;
+        let live = sole_side(&routes);
+        let report = match args.to {
+            Some(to) => ValidateReport::new_toward(&settings.profile, &routes, live, to),
+            None => ValidateReport::new(&settings.profile, &routes, live),
+        };
+        settings.print(&report)?;
+        return Ok(exit::OK);
+    }
+    match settings.store() {
+        Some(store) => drive(settings, &traffic, store, &args).await,
+        // Without a state table the run keeps its progress to itself.
+        None => drive(settings, &traffic, MemoryStore::default(), &args).await,
+    }
+}
+
+async fn drive<S: Store>(settings: &Settings, traffic: &AwsTraffic, store: S, args: &Args) -> Result<i32> {
+    let started = Instant::now();
+    let profile = &settings.profile;
+    let clock = Clock::new();
+    let holder = settings.identity.holder().await;
+    let mut ledger = Ledger::new(store, holder, settings.lease());
+    let opened = open(
+        traffic,
+        &mut ledger,
+        Ask { profile: &profile.name, rules: &profile.rollout, to: args.to, force: args.force, restart: true },
+        clock.now_ms(),
+    )
+    .await?;
+    let opening = match opened {
+        Opened::Run(o) => o,
+        Opened::NothingToDo { views, side } => {
+            let end = End {
+                outcome: Outcome::NothingToDo,
+                exit_code: exit::OK,
+                from: side.other(),
+                to: side,
+                stage: profile.rollout.stages.len(),
+                stages: profile.rollout.stages.len(),
+                percent: Percent::FULL,
+                routes: views,
+                reason: None,
+                readings: Vec::new(),
+            };
+            let report = RolloutReport::new(&profile.name, end, started.elapsed().as_secs_f64());
+            settings.print(&report)?;
+            return Ok(report.exit_code);
+        }
+        Opened::Idle { state, .. } => {
+            return Err(Error::Paused {
+                message: format!("the rollout of `{}` is {}: `cutover resume` releases it", profile.name, state.status),
+            });
+        }
+    };
+    // Pre-checks that write nothing: where the candidate runs (its cluster ACTIVE, every alias
+    // at its side's current ingress ALB), and what the gates name.
+    let stale = crate::sides::check(&settings.sdk, profile, &opening.routes, &[opening.candidate]).await?;
+    if !stale.is_empty() && !args.repoint {
+        return Err(crate::sides::stale_error(&stale));
+    }
+    let mut gates = Gates::new(&settings.sdk, profile, &opening.routes);
+    gates.preflight(opening.candidate).await?;
+
+    // Every pre-check passed: from here on things are written.
+    if !stale.is_empty() {
+        let fixes: Vec<(usize, Side, AliasTo)> = stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
+        traffic.repoint(&fixes).await?;
+        gates = Gates::new(&settings.sdk, profile, &traffic.read().await?);
+    }
+    if opening.entry == Entry::Fresh && opening.progress.stage == 0 {
+        // The preview hostname follows the candidate from the start of a rollout.
+        traffic.point_preview(opening.candidate).await?;
+    }
+    let cancel = on_signal();
+    let mut bus = settings.bus(true);
+    let parts = Parts {
+        profile: &profile.name,
+        traffic,
+        gates: &gates,
+        ledger: &mut ledger,
+        sink: bus.sink(),
+        clock,
+        write_window: write_window(settings.lease()),
+    };
+    let end = Driver::new(parts, &opening).run(opening, cancel, args.on_interrupt).await;
+    bus.close().await;
+    let end = end?;
+    if end.outcome == Outcome::Completed {
+        // Promoted: the preview hostname moves to the next candidate, the old stable side.
+        if let Err(e) = traffic.point_preview(end.to.other()).await {
+            tracing::warn!(error = %e, "could not point the preview record at the next candidate");
+        }
+    }
+    let report = RolloutReport::new(&profile.name, end, started.elapsed().as_secs_f64());
+    settings.print(&report)?;
+    Ok(report.exit_code)
+}
+
+/// A flag that turns `true` on Ctrl-C or SIGTERM (a stopped CodeBuild job).
+fn on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!("stop requested: ending the rollout once the write in flight (if any) is done");
+        let _ = tx.send(true);
+        std::future::pending::<()>().await;
+    });
+    rx
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

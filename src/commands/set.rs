@@ -1,0 +1,162 @@
+//! `cutover set SIDE=PERCENT`: every route of the profile to one split, read and checked whole
+//! before any write; the side gaining traffic passes every gate once first (unless `--no-gates`).
+//!
+//! While a rollout is progressing or paused, `set` would fight it: refused (exit 5). `--force`
+//! aborts the rollout first — audited — and then holds the split until every write the rollout
+//! had claimed can no longer land.
+
+use std::time::Instant;
+
+use super::ABORT_WITHIN;
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::model::{Percent, RouteKind, Side};
+use crate::report::ChangeReport;
+use crate::rollout::events::Event;
+use crate::rollout::ledger::{Ledger, fmt_ms};
+use crate::rollout::ports::Clock;
+use crate::settings::Settings;
+use crate::splitter::AwsTraffic;
+
+/// `green=25` → (green, 25 %).
+pub fn parse_assignment(s: &str) -> Result<(Side, Percent)> {
+    let usage = |why: String| {
+        Error::refused_hint(format!("invalid split `{s}`: {why}"), "write SIDE=PERCENT, e.g. `cutover set green=25`")
+    };
+    let (side, pct) = s.split_once('=').ok_or_else(|| usage("missing `=`".into()))?;
+    let side: Side = side.parse().map_err(usage)?;
+    let percent: Percent = pct.parse().map_err(usage)?;
+    Ok((side, percent))
+}
+
+pub struct Args<'a> {
+    pub split: &'a str,
+    pub dry_run: bool,
+    pub gates: bool,
+    pub repoint: bool,
+    pub force: bool,
+}
+
+pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
+    let (side, percent) = parse_assignment(args.split)?;
+    let traffic = settings.traffic();
+    let profile = &settings.profile;
+    let mut ledger =
+        settings.store().map(|s| Ledger::new(s, format!("set pid {}", std::process::id()), settings.lease()));
+    let load = async {
+        match ledger.as_mut() {
+            Some(l) => l.load().await.map(|s| s.cloned()),
+            None => Ok(None),
+        }
+    };
+    let (routes, state) = tokio::join!(traffic.read(), load);
+    let routes = routes?;
+    let state = state.map_err(Error::from)?;
+    let clock = Clock::new();
+    let active = state.as_ref().filter(|s| s.status.is_active());
+    if let (Some(s), false) = (active, args.force) {
+        let lease = s
+            .lease_held_by_other("", clock.now_ms())
+            .map(|l| format!(", driven by {} until {}", l.holder, fmt_ms(l.expires_ms)))
+            .unwrap_or_default();
+        return Err(Error::Locked {
+            message: format!(
+                "a rollout of `{}` is {} ({} → {}, stage {}/{}{lease}): `set` would fight it; nothing changed\nhint: `cutover rollback` ends it; `cutover set {} --force` aborts it and sets the split",
+                profile.name,
+                s.status,
+                s.stable,
+                s.candidate,
+                s.progress.stage,
+                s.stages.len(),
+                args.split
+            ),
+        });
+    }
+    let mut changes = AwsTraffic::plan(&routes, side, percent);
+    let gaining = Side::ALL.into_iter().find(|&s| changes.iter().any(|c| c.to.percent(s) > c.route.weights.percent(s)));
+    let active_sides: Vec<Side> = gaining.into_iter().collect();
+    let stale = crate::sides::check(&settings.sdk, profile, &routes, &active_sides).await?;
+    if !stale.is_empty() {
+        if !args.repoint {
+            return Err(crate::sides::stale_error(&stale));
+        }
+        for s in stale {
+            if let Some(c) = changes.iter_mut().find(|c| c.route.kind == RouteKind::Route53 && c.route.index == s.route)
+            {
+                c.repoint.push((s.side, s.should));
+            }
+        }
+    }
+    if let (true, Some(candidate), false) = (args.gates, gaining, profile.gates.is_empty()) {
+        let current = Percent::from_f64(routes[0].weights.percent(candidate)).unwrap_or(Percent::ZERO);
+        let next = if candidate == side { percent } else { percent.complement() };
+        super::gates_once(settings, &routes, candidate, current, next, "not shifting traffic to", "--no-gates").await?;
+    }
+    let mut report = ChangeReport::new(&profile.name, "set", side, percent, &changes, args.dry_run);
+    if args.dry_run || !report.changed {
+        settings.print(&report)?;
+        return Ok(exit::OK);
+    }
+    let question = format!(
+        "move {side} to {percent}% on profile {}{}?",
+        profile.name,
+        if active.is_some() { " and abort the rollout in progress" } else { "" }
+    );
+    if !settings.confirm(&report.to_string(), &question) {
+        eprintln!("not confirmed: nothing changed");
+        return Ok(exit::USAGE);
+    }
+    let started = Instant::now();
+    let before: Vec<_> = routes.iter().map(|r| r.view()).collect();
+    let planned: Vec<_> = changes
+        .iter()
+        .map(|c| crate::model::RouteView { kind: c.route.kind, name: c.route.name.clone(), weights: c.to })
+        .collect();
+    // `--force` on a rollout in progress: abort it first, so it claims no more writes.
+    let mut open = Vec::new();
+    let aborted = match (active, ledger.as_mut()) {
+        (Some(s), Some(l)) => {
+            let reason = format!("aborted by `set {} --force` ({})", args.split, settings.identity.actor().await);
+            match l.abort(s.stable, &reason, &planned, ABORT_WITHIN, || clock.now_ms()).await {
+                Ok(claims) => open = claims.unwrap_or_default(),
+                Err(e) => return Err(Error::from(e)),
+            }
+            true
+        }
+        _ => false,
+    };
+    let after = traffic.apply(&changes).await?;
+    let mut after: Vec<_> = after.iter().map(|r| r.view()).collect();
+    if let Some(l) = ledger.as_mut() {
+        if aborted {
+            after = super::hold_until_claims_pass(&traffic, l, side, percent, open, after).await?;
+        } else if state.is_some()
+            && let Err(e) = l.record_split(&after, clock.now_ms()).await
+        {
+            tracing::warn!(error = %e, "could not record the split in the rollout state");
+        }
+    }
+    report.elapsed_ms = started.elapsed().as_millis();
+    let mut bus = settings.bus(false);
+    bus.event(Event::Set { side, percent, aborted, before, routes: after });
+    bus.close().await;
+    settings.print(&report)?;
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments_parse() {
+        let (s, p) = parse_assignment("green=25").unwrap();
+        assert_eq!((s, p.to_string()), (Side::Green, "25".into()));
+        let (s, p) = parse_assignment("BLUE=0.5%").unwrap();
+        assert_eq!((s, p.to_string()), (Side::Blue, "0.5".into()));
+        for bad in ["green", "red=5", "green=101", "green=-1", "green=x"] {
+            let e = parse_assignment(bad).unwrap_err();
+            assert_eq!(e.exit_code(), exit::USAGE, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `cutover status`: per route the live weights and percentages; `live` is the side holding all
+//! traffic on every route (null while split); the recorded rollout, and where the live split
+//! stands against it — its stage, a write a stopped run cut short (the next run finishes it), or
+//! drift.
+
+use crate::error::Result;
+use crate::exit;
+use crate::model::{RouteView, Side, sole_side_of};
+use crate::report::{RolloutView, RouteReport, StatusReport};
+use crate::rollout::decide::Rules;
+use crate::rollout::ledger::{ClaimKind, Ledger, RolloutState, Status};
+use crate::rollout::ports::Clock;
+use crate::rollout::position::{Position, locate};
+use crate::settings::Settings;
+
+pub async fn run(settings: &Settings) -> Result<i32> {
+    let traffic = settings.traffic();
+    let mut ledger = settings.store().map(|s| Ledger::new(s, String::new(), settings.lease()));
+    let load = async {
+        match ledger.as_mut() {
+            Some(l) => Some(l.load().await.map(|s| s.cloned())),
+            None => None,
+        }
+    };
+    let (routes, state) = tokio::join!(traffic.read(), load);
+    let routes = routes?;
+    let views: Vec<RouteView> = routes.iter().map(|r| r.view()).collect();
+    let clock = Clock::new();
+    let rollout = match state {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(s))) => {
+            let mut view = RolloutView::of(&s, clock.now_ms());
+            view.position = Some(position(&s, &views, &settings.profile.rollout));
+            Some(serde_json::to_value(view).unwrap_or_default())
+        }
+        Some(Err(e)) => {
+            eprintln!("warning: cannot read the rollout state: {e}");
+            Some(serde_json::json!({ "error": e.to_string() }))
+        }
+    };
+    let report = StatusReport {
+        profile: settings.profile.name.clone(),
+        live: sole_side_of(&views),
+        routes: routes.iter().map(RouteReport::from).collect(),
+        rollout,
+    };
+    settings.print(&report)?;
+    Ok(exit::OK)
+}
+
+/// Where the live split stands against the recorded rollout, in words.
+fn position(s: &RolloutState, views: &[RouteView], rules: &Rules) -> String {
+    let rules = Rules { stages: s.stages.clone(), ..rules.clone() };
+    let on = |side: Side| sole_side_of(views) == Some(side);
+    match s.status {
+        Status::Completed | Status::Aborted if on(s.stable) => format!("all on {}, as recorded", s.stable),
+        Status::Completed | Status::Aborted => {
+            format!("DRIFT: not all on {} as the {} rollout recorded", s.stable, s.status)
+        }
+        Status::Progressing | Status::Paused => {
+            let stage = s.progress.stage;
+            let claimed = s.claims.iter().find_map(|c| match c.kind {
+                ClaimKind::Forward { stage } => Some(stage),
+                ClaimKind::Restore => None,
+            });
+            match locate(views, &rules, s.candidate) {
+                Position::At(k) if k == stage => format!("at stage {stage}, as recorded"),
+                Position::At(k) if Some(k) == claimed => {
+                    format!("at stage {k}: written, not yet recorded (the next run records it)")
+                }
+                Position::Between { lo, hi } if lo == stage && Some(hi) == claimed => {
+                    format!("between stage {lo} and stage {hi}: a write was cut short (the next run finishes it)")
+                }
+                Position::At(0) | Position::Between { lo: 0, .. }
+                    if s.claims.iter().any(|c| c.kind == ClaimKind::Restore) =>
+                {
+                    "a rollback was cut short (the next run finishes it)".into()
+                }
+                other => format!("DRIFT: {other}, but the rollout recorded stage {stage}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Reporters: render the rollout's events on stderr — plain timestamped lines (CI logs), JSON
+//! lines (`--log-format json`, one object per line for CloudWatch Logs), or a live progress line on
+//! a terminal.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::model::Verdict;
+use crate::rollout::events::{Event, Sink};
+
+/// Plain lines with the time since the start; gate readings only when they change.
+pub struct PlainReporter<W: Write> {
+    out: W,
+    start: Instant,
+    seen: Seen,
+}
+
+impl<W: Write> PlainReporter<W> {
+    pub fn new(out: W) -> Self {
+        PlainReporter { out, start: Instant::now(), seen: Seen::default() }
+    }
+
+    fn line(&mut self, text: &str) {
+        let t = self.start.elapsed().as_secs_f64();
+        let _ = writeln!(self.out, "[{t:7.1}s] {text}");
+    }
+}
+
+/// What was last said, so that repeated readings are not said again.
+#[derive(Default)]
+struct Seen {
+    gates: Vec<(String, Verdict, String)>,
+    held: Vec<(String, Verdict, String)>,
+}
+
+/// The text line of an event, or `None` when it is not worth a line.
+fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
+    let Seen { gates: last_gates, held: last_held } = seen;
+    Some(match event {
+        Event::Started { profile, from, to, stages, resume_at, routes } => {
+            let stages: Vec<String> = stages.iter().map(|s| format!("{s}%")).collect();
+            let mut s = format!(
+                "rollout of profile {profile}: {from} → {to} in stages {} ({} route(s))",
+                stages.join(" → "),
+                routes.len()
+            );
+            match resume_at {
+                Some(0) => s.push_str(", taking over before the first shift"),
+                Some(stage) => s.push_str(&format!(", resuming at stage {stage}")),
+                None => {}
+            }
+            s
+        }
+        Event::GatesRead { stage, readings, fails } => {
+            let now: Vec<(String, Verdict, String)> =
+                readings.iter().map(|r| (r.gate.clone(), r.verdict, r.detail.clone())).collect();
+            if now == *last_gates {
+                return None;
+            }
+            *last_gates = now;
+            let where_ = if *stage == 0 { "before the first shift".to_string() } else { format!("stage {stage}") };
+            let parts: Vec<String> = readings
+                .iter()
+                .map(|r| {
+                    let n = fails.get(&r.gate).copied().unwrap_or(0);
+                    let count = if r.verdict == Verdict::Fail { format!(" ({n} in a row)") } else { String::new() };
+                    format!("{} {}{count}: {}", r.gate, r.verdict.to_string().to_uppercase(), r.detail)
+                })
+                .collect();
+            if parts.is_empty() {
+                return None;
+            }
+            format!("gates {where_}: {}", parts.join("; "))
+        }
+        Event::Baking { .. } => return None,
+        Event::Held { stage, reason, left } => {
+            // Once per reason, not every poll.
+            let key = vec![(format!("held:{stage}"), Verdict::Wait, reason.clone())];
+            if *last_held == key {
+                return None;
+            }
+            *last_held = key;
+            let where_ = if *stage == 0 { "before the first shift".to_string() } else { format!("at stage {stage}") };
+            format!("held {where_} (max_hold in {}s): {reason}", left.as_secs())
+        }
+        Event::StageApplied { stage, stages, side, percent, routes, .. } => {
+            let w: Vec<String> =
+                routes.iter().map(|r| format!("{} {}:{}", r.name, r.weights.blue, r.weights.green)).collect();
+            format!("stage {stage}/{stages}: {side} {percent}% applied ({})", w.join(", "))
+        }
+        Event::StageResumed { stage, stages, side, percent } => {
+            format!("stage {stage}/{stages}: {side} {percent}% is live; baking it again")
+        }
+        Event::StageBaked { stage, stages, percent } => format!("stage {stage}/{stages} ({percent}%) baked"),
+        Event::RollingBack { to, reason } => format!("ROLLING BACK: all traffic to {to} ({reason})"),
+        Event::Retrying { what, error } => format!("could not {what} this time, trying again: {error}"),
+        Event::RolledBack { to, .. } => format!("rolled back: all traffic on {to}"),
+        Event::Halted { .. }
+        | Event::Completed { .. }
+        | Event::Rollback { .. }
+        | Event::Set { .. }
+        | Event::Promoted { .. }
+        | Event::PauseChanged { .. } => return None,
+        Event::Ended { outcome, reason } => match reason {
+            Some(r) => format!("ended: {} — {r}", serde_json::to_value(outcome).ok()?.as_str()?),
+            None => format!("ended: {}", serde_json::to_value(outcome).ok()?.as_str()?),
+        },
+    })
+}
+
+impl<W: Write> Sink for PlainReporter<W> {
+    fn event(&mut self, event: &Event) {
+        if let Some(text) = describe(event, &mut self.seen) {
+            self.line(&text);
+        }
+    }
+}
+
+/// One JSON object per event, with a timestamp.
+pub struct JsonReporter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonReporter<W> {
+    pub fn new(out: W) -> Self {
+        JsonReporter { out }
+    }
+}
+
+impl<W: Write> Sink for JsonReporter<W> {
+    fn event(&mut self, event: &Event) {
+        let mut v = serde_json::to_value(event).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "ts".into(),
+                serde_json::Value::String(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()),
+            );
+        }
+        let _ = writeln!(self.out, "{v}");
+    }
+}
+
+/// A live line on a terminal: stage, split, bake countdown and each gate's last reading; the
+/// milestones scroll above it.
+pub struct ProgressReporter {
+    bar: indicatif::ProgressBar,
+    seen: Seen,
+    stage: String,
+    gates: String,
+}
+
+impl ProgressReporter {
+    pub fn new() -> ProgressReporter {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        ProgressReporter { bar, seen: Seen::default(), stage: "pre-checks".into(), gates: String::new() }
+    }
+}
+
+impl Default for ProgressReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sink for ProgressReporter {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::GatesRead { readings, .. } => {
+                self.gates =
+                    readings.iter().map(|r| format!("{} {}", r.gate, r.verdict)).collect::<Vec<_>>().join(" · ");
+            }
+            Event::Baking { stage, remaining } => {
+                self.stage = format!("stage {stage}: baking, {}s left", remaining.as_secs());
+            }
+            Event::Held { stage, left, .. } => {
+                self.stage = format!("stage {stage}: HELD ({}s to max_hold)", left.as_secs());
+            }
+            Event::StageApplied { stage, stages, side, percent, .. } => {
+                self.stage = format!("stage {stage}/{stages}: {side} {percent}%");
+            }
+            _ => {}
+        }
+        if let Some(line) = describe(event, &mut self.seen) {
+            self.bar.println(line);
+        }
+        if matches!(event, Event::Ended { .. }) {
+            self.bar.finish_and_clear();
+        } else {
+            self.bar.set_message(format!("{} | {}", self.stage, self.gates));
+        }
+    }
+}

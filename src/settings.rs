@@ -1,0 +1,170 @@
+//! Everything a command needs, resolved once from the command line, the profile and the
+//! environment: the profile, how to print, whether a person is at a terminal, the AWS
+//! configuration, who is acting, and the event bus (reporter, audit trail, notifications).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::cli::{Cli, LogFormat, OutputFormat};
+use crate::error::{Error, Result};
+use crate::notify::NotifySink;
+use crate::profile::{Profile, ProfileSource};
+use crate::report::reporters::{JsonReporter, PlainReporter, ProgressReporter};
+use crate::rollout::events::{Event, Fanout, Sink};
+use crate::splitter::AwsTraffic;
+use crate::state::{AuditSink, DynamoStore, Identity};
+
+/// The default lease of a run over the rollout state.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The resolved settings of one command.
+pub struct Settings {
+    pub profile: Profile,
+    pub output: OutputFormat,
+    pub log_format: LogFormat,
+    /// `--yes`: never ask.
+    pub yes: bool,
+    /// A person at a terminal (stdin and stderr): write commands ask first, progress is drawn live.
+    pub interactive: bool,
+    pub sdk: SdkConfig,
+    pub identity: Identity,
+}
+
+impl Settings {
+    /// Reads the profile and the AWS configuration.
+    pub async fn resolve(cli: &Cli) -> Result<Settings> {
+        let source = ProfileSource { dir: cli.profiles_dir.clone() };
+        let path = source.locate(cli.profile.as_deref())?;
+        let profile = Profile::load(&path)?;
+        let sdk = crate::aws::load(profile.region.as_deref()).await;
+        let identity = Identity::new(&sdk);
+        Ok(Settings {
+            profile,
+            output: cli.output,
+            log_format: cli.log_format,
+            yes: cli.yes,
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            sdk,
+            identity,
+        })
+    }
+
+    /// Every route of the profile.
+    pub fn traffic(&self) -> AwsTraffic {
+        AwsTraffic::new(&self.sdk, &self.profile)
+    }
+
+    /// The state table, when the profile has one.
+    pub fn store(&self) -> Option<DynamoStore> {
+        self.profile.state.as_ref().map(|s| DynamoStore::new(&self.sdk, &s.table, &self.profile.name))
+    }
+
+    /// The state table, which `command` cannot do without.
+    pub fn need_store(&self, command: &str) -> Result<DynamoStore> {
+        self.store().ok_or_else(|| {
+            Error::refused_hint(
+                format!(
+                    "`{command}` needs the rollout state, and profile `{}` has no [state] table",
+                    self.profile.name
+                ),
+                "add `[state] table = \"cutover-state\"` to the profile and run `cutover state init`",
+            )
+        })
+    }
+
+    /// The lease of a run.
+    pub fn lease(&self) -> Duration {
+        self.profile.state.as_ref().map(|s| s.lease).unwrap_or(DEFAULT_LEASE)
+    }
+
+    /// Prints a command's result on stdout: text, or one JSON document.
+    pub fn print<T: std::fmt::Display + Serialize>(&self, report: &T) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        let written = match self.output {
+            OutputFormat::Text => write!(out, "{report}"),
+            OutputFormat::Json => serde_json::to_writer_pretty(&mut out, report)
+                .map_err(std::io::Error::other)
+                .and_then(|_| writeln!(out)),
+        };
+        // A closed stdout (`| head`) is not worth failing a traffic change over.
+        match written {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(Error::Other(format!("cannot write the result: {e}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Asks a person at a terminal; `true` without asking when nobody is there or `--yes`.
+    pub fn confirm(&self, plan: &str, question: &str) -> bool {
+        if self.yes || !self.interactive {
+            return true;
+        }
+        eprint!("{plan}");
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        if std::io::stdin().lock().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    }
+
+    /// The reporter that draws a run's progress on stderr.
+    pub fn reporter(&self) -> Box<dyn Sink + Send> {
+        match self.log_format {
+            LogFormat::Json => Box::new(JsonReporter::new(std::io::stderr())),
+            LogFormat::Text if self.interactive => Box::new(ProgressReporter::new()),
+            LogFormat::Text => Box::new(PlainReporter::new(std::io::stderr())),
+        }
+    }
+
+    /// The event bus of a command: the reporter (`progress`), the audit trail (with a state
+    /// table) and the notifications (with `[notify]`).
+    pub fn bus(&self, progress: bool) -> Bus {
+        let mut sinks: Vec<Box<dyn Sink + Send>> = Vec::new();
+        let mut tasks = Vec::new();
+        if progress {
+            sinks.push(self.reporter());
+        }
+        if let Some(store) = self.store() {
+            let (sink, task) = AuditSink::spawn(store, self.identity.clone());
+            sinks.push(Box::new(sink));
+            tasks.push(task);
+        }
+        if let Some((sink, task)) = NotifySink::spawn(&self.sdk, &self.profile.name, &self.profile.notify) {
+            sinks.push(Box::new(sink));
+            tasks.push(task);
+        }
+        Bus { fanout: Fanout(sinks), tasks }
+    }
+}
+
+/// Where a command's events go; [`Bus::close`] waits for the audit trail and notifications.
+pub struct Bus {
+    fanout: Fanout,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Bus {
+    pub fn sink(&mut self) -> &mut dyn Sink {
+        &mut self.fanout
+    }
+
+    pub fn event(&mut self, event: Event) {
+        self.fanout.event(&event);
+    }
+
+    /// Lets the background sinks finish (at most 15 s).
+    pub async fn close(self) {
+        drop(self.fanout);
+        let all = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(Duration::from_secs(15), all).await.is_err() {
+            tracing::warn!("the audit trail or a notification did not finish within 15s");
+        }
+    }
+}
