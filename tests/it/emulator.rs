@@ -1,10 +1,14 @@
 //! The local AWS emulator for the integration tests.
 //!
-//! `CUTOVER_TEST_ENDPOINT` points the tests at a running emulator. Without it, the first test to
-//! need one starts moto server on a free loopback port (installing it into localstack/.venv on
+//! `CUTOVER_TEST_ENDPOINT` points the tests at a running moto server. Without it, the first test
+//! to need one starts moto server on a free loopback port (installing it into localstack/.venv on
 //! first use) and shares it with every test of this process; the server watches its stdin and
 //! exits when this process ends. Every test makes its own resources (unique names), so tests run
 //! in parallel on one server.
+//!
+//! Tests talk to moto through the kit's proxy (`localstack/proxy.rs`): one shared proxy without
+//! latency or faults, which gives Route53 changes AWS's semantics; tests of races, storms and
+//! kills start proxies of their own with AWS-like latency and faults ([`proxy`]).
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,6 +18,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::proxy::{Config, Proxy};
+
 struct Server {
     endpoint: String,
     // Kept open for the life of the test process: closing it stops the server.
@@ -21,14 +27,25 @@ struct Server {
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
+static PROXY: OnceLock<Proxy> = OnceLock::new();
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The emulator's endpoint, e.g. `http://127.0.0.1:45123`.
+/// The endpoint tests use, e.g. `http://127.0.0.1:45123`: the shared proxy in front of moto.
 pub fn endpoint() -> &'static str {
+    &PROXY.get_or_init(|| Proxy::start(moto(), Config::default())).endpoint
+}
+
+/// moto itself, behind every proxy.
+pub fn moto() -> &'static str {
     &SERVER.get_or_init(start).endpoint
+}
+
+/// A proxy of one test's own in front of moto (latency, faults, a log of its calls).
+pub fn proxy(config: Config) -> Proxy {
+    Proxy::start(moto(), config)
 }
 
 fn start() -> Server {

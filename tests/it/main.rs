@@ -4,6 +4,8 @@
 mod emulator;
 #[path = "../../localstack/fixtures.rs"]
 mod fixtures;
+#[path = "../../localstack/proxy.rs"]
+mod proxy;
 
 mod alb;
 mod cli;

@@ -1,0 +1,688 @@
+//! The emulator kit's proxy: an HTTP server between the SDK and moto that makes the emulator
+//! behave like AWS where cutover relies on it.
+//!
+//! - **Latency**, fixed or jittered, per call (writes may get their own); concurrent calls overlap.
+//!   A write lands at a random point within its latency — it is in flight before that — and lands
+//!   even when the client gives up or dies meanwhile, as a request AWS has received does.
+//! - **Faults**, AWS-shaped per protocol and drawn from a seeded generator: throttling (Route53's
+//!   REST-XML `Throttling` / `PriorRequestNotComplete`, the query protocol's `Throttling` "Rate
+//!   exceeded", DynamoDB's `ThrottlingException`), 5xx, and dropped connections (before or after
+//!   the call was applied).
+//! - **Route53 change semantics** (on by default): a batch is checked against the zone as AWS
+//!   does — a DELETE must match the live record set exactly, a CREATE must not find one — and
+//!   applied whole or not at all. moto checks neither (and refuses a CREATE it has seen before,
+//!   whatever its SetIdentifier), so without this a compare-and-swap batch cannot be tested.
+//! - **A log** of every call: service, operation, when it started, reached moto and ended, the
+//!   status, the fault injected, and the body of writes.
+//!
+//! The tests start it in-process ([`Proxy::start`]); `cargo run --example proxy` runs it in front
+//! of a moto server for the demo and the benchmarks.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::http::request::Parts;
+use hyper::{Request, Response, StatusCode};
+
+/// How long a call takes: uniform between `min` and `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Latency {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Latency {
+    pub const ZERO: Latency = Latency { min: Duration::ZERO, max: Duration::ZERO };
+
+    pub fn fixed(d: Duration) -> Latency {
+        Latency { min: d, max: d }
+    }
+
+    pub fn between(min: Duration, max: Duration) -> Latency {
+        Latency { min, max: max.max(min) }
+    }
+
+    /// `40ms`, or `30ms..50ms`.
+    pub fn parse(s: &str) -> Result<Latency, String> {
+        let ms = |t: &str| {
+            let t = t.trim();
+            let n = t.strip_suffix("ms").map(|n| n.parse::<u64>().map(Duration::from_millis));
+            let n = n.or_else(|| t.strip_suffix('s').map(|n| n.parse::<u64>().map(Duration::from_secs)));
+            match n {
+                Some(Ok(d)) => Ok(d),
+                _ => Err(format!("`{t}` is not a duration like 40ms")),
+            }
+        };
+        match s.split_once("..") {
+            Some((a, b)) => Ok(Latency::between(ms(a)?, ms(b)?)),
+            None => Ok(Latency::fixed(ms(s)?)),
+        }
+    }
+
+    fn draw(&self, rng: &mut fastrand::Rng) -> Duration {
+        let span = self.max.saturating_sub(self.min).as_micros() as u64;
+        self.min + Duration::from_micros(if span == 0 { 0 } else { rng.u64(0..=span) })
+    }
+}
+
+/// What the proxy does to calls.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub seed: u64,
+    /// Every call's latency.
+    pub latency: Latency,
+    /// Writes' latency (ChangeResourceRecordSets, ModifyListener, ModifyRule), if other.
+    pub write_latency: Option<Latency>,
+    /// Share of calls throttled.
+    pub throttle: f64,
+    /// Share of calls answered with a 5xx.
+    pub server_error: f64,
+    /// Share of calls whose connection is dropped without an answer (half before, half after the
+    /// call was applied).
+    pub drop: f64,
+    /// Faults only for these services (`route53`, `elasticloadbalancing`, `dynamodb`, …); every
+    /// service when empty.
+    pub fault_services: Vec<String>,
+    /// Route53 ChangeResourceRecordSets checked and applied as AWS does.
+    pub route53_semantics: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 1,
+            latency: Latency::ZERO,
+            write_latency: None,
+            throttle: 0.0,
+            server_error: 0.0,
+            drop: 0.0,
+            fault_services: Vec::new(),
+            route53_semantics: true,
+        }
+    }
+}
+
+/// One call, as the proxy saw it.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub id: u64,
+    /// `route53`, `elasticloadbalancing`, `dynamodb`, `monitoring`, `sts`, …
+    pub service: String,
+    pub operation: String,
+    pub started: Instant,
+    /// When the call reached the emulator: for a write, when it landed.
+    pub forwarded: Option<Instant>,
+    pub ended: Instant,
+    /// The status answered; 0 when the connection was dropped.
+    pub status: u16,
+    /// Whether the emulator applied it (it was forwarded and answered 2xx).
+    pub applied: bool,
+    /// The fault injected: `throttling`, `server-error`, `drop-before`, `drop-after`.
+    pub fault: Option<&'static str>,
+    /// The request body, for writes.
+    pub body: String,
+}
+
+impl Call {
+    pub fn is_write(&self) -> bool {
+        is_write(&self.operation)
+    }
+}
+
+fn is_write(operation: &str) -> bool {
+    matches!(operation, "ChangeResourceRecordSets" | "ModifyListener" | "ModifyRule")
+}
+
+/// A running proxy; dropping it stops it.
+pub struct Proxy {
+    pub endpoint: String,
+    shared: Arc<Shared>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Shared {
+    upstream: String,
+    config: Mutex<Config>,
+    rng: Mutex<fastrand::Rng>,
+    calls: Mutex<Vec<Call>>,
+    next_id: AtomicU64,
+    client: reqwest::Client,
+    /// Route53 changes of one zone are checked and applied one at a time (AWS serialises them too).
+    zones: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    log: Option<Mutex<std::fs::File>>,
+    start: Instant,
+}
+
+/// The connection is dropped without an answer.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the proxy")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+type Answer = Response<Full<Bytes>>;
+
+impl Proxy {
+    /// A proxy on a free loopback port in front of `upstream`, on a thread of its own.
+    pub fn start(upstream: &str, config: Config) -> Proxy {
+        Proxy::start_on("127.0.0.1:0", upstream, config, None).expect("start the proxy")
+    }
+
+    /// A proxy on `addr` (loopback only), logging calls as JSON lines to `log` if given.
+    pub fn start_on(addr: &str, upstream: &str, config: Config, log: Option<std::fs::File>) -> std::io::Result<Proxy> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        if !local.ip().is_loopback() {
+            return Err(std::io::Error::other("the proxy listens on loopback only"));
+        }
+        listener.set_nonblocking(true)?;
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+            config: Mutex::new(config),
+            calls: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            client: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client"),
+            zones: Mutex::new(HashMap::new()),
+            log: log.map(Mutex::new),
+            start: Instant::now(),
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let s = shared.clone();
+        std::thread::Builder::new().name("emulator-proxy".into()).spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
+                let accept = async {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else { continue };
+                        let s = s.clone();
+                        tokio::spawn(async move {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let service = hyper::service::service_fn(move |req| handle(s.clone(), req));
+                            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stop_rx => {}
+                }
+            });
+        })?;
+        Ok(Proxy { endpoint: format!("http://{local}"), shared, _stop: stop_tx })
+    }
+
+    /// Changes what the proxy does from now on.
+    pub fn set(&self, edit: impl FnOnce(&mut Config)) {
+        edit(&mut self.shared.config.lock().unwrap());
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.calls.lock().unwrap().clone()
+    }
+
+    /// Forgets the calls logged so far.
+    pub fn clear(&self) {
+        self.shared.calls.lock().unwrap().clear();
+    }
+}
+
+/// What one call will meet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    Throttling,
+    ServerError,
+    DropBefore,
+    DropAfter,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Throttling => "throttling",
+            Fault::ServerError => "server-error",
+            Fault::DropBefore => "drop-before",
+            Fault::DropAfter => "drop-after",
+        }
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, Dropped> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let service = service_of(&parts);
+    let operation = operation_of(&service, &parts, &body);
+    let write = is_write(&operation);
+    let (latency, landing, fault, semantics) = {
+        let config = shared.config.lock().unwrap();
+        let mut rng = shared.rng.lock().unwrap();
+        let latency = match (write, config.write_latency) {
+            (true, Some(l)) => l.draw(&mut rng),
+            _ => config.latency.draw(&mut rng),
+        };
+        // Where in its latency the call reaches the emulator.
+        let landing = latency.mul_f64(rng.f64());
+        let faulty = config.fault_services.is_empty() || config.fault_services.contains(&service);
+        let r = rng.f64();
+        let fault = if !faulty {
+            None
+        } else if r < config.throttle {
+            Some(Fault::Throttling)
+        } else if r < config.throttle + config.server_error {
+            Some(Fault::ServerError)
+        } else if r < config.throttle + config.server_error + config.drop {
+            Some(if rng.bool() { Fault::DropBefore } else { Fault::DropAfter })
+        } else {
+            None
+        };
+        (latency, landing, fault, config.route53_semantics)
+    };
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The call goes on in a task of its own: a client that gives up does not stop it landing.
+    let s = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(landing).await;
+        let mut forwarded = None;
+        let answer: Result<Answer, Dropped> = match fault {
+            Some(Fault::Throttling) => Ok(error_answer(&service, &operation, id, true)),
+            Some(Fault::ServerError) => Ok(error_answer(&service, &operation, id, false)),
+            Some(Fault::DropBefore) => Err(Dropped),
+            None | Some(Fault::DropAfter) => {
+                forwarded = Some(Instant::now());
+                let answer = if semantics && operation == "ChangeResourceRecordSets" {
+                    route53_change(&s, &parts, &body).await
+                } else {
+                    forward(&s, &parts, body.clone()).await
+                };
+                if fault == Some(Fault::DropAfter) { Err(Dropped) } else { Ok(answer) }
+            }
+        };
+        let status = answer.as_ref().map(|a| a.status().as_u16()).unwrap_or(0);
+        let applied = forwarded.is_some()
+            && match &answer {
+                Ok(a) => a.status().is_success(),
+                // Dropped after the emulator answered: applied when the emulator accepted it.
+                Err(_) => true,
+            };
+        tokio::time::sleep(latency.saturating_sub(landing)).await;
+        let call = Call {
+            id,
+            service,
+            operation,
+            started,
+            forwarded,
+            ended: Instant::now(),
+            status,
+            applied,
+            fault: fault.map(Fault::name),
+            body: if write { String::from_utf8_lossy(&body).into_owned() } else { String::new() },
+        };
+        log_line(&s, &call);
+        s.calls.lock().unwrap().push(call);
+        let _ = tx.send(answer);
+    });
+    rx.await.map_err(|_| Dropped)?
+}
+
+fn log_line(shared: &Shared, call: &Call) {
+    let Some(file) = &shared.log else { return };
+    let ms = |t: Instant| t.duration_since(shared.start).as_secs_f64() * 1000.0;
+    let line = serde_json::json!({
+        "id": call.id,
+        "service": call.service,
+        "operation": call.operation,
+        "start_ms": ms(call.started),
+        "forwarded_ms": call.forwarded.map(ms),
+        "end_ms": ms(call.ended),
+        "status": call.status,
+        "applied": call.applied,
+        "fault": call.fault,
+    });
+    let _ = writeln!(file.lock().unwrap(), "{line}");
+}
+
+/// The service a request is signed for (SigV4's credential scope), e.g. `route53`.
+fn service_of(parts: &Parts) -> String {
+    parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// The API operation of a request, by protocol: the query protocol's `Action`, the JSON
+/// protocol's `X-Amz-Target`, or Route53's and EKS's REST paths.
+fn operation_of(service: &str, parts: &Parts, body: &Bytes) -> String {
+    if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    let form = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.split('&').find_map(|kv| kv.strip_prefix("Action=")).map(|a| a.to_string()))
+    };
+    if let Some(action) = form(body) {
+        return action;
+    }
+    let path = parts.uri.path().trim_end_matches('/');
+    let method = parts.method.as_str();
+    let name = match (service, method) {
+        ("route53", "POST") if path.ends_with("/rrset") => "ChangeResourceRecordSets",
+        ("route53", "GET") if path.ends_with("/rrset") => "ListResourceRecordSets",
+        ("route53", "GET") if path.contains("/change/") => "GetChange",
+        ("route53", "GET") if path.ends_with("/hostedzonesbyname") => "ListHostedZonesByName",
+        ("route53", "GET") if path.ends_with("/status") => "GetHealthCheckStatus",
+        ("route53", "GET") if path.contains("/hostedzone/") => "GetHostedZone",
+        ("route53", "POST") if path.ends_with("/hostedzone") => "CreateHostedZone",
+        ("eks", "GET") if path.starts_with("/clusters/") => "DescribeCluster",
+        _ => return format!("{method} {path}"),
+    };
+    name.to_string()
+}
+
+/// The request as it came, to the emulator; its answer as it came back.
+async fn forward(shared: &Shared, parts: &Parts, body: Bytes) -> Answer {
+    let url = format!("{}{}", shared.upstream, parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut request = shared.client.request(parts.method.clone(), url);
+    for (k, v) in &parts.headers {
+        if !matches!(k.as_str(), "host" | "content-length" | "connection" | "transfer-encoding") {
+            request = request.header(k, v);
+        }
+    }
+    match request.body(body).send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let mut answer = Response::new(Full::new(bytes));
+            *answer.status_mut() = status;
+            for (k, v) in &headers {
+                if !matches!(k.as_str(), "content-length" | "connection" | "transfer-encoding") {
+                    answer.headers_mut().insert(k, v.clone());
+                }
+            }
+            answer
+        }
+        Err(e) => {
+            let mut answer = Response::new(Full::new(Bytes::from(format!("emulator unreachable: {e}"))));
+            *answer.status_mut() = StatusCode::BAD_GATEWAY;
+            answer
+        }
+    }
+}
+
+/// An AWS-shaped error of `service`: throttling (400) or a server error (500).
+fn error_answer(service: &str, operation: &str, id: u64, throttling: bool) -> Answer {
+    let request_id = format!("proxy-{id:08}");
+    let (status, content_type, body) = match service {
+        "dynamodb" => {
+            let (status, kind, message) = if throttling {
+                (400, "ThrottlingException", "Rate of requests exceeds the allowed throughput.")
+            } else {
+                (500, "InternalServerError", "Internal server error")
+            };
+            let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#);
+            (status, "application/x-amz-json-1.0", body)
+        }
+        "eks" => {
+            let (status, message) = if throttling { (429, "Rate exceeded") } else { (500, "Internal server error") };
+            (status, "application/json", format!(r#"{{"message":"{message}"}}"#))
+        }
+        _ => {
+            // Route53 (REST-XML) and the query protocol (ELBv2, CloudWatch, STS, SNS) share the
+            // ErrorResponse shape.
+            let (status, kind, code, message) = match (throttling, service, operation) {
+                (true, "route53", "ChangeResourceRecordSets") if id.is_multiple_of(2) => (
+                    400,
+                    "Sender",
+                    "PriorRequestNotComplete",
+                    "The request was rejected because Route 53 was still processing a prior request.",
+                ),
+                (true, _, _) => (400, "Sender", "Throttling", "Rate exceeded"),
+                (false, _, _) => (500, "Receiver", "InternalFailure", "An internal error occurred."),
+            };
+            let body = format!(
+                "<?xml version=\"1.0\"?>\n<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            );
+            (status, "text/xml", body)
+        }
+    };
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    *answer.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    answer.headers_mut().insert("content-type", content_type.parse().unwrap());
+    answer.headers_mut().insert("x-amzn-requestid", request_id.parse().unwrap());
+    if service == "eks" {
+        let kind = if throttling { "ThrottlingException" } else { "ServerException" };
+        answer.headers_mut().insert("x-amzn-errortype", kind.parse().unwrap());
+    }
+    answer
+}
+
+// ---- Route53 change semantics ----------------------------------------------------------------
+
+/// A record set's identity: name, type, SetIdentifier.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SetKey {
+    name: String,
+    rtype: String,
+    id: Option<String>,
+}
+
+/// The values AWS compares a DELETE against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SetValues {
+    weight: Option<String>,
+    ttl: Option<String>,
+    records: Vec<String>,
+    alias: Option<(String, String, String)>,
+    health_check: Option<String>,
+    region: Option<String>,
+    failover: Option<String>,
+}
+
+fn child_text<'a>(node: roxmltree::Node<'a, 'a>, name: &str) -> Option<String> {
+    node.children().find(|c| c.tag_name().name() == name).and_then(|c| c.text()).map(|t| t.trim().to_string())
+}
+
+fn dns_name(name: &str) -> String {
+    let n = name.trim().replace("\\052", "*").to_ascii_lowercase();
+    if n.ends_with('.') { n } else { format!("{n}.") }
+}
+
+/// A `ResourceRecordSet` element: its key, its values.
+fn record_set(node: roxmltree::Node) -> (SetKey, SetValues) {
+    let key = SetKey {
+        name: dns_name(&child_text(node, "Name").unwrap_or_default()),
+        rtype: child_text(node, "Type").unwrap_or_default(),
+        id: child_text(node, "SetIdentifier"),
+    };
+    let mut records: Vec<String> = node
+        .descendants()
+        .filter(|n| n.tag_name().name() == "ResourceRecord")
+        .filter_map(|n| child_text(n, "Value"))
+        .collect();
+    records.sort();
+    let alias = node.children().find(|c| c.tag_name().name() == "AliasTarget").map(|a| {
+        (
+            child_text(a, "HostedZoneId").unwrap_or_default(),
+            dns_name(&child_text(a, "DNSName").unwrap_or_default()),
+            child_text(a, "EvaluateTargetHealth").unwrap_or_default().to_ascii_lowercase(),
+        )
+    });
+    let values = SetValues {
+        weight: child_text(node, "Weight"),
+        ttl: child_text(node, "TTL"),
+        records,
+        alias,
+        health_check: child_text(node, "HealthCheckId"),
+        region: child_text(node, "Region"),
+        failover: child_text(node, "Failover"),
+    };
+    (key, values)
+}
+
+fn invalid_change_batch(message: &str) -> Answer {
+    let body = format!(
+        "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>[{message}]</Message></Error><RequestId>proxy-change</RequestId></ErrorResponse>"
+    );
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    *answer.status_mut() = StatusCode::BAD_REQUEST;
+    answer.headers_mut().insert("content-type", "text/xml".parse().unwrap());
+    answer
+}
+
+fn describe(key: &SetKey) -> String {
+    match &key.id {
+        Some(id) => format!("[name='{}', type='{}', set-identifier='{id}']", key.name, key.rtype),
+        None => format!("[name='{}', type='{}']", key.name, key.rtype),
+    }
+}
+
+/// ChangeResourceRecordSets as AWS applies it: every change checked in order against the zone
+/// (a DELETE must match the live set's values, a CREATE must not find one), all or nothing; then
+/// handed to the emulator as the UPSERTs and DELETEs that give the same zone.
+async fn route53_change(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer {
+    let path = parts.uri.path();
+    let zone = path.split("/hostedzone/").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_string();
+    let lock = shared.zones.lock().unwrap().entry(zone.clone()).or_default().clone();
+    let _one_at_a_time = lock.lock().await;
+
+    let text = String::from_utf8_lossy(body).into_owned();
+    let Ok(doc) = roxmltree::Document::parse(&text) else {
+        return forward(shared, parts, body.clone()).await;
+    };
+    // (action, key, values, the ResourceRecordSet element as sent)
+    let mut changes: Vec<(String, SetKey, SetValues, String)> = Vec::new();
+    for change in doc.descendants().filter(|n| n.tag_name().name() == "Change") {
+        let action = child_text(change, "Action").unwrap_or_default();
+        let Some(set) = change.children().find(|c| c.tag_name().name() == "ResourceRecordSet") else { continue };
+        let (key, values) = record_set(set);
+        changes.push((action, key, values, text[set.range()].to_string()));
+    }
+
+    // The zone as it is, for the names the batch touches.
+    let mut zone_now: HashMap<SetKey, SetValues> = HashMap::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (_, key, _, _) in &changes {
+        let nt = (key.name.clone(), key.rtype.clone());
+        if seen.contains(&nt) {
+            continue;
+        }
+        seen.push(nt);
+        match list_sets(shared, parts, &zone, &key.name, &key.rtype).await {
+            Some(sets) => zone_now.extend(sets),
+            None => return forward(shared, parts, body.clone()).await,
+        }
+    }
+
+    // Apply in order to a working copy; remember the XML each key ends with.
+    let mut work: HashMap<SetKey, Option<(SetValues, String)>> =
+        zone_now.iter().map(|(k, v)| (k.clone(), Some((v.clone(), String::new())))).collect();
+    let mut order: Vec<SetKey> = Vec::new();
+    for (action, key, values, xml) in &changes {
+        if !order.contains(key) {
+            order.push(key.clone());
+        }
+        let current = work.get(key).cloned().flatten();
+        match action.as_str() {
+            "DELETE" => match current {
+                None => {
+                    return invalid_change_batch(&format!(
+                        "Tried to delete resource record set {} but it was not found",
+                        describe(key)
+                    ));
+                }
+                Some((live, _)) if live != *values => {
+                    return invalid_change_batch(&format!(
+                        "Tried to delete resource record set {} but the values provided do not match the current values",
+                        describe(key)
+                    ));
+                }
+                Some(_) => {
+                    work.insert(key.clone(), None);
+                }
+            },
+            "CREATE" => {
+                if current.is_some() {
+                    return invalid_change_batch(&format!(
+                        "Tried to create resource record set {} but it already exists",
+                        describe(key)
+                    ));
+                }
+                work.insert(key.clone(), Some((values.clone(), xml.clone())));
+            }
+            _ => {
+                work.insert(key.clone(), Some((values.clone(), xml.clone())));
+            }
+        }
+    }
+
+    // The same end state, as the emulator applies it right.
+    let mut out = String::new();
+    for key in &order {
+        match work.get(key).cloned().flatten() {
+            Some((_, xml)) if !xml.is_empty() => {
+                out.push_str(&format!("<Change><Action>UPSERT</Action>{xml}</Change>"));
+            }
+            Some(_) => {}
+            None => {
+                let deleted = changes.iter().rev().find(|(a, k, _, _)| a == "DELETE" && k == key).map(|c| c.3.clone());
+                if let Some(xml) = deleted {
+                    out.push_str(&format!("<Change><Action>DELETE</Action>{xml}</Change>"));
+                }
+            }
+        }
+    }
+    let rewritten = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ChangeResourceRecordSetsRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeBatch><Changes>{out}</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"
+    );
+    forward(shared, parts, Bytes::from(rewritten)).await
+}
+
+/// The record sets of `name`/`rtype` in `zone`, as the emulator lists them.
+async fn list_sets(
+    shared: &Shared,
+    parts: &Parts,
+    zone: &str,
+    name: &str,
+    rtype: &str,
+) -> Option<Vec<(SetKey, SetValues)>> {
+    let url = format!("{}/2013-04-01/hostedzone/{zone}/rrset?name={name}&type={rtype}&maxitems=300", shared.upstream);
+    let mut request = shared.client.get(url);
+    if let Some(auth) = parts.headers.get("authorization") {
+        request = request.header("authorization", auth);
+    }
+    let text = request.send().await.ok()?.text().await.ok()?;
+    let doc = roxmltree::Document::parse(&text).ok()?;
+    Some(
+        doc.descendants()
+            .filter(|n| n.tag_name().name() == "ResourceRecordSet")
+            .map(record_set)
+            .filter(|(k, _)| k.name == dns_name(name) && k.rtype == rtype)
+            .collect(),
+    )
+}
