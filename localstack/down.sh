@@ -10,13 +10,15 @@ case "$kind" in
     docker compose -f "$here/docker-compose.yml" down
     ;;
   moto)
-    if [[ -f "$run/moto.pid" ]]; then
-      kill "$(cat "$run/moto.pid")" 2>/dev/null || true
-    fi
+    for pid in "$run/proxy.pid" "$run/moto.pid"; do
+      if [[ -f "$pid" ]]; then
+        kill "$(cat "$pid")" 2>/dev/null || true
+      fi
+    done
     ;;
   *)
     echo "emulator: nothing started by up.sh"
     ;;
 esac
-rm -f "$run/kind" "$run/moto.pid"
+rm -f "$run/kind" "$run/moto.pid" "$run/proxy.pid"
 echo "emulator: stopped (port $port)"

@@ -154,6 +154,10 @@ struct Shared {
     rng: Mutex<fastrand::Rng>,
     calls: Mutex<Vec<Call>>,
     next_id: AtomicU64,
+    /// Writes received so far.
+    writes_started: AtomicU64,
+    /// Calls received and not yet answered or dropped.
+    in_flight: AtomicU64,
     client: reqwest::Client,
     /// Route53 changes of one zone are checked and applied one at a time (AWS serialises them too).
     zones: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -195,6 +199,8 @@ impl Proxy {
             config: Mutex::new(config),
             calls: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
+            writes_started: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             client: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client"),
             zones: Mutex::new(HashMap::new()),
             log: log.map(Mutex::new),
@@ -238,6 +244,17 @@ impl Proxy {
     /// Every call so far.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.calls.lock().unwrap().clone()
+    }
+
+    /// How many writes have been received so far (answered or not).
+    pub fn writes_started(&self) -> u64 {
+        self.shared.writes_started.load(Ordering::SeqCst)
+    }
+
+    /// How many calls are under way (received, not yet answered or dropped) — including those
+    /// whose client has gone.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::SeqCst)
     }
 
     /// Forgets the calls logged so far.
@@ -298,6 +315,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
         (latency, landing, fault, config.route53_semantics)
     };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    if write {
+        shared.writes_started.fetch_add(1, Ordering::SeqCst);
+    }
+    shared.in_flight.fetch_add(1, Ordering::SeqCst);
     let (tx, rx) = tokio::sync::oneshot::channel();
     // The call goes on in a task of its own: a client that gives up does not stop it landing.
     let s = shared.clone();
@@ -340,6 +361,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
         };
         log_line(&s, &call);
         s.calls.lock().unwrap().push(call);
+        s.in_flight.fetch_sub(1, Ordering::SeqCst);
         let _ = tx.send(answer);
     });
     rx.await.map_err(|_| Dropped)?
@@ -595,7 +617,9 @@ async fn route53_change(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer 
         seen.push(nt);
         match list_sets(shared, parts, &zone, &key.name, &key.rtype).await {
             Some(sets) => zone_now.extend(sets),
-            None => return forward(shared, parts, body.clone()).await,
+            // The zone cannot be read to check the batch: a server error, as AWS answers when it
+            // cannot serve — never the batch applied without its checks.
+            None => return error_answer("route53", "ChangeResourceRecordSets", 0, false),
         }
     }
 

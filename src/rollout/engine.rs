@@ -33,6 +33,10 @@ pub enum OnInterrupt {
     Leave,
 }
 
+/// How long a run that finds traffic moved under it waits for a rollback to record its abort
+/// (it writes traffic first) before it calls the move drift.
+const ABORT_GRACE: Duration = Duration::from_secs(5);
+
 /// The parts a run drives with.
 pub struct Parts<'a, T: Traffic, G: Gates, S: Store> {
     pub profile: &'a str,
@@ -99,7 +103,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
 
     /// The first write of the run: records a fresh rollout, or takes the lease of the recorded
     /// one (`rebake`: its stage bakes again — a run taking over, not the next scheduled call).
-    pub(crate) async fn enter(&mut self, entry: Entry, rebake: bool) -> Result<()> {
+    pub(crate) async fn enter(&mut self, entry: Entry, rebake: bool, pending: Option<&Pending>) -> Result<()> {
         let now = self.clock.now_ms();
         let mut attempt = 0;
         loop {
@@ -130,7 +134,12 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let resume_at = (entry == Entry::TakeOver || self.progress.stage > 0).then_some(self.progress.stage);
+        // A write a stopped run left pending is where this one resumes.
+        let at = match pending {
+            Some(Pending::Forward { stage, .. }) => *stage,
+            _ => self.progress.stage,
+        };
+        let resume_at = (entry == Entry::TakeOver || at > 0).then_some(at);
         self.sink.event(&Event::Started {
             profile: self.profile.to_string(),
             from: self.stable,
@@ -311,8 +320,16 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
     /// The routes are not where this run left them: why? A rollback or a pause recorded in the
     /// state ends the run without writing; otherwise someone moved traffic by hand (drift).
     async fn moved(&mut self, live: &[RouteView], what: &str) -> Result<End> {
-        if let Err(LedgerError::Lost(loss)) = self.ledger.sync(self.clock.now_ms()).await {
-            return self.lost(loss);
+        // A rollback writes traffic first and records the abort right after: give it the time to.
+        let give_up = tokio::time::Instant::now() + self.ledger.lease_len().min(ABORT_GRACE);
+        loop {
+            if let Err(LedgerError::Lost(loss)) = self.ledger.sync(self.clock.now_ms()).await {
+                return self.lost(loss);
+            }
+            if tokio::time::Instant::now() >= give_up {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let _ = self.ledger.release_lease(self.clock.now_ms()).await;
         let mut message = format!("{what} (someone else moved traffic): stopping without writing");
@@ -533,7 +550,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         cancel: watch::Receiver<bool>,
         on_interrupt: OnInterrupt,
     ) -> Result<End> {
-        self.enter(opening.entry, true).await?;
+        self.enter(opening.entry, true, opening.pending.as_ref()).await?;
         if let Some(p) = opening.pending {
             if let Flow::Done(end) = self.resume(p).await {
                 return end;

@@ -146,9 +146,14 @@ impl RolloutState {
         self.claims.iter().filter(move |c| c.lands_by_ms() > now_ms)
     }
 
-    /// The candidate's share at the stage reached.
+    /// The candidate's share at the stage reached; none once the rollout is over (a completed
+    /// one has made its candidate the stable side).
     pub fn percent(&self) -> Percent {
-        if self.progress.stage == 0 { Percent::ZERO } else { self.stages[self.progress.stage - 1] }
+        match self.status {
+            Status::Completed | Status::Aborted => Percent::ZERO,
+            _ if self.progress.stage == 0 => Percent::ZERO,
+            _ => self.stages[self.progress.stage - 1],
+        }
     }
 }
 

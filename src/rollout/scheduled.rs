@@ -69,7 +69,7 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
     /// One scheduled step.
     pub async fn step(mut self, opening: Opening<T::Routes>) -> Result<Step> {
         let entry = opening.entry;
-        self.enter(entry, false).await?;
+        self.enter(entry, false, opening.pending.as_ref()).await?;
         if let Some(pending) = opening.pending {
             let before = self.progress.stage;
             let flow = self.resume(pending).await;

@@ -10,6 +10,7 @@ mod proxy;
 mod alb;
 mod cli;
 mod discover;
+mod faults;
 mod policy;
 mod rollout;
 mod route53;

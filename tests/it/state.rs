@@ -313,3 +313,33 @@ async fn with_the_state_table_unreachable_rollback_still_moves_traffic_and_says_
     assert!(err.contains("rollback --to SIDE"), "{err}");
     assert_eq!(f.weights(&w).await, (90, 10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_during_a_rollout_is_refused_and_force_aborts_the_rollout_audited() {
+    let (w, f) = setup("60s", "30s", "").await;
+    let child =
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until(30, "the first stage", || async { f.weights(&w).await == (90, 10) }).await;
+
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "set", "green=50", "--no-gates"]), 5);
+    assert!(err.contains("would fight it") && err.contains("--force"), "{err}");
+    assert_eq!(f.weights(&w).await, (90, 10), "refused: nothing moved");
+
+    let (out, _) = expect(
+        w.cutover().env("CUTOVER_ACTOR", "dave").args(["-p", "svc", "set", "green=50", "--no-gates", "--force"]),
+        0,
+    );
+    assert!(out.contains("done"), "{out}");
+    assert_eq!(f.weights(&w).await, (50, 50));
+    let (code, out, err) = finish(child, 30).await;
+    assert_eq!(code, 5, "the rollout stops: it was aborted\n{out}\n{err}");
+    assert!(err.contains("aborted"), "{err}");
+    assert_eq!(f.weights(&w).await, (50, 50), "the split set by hand stands");
+
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    assert_eq!(json(&out)["rollout"]["status"], "aborted");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "history"]), 0);
+    let top = &json(&out)["entries"][0];
+    assert_eq!((top["action"].as_str(), top["actor"].as_str()), (Some("set"), Some("dave")));
+    assert!(top["why"].as_str().unwrap().contains("aborted"), "{top}");
+}

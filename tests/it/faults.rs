@@ -1,0 +1,437 @@
+//! The promises under AWS's weather, through the kit's proxy with AWS-like latency and faults:
+//! a rollback fired at writes in flight wins every race; a rollout completes through a throttle
+//! storm; a rollout killed at any moment leaves every route at a split cutover wrote, and the next
+//! run finishes it.
+//!
+//! Each lane has routes, a state table and a proxy of its own, and runs its cases one after the
+//! other; lanes run in parallel. Randomness (which write to aim at, when to fire, when to kill)
+//! comes from seeds, so a failing case can be run again.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::emulator::{proxy, unique};
+use crate::fixtures::Aws;
+use crate::proxy::{Call, Config, Latency, Proxy};
+use crate::{Pair, World, expect, finish, run, wait_until};
+
+/// Routes of both kinds (the front ALB's default action; a weighted alias pair to the two
+/// ingress ALBs) and a state table.
+struct Rig {
+    w: World,
+    listener: String,
+    blue_tg: String,
+    green_tg: String,
+    pair: Pair,
+    table: String,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let w = World::new().await;
+        let (vpc, subnets) = w.aws.network().await;
+        let blue_tg = w.aws.target_group(&unique("fb"), &vpc, &["10.0.1.7"]).await;
+        let green_tg = w.aws.target_group(&unique("fg"), &vpc, &["10.0.2.7"]).await;
+        let (front, _, _) = w.aws.load_balancer(&unique("ff"), &subnets, &[]).await;
+        let listener = w.aws.listener(&front, 80, Aws::forward(&[(&blue_tg, 100), (&green_tg, 0)], None), &[]).await;
+        let (blue_lb, blue_dns, lb_zone) = w.aws.load_balancer(&unique("fib"), &subnets, &[]).await;
+        let (green_lb, green_dns, _) = w.aws.load_balancer(&unique("fig"), &subnets, &[]).await;
+        w.aws.listener(&blue_lb, 80, Aws::forward(&[(&blue_tg, 1)], None), &[]).await;
+        w.aws.listener(&green_lb, 80, Aws::forward(&[(&green_tg, 1)], None), &[]).await;
+        let pair = Pair::new(&w, (100, 0), (&blue_dns, &green_dns), &lb_zone).await;
+        let table = unique("faults-");
+        let rig = Rig { w, listener, blue_tg, green_tg, pair, table };
+        rig.profile("init", "", "", "30s");
+        expect(rig.w.cutover().args(["-p", "init", "state", "init"]), 0);
+        rig
+    }
+
+    /// Writes profile `name`: both routes, `rollout` and `extra` tables, the state table.
+    fn profile(&self, name: &str, rollout: &str, extra: &str, lease: &str) {
+        self.w.profile(
+            name,
+            &format!(
+                "{}[[alb]]\nlistener = \"{}\"\nblue = \"{}\"\ngreen = \"{}\"\n{rollout}{extra}[state]\ntable = \"{}\"\nlease = \"{lease}\"\n",
+                self.pair.route(),
+                self.listener,
+                self.blue_tg,
+                self.green_tg,
+                self.table
+            ),
+        );
+    }
+
+    /// (ALB blue, ALB green, Route53 blue, Route53 green), read around any proxy.
+    async fn weights(&self) -> (i64, i64, i64, i64) {
+        let fw = self.w.aws.forward_weights(&self.listener, None).await;
+        let get = |arn: &str| fw.iter().find(|(a, _)| a == arn).map(|(_, w)| i64::from(*w)).unwrap();
+        let (zone, record) = (&self.pair.zone_id, &self.pair.record);
+        (
+            get(&self.blue_tg),
+            get(&self.green_tg),
+            self.w.aws.weight(zone, record, "blue").await,
+            self.w.aws.weight(zone, record, "green").await,
+        )
+    }
+
+    /// `cutover` talking to AWS through `proxy`.
+    fn cutover(&self, proxy: &Proxy) -> std::process::Command {
+        let mut cmd = self.w.std_cutover();
+        cmd.env("AWS_ENDPOINT_URL", &proxy.endpoint).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let (out, _) = expect(self.w.cutover().args(args), 0);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+}
+
+/// Waits until the proxy has nothing in flight: every write sent has landed or was refused.
+async fn settled(proxy: &Proxy) {
+    wait_until(30, "the calls in flight to end", || async { proxy.in_flight() == 0 }).await;
+}
+
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a write gives green (its target group, or its weighted record set) any traffic.
+fn raises_green(call: &Call, green_tg: &str) -> bool {
+    match call.operation.as_str() {
+        "ModifyListener" | "ModifyRule" => {
+            let pairs: Vec<(String, String)> = call
+                .body
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (url_decode(k), url_decode(v)))
+                .collect();
+            pairs.iter().filter(|(k, v)| k.ends_with(".TargetGroupArn") && v == green_tg).any(|(k, _)| {
+                let weight = format!("{}Weight", k.trim_end_matches("TargetGroupArn"));
+                pairs.iter().any(|(k2, v2)| *k2 == weight && v2.parse::<i64>().unwrap_or(0) > 0)
+            })
+        }
+        "ChangeResourceRecordSets" => {
+            let doc = roxmltree::Document::parse(&call.body).expect("a change batch");
+            doc.descendants().filter(|n| n.tag_name().name() == "Change").any(|c| {
+                let text = |node: roxmltree::Node, name: &str| {
+                    node.descendants()
+                        .find(|n| n.tag_name().name() == name)
+                        .and_then(|n| n.text())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let action = text(c, "Action");
+                (action == "CREATE" || action == "UPSERT")
+                    && text(c, "SetIdentifier") == "green"
+                    && text(c, "Weight").parse::<i64>().unwrap_or(0) > 0
+            })
+        }
+        _ => false,
+    }
+}
+
+/// AWS-like round trips: 10–40 ms a call, writes 100–300 ms (in flight until they land).
+fn aws_latency(seed: u64) -> Config {
+    Config {
+        seed,
+        latency: Latency::between(Duration::from_millis(10), Duration::from_millis(40)),
+        write_latency: Some(Latency::between(Duration::from_millis(100), Duration::from_millis(300))),
+        ..Config::default()
+    }
+}
+
+const RACE_ROLLOUT: &str = "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\n";
+
+/// One lane of races: a rollout, and `rollback` fired at one of its first writes while it is in
+/// flight, at a seeded moment. Returns how many of the rollout's writes toward green landed after
+/// the rollback was fired (the races that really were races).
+async fn race_lane(lane: u64, races: u64) -> usize {
+    let rig = Rig::new().await;
+    let proxy = proxy(aws_latency(lane));
+    let mut late = 0;
+    for race in 0..races {
+        let seed = lane * 1000 + race;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // One of stage 1's or stage 2's writes (two each: the Route53 batch and the listener).
+        let target = rng.u64(1..=4);
+        let delay = Duration::from_millis(rng.u64(0..250));
+        let name = format!("race{race}");
+        rig.profile(&name, RACE_ROLLOUT, "", "10s");
+        assert_eq!(rig.weights().await, (100, 0, 100, 0), "race {seed} starts from blue");
+
+        let base = proxy.writes_started();
+        let rollout = rig.cutover(&proxy).args(["-p", &name, "rollout"]).spawn().unwrap();
+        wait_until(30, "the aimed-at write to be in flight", || async { proxy.writes_started() >= base + target })
+            .await;
+        tokio::time::sleep(delay).await;
+        let fired = Instant::now();
+        let rollback = rig.cutover(&proxy).args(["-p", &name, "rollback"]).spawn().unwrap();
+        let (code, rb_out, rb_err) = finish(rollback, 60).await;
+        let returned = Instant::now();
+        assert_eq!(code, 0, "race {seed}: rollback exits 0\n{rb_out}\n{rb_err}");
+        let (code, out, err) = finish(rollout, 60).await;
+        assert_eq!(code, 5, "race {seed}: the rollout exits 5\n{out}\n{err}");
+        settled(&proxy).await;
+        // Everything a failure needs to be understood: both runs' words and every write.
+        let story = || {
+            let writes: Vec<String> = proxy
+                .calls()
+                .iter()
+                .filter(|c| c.is_write())
+                .map(|c| {
+                    let at = |t: Option<Instant>| {
+                        t.map(|t| format!("{:+}ms", t.duration_since(fired).as_millis() as i64)).unwrap_or("-".into())
+                    };
+                    format!(
+                        "  {} {} applied={} landed {} green↑={}",
+                        c.id,
+                        c.operation,
+                        c.applied,
+                        at(c.forwarded),
+                        raises_green(c, &rig.green_tg)
+                    )
+                })
+                .collect();
+            format!(
+                "rollback returned {}ms after it was fired\n--- rollback:\n{rb_out}{rb_err}--- rollout:\n{err}--- writes:\n{}",
+                returned.duration_since(fired).as_millis(),
+                writes.join("\n")
+            )
+        };
+
+        let calls = proxy.calls();
+        let landed_after = |t: Instant| {
+            calls
+                .iter()
+                .filter(|c| c.is_write() && c.applied && c.forwarded.is_some_and(|f| f > t))
+                .filter(|c| raises_green(c, &rig.green_tg))
+                .count()
+        };
+        assert_eq!(
+            landed_after(returned),
+            0,
+            "race {seed}: a write raising green landed after rollback returned\n{}",
+            story()
+        );
+        late += landed_after(fired);
+        assert_eq!(rig.weights().await, (100, 0, 100, 0), "race {seed}: all traffic on blue\n{}", story());
+        let status = rig.json(&["-p", &name, "-o", "json", "status"]);
+        assert_eq!(status["rollout"]["status"], "aborted", "race {seed}");
+        assert_eq!(status["live"], "blue", "race {seed}");
+        proxy.clear();
+    }
+    late
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollback_wins_every_race_against_writes_in_flight() {
+    let lanes = futures::future::join_all((1..=4).map(|lane| race_lane(lane, 5))).await;
+    let late: usize = lanes.iter().sum();
+    eprintln!("20 races; rollout writes toward green that landed after the rollback was fired: {late}");
+    assert!(late > 0, "no race had a write landing after the rollback started: the test does not aim right");
+}
+
+/// A whole rollout with half of all calls throttled: the SDK retries, and what still fails is
+/// tried again at the next poll.
+async fn storm(seed: u64) -> (usize, usize) {
+    let rig = Rig::new().await;
+    let alarm = unique("storm-green-");
+    rig.w.aws.alarm(&alarm).await;
+    let gates = format!(
+        "[[gate]]\ntype = \"alarm\"\nalarms = [\"{}\"]\n[[gate]]\ntype = \"target-health\"\n",
+        alarm.replace("green", "{side}")
+    );
+    rig.w.aws.alarm(&alarm.replace("green", "blue")).await;
+    let rollout = "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"100ms\"\nmax_hold = \"2m\"\n";
+    rig.profile("storm", rollout, &gates, "30s");
+    let proxy = proxy(Config {
+        seed,
+        latency: Latency::between(Duration::from_millis(5), Duration::from_millis(20)),
+        throttle: 0.5,
+        ..Config::default()
+    });
+    let child = rig.cutover(&proxy).args(["-p", "storm", "rollout"]).spawn().unwrap();
+    let (code, out, err) = finish(child, 400).await;
+    assert_eq!(code, 0, "seed {seed}: the rollout completes through the storm\n{out}\n{err}");
+    assert_eq!(rig.weights().await, (0, 100, 0, 100), "seed {seed}");
+    let status = rig.json(&["-p", "storm", "-o", "json", "status"]);
+    assert_eq!(status["rollout"]["status"], "completed", "seed {seed}");
+    assert_eq!(status["live"], "green", "seed {seed}");
+    let calls = proxy.calls();
+    (calls.len(), calls.iter().filter(|c| c.fault == Some("throttling")).count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollout_completes_through_a_throttle_storm() {
+    let runs = futures::future::join_all((11..=15).map(storm)).await;
+    for (seed, (calls, throttled)) in (11..=15).zip(&runs) {
+        eprintln!("seed {seed}: {throttled} of {calls} calls throttled");
+        assert!(*throttled * 10 >= *calls * 4, "seed {seed}: the storm throttled {throttled} of {calls}");
+    }
+}
+
+/// One lane of kills: a rollout killed with SIGKILL at a seeded moment; every route must hold a
+/// split cutover wrote, and the next run must finish the rollout.
+async fn kill_lane(lane: u64, kills: u64) {
+    let rig = Rig::new().await;
+    // Some calls throttled: a route's write then waits out the SDK's backoff while the other
+    // route's has landed — the window in which a kill leaves the routes at two stages.
+    let proxy = proxy(Config { throttle: 0.15, ..aws_latency(100 + lane) });
+    let rollout = "[rollout]\nstages = [10, 50, 100]\nbake = \"100ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\n";
+    let written = [(100, 0), (90, 10), (50, 50), (0, 100)];
+    for kill in 0..kills {
+        let seed = lane * 1000 + kill;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let name = format!("kill{kill}");
+        rig.profile(&name, rollout, "", "1s");
+        let mut child = rig.cutover(&proxy).args(["-p", &name, "rollout"]).spawn().unwrap();
+        let at = rng.u64(50..2000);
+        tokio::time::sleep(Duration::from_millis(at)).await;
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        settled(&proxy).await;
+        let (ab, ag, rb, rg) = rig.weights().await;
+        assert!(
+            written.contains(&(ab, ag)) && written.contains(&(rb, rg)),
+            "kill {seed} ({status}): a split cutover never writes: alb {ab}:{ag}, route53 {rb}:{rg}"
+        );
+
+        // The next run, once the killed run's lease has run out, finishes without --force.
+        wait_until(20, "the killed run's lease to run out", || async {
+            let (code, out, _) = run(rig.w.cutover().args(["-p", &name, "-o", "json", "status"]));
+            code == 0 && serde_json::from_str::<serde_json::Value>(&out).unwrap()["rollout"]["lease_holder"].is_null()
+        })
+        .await;
+        let next = rig.cutover(&proxy).args(["-p", &name, "rollout"]).spawn().unwrap();
+        let (code, out, err) = finish(next, 60).await;
+        assert_eq!(code, 0, "kill {seed}: the next run converges\n{out}\n{err}");
+        let first = err.lines().next().unwrap_or(out.lines().next().unwrap_or_default());
+        eprintln!("kill {seed} at {at} ms: alb {ab}:{ag}, route53 {rb}:{rg}; next run: {first}");
+        assert_eq!(rig.weights().await, (0, 100, 0, 100), "kill {seed}");
+        let doc = rig.json(&["-p", &name, "-o", "json", "status"]);
+        assert_eq!(doc["rollout"]["status"], "completed", "kill {seed}");
+        assert_eq!(doc["live"], "green", "kill {seed}");
+
+        // Back to blue for the next one.
+        expect(rig.w.cutover().args(["-p", &name, "rollback", "--to", "blue"]), 0);
+        proxy.clear();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollout_killed_at_any_moment_leaves_a_split_cutover_wrote_and_the_next_run_finishes_it() {
+    futures::future::join_all((1..=3).map(|lane| kill_lane(lane, 10))).await;
+}
+
+/// What a refusal must leave as it was: the state item (its version moves on any write), the
+/// audit trail, and every record set and forward action the profile names.
+async fn snapshot(
+    rig: &Rig,
+    profile: &str,
+) -> (serde_json::Value, usize, Vec<aws_sdk_route53::types::ResourceRecordSet>, Vec<(String, i32)>) {
+    let status = rig.json(&["-p", profile, "-o", "json", "status"]);
+    let history = rig.json(&["-p", profile, "-o", "json", "history", "--limit", "1000"]);
+    (
+        status["rollout"].clone(),
+        history["entries"].as_array().unwrap().len(),
+        rig.w.aws.record_sets(&rig.pair.zone_id, &rig.pair.record).await,
+        rig.w.aws.forward_weights(&rig.listener, None).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_leaves_the_state_the_audit_trail_and_every_record_untouched() {
+    let rig = Rig::new().await;
+    let rollout = "[rollout]\nstages = [10, 50, 100]\nbake = \"1h\"\npoll = \"50ms\"\n";
+
+    // Before any rollout: a gate naming an alarm that does not exist (exit 2).
+    rig.profile("fresh", rollout, "[[gate]]\ntype = \"alarm\"\nalarms = [\"no-such-{side}\"]\n", "30s");
+    let before = snapshot(&rig, "fresh").await;
+    assert!(before.0.is_null(), "no rollout recorded yet");
+    for cmd in [&["rollout"][..], &["advance"][..]] {
+        let (_, err) = expect(rig.w.cutover().args(["-p", "fresh"]).args(cmd), 2);
+        assert!(err.contains("no-such-green"), "{err}");
+        assert_eq!(snapshot(&rig, "fresh").await, before, "{cmd:?} refused, and wrote nothing");
+    }
+
+    // A rollout in progress, its run killed: the lease is still held (exit 5 for everyone).
+    rig.profile("held", rollout, "", "1h");
+    let mut child = rig
+        .w
+        .std_cutover()
+        .args(["-p", "held", "rollout"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(30, "the first stage", || async { rig.weights().await == (90, 10, 90, 10) }).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = snapshot(&rig, "held").await;
+    let refusals: [(&[&str], i32, &str); 6] = [
+        (&["rollout"], 5, "another run holds"),
+        (&["advance"], 5, "another run holds"),
+        (&["promote"], 5, "another run holds"),
+        (&["set", "green=50", "--no-gates"], 5, "would fight it"),
+        (&["set", "purple=50"], 2, "unknown side"),
+        (&["rollout", "--to", "blue"], 5, "another run holds"),
+    ];
+    for (args, code, says) in refusals {
+        let (_, err) = expect(rig.w.cutover().args(["-p", "held"]).args(args), code);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(snapshot(&rig, "held").await, before, "{args:?} refused, and wrote nothing");
+    }
+
+    // A rollout whose run died and whose lease ran out, but the live split is not what it
+    // recorded: drift (exit 6).
+    rig.profile("drifted", rollout, "", "1s");
+    let mut child = rig
+        .w
+        .std_cutover()
+        .args(["-p", "drifted", "rollout"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(30, "the rollout to take over", || async {
+        let (code, out, _) = run(rig.w.cutover().args(["-p", "drifted", "-o", "json", "status"]));
+        code == 0 && !serde_json::from_str::<serde_json::Value>(&out).unwrap()["rollout"]["lease_holder"].is_null()
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(20, "the lease to run out", || async {
+        rig.json(&["-p", "drifted", "-o", "json", "status"])["rollout"]["lease_holder"].is_null()
+    })
+    .await;
+    rig.w
+        .aws
+        .elb
+        .modify_listener()
+        .listener_arn(&rig.listener)
+        .default_actions(Aws::forward(&[(&rig.blue_tg, 70), (&rig.green_tg, 30)], None))
+        .send()
+        .await
+        .unwrap();
+    let before = snapshot(&rig, "drifted").await;
+    for args in [&["rollout"][..], &["advance"][..], &["promote"][..]] {
+        let (_, err) = expect(rig.w.cutover().args(["-p", "drifted"]).args(args), 6);
+        assert!(err.contains("drift") && err.contains("live 70:30"), "{args:?}: {err}");
+        assert_eq!(snapshot(&rig, "drifted").await, before, "{args:?} refused, and wrote nothing");
+    }
+}
