@@ -110,7 +110,12 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
             });
         }
     };
-    if let Err(e) = ledger.end(&Ending::Completed, &after, clock.now_ms()).await {
+    // The write has landed: its claim is done (recorded as the last stage), then the rollout ends.
+    let recorded = match ledger.land(&claim, n, &after, clock.now_ms()).await {
+        Ok(()) => ledger.end(&Ending::Completed, &after, clock.now_ms()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = recorded {
         return Err(match e {
             LedgerError::Lost(loss) => Error::SplitUnknown {
                 message: format!(

@@ -443,10 +443,9 @@ impl<S: Store> Ledger<S> {
         let deadline_ms = deadline_ms.min(now_ms + self.lease.as_millis() as u64);
         let claim = Claim { id: new_id(), holder: self.me.clone(), kind, deadline_ms };
         let c = claim.clone();
-        let me = self.me.clone();
         self.drive(now_ms, move |s| {
-            // A claim of this run replaces its earlier ones: their writes have ended.
-            s.claims.retain(|x| x.holder != me);
+            // An earlier claim whose write failed this time stays while that write may land.
+            s.claims.retain(|x| x.lands_by_ms() > now_ms);
             s.claims.push(c.clone());
         })
         .await?;
@@ -503,7 +502,7 @@ impl<S: Store> Ledger<S> {
         self.drive(now_ms, |s| {
             s.weights = weights.clone();
             s.lease = None;
-            s.claims.retain(|c| c.holder != me);
+            s.claims.retain(|c| still_landing(c, &me, now_ms));
             match ending {
                 Ending::Completed => {
                     s.status = Status::Completed;
@@ -534,8 +533,7 @@ impl<S: Store> Ledger<S> {
         }
         let mut next = cur.clone();
         next.lease = None;
-        let me = self.me.clone();
-        next.claims.retain(|c| c.holder != me);
+        next.claims.retain(|c| still_landing(c, &self.me, now_ms));
         self.put(next, Some(cur.version), now_ms).await.map_err(store_error)
     }
 
@@ -657,6 +655,13 @@ impl<S: Store> Ledger<S> {
             e => store_error(e),
         })
     }
+}
+
+/// Whether a claim must stay when its run lets go of the rollout: another run's, or a forward
+/// write of this one that failed this time and may still land. (A write that ended — landed or
+/// refused — was released already; a rollback this run began needs no one to wait for it.)
+fn still_landing(c: &Claim, me: &str, now_ms: u64) -> bool {
+    c.holder != me || (matches!(c.kind, ClaimKind::Forward { .. }) && c.lands_by_ms() > now_ms)
 }
 
 /// A short pause between attempts at the state table: 100 ms doubling to 2 s.

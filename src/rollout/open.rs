@@ -124,10 +124,15 @@ fn take_over<R>(
     let rules = Rules { stages: s.stages.clone(), ..rules.clone() };
     let stage = s.progress.stage;
     let position = locate(&views, &rules, s.candidate);
-    let forward = s.claims.iter().find_map(|c| match c.kind {
-        ClaimKind::Forward { stage } => Some((stage, c.clone())),
-        ClaimKind::Restore => None,
-    });
+    // The furthest write claimed (a write that failed this time may have been claimed again).
+    let forward = s
+        .claims
+        .iter()
+        .filter_map(|c| match c.kind {
+            ClaimKind::Forward { stage } => Some((stage, c.clone())),
+            ClaimKind::Restore => None,
+        })
+        .max_by_key(|(stage, _)| *stage);
     let restoring = s.claims.iter().any(|c| c.kind == ClaimKind::Restore);
     let mut progress = s.progress.clone();
     let pending = if position == Position::At(stage) {

@@ -711,3 +711,27 @@ async fn advance_never_jumps_stages_after_traffic_was_put_back_by_hand() {
     assert_eq!(err.exit_code(), exit::DRIFT);
     assert!(w.traffic.on_all(100, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_claim_whose_write_failed_this_time_outlives_the_run_until_it_can_no_longer_land() {
+    let w = World::new(100, 0, &[Pass]);
+    // The first write times out (it may still land, for all the run knows).
+    w.traffic.fail_writes.set(1);
+    let step = w.advance().await.unwrap();
+    assert_eq!(step.action, "not-yet", "{}", step.message);
+    let s = w.state();
+    assert!(s.lease.is_none(), "the call let go of the lease");
+    assert!(
+        matches!(s.claims.as_slice(), [c] if c.kind == ClaimKind::Forward { stage: 1 }),
+        "but not of the claim: {:?}",
+        s.claims
+    );
+    // A rollback now waits on it …
+    let mut oncall = Ledger::new(w.store.clone(), "oncall".into(), Duration::from_secs(60));
+    let routes = w.traffic.routes.borrow().clone();
+    let open = oncall.abort(Side::Blue, "rolled back", &routes, Duration::from_secs(10), || w.clock.now_ms()).await;
+    assert_eq!(open.unwrap().unwrap().len(), 1);
+    // … until the write can no longer land.
+    tokio::time::sleep(Duration::from_secs(23)).await;
+    assert!(oncall.open_claims(w.clock.now_ms()).await.unwrap().is_empty());
+}
