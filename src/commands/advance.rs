@@ -5,15 +5,13 @@
 
 use crate::error::Result;
 use crate::exit;
-use crate::gates::Gates;
 use crate::model::Side;
 use crate::report::{RolloutView, StepReport};
 use crate::rollout::engine::{Driver, Parts, write_window};
 use crate::rollout::ledger::{Ledger, Status};
-use crate::rollout::open::{Ask, Entry, Opened, open};
+use crate::rollout::open::{Ask, Opened, open};
 use crate::rollout::ports::Clock;
 use crate::settings::Settings;
-use crate::splitter::AliasTo;
 
 pub struct Args {
     pub to: Option<Side>,
@@ -67,39 +65,14 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
             return Ok(exit::OK);
         }
     };
-    let stale = crate::sides::check(&settings.sdk, profile, &opening.routes, &[opening.candidate]).await?;
-    if !stale.is_empty() && !args.repoint {
-        return Err(crate::sides::stale_error(&stale));
-    }
-    let mut gates = Gates::new(&settings.sdk, profile, &opening.routes);
-    gates.preflight(opening.candidate).await?;
+    let checked = super::precheck(settings, &opening, args.repoint).await?;
+    let gates = if args.dry_run {
+        checked.gates
+    } else {
+        // Every pre-check passed: from here on things are written.
+        checked.commit(settings, &traffic, &opening).await?
+    };
     let mut bus = settings.bus(false);
-    let write_window = write_window(settings.lease());
-    if args.dry_run {
-        let parts = Parts {
-            profile: &profile.name,
-            traffic: &traffic,
-            gates: &gates,
-            ledger: &mut ledger,
-            sink: bus.sink(),
-            clock,
-            write_window,
-        };
-        let step = Driver::new(parts, &opening).preview(opening).await;
-        let mut r = report(step.action, step.message, step.exit_code, step.routes, ledger.state());
-        r.readings = step.readings;
-        settings.print(&r)?;
-        return Ok(exit::OK);
-    }
-    // Every pre-check passed: from here on things are written.
-    if !stale.is_empty() {
-        let fixes: Vec<(usize, Side, AliasTo)> = stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
-        traffic.repoint(&fixes).await?;
-        gates = Gates::new(&settings.sdk, profile, &traffic.read().await?);
-    }
-    if opening.entry == Entry::Fresh && opening.progress.stage == 0 {
-        traffic.point_preview(opening.candidate).await?;
-    }
     let parts = Parts {
         profile: &profile.name,
         traffic: &traffic,
@@ -107,9 +80,18 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         ledger: &mut ledger,
         sink: bus.sink(),
         clock,
-        write_window,
+        write_window: write_window(settings.lease()),
     };
-    let step = Driver::new(parts, &opening).step(opening).await;
+    let driver = Driver::new(parts, &opening);
+    if args.dry_run {
+        let step = driver.preview(opening).await;
+        bus.close().await;
+        let mut r = report(step.action, step.message, step.exit_code, step.routes, ledger.state());
+        r.readings = step.readings;
+        settings.print(&r)?;
+        return Ok(exit::OK);
+    }
+    let step = driver.step(opening).await;
     bus.close().await;
     let step = step?;
     if step.action == "completed"

@@ -124,3 +124,51 @@ pub async fn gates_once(
         }),
     }
 }
+
+/// What a run's pre-checks found, before anything is written.
+pub struct Checked {
+    pub gates: crate::gates::Gates,
+    stale: Vec<crate::sides::Stale>,
+}
+
+/// The pre-checks of `rollout` and `advance` beyond the rollout state (which `open` checked):
+/// where the candidate runs (its cluster ACTIVE, every alias at its side's current ingress ALB;
+/// refused unless `--repoint`), and what the gates name. Writes nothing.
+pub async fn precheck(
+    settings: &Settings,
+    opening: &crate::rollout::open::Opening<Vec<crate::splitter::RouteLive>>,
+    repoint: bool,
+) -> Result<Checked> {
+    let profile = &settings.profile;
+    let stale = crate::sides::check(&settings.sdk, profile, &opening.routes, &[opening.candidate]).await?;
+    if !stale.is_empty() && !repoint {
+        return Err(crate::sides::stale_error(&stale));
+    }
+    let gates = crate::gates::Gates::new(&settings.sdk, profile, &opening.routes);
+    gates.preflight(opening.candidate).await?;
+    Ok(Checked { gates, stale })
+}
+
+impl Checked {
+    /// Every pre-check passed: points stale aliases at their side's ALB (`--repoint`) and, when a
+    /// rollout starts, the preview record at the candidate. Returns the gates to read.
+    pub async fn commit(
+        self,
+        settings: &Settings,
+        traffic: &AwsTraffic,
+        opening: &crate::rollout::open::Opening<Vec<crate::splitter::RouteLive>>,
+    ) -> Result<crate::gates::Gates> {
+        let mut gates = self.gates;
+        if !self.stale.is_empty() {
+            let fixes: Vec<(usize, Side, crate::splitter::AliasTo)> =
+                self.stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
+            traffic.repoint(&fixes).await?;
+            gates = crate::gates::Gates::new(&settings.sdk, &settings.profile, &traffic.read().await?);
+        }
+        if opening.entry == crate::rollout::open::Entry::Fresh && opening.progress.stage == 0 {
+            // The preview hostname follows the candidate from the start of a rollout.
+            traffic.point_preview(opening.candidate).await?;
+        }
+        Ok(gates)
+    }
+}

@@ -10,16 +10,15 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::gates::Gates;
 use crate::model::{Percent, Side};
 use crate::report::{RolloutReport, ValidateReport};
 use crate::rollout::engine::{Driver, OnInterrupt, Parts, write_window};
 use crate::rollout::ledger::{Ledger, MemoryStore};
-use crate::rollout::open::{Ask, Entry, Opened, open};
+use crate::rollout::open::{Ask, Opened, open};
 use crate::rollout::outcome::{End, Outcome};
 use crate::rollout::ports::{Clock, Store};
 use crate::settings::Settings;
-use crate::splitter::{AliasTo, AwsTraffic, sole_side};
+use crate::splitter::{AwsTraffic, sole_side};
 
 pub struct Args {
     pub to: Option<Side>,
@@ -78,7 +77,7 @@ async fn drive<S: Store>(settings: &Settings, traffic: &AwsTraffic, store: S, ar
             };
             let report = RolloutReport::new(&profile.name, end, started.elapsed().as_secs_f64());
             settings.print(&report)?;
-            return Ok(report.exit_code);
+            return Ok(report.exit_code());
         }
         Opened::Idle { state, .. } => {
             return Err(Error::Paused {
@@ -86,25 +85,9 @@ async fn drive<S: Store>(settings: &Settings, traffic: &AwsTraffic, store: S, ar
             });
         }
     };
-    // Pre-checks that write nothing: where the candidate runs (its cluster ACTIVE, every alias
-    // at its side's current ingress ALB), and what the gates name.
-    let stale = crate::sides::check(&settings.sdk, profile, &opening.routes, &[opening.candidate]).await?;
-    if !stale.is_empty() && !args.repoint {
-        return Err(crate::sides::stale_error(&stale));
-    }
-    let mut gates = Gates::new(&settings.sdk, profile, &opening.routes);
-    gates.preflight(opening.candidate).await?;
-
+    let checked = super::precheck(settings, &opening, args.repoint).await?;
     // Every pre-check passed: from here on things are written.
-    if !stale.is_empty() {
-        let fixes: Vec<(usize, Side, AliasTo)> = stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
-        traffic.repoint(&fixes).await?;
-        gates = Gates::new(&settings.sdk, profile, &traffic.read().await?);
-    }
-    if opening.entry == Entry::Fresh && opening.progress.stage == 0 {
-        // The preview hostname follows the candidate from the start of a rollout.
-        traffic.point_preview(opening.candidate).await?;
-    }
+    let gates = checked.commit(settings, traffic, &opening).await?;
     let cancel = on_signal();
     let mut bus = settings.bus(true);
     let parts = Parts {
@@ -127,7 +110,7 @@ async fn drive<S: Store>(settings: &Settings, traffic: &AwsTraffic, store: S, ar
     }
     let report = RolloutReport::new(&profile.name, end, started.elapsed().as_secs_f64());
     settings.print(&report)?;
-    Ok(report.exit_code)
+    Ok(report.exit_code())
 }
 
 /// A flag that turns `true` on Ctrl-C or SIGTERM (a stopped CodeBuild job).

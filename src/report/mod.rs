@@ -187,76 +187,53 @@ impl fmt::Display for RolloutView {
     }
 }
 
-/// The result of `cutover rollout`.
+/// The result of `cutover rollout`: where the run left things, for which profile, how long it took.
 #[derive(Debug, Serialize)]
 pub struct RolloutReport {
     pub profile: String,
-    pub from: Side,
-    pub to: Side,
-    pub outcome: Outcome,
-    pub exit_code: i32,
-    /// The stage reached (1-based; 0 when no traffic moved).
-    pub stage: usize,
-    pub stages: usize,
-    /// The candidate's share of traffic at the end.
-    pub percent: Percent,
-    pub routes: Vec<RouteView>,
-    /// Why the run ended where it did, when it did not complete.
-    pub reason: Option<String>,
-    /// The last gate readings.
-    pub readings: Vec<Reading>,
+    #[serde(flatten)]
+    pub end: End,
     pub elapsed_secs: f64,
 }
 
 impl RolloutReport {
     pub fn new(profile: &str, end: End, elapsed_secs: f64) -> RolloutReport {
-        RolloutReport {
-            profile: profile.to_string(),
-            from: end.from,
-            to: end.to,
-            outcome: end.outcome,
-            exit_code: end.exit_code,
-            stage: end.stage,
-            stages: end.stages,
-            percent: end.percent,
-            routes: end.routes,
-            reason: end.reason,
-            readings: end.readings,
-            elapsed_secs,
-        }
+        RolloutReport { profile: profile.to_string(), end, elapsed_secs }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        self.end.exit_code
     }
 }
 
 impl fmt::Display for RolloutReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headline = match self.outcome {
-            Outcome::Completed => format!("rollout completed: all traffic on {}", self.to),
-            Outcome::NothingToDo => format!("nothing to do: all traffic is already on {}", self.to),
-            Outcome::RolledBack => format!("ROLLED BACK: all traffic on {} again", self.from),
-            Outcome::Paused => format!(
-                "PAUSED at stage {}/{}: {} {}% (traffic left there)",
-                self.stage, self.stages, self.to, self.percent
-            ),
-            Outcome::Held if self.stage == 0 => {
-                format!("HELD before the first shift: all traffic still on {}", self.from)
+        let e = &self.end;
+        let headline = match e.outcome {
+            Outcome::Completed => format!("rollout completed: all traffic on {}", e.to),
+            Outcome::NothingToDo => format!("nothing to do: all traffic is already on {}", e.to),
+            Outcome::RolledBack => format!("ROLLED BACK: all traffic on {} again", e.from),
+            Outcome::Paused => {
+                format!("PAUSED at stage {}/{}: {} {}% (traffic left there)", e.stage, e.stages, e.to, e.percent)
             }
-            Outcome::Held => format!(
-                "HELD at stage {}/{}: {} {}% (traffic left there)",
-                self.stage, self.stages, self.to, self.percent
-            ),
-            Outcome::Interrupted if self.percent == Percent::ZERO => {
-                format!("INTERRUPTED: all traffic on {}", self.from)
+            Outcome::Held if e.stage == 0 => {
+                format!("HELD before the first shift: all traffic still on {}", e.from)
             }
-            Outcome::Interrupted => format!(
-                "INTERRUPTED at stage {}/{}: {} {}% (traffic left there)",
-                self.stage, self.stages, self.to, self.percent
-            ),
+            Outcome::Held => {
+                format!("HELD at stage {}/{}: {} {}% (traffic left there)", e.stage, e.stages, e.to, e.percent)
+            }
+            Outcome::Interrupted if e.percent == Percent::ZERO => {
+                format!("INTERRUPTED: all traffic on {}", e.from)
+            }
+            Outcome::Interrupted => {
+                format!("INTERRUPTED at stage {}/{}: {} {}% (traffic left there)", e.stage, e.stages, e.to, e.percent)
+            }
         };
-        writeln!(f, "{headline}  [profile {}, {:.1}s, exit {}]", self.profile, self.elapsed_secs, self.exit_code)?;
-        if let Some(r) = &self.reason {
+        writeln!(f, "{headline}  [profile {}, {:.1}s, exit {}]", self.profile, self.elapsed_secs, e.exit_code)?;
+        if let Some(r) = &e.reason {
             writeln!(f, "  why: {r}")?;
         }
-        for r in &self.routes {
+        for r in &e.routes {
             writeln!(f, "  {:<8}{:<44} {}", r.kind.to_string(), r.name, r.weights)?;
         }
         Ok(())

@@ -67,6 +67,18 @@ impl DynamoStore {
         Error::refused_hint(format!("state table `{}` not found", self.table), "create it: `cutover state init`")
     }
 
+    /// A failed call on the table: its absence said as such (exit 2, with how to create it).
+    fn failed<E>(&self, action: &str, e: crate::aws::SdkError<E>) -> Error
+    where
+        E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + Send + Sync + 'static,
+    {
+        if e.as_service_error().and_then(|s| s.code()) == Some("ResourceNotFoundException") {
+            self.missing_table()
+        } else {
+            Error::aws(format!("{action} on {}", self.table), e)
+        }
+    }
+
     /// Creates the table (on-demand capacity) unless it exists; waits until it is ACTIVE.
     /// Returns whether it was created.
     pub async fn init(&self) -> Result<bool> {
@@ -137,13 +149,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
-                    self.missing_table()
-                } else {
-                    Error::aws(format!("GetItem on {}", self.table), e)
-                }
-            })?;
+            .map_err(|e| self.failed("GetItem", e))?;
         let Some(item) = out.item else { return Ok(None) };
         let doc = match item.get("doc") {
             Some(AttributeValue::S(s)) => s,
@@ -181,10 +187,7 @@ impl DynamoStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::Conflict)
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
-                Err(StoreError::Failed(self.missing_table()))
-            }
-            Err(e) => Err(store_error(Error::aws(format!("PutItem on {}", self.table), e))),
+            Err(e) => Err(store_error(self.failed("PutItem", e))),
         }
     }
 
@@ -219,13 +222,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| {
-                    if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
-                        self.missing_table()
-                    } else {
-                        Error::aws(format!("Query on {}", self.table), e)
-                    }
-                })?;
+                .map_err(|e| self.failed("Query", e))?;
             for item in out.items.unwrap_or_default() {
                 if let Some(AttributeValue::S(doc)) = item.get("doc")
                     && let Ok(e) = serde_json::from_str::<AuditEntry>(doc)
