@@ -606,19 +606,26 @@ async fn route53_change(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer 
         changes.push((action, key, values, text[set.range()].to_string()));
     }
 
-    // The zone as it is, for the names the batch touches.
+    // The zone as it is, for the names the batch touches: listed name by name for a few, the
+    // whole zone at once for many. A zone that cannot be read to check the batch is a server
+    // error, as AWS answers when it cannot serve — never the batch applied without its checks.
+    let mut names: Vec<(String, String)> =
+        changes.iter().map(|(_, k, _, _)| (k.name.clone(), k.rtype.clone())).collect();
+    names.sort();
+    names.dedup();
     let mut zone_now: HashMap<SetKey, SetValues> = HashMap::new();
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for (_, key, _, _) in &changes {
-        let nt = (key.name.clone(), key.rtype.clone());
-        if seen.contains(&nt) {
-            continue;
+    if names.len() <= 3 {
+        for (name, rtype) in &names {
+            match list_sets(shared, parts, &zone, Some((name, rtype))).await {
+                Some(sets) => zone_now.extend(sets),
+                None => return error_answer("route53", "ChangeResourceRecordSets", 0, false),
+            }
         }
-        seen.push(nt);
-        match list_sets(shared, parts, &zone, &key.name, &key.rtype).await {
-            Some(sets) => zone_now.extend(sets),
-            // The zone cannot be read to check the batch: a server error, as AWS answers when it
-            // cannot serve — never the batch applied without its checks.
+    } else {
+        match list_sets(shared, parts, &zone, None).await {
+            Some(sets) => {
+                zone_now.extend(sets.into_iter().filter(|(k, _)| names.contains(&(k.name.clone(), k.rtype.clone()))))
+            }
             None => return error_answer("route53", "ChangeResourceRecordSets", 0, false),
         }
     }
@@ -687,26 +694,55 @@ async fn route53_change(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer 
     forward(shared, parts, Bytes::from(rewritten)).await
 }
 
-/// The record sets of `name`/`rtype` in `zone`, as the emulator lists them.
+/// The record sets of `name`/`rtype` in `zone` (or of the whole zone), as the emulator lists them,
+/// page by page.
 async fn list_sets(
     shared: &Shared,
     parts: &Parts,
     zone: &str,
-    name: &str,
-    rtype: &str,
+    only: Option<(&str, &str)>,
 ) -> Option<Vec<(SetKey, SetValues)>> {
-    let url = format!("{}/2013-04-01/hostedzone/{zone}/rrset?name={name}&type={rtype}&maxitems=300", shared.upstream);
-    let mut request = shared.client.get(url);
-    if let Some(auth) = parts.headers.get("authorization") {
-        request = request.header("authorization", auth);
+    let mut found = Vec::new();
+    let mut start: Option<(String, String, Option<String>)> = only.map(|(n, t)| (n.to_string(), t.to_string(), None));
+    for _ in 0..1000 {
+        let mut url = format!("{}/2013-04-01/hostedzone/{zone}/rrset?maxitems=300", shared.upstream);
+        if let Some((name, rtype, id)) = &start {
+            url.push_str(&format!("&name={name}&type={rtype}"));
+            if let Some(id) = id {
+                url.push_str(&format!("&identifier={id}"));
+            }
+        }
+        let mut request = shared.client.get(url);
+        if let Some(auth) = parts.headers.get("authorization") {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let text = response.text().await.ok()?;
+        let doc = roxmltree::Document::parse(&text).ok()?;
+        let sets: Vec<(SetKey, SetValues)> =
+            doc.descendants().filter(|n| n.tag_name().name() == "ResourceRecordSet").map(record_set).collect();
+        let root = doc.root_element();
+        if let Some((name, rtype)) = only {
+            // Listed from the name on: the name's sets come first; one page holds them.
+            found.extend(sets.into_iter().filter(|(k, _)| k.name == dns_name(name) && k.rtype == rtype));
+            return Some(found);
+        }
+        found.extend(sets);
+        if child_text(root, "IsTruncated").as_deref() != Some("true") {
+            return Some(found);
+        }
+        let next = (
+            child_text(root, "NextRecordName")?,
+            child_text(root, "NextRecordType")?,
+            child_text(root, "NextRecordIdentifier"),
+        );
+        if start.as_ref() == Some(&next) {
+            return None;
+        }
+        start = Some(next);
     }
-    let text = request.send().await.ok()?.text().await.ok()?;
-    let doc = roxmltree::Document::parse(&text).ok()?;
-    Some(
-        doc.descendants()
-            .filter(|n| n.tag_name().name() == "ResourceRecordSet")
-            .map(record_set)
-            .filter(|(k, _)| k.name == dns_name(name) && k.rtype == rtype)
-            .collect(),
-    )
+    None
 }
