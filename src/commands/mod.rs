@@ -79,7 +79,7 @@ pub async fn hold_until_claims_pass<S: Store>(
         routes = now_routes;
         if !holds(&routes, side, percent) {
             tracing::warn!("a write that was in flight landed after this one: writing the split again");
-            routes = settle(traffic, side, percent, 30).await.map_err(|e| Error::SplitUnknown {
+            routes = settle(traffic, None, side, percent, 30).await.map_err(|e| Error::SplitUnknown {
                 message: format!("could not put the split back ({e})\n{}", live_lines(&routes)),
             })?;
         }

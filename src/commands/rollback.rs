@@ -39,8 +39,9 @@ pub async fn run(settings: &Settings, to: Option<Side>, dry_run: bool) -> Result
     let store = DynamoStore::new(&settings.sdk, &cfg.table, &settings.profile.name).with_attempts(STATE_ATTEMPTS);
     let holder = format!("rollback pid {}", std::process::id());
     let mut ledger = Ledger::new(store, holder, settings.lease());
-    let (routes, state) = tokio::join!(traffic.read_views(), ledger.load());
-    let before = routes?;
+    let (routes, state) = tokio::join!(traffic.read(), ledger.load());
+    let routes = routes?;
+    let before: Vec<_> = routes.iter().map(|r| r.view()).collect();
     let state = state.map(|s| s.cloned());
     let stable = match (to, &state) {
         (Some(side), _) => side,
@@ -92,7 +93,8 @@ pub async fn run(settings: &Settings, to: Option<Side>, dry_run: bool) -> Result
 
     let started = Instant::now();
     // Who is acting is asked (of STS, when CUTOVER_ACTOR is unset) while traffic moves.
-    let (after, actor) = tokio::join!(settle(&traffic, stable, Percent::FULL, 30), settings.identity.actor());
+    let (after, actor) =
+        tokio::join!(settle(&traffic, Some(routes), stable, Percent::FULL, 30), settings.identity.actor());
     let after = after.map_err(|e| Error::SplitUnknown {
         message: format!("could not put all traffic on {stable}: {e}\n{}", live_lines(&before)),
     })?;
@@ -153,7 +155,7 @@ async fn without_state(settings: &Settings, traffic: &AwsTraffic, side: Side, dr
         return Ok(exit::USAGE);
     }
     let started = Instant::now();
-    let after = settle(traffic, side, Percent::FULL, 30)
+    let after = settle(traffic, Some(routes.clone()), side, Percent::FULL, 30)
         .await
         .map_err(|e| Error::SplitUnknown { message: format!("could not put all traffic on {side}: {e}") })?;
     report.elapsed_ms = started.elapsed().as_millis();

@@ -299,7 +299,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         if let Some((side, percent)) = back {
             let reason = format!("{}; taking back the write this run had in flight", loss.message());
             self.sink.event(&Event::RollingBack { to: side, reason });
-            match settle(self.traffic, side, percent, 30).await {
+            match settle(self.traffic, None, side, percent, 30).await {
                 Ok(routes) => self.views = routes,
                 Err(e) => {
                     self.ledger.release(claim, self.clock.now_ms()).await;
@@ -383,7 +383,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             tracing::info!("the rollout was already aborted; making sure traffic is back");
         }
         let before = self.views.clone();
-        let after = match settle(self.traffic, self.stable, Percent::FULL, 30).await {
+        let after = match settle(self.traffic, None, self.stable, Percent::FULL, 30).await {
             Ok(v) => v,
             Err(e) => {
                 return Err(Error::SplitUnknown {
@@ -670,22 +670,33 @@ async fn while_renewing<S: Store, F: Future>(ledger: &mut Ledger<S>, clock: Cloc
     out
 }
 
-/// Moves every route to `percent` on `side` and makes sure they stay there: reads, writes what
-/// is not there (without a compare: this write must win), reads back, and goes on through
-/// throttling and 5xx for up to `attempts` rounds. Returns the routes as read at the end.
-pub async fn settle<T: Traffic>(traffic: &T, side: Side, percent: Percent, attempts: u32) -> Result<Vec<RouteView>> {
+/// Moves every route to `percent` on `side` and makes sure they stay there: reads (or starts from
+/// `read`, routes just read), writes what is not there (without a compare: this write must win),
+/// reads back, and goes on through throttling and 5xx for up to `attempts` rounds. Returns the
+/// routes as read at the end.
+pub async fn settle<T: Traffic>(
+    traffic: &T,
+    read: Option<T::Routes>,
+    side: Side,
+    percent: Percent,
+    attempts: u32,
+) -> Result<Vec<RouteView>> {
     let mut last: Option<String> = None;
+    let mut read = read;
     for attempt in 0..attempts {
         if attempt > 0 {
             tokio::time::sleep(backoff(attempt - 1)).await;
         }
-        let routes = match traffic.read().await {
-            Ok(r) => r,
-            Err(TrafficError::Failed(e)) => return Err(e),
-            Err(e) => {
-                last = Some(e.to_string());
-                continue;
-            }
+        let routes = match read.take() {
+            Some(r) => r,
+            None => match traffic.read().await {
+                Ok(r) => r,
+                Err(TrafficError::Failed(e)) => return Err(e),
+                Err(e) => {
+                    last = Some(e.to_string());
+                    continue;
+                }
+            },
         };
         if holds(&T::views(&routes), side, percent) {
             return Ok(T::views(&routes));
