@@ -41,17 +41,22 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         return Ok(exit::OK);
     }
     match settings.store() {
-        Some(store) => drive(settings, &traffic, store, &args).await,
-        // Without a state table the run keeps its progress to itself.
-        None => drive(settings, &traffic, MemoryStore::default(), &args).await,
+        Some(store) => drive(settings, &traffic, store, settings.identity.holder().await, &args).await,
+        // Without a state table the run keeps its progress to itself: no one to tell who it is.
+        None => drive(settings, &traffic, MemoryStore::default(), "this run".into(), &args).await,
     }
 }
 
-async fn drive<S: Store>(settings: &Settings, traffic: &AwsTraffic, store: S, args: &Args) -> Result<i32> {
+async fn drive<S: Store>(
+    settings: &Settings,
+    traffic: &AwsTraffic,
+    store: S,
+    holder: String,
+    args: &Args,
+) -> Result<i32> {
     let started = Instant::now();
     let profile = &settings.profile;
     let clock = Clock::new();
-    let holder = settings.identity.holder().await;
     let mut ledger = Ledger::new(store, holder, settings.lease());
     let opened = open(
         traffic,
