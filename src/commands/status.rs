@@ -8,7 +8,8 @@ use crate::exit;
 use crate::model::{RouteView, Side, sole_side_of};
 use crate::report::{RolloutView, RouteReport, StatusReport};
 use crate::rollout::decide::Rules;
-use crate::rollout::ledger::{ClaimKind, Ledger, RolloutState, Status};
+use crate::rollout::ledger::{Ledger, RolloutState, Status};
+use crate::rollout::open::{Explained, Pending, explain};
 use crate::rollout::ports::Clock;
 use crate::rollout::position::{Position, locate};
 use crate::settings::Settings;
@@ -50,7 +51,6 @@ pub async fn run(settings: &Settings) -> Result<i32> {
 
 /// Where the live split stands against the recorded rollout, in words.
 fn position(s: &RolloutState, views: &[RouteView], rules: &Rules) -> String {
-    let rules = Rules { stages: s.stages.clone(), ..rules.clone() };
     let on = |side: Side| sole_side_of(views) == Some(side);
     match s.status {
         Status::Completed | Status::Aborted if on(s.stable) => format!("all on {}, as recorded", s.stable),
@@ -59,24 +59,18 @@ fn position(s: &RolloutState, views: &[RouteView], rules: &Rules) -> String {
         }
         Status::Progressing | Status::Paused => {
             let stage = s.progress.stage;
-            let claimed = s.claims.iter().find_map(|c| match c.kind {
-                ClaimKind::Forward { stage } => Some(stage),
-                ClaimKind::Restore => None,
-            });
-            match locate(views, &rules, s.candidate) {
-                Position::At(k) if k == stage => format!("at stage {stage}, as recorded"),
-                Position::At(k) if Some(k) == claimed => {
+            let recorded = Rules { stages: s.stages.clone(), ..rules.clone() };
+            let live = locate(views, &recorded, s.candidate);
+            match explain(s, views, rules) {
+                Explained::AsRecorded => format!("at stage {stage}, as recorded"),
+                Explained::Pending(Pending::Forward { stage: k, .. }) if live == Position::At(k) => {
                     format!("at stage {k}: written, not yet recorded (the next run records it)")
                 }
-                Position::Between { lo, hi } if lo == stage && Some(hi) == claimed => {
-                    format!("between stage {lo} and stage {hi}: a write was cut short (the next run finishes it)")
+                Explained::Pending(Pending::Forward { stage: k, .. }) => {
+                    format!("between stage {stage} and stage {k}: a write was cut short (the next run finishes it)")
                 }
-                Position::At(0) | Position::Between { lo: 0, .. }
-                    if s.claims.iter().any(|c| c.kind == ClaimKind::Restore) =>
-                {
-                    "a rollback was cut short (the next run finishes it)".into()
-                }
-                other => format!("DRIFT: {other}, but the rollout recorded stage {stage}"),
+                Explained::Pending(Pending::Restore) => "a rollback was cut short (the next run finishes it)".into(),
+                Explained::Drift => format!("DRIFT: {live}, but the rollout recorded stage {stage}"),
             }
         }
     }

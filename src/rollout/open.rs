@@ -112,18 +112,23 @@ pub async fn open<T: Traffic, S: Store>(
     }
 }
 
-/// A recorded rollout in progress: where its run stopped.
-fn take_over<R>(
-    routes: R,
-    views: Vec<RouteView>,
-    s: RolloutState,
-    rules: &Rules,
-    force: bool,
-    now_ms: u64,
-) -> Result<Opened<R>> {
+/// What the live split means to a recorded rollout in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Explained {
+    /// Every route at the stage it recorded.
+    AsRecorded,
+    /// A write its run claimed was cut short (or landed unrecorded): the next run finishes it.
+    Pending(Pending),
+    /// Neither: someone moved traffic.
+    Drift,
+}
+
+/// How `live` stands against the recorded rollout `s`: `rollout` and `advance` take it over from
+/// there, `status` says so. `rules` are the profile's; the stages are the ones recorded.
+pub fn explain(s: &RolloutState, live: &[RouteView], rules: &Rules) -> Explained {
     let rules = Rules { stages: s.stages.clone(), ..rules.clone() };
     let stage = s.progress.stage;
-    let position = locate(&views, &rules, s.candidate);
+    let position = locate(live, &rules, s.candidate);
     // The furthest write claimed (a write that failed this time may have been claimed again).
     let forward = s
         .claims
@@ -134,33 +139,53 @@ fn take_over<R>(
         })
         .max_by_key(|(stage, _)| *stage);
     let restoring = s.claims.iter().any(|c| c.kind == ClaimKind::Restore);
-    let mut progress = s.progress.clone();
-    let pending = if position == Position::At(stage) {
-        None
+    if position == Position::At(stage) {
+        Explained::AsRecorded
     } else if restoring && (position == Position::At(0) || position == (Position::Between { lo: 0, hi: stage })) {
-        Some(Pending::Restore)
+        Explained::Pending(Pending::Restore)
     } else if let Some((to, claim)) = forward
         .filter(|(to, _)| position == Position::At(*to) || position == (Position::Between { lo: stage, hi: *to }))
     {
-        Some(Pending::Forward { stage: to, claim: Some(claim) })
-    } else if let (true, Position::At(k)) = (force, position) {
-        // `--force`: go on from the live split.
-        progress = Progress::at(k, now_ms);
-        None
-    } else if let (true, Position::Between { lo, hi }) = (force, position)
-        && hi == lo + 1
-    {
-        progress = Progress::at(lo, now_ms);
-        Some(Pending::Forward { stage: hi, claim: None })
+        Explained::Pending(Pending::Forward { stage: to, claim: Some(claim) })
     } else {
-        return Err(drift(&s, &views));
+        Explained::Drift
+    }
+}
+
+/// A recorded rollout in progress: where its run stopped.
+fn take_over<R>(
+    routes: R,
+    views: Vec<RouteView>,
+    s: RolloutState,
+    rules: &Rules,
+    force: bool,
+    now_ms: u64,
+) -> Result<Opened<R>> {
+    let recorded = Rules { stages: s.stages.clone(), ..rules.clone() };
+    let mut progress = s.progress.clone();
+    let pending = match explain(&s, &views, rules) {
+        Explained::AsRecorded => None,
+        Explained::Pending(p) => Some(p),
+        // `--force`: go on from the live split, when it is a stage or between two.
+        Explained::Drift if force => match locate(&views, &recorded, s.candidate) {
+            Position::At(k) => {
+                progress = Progress::at(k, now_ms);
+                None
+            }
+            Position::Between { lo, hi } if hi == lo + 1 => {
+                progress = Progress::at(lo, now_ms);
+                Some(Pending::Forward { stage: hi, claim: None })
+            }
+            _ => return Err(drift(&s, &views)),
+        },
+        Explained::Drift => return Err(drift(&s, &views)),
     };
     Ok(Opened::Run(Opening {
         routes,
         views,
         stable: s.stable,
         candidate: s.candidate,
-        rules,
+        rules: recorded,
         entry: Entry::TakeOver,
         progress,
         pending,
