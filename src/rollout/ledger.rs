@@ -146,6 +146,12 @@ impl RolloutState {
         self.claims.iter().filter(move |c| c.lands_by_ms() > now_ms)
     }
 
+    /// The writes toward the candidate that may still land at `now_ms`: what a rollback waits on
+    /// (a rollback a run began needs no waiting).
+    pub fn forward_writes_open(&self, now_ms: u64) -> Vec<Claim> {
+        self.open_claims(now_ms).filter(|c| matches!(c.kind, ClaimKind::Forward { .. })).cloned().collect()
+    }
+
     /// The candidate's share at the stage reached; none once the rollout is over (a completed
     /// one has made its candidate the stable side).
     pub fn percent(&self) -> Percent {
@@ -580,16 +586,7 @@ impl<S: Store> Ledger<S> {
             next.weights = weights.clone();
             next.lease = None;
             match self.put(next, Some(cur.version), now_ms).await {
-                Ok(()) => {
-                    let open = self
-                        .current
-                        .as_ref()
-                        .map(|s| s.open_claims(now_ms).filter(|c| matches!(c.kind, ClaimKind::Forward { .. })).cloned())
-                        .into_iter()
-                        .flatten()
-                        .collect();
-                    return Ok(Some(open));
-                }
+                Ok(()) => return Ok(self.current.as_ref().map(|s| s.forward_writes_open(now_ms))),
                 Err(StoreError::Conflict) => last = "the rollout state kept changing".into(),
                 Err(StoreError::Unavailable(m)) => {
                     last = m;
@@ -604,11 +601,7 @@ impl<S: Store> Ledger<S> {
     /// Re-reads the item: the claims still open now (a rollback waiting on them).
     pub async fn open_claims(&mut self, now_ms: u64) -> Result<Vec<Claim>, LedgerError> {
         self.load().await?;
-        Ok(self
-            .current
-            .as_ref()
-            .map(|s| s.open_claims(now_ms).filter(|c| matches!(c.kind, ClaimKind::Forward { .. })).cloned().collect())
-            .unwrap_or_default())
+        Ok(self.current.as_ref().map(|s| s.forward_writes_open(now_ms)).unwrap_or_default())
     }
 
     /// `pause` / `resume`: flips a progressing rollout to paused or back. Returns the item
