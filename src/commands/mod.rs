@@ -63,7 +63,7 @@ pub async fn hold_until_claims_pass<S: Store>(
                 open.retain(|c| still.iter().any(|s| s.id == c.id));
             }
         }
-        let now_routes = match traffic.read_views().await {
+        let read = match traffic.read().await {
             Ok(r) => r,
             Err(e) => {
                 if attempt > 20 {
@@ -76,10 +76,11 @@ pub async fn hold_until_claims_pass<S: Store>(
                 continue;
             }
         };
-        routes = now_routes;
+        routes = read.iter().map(|r| r.view()).collect();
         if !holds(&routes, side, percent) {
             tracing::warn!("a write that was in flight landed after this one: writing the split again");
-            routes = settle(traffic, None, side, percent, 30).await.map_err(|e| Error::SplitUnknown {
+            // From the routes just read: a write waits on no second read.
+            routes = settle(traffic, Some(read), side, percent, 30).await.map_err(|e| Error::SplitUnknown {
                 message: format!("could not put the split back ({e})\n{}", live_lines(&routes)),
             })?;
         }
