@@ -104,36 +104,18 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
     /// The first write of the run: records a fresh rollout, or takes the lease of the recorded
     /// one (`rebake`: its stage bakes again — a run taking over, not the next scheduled call).
     pub(crate) async fn enter(&mut self, entry: Entry, rebake: bool, pending: Option<&Pending>) -> Result<()> {
-        let now = self.clock.now_ms();
-        let mut attempt = 0;
-        loop {
-            let result = match entry {
-                Entry::Fresh => {
-                    let start = Start {
-                        stable: self.stable,
-                        stages: &self.rules.stages,
-                        progress: self.progress.clone(),
-                        routes: &self.views,
-                    };
-                    self.ledger.begin(start, now).await
-                }
-                Entry::TakeOver => {
-                    if rebake {
-                        self.progress.rebake(now);
-                    }
-                    self.ledger.take(self.progress.clone(), now).await
-                }
-            };
-            match result {
-                Ok(()) => break,
-                Err(LedgerError::Unavailable(m)) if attempt < 5 => {
-                    self.sink.event(&Event::Retrying { what: "record the rollout".into(), error: m });
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        if entry == Entry::TakeOver && rebake {
+            self.progress.rebake(self.clock.now_ms());
         }
+        let (stable, rules, progress, views) = (self.stable, &self.rules, &self.progress, &self.views);
+        let first_write = async |l: &mut Ledger<S>, now: u64| match entry {
+            Entry::Fresh => {
+                let start = Start { stable, stages: &rules.stages, progress: progress.clone(), routes: views };
+                l.begin(start, now).await
+            }
+            Entry::TakeOver => l.take(progress.clone(), now).await,
+        };
+        retry_ledger(self.ledger, self.sink, self.clock, "record the rollout", 5, false, first_write).await?;
         // A write a stopped run left pending is where this one resumes.
         let at = match pending {
             Some(Pending::Forward { stage, .. }) => *stage,
@@ -273,18 +255,9 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
 
     /// Records a landed stage, trying again while the lease holds.
     async fn land(&mut self, claim: &Claim, stage: usize, after: &[RouteView]) -> Result<(), LedgerError> {
-        let mut attempt = 0;
-        loop {
-            let now = self.clock.now_ms();
-            match self.ledger.land(claim, stage, after, now).await {
-                Err(LedgerError::Unavailable(m)) if !self.ledger.lease_lapsed(now) => {
-                    self.sink.event(&Event::Retrying { what: format!("record stage {stage}"), error: m });
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let what = format!("record stage {stage}");
+        let record = async |l: &mut Ledger<S>, now: u64| l.land(claim, stage, after, now).await;
+        retry_ledger(self.ledger, self.sink, self.clock, &what, u32::MAX, true, record).await
     }
 
     /// This run's write has ended (landed whole, in part, or refused), but the rollout changed
@@ -430,25 +403,14 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
     /// Records the end of the rollout, trying again while the lease holds. A rollout that cannot
     /// be recorded is said so; the next run finds the truth from the routes and the claims.
     async fn record_end(&mut self, ending: &Ending, routes: &[RouteView]) {
-        let mut attempt = 0;
-        loop {
-            let now = self.clock.now_ms();
-            match self.ledger.end(ending, routes, now).await {
-                Ok(()) => return,
-                Err(LedgerError::Unavailable(m)) if !self.ledger.lease_lapsed(now) && attempt < 20 => {
-                    self.sink.event(&Event::Retrying { what: "record the end of the rollout".into(), error: m });
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(LedgerError::Lost(loss)) => {
-                    tracing::info!(why = %loss.message(), "the rollout state had changed; its end is not recorded by this run");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not record the end of the rollout");
-                    return;
-                }
+        let record = async |l: &mut Ledger<S>, now: u64| l.end(ending, routes, now).await;
+        match retry_ledger(self.ledger, self.sink, self.clock, "record the end of the rollout", 20, true, record).await
+        {
+            Ok(()) => {}
+            Err(LedgerError::Lost(loss)) => {
+                tracing::info!(why = %loss.message(), "the rollout state had changed; its end is not recorded by this run");
             }
+            Err(e) => tracing::warn!(error = %e, "could not record the end of the rollout"),
         }
     }
 
@@ -628,6 +590,31 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
                 let reason = format!("interrupted at stage {stage}: traffic left where it is");
                 self.halt(Halt::Interrupted, reason).await
             }
+        }
+    }
+}
+
+/// Runs a write of the ledger again while the state table is unavailable — at most `tries` more
+/// times and, when `leased`, only while this run's lease holds — telling each retry.
+async fn retry_ledger<S: Store>(
+    ledger: &mut Ledger<S>,
+    sink: &mut dyn Sink,
+    clock: Clock,
+    what: &str,
+    tries: u32,
+    leased: bool,
+    mut write: impl AsyncFnMut(&mut Ledger<S>, u64) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    let mut attempt = 0;
+    loop {
+        let now = clock.now_ms();
+        match write(ledger, now).await {
+            Err(LedgerError::Unavailable(m)) if attempt < tries && !(leased && ledger.lease_lapsed(now)) => {
+                sink.event(&Event::Retrying { what: what.to_string(), error: m });
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
         }
     }
 }
