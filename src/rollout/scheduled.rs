@@ -14,6 +14,17 @@ use crate::rollout::open::{Entry, Opening};
 use crate::rollout::outcome::{End, Outcome};
 use crate::rollout::ports::{Gates, Store, Traffic};
 
+/// How a call that moved traffic moved it.
+#[derive(Clone, Copy)]
+enum Moved {
+    /// Started a rollout: stage 1.
+    Started,
+    /// One stage on.
+    Advanced,
+    /// Finished the write a stopped run had begun.
+    Finished,
+}
+
 /// What one call did.
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
@@ -73,76 +84,61 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
         if let Some(pending) = opening.pending {
             let before = self.progress.stage;
             let flow = self.resume(pending).await;
-            return self.finish_step(flow, before, "finished the write a stopped run had begun").await;
+            return self.finish_step(flow, before, Moved::Finished, None).await;
         }
         let ctx = self.gate_context(Some(self.window_start()));
         let readings = self.gates.read(&ctx).await;
         let decision = self.decide(readings);
         let before = self.progress.stage;
-        let message = match &decision {
+        let waiting = match &decision {
             Decision::Bake { remaining } => {
                 let bake = self.rules.bake_of(before);
-                format!(
+                Some(format!(
                     "not yet time: the stage {} has baked {} of {}",
                     self.where_(),
                     humantime::format_duration(std::time::Duration::from_secs((bake - *remaining).as_secs())),
                     humantime::format_duration(bake)
-                )
-            }
-            Decision::Hold { reason, .. } => format!("holding {}: gates inconclusive ({reason})", self.where_()),
-            Decision::Watch { reason } => format!("watching {}: {reason}", self.where_()),
-            _ => String::new(),
-        };
-        let flow = self.act(decision).await;
-        if !message.is_empty() {
-            return Ok(match flow {
-                Flow::Done(end) => self.step_of_end(end?),
-                Flow::Go => {
-                    self.release().await;
-                    self.step_of("not-yet", message, exit::OK)
-                }
-            });
-        }
-        let first = entry == Entry::Fresh && before == 0;
-        self.finish_step(flow, before, if first { "started" } else { "advanced" }).await
-    }
-
-    async fn finish_step(&mut self, flow: Flow, before: usize, what: &str) -> Result<Step> {
-        match flow {
-            Flow::Done(end) => Ok(self.step_of_end(end?)),
-            Flow::Go if self.progress.stage == before => {
-                self.release().await;
-                Ok(self.step_of(
-                    "not-yet",
-                    format!("could not move on {} this time; the next call tries again", self.where_()),
-                    exit::OK,
                 ))
             }
-            Flow::Go => {
-                self.release().await;
-                let action = if what == "started" { "started" } else { "advanced" };
-                let message = if action == "started" {
-                    format!(
-                        "started {} → {}: stage 1/{} at {}%",
-                        self.stable,
-                        self.candidate,
-                        self.rules.stages.len(),
-                        self.rules.percent(1)
-                    )
-                } else if what == "advanced" {
-                    format!(
-                        "stage {}/{}: {} at {}%",
-                        self.progress.stage,
-                        self.rules.stages.len(),
-                        self.candidate,
-                        self.rules.percent(self.progress.stage)
-                    )
-                } else {
-                    format!("{what}: {}", self.where_())
-                };
-                Ok(self.step_of(action, message, exit::OK))
-            }
+            Decision::Hold { reason, .. } => Some(format!("holding {}: gates inconclusive ({reason})", self.where_())),
+            Decision::Watch { reason } => Some(format!("watching {}: {reason}", self.where_())),
+            _ => None,
+        };
+        let flow = self.act(decision).await;
+        let moved = if entry == Entry::Fresh && before == 0 { Moved::Started } else { Moved::Advanced };
+        self.finish_step(flow, before, moved, waiting).await
+    }
+
+    /// Says what the call did: the run's end, a stage moved (`moved`), or why it waits.
+    async fn finish_step(&mut self, flow: Flow, before: usize, moved: Moved, waiting: Option<String>) -> Result<Step> {
+        if let Flow::Done(end) = flow {
+            return Ok(self.step_of_end(end?));
         }
+        self.release().await;
+        let stages = self.rules.stages.len();
+        let (action, message) = match (waiting, moved) {
+            (Some(why), _) => ("not-yet", why),
+            (None, _) if self.progress.stage == before => {
+                ("not-yet", format!("could not move on {} this time; the next call tries again", self.where_()))
+            }
+            (None, Moved::Started) => (
+                "started",
+                format!("started {} → {}: stage 1/{stages} at {}%", self.stable, self.candidate, self.rules.percent(1)),
+            ),
+            (None, Moved::Advanced) => (
+                "advanced",
+                format!(
+                    "stage {}/{stages}: {} at {}%",
+                    self.progress.stage,
+                    self.candidate,
+                    self.rules.percent(self.progress.stage)
+                ),
+            ),
+            (None, Moved::Finished) => {
+                ("advanced", format!("finished the write a stopped run had begun: {}", self.where_()))
+            }
+        };
+        Ok(self.step_of(action, message, exit::OK))
     }
 
     /// Gives the lease back at the end of a call.
