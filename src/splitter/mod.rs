@@ -294,22 +294,12 @@ impl AwsTraffic {
                 });
             }
         };
-        for c in changes {
-            let live = after.iter().find(|r| r.kind == c.route.kind && r.index == c.route.index);
-            match live {
-                Some(r) if r.weights == c.to => {}
-                Some(r) => {
-                    return Err(self
-                        .split_unknown(format!(
-                            "read back {} {} at weights {}:{} after writing {}:{} (did someone else change it?)",
-                            r.kind, r.name, r.weights.blue, r.weights.green, c.to.blue, c.to.green
-                        ))
-                        .await);
-                }
-                None => {
-                    return Err(Error::Other(format!("{} {} vanished after the write", c.route.kind, c.route.name)));
-                }
+        match read_back(changes, &after) {
+            ReadBack::AsWritten => {}
+            ReadBack::Other(what) => {
+                return Err(self.split_unknown(format!("{what} (did someone else change it?)")).await);
             }
+            ReadBack::Vanished(what) => return Err(Error::Other(what)),
         }
         Ok(after)
     }
@@ -352,6 +342,33 @@ pub fn dns_key(dns: &str) -> String {
 /// The side holding all traffic on every route, if there is one.
 pub fn sole_side(routes: &[RouteLive]) -> Option<Side> {
     crate::model::sole_side(routes.iter().map(|r| r.weights))
+}
+
+/// What the routes read back after a write say.
+enum ReadBack {
+    /// Every changed route holds the weights written.
+    AsWritten,
+    /// A route holds other weights (said in a sentence).
+    Other(String),
+    /// A route is gone.
+    Vanished(String),
+}
+
+/// Compares the routes read back with the weights `changes` wrote.
+fn read_back(changes: &[RouteChange], after: &[RouteLive]) -> ReadBack {
+    for c in changes {
+        match after.iter().find(|r| r.kind == c.route.kind && r.index == c.route.index) {
+            Some(r) if r.weights == c.to => {}
+            Some(r) => {
+                return ReadBack::Other(format!(
+                    "read back {} {} at weights {}:{} after writing {}:{}",
+                    r.kind, r.name, r.weights.blue, r.weights.green, c.to.blue, c.to.green
+                ));
+            }
+            None => return ReadBack::Vanished(format!("{} {} vanished after the write", c.route.kind, c.route.name)),
+        }
+    }
+    ReadBack::AsWritten
 }
 
 /// A splitter's error, as the rollout core needs to know it: may another attempt succeed?
@@ -408,23 +425,10 @@ impl Traffic for AwsTraffic {
             return Err(e);
         }
         let after = AwsTraffic::read(self).await.map_err(traffic_error)?;
-        for c in &changes {
-            match after.iter().find(|r| r.kind == c.route.kind && r.index == c.route.index) {
-                Some(r) if r.weights == c.to => {}
-                Some(r) => {
-                    return Err(TrafficError::Conflict(format!(
-                        "read back {} {} at weights {}:{} after writing {}:{}",
-                        r.kind, r.name, r.weights.blue, r.weights.green, c.to.blue, c.to.green
-                    )));
-                }
-                None => {
-                    return Err(TrafficError::Failed(Error::Other(format!(
-                        "{} vanished after the write",
-                        c.route.name
-                    ))));
-                }
-            }
+        match read_back(&changes, &after) {
+            ReadBack::AsWritten => Ok(after),
+            ReadBack::Other(what) => Err(TrafficError::Conflict(what)),
+            ReadBack::Vanished(what) => Err(TrafficError::Failed(Error::Other(what))),
         }
-        Ok(after)
     }
 }
