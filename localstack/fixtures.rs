@@ -358,8 +358,15 @@ impl Aws {
             .collect()
     }
 
-    /// A CloudWatch alarm (moto starts it in OK).
+    /// A CloudWatch alarm that has evaluated and is OK.
     pub async fn alarm(&self, name: &str) {
+        self.new_alarm(name).await;
+        self.set_alarm(name, "OK").await;
+    }
+
+    /// A CloudWatch alarm just created: INSUFFICIENT_DATA until it has evaluated, as on AWS (the
+    /// kit's proxy gives it that state; moto alone would start it in OK).
+    pub async fn new_alarm(&self, name: &str) {
         self.cw
             .put_metric_alarm()
             .alarm_name(name)

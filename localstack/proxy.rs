@@ -12,6 +12,15 @@
 //!   does — a DELETE must match the live record set exactly, a CREATE must not find one — and
 //!   applied whole or not at all. moto checks neither (and refuses a CREATE it has seen before,
 //!   whatever its SetIdentifier), so without this a compare-and-swap batch cannot be tested.
+//! - **Route53 propagation** (`route53_insync_after`): a change answers `PENDING` and GetChange
+//!   turns `INSYNC` only after a delay, as on AWS (moto answers `INSYNC` at once).
+//! - **Alias targets must exist** (on by default): a CREATE or UPSERT of an alias to a load
+//!   balancer that does not exist, or whose canonical zone is not the alias's, is refused with
+//!   AWS's `InvalidChangeBatch`; so is an alias to a record of the same zone that is not there.
+//! - **CloudWatch alarms** (on by default, `proxy_cloudwatch.rs`): a new alarm starts in
+//!   `INSUFFICIENT_DATA`; DescribeAlarmHistory is served from the state changes the kit saw.
+//! - **IAM** (`iam_policy`, `proxy_iam.rs`): every call checked against one identity policy —
+//!   action, resource, Route53's record-name conditions — and refused with AWS's AccessDenied.
 //! - **A log** of every call: service, operation, when it started, reached moto and ended, the
 //!   status, the fault injected, and the body of writes.
 //!
@@ -19,6 +28,11 @@
 //! of a moto server for the demo and the benchmarks.
 
 #![allow(dead_code)]
+
+#[path = "proxy_cloudwatch.rs"]
+mod cloudwatch;
+#[path = "proxy_iam.rs"]
+pub mod iam;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -91,8 +105,19 @@ pub struct Config {
     /// Faults only for these services (`route53`, `elasticloadbalancing`, `dynamodb`, …); every
     /// service when empty.
     pub fault_services: Vec<String>,
+    /// Faults only for these operations (`GetChange`, …); every operation when empty.
+    pub fault_operations: Vec<String>,
     /// Route53 ChangeResourceRecordSets checked and applied as AWS does.
     pub route53_semantics: bool,
+    /// A Route53 change answers PENDING and turns INSYNC this long after it was accepted; `None`:
+    /// as the emulator answers (INSYNC at once).
+    pub route53_insync_after: Option<Duration>,
+    /// Route53 refuses an alias whose target does not exist.
+    pub alias_targets_checked: bool,
+    /// CloudWatch: new alarms start in INSUFFICIENT_DATA; DescribeAlarmHistory served by the kit.
+    pub cloudwatch_semantics: bool,
+    /// Every call checked against this identity policy (account `123456789012`).
+    pub iam_policy: Option<serde_json::Value>,
 }
 
 impl Default for Config {
@@ -105,7 +130,12 @@ impl Default for Config {
             server_error: 0.0,
             drop: 0.0,
             fault_services: Vec::new(),
+            fault_operations: Vec::new(),
             route53_semantics: true,
+            route53_insync_after: None,
+            alias_targets_checked: true,
+            cloudwatch_semantics: true,
+            iam_policy: None,
         }
     }
 }
@@ -161,6 +191,8 @@ struct Shared {
     client: reqwest::Client,
     /// Route53 changes of one zone are checked and applied one at a time (AWS serialises them too).
     zones: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Route53 changes accepted: id → when they turn INSYNC.
+    changes: Mutex<HashMap<String, Instant>>,
     log: Option<Mutex<std::fs::File>>,
     start: Instant,
 }
@@ -203,6 +235,7 @@ impl Proxy {
             in_flight: AtomicU64::new(0),
             client: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client"),
             zones: Mutex::new(HashMap::new()),
+            changes: Mutex::new(HashMap::new()),
             log: log.map(Mutex::new),
             start: Instant::now(),
         });
@@ -290,7 +323,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
     let service = service_of(&parts);
     let operation = operation_of(&service, &parts, &body);
     let write = is_write(&operation);
-    let (latency, landing, fault, semantics) = {
+    let (latency, landing, fault, config) = {
         let config = shared.config.lock().unwrap();
         let mut rng = shared.rng.lock().unwrap();
         let latency = match (write, config.write_latency) {
@@ -299,7 +332,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
         };
         // Where in its latency the call reaches the emulator.
         let landing = latency.mul_f64(rng.f64());
-        let faulty = config.fault_services.is_empty() || config.fault_services.contains(&service);
+        let faulty = (config.fault_services.is_empty() || config.fault_services.contains(&service))
+            && (config.fault_operations.is_empty() || config.fault_operations.contains(&operation));
         let r = rng.f64();
         let fault = if !faulty {
             None
@@ -312,7 +346,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
         } else {
             None
         };
-        (latency, landing, fault, config.route53_semantics)
+        (latency, landing, fault, config.clone())
     };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     if write {
@@ -329,15 +363,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
             Some(Fault::Throttling) => Ok(error_answer(&service, &operation, id, true)),
             Some(Fault::ServerError) => Ok(error_answer(&service, &operation, id, false)),
             Some(Fault::DropBefore) => Err(Dropped),
-            None | Some(Fault::DropAfter) => {
-                forwarded = Some(Instant::now());
-                let answer = if semantics && operation == "ChangeResourceRecordSets" {
-                    route53_change(&s, &parts, &body).await
-                } else {
-                    forward(&s, &parts, body.clone()).await
-                };
-                if fault == Some(Fault::DropAfter) { Err(Dropped) } else { Ok(answer) }
-            }
+            None | Some(Fault::DropAfter) => match denied(&config, &service, &operation, &parts, &body) {
+                Some(refusal) => Ok(refusal),
+                None => {
+                    forwarded = Some(Instant::now());
+                    let answer = apply(&s, &config, &service, &operation, &parts, &body).await;
+                    if fault == Some(Fault::DropAfter) { Err(Dropped) } else { Ok(answer) }
+                }
+            },
         };
         let status = answer.as_ref().map(|a| a.status().as_u16()).unwrap_or(0);
         let applied = forwarded.is_some()
@@ -424,6 +457,205 @@ fn operation_of(service: &str, parts: &Parts, body: &Bytes) -> String {
         _ => return format!("{method} {path}"),
     };
     name.to_string()
+}
+
+/// A call refused by the kit's IAM, as AWS refuses it; `None` when allowed (or no policy is set).
+fn denied(config: &Config, service: &str, operation: &str, parts: &Parts, body: &Bytes) -> Option<Answer> {
+    let policy = config.iam_policy.as_ref()?;
+    let params = form_params(body);
+    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let records: Vec<(String, String, String)> = if operation == "ChangeResourceRecordSets" {
+        let text = String::from_utf8_lossy(body).into_owned();
+        roxmltree::Document::parse(&text)
+            .map(|doc| {
+                doc.descendants()
+                    .filter(|n| n.tag_name().name() == "Change")
+                    .filter_map(|c| {
+                        let set = c.children().find(|x| x.tag_name().name() == "ResourceRecordSet")?;
+                        Some((child_text(c, "Action")?, child_text(set, "Name")?, child_text(set, "Type")?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let (_, region) = scope_of(parts);
+    let request = iam::request_of(
+        service,
+        operation,
+        parts.uri.path(),
+        &params,
+        json.as_ref(),
+        &region,
+        IAM_ACCOUNT,
+        &records,
+    );
+    if iam::always_allowed(&request.action) || iam::allows(policy, &request) {
+        return None;
+    }
+    let message = format!(
+        "User: arn:aws:iam::{IAM_ACCOUNT}:user/cutover-kit is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
+        request.action, request.resource, request.action
+    );
+    let (status, content_type, body) = match service {
+        "dynamodb" => (
+            400,
+            "application/x-amz-json-1.0",
+            serde_json::json!({"__type": "com.amazon.coral.service#AccessDeniedException", "message": message}).to_string(),
+        ),
+        "eks" => (403, "application/json", serde_json::json!({"message": message}).to_string()),
+        _ => {
+            let code = if service == "sns" { "AuthorizationError" } else { "AccessDenied" };
+            (
+                403,
+                "text/xml",
+                format!(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>proxy-iam</RequestId></ErrorResponse>",
+                    xml_escape(&message)
+                ),
+            )
+        }
+    };
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    *answer.status_mut() = StatusCode::from_u16(status).unwrap();
+    answer.headers_mut().insert("content-type", content_type.parse().unwrap());
+    if service == "eks" {
+        answer.headers_mut().insert("x-amzn-errortype", "AccessDeniedException".parse().unwrap());
+    }
+    Some(answer)
+}
+
+/// The account the kit's IAM names in ARNs (moto's default account).
+pub const IAM_ACCOUNT: &str = "123456789012";
+
+/// A call the kit lets through: to the emulator, with AWS's semantics where moto's differ.
+async fn apply(shared: &Shared, config: &Config, service: &str, operation: &str, parts: &Parts, body: &Bytes) -> Answer {
+    match (service, operation) {
+        ("route53", "ChangeResourceRecordSets") => {
+            let answer = if config.route53_semantics {
+                route53_change(shared, parts, body, config.alias_targets_checked).await
+            } else {
+                forward(shared, parts, body.clone()).await
+            };
+            match config.route53_insync_after {
+                Some(after) if answer.status().is_success() => pending(shared, answer, Some(after)).await,
+                _ => answer,
+            }
+        }
+        ("route53", "GetChange") => {
+            let answer = forward(shared, parts, body.clone()).await;
+            pending(shared, answer, None).await
+        }
+        ("monitoring", _) if config.cloudwatch_semantics => cloudwatch::call(shared, parts, operation, body).await,
+        _ => forward(shared, parts, body.clone()).await,
+    }
+}
+
+/// A Route53 ChangeInfo answered `PENDING` until its change is due INSYNC: a new change (`after`
+/// given) is due then; a GetChange answer is rewritten while its change is not yet due.
+async fn pending(shared: &Shared, answer: Answer, after: Option<Duration>) -> Answer {
+    let (head, body) = answer.into_parts();
+    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let id = text
+        .split("<Id>")
+        .nth(1)
+        .and_then(|r| r.split("</Id>").next())
+        .map(|i| i.trim_start_matches("/change/").to_string())
+        .unwrap_or_default();
+    let due = {
+        let mut changes = shared.changes.lock().unwrap();
+        if let Some(after) = after {
+            changes.insert(id.clone(), Instant::now() + after);
+        }
+        changes.get(&id).copied()
+    };
+    let text = match due {
+        Some(due) if Instant::now() < due => text.replace("<Status>INSYNC</Status>", "<Status>PENDING</Status>"),
+        _ => text,
+    };
+    let mut answer = Response::from_parts(head, Full::new(Bytes::from(text)));
+    answer.headers_mut().remove("content-length");
+    answer
+}
+
+/// The query protocol's form (or a URL's query), decoded.
+fn form_params(body: &[u8]) -> Vec<(String, String)> {
+    let Ok(text) = std::str::from_utf8(body) else { return Vec::new() };
+    if text.trim_start().starts_with('<') || text.trim_start().starts_with('{') {
+        return Vec::new();
+    }
+    text.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub(crate) fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// (access key id, region) of a request's SigV4 credential scope.
+fn scope_of(parts: &Parts) -> (String, String) {
+    let scope: Vec<String> = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .map(|c| c.split(',').next().unwrap_or(c).split('/').map(str::to_string).collect())
+        .unwrap_or_default();
+    (
+        scope.first().cloned().unwrap_or_else(|| "test".into()),
+        scope.get(2).cloned().unwrap_or_else(|| "us-east-1".into()),
+    )
+}
+
+/// The emulator's answer to a query-protocol call the kit makes itself, as `akid` in `region`
+/// (the emulator checks no signature); `None` when it fails.
+async fn upstream_query(shared: &Shared, akid: &str, service: &str, region: &str, form: &str) -> Option<String> {
+    let response = shared
+        .client
+        .post(format!("{}/", shared.upstream))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential={akid}/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=kit"),
+        )
+        .body(form.to_string())
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.text().await.ok()
 }
 
 /// The request as it came, to the emulator; its answer as it came back.
@@ -587,7 +819,7 @@ fn describe(key: &SetKey) -> String {
 /// ChangeResourceRecordSets as AWS applies it: every change checked in order against the zone
 /// (a DELETE must match the live set's values, a CREATE must not find one), all or nothing; then
 /// handed to the emulator as the UPSERTs and DELETEs that give the same zone.
-async fn route53_change(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer {
+async fn route53_change(shared: &Shared, parts: &Parts, body: &Bytes, check_alias: bool) -> Answer {
     let path = parts.uri.path();
     let zone = path.split("/hostedzone/").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_string();
     let lock = shared.zones.lock().unwrap().entry(zone.clone()).or_default().clone();
@@ -672,6 +904,19 @@ async fn route53_change(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer 
         }
     }
 
+    // Every alias written must have a target, checked as AWS checks it.
+    if check_alias {
+        for (action, key, values, _) in &changes {
+            let Some(alias) = &values.alias else { continue };
+            if action == "DELETE" {
+                continue;
+            }
+            if let Some(problem) = alias_problem(shared, parts, &zone, key, alias, &work).await {
+                return invalid_change_batch(&problem);
+            }
+        }
+    }
+
     // The same end state, as the emulator applies it right.
     let mut out = String::new();
     for key in &order {
@@ -692,6 +937,72 @@ async fn route53_change(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer 
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ChangeResourceRecordSetsRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeBatch><Changes>{out}</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"
     );
     forward(shared, parts, Bytes::from(rewritten)).await
+}
+
+/// Why AWS would refuse an alias of `key` to `alias` (zone id, DNS name, evaluate health): a load
+/// balancer that does not exist or lies in another canonical zone, a record of this zone that is
+/// not there. Other targets (CloudFront, S3, API Gateway, …) are let through.
+async fn alias_problem(
+    shared: &Shared,
+    parts: &Parts,
+    zone: &str,
+    key: &SetKey,
+    alias: &(String, String, String),
+    work: &HashMap<SetKey, Option<(SetValues, String)>>,
+) -> Option<String> {
+    let (target_zone, dns, _) = alias;
+    let shown = dns.clone();
+    let not_found = || {
+        format!(
+            "Tried to create an alias that targets {shown}, type {} in zone {target_zone}, but that target was not found",
+            key.rtype
+        )
+    };
+    let bare = dns.trim_start_matches("dualstack.").trim_end_matches('.').to_string();
+    if bare.ends_with(".elb.amazonaws.com") || bare.contains(".elb.") {
+        let region = bare.split('.').find(|l| {
+            let parts: Vec<&str> = l.split('-').collect();
+            parts.len() >= 3 && parts.last().is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+        })?;
+        let (akid, _) = scope_of(parts);
+        let mut marker: Option<String> = None;
+        for _ in 0..100 {
+            let mut form = "Action=DescribeLoadBalancers&Version=2015-12-01&PageSize=400".to_string();
+            if let Some(m) = &marker {
+                form.push_str(&format!("&Marker={m}"));
+            }
+            // An emulator that cannot answer does not refuse the change on the kit's account.
+            let text = upstream_query(shared, &akid, "elasticloadbalancing", region, &form).await?;
+            let doc = roxmltree::Document::parse(&text).ok()?;
+            for lb in doc.descendants().filter(|n| n.tag_name().name() == "member" && child_text(*n, "DNSName").is_some()) {
+                let lb_dns = child_text(lb, "DNSName").unwrap_or_default().to_ascii_lowercase();
+                if lb_dns.trim_end_matches('.') == bare {
+                    let canonical = child_text(lb, "CanonicalHostedZoneId").unwrap_or_default();
+                    if !canonical.is_empty() && canonical != *target_zone {
+                        return Some(format!(
+                            "Tried to create an alias that targets {shown}, type {} in zone {target_zone}, but the alias target name does not lie within the target zone",
+                            key.rtype
+                        ));
+                    }
+                    return None;
+                }
+            }
+            marker = doc.descendants().find(|n| n.tag_name().name() == "NextMarker").and_then(|n| n.text()).map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        return Some(not_found());
+    }
+    if target_zone == zone {
+        let there = work.iter().any(|(k, v)| v.is_some() && k.name == *dns);
+        if there {
+            return None;
+        }
+        let listed = list_sets(shared, parts, zone, Some((dns, &key.rtype))).await?;
+        return if listed.is_empty() { Some(not_found()) } else { None };
+    }
+    None
 }
 
 /// The record sets of `name`/`rtype` in `zone` (or of the whole zone), as the emulator lists them,

@@ -41,6 +41,9 @@ struct Args {
     /// Pass Route53 changes to the emulator as they are (moto's semantics).
     #[arg(long)]
     raw_route53: bool,
+    /// A Route53 change turns INSYNC this long after it was accepted (`2s`); at once when absent.
+    #[arg(long, value_parser = Latency::parse)]
+    route53_insync_after: Option<Latency>,
 }
 
 fn main() {
@@ -62,8 +65,9 @@ fn main() {
         throttle: a.throttle,
         server_error: a.server_errors,
         drop: a.drops,
-        fault_services: Vec::new(),
         route53_semantics: !a.raw_route53,
+        route53_insync_after: a.route53_insync_after.map(|l| l.max),
+        ..Config::default()
     };
     let proxy = match Proxy::start_on(&format!("127.0.0.1:{}", a.port), &a.upstream, config, log) {
         Ok(p) => p,

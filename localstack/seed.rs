@@ -116,7 +116,6 @@ async fn main() {
     for side in ["blue", "green"] {
         let name = format!("demo-{side}-5xx");
         aws.alarm(&name).await;
-        aws.set_alarm(&name, "OK").await;
     }
 
     // All traffic on blue.

@@ -148,7 +148,8 @@ async fn a_mixed_profile_moves_every_route_to_one_split() {
     let f = front(&w, &[]).await;
     let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
     let rule = w.aws.rule(&listener, 3, "/v2/*", Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    let pair = crate::Pair::new(&w, (100, 0), ("b.elb.amazonaws.com", "g.elb.amazonaws.com"), "Z1H1FL5HABSF5").await;
+    let (b, g, lb_zone) = crate::elbs().await;
+    let pair = crate::Pair::new(&w, (100, 0), (&b, &g), &lb_zone).await;
     let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
     let r53 = format!("[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n");
     let profile = format!("{r53}\n{}\n{}", alb_profile(&listener, "default", &f), alb_profile(&listener, &rule, &f));
@@ -181,7 +182,8 @@ async fn a_write_failing_part_way_puts_back_the_routes_already_written() {
     let w = World::new().await;
     let f = front(&w, &[]).await;
     let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    let pair = crate::Pair::new(&w, (100, 0), ("b.elb.amazonaws.com", "g.elb.amazonaws.com"), "Z1H1FL5HABSF5").await;
+    let (b, g, lb_zone) = crate::elbs().await;
+    let pair = crate::Pair::new(&w, (100, 0), (&b, &g), &lb_zone).await;
     let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
 
     // ELBv2 answers reads as the emulator does, and refuses the write.

@@ -158,6 +158,21 @@ impl Pair {
     }
 }
 
+/// Two load balancers that alias records may point at (AWS refuses an alias to one that does not
+/// exist): (blue DNS name, green DNS name, their canonical hosted zone). Made once per test process.
+pub async fn elbs() -> (String, String, String) {
+    static ELBS: tokio::sync::OnceCell<(String, String, String)> = tokio::sync::OnceCell::const_new();
+    ELBS.get_or_init(|| async {
+        let aws = Aws::new(emulator::endpoint()).await;
+        let (_, subnets) = aws.network().await;
+        let (_, blue, zone) = aws.load_balancer(&emulator::unique("eb"), &subnets, &[]).await;
+        let (_, green, _) = aws.load_balancer(&emulator::unique("eg"), &subnets, &[]).await;
+        (blue, green, zone)
+    })
+    .await
+    .clone()
+}
+
 /// Two DNS names of one load balancer (case, trailing dot and `dualstack.` aside).
 pub fn fixtures_same_dns(a: &str, b: &str) -> bool {
     cutover::splitter::same_dns(a, b)

@@ -55,7 +55,8 @@ async fn all_green_moves_every_route_through_every_stage_to_100() {
     let f = front(&w).await;
     let alarm = unique("al-green-");
     w.aws.alarm(&alarm).await;
-    let pair = crate::Pair::new(&w, (100, 0), ("b.elb.amazonaws.com", "g.elb.amazonaws.com"), "Z1H1FL5HABSF5").await;
+    let (b, g, lb_zone) = crate::elbs().await;
+    let pair = crate::Pair::new(&w, (100, 0), (&b, &g), &lb_zone).await;
     let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
     let profile = format!(
         "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n{}{}{}",

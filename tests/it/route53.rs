@@ -4,12 +4,10 @@ use crate::emulator::unique;
 use crate::fixtures::Aws;
 use crate::{Pair, World, expect};
 
-const LB_ZONE: &str = "Z1H1FL5HABSF5";
-
 /// A zone with one weighted alias pair (blue → blue ALB, green → green ALB).
 async fn alias_pair(w: &World, blue: i64, green: i64) -> Pair {
-    Pair::new(w, (blue, green), ("blue-1.us-west-2.elb.amazonaws.com", "green-1.us-west-2.elb.amazonaws.com"), LB_ZONE)
-        .await
+    let (b, g, lb_zone) = crate::elbs().await;
+    Pair::new(w, (blue, green), (&b, &g), &lb_zone).await
 }
 
 fn route53_profile(p: &Pair) -> String {
@@ -110,12 +108,13 @@ async fn routes_in_one_zone_move_in_one_change_batch() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
     let second = format!("www.{}", p.zone);
+    let (b, g, lb_zone) = crate::elbs().await;
     w.aws
         .upsert(
             &p.zone_id,
             vec![
-                Aws::weighted_alias(&second, ("blue", 100), "blue-1.us-west-2.elb.amazonaws.com", LB_ZONE, true),
-                Aws::weighted_alias(&second, ("green", 0), "green-1.us-west-2.elb.amazonaws.com", LB_ZONE, true),
+                Aws::weighted_alias(&second, ("blue", 100), &b, &lb_zone, true),
+                Aws::weighted_alias(&second, ("green", 0), &g, &lb_zone, true),
             ],
         )
         .await;
@@ -242,12 +241,13 @@ async fn throttling_and_prior_request_not_complete_are_retried() {
     let zones = get(format!("/2013-04-01/hostedzonesbyname?dnsname={}", p.zone)).await;
     let rrset = format!("/2013-04-01/hostedzone/{}/rrset?name={}&type=A&maxitems=300", p.zone_id, p.record);
     let after = get(rrset.clone()).await;
+    let (b, g, lb_zone) = crate::elbs().await;
     w.aws
         .upsert(
             &p.zone_id,
             vec![
-                Aws::weighted_alias(&p.record, ("blue", 100), "blue-1.us-west-2.elb.amazonaws.com", LB_ZONE, true),
-                Aws::weighted_alias(&p.record, ("green", 0), "green-1.us-west-2.elb.amazonaws.com", LB_ZONE, false),
+                Aws::weighted_alias(&p.record, ("blue", 100), &b, &lb_zone, true),
+                Aws::weighted_alias(&p.record, ("green", 0), &g, &lb_zone, false),
             ],
         )
         .await;

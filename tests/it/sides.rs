@@ -12,11 +12,13 @@ struct Placed {
     zone: String,
     zone_id: String,
     record: String,
+    /// The ALB the green record points at when it is not green's ingress ALB.
+    stale: Option<String>,
 }
 
 /// A cluster with blue/app and green/app ingress ALBs, and a weighted pair whose green alias
-/// points at `green_alias` (None: the green ingress ALB).
-async fn placed(w: &World, green_alias: Option<&str>) -> Placed {
+/// points at the green ingress ALB, or with `stale` at another ALB (an old one of green's).
+async fn placed(w: &World, stale: bool) -> Placed {
     let (_, subnets) = w.aws.network().await;
     let cluster = unique("eks");
     w.aws.cluster(&cluster, &subnets).await;
@@ -32,7 +34,11 @@ async fn placed(w: &World, green_alias: Option<&str>) -> Placed {
     let zone = format!("{}.test.", unique("z"));
     let zone_id = w.aws.zone(&zone).await;
     let record = format!("api.{zone}");
-    let green_target = green_alias.map(str::to_string).unwrap_or_else(|| green_dns.clone());
+    let stale = match stale {
+        true => Some(w.aws.load_balancer(&unique("old-green-"), &subnets, &[]).await.1),
+        false => None,
+    };
+    let green_target = stale.clone().unwrap_or_else(|| green_dns.clone());
     w.aws
         .upsert(
             &zone_id,
@@ -43,7 +49,7 @@ async fn placed(w: &World, green_alias: Option<&str>) -> Placed {
             ],
         )
         .await;
-    Placed { cluster, blue_dns, green_dns, zone, zone_id, record }
+    Placed { cluster, blue_dns, green_dns, zone, zone_id, record, stale }
 }
 
 impl Placed {
@@ -78,8 +84,9 @@ impl Placed {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_pointing_at_a_stale_alb_is_refused_and_repoint_fixes_it() {
     let w = World::new().await;
-    let stale = "old-green-ingress-1.us-west-2.elb.amazonaws.com";
-    let p = placed(&w, Some(stale)).await;
+    let p = placed(&w, true).await;
+    let stale = p.stale.clone().unwrap();
+    let stale = stale.as_str();
     w.profile("svc", &p.profile(""));
 
     let (_, err) = expect(w.cutover().args(["-p", "svc", "validate"]), 6);
@@ -104,7 +111,7 @@ async fn a_record_pointing_at_a_stale_alb_is_refused_and_repoint_fixes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_preview_record_follows_the_candidate_through_rollout_and_promote() {
     let w = World::new().await;
-    let p = placed(&w, None).await;
+    let p = placed(&w, false).await;
     let table = unique("state-");
     w.profile(
         "svc",

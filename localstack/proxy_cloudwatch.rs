@@ -1,0 +1,194 @@
+//! CloudWatch alarms as AWS runs them, for the emulator kit's proxy.
+//!
+//! - A new alarm (PutMetricAlarm, PutCompositeAlarm) starts in `INSUFFICIENT_DATA` — moto starts
+//!   it in `OK`, which would let a gate pass on an alarm that has never evaluated.
+//! - Every state change the kit sees (SetAlarmState, and the first state) goes into a history,
+//!   kept for the whole test process — proxies of one process front one emulator.
+//! - DescribeAlarmHistory (moto answers 500) is served from that history as AWS serves it:
+//!   `AlarmName`, `AlarmTypes` (metric alarms only when omitted), `HistoryItemType`,
+//!   `StartDate`/`EndDate`, `ScanBy`, and pages of `MaxRecords` (default 50, at most 100) with a
+//!   `NextToken`.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use hyper::http::request::Parts;
+
+use super::{Answer, Shared, forward, form_params, scope_of, upstream_query, xml_escape};
+
+#[derive(Clone, Debug)]
+struct Item {
+    account: String,
+    region: String,
+    name: String,
+    /// `MetricAlarm` or `CompositeAlarm`.
+    alarm_type: String,
+    at: SystemTime,
+    /// `StateUpdate` or `ConfigurationUpdate`.
+    kind: &'static str,
+    summary: String,
+    data: String,
+}
+
+fn history() -> &'static Mutex<Vec<Item>> {
+    static HISTORY: OnceLock<Mutex<Vec<Item>>> = OnceLock::new();
+    HISTORY.get_or_init(Default::default)
+}
+
+/// (type, state) of alarm `name` as the emulator has it.
+async fn alarm(shared: &Shared, parts: &Parts, name: &str) -> Option<(String, String)> {
+    let (akid, region) = scope_of(parts);
+    let form = format!("Action=DescribeAlarms&Version=2010-08-01&AlarmNames.member.1={}", encode(name));
+    let text = upstream_query(shared, &akid, "monitoring", &region, &form).await?;
+    let doc = roxmltree::Document::parse(&text).ok()?;
+    for (list, kind) in [("MetricAlarms", "MetricAlarm"), ("CompositeAlarms", "CompositeAlarm")] {
+        let Some(l) = doc.descendants().find(|n| n.tag_name().name() == list) else { continue };
+        for m in l.children().filter(|n| n.tag_name().name() == "member") {
+            let child = |t: &str| m.children().find(|c| c.tag_name().name() == t).and_then(|c| c.text()).map(str::to_string);
+            if child("AlarmName").as_deref() == Some(name) {
+                return Some((kind.to_string(), child("StateValue").unwrap_or_else(|| "INSUFFICIENT_DATA".into())));
+            }
+        }
+    }
+    None
+}
+
+fn record(parts: &Parts, name: &str, alarm_type: &str, kind: &'static str, summary: String, data: String) {
+    let (akid, region) = scope_of(parts);
+    history().lock().unwrap().push(Item {
+        account: akid,
+        region,
+        name: name.to_string(),
+        alarm_type: alarm_type.to_string(),
+        at: SystemTime::now(),
+        kind,
+        summary,
+        data,
+    });
+}
+
+/// A CloudWatch call, with AWS's alarm semantics where moto's differ.
+pub(super) async fn call(shared: &Shared, parts: &Parts, operation: &str, body: &Bytes) -> Answer {
+    let params = form_params(body);
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    match operation {
+        "DescribeAlarmHistory" => describe_history(parts, &params),
+        "PutMetricAlarm" | "PutCompositeAlarm" => {
+            let name = param("AlarmName").unwrap_or_default();
+            let existed = alarm(shared, parts, &name).await.is_some();
+            let answer = forward(shared, parts, body.clone()).await;
+            if answer.status().is_success() && !existed {
+                let (akid, region) = scope_of(parts);
+                let form = format!(
+                    "Action=SetAlarmState&Version=2010-08-01&AlarmName={}&StateValue=INSUFFICIENT_DATA&StateReason={}",
+                    encode(&name),
+                    encode("Unchecked: Initial alarm creation")
+                );
+                let _ = upstream_query(shared, &akid, "monitoring", &region, &form).await;
+                let kind = if operation == "PutCompositeAlarm" { "CompositeAlarm" } else { "MetricAlarm" };
+                record(parts, &name, kind, "ConfigurationUpdate", format!("Alarm \"{name}\" created"), "{}".into());
+            }
+            answer
+        }
+        "SetAlarmState" => {
+            let name = param("AlarmName").unwrap_or_default();
+            let before = alarm(shared, parts, &name).await;
+            let answer = forward(shared, parts, body.clone()).await;
+            let new = param("StateValue").unwrap_or_default();
+            if let (true, Some((kind, old))) = (answer.status().is_success(), before)
+                && old != new
+            {
+                let reason = param("StateReason").unwrap_or_default();
+                let data = serde_json::json!({
+                    "version": "1.0",
+                    "oldState": {"stateValue": old},
+                    "newState": {"stateValue": new, "stateReason": reason},
+                })
+                .to_string();
+                record(parts, &name, &kind, "StateUpdate", format!("Alarm updated from {old} to {new}"), data);
+            }
+            answer
+        }
+        _ => forward(shared, parts, body.clone()).await,
+    }
+}
+
+fn describe_history(parts: &Parts, params: &[(String, String)]) -> Answer {
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (akid, region) = scope_of(parts);
+    let mut types: Vec<String> =
+        params.iter().filter(|(k, _)| k.starts_with("AlarmTypes.member.")).map(|(_, v)| v.clone()).collect();
+    if types.is_empty() {
+        types.push("MetricAlarm".into());
+    }
+    let date = |k: &str| param(k).and_then(|d| humantime::parse_rfc3339_weak(&d).ok());
+    let (start, end) = (date("StartDate"), date("EndDate"));
+    let max = param("MaxRecords").and_then(|m| m.parse::<usize>().ok()).unwrap_or(50).clamp(1, 100);
+    let offset = param("NextToken").and_then(|t| t.strip_prefix("proxy-").and_then(|n| n.parse::<usize>().ok()));
+    if param("NextToken").is_some() && offset.is_none() {
+        return query_error(400, "InvalidNextToken", "The service couldn't process the provided token.");
+    }
+    let mut items: Vec<Item> = history()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|i| i.account == akid && i.region == region)
+        .filter(|i| param("AlarmName").is_none_or(|n| n == i.name))
+        .filter(|i| types.contains(&i.alarm_type))
+        .filter(|i| param("HistoryItemType").is_none_or(|t| t == i.kind))
+        .filter(|i| start.is_none_or(|s| i.at >= s) && end.is_none_or(|e| i.at <= e))
+        .cloned()
+        .collect();
+    items.sort_by_key(|i| i.at);
+    if param("ScanBy").as_deref() != Some("TimestampAscending") {
+        items.reverse();
+    }
+    let from = offset.unwrap_or(0);
+    let page: Vec<&Item> = items.iter().skip(from).take(max).collect();
+    let next = (from + page.len() < items.len()).then(|| format!("proxy-{}", from + page.len()));
+    let mut xml = String::from(
+        "<DescribeAlarmHistoryResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\"><DescribeAlarmHistoryResult><AlarmHistoryItems>",
+    );
+    for i in page {
+        xml.push_str(&format!(
+            "<member><AlarmName>{}</AlarmName><AlarmType>{}</AlarmType><Timestamp>{}</Timestamp><HistoryItemType>{}</HistoryItemType><HistorySummary>{}</HistorySummary><HistoryData>{}</HistoryData></member>",
+            xml_escape(&i.name),
+            i.alarm_type,
+            humantime::format_rfc3339_millis(i.at),
+            i.kind,
+            xml_escape(&i.summary),
+            xml_escape(&i.data),
+        ));
+    }
+    xml.push_str("</AlarmHistoryItems>");
+    if let Some(next) = next {
+        xml.push_str(&format!("<NextToken>{next}</NextToken>"));
+    }
+    xml.push_str("</DescribeAlarmHistoryResult><ResponseMetadata><RequestId>proxy-history</RequestId></ResponseMetadata></DescribeAlarmHistoryResponse>");
+    let mut answer = Response::new(Full::new(Bytes::from(xml)));
+    answer.headers_mut().insert("content-type", "text/xml".parse().unwrap());
+    answer
+}
+
+fn query_error(status: u16, code: &str, message: &str) -> Answer {
+    let body = format!(
+        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+    );
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    *answer.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    answer.headers_mut().insert("content-type", "text/xml".parse().unwrap());
+    answer
+}
+
+/// Form encoding of one value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

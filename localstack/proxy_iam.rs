@@ -1,0 +1,249 @@
+//! IAM for the emulator kit's proxy: every call checked against one identity policy, as AWS
+//! evaluates it — the action (`service:Operation`, wildcards), the resource the action is
+//! authorised on (the ARN of the zone, change, listener, rule, alarm, table, topic or cluster the
+//! call names; `*` for actions without resource-level permissions), the Route53 record-set
+//! condition keys, and explicit denies.
+//!
+//! moto has IAM enforcement of its own (`INITIAL_NO_AUTH_ACTION_COUNT`), but 5.2.5 authorises
+//! every call on the resource `*` (its `access_control.py` says so: "TODO add support for the
+//! Resource and Condition parts"): a statement scoped to an ARN never grants there, so a
+//! least-privilege policy cannot be tried on it. The kit evaluates the policy instead.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// What a call asks IAM for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// `route53:ChangeResourceRecordSets`.
+    pub action: String,
+    /// The ARN the action is authorised on, or `*`.
+    pub resource: String,
+    /// Condition keys and their values (multi-valued keys hold several).
+    pub context: BTreeMap<String, Vec<String>>,
+}
+
+/// Whether `policy` allows `request`: an Allow statement matches and no Deny does.
+pub fn allows(policy: &Value, request: &Request) -> bool {
+    let statements: Vec<&Value> = match &policy["Statement"] {
+        Value::Array(a) => a.iter().collect(),
+        s @ Value::Object(_) => vec![s],
+        _ => Vec::new(),
+    };
+    let mut allowed = false;
+    for s in statements {
+        if !matches_statement(s, request) {
+            continue;
+        }
+        match s["Effect"].as_str() {
+            Some("Deny") => return false,
+            Some("Allow") => allowed = true,
+            _ => {}
+        }
+    }
+    allowed
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn matches_statement(s: &Value, r: &Request) -> bool {
+    let action = match (s.get("Action"), s.get("NotAction")) {
+        (Some(a), _) => strings(a).iter().any(|p| glob(&p.to_ascii_lowercase(), &r.action.to_ascii_lowercase())),
+        (None, Some(n)) => !strings(n).iter().any(|p| glob(&p.to_ascii_lowercase(), &r.action.to_ascii_lowercase())),
+        (None, None) => false,
+    };
+    let resource = match (s.get("Resource"), s.get("NotResource")) {
+        (Some(a), _) => strings(a).iter().any(|p| glob(p, &r.resource)),
+        (None, Some(n)) => !strings(n).iter().any(|p| glob(p, &r.resource)),
+        (None, None) => false,
+    };
+    action && resource && conditions_hold(s.get("Condition"), &r.context)
+}
+
+/// IAM's wildcards: `*` any run of characters, `?` one.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// The condition operators the kit knows; any other makes the statement not match (a policy the
+/// kit cannot judge grants nothing).
+fn conditions_hold(condition: Option<&Value>, context: &BTreeMap<String, Vec<String>>) -> bool {
+    let Some(Value::Object(ops)) = condition else { return true };
+    for (op, keys) in ops {
+        let Value::Object(keys) = keys else { return false };
+        let (set, base) = match op.split_once(':') {
+            Some((q, b)) => (Some(q), b),
+            None => (None, op.as_str()),
+        };
+        let test: fn(&str, &str) -> bool = match base {
+            "StringEquals" => |p, v| p == v,
+            "StringLike" => |p, v| glob(p, v),
+            "StringEqualsIgnoreCase" => |p, v| p.eq_ignore_ascii_case(v),
+            _ => return false,
+        };
+        for (key, want) in keys {
+            let want = strings(want);
+            let have = context.get(key).cloned().unwrap_or_default();
+            let one = |v: &String| want.iter().any(|p| test(p, v));
+            let ok = match set {
+                // Every value in the request is allowed (vacuously true for none).
+                Some("ForAllValues") => have.iter().all(one),
+                Some("ForAnyValue") => have.iter().any(one),
+                None => have.len() == 1 && one(&have[0]),
+                Some(_) => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Route53's normalised record name for IAM conditions: lower case, no trailing dot, every
+/// character but a-z, 0-9, `-`, `_` and `.` as a `\ooo` octal escape.
+pub fn normalized_record_name(name: &str) -> String {
+    let name = name.replace("\\052", "*").to_ascii_lowercase();
+    let name = name.trim_end_matches('.');
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.') {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\{b:03o}"));
+            }
+        }
+    }
+    out
+}
+
+/// The request a call makes of IAM: `service` is the signing name (`monitoring` is CloudWatch),
+/// `params` the query protocol's form or the JSON body's fields, `path` the REST path.
+pub fn request_of(
+    service: &str,
+    operation: &str,
+    path: &str,
+    params: &[(String, String)],
+    json: Option<&Value>,
+    region: &str,
+    account: &str,
+    record_changes: &[(String, String, String)],
+) -> Request {
+    let prefix = match service {
+        "monitoring" => "cloudwatch",
+        s => s,
+    };
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let segment = |after: &str| path.split(after).nth(1).and_then(|r| r.split('/').next()).map(str::to_string);
+    let mut context = BTreeMap::new();
+    let resource = match (prefix, operation) {
+        ("route53", "ChangeResourceRecordSets") => {
+            let mut names: Vec<String> = record_changes.iter().map(|(_, n, _)| normalized_record_name(n)).collect();
+            let mut actions: Vec<String> = record_changes.iter().map(|(a, _, _)| a.clone()).collect();
+            let mut types: Vec<String> = record_changes.iter().map(|(_, _, t)| t.clone()).collect();
+            for v in [&mut names, &mut actions, &mut types] {
+                v.sort();
+                v.dedup();
+            }
+            context.insert("route53:ChangeResourceRecordSetsNormalizedRecordNames".into(), names);
+            context.insert("route53:ChangeResourceRecordSetsActions".into(), actions);
+            context.insert("route53:ChangeResourceRecordSetsRecordTypes".into(), types);
+            segment("/hostedzone/").map(|z| format!("arn:aws:route53:::hostedzone/{z}"))
+        }
+        ("route53", "GetChange") => segment("/change/").map(|c| format!("arn:aws:route53:::change/{c}")),
+        ("route53", "GetHealthCheckStatus") => {
+            segment("/healthcheck/").map(|h| format!("arn:aws:route53:::healthcheck/{h}"))
+        }
+        ("route53", "ListHostedZonesByName") => None,
+        ("route53", _) => segment("/hostedzone/").map(|z| format!("arn:aws:route53:::hostedzone/{z}")),
+        ("elasticloadbalancing", "ModifyListener") => param("ListenerArn"),
+        ("elasticloadbalancing", "ModifyRule") => param("RuleArn"),
+        ("cloudwatch", "DescribeAlarmHistory") => {
+            // A composite alarm's history is returned only to a permission scoped to `*`.
+            let composite = params.iter().any(|(k, v)| k.starts_with("AlarmTypes.member.") && v == "CompositeAlarm");
+            match (param("AlarmName"), composite) {
+                (Some(name), false) => Some(format!("arn:aws:cloudwatch:{region}:{account}:alarm:{name}")),
+                _ => None,
+            }
+        }
+        ("dynamodb", _) => json
+            .and_then(|j| j["TableName"].as_str())
+            .map(|t| format!("arn:aws:dynamodb:{region}:{account}:table/{t}")),
+        ("sns", "Publish") => param("TopicArn"),
+        ("eks", "DescribeCluster") => segment("/clusters/").map(|c| format!("arn:aws:eks:{region}:{account}:cluster/{c}")),
+        _ => None,
+    };
+    Request { action: format!("{prefix}:{operation}"), resource: resource.unwrap_or_else(|| "*".into()), context }
+}
+
+/// Calls every identity may make.
+pub fn always_allowed(action: &str) -> bool {
+    // STS answers GetCallerIdentity whatever the policy says.
+    action == "sts:GetCallerIdentity"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wildcards_and_scoping() {
+        assert!(glob("arn:aws:route53:::hostedzone/*", "arn:aws:route53:::hostedzone/Z1"));
+        assert!(!glob("arn:aws:route53:::hostedzone/Z1", "*"));
+        assert!(glob("*", "*"));
+        assert!(glob("elasticloadbalancing:Describe*", "elasticloadbalancing:DescribeRules"));
+        assert_eq!(normalized_record_name("*.Api.Example.com."), "\\052.api.example.com");
+    }
+
+    #[test]
+    fn a_record_name_condition_allows_only_its_names() {
+        let policy = json!({"Statement": [{"Effect": "Allow", "Action": "route53:ChangeResourceRecordSets",
+            "Resource": "arn:aws:route53:::hostedzone/Z1",
+            "Condition": {"ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["api.example.com"]}}}]});
+        let req = |name: &str| {
+            request_of(
+                "route53",
+                "ChangeResourceRecordSets",
+                "/2013-04-01/hostedzone/Z1/rrset/",
+                &[],
+                None,
+                "us-east-1",
+                "1",
+                &[("UPSERT".into(), name.into(), "A".into())],
+            )
+        };
+        assert!(allows(&policy, &req("API.example.com.")));
+        assert!(!allows(&policy, &req("www.example.com.")));
+    }
+}
