@@ -382,6 +382,54 @@ impl Aws {
             .expect("PutMetricAlarm");
     }
 
+    /// A composite alarm over `rule` (e.g. `ALARM("child")`), evaluated and OK.
+    pub async fn composite_alarm(&self, name: &str, rule: &str) {
+        self.cw.put_composite_alarm().alarm_name(name).alarm_rule(rule).send().await.expect("PutCompositeAlarm");
+        self.set_alarm(name, "OK").await;
+    }
+
+    /// A Route53 health check's `HealthCheckStatus` datapoint (1 healthy, 0 not), in us-east-1
+    /// where Route53 publishes it.
+    pub async fn health_check_status(&self, id: &str, value: f64) {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(route53::config::Credentials::new("test", "test", None, None, "fixtures"))
+            .load()
+            .await;
+        let datum = cloudwatch::types::MetricDatum::builder()
+            .metric_name("HealthCheckStatus")
+            .dimensions(cloudwatch::types::Dimension::builder().name("HealthCheckId").value(id).build())
+            .value(value)
+            .timestamp(aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
+            .build();
+        cloudwatch::Client::new(&config)
+            .put_metric_data()
+            .namespace("AWS/Route53")
+            .metric_data(datum)
+            .send()
+            .await
+            .expect("PutMetricData");
+    }
+
+    /// Points a listener's default action (`rule = None`) or a rule at `action`.
+    pub async fn set_action(&self, listener: &str, rule: Option<&str>, action: Action) {
+        match rule {
+            None => {
+                self.elb
+                    .modify_listener()
+                    .listener_arn(listener)
+                    .default_actions(action)
+                    .send()
+                    .await
+                    .expect("ModifyListener");
+            }
+            Some(r) => {
+                self.elb.modify_rule().rule_arn(r).actions(action).send().await.expect("ModifyRule");
+            }
+        }
+    }
+
     /// Flips an alarm, e.g. to `ALARM` or `INSUFFICIENT_DATA`.
     pub async fn set_alarm(&self, name: &str, state: &str) {
         self.cw

@@ -481,16 +481,16 @@ fn denied(config: &Config, service: &str, operation: &str, parts: &Parts, body: 
         Vec::new()
     };
     let (_, region) = scope_of(parts);
-    let request = iam::request_of(
+    let request = iam::request_of(&iam::Call {
         service,
         operation,
-        parts.uri.path(),
-        &params,
-        json.as_ref(),
-        &region,
-        IAM_ACCOUNT,
-        &records,
-    );
+        path: parts.uri.path(),
+        params: &params,
+        json: json.as_ref(),
+        region: &region,
+        account: IAM_ACCOUNT,
+        records: &records,
+    });
     if iam::always_allowed(&request.action) || iam::allows(policy, &request) {
         return None;
     }
@@ -502,7 +502,8 @@ fn denied(config: &Config, service: &str, operation: &str, parts: &Parts, body: 
         "dynamodb" => (
             400,
             "application/x-amz-json-1.0",
-            serde_json::json!({"__type": "com.amazon.coral.service#AccessDeniedException", "message": message}).to_string(),
+            serde_json::json!({"__type": "com.amazon.coral.service#AccessDeniedException", "message": message})
+                .to_string(),
         ),
         "eks" => (403, "application/json", serde_json::json!({"message": message}).to_string()),
         _ => {
@@ -530,7 +531,14 @@ fn denied(config: &Config, service: &str, operation: &str, parts: &Parts, body: 
 pub const IAM_ACCOUNT: &str = "123456789012";
 
 /// A call the kit lets through: to the emulator, with AWS's semantics where moto's differ.
-async fn apply(shared: &Shared, config: &Config, service: &str, operation: &str, parts: &Parts, body: &Bytes) -> Answer {
+async fn apply(
+    shared: &Shared,
+    config: &Config,
+    service: &str,
+    operation: &str,
+    parts: &Parts,
+    body: &Bytes,
+) -> Answer {
     match (service, operation) {
         ("route53", "ChangeResourceRecordSets") => {
             let answer = if config.route53_semantics {
@@ -974,7 +982,9 @@ async fn alias_problem(
             // An emulator that cannot answer does not refuse the change on the kit's account.
             let text = upstream_query(shared, &akid, "elasticloadbalancing", region, &form).await?;
             let doc = roxmltree::Document::parse(&text).ok()?;
-            for lb in doc.descendants().filter(|n| n.tag_name().name() == "member" && child_text(*n, "DNSName").is_some()) {
+            for lb in
+                doc.descendants().filter(|n| n.tag_name().name() == "member" && child_text(*n, "DNSName").is_some())
+            {
                 let lb_dns = child_text(lb, "DNSName").unwrap_or_default().to_ascii_lowercase();
                 if lb_dns.trim_end_matches('.') == bare {
                     let canonical = child_text(lb, "CanonicalHostedZoneId").unwrap_or_default();
@@ -987,7 +997,11 @@ async fn alias_problem(
                     return None;
                 }
             }
-            marker = doc.descendants().find(|n| n.tag_name().name() == "NextMarker").and_then(|n| n.text()).map(str::to_string);
+            marker = doc
+                .descendants()
+                .find(|n| n.tag_name().name() == "NextMarker")
+                .and_then(|n| n.text())
+                .map(str::to_string);
             if marker.is_none() {
                 break;
             }

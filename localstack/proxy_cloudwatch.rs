@@ -17,7 +17,7 @@ use http_body_util::Full;
 use hyper::Response;
 use hyper::http::request::Parts;
 
-use super::{Answer, Shared, forward, form_params, scope_of, upstream_query, xml_escape};
+use super::{Answer, Shared, form_params, forward, scope_of, upstream_query, xml_escape};
 
 #[derive(Clone, Debug)]
 struct Item {
@@ -47,7 +47,8 @@ async fn alarm(shared: &Shared, parts: &Parts, name: &str) -> Option<(String, St
     for (list, kind) in [("MetricAlarms", "MetricAlarm"), ("CompositeAlarms", "CompositeAlarm")] {
         let Some(l) = doc.descendants().find(|n| n.tag_name().name() == list) else { continue };
         for m in l.children().filter(|n| n.tag_name().name() == "member") {
-            let child = |t: &str| m.children().find(|c| c.tag_name().name() == t).and_then(|c| c.text()).map(str::to_string);
+            let child =
+                |t: &str| m.children().find(|c| c.tag_name().name() == t).and_then(|c| c.text()).map(str::to_string);
             if child("AlarmName").as_deref() == Some(name) {
                 return Some((kind.to_string(), child("StateValue").unwrap_or_else(|| "INSUFFICIENT_DATA".into())));
             }

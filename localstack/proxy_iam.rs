@@ -147,18 +147,23 @@ pub fn normalized_record_name(name: &str) -> String {
     out
 }
 
-/// The request a call makes of IAM: `service` is the signing name (`monitoring` is CloudWatch),
-/// `params` the query protocol's form or the JSON body's fields, `path` the REST path.
-pub fn request_of(
-    service: &str,
-    operation: &str,
-    path: &str,
-    params: &[(String, String)],
-    json: Option<&Value>,
-    region: &str,
-    account: &str,
-    record_changes: &[(String, String, String)],
-) -> Request {
+/// What IAM sees of one call: `service` is the signing name (`monitoring` is CloudWatch),
+/// `params` the query protocol's form, `json` the JSON protocol's body, `path` the REST path,
+/// `records` a Route53 batch's (action, name, type) changes.
+pub struct Call<'a> {
+    pub service: &'a str,
+    pub operation: &'a str,
+    pub path: &'a str,
+    pub params: &'a [(String, String)],
+    pub json: Option<&'a Value>,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub records: &'a [(String, String, String)],
+}
+
+/// The request a call makes of IAM.
+pub fn request_of(call: &Call) -> Request {
+    let Call { service, operation, path, params, json, region, account, records: record_changes } = *call;
     let prefix = match service {
         "monitoring" => "cloudwatch",
         s => s,
@@ -196,11 +201,13 @@ pub fn request_of(
                 _ => None,
             }
         }
-        ("dynamodb", _) => json
-            .and_then(|j| j["TableName"].as_str())
-            .map(|t| format!("arn:aws:dynamodb:{region}:{account}:table/{t}")),
+        ("dynamodb", _) => {
+            json.and_then(|j| j["TableName"].as_str()).map(|t| format!("arn:aws:dynamodb:{region}:{account}:table/{t}"))
+        }
         ("sns", "Publish") => param("TopicArn"),
-        ("eks", "DescribeCluster") => segment("/clusters/").map(|c| format!("arn:aws:eks:{region}:{account}:cluster/{c}")),
+        ("eks", "DescribeCluster") => {
+            segment("/clusters/").map(|c| format!("arn:aws:eks:{region}:{account}:cluster/{c}"))
+        }
         _ => None,
     };
     Request { action: format!("{prefix}:{operation}"), resource: resource.unwrap_or_else(|| "*".into()), context }
@@ -232,16 +239,16 @@ mod tests {
             "Resource": "arn:aws:route53:::hostedzone/Z1",
             "Condition": {"ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["api.example.com"]}}}]});
         let req = |name: &str| {
-            request_of(
-                "route53",
-                "ChangeResourceRecordSets",
-                "/2013-04-01/hostedzone/Z1/rrset/",
-                &[],
-                None,
-                "us-east-1",
-                "1",
-                &[("UPSERT".into(), name.into(), "A".into())],
-            )
+            request_of(&Call {
+                service: "route53",
+                operation: "ChangeResourceRecordSets",
+                path: "/2013-04-01/hostedzone/Z1/rrset/",
+                params: &[],
+                json: None,
+                region: "us-east-1",
+                account: "1",
+                records: &[("UPSERT".into(), name.into(), "A".into())],
+            })
         };
         assert!(allows(&policy, &req("API.example.com.")));
         assert!(!allows(&policy, &req("www.example.com.")));

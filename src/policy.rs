@@ -7,8 +7,6 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::gates::substitute;
-use crate::model::Side;
 use crate::profile::{GateKind, Profile, RuleRef, is_zone_id};
 
 /// The policy document, printed as JSON whatever `-o` says (it is meant for IAM).
@@ -34,9 +32,52 @@ fn stmt(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
     json!({ "Sid": sid, "Effect": "Allow", "Action": actions, "Resource": r })
 }
 
+/// The partition of a region's ARNs: `aws`, `aws-cn` (China), `aws-us-gov` (GovCloud), …
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+/// A record name as Route53 matches it in `route53:ChangeResourceRecordSetsNormalizedRecordNames`:
+/// lower case, no trailing dot, and every character but a-z, 0-9, `-`, `_` and `.` as a
+/// three-digit octal escape (`*` → `\052`).
+pub fn normalized_record_name(name: &str) -> String {
+    let name = name.replace("\\052", "*").to_ascii_lowercase();
+    let mut out = String::new();
+    for c in name.trim_end_matches('.').chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.') {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\{b:03o}"));
+            }
+        }
+    }
+    out
+}
+
 /// The policy for `profile` in `region`, account `account` (`*` when unknown).
 pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -> Policy {
     let mut s = Vec::new();
+    let p = partition(region);
+    let gates = &profile.gates;
+    let placed: Vec<&str> = [&profile.sides.blue, &profile.sides.green]
+        .into_iter()
+        .flatten()
+        .map(|e| e.cluster.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
 
     if !profile.route53.is_empty() {
         let zones: Vec<String> = profile
@@ -44,9 +85,9 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
             .iter()
             .map(|r| {
                 if is_zone_id(&r.zone) {
-                    format!("arn:aws:route53:::hostedzone/{}", r.zone.trim_start_matches("/hostedzone/"))
+                    format!("arn:{p}:route53:::hostedzone/{}", r.zone.trim_start_matches("/hostedzone/"))
                 } else {
-                    "arn:aws:route53:::hostedzone/*".into()
+                    format!("arn:{p}:route53:::hostedzone/*")
                 }
             })
             .collect();
@@ -54,36 +95,56 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
             // Finding a zone by name has no resource-level permission.
             s.push(stmt("Route53FindZones", &["route53:ListHostedZonesByName"], vec!["*".into()]));
         }
-        s.push(stmt("Route53Read", &["route53:GetHostedZone", "route53:ListResourceRecordSets"], zones.clone()));
+        // A zone given by id is looked up with GetHostedZone, one given by name is not.
+        let read: &[&str] = if profile.route53.iter().any(|r| is_zone_id(&r.zone)) {
+            &["route53:GetHostedZone", "route53:ListResourceRecordSets"]
+        } else {
+            &["route53:ListResourceRecordSets"]
+        };
+        s.push(stmt("Route53Read", read, zones.clone()));
         if !read_only {
             let names: BTreeSet<String> = profile
                 .route53
                 .iter()
                 .flat_map(|r| std::iter::once(r.record.clone()).chain(r.preview.clone()))
-                .map(|n| n.trim_end_matches('.').to_string())
+                .map(|n| normalized_record_name(&n))
                 .collect();
             let mut w = stmt("Route53ChangeOnlyTheseRecords", &["route53:ChangeResourceRecordSets"], zones);
             w["Condition"] = json!({
                 "ForAllValues:StringEquals": { "route53:ChangeResourceRecordSetsNormalizedRecordNames": names }
             });
             s.push(w);
-            s.push(stmt("Route53WaitForChanges", &["route53:GetChange"], vec!["arn:aws:route53:::change/*".into()]));
+            s.push(stmt("Route53WaitForChanges", &["route53:GetChange"], vec![format!("arn:{p}:route53:::change/*")]));
         }
     }
 
-    let gates = &profile.gates;
-    let target_health = gates.iter().any(|g| matches!(g.kind, GateKind::TargetHealth { .. }));
-    if !profile.alb.is_empty() || (target_health && !read_only) {
-        // ELBv2 describes have no resource-level permissions.
-        let mut actions = vec![
+    if !placed.is_empty() {
+        let clusters = placed.iter().map(|c| format!("arn:{p}:eks:{region}:{account}:cluster/{c}")).collect();
+        s.push(stmt("SidesClusters", &["eks:DescribeCluster"], clusters));
+    }
+    // ELBv2 describes have no resource-level permissions.
+    let mut elb_reads: BTreeSet<&str> = BTreeSet::new();
+    if !profile.alb.is_empty() {
+        elb_reads.extend([
             "elasticloadbalancing:DescribeListeners",
             "elasticloadbalancing:DescribeRules",
             "elasticloadbalancing:DescribeTags",
             "elasticloadbalancing:DescribeLoadBalancers",
-        ];
-        if target_health && !read_only {
-            actions.extend(["elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"]);
+        ]);
+    }
+    if !placed.is_empty() {
+        // The ingress ALBs of each side, found by the controller's tags.
+        elb_reads.extend(["elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags"]);
+    }
+    if !read_only && gates.iter().any(|g| matches!(g.kind, GateKind::TargetHealth { .. })) {
+        elb_reads.extend(["elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"]);
+        if !profile.route53.is_empty() {
+            // A Route53 route's candidate load balancer, found by its alias's DNS name.
+            elb_reads.insert("elasticloadbalancing:DescribeLoadBalancers");
         }
+    }
+    if !elb_reads.is_empty() {
+        let actions: Vec<&str> = elb_reads.into_iter().collect();
         s.push(stmt("LoadBalancersRead", &actions, vec!["*".into()]));
     }
     if !profile.alb.is_empty() && !read_only {
@@ -92,7 +153,7 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
                 l.to_string()
             } else {
                 let name = l.rsplit_once(':').map(|(n, _)| n).unwrap_or(l);
-                format!("arn:aws:elasticloadbalancing:{region}:{account}:listener/app/{name}/*")
+                format!("arn:{p}:elasticloadbalancing:{region}:{account}:listener/app/{name}/*")
             }
         };
         let listeners: Vec<String> =
@@ -114,40 +175,24 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
     }
 
     if !read_only {
-        let both = |v: &str| Side::ALL.iter().map(|&side| substitute(v, side)).collect::<Vec<_>>();
-        let alarms: Vec<String> = gates
-            .iter()
-            .filter_map(|g| match &g.kind {
-                GateKind::Alarm { alarms } => Some(alarms.clone()),
-                _ => None,
-            })
-            .flatten()
-            .flat_map(|a| both(&a))
-            .map(|a| format!("arn:aws:cloudwatch:{region}:{account}:alarm:{a}"))
-            .collect();
-        if !alarms.is_empty() {
-            s.push(stmt("GateAlarmsNow", &["cloudwatch:DescribeAlarms"], vec!["*".into()]));
-            s.push(stmt("GateAlarmHistory", &["cloudwatch:DescribeAlarmHistory"], alarms));
+        if gates.iter().any(|g| matches!(g.kind, GateKind::Alarm { .. })) {
+            // DescribeAlarms has no resource-level permission; DescribeAlarmHistory returns a
+            // composite alarm's history only to a permission scoped to `*`, and whether a named
+            // alarm is composite is not in the profile.
+            s.push(stmt(
+                "GateAlarms",
+                &["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"],
+                vec!["*".into()],
+            ));
         }
-        if gates.iter().any(|g| matches!(g.kind, GateKind::Metric { .. })) {
+        if gates.iter().any(|g| matches!(g.kind, GateKind::Metric { .. } | GateKind::Route53HealthCheck { .. })) {
+            // Route53 health checks are read as their `AWS/Route53` `HealthCheckStatus` metric.
             s.push(stmt("GateMetrics", &["cloudwatch:GetMetricData"], vec!["*".into()]));
-        }
-        let checks: Vec<String> = gates
-            .iter()
-            .filter_map(|g| match &g.kind {
-                GateKind::Route53HealthCheck { health_check_id } => Some(health_check_id.clone()),
-                _ => None,
-            })
-            .flat_map(|id| both(&id))
-            .map(|id| format!("arn:aws:route53:::healthcheck/{id}"))
-            .collect();
-        if !checks.is_empty() {
-            s.push(stmt("GateHealthChecks", &["route53:GetHealthCheckStatus"], checks));
         }
     }
 
     if let Some(state) = &profile.state {
-        let table = format!("arn:aws:dynamodb:{region}:{account}:table/{}", state.table);
+        let table = format!("arn:{p}:dynamodb:{region}:{account}:table/{}", state.table);
         if read_only {
             s.push(stmt("StateRead", &["dynamodb:GetItem", "dynamodb:Query"], vec![table]));
         } else {
@@ -168,4 +213,21 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
         s.push(stmt("Notify", &["sns:Publish"], vec![topic.clone()]));
     }
     Policy { version: "2012-10-17", statement: s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_name_condition_is_normalised_and_arns_follow_the_partition() {
+        let text = "[[route53]]\nzone = \"Z0123456789ABCDEFGHIJ\"\nrecord = \"*.Api.example.com.\"\nblue = \"b\"\ngreen = \"g\"\n";
+        let p = Profile::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let policy = serde_json::to_value(policy(&p, "cn-north-1", "111122223333", false)).unwrap().to_string();
+        assert!(policy.contains(r#""\\052.api.example.com""#), "{policy}");
+        assert!(policy.contains("arn:aws-cn:route53:::hostedzone/Z0123456789ABCDEFGHIJ"), "{policy}");
+        assert!(!policy.contains("arn:aws:"), "{policy}");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(normalized_record_name("A_b-1.Example.COM."), "a_b-1.example.com");
+    }
 }

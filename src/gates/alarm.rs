@@ -65,28 +65,42 @@ impl Alarm {
     async fn alarmed_since(&self, side: Side, since: std::time::SystemTime) -> Result<Vec<String>> {
         let mut alarmed = Vec::new();
         for name in self.names(side) {
-            let out = self
-                .client
-                .describe_alarm_history()
-                .alarm_name(&name)
-                .history_item_type(HistoryItemType::StateUpdate)
-                .start_date(aws_smithy_types::DateTime::from(since))
-                .end_date(aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
-                .max_records(100)
-                .customize()
-                .config_override(
-                    aws_sdk_cloudwatch::config::Config::builder()
-                        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2)),
-                )
-                .send()
-                .await
-                .map_err(|e| Error::aws("DescribeAlarmHistory", e))?;
-            if out
-                .alarm_history_items
-                .unwrap_or_default()
-                .iter()
-                .any(|i| went_to_alarm(i.history_summary.as_deref().unwrap_or_default()))
-            {
+            // Without AlarmTypes, DescribeAlarmHistory answers for metric alarms only: a composite
+            // alarm's history would read empty. Every page is read: a flapping alarm may have
+            // more changes in the window than one page holds.
+            let mut token: Option<String> = None;
+            let mut went = false;
+            for _ in 0..50 {
+                let out = self
+                    .client
+                    .describe_alarm_history()
+                    .alarm_name(&name)
+                    .alarm_types(AlarmType::MetricAlarm)
+                    .alarm_types(AlarmType::CompositeAlarm)
+                    .history_item_type(HistoryItemType::StateUpdate)
+                    .start_date(aws_smithy_types::DateTime::from(since))
+                    .end_date(aws_smithy_types::DateTime::from(std::time::SystemTime::now()))
+                    .max_records(100)
+                    .set_next_token(token.take())
+                    .customize()
+                    .config_override(
+                        aws_sdk_cloudwatch::config::Config::builder()
+                            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2)),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("DescribeAlarmHistory", e))?;
+                went = out
+                    .alarm_history_items
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|i| went_to_alarm(i.history_summary.as_deref().unwrap_or_default()));
+                token = out.next_token.filter(|t| !t.is_empty());
+                if went || token.is_none() {
+                    break;
+                }
+            }
+            if went {
                 alarmed.push(name);
             }
         }

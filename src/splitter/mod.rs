@@ -251,40 +251,21 @@ impl AwsTraffic {
     }
 
     /// Writes every change, reads back, and verifies. On a part-way failure, puts back the writes
-    /// that went through; if that fails too, returns [`Error::SplitUnknown`].
+    /// that went through — judged by reading every route back, never assumed: a write whose answer
+    /// was lost may have landed, and one that landed needs no undo. Traffic is "as before" only
+    /// when the read-back says so; otherwise [`Error::SplitUnknown`] lists every route's split.
     pub async fn apply(&self, changes: &[RouteChange]) -> Result<Vec<RouteLive>> {
         let todo: Vec<RouteChange> = changes.iter().filter(|c| !c.is_noop()).cloned().collect();
         let outcomes = self.write_all(&todo, WriteGuard::BLIND).await;
         let (done, failed): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(|o| o.result.is_ok());
+        let uncertain = failed.iter().any(|o| o.result.as_ref().is_err_and(Error::is_transient));
         if let Some(first) = failed.into_iter().next() {
             let cause = first.result.expect_err("partitioned on error");
-            let written: Vec<RouteChange> = done.into_iter().flat_map(|o| o.changes).collect();
-            if written.is_empty() {
+            if done.is_empty() && !uncertain {
+                // Refused outright, nothing else written: nothing moved.
                 return Err(cause);
             }
-            tracing::warn!(routes = written.len(), "a write failed part-way; putting back the routes already written");
-            let undo: Vec<RouteChange> = written
-                .iter()
-                .map(|c| {
-                    let mut route = c.route.clone();
-                    route.weights = c.to;
-                    RouteChange { route, to: c.route.weights, exact: true, repoint: Vec::new(), preview_to: None }
-                })
-                .collect();
-            let undone = self.write_all(&undo, WriteGuard::BLIND).await;
-            if undone.iter().all(|o| o.result.is_ok()) {
-                return Err(match cause {
-                    Error::Aws { action, message, transient } => Error::Aws {
-                        action,
-                        message: format!("{message}\n(the routes already written were put back: traffic is as before)"),
-                        transient,
-                    },
-                    other => other,
-                });
-            }
-            return Err(self
-                .split_unknown(format!("{cause}; putting back the routes already written failed too"))
-                .await);
+            return self.put_back(&todo, cause).await;
         }
         let after = match self.read().await {
             Ok(after) => after,
@@ -302,6 +283,58 @@ impl AwsTraffic {
             ReadBack::Vanished(what) => return Err(Error::Other(what)),
         }
         Ok(after)
+    }
+
+    /// After a write of `changes` failed with `cause`: reads every route, puts the ones found at
+    /// their new split back to their old one, and reads again to say where traffic is.
+    async fn put_back(&self, changes: &[RouteChange], cause: Error) -> Result<Vec<RouteLive>> {
+        let now = match self.read().await {
+            Ok(now) => now,
+            Err(e) => return Err(self.split_unknown(format!("{cause}; the routes could not be read back: {e}")).await),
+        };
+        if matches!(read_back(changes, &now), ReadBack::AsWritten) {
+            // Every write landed after all (an answer was lost on the way back).
+            tracing::warn!("a write reported a failure ({cause}) but every route reads back as written");
+            return Ok(now);
+        }
+        let landed: Vec<RouteChange> = changes
+            .iter()
+            .filter_map(|c| {
+                let live = now.iter().find(|r| r.kind == c.route.kind && r.index == c.route.index)?;
+                (live.weights == c.to && c.to != c.route.weights).then(|| RouteChange {
+                    route: live.clone(),
+                    to: c.route.weights,
+                    exact: true,
+                    repoint: Vec::new(),
+                    preview_to: None,
+                })
+            })
+            .collect();
+        if !landed.is_empty() {
+            tracing::warn!(routes = landed.len(), "a write failed part-way; putting back the routes already written");
+            let undone = self.write_all(&landed, WriteGuard::BLIND).await;
+            if let Some(e) = undone.into_iter().find_map(|o| o.result.err()) {
+                return Err(self
+                    .split_unknown(format!("{cause}; putting back the routes already written failed too: {e}"))
+                    .await);
+            }
+        }
+        let before: Vec<RouteChange> =
+            changes.iter().map(|c| RouteChange { to: c.route.weights, ..c.clone() }).collect();
+        match self.read().await {
+            Ok(after) if matches!(read_back(&before, &after), ReadBack::AsWritten) => Err(match cause {
+                Error::Aws { action, message, transient } => Error::Aws {
+                    action,
+                    message: format!(
+                        "{message}\n(every route reads back at its split from before the write: traffic is as before)"
+                    ),
+                    transient,
+                },
+                other => other,
+            }),
+            Ok(_) => Err(self.split_unknown(format!("{cause}; the routes do not read back as before")).await),
+            Err(e) => Err(self.split_unknown(format!("{cause}; the routes could not be read back: {e}")).await),
+        }
     }
 
     async fn write_all(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {

@@ -321,8 +321,17 @@ impl Route53Splitter {
         let info =
             out.change_info.ok_or_else(|| Error::Other("ChangeResourceRecordSets returned no change info".into()))?;
         tracing::info!(zone = zone_id, change = %info.id, status = %info.status, "route53 change submitted");
-        if info.status != ChangeStatus::Insync {
-            self.wait_insync(&info.id).await?;
+        // Route53 has accepted the batch: it applies it, whatever GetChange says from here on.
+        // A GetChange that fails or times out leaves the propagation unconfirmed, never the write
+        // failed — the caller reads the records back either way.
+        if info.status != ChangeStatus::Insync
+            && let Err(e) = self.wait_insync(&info.id).await
+        {
+            tracing::warn!(
+                zone = zone_id,
+                change = %info.id,
+                "Route53 accepted the change, but its propagation to Route53's DNS servers is unconfirmed: {e}"
+            );
         }
         Ok(())
     }
