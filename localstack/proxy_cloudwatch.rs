@@ -8,6 +8,9 @@
 //!   `AlarmName`, `AlarmTypes` (metric alarms only when omitted), `HistoryItemType`,
 //!   `StartDate`/`EndDate`, `ScanBy`, and pages of `MaxRecords` (default 50, at most 100) with a
 //!   `NextToken`.
+//! - PutCompositeAlarm (moto answers 500) is handed to moto as a PutMetricAlarm, and the kit
+//!   remembers the alarm is composite (moto's DescribeAlarms lists it with the metric alarms; its
+//!   state changes only by SetAlarmState).
 
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
@@ -38,6 +41,17 @@ fn history() -> &'static Mutex<Vec<Item>> {
     HISTORY.get_or_init(Default::default)
 }
 
+/// The composite alarms made through the kit: moto keeps them as metric alarms without a rule.
+fn composites() -> &'static Mutex<std::collections::HashSet<(String, String, String)>> {
+    static COMPOSITES: OnceLock<Mutex<std::collections::HashSet<(String, String, String)>>> = OnceLock::new();
+    COMPOSITES.get_or_init(Default::default)
+}
+
+fn is_composite(parts: &Parts, name: &str) -> bool {
+    let (akid, region) = scope_of(parts);
+    composites().lock().unwrap().contains(&(akid, region, name.to_string()))
+}
+
 /// (type, state) of alarm `name` as the emulator has it.
 async fn alarm(shared: &Shared, parts: &Parts, name: &str) -> Option<(String, String)> {
     let (akid, region) = scope_of(parts);
@@ -50,6 +64,7 @@ async fn alarm(shared: &Shared, parts: &Parts, name: &str) -> Option<(String, St
             let child =
                 |t: &str| m.children().find(|c| c.tag_name().name() == t).and_then(|c| c.text()).map(str::to_string);
             if child("AlarmName").as_deref() == Some(name) {
+                let kind = if is_composite(parts, name) { "CompositeAlarm" } else { kind };
                 return Some((kind.to_string(), child("StateValue").unwrap_or_else(|| "INSUFFICIENT_DATA".into())));
             }
         }
@@ -80,7 +95,20 @@ pub(super) async fn call(shared: &Shared, parts: &Parts, operation: &str, body: 
         "PutMetricAlarm" | "PutCompositeAlarm" => {
             let name = param("AlarmName").unwrap_or_default();
             let existed = alarm(shared, parts, &name).await.is_some();
-            let answer = forward(shared, parts, body.clone()).await;
+            // moto 5.2.5 serves composite alarms only through PutMetricAlarm with an AlarmRule.
+            let body = match operation {
+                "PutCompositeAlarm" => Bytes::from(String::from_utf8_lossy(body).replacen(
+                    "Action=PutCompositeAlarm",
+                    "Action=PutMetricAlarm",
+                    1,
+                )),
+                _ => body.clone(),
+            };
+            let answer = forward(shared, parts, body).await;
+            if answer.status().is_success() && operation == "PutCompositeAlarm" {
+                let (akid, region) = scope_of(parts);
+                composites().lock().unwrap().insert((akid, region, name.clone()));
+            }
             if answer.status().is_success() && !existed {
                 let (akid, region) = scope_of(parts);
                 let form = format!(

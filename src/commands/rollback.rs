@@ -95,10 +95,24 @@ pub async fn run(settings: &Settings, to: Option<Side>, dry_run: bool) -> Result
     // Who is acting is asked (of STS, when CUTOVER_ACTOR is unset) while traffic moves.
     let (after, actor) =
         tokio::join!(settle(&traffic, Some(routes), stable, Percent::FULL, 30), settings.identity.actor());
-    let after = after.map_err(|e| Error::SplitUnknown {
-        message: format!("could not put all traffic on {stable}: {e}\n{}", live_lines(&before)),
-    })?;
     let reason = format!("rolled back to {stable} by {actor}");
+    let after = match after {
+        Ok(after) => after,
+        Err(e) => {
+            // What could be moved has been; the rollout is stopped all the same, so nothing
+            // moves traffic toward the candidate again while a human looks.
+            let live = traffic.read_views().await.unwrap_or(before.clone());
+            let aborted = ledger.abort(stable, &reason, &live, ABORT_WITHIN, || clock.now_ms()).await;
+            let state = match aborted {
+                Ok(Some(_)) => "the rollout is marked aborted",
+                Ok(None) => "no rollout was recorded",
+                Err(_) => "the rollout state could NOT be updated: pause the schedule",
+            };
+            return Err(Error::SplitUnknown {
+                message: format!("could not put all traffic on {stable} ({state}): {e}\n{}", live_lines(&live)),
+            });
+        }
+    };
     let aborted = ledger.abort(stable, &reason, &after, ABORT_WITHIN, || clock.now_ms()).await;
     let (open, recorded) = match aborted {
         Ok(Some(open)) => (open, true),

@@ -223,7 +223,7 @@ impl AwsTraffic {
             return Ok(());
         }
         tracing::info!(%side, routes = changes.len(), "pointing preview records");
-        self.apply(&changes).await.map(|_| ())
+        self.apply(&changes, None).await.map(|_| ())
     }
 
     /// Points alias records at their side's load balancer (`--repoint`); weights unchanged.
@@ -247,14 +247,16 @@ impl AwsTraffic {
         if changes.is_empty() {
             return Ok(());
         }
-        self.apply(&changes).await.map(|_| ())
+        self.apply(&changes, None).await.map(|_| ())
     }
 
     /// Writes every change, reads back, and verifies. On a part-way failure, puts back the writes
     /// that went through — judged by reading every route back, never assumed: a write whose answer
     /// was lost may have landed, and one that landed needs no undo. Traffic is "as before" only
     /// when the read-back says so; otherwise [`Error::SplitUnknown`] lists every route's split.
-    pub async fn apply(&self, changes: &[RouteChange]) -> Result<Vec<RouteLive>> {
+    /// A route moved toward `stable` (the side a rollback restores) is never put back: that would
+    /// take traffic off the side that is known to work.
+    pub async fn apply(&self, changes: &[RouteChange], stable: Option<Side>) -> Result<Vec<RouteLive>> {
         let todo: Vec<RouteChange> = changes.iter().filter(|c| !c.is_noop()).cloned().collect();
         let outcomes = self.write_all(&todo, WriteGuard::BLIND).await;
         let (done, failed): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(|o| o.result.is_ok());
@@ -265,7 +267,7 @@ impl AwsTraffic {
                 // Refused outright, nothing else written: nothing moved.
                 return Err(cause);
             }
-            return self.put_back(&todo, cause).await;
+            return self.put_back(&todo, cause, stable).await;
         }
         let after = match self.read().await {
             Ok(after) => after,
@@ -287,7 +289,7 @@ impl AwsTraffic {
 
     /// After a write of `changes` failed with `cause`: reads every route, puts the ones found at
     /// their new split back to their old one, and reads again to say where traffic is.
-    async fn put_back(&self, changes: &[RouteChange], cause: Error) -> Result<Vec<RouteLive>> {
+    async fn put_back(&self, changes: &[RouteChange], cause: Error, stable: Option<Side>) -> Result<Vec<RouteLive>> {
         let now = match self.read().await {
             Ok(now) => now,
             Err(e) => return Err(self.split_unknown(format!("{cause}; the routes could not be read back: {e}")).await),
@@ -301,6 +303,9 @@ impl AwsTraffic {
             .iter()
             .filter_map(|c| {
                 let live = now.iter().find(|r| r.kind == c.route.kind && r.index == c.route.index)?;
+                if stable.is_some_and(|s| c.to.percent(s) > c.route.weights.percent(s)) {
+                    return None;
+                }
                 (live.weights == c.to && c.to != c.route.weights).then(|| RouteChange {
                     route: live.clone(),
                     to: c.route.weights,
@@ -318,6 +323,17 @@ impl AwsTraffic {
                     .split_unknown(format!("{cause}; putting back the routes already written failed too: {e}"))
                     .await);
             }
+        }
+        let kept = changes.iter().any(|c| {
+            stable.is_some_and(|s| c.to.percent(s) > c.route.weights.percent(s))
+                && now.iter().any(|r| r.kind == c.route.kind && r.index == c.route.index && r.weights == c.to)
+        });
+        if let (true, Some(side)) = (kept, stable) {
+            return Err(self
+                .split_unknown(format!(
+                    "{cause}; the routes already moved toward {side} (the stable side) were left there: a write toward the stable side is never undone"
+                ))
+                .await);
         }
         let before: Vec<RouteChange> =
             changes.iter().map(|c| RouteChange { to: c.route.weights, ..c.clone() }).collect();

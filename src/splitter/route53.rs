@@ -20,7 +20,7 @@ use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecordSet, RrType};
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{Raw, RouteChange, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome};
+use super::{Raw, RouteChange, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome, dns_key, same_dns};
 use crate::error::{Error, Result};
 use crate::model::{RouteKind, Side, Weights};
 use crate::profile::{Route53Route, fqdn, is_zone_id};
@@ -56,6 +56,8 @@ impl Snapshot {
 
 pub struct Route53Splitter {
     client: Client,
+    /// For telling a dead alias target (a load balancer deleted or re-created) from other refusals.
+    elb: aws_sdk_elasticloadbalancingv2::Client,
     routes: Vec<Route53Route>,
     /// Zones found by the first read; a read-back after a write does not look them up again.
     zones: Mutex<BTreeMap<String, Zone>>,
@@ -71,7 +73,12 @@ struct Zone {
 
 impl Route53Splitter {
     pub fn new(sdk: &SdkConfig, routes: Vec<Route53Route>) -> Route53Splitter {
-        Route53Splitter { client: crate::client!(aws_sdk_route53, sdk), routes, zones: Mutex::default() }
+        Route53Splitter {
+            client: crate::client!(aws_sdk_route53, sdk),
+            elb: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
+            routes,
+            zones: Mutex::default(),
+        }
     }
 
     /// Finds a hosted zone by id or by name; a name shared by several zones (public and private)
@@ -285,11 +292,48 @@ impl Route53Splitter {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        match self.send_batch(zone_id, &comment, batch.clone(), guard).await {
+            Err(Refusal::Invalid(e)) if !guard.compare => {
+                // A write that must win (a rollback, `set`) refused whole: AWS refuses a batch that
+                // writes an alias to a load balancer that no longer exists. Then the rest of the
+                // batch is sent without those sets, and the route is said to be stuck.
+                let dead = self.dead_targets(&batch).await;
+                if dead.is_empty() {
+                    return Err(e);
+                }
+                let kept: Vec<Change> = batch.into_iter().filter(|c| !aliases_any(c, &dead)).collect();
+                if !kept.is_empty() {
+                    self.send_batch(zone_id, &comment, kept, guard).await.map_err(Refusal::into_error)?;
+                }
+                Err(Error::SplitUnknown {
+                    message: format!(
+                        "Route53 refuses to write a record set whose alias target no longer exists: {}; \
+                         every other record set of zone {zone_id} was written, those keep their weight and \
+                         their share of DNS answers leads nowhere\n\
+                         hint: point them at a live load balancer (`--repoint` with [sides]) or delete them \
+                         (`aws route53 change-resource-record-sets`, a DELETE of the set as listed)",
+                        dead.join(", ")
+                    ),
+                })
+            }
+            Err(Refusal::Invalid(e)) if guard.compare => Err(self.refused_batch(changes, e).await),
+            other => other.map_err(Refusal::into_error),
+        }
+    }
+
+    /// Sends one change batch and waits for it to be INSYNC (as far as GetChange can tell).
+    async fn send_batch(
+        &self,
+        zone_id: &str,
+        comment: &str,
+        batch: Vec<Change>,
+        guard: WriteGuard,
+    ) -> std::result::Result<(), Refusal> {
         let batch = ChangeBatch::builder()
-            .comment(truncate(&comment, 256))
+            .comment(truncate(comment, 256))
             .set_changes(Some(batch))
             .build()
-            .map_err(|e| Error::Other(format!("building a Route53 change batch: {e}")))?;
+            .map_err(|e| Refusal::Other(Error::Other(format!("building a Route53 change batch: {e}"))))?;
         let action = format!("ChangeResourceRecordSets in zone {zone_id}");
         let request = self.client.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch);
         let sent = match guard.deadline {
@@ -303,23 +347,24 @@ impl Route53Splitter {
                         .await
                 }
                 None => {
-                    return Err(Error::Aws {
+                    return Err(Refusal::Other(Error::Aws {
                         action,
                         message: "the write's claim ran out before it was sent".into(),
                         transient: true,
-                    });
+                    }));
                 }
             },
         };
         let out = match sent {
             Ok(out) => out,
-            Err(e) if guard.compare && e.as_service_error().is_some_and(|s| s.is_invalid_change_batch()) => {
-                return Err(self.refused_batch(changes, Error::aws(action, e)).await);
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_change_batch()) => {
+                return Err(Refusal::Invalid(Error::aws(action, e)));
             }
-            Err(e) => return Err(Error::aws(action, e)),
+            Err(e) => return Err(Refusal::Other(Error::aws(action, e))),
         };
-        let info =
-            out.change_info.ok_or_else(|| Error::Other("ChangeResourceRecordSets returned no change info".into()))?;
+        let info = out
+            .change_info
+            .ok_or_else(|| Refusal::Other(Error::Other("ChangeResourceRecordSets returned no change info".into())))?;
         tracing::info!(zone = zone_id, change = %info.id, status = %info.status, "route53 change submitted");
         // Route53 has accepted the batch: it applies it, whatever GetChange says from here on.
         // A GetChange that fails or times out leaves the propagation unconfirmed, never the write
@@ -334,6 +379,37 @@ impl Route53Splitter {
             );
         }
         Ok(())
+    }
+
+    /// The alias targets of `batch`'s CREATEs and UPSERTs whose load balancer no longer exists —
+    /// deleted, or re-created under a new DNS name. Aliases to other targets, load balancers of
+    /// other regions and lookups that fail are taken as alive.
+    async fn dead_targets(&self, batch: &[Change]) -> Vec<String> {
+        let region = self.elb.config().region().map(|r| r.to_string()).unwrap_or_default();
+        let mut names: Vec<String> = batch
+            .iter()
+            .filter(|c| c.action != ChangeAction::Delete)
+            .filter_map(|c| c.resource_record_set.as_ref()?.alias_target.as_ref().map(|a| a.dns_name.clone()))
+            .filter(|d| region.is_empty() || dns_key(d).contains(&format!(".{region}.")))
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut dead = Vec::new();
+        for dns in names {
+            let Some(lb) = lb_name_of(&dns) else { continue };
+            match self.elb.describe_load_balancers().names(&lb).send().await {
+                Ok(out) => {
+                    if !out.load_balancers().iter().any(|l| l.dns_name().is_some_and(|d| same_dns(d, &dns))) {
+                        dead.push(dns);
+                    }
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_load_balancer_not_found_exception()) => {
+                    dead.push(dns)
+                }
+                Err(e) => tracing::debug!(error = %Error::aws("DescribeLoadBalancers", e), "alias target not checked"),
+            }
+        }
+        dead
     }
 
     /// A compare-and-swap batch refused: because a record set changed since it was read (someone
@@ -548,6 +624,43 @@ pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// Why a change batch was not written.
+enum Refusal {
+    /// AWS's InvalidChangeBatch: the batch does not apply to the zone as it is.
+    Invalid(Error),
+    Other(Error),
+}
+
+impl Refusal {
+    fn into_error(self) -> Error {
+        match self {
+            Refusal::Invalid(e) | Refusal::Other(e) => e,
+        }
+    }
+}
+
+/// Whether `change` writes an alias to one of `targets`.
+fn aliases_any(change: &Change, targets: &[String]) -> bool {
+    change.action != ChangeAction::Delete
+        && change
+            .resource_record_set
+            .as_ref()
+            .and_then(|s| s.alias_target.as_ref())
+            .is_some_and(|a| targets.iter().any(|t| same_dns(t, &a.dns_name)))
+}
+
+/// The load balancer an ELB alias names:
+/// `dualstack.internal-my-alb-123.us-west-2.elb.amazonaws.com.` → `my-alb`.
+pub fn lb_name_of(dns: &str) -> Option<String> {
+    let key = dns_key(dns);
+    if !key.contains(".elb.") {
+        return None;
+    }
+    let first = key.split('.').next()?;
+    let first = first.strip_prefix("internal-").unwrap_or(first);
+    first.rsplit_once('-').map(|(name, _)| name.to_string())
 }
 
 /// A change of a record set exactly as given.

@@ -8,6 +8,7 @@ mod fixtures;
 mod proxy;
 
 mod alb;
+mod aws_like;
 mod cli;
 mod discover;
 mod faults;
