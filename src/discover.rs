@@ -1,7 +1,11 @@
-//! `cutover discover`: finds the ingress ALBs the AWS Load Balancer Controller created for an EKS
-//! cluster, from the tags it puts on them (`elbv2.k8s.aws/cluster`,
-//! `ingress.k8s.aws/resource = LoadBalancer`, `ingress.k8s.aws/stack = NAMESPACE/INGRESS` or an
-//! IngressGroup name), after checking the cluster is ACTIVE.
+//! `cutover discover`: finds the ALBs the AWS Load Balancer Controller created for an EKS
+//! cluster, from the tags it puts on them, after checking the cluster serves (ACTIVE, or UPDATING:
+//! an upgrade keeps serving):
+//! - an Ingress's: `elbv2.k8s.aws/cluster`, `ingress.k8s.aws/resource = LoadBalancer`,
+//!   `ingress.k8s.aws/stack = NAMESPACE/INGRESS`;
+//! - an IngressGroup's: the same, with `ingress.k8s.aws/stack = GROUP` (the group spans
+//!   namespaces, so it is named by the group alone);
+//! - a Gateway API Gateway's: `elbv2.k8s.aws/cluster`, `gateway.k8s.aws/stack = NAMESPACE/GATEWAY`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -90,15 +94,25 @@ pub async fn describe_cluster(eks: &aws_sdk_eks::Client, name: &str) -> Result<C
 }
 
 impl Cluster {
-    /// Refused (exit 2) unless ACTIVE: no traffic is moved to a cluster that is not.
+    /// Whether the cluster serves: ACTIVE, or UPDATING (a version or configuration upgrade keeps
+    /// its workloads serving). CREATING, DELETING, FAILED and PENDING do not.
+    pub fn serves(&self) -> bool {
+        matches!(self.status.as_str(), "ACTIVE" | "UPDATING")
+    }
+
+    /// Held (exit 7) unless the cluster serves: no traffic is moved to it now, and a later run
+    /// (the next `advance`) may find it serving. Not a usage error: the profile is right.
     pub fn require_active(&self) -> Result<()> {
-        if self.status == "ACTIVE" {
+        if self.serves() {
             return Ok(());
         }
-        Err(Error::refused_hint(
-            format!("EKS cluster `{}` is {}, not ACTIVE: no traffic is moved to it", self.name, self.status),
-            "wait until `aws eks describe-cluster --name … --query cluster.status` says ACTIVE",
-        ))
+        Err(Error::Gate {
+            held: true,
+            message: format!(
+                "EKS cluster `{}` is {}, not ACTIVE or UPDATING: no traffic is moved to it\nhint: wait until `aws eks describe-cluster --name {} --query cluster.status` says ACTIVE",
+                self.name, self.status, self.name
+            ),
+        })
     }
 }
 
@@ -113,8 +127,18 @@ impl IngressAlb {
     /// Whether this ALB serves `namespace` and `ingress` (each when given; an IngressGroup's stack
     /// is the group name).
     pub fn serves(&self, namespace: Option<&str>, ingress: Option<&str>) -> bool {
-        namespace.is_none_or(|want| self.namespace.as_deref() == Some(want))
-            && ingress.is_none_or(|want| self.ingress.as_deref() == Some(want) || self.stack == want)
+        match &self.namespace {
+            Some(ns) => {
+                namespace.is_none_or(|want| ns == want)
+                    && ingress.is_none_or(|want| self.ingress.as_deref() == Some(want) || self.stack == want)
+            }
+            // An IngressGroup's ALB serves several namespaces: it is named by its group, and a
+            // namespace alone does not pick it.
+            None => match ingress {
+                Some(want) => self.stack == want,
+                None => namespace.is_none(),
+            },
+        }
     }
 }
 
@@ -176,12 +200,15 @@ pub async fn controller_albs(
     for lb in lbs {
         let arn = lb.load_balancer_arn.clone().unwrap_or_default();
         let Some(t) = tags.get(&arn) else { continue };
-        if t.get("elbv2.k8s.aws/cluster") != Some(&cluster.name)
-            || t.get("ingress.k8s.aws/resource").map(String::as_str) != Some("LoadBalancer")
-        {
+        if t.get("elbv2.k8s.aws/cluster") != Some(&cluster.name) {
             continue;
         }
-        let stack = t.get("ingress.k8s.aws/stack").cloned().unwrap_or_default();
+        let ingress = t.get("ingress.k8s.aws/resource").map(String::as_str) == Some("LoadBalancer");
+        let stack = match (ingress, t.get("ingress.k8s.aws/stack"), t.get("gateway.k8s.aws/stack")) {
+            (true, Some(stack), _) => stack.clone(),
+            (_, _, Some(stack)) => stack.clone(),
+            _ => continue,
+        };
         let (ns, ing) = match stack.split_once('/') {
             Some((n, i)) => (Some(n.to_string()), Some(i.to_string())),
             None => (None, None),
@@ -292,11 +319,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cluster_that_is_not_active_is_refused() {
-        let err = active_cluster(&eks_answering(ClusterStatus::Updating), "prod").await.unwrap_err();
-        assert_eq!(err.exit_code(), crate::exit::USAGE);
-        assert!(err.to_string().contains("is UPDATING, not ACTIVE"), "{err}");
-        let ok = active_cluster(&eks_answering(ClusterStatus::Active), "prod").await.unwrap();
-        assert_eq!(ok.version.as_deref(), Some("1.31"));
+    async fn a_cluster_that_does_not_serve_is_held_and_one_updating_serves() {
+        for status in [ClusterStatus::Creating, ClusterStatus::Failed, ClusterStatus::Deleting] {
+            let err = active_cluster(&eks_answering(status.clone()), "prod").await.unwrap_err();
+            assert_eq!(err.exit_code(), crate::exit::HELD, "{status:?}");
+            assert!(err.to_string().contains(&format!("is {}, not ACTIVE or UPDATING", status.as_str())), "{err}");
+        }
+        for status in [ClusterStatus::Active, ClusterStatus::Updating] {
+            let ok = active_cluster(&eks_answering(status), "prod").await.unwrap();
+            assert_eq!(ok.version.as_deref(), Some("1.31"));
+        }
     }
 }

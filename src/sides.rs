@@ -90,7 +90,9 @@ pub async fn check(sdk: &SdkConfig, profile: &Profile, routes: &[RouteLive], act
                     side,
                     points_at: dns,
                     should: AliasTo {
-                        dns_name: lb.dns_name.clone(),
+                        // Route53's own form for an ALB alias (the console and ExternalDNS write
+                        // it): the `dualstack.` name answers AAAA as well as A queries.
+                        dns_name: dualstack(&lb.dns_name),
                         hosted_zone_id: lb.canonical_hosted_zone_id.clone(),
                     },
                 });
@@ -98,6 +100,11 @@ pub async fn check(sdk: &SdkConfig, profile: &Profile, routes: &[RouteLive], act
         }
     }
     Ok(stale)
+}
+
+/// `my-alb-1.us-west-2.elb.amazonaws.com` → `dualstack.my-alb-1.us-west-2.elb.amazonaws.com`.
+fn dualstack(dns: &str) -> String {
+    if dns.to_ascii_lowercase().starts_with("dualstack.") { dns.to_string() } else { format!("dualstack.{dns}") }
 }
 
 /// The refusal (exit 6) for stale records, naming both load balancers.

@@ -20,8 +20,10 @@ use crate::model::{RouteKind, Side, Weights};
 use crate::profile::{AlbRoute, RuleRef};
 use crate::rollout::ports::WriteGuard;
 
-/// Tag keys the AWS Load Balancer Controller puts on what it owns.
-pub const CONTROLLER_TAGS: [&str; 2] = ["elbv2.k8s.aws/cluster", "ingress.k8s.aws/stack"];
+/// Tag keys the AWS Load Balancer Controller puts on what it owns: its cluster tag, and the stack
+/// of the Ingress (or IngressGroup), Service or Gateway API Gateway it made the resource for.
+pub const CONTROLLER_TAGS: [&str; 4] =
+    ["elbv2.k8s.aws/cluster", "ingress.k8s.aws/stack", "service.k8s.aws/stack", "gateway.k8s.aws/stack"];
 /// DescribeTags accepts at most 20 ARNs a call; listeners and rules are described as many at once.
 const BATCH: usize = 20;
 const READ_PARALLELISM: usize = 4;

@@ -101,7 +101,9 @@ async fn a_record_pointing_at_a_stale_alb_is_refused_and_repoint_fixes_it() {
 
     expect(w.cutover().args(["-p", "svc", "set", "green=10", "--repoint"]), 0);
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 10);
-    assert!(crate::fixtures_same_dns(&p.alias(&w, &p.record, Some("green")).await, &p.green_dns));
+    let repointed = p.alias(&w, &p.record, Some("green")).await;
+    assert!(crate::fixtures_same_dns(&repointed, &p.green_dns));
+    assert!(repointed.starts_with("dualstack."), "Route53's form of an ALB alias: {repointed}");
     assert!(crate::fixtures_same_dns(&p.alias(&w, &p.record, Some("blue")).await, &p.blue_dns), "blue untouched");
     expect(w.cutover().args(["-p", "svc", "validate"]), 0);
     // The on-call rollback is never held up by placement checks.
@@ -144,4 +146,57 @@ async fn the_preview_record_follows_the_candidate_through_rollout_and_promote() 
     expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
     assert!(crate::fixtures_same_dns(&p.preview(&w).await, &p.green_dns));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_group_and_gateway_albs_are_found_by_their_stack_and_are_the_controllers() {
+    let w = World::new().await;
+    let (vpc, subnets) = w.aws.network().await;
+    let cluster = unique("eks");
+    w.aws.cluster(&cluster, &subnets).await;
+    // Blue: an IngressGroup's ALB (the stack is the group's name, in no one namespace).
+    let group = [
+        ("elbv2.k8s.aws/cluster", cluster.as_str()),
+        ("ingress.k8s.aws/resource", "LoadBalancer"),
+        ("ingress.k8s.aws/stack", "shop-blue"),
+    ];
+    let (_, blue_dns, lb_zone) = w.aws.load_balancer(&unique("gb"), &subnets, &group).await;
+    // Green: a Gateway API Gateway's ALB.
+    let gateway = [("elbv2.k8s.aws/cluster", cluster.as_str()), ("gateway.k8s.aws/stack", "green/shop-gw")];
+    let (green_lb, green_dns, _) = w.aws.load_balancer(&unique("gg"), &subnets, &gateway).await;
+    let zone = format!("{}.test.", unique("z"));
+    let zone_id = w.aws.zone(&zone).await;
+    let record = format!("api.{zone}");
+    w.aws
+        .upsert(
+            &zone_id,
+            vec![
+                Aws::weighted_alias(&record, ("blue", 100), &blue_dns, &lb_zone, true),
+                Aws::weighted_alias(&record, ("green", 0), &green_dns, &lb_zone, true),
+            ],
+        )
+        .await;
+    w.profile(
+        "svc",
+        &format!(
+            "[sides.blue]\neks = {{ cluster = \"{cluster}\", namespace = \"blue\", ingress = \"shop-blue\" }}\n\
+             [sides.green]\neks = {{ cluster = \"{cluster}\", namespace = \"green\", ingress = \"shop-gw\" }}\n\
+             [[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n"
+        ),
+    );
+    expect(w.cutover().args(["-p", "svc", "validate"]), 0);
+    expect(w.cutover().args(["-p", "svc", "set", "green=10"]), 0);
+    let (out, _) = expect(w.cutover().args(["-o", "json", "discover", "--cluster", &cluster]), 0);
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let stacks: Vec<&str> =
+        found["load_balancers"].as_array().unwrap().iter().map(|l| l["stack"].as_str().unwrap()).collect();
+    assert_eq!(stacks, vec!["green/shop-gw", "shop-blue"], "{out}");
+
+    // The Gateway's listener is the controller's: an [[alb]] route on it is refused.
+    let blue_tg = w.aws.target_group(&unique("tb"), &vpc, &["10.0.1.5"]).await;
+    let green_tg = w.aws.target_group(&unique("tg"), &vpc, &["10.0.2.5"]).await;
+    let listener = w.aws.listener(&green_lb, 80, Aws::forward(&[(&blue_tg, 100), (&green_tg, 0)], None), &[]).await;
+    w.profile("gw", &format!("[[alb]]\nlistener = \"{listener}\"\nblue = \"{blue_tg}\"\ngreen = \"{green_tg}\"\n"));
+    let (_, err) = expect(w.cutover().args(["-p", "gw", "validate"]), 2);
+    assert!(err.contains("gateway.k8s.aws/stack") || err.contains("elbv2.k8s.aws/cluster"), "{err}");
 }
