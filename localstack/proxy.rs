@@ -507,15 +507,11 @@ fn denied(config: &Config, service: &str, operation: &str, parts: &Parts, body: 
         ),
         "eks" => (403, "application/json", serde_json::json!({"message": message}).to_string()),
         _ => {
-            let code = if service == "sns" { "AuthorizationError" } else { "AccessDenied" };
-            (
+            return Some(xml_error(
                 403,
-                "text/xml",
-                format!(
-                    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>proxy-iam</RequestId></ErrorResponse>",
-                    xml_escape(&message)
-                ),
-            )
+                if service == "sns" { "AuthorizationError" } else { "AccessDenied" },
+                &message,
+            ));
         }
     };
     let mut answer = Response::new(Full::new(Bytes::from(body)));
@@ -603,7 +599,8 @@ fn form_params(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+/// Form/URL decoding (`%2F`, `+`).
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -808,11 +805,17 @@ fn record_set(node: roxmltree::Node) -> (SetKey, SetValues) {
 }
 
 fn invalid_change_batch(message: &str) -> Answer {
+    xml_error(400, "InvalidChangeBatch", &format!("[{message}]"))
+}
+
+/// A sender's error in the shape Route53 and the query protocol share.
+fn xml_error(status: u16, code: &str, message: &str) -> Answer {
     let body = format!(
-        "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>[{message}]</Message></Error><RequestId>proxy-change</RequestId></ErrorResponse>"
+        "<?xml version=\"1.0\"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>",
+        xml_escape(message)
     );
     let mut answer = Response::new(Full::new(Bytes::from(body)));
-    *answer.status_mut() = StatusCode::BAD_REQUEST;
+    *answer.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     answer.headers_mut().insert("content-type", "text/xml".parse().unwrap());
     answer
 }

@@ -20,7 +20,7 @@ use http_body_util::Full;
 use hyper::Response;
 use hyper::http::request::Parts;
 
-use super::{Answer, Shared, form_params, forward, scope_of, upstream_query, xml_escape};
+use super::{Answer, Shared, form_params, forward, scope_of, upstream_query, xml_error, xml_escape};
 
 #[derive(Clone, Debug)]
 struct Item {
@@ -158,7 +158,7 @@ fn describe_history(parts: &Parts, params: &[(String, String)]) -> Answer {
     let max = param("MaxRecords").and_then(|m| m.parse::<usize>().ok()).unwrap_or(50).clamp(1, 100);
     let offset = param("NextToken").and_then(|t| t.strip_prefix("proxy-").and_then(|n| n.parse::<usize>().ok()));
     if param("NextToken").is_some() && offset.is_none() {
-        return query_error(400, "InvalidNextToken", "The service couldn't process the provided token.");
+        return xml_error(400, "InvalidNextToken", "The service couldn't process the provided token.");
     }
     let mut items: Vec<Item> = history()
         .lock()
@@ -198,16 +198,6 @@ fn describe_history(parts: &Parts, params: &[(String, String)]) -> Answer {
     }
     xml.push_str("</DescribeAlarmHistoryResult><ResponseMetadata><RequestId>proxy-history</RequestId></ResponseMetadata></DescribeAlarmHistoryResponse>");
     let mut answer = Response::new(Full::new(Bytes::from(xml)));
-    answer.headers_mut().insert("content-type", "text/xml".parse().unwrap());
-    answer
-}
-
-fn query_error(status: u16, code: &str, message: &str) -> Answer {
-    let body = format!(
-        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
-    );
-    let mut answer = Response::new(Full::new(Bytes::from(body)));
-    *answer.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
     answer.headers_mut().insert("content-type", "text/xml".parse().unwrap());
     answer
 }

@@ -24,15 +24,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one attempt of a call may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Loads the shared SDK configuration. `profile_region` is the cutover profile's `region`.
-pub async fn load(profile_region: Option<&str>) -> SdkConfig {
+/// Loads the shared SDK configuration. `profile_region` is the cutover profile's `region`, used
+/// when the environment names none; with neither, the command is refused — a default region
+/// would aim the command at resources that are not there (or at the wrong ones).
+pub async fn load(profile_region: Option<&str>, profile: Option<&std::path::Path>) -> crate::error::Result<SdkConfig> {
     // No instance-metadata lookup for the region: off EC2 it only costs seconds of timeouts, and on
     // CodeBuild/ECS/EKS the region is in the environment.
     let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
         .or_else(ProfileFileRegionProvider::builder().build())
-        .or_else(profile_region.map(|r| Region::new(r.to_string())))
-        .or_else(Region::from_static("us-east-1"));
-    aws_config::defaults(BehaviorVersion::latest())
+        .or_else(profile_region.map(|r| Region::new(r.to_string())));
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .retry_config(
             RetryConfig::standard()
@@ -48,7 +49,20 @@ pub async fn load(profile_region: Option<&str>) -> SdkConfig {
                 .build(),
         )
         .load()
-        .await
+        .await;
+    if sdk.region().is_none() {
+        let profile = match profile {
+            Some(p) => format!("the profile {} has no `region`, and ", p.display()),
+            None => String::new(),
+        };
+        return Err(crate::error::Error::refused_hint(
+            format!(
+                "no AWS region: {profile}none is set in the environment (AWS_REGION, AWS_DEFAULT_REGION) or in ~/.aws/config for AWS_PROFILE"
+            ),
+            "add `region = \"us-west-2\"` to the profile, or `export AWS_REGION=us-west-2`",
+        ));
+    }
+    Ok(sdk)
 }
 
 /// Timeouts that end a call at `deadline` — no attempt of it is sent later — or `None` when the

@@ -40,7 +40,7 @@ impl Settings {
         let source = ProfileSource { dir: cli.profiles_dir.clone() };
         let path = source.locate(cli.profile.as_deref())?;
         let profile = Profile::load(&path)?;
-        let sdk = crate::aws::load(profile.region.as_deref()).await;
+        let sdk = crate::aws::load(profile.region.as_deref(), Some(&path)).await?;
         let identity = Identity::new(&sdk);
         Ok(Settings {
             profile,

@@ -14,7 +14,7 @@ pub async fn run(
     ingress: Option<&str>,
     write_profile: Option<&Path>,
 ) -> Result<i32> {
-    let sdk = crate::aws::load(None).await;
+    let sdk = crate::aws::load(None, None).await?;
     let found = crate::discover::discover(&sdk, cluster, namespace, ingress).await?;
     if let Some(path) = write_profile {
         let text = crate::discover::starting_profile(&found)?;

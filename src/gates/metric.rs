@@ -10,7 +10,7 @@ use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{Dimension, Metric as CwMetric, MetricDataQuery, MetricStat};
 use aws_smithy_types::DateTime;
 
-use super::{GateCheck, GateContext, Reading, Verdict, substitute};
+use super::{GateCheck, GateContext, RESULT_ID, Reading, Verdict, substitute};
 use crate::model::Side;
 use crate::profile::MetricQuery;
 
@@ -68,12 +68,12 @@ impl Metric {
         }
     }
 
-    /// The queries; the one whose data decides has the id `q`.
+    /// The queries; the one whose data decides has the id [`RESULT_ID`].
     fn queries(&self, side: Side) -> Vec<MetricDataQuery> {
         match &self.query {
             MetricQuery::Metric { namespace, metric, dimensions, stat } => vec![
                 MetricDataQuery::builder()
-                    .id("q")
+                    .id(RESULT_ID)
                     .metric_stat(metric_stat(namespace, metric, dimensions, stat, self.period, side))
                     .return_data(true)
                     .build(),
@@ -98,7 +98,7 @@ impl Metric {
                     .collect();
                 q.push(
                     MetricDataQuery::builder()
-                        .id("q")
+                        .id(RESULT_ID)
                         .expression(substitute(expression, side))
                         .return_data(true)
                         .build(),
@@ -135,7 +135,7 @@ impl GateCheck for Metric {
             .metric_data_results
             .unwrap_or_default()
             .into_iter()
-            .filter(|r| r.id.as_deref() == Some("q"))
+            .filter(|r| r.id.as_deref() == Some(RESULT_ID))
             .flat_map(|r| r.values.unwrap_or_default())
             .collect();
         if values.is_empty() {

@@ -16,6 +16,9 @@ use aws_config::SdkConfig;
 
 use crate::error::Result;
 use crate::model::Side;
+/// The GetMetricData query id of the series a metric gate judges; profiles' metric ids may not use it.
+pub const RESULT_ID: &str = "cutover_gate";
+
 pub use crate::model::{Reading, Verdict, blocking};
 use crate::profile::{Gate, GateKind, Profile};
 pub use crate::rollout::ports::GateContext;

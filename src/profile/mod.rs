@@ -727,12 +727,35 @@ impl RawProfile {
                     }
                     let period = duration(&key("period"), &period)?;
                     let window = duration(&key("window"), &window)?;
-                    if period.as_secs() < 1 || period.as_secs() % 60 != 0 && period.as_secs() > 60 {
+                    // GetMetricData accepts these periods and no others.
+                    let secs = period.as_secs();
+                    if period.subsec_nanos() != 0
+                        || !(matches!(secs, 1 | 5 | 10 | 20 | 30) || secs > 0 && secs % 60 == 0)
+                    {
                         return Err(bad_hint(
                             key("period"),
-                            "CloudWatch periods are 1, 5, 10, 30 seconds or a multiple of 60",
-                            "for example \"1m\"",
+                            "CloudWatch periods are 1, 5, 10, 20, 30 or 60 seconds, or a multiple of 60 seconds",
+                            "for example \"1m\" (periods under a minute need high-resolution metrics)",
                         ));
+                    }
+                    if let MetricQuery::Expression { metrics, .. } = &query {
+                        let mut seen = std::collections::BTreeSet::new();
+                        for (j, m) in metrics.iter().enumerate() {
+                            let id_key = format!("{}.metrics[{j}].id", key("").trim_end_matches('.'));
+                            let mut chars = m.id.chars();
+                            let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+                            if !well_formed {
+                                return Err(bad_hint(
+                                    id_key,
+                                    format!("`{}` is not an id GetMetricData accepts", m.id),
+                                    "start with a lowercase letter; then letters, digits and `_` only, e.g. \"m1\"",
+                                ));
+                            }
+                            if m.id == crate::gates::RESULT_ID || !seen.insert(m.id.as_str()) {
+                                return Err(bad(id_key, format!("`{}` is used twice (or by cutover)", m.id)));
+                            }
+                        }
                     }
                     if window < period {
                         return Err(bad(key("window"), "must be at least one period"));
@@ -871,6 +894,31 @@ green = "green"
         assert_eq!(p.route53[0].record, "api.myapp.com.");
         assert_eq!(p.route53[0].rtype, "A");
         assert_eq!(p.rollout, Rollout::default());
+    }
+
+    #[test]
+    fn metric_gates_take_only_periods_and_ids_cloudwatch_accepts() {
+        let gate = |extra: &str| {
+            format!("{MIN}\n[[gate]]\ntype = \"metric\"\nnamespace = \"N\"\nmetric = \"M\"\nmax = 1\n{extra}")
+        };
+        for ok in ["1s", "5s", "10s", "20s", "30s", "1m", "5m", "1h"] {
+            parse(&gate(&format!("period = \"{ok}\"\nwindow = \"1h\"\n"))).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["7s", "45s", "90s", "1500ms"] {
+            let err = parse(&gate(&format!("period = \"{bad}\"\nwindow = \"1h\"\n"))).unwrap_err();
+            assert!(err.contains("gate[0].period") && err.contains("20, 30 or 60"), "{bad}: {err}");
+        }
+        let expr = |id: &str| {
+            format!(
+                "{MIN}\n[[gate]]\ntype = \"metric\"\nexpression = \"100 * x\"\nmax = 1\n\
+                 [[gate.metrics]]\nid = \"{id}\"\nnamespace = \"N\"\nmetric = \"M\"\n"
+            )
+        };
+        parse(&expr("m_1")).unwrap();
+        for bad in ["M1", "1m", "m-1", "cutover_gate"] {
+            let err = parse(&expr(bad)).unwrap_err();
+            assert!(err.contains("gate[0].metrics[0].id"), "{bad}: {err}");
+        }
     }
 
     #[test]

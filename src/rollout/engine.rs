@@ -245,6 +245,20 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
                     Err(LedgerError::Lost(loss)) => Flow::Done(self.lost_in_flight(loss, &claim, from).await),
                     _ => {
                         self.ledger.release(&claim, self.clock.now_ms()).await;
+                        // An earlier write of this run that timed out on the way may have landed
+                        // since the read (AWS applies what it received): a split this run's own
+                        // writes explain is not someone else's, and the next poll goes on from it.
+                        if let Ok(now) = self.traffic.read().await {
+                            let live = T::views(&now);
+                            let own = match locate(&live, &self.rules, self.candidate) {
+                                Position::At(k) => k == from || k == stage,
+                                Position::Between { lo, hi } => lo == from && hi == stage,
+                                _ => false,
+                            };
+                            if own && live != before {
+                                return self.weather(format!("write stage {stage}"), m);
+                            }
+                        }
                         Flow::Done(self.moved(&before, &m).await)
                     }
                 }

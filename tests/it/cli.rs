@@ -67,3 +67,16 @@ async fn usage_errors_exit_2() {
     expect(w.cutover().args(["frobnicate"]), 2);
     expect(w.cutover().args(["-p", "x", "rollback", "--to", "purple"]), 2);
 }
+
+#[tokio::test]
+async fn without_a_region_anywhere_the_command_is_refused_naming_where_one_goes() {
+    let w = World::new().await;
+    w.profile("noregion", "[[route53]]\nzone = \"x.test.\"\nrecord = \"api.x.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
+    let (out, err) = expect(w.cutover().env_remove("AWS_REGION").args(["-p", "noregion", "status"]), 2);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("no AWS region") && err.contains("noregion.toml") && err.contains("AWS_REGION"), "{err}");
+    // The profile's region applies when the environment names none.
+    w.profile("withregion", "region = \"eu-west-1\"\n[[route53]]\nzone = \"x.test.\"\nrecord = \"api.x.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
+    let (_, err) = expect(w.cutover().env_remove("AWS_REGION").args(["-p", "withregion", "status"]), 2);
+    assert!(!err.contains("no AWS region") && err.contains("x.test."), "{err}");
+}

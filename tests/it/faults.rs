@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
-use crate::proxy::{Call, Config, Latency, Proxy};
+use crate::proxy::{Call, Config, Latency, Proxy, percent_decode};
 use crate::{Pair, World, expect, finish, run, wait_until};
 
 /// Routes of both kinds (the front ALB's default action; a weighted alias pair to the two
@@ -92,24 +92,6 @@ async fn settled(proxy: &Proxy) {
     wait_until(30, "the calls in flight to end", || async { proxy.in_flight() == 0 }).await;
 }
 
-fn url_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Whether a write gives green (its target group, or its weighted record set) any traffic.
 fn raises_green(call: &Call, green_tg: &str) -> bool {
     match call.operation.as_str() {
@@ -118,7 +100,7 @@ fn raises_green(call: &Call, green_tg: &str) -> bool {
                 .body
                 .split('&')
                 .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (url_decode(k), url_decode(v)))
+                .map(|(k, v)| (percent_decode(k), percent_decode(v)))
                 .collect();
             pairs.iter().filter(|(k, v)| k.ends_with(".TargetGroupArn") && v == green_tg).any(|(k, _)| {
                 let weight = format!("{}Weight", k.trim_end_matches("TargetGroupArn"));

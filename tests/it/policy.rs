@@ -95,7 +95,7 @@ impl Estate {
              [rollout]\nstages = [50, 100]\nbake = \"200ms\"\npoll = \"100ms\"\nmax_hold = \"2s\"\n\
              [[gate]]\ntype = \"alarm\"\nalarms = [\"pol-{{side}}-{id}\"]\n\
              [[gate]]\ntype = \"target-health\"\nmin_healthy = 0.0\n\
-             [[gate]]\ntype = \"metric\"\nnamespace = \"Pol{id}\"\nmetric = \"Errors\"\nmax = 1\n\
+             [[gate]]\ntype = \"metric\"\nnamespace = \"Pol{id}\"\nmetric = \"Errors{id}\"\nmax = 1\n\
              [[gate]]\ntype = \"route53-health-check\"\nhealth_check_id = \"hc-{{side}}-{id}\"\n\
              [[gate]]\ntype = \"http\"\nurl = \"{hooks}/health\"\n\
              [[gate]]\ntype = \"webhook\"\nurl = \"{hooks}/confirm\"\n\
@@ -128,7 +128,7 @@ impl Estate {
             w.aws.set_action(&self.listener, rule, Aws::forward(&[(blue, 100), (green, 0)], None)).await;
         }
         for side in ["blue", "green"] {
-            w.aws.put_metric(&format!("Pol{}", self.id), "Errors", ("Side", side), 0.0).await;
+            w.aws.put_metric(&format!("Pol{}", self.id), &format!("Errors{}", self.id), ("Side", side), 0.0).await;
             w.aws.health_check_status(&format!("hc-{side}-{}", self.id), 1.0).await;
         }
     }
