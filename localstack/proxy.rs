@@ -419,14 +419,18 @@ fn log_line(shared: &Shared, call: &Call) {
 
 /// The service a request is signed for (SigV4's credential scope), e.g. `route53`.
 fn service_of(parts: &Parts) -> String {
+    credential_scope(parts).get(3).cloned().unwrap_or_else(|| "unknown".into())
+}
+
+/// A request's SigV4 credential scope: access key id, date, region, service, `aws4_request`.
+fn credential_scope(parts: &Parts) -> Vec<String> {
     parts
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|a| a.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').nth(3))
-        .unwrap_or("unknown")
-        .to_string()
+        .map(|c| c.split(',').next().unwrap_or(c).split('/').map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// The API operation of a request, by protocol: the query protocol's `Action`, the JSON
@@ -435,12 +439,7 @@ fn operation_of(service: &str, parts: &Parts, body: &Bytes) -> String {
     if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         return target.rsplit('.').next().unwrap_or(target).to_string();
     }
-    let form = |b: &[u8]| {
-        std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.split('&').find_map(|kv| kv.strip_prefix("Action=")).map(|a| a.to_string()))
-    };
-    if let Some(action) = form(body) {
+    if let Some((_, action)) = form_params(body).into_iter().find(|(k, _)| k == "Action") {
         return action;
     }
     let path = parts.uri.path().trim_end_matches('/');
@@ -629,13 +628,7 @@ pub(crate) fn xml_escape(s: &str) -> String {
 
 /// (access key id, region) of a request's SigV4 credential scope.
 fn scope_of(parts: &Parts) -> (String, String) {
-    let scope: Vec<String> = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split("Credential=").nth(1))
-        .map(|c| c.split(',').next().unwrap_or(c).split('/').map(str::to_string).collect())
-        .unwrap_or_default();
+    let scope = credential_scope(parts);
     (
         scope.first().cloned().unwrap_or_else(|| "test".into()),
         scope.get(2).cloned().unwrap_or_else(|| "us-east-1".into()),

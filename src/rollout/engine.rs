@@ -195,10 +195,8 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             Err(e) => return self.weather(format!("read the routes before stage {stage}"), e.to_string()),
         };
         let before = T::views(&routes);
-        match locate(&before, &self.rules, self.candidate) {
-            Position::At(k) if k == from || k == stage => {}
-            Position::Between { lo, hi } if lo == from && hi == stage => {}
-            _ => return Flow::Done(self.moved(&before, "the live weights changed under this run").await),
+        if !self.explains(&before, from, stage) {
+            return Flow::Done(self.moved(&before, "the live weights changed under this run").await);
         }
         let now = self.clock.now_ms();
         let deadline = now + self.write_window.as_millis() as u64;
@@ -250,12 +248,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
                         // writes explain is not someone else's, and the next poll goes on from it.
                         if let Ok(now) = self.traffic.read().await {
                             let live = T::views(&now);
-                            let own = match locate(&live, &self.rules, self.candidate) {
-                                Position::At(k) => k == from || k == stage,
-                                Position::Between { lo, hi } => lo == from && hi == stage,
-                                _ => false,
-                            };
-                            if own && live != before {
+                            if live != before && self.explains(&live, from, stage) {
                                 return self.weather(format!("write stage {stage}"), m);
                             }
                         }
@@ -264,6 +257,16 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
                 }
             }
             Err(TrafficError::Failed(e)) => Flow::Done(self.failed_write(e).await),
+        }
+    }
+
+    /// Whether this run's own writes explain `live` while it moves from stage `from` to `stage`:
+    /// every route at one of the two, or some at each.
+    fn explains(&self, live: &[RouteView], from: usize, stage: usize) -> bool {
+        match locate(live, &self.rules, self.candidate) {
+            Position::At(k) => k == from || k == stage,
+            Position::Between { lo, hi } => lo == from && hi == stage,
+            _ => false,
         }
     }
 

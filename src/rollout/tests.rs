@@ -233,27 +233,40 @@ impl World {
         self.store.inner.get().expect("a rollout is recorded")
     }
 
-    async fn rollout(&self, cancel: watch::Receiver<bool>, on_interrupt: OnInterrupt) -> Result<End> {
-        let clock = self.clock;
-        let mut ledger = Ledger::new(self.store.clone(), "me".into(), Duration::from_secs(60));
-        let opened = open(
-            &self.traffic,
-            &mut ledger,
-            Ask { profile: "t", rules: &self.rules, to: None, force: false, restart: true },
-            clock.now_ms(),
-        )
-        .await?;
-        let Opened::Run(opening) = opened else { panic!("nothing to run") };
-        let mut sink = Recorded::default();
-        let parts = Parts {
+    /// A ledger held by `holder`, and what opening the rollout found (`restart`: as `rollout` does).
+    async fn open(
+        &self,
+        holder: &str,
+        restart: bool,
+    ) -> Result<(Ledger<Flaky>, Opened<<FakeTraffic as Traffic>::Routes>)> {
+        let mut ledger = Ledger::new(self.store.clone(), holder.into(), Duration::from_secs(60));
+        let ask = Ask { profile: "t", rules: &self.rules, to: None, force: false, restart };
+        let opened = open(&self.traffic, &mut ledger, ask, self.clock.now_ms()).await?;
+        Ok((ledger, opened))
+    }
+
+    /// The parts a driver runs on, with this world's traffic, gates and clock.
+    fn parts<'a>(
+        &'a self,
+        ledger: &'a mut Ledger<Flaky>,
+        sink: &'a mut Recorded,
+    ) -> Parts<'a, FakeTraffic, Scripted, Flaky> {
+        Parts {
             profile: "t",
             traffic: &self.traffic,
             gates: &self.gates,
-            ledger: &mut ledger,
-            sink: &mut sink,
-            clock,
+            ledger,
+            sink,
+            clock: self.clock,
             write_window: Duration::from_secs(20),
-        };
+        }
+    }
+
+    async fn rollout(&self, cancel: watch::Receiver<bool>, on_interrupt: OnInterrupt) -> Result<End> {
+        let (mut ledger, opened) = self.open("me", true).await?;
+        let Opened::Run(opening) = opened else { panic!("nothing to run") };
+        let mut sink = Recorded::default();
+        let parts = self.parts(&mut ledger, &mut sink);
         let end = Driver::new(parts, &opening).run(opening, cancel, on_interrupt).await;
         self.events.borrow_mut().extend(sink.0);
         end
@@ -266,15 +279,7 @@ impl World {
     }
 
     async fn advance(&self) -> Result<Step> {
-        let clock = self.clock;
-        let mut ledger = Ledger::new(self.store.clone(), "cron".into(), Duration::from_secs(60));
-        let opened = open(
-            &self.traffic,
-            &mut ledger,
-            Ask { profile: "t", rules: &self.rules, to: None, force: false, restart: false },
-            clock.now_ms(),
-        )
-        .await?;
+        let (mut ledger, opened) = self.open("cron", false).await?;
         let opening = match opened {
             Opened::Run(o) => o,
             Opened::NothingToDo { .. } | Opened::Idle { .. } => {
@@ -289,15 +294,7 @@ impl World {
             }
         };
         let mut sink = Recorded::default();
-        let parts = Parts {
-            profile: "t",
-            traffic: &self.traffic,
-            gates: &self.gates,
-            ledger: &mut ledger,
-            sink: &mut sink,
-            clock,
-            write_window: Duration::from_secs(20),
-        };
+        let parts = self.parts(&mut ledger, &mut sink);
         let step = Driver::new(parts, &opening).step(opening).await;
         self.events.borrow_mut().extend(sink.0);
         step

@@ -122,6 +122,16 @@ impl RouteChange {
         self.route.weights == self.to && self.repoint.is_empty() && self.preview_to.is_none()
     }
 
+    /// Whether this change gives `side` a larger share of the route's traffic.
+    pub fn raises(&self, side: Side) -> bool {
+        self.to.percent(side) > self.route.weights.percent(side)
+    }
+
+    /// This change's route among `routes` (as read again).
+    fn live<'a>(&self, routes: &'a [RouteLive]) -> Option<&'a RouteLive> {
+        routes.iter().find(|r| r.kind == self.route.kind && r.index == self.route.index)
+    }
+
     /// The exact API change this would make, one line per edit, for `--dry-run` and logs.
     pub fn describe(&self) -> Vec<String> {
         let mut lines = match &self.route.raw {
@@ -299,13 +309,12 @@ impl AwsTraffic {
             tracing::warn!("a write reported a failure ({cause}) but every route reads back as written");
             return Ok(now);
         }
+        let toward_stable = |c: &RouteChange| stable.is_some_and(|s| c.raises(s));
         let landed: Vec<RouteChange> = changes
             .iter()
+            .filter(|c| !toward_stable(c))
             .filter_map(|c| {
-                let live = now.iter().find(|r| r.kind == c.route.kind && r.index == c.route.index)?;
-                if stable.is_some_and(|s| c.to.percent(s) > c.route.weights.percent(s)) {
-                    return None;
-                }
+                let live = c.live(&now)?;
                 (live.weights == c.to && c.to != c.route.weights).then(|| RouteChange {
                     route: live.clone(),
                     to: c.route.weights,
@@ -324,10 +333,7 @@ impl AwsTraffic {
                     .await);
             }
         }
-        let kept = changes.iter().any(|c| {
-            stable.is_some_and(|s| c.to.percent(s) > c.route.weights.percent(s))
-                && now.iter().any(|r| r.kind == c.route.kind && r.index == c.route.index && r.weights == c.to)
-        });
+        let kept = changes.iter().any(|c| toward_stable(c) && c.live(&now).is_some_and(|r| r.weights == c.to));
         if let (true, Some(side)) = (kept, stable) {
             return Err(self
                 .split_unknown(format!(
@@ -406,7 +412,7 @@ enum ReadBack {
 /// Compares the routes read back with the weights `changes` wrote.
 fn read_back(changes: &[RouteChange], after: &[RouteLive]) -> ReadBack {
     for c in changes {
-        match after.iter().find(|r| r.kind == c.route.kind && r.index == c.route.index) {
+        match c.live(after) {
             Some(r) if r.weights == c.to => {}
             Some(r) => {
                 return ReadBack::Other(format!(

@@ -164,24 +164,13 @@ async fn ingress_group_and_gateway_albs_are_found_by_their_stack_and_are_the_con
     // Green: a Gateway API Gateway's ALB.
     let gateway = [("elbv2.k8s.aws/cluster", cluster.as_str()), ("gateway.k8s.aws/stack", "green/shop-gw")];
     let (green_lb, green_dns, _) = w.aws.load_balancer(&unique("gg"), &subnets, &gateway).await;
-    let zone = format!("{}.test.", unique("z"));
-    let zone_id = w.aws.zone(&zone).await;
-    let record = format!("api.{zone}");
-    w.aws
-        .upsert(
-            &zone_id,
-            vec![
-                Aws::weighted_alias(&record, ("blue", 100), &blue_dns, &lb_zone, true),
-                Aws::weighted_alias(&record, ("green", 0), &green_dns, &lb_zone, true),
-            ],
-        )
-        .await;
+    let pair = crate::Pair::new(&w, (100, 0), (&blue_dns, &green_dns), &lb_zone).await;
     w.profile(
         "svc",
         &format!(
             "[sides.blue]\neks = {{ cluster = \"{cluster}\", namespace = \"blue\", ingress = \"shop-blue\" }}\n\
-             [sides.green]\neks = {{ cluster = \"{cluster}\", namespace = \"green\", ingress = \"shop-gw\" }}\n\
-             [[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n"
+             [sides.green]\neks = {{ cluster = \"{cluster}\", namespace = \"green\", ingress = \"shop-gw\" }}\n{}",
+            pair.route()
         ),
     );
     expect(w.cutover().args(["-p", "svc", "validate"]), 0);
