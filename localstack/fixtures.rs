@@ -482,6 +482,63 @@ impl Aws {
         self.cw.put_metric_data().namespace(namespace).metric_data(datum).send().await.expect("PutMetricData");
     }
 
+    /// Requests an ALB counted this minute (`AWS/ApplicationELB` `RequestCount`, as the load
+    /// balancer publishes it): at the load balancer alone, or at one of its target groups.
+    pub async fn requests(&self, load_balancer_arn: &str, target_group_arn: Option<&str>, count: f64) {
+        let lb = load_balancer_arn.split_once(":loadbalancer/").map(|(_, r)| r).unwrap_or(load_balancer_arn);
+        let mut datum = cloudwatch::types::MetricDatum::builder()
+            .metric_name("RequestCount")
+            .dimensions(cloudwatch::types::Dimension::builder().name("LoadBalancer").value(lb).build())
+            .value(count)
+            .unit(cloudwatch::types::StandardUnit::Count)
+            .timestamp(aws_smithy_types::DateTime::from(std::time::SystemTime::now()));
+        if let Some(tg) = target_group_arn {
+            let tg = tg.rsplit(':').next().unwrap_or(tg);
+            datum = datum.dimensions(cloudwatch::types::Dimension::builder().name("TargetGroup").value(tg).build());
+        }
+        self.cw
+            .put_metric_data()
+            .namespace("AWS/ApplicationELB")
+            .metric_data(datum.build())
+            .send()
+            .await
+            .expect("PutMetricData");
+    }
+
+    /// Every Route53 health check as (id, CallerReference).
+    pub async fn health_checks(&self) -> Vec<(String, String)> {
+        let out = self.r53.list_health_checks().send().await.expect("ListHealthChecks");
+        out.health_checks.into_iter().map(|h| (h.id, h.caller_reference)).collect()
+    }
+
+    /// A Route53 health check of an HTTP endpoint (a record's own health check).
+    pub async fn http_health_check(&self, reference: &str) -> String {
+        let config = route53::types::HealthCheckConfig::builder()
+            .r#type(route53::types::HealthCheckType::Http)
+            .fully_qualified_domain_name("health.example.test")
+            .resource_path("/health")
+            .build()
+            .unwrap();
+        let out = self
+            .r53
+            .create_health_check()
+            .caller_reference(reference)
+            .health_check_config(config)
+            .send()
+            .await
+            .expect("CreateHealthCheck");
+        out.health_check.expect("health check").id
+    }
+
+    /// The health check a record set carries.
+    pub async fn record_health_check(&self, zone_id: &str, record: &str, set_id: &str) -> Option<String> {
+        self.record_sets(zone_id, record)
+            .await
+            .into_iter()
+            .find(|s| s.set_identifier.as_deref() == Some(set_id))
+            .and_then(|s| s.health_check_id)
+    }
+
     /// An EKS cluster in the given subnets (the emulator makes it ACTIVE at once).
     pub async fn cluster(&self, name: &str, subnets: &[String]) {
         self.eks

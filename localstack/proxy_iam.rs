@@ -186,7 +186,8 @@ pub fn request_of(call: &Call) -> Request {
             segment("/hostedzone/").map(|z| format!("arn:aws:route53:::hostedzone/{z}"))
         }
         ("route53", "GetChange") => segment("/change/").map(|c| format!("arn:aws:route53:::change/{c}")),
-        ("route53", "GetHealthCheckStatus") => {
+        ("route53", "CreateHealthCheck" | "ListHealthChecks") => None,
+        ("route53", "GetHealthCheckStatus" | "GetHealthCheck" | "DeleteHealthCheck") => {
             segment("/healthcheck/").map(|h| format!("arn:aws:route53:::healthcheck/{h}"))
         }
         ("route53", "ListHostedZonesByName") => None,

@@ -83,7 +83,10 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             let args = commands::advance::Args { to: *to, dry_run: *dry_run, force: *force, repoint: *repoint };
             commands::advance::run(s, args).await
         }
-        Command::Rollback { to, dry_run } => commands::rollback::run(s, *to, *dry_run).await,
+        Command::Rollback { to, dry_run, wait, wait_timeout } => {
+            let wait = wait.then_some(*wait_timeout);
+            commands::rollback::run(s, commands::rollback::Args { to: *to, dry_run: *dry_run, wait }).await
+        }
         Command::Promote { dry_run, force } => commands::promote::run(s, *dry_run, *force).await,
         Command::Pause { dry_run } => commands::pause::run(s, true, *dry_run).await,
         Command::Resume { dry_run } => commands::pause::run(s, false, *dry_run).await,

@@ -190,7 +190,18 @@ pub enum Command {
         /// Print exactly the changes that would be made, and make none.
         #[arg(long)]
         dry_run: bool,
+        /// With `[observe]`: return once the other side's observed share of requests is at most
+        /// 1 % (clients have left it), saying how long that took.
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits for traffic to leave before giving up (exit 4).
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "wait")]
+        wait_timeout: std::time::Duration,
     },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. \"90s\" or \"10m\""))
 }
 
 fn parse_side(s: &str) -> Result<Side, String> {

@@ -211,6 +211,44 @@ impl fmt::Display for Weights {
     }
 }
 
+/// Both sides' share of traffic, in percent: configured (from weights) or observed (from requests).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shares {
+    pub blue: f64,
+    pub green: f64,
+}
+
+impl Shares {
+    pub fn get(self, side: Side) -> f64 {
+        match side {
+            Side::Blue => self.blue,
+            Side::Green => self.green,
+        }
+    }
+
+    /// The shares of two request counts; `None` when there were no requests.
+    pub fn of_counts(blue: f64, green: f64) -> Option<Shares> {
+        let total = blue + green;
+        if total.is_nan() || total <= 0.0 {
+            return None;
+        }
+        let pct = |n: f64| (n / total * 100_000.0).round() / 1000.0;
+        Some(Shares { blue: pct(blue), green: pct(green) })
+    }
+}
+
+impl From<Weights> for Shares {
+    fn from(w: Weights) -> Shares {
+        Shares { blue: w.percent(Side::Blue), green: w.percent(Side::Green) }
+    }
+}
+
+impl fmt::Display for Shares {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "blue {:>5}% / green {:>5}%", fmt_pct(self.blue), fmt_pct(self.green))
+    }
+}
+
 /// The side holding all traffic on every one of `weights`, if one does (none for no weights).
 pub fn sole_side(weights: impl IntoIterator<Item = Weights>) -> Option<Side> {
     let mut weights = weights.into_iter();
@@ -291,11 +329,20 @@ pub struct Reading {
     pub gate: String,
     pub verdict: Verdict,
     pub detail: String,
+    /// A wait because the gate saw no data at all (no datapoint, an alarm in INSUFFICIENT_DATA):
+    /// AWS reports nothing for a candidate without requests, so traffic decides what it means.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_data: bool,
 }
 
 impl Reading {
     pub fn new(gate: &str, verdict: Verdict, detail: impl Into<String>) -> Reading {
-        Reading { gate: gate.to_string(), verdict, detail: detail.into() }
+        Reading { gate: gate.to_string(), verdict, detail: detail.into(), no_data: false }
+    }
+
+    /// A wait for want of data.
+    pub fn no_data(gate: &str, detail: impl Into<String>) -> Reading {
+        Reading { no_data: true, ..Reading::new(gate, Verdict::Wait, detail) }
     }
 }
 

@@ -136,6 +136,13 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
         // The ingress ALBs of each side, found by the controller's tags.
         elb_reads.extend(["elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags"]);
     }
+    // Request counts (`[observe]`, which `status` shows too; a gate's `min_requests`) of a
+    // Route53 route are read at the load balancer its alias points at, found by DNS name.
+    let counts_requests =
+        profile.observe.is_some() || !read_only && gates.iter().any(|g| g.min_requests.is_some());
+    if counts_requests && !profile.route53.is_empty() {
+        elb_reads.insert("elasticloadbalancing:DescribeLoadBalancers");
+    }
     if !read_only && gates.iter().any(|g| matches!(g.kind, GateKind::TargetHealth { .. })) {
         elb_reads.extend(["elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"]);
         if !profile.route53.is_empty() {
@@ -185,9 +192,27 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
                 vec!["*".into()],
             ));
         }
-        if gates.iter().any(|g| matches!(g.kind, GateKind::Metric { .. } | GateKind::Route53HealthCheck { .. })) {
-            // Route53 health checks are read as their `AWS/Route53` `HealthCheckStatus` metric.
-            s.push(stmt("GateMetrics", &["cloudwatch:GetMetricData"], vec!["*".into()]));
+    }
+    // Route53 health checks are read as their `AWS/Route53` `HealthCheckStatus` metric; request
+    // counts as `AWS/ApplicationELB` `RequestCount`.
+    let metric_gates =
+        gates.iter().any(|g| matches!(g.kind, GateKind::Metric { .. } | GateKind::Route53HealthCheck { .. }));
+    if counts_requests || !read_only && metric_gates {
+        s.push(stmt("GateMetrics", &["cloudwatch:GetMetricData"], vec!["*".into()]));
+    }
+    if profile.safety_net {
+        // The safety net's health checks: created, listed (to find this profile's by name; also
+        // for `status`) and deleted. CreateHealthCheck and ListHealthChecks have no resource-level
+        // permission; attaching one to a record is the ChangeResourceRecordSets above.
+        if read_only {
+            s.push(stmt("SafetyNetRead", &["route53:ListHealthChecks"], vec!["*".into()]));
+        } else {
+            s.push(stmt("SafetyNetFind", &["route53:CreateHealthCheck", "route53:ListHealthChecks"], vec!["*".into()]));
+            s.push(stmt(
+                "SafetyNetDelete",
+                &["route53:DeleteHealthCheck"],
+                vec![format!("arn:{p}:route53:::healthcheck/*")],
+            ));
         }
     }
 

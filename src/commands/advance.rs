@@ -44,8 +44,9 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         rollout: state.map(|s| RolloutView::of(s, clock.now_ms())),
         readings: Vec::new(),
         elapsed_ms: None,
+        drain: None,
     };
-    let opening = match opened {
+    let mut opening = match opened {
         Opened::Run(o) => o,
         Opened::NothingToDo { views, side } => {
             let msg = format!("all traffic is already on {side}: nothing to do");
@@ -65,7 +66,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
             return Ok(exit::OK);
         }
     };
-    let checked = super::precheck(settings, &opening, args.repoint).await?;
+    let checked = super::precheck(settings, &mut opening, args.repoint).await?;
     let gates = if args.dry_run {
         checked.gates
     } else {
@@ -94,6 +95,9 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     let step = driver.step(opening).await;
     bus.close().await;
     let step = step?;
+    if matches!(step.action, "completed" | "rolled-back") {
+        super::drop_safety_net(settings, &traffic).await;
+    }
     if step.action == "completed"
         && let Some(s) = ledger.state()
         && let Err(e) = traffic.point_preview(s.candidate).await

@@ -126,6 +126,35 @@ pub async fn gates_once(
     }
 }
 
+/// The longest DNS TTL among the Route53 routes whose shift the observed split does not verify:
+/// every route without `[observe]`, and with it the records that are no alias to a load
+/// balancer (their requests cannot be counted).
+pub fn dns_ttl(routes: &[crate::splitter::RouteLive], observed: bool) -> Duration {
+    routes
+        .iter()
+        .filter(|r| !(observed && Side::ALL.iter().all(|s| r.request_source(*s).is_some())))
+        .filter_map(|r| r.dns_ttl())
+        .max()
+        .unwrap_or_default()
+}
+
+/// The rollout is over (completed, rolled back, aborted): the safety net comes off every record,
+/// which gets back its own health check. A failure is a warning — traffic is where it should be
+/// — and the next run cleans up what is left.
+pub async fn drop_safety_net(settings: &Settings, traffic: &AwsTraffic) {
+    let Some(net) = crate::safety_net::SafetyNet::of(&settings.sdk, &settings.profile) else {
+        return;
+    };
+    match net.remove(traffic).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "safety net removed: the records have their own health checks back"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "could not take the safety net's health checks off the records; the next run of this profile removes them"
+        ),
+    }
+}
+
 /// What a run's pre-checks found, before anything is written.
 pub struct Checked {
     pub gates: crate::gates::Gates,
@@ -137,10 +166,13 @@ pub struct Checked {
 /// refused unless `--repoint`), and what the gates name. Writes nothing.
 pub async fn precheck(
     settings: &Settings,
-    opening: &crate::rollout::open::Opening<Vec<crate::splitter::RouteLive>>,
+    opening: &mut crate::rollout::open::Opening<Vec<crate::splitter::RouteLive>>,
     repoint: bool,
 ) -> Result<Checked> {
     let profile = &settings.profile;
+    let ttl = dns_ttl(&opening.routes, profile.observe.is_some());
+    // `[rollout] dns_ttl` says how long clients really cache, where the records' TTL binds.
+    opening.rules.dns_ttl = if ttl.is_zero() { ttl } else { profile.dns_ttl.unwrap_or(ttl) };
     let stale = crate::sides::check(&settings.sdk, profile, &opening.routes, &[opening.candidate]).await?;
     if !stale.is_empty() && !repoint {
         return Err(crate::sides::stale_error(&stale));
@@ -169,6 +201,11 @@ impl Checked {
         if opening.entry == crate::rollout::open::Entry::Fresh && opening.progress.stage == 0 {
             // The preview hostname follows the candidate from the start of a rollout.
             traffic.point_preview(opening.candidate).await?;
+        }
+        if let Some(net) = crate::safety_net::SafetyNet::of(&settings.sdk, &settings.profile) {
+            // Before traffic moves: Route53 withdraws the candidate by itself if an alarm fires
+            // while no cutover process watches.
+            net.attach(traffic, opening.candidate).await?;
         }
         Ok(gates)
     }

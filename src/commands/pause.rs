@@ -34,6 +34,7 @@ pub async fn run(settings: &Settings, pause: bool, dry_run: bool) -> Result<i32>
         rollout: state.map(|s| RolloutView::of(s, clock.now_ms())),
         readings: Vec::new(),
         elapsed_ms: None,
+        drain: None,
     };
     let (from, to) = if pause { (Status::Progressing, Status::Paused) } else { (Status::Paused, Status::Progressing) };
     if state.status != from {

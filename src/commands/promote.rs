@@ -46,6 +46,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
         rollout: state.map(|s| RolloutView::of(s, clock.now_ms())),
         readings: Vec::new(),
         elapsed_ms: None,
+        drain: None,
     };
     if !state.status.is_active() {
         let msg = format!("the rollout is {}: nothing to promote", state.status);
@@ -126,6 +127,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
             e => e.into(),
         });
     }
+    super::drop_safety_net(settings, &traffic).await;
     // The preview hostname moves to the next candidate: the old stable side.
     if let Err(e) = traffic.point_preview(candidate.other()).await {
         tracing::warn!(error = %e, "could not point the preview record at the next candidate");

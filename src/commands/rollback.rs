@@ -6,26 +6,48 @@
 //! write a running rollout had claimed can no longer land. Exit 0 means all of it: every route on
 //! the stable side, the rollout aborted, nothing claimed still in flight.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::ABORT_WITHIN;
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::model::{Percent, Side, sole_side_of};
-use crate::report::{ChangeReport, RolloutView, StepReport};
+use crate::model::{Percent, Side, fmt_pct, sole_side_of};
+use crate::observe::RequestCounts;
+use crate::report::{ChangeReport, Drain, RolloutView, StepReport};
 use crate::rollout::engine::{live_lines, settle};
 use crate::rollout::events::Event;
 use crate::rollout::ledger::Ledger;
 use crate::rollout::ports::Clock;
 use crate::settings::Settings;
-use crate::splitter::AwsTraffic;
+use crate::splitter::{AwsTraffic, RouteLive};
 use crate::state::DynamoStore;
 
 /// How many attempts a call to the state table gets during a rollback: it must not hold up the
 /// traffic write, and the abort loop tries again anyway.
 const STATE_ATTEMPTS: u32 = 3;
 
-pub async fn run(settings: &Settings, to: Option<Side>, dry_run: bool) -> Result<i32> {
+/// What `rollback` is asked.
+pub struct Args {
+    pub to: Option<Side>,
+    pub dry_run: bool,
+    /// `--wait`: until when traffic may take to leave the other side.
+    pub wait: Option<Duration>,
+}
+
+/// At most this share of the requests on the side a rollback left counts as "traffic has left".
+const DRAINED_PERCENT: f64 = 1.0;
+
+pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
+    let Args { to, dry_run, wait } = args;
+    if wait.is_some() && settings.profile.observe.is_none() {
+        return Err(Error::refused_hint(
+            format!(
+                "`rollback --wait` watches the observed split, and profile {} has no [observe] table",
+                settings.profile.path.display()
+            ),
+            "drop `--wait`, or add `[observe]` (tolerance, window) so cutover can count each side's requests",
+        ));
+    }
     let traffic = settings.traffic();
     let Some(cfg) = &settings.profile.state else {
         let Some(side) = to else {
@@ -34,13 +56,14 @@ pub async fn run(settings: &Settings, to: Option<Side>, dry_run: bool) -> Result
                 "name the side to restore: `cutover rollback --to blue`",
             ));
         };
-        return without_state(settings, &traffic, side, dry_run).await;
+        return without_state(settings, &traffic, side, dry_run, wait).await;
     };
     let store = DynamoStore::new(&settings.sdk, &cfg.table, &settings.profile.name).with_attempts(STATE_ATTEMPTS);
     let holder = format!("rollback pid {}", std::process::id());
     let mut ledger = Ledger::new(store, holder, settings.lease());
     let (routes, state) = tokio::join!(traffic.read(), ledger.load());
     let routes = routes?;
+    let read = routes.clone();
     let before: Vec<_> = routes.iter().map(|r| r.view()).collect();
     let state = state.map(|s| s.cloned());
     let stable = match (to, &state) {
@@ -73,6 +96,7 @@ pub async fn run(settings: &Settings, to: Option<Side>, dry_run: bool) -> Result
         rollout: view.clone(),
         readings: Vec::new(),
         elapsed_ms: None,
+        drain: None,
     };
     if dry_run {
         let msg = format!("would move all traffic to {stable} and mark the rollout aborted (no change made)");
@@ -132,6 +156,7 @@ pub async fn run(settings: &Settings, to: Option<Side>, dry_run: bool) -> Result
             message: format!("traffic did not stay on {stable}\n{}", live_lines(&after)),
         });
     }
+    super::drop_safety_net(settings, &traffic).await;
     let mut bus = settings.bus(false);
     bus.event(Event::Rollback {
         to: stable,
@@ -149,12 +174,72 @@ pub async fn run(settings: &Settings, to: Option<Side>, dry_run: bool) -> Result
     let mut r = report("rolled-back", msg, after, before);
     r.rollout = ledger.state().map(|s| RolloutView::of(s, clock.now_ms()));
     r.elapsed_ms = Some(elapsed.as_millis());
+    r.drain = Some(drain(settings, &read, stable.other(), wait).await?);
     settings.print(&r)?;
     Ok(exit::OK)
 }
 
+/// What clients may still do after traffic left `left`: resolvers answer from cache for the DNS
+/// TTL of the Route53 routes that gave it traffic; with `wait`, how long until its observed share
+/// of requests was at most [`DRAINED_PERCENT`] — exit 4 when that does not happen in time.
+async fn drain(settings: &Settings, read: &[RouteLive], left: Side, wait: Option<Duration>) -> Result<Drain> {
+    let written = (Instant::now(), SystemTime::now());
+    let dns_ttl_secs = read.iter().filter(|r| r.weights.get(left) > 0).filter_map(|r| r.dns_ttl()).max().map(|d| d.as_secs());
+    let mut drain = Drain { from: Some(left), dns_ttl_secs, ..Drain::default() };
+    let (Some(timeout), Some(observe)) = (wait, settings.profile.observe) else {
+        return Ok(drain);
+    };
+    let counts = RequestCounts::new(&settings.sdk, read);
+    let poll = settings.profile.rollout.poll.clamp(Duration::from_millis(100), Duration::from_secs(15));
+    let give_up = written.0 + timeout;
+    loop {
+        let last = match counts.read(observe.window, Some(written.1)).await {
+            Ok(counted) => {
+                let observable: Vec<_> = counted.iter().filter(|c| c.blue.is_some() && c.green.is_some()).collect();
+                let shares: Vec<Option<f64>> = observable.iter().map(|c| c.shares().map(|s| s.get(left))).collect();
+                if !shares.is_empty() && shares.iter().all(|s| s.is_some_and(|p| p <= DRAINED_PERCENT)) {
+                    drain.drained_after_secs = Some(written.0.elapsed().as_secs_f64());
+                    drain.observed_percent = shares.iter().flatten().copied().reduce(f64::max);
+                    return Ok(drain);
+                }
+                let last = observable
+                    .iter()
+                    .zip(&shares)
+                    .map(|(c, s)| match s {
+                        Some(p) => format!("{}: {left} {}% of requests", c.name, fmt_pct(*p)),
+                        None => format!("{}: no requests counted since the rollback", c.name),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::info!(observed = %last, "waiting for traffic to leave {left}");
+                last
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot count requests this time; trying again");
+                format!("request counts unreadable: {e}")
+            }
+        };
+        if Instant::now() + poll > give_up {
+            return Err(Error::SplitUnknown {
+                message: format!(
+                    "all traffic is configured on {}, but clients had not left {left} {} after the rollback ({last})\nhint: clients that cache DNS past its TTL, or long-lived connections, keep reaching {left}; look at its load balancer before scaling it down",
+                    left.other(),
+                    humantime::format_duration(Duration::from_secs(timeout.as_secs()))
+                ),
+            });
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
 /// `rollback --to SIDE` on a profile without a state table: one blind write, confirmed.
-async fn without_state(settings: &Settings, traffic: &AwsTraffic, side: Side, dry_run: bool) -> Result<i32> {
+async fn without_state(
+    settings: &Settings,
+    traffic: &AwsTraffic,
+    side: Side,
+    dry_run: bool,
+    wait: Option<Duration>,
+) -> Result<i32> {
     let routes = traffic.read().await?;
     let changes = AwsTraffic::plan(&routes, side, Percent::FULL);
     let mut report = ChangeReport::new(&settings.profile.name, "rollback", side, Percent::FULL, &changes, dry_run);
@@ -173,6 +258,7 @@ async fn without_state(settings: &Settings, traffic: &AwsTraffic, side: Side, dr
         .await
         .map_err(|e| Error::SplitUnknown { message: format!("could not put all traffic on {side}: {e}") })?;
     report.elapsed_ms = started.elapsed().as_millis();
+    super::drop_safety_net(settings, traffic).await;
     if settings.profile.notify.sns_topic_arn.is_some() || settings.profile.notify.webhook.is_some() {
         let mut bus = settings.bus(false);
         bus.event(Event::Rollback {
@@ -184,6 +270,7 @@ async fn without_state(settings: &Settings, traffic: &AwsTraffic, side: Side, dr
         });
         bus.close().await;
     }
+    report.drain = Some(drain(settings, &routes, side.other(), wait).await?);
     settings.print(&report)?;
     Ok(exit::OK)
 }

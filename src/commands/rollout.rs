@@ -65,7 +65,7 @@ async fn drive<S: Store>(
         clock.now_ms(),
     )
     .await?;
-    let opening = match opened {
+    let mut opening = match opened {
         Opened::Run(o) => o,
         Opened::NothingToDo { views, side } => {
             let end = End {
@@ -90,7 +90,7 @@ async fn drive<S: Store>(
             });
         }
     };
-    let checked = super::precheck(settings, &opening, args.repoint).await?;
+    let checked = super::precheck(settings, &mut opening, args.repoint).await?;
     // Every pre-check passed: from here on things are written.
     let gates = checked.commit(settings, traffic, &opening).await?;
     let cancel = on_signal();
@@ -107,6 +107,11 @@ async fn drive<S: Store>(
     let end = Driver::new(parts, &opening).run(opening, cancel, args.on_interrupt).await;
     bus.close().await;
     let end = end?;
+    let over = matches!(end.outcome, Outcome::Completed | Outcome::RolledBack)
+        || end.outcome == Outcome::Interrupted && end.percent == Percent::ZERO;
+    if over {
+        super::drop_safety_net(settings, traffic).await;
+    }
     if end.outcome == Outcome::Completed {
         // Promoted: the preview hostname moves to the next candidate, the old stable side.
         if let Err(e) = traffic.point_preview(end.to.other()).await {

@@ -132,6 +132,7 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
     if let Some(l) = ledger.as_mut() {
         if aborted {
             after = super::hold_until_claims_pass(&traffic, l, side, percent, open, after).await?;
+            super::drop_safety_net(settings, &traffic).await;
         } else if state.is_some()
             && let Err(e) = l.record_split(&after, clock.now_ms()).await
         {

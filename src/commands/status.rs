@@ -5,8 +5,10 @@
 
 use crate::error::Result;
 use crate::exit;
-use crate::model::{RouteView, Side, sole_side_of};
-use crate::report::{RolloutView, RouteReport, StatusReport};
+use crate::model::{RouteKind, RouteView, Side, sole_side_of};
+use crate::observe::RequestCounts;
+use crate::report::{RolloutView, RouteReport, SafetyNetView, StatusReport};
+use crate::safety_net::SafetyNet;
 use crate::rollout::decide::Rules;
 use crate::rollout::ledger::{Ledger, RolloutState, Status};
 use crate::rollout::open::{Explained, Pending, explain};
@@ -39,12 +41,31 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             Some(serde_json::json!({ "error": e.to_string() }))
         }
     };
-    let report = StatusReport {
-        profile: settings.profile.name.clone(),
-        live: sole_side_of(&views),
-        routes: routes.iter().map(RouteReport::from).collect(),
-        rollout,
-    };
+    let mut reports: Vec<RouteReport> = routes.iter().map(RouteReport::from).collect();
+    if let Some(observe) = settings.profile.observe {
+        match RequestCounts::new(&settings.sdk, &routes).read(observe.window, None).await {
+            Ok(counted) => {
+                for (report, c) in reports.iter_mut().zip(&counted) {
+                    report.observed = c.shares();
+                }
+            }
+            Err(e) => eprintln!("warning: cannot count requests for the observed split: {e}"),
+        }
+    }
+    if let Some(net) = SafetyNet::of(&settings.sdk, &settings.profile) {
+        match net.attached(&routes).await {
+            Ok(attached) => {
+                for (index, side, id) in attached {
+                    let at = routes.iter().position(|r| r.kind == RouteKind::Route53 && r.index == index);
+                    if let Some(report) = at.and_then(|i| reports.get_mut(i)) {
+                        report.safety_net = Some(SafetyNetView { side, health_check_id: id });
+                    }
+                }
+            }
+            Err(e) => eprintln!("warning: cannot list the safety net's health checks: {e}"),
+        }
+    }
+    let report = StatusReport { profile: settings.profile.name.clone(), live: sole_side_of(&views), routes: reports, rollout };
     settings.print(&report)?;
     Ok(exit::OK)
 }

@@ -150,7 +150,7 @@ impl GateCheck for Alarm {
             let missing: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
             Reading::new(&self.name, Verdict::Wait, format!("not found: {}", missing.join(", ")))
         } else if !no_data.is_empty() {
-            Reading::new(&self.name, Verdict::Wait, format!("INSUFFICIENT_DATA: {}", no_data.join(", ")))
+            Reading::no_data(&self.name, format!("INSUFFICIENT_DATA: {}", no_data.join(", ")))
         } else {
             Reading::new(&self.name, Verdict::Pass, format!("{} OK", names.len()))
         }

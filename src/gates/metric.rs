@@ -139,9 +139,8 @@ impl GateCheck for Metric {
             .flat_map(|r| r.values.unwrap_or_default())
             .collect();
         if values.is_empty() {
-            return Reading::new(
+            return Reading::no_data(
                 &self.name,
-                Verdict::Wait,
                 format!("no datapoints in the last {}", humantime::format_duration(window)),
             );
         }

@@ -20,7 +20,9 @@ use crate::model::Side;
 pub const RESULT_ID: &str = "cutover_gate";
 
 pub use crate::model::{Reading, Verdict, blocking};
-use crate::profile::{Gate, GateKind, Profile};
+use crate::model::Percent;
+use crate::observe::{RequestCounts, judge};
+use crate::profile::{Gate, GateKind, MinRequests, Observe, Profile};
 pub use crate::rollout::ports::GateContext;
 use crate::splitter::RouteLive;
 
@@ -30,9 +32,16 @@ pub trait GateCheck {
     async fn read(&self, ctx: &GateContext) -> Reading;
 }
 
-/// The gates of one profile, ready to read.
+/// The gates of one profile, ready to read, and what tells them whether the candidate has
+/// traffic: its request counts (for `min_requests`) and the observed split (`[observe]`).
 pub struct Gates {
     gates: Vec<AnyGate>,
+    /// Per gate: when "no data" means "no errors" (`min_requests`).
+    min_requests: Vec<Option<MinRequests>>,
+    observe: Option<Observe>,
+    /// Request counts of every route's sides; read only when `[observe]` or a silent gate with
+    /// `min_requests` needs them.
+    requests: RequestCounts,
 }
 
 /// Every gate kind, closed by an enum.
@@ -69,7 +78,7 @@ impl Gates {
         let gates = profile
             .gates
             .iter()
-            .map(|Gate { name, kind }| match kind {
+            .map(|Gate { name, kind, .. }| match kind {
                 GateKind::TargetHealth { min_healthy } => {
                     AnyGate::TargetHealth(target_health::TargetHealth::new(sdk, name, *min_healthy, routes))
                 }
@@ -97,16 +106,75 @@ impl Gates {
                 }),
             })
             .collect();
-        Gates { gates }
+        Gates {
+            gates,
+            min_requests: profile.gates.iter().map(|g| g.min_requests).collect(),
+            observe: profile.observe,
+            requests: RequestCounts::new(sdk, routes),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.gates.is_empty()
+        self.gates.is_empty() && self.observe.is_none()
+    }
+
+    /// What a reading of no data means, given the candidate's traffic. Before the first shift the
+    /// candidate has no traffic to judge: no data does not block. During a stage, with
+    /// `min_requests`, it passes once that many requests reached the candidate over the gate's
+    /// window (AWS would have reported their errors), and waits below it. Without, it waits.
+    async fn silence(&self, reading: Reading, min: Option<MinRequests>, ctx: &GateContext) -> Reading {
+        if reading.verdict != Verdict::Wait || !reading.no_data {
+            return reading;
+        }
+        if ctx.current_percent == Percent::ZERO {
+            let detail = format!("{}; no traffic has reached {} yet, so there is none to judge", reading.detail, ctx.candidate);
+            return Reading::new(&reading.gate, Verdict::Pass, detail);
+        }
+        let Some(min) = min else { return reading };
+        let since = stage_start(ctx);
+        let window = humantime::format_duration(min.window);
+        match self.requests.total(ctx.candidate, min.window, since).await {
+            Ok(Some(n)) if n >= min.count as f64 => Reading::new(
+                &reading.gate,
+                Verdict::Pass,
+                format!(
+                    "{}, with {n} requests to {} in the last {window} (min_requests {}): no errors reported",
+                    reading.detail, ctx.candidate, min.count
+                ),
+            ),
+            Ok(Some(n)) => Reading::no_data(
+                &reading.gate,
+                format!(
+                    "{}, and only {n} of min_requests {} requests reached {} in the last {window}",
+                    reading.detail, min.count, ctx.candidate
+                ),
+            ),
+            Ok(None) => reading,
+            Err(e) => Reading::no_data(&reading.gate, format!("{}; the request count is unreadable: {e}", reading.detail)),
+        }
+    }
+
+    /// The `[observe]` reading: the candidate's observed share on every route against the
+    /// intended one.
+    async fn observation(&self, ctx: &GateContext) -> Option<Reading> {
+        let observe = self.observe?;
+        let since = stage_start(ctx);
+        Some(match self.requests.read(observe.window, since).await {
+            Ok(counted) => judge(&counted, ctx.candidate, ctx.current_percent, observe.tolerance, observe.window),
+            Err(e) => Reading::new(crate::observe::OBSERVE, Verdict::Wait, format!("cannot count requests: {e}")),
+        })
     }
 
     /// Checks what can be checked before any traffic moves (alarms exist, target groups found),
     /// refusing with exit 2 when the profile names something that is not there.
     pub async fn preflight(&self, candidate: Side) -> Result<()> {
+        let counts = self.observe.is_some() || self.min_requests.iter().any(Option::is_some);
+        if counts && !self.requests.can_count(candidate) {
+            return Err(crate::error::Error::refused_hint(
+                format!("`[observe]` and `min_requests` count the {candidate} side's requests, and no route can count them"),
+                "requests are counted at an ALB route's target groups or at the load balancer a weighted alias record points at",
+            ));
+        }
         for g in &self.gates {
             match g {
                 AnyGate::Alarm(a) => a.preflight(candidate).await?,
@@ -121,8 +189,19 @@ impl Gates {
 /// All gates at once, in parallel: the rollout core's gate port.
 impl crate::rollout::ports::Gates for Gates {
     async fn read(&self, ctx: &GateContext) -> Vec<Reading> {
-        futures::future::join_all(self.gates.iter().map(|g| g.read(ctx))).await
+        let gates = futures::future::join_all(
+            self.gates.iter().zip(&self.min_requests).map(async |(g, min)| self.silence(g.read(ctx).await, *min, ctx).await),
+        );
+        let (mut readings, observed) = tokio::join!(gates, self.observation(ctx));
+        readings.extend(observed);
+        readings
     }
+}
+
+/// When the current stage began: request counts never reach back before it. `None` before the
+/// first shift (and for a one-off reading, such as `set`'s), where the whole window counts.
+fn stage_start(ctx: &GateContext) -> Option<std::time::SystemTime> {
+    if ctx.stage == 0 { None } else { std::time::SystemTime::now().checked_sub(ctx.stage_age) }
 }
 
 /// `{side}` replaced by the candidate.

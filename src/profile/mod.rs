@@ -89,9 +89,35 @@ pub struct Profile {
     pub route53: Vec<Route53Route>,
     pub alb: Vec<AlbRoute>,
     pub rollout: Rollout,
+    /// `[rollout] safety_net`: while a rollout runs, the candidate's weighted records carry a
+    /// Route53 health check on the alarm gates' alarms.
+    pub safety_net: bool,
+    /// `[rollout] dns_ttl`: how long clients may keep a DNS answer after a shift, in place of the
+    /// Route53 records' own TTL (an ELB alias: 60 s).
+    pub dns_ttl: Option<Duration>,
     pub gates: Vec<Gate>,
+    /// `[observe]`: read both sides' request counts and hold a stage's bake until the observed
+    /// share is the intended one.
+    pub observe: Option<Observe>,
     pub state: Option<StateConfig>,
     pub notify: Notify,
+}
+
+/// `[observe]`: how the traffic clients actually send is compared with the configured split.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observe {
+    /// Percentage points the observed share may differ from the intended one.
+    pub tolerance: f64,
+    /// How far back request counts are summed (never before the stage began).
+    pub window: Duration,
+}
+
+/// A gate's `min_requests`: "no data" is a pass once the candidate has served this many
+/// requests over `window` (errors would have been reported).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinRequests {
+    pub count: u64,
+    pub window: Duration,
 }
 
 /// Where each side runs, when the profile says.
@@ -167,6 +193,8 @@ pub struct Gate {
     /// A label for output: the `name` key, or the gate's type and position.
     pub name: String,
     pub kind: GateKind,
+    /// Alarm and metric gates: when "no data" counts as a pass.
+    pub min_requests: Option<MinRequests>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -280,6 +308,7 @@ struct RawProfile {
     rollout: Option<RawRollout>,
     #[serde(default)]
     gate: Vec<RawGate>,
+    observe: Option<RawObserve>,
     state: Option<RawState>,
     notify: Option<RawNotify>,
 }
@@ -336,6 +365,15 @@ struct RawRollout {
     failure_threshold: Option<i64>,
     on_failure: Option<OnFailure>,
     max_hold: Option<String>,
+    safety_net: Option<bool>,
+    dns_ttl: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObserve {
+    tolerance: Option<f64>,
+    window: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +387,9 @@ enum RawGate {
     Alarm {
         name: Option<String>,
         alarms: Vec<String>,
+        min_requests: Option<i64>,
+        #[serde(default = "default_window")]
+        window: String,
     },
     Metric {
         name: Option<String>,
@@ -367,6 +408,7 @@ enum RawGate {
         window: String,
         max: Option<f64>,
         min: Option<f64>,
+        min_requests: Option<i64>,
     },
     Route53HealthCheck {
         name: Option<String>,
@@ -586,7 +628,13 @@ impl RawProfile {
         }
 
         let mut rollout = Rollout::default();
+        let mut safety_net = false;
+        let mut dns_ttl = None;
         if let Some(r) = self.rollout {
+            safety_net = r.safety_net.unwrap_or(false);
+            if let Some(t) = &r.dns_ttl {
+                dns_ttl = Some(duration("rollout.dns_ttl", t)?);
+            }
             if let Some(stages) = r.stages {
                 if stages.is_empty() {
                     return Err(bad("rollout.stages", "must list at least one stage"));
@@ -660,7 +708,18 @@ impl RawProfile {
         let mut gates = Vec::new();
         for (i, g) in self.gate.into_iter().enumerate() {
             let key = |k: &str| format!("gate[{i}].{k}");
-            let (label, kind) = match g {
+            let min_requests = |count: Option<i64>, window: Duration| -> Result<Option<MinRequests>, Bad> {
+                match count {
+                    None => Ok(None),
+                    Some(n) if n < 1 => Err(bad_hint(
+                        key("min_requests"),
+                        format!("{n} is not a request count"),
+                        "at least 1: how many requests the candidate must have served for \"no data\" to mean no errors",
+                    )),
+                    Some(n) => Ok(Some(MinRequests { count: n as u64, window })),
+                }
+            };
+            let (label, kind, min_requests) = match g {
                 RawGate::TargetHealth { name, min_healthy } => {
                     if !(0.0..=1.0).contains(&min_healthy) {
                         return Err(bad_hint(
@@ -669,16 +728,24 @@ impl RawProfile {
                             "a fraction: 1.0 means every target healthy",
                         ));
                     }
-                    (name, GateKind::TargetHealth { min_healthy })
+                    (name, GateKind::TargetHealth { min_healthy }, None)
                 }
-                RawGate::Alarm { name, alarms } => {
+                RawGate::Alarm { name, alarms, min_requests: count, window } => {
                     if alarms.is_empty() {
                         return Err(bad(key("alarms"), "must name at least one alarm"));
                     }
                     for (j, a) in alarms.iter().enumerate() {
                         non_empty(&format!("gate[{i}].alarms[{j}]"), a)?;
                     }
-                    (name, GateKind::Alarm { alarms })
+                    let window = duration(&key("window"), &window)?;
+                    if window < Duration::from_secs(60) {
+                        return Err(bad_hint(
+                            key("window"),
+                            "must be at least 1m",
+                            "ALB request counts are reported per minute",
+                        ));
+                    }
+                    (name, GateKind::Alarm { alarms }, min_requests(count, window)?)
                 }
                 RawGate::Metric {
                     name,
@@ -692,6 +759,7 @@ impl RawProfile {
                     window,
                     max,
                     min,
+                    min_requests: count,
                 } => {
                     let query = match (expression, namespace, metric) {
                         (Some(expression), None, None) => {
@@ -760,11 +828,12 @@ impl RawProfile {
                     if window < period {
                         return Err(bad(key("window"), "must be at least one period"));
                     }
-                    (name, GateKind::Metric { query, period, window, max, min })
+                    let min_requests = min_requests(count, window.max(Duration::from_secs(60)))?;
+                    (name, GateKind::Metric { query, period, window, max, min }, min_requests)
                 }
                 RawGate::Route53HealthCheck { name, health_check_id } => {
                     non_empty(&key("health_check_id"), &health_check_id)?;
-                    (name, GateKind::Route53HealthCheck { health_check_id })
+                    (name, GateKind::Route53HealthCheck { health_check_id }, None)
                 }
                 RawGate::Http { name, url, expect_status, body_contains, timeout } => {
                     http_url(&key("url"), &url)?;
@@ -772,17 +841,54 @@ impl RawProfile {
                         return Err(bad(key("expect_status"), format!("{expect_status} is not an HTTP status")));
                     }
                     let timeout = duration(&key("timeout"), &timeout)?;
-                    (name, GateKind::Http { url, expect_status: expect_status as u16, body_contains, timeout })
+                    (name, GateKind::Http { url, expect_status: expect_status as u16, body_contains, timeout }, None)
                 }
                 RawGate::Webhook { name, url, rollback, timeout } => {
                     http_url(&key("url"), &url)?;
                     let timeout = duration(&key("timeout"), &timeout)?;
-                    (name, GateKind::Webhook { url, rollback, timeout })
+                    (name, GateKind::Webhook { url, rollback, timeout }, None)
                 }
             };
             let label = label.unwrap_or_else(|| format!("{}#{}", kind.type_name(), i + 1));
-            gates.push(Gate { name: label, kind });
+            gates.push(Gate { name: label, kind, min_requests });
         }
+        if safety_net {
+            if route53.is_empty() {
+                return Err(bad_hint(
+                    "rollout.safety_net",
+                    "the safety net is a Route53 health check on the candidate's weighted records, and the profile has no [[route53]] route",
+                    "drop `safety_net`, or add the weighted records as a [[route53]] route",
+                ));
+            }
+            if !gates.iter().any(|g| matches!(g.kind, GateKind::Alarm { .. })) {
+                return Err(bad_hint(
+                    "rollout.safety_net",
+                    "the safety net watches the alarm gates' alarms, and the profile has no alarm gate",
+                    "add a [[gate]] of type = \"alarm\" naming the candidate's alarms (\"{side}\" becomes the candidate)",
+                ));
+            }
+        }
+        let observe = match self.observe {
+            None => None,
+            Some(o) => {
+                let tolerance = o.tolerance.unwrap_or(5.0);
+                if !(tolerance > 0.0 && tolerance <= 100.0) {
+                    return Err(bad_hint(
+                        "observe.tolerance",
+                        format!("{tolerance} is outside 0–100"),
+                        "percentage points, e.g. 5: a stage at 25 % bakes once 20–30 % of requests reach the candidate",
+                    ));
+                }
+                let window = match &o.window {
+                    Some(w) => duration("observe.window", w)?,
+                    None => Duration::from_secs(60),
+                };
+                if window < Duration::from_secs(60) {
+                    return Err(bad_hint("observe.window", "must be at least 1m", "ALB request counts are reported per minute"));
+                }
+                Some(Observe { tolerance, window })
+            }
+        };
 
         let state = match self.state {
             None => None,
@@ -830,7 +936,10 @@ impl RawProfile {
             route53,
             alb,
             rollout,
+            safety_net,
+            dns_ttl,
             gates,
+            observe,
             state,
             notify,
         })

@@ -15,24 +15,7 @@ use crate::rollout::outcome::{End, Outcome};
 use crate::splitter::{RouteChange, RouteLive};
 use crate::weights::choose_weights;
 
-/// Both sides' share of traffic, in percent.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct Shares {
-    pub blue: f64,
-    pub green: f64,
-}
-
-impl From<Weights> for Shares {
-    fn from(w: Weights) -> Shares {
-        Shares { blue: w.percent(Side::Blue), green: w.percent(Side::Green) }
-    }
-}
-
-impl fmt::Display for Shares {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "blue {:>5}% / green {:>5}%", fmt_pct(self.blue), fmt_pct(self.green))
-    }
-}
+pub use crate::model::Shares;
 
 /// One route's split.
 #[derive(Clone, Debug, Serialize)]
@@ -44,6 +27,19 @@ pub struct RouteReport {
     /// Route53 routes with a preview record: the side it points at (`null`: neither).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preview: Option<Option<Side>>,
+    /// With `[observe]`: the shares of the requests each side received over the window; `null`
+    /// without `[observe]`, for a route whose requests cannot be counted, or without requests.
+    pub observed: Option<Shares>,
+    /// With `[rollout] safety_net`: the Route53 health check cutover attached to a side's record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safety_net: Option<SafetyNetView>,
+}
+
+/// A safety-net health check attached to a record, as `status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SafetyNetView {
+    pub side: Side,
+    pub health_check_id: String,
 }
 
 impl From<&RouteLive> for RouteReport {
@@ -54,6 +50,8 @@ impl From<&RouteLive> for RouteReport {
             weights: r.weights,
             percent: r.weights.into(),
             preview: r.has_preview().then(|| r.preview_side()),
+            observed: None,
+            safety_net: None,
         }
     }
 }
@@ -70,10 +68,17 @@ impl fmt::Display for RouteReport {
             self.weights.green
         )?;
         match self.preview {
-            Some(Some(side)) => write!(f, "  preview → {side}"),
-            Some(None) => write!(f, "  preview → neither side"),
-            None => Ok(()),
+            Some(Some(side)) => write!(f, "  preview → {side}")?,
+            Some(None) => write!(f, "  preview → neither side")?,
+            None => {}
         }
+        if let Some(o) = self.observed {
+            write!(f, "\n          observed: {o} of requests")?;
+        }
+        if let Some(n) = &self.safety_net {
+            write!(f, "\n          safety net: health check {} on the {} record", n.health_check_id, n.side)?;
+        }
+        Ok(())
     }
 }
 
@@ -259,11 +264,48 @@ pub struct StepReport {
     /// How long the traffic writes took, when the command made any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u128>,
+    /// After a rollback: how long clients may still reach the other side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Drain>,
+}
+
+/// After a rollback: how long clients may still send traffic to the side it left, and — with
+/// `rollback --wait` — when the observed traffic had really left it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Drain {
+    /// The side traffic was taken off.
+    pub from: Option<Side>,
+    /// Route53 routes that gave it traffic: the longest DNS TTL resolvers may still answer from.
+    pub dns_ttl_secs: Option<u64>,
+    /// `--wait`: seconds from the end of the writes until its observed share was at most 1 %.
+    pub drained_after_secs: Option<f64>,
+    /// `--wait`: its observed share of requests at the end (the highest of any route).
+    pub observed_percent: Option<f64>,
+}
+
+impl fmt::Display for Drain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = self.from.map(|s| s.to_string()).unwrap_or_else(|| "the other side".into());
+        if let Some(ttl) = self.dns_ttl_secs {
+            writeln!(
+                f,
+                "  DNS: resolvers may still send clients to {side} for up to {ttl}s (the records' TTL; clients that cache longer, longer)"
+            )?;
+        }
+        if let Some(secs) = self.drained_after_secs {
+            let pct = self.observed_percent.map(fmt_pct).unwrap_or_else(|| "0".into());
+            writeln!(f, "  traffic has left {side}: {pct}% of requests observed there, {secs:.1}s after the writes")?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for StepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {}", self.command, self.message)?;
+        if let Some(d) = &self.drain {
+            write!(f, "{d}")?;
+        }
         for r in &self.routes {
             match self.before.iter().find(|b| b.name == r.name && b.kind == r.kind) {
                 Some(b) if b.weights != r.weights => {
@@ -343,6 +385,9 @@ pub struct ChangeReport {
     /// The side holding all traffic afterwards, or null while split.
     pub live: Option<Side>,
     pub elapsed_ms: u128,
+    /// `rollback`: how long clients may still reach the other side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Drain>,
 }
 
 impl ChangeReport {
@@ -377,6 +422,7 @@ impl ChangeReport {
             routes,
             live,
             elapsed_ms: 0,
+            drain: None,
         }
     }
 }
@@ -418,10 +464,13 @@ impl fmt::Display for ChangeReport {
                 }
             }
         }
-        match self.live {
-            Some(side) => writeln!(f, "{} all traffic on {side}", if self.dry_run { "would leave" } else { "now:" }),
-            None => Ok(()),
+        if let Some(side) = self.live {
+            writeln!(f, "{} all traffic on {side}", if self.dry_run { "would leave" } else { "now:" })?;
         }
+        if let Some(d) = &self.drain {
+            write!(f, "{d}")?;
+        }
+        Ok(())
     }
 }
 

@@ -37,7 +37,7 @@ struct Seen {
 fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
     let Seen { gates: last_gates, held: last_held } = seen;
     Some(match event {
-        Event::Started { profile, from, to, stages, resume_at, routes } => {
+        Event::Started { profile, from, to, stages, resume_at, routes, dns_ttl_secs } => {
             let stages: Vec<String> = stages.iter().map(|s| format!("{s}%")).collect();
             let mut s = format!(
                 "rollout of profile {profile}: {from} → {to} in stages {} ({} route(s))",
@@ -48,6 +48,11 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
                 Some(0) => s.push_str(", taking over before the first shift"),
                 Some(stage) => s.push_str(&format!(", resuming at stage {stage}")),
                 None => {}
+            }
+            if let Some(ttl) = dns_ttl_secs {
+                s.push_str(&format!(
+                    "; each stage bakes at least {ttl}s, the records' DNS TTL (resolvers answer from cache that long; [observe] verifies a shift instead)"
+                ));
             }
             s
         }

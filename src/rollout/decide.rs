@@ -34,6 +34,9 @@ pub struct Rules {
     pub failure_threshold: u32,
     pub on_failure: OnFailure,
     pub max_hold: Duration,
+    /// The longest time resolvers may keep answering from before a shift (the DNS TTL of the
+    /// Route53 routes the observed split does not verify): no stage bakes shorter.
+    pub dns_ttl: Duration,
 }
 
 impl Default for Rules {
@@ -45,6 +48,7 @@ impl Default for Rules {
             failure_threshold: 2,
             on_failure: OnFailure::Rollback,
             max_hold: Duration::from_secs(3600),
+            dns_ttl: Duration::ZERO,
         }
     }
 }
@@ -56,9 +60,10 @@ impl Rules {
     }
 
     /// How long `stage` must read pass before the next step: nothing before the first shift (the
-    /// gates must pass once), `bake` at every stage, the last one (100 %) included.
+    /// gates must pass once), `bake` at every stage, the last one (100 %) included — never less
+    /// than the DNS TTL, or clients still resolving the old split would not have been judged.
     pub fn bake_of(&self, stage: usize) -> Duration {
-        if stage == 0 { Duration::ZERO } else { self.bake }
+        if stage == 0 { Duration::ZERO } else { self.bake.max(self.dns_ttl) }
     }
 }
 
@@ -195,6 +200,7 @@ mod tests {
             failure_threshold: threshold,
             on_failure,
             max_hold: Duration::from_secs(120),
+            dns_ttl: Duration::ZERO,
         }
     }
 
@@ -261,6 +267,22 @@ mod tests {
         let mut p = Progress::at(3, 0);
         assert!(matches!(decide(&rules, &mut p, &r(Verdict::Pass), 30 * S), Decision::Bake { .. }));
         assert_eq!(decide(&rules, &mut p, &r(Verdict::Pass), 60 * S), Decision::Complete);
+    }
+
+    #[test]
+    fn a_stage_bakes_at_least_the_dns_ttl() {
+        let mut rules = rules(2, OnFailure::Rollback);
+        rules.bake = Duration::from_secs(10);
+        rules.dns_ttl = Duration::from_secs(60);
+        let mut p = Progress::at(1, 0);
+        assert_eq!(
+            decide(&rules, &mut p, &r(Verdict::Pass), 30 * S),
+            Decision::Bake { remaining: Duration::from_secs(30) }
+        );
+        assert_eq!(decide(&rules, &mut p, &r(Verdict::Pass), 60 * S), Decision::Shift { stage: 2 });
+        // Before the first shift nothing is cached: the gates pass once and traffic moves.
+        let mut p = Progress::at(0, 0);
+        assert_eq!(decide(&rules, &mut p, &r(Verdict::Pass), 0), Decision::Shift { stage: 1 });
     }
 
     #[test]

@@ -129,6 +129,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             stages: self.rules.stages.clone(),
             resume_at,
             routes: self.views.clone(),
+            dns_ttl_secs: (self.rules.dns_ttl > self.rules.bake).then_some(self.rules.dns_ttl.as_secs()),
         });
         Ok(())
     }

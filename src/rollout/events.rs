@@ -23,6 +23,9 @@ pub enum Event {
         stages: Vec<Percent>,
         resume_at: Option<usize>,
         routes: Vec<RouteView>,
+        /// Set when the records' DNS TTL makes each stage bake longer than `bake`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dns_ttl_secs: Option<u64>,
     },
     GatesRead {
         stage: usize,

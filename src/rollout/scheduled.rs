@@ -93,8 +93,9 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
         let waiting = match &decision {
             Decision::Bake { remaining } => {
                 let bake = self.rules.bake_of(before);
+                let why = if bake > self.rules.bake { " (the records' DNS TTL)" } else { "" };
                 Some(format!(
-                    "not yet time: the stage {} has baked {} of {}",
+                    "not yet time: the stage {} has baked {} of {}{why}",
                     self.where_(),
                     humantime::format_duration(std::time::Duration::from_secs((bake - *remaining).as_secs())),
                     humantime::format_duration(bake)

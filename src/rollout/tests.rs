@@ -200,6 +200,7 @@ fn rules(on_failure: OnFailure) -> Rules {
         failure_threshold: 2,
         on_failure,
         max_hold: Duration::from_secs(300),
+        dns_ttl: Duration::ZERO,
     }
 }
 

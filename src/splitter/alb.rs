@@ -59,7 +59,7 @@ pub struct AlbSplitter {
 }
 
 /// The load balancer ARN a listener or rule ARN belongs to.
-fn load_balancer_arn(arn: &str) -> Option<String> {
+pub(crate) fn load_balancer_arn(arn: &str) -> Option<String> {
     // arn:aws:elasticloadbalancing:R:A:listener/app/NAME/LBID/LID[/RULEID]
     let (prefix, rest) = arn.split_once(":listener/").or_else(|| arn.split_once(":listener-rule/"))?;
     let parts: Vec<&str> = rest.split('/').collect();

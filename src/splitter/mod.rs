@@ -66,6 +66,17 @@ impl RouteLive {
         }
     }
 
+    /// The health check `side`'s record set carries, for Route53 routes.
+    pub fn health_check_id(&self, side: Side) -> Option<&str> {
+        match &self.raw {
+            Raw::Route53(s) => match side {
+                Side::Blue => s.blue.health_check_id.as_deref(),
+                Side::Green => s.green.health_check_id.as_deref(),
+            },
+            Raw::Alb(_) => None,
+        }
+    }
+
     /// Whether the route has a preview record.
     pub fn has_preview(&self) -> bool {
         matches!(&self.raw, Raw::Route53(s) if s.preview.is_some())
@@ -85,9 +96,51 @@ impl RouteLive {
         }
     }
 
+    /// Where `side`'s requests on this route are counted: its target group on the route's ALB,
+    /// or the load balancer its alias record points at. `None` for a record that is no alias.
+    pub fn request_source(&self, side: Side) -> Option<RequestSource> {
+        match &self.raw {
+            Raw::Alb(s) => Some(RequestSource::TargetGroup {
+                target_group_arn: match side {
+                    Side::Blue => s.blue_arn.clone(),
+                    Side::Green => s.green_arn.clone(),
+                },
+                load_balancer_arn: alb::load_balancer_arn(&s.listener_arn)?,
+            }),
+            Raw::Route53(_) => self.alias_dns(side).map(RequestSource::Alias),
+        }
+    }
+
+    /// How long resolvers may cache an answer of this route (Route53 routes): the longest TTL of
+    /// its two record sets; an alias record answers with its target's TTL, 60 s for an ELB.
+    pub fn dns_ttl(&self) -> Option<std::time::Duration> {
+        match &self.raw {
+            Raw::Route53(s) => [&s.blue, &s.green]
+                .iter()
+                .map(|set| match (&set.alias_target, set.ttl) {
+                    (Some(_), _) => ALIAS_TTL,
+                    (None, ttl) => std::time::Duration::from_secs(ttl.unwrap_or(0).max(0) as u64),
+                })
+                .max(),
+            Raw::Alb(_) => None,
+        }
+    }
+
     pub fn view(&self) -> RouteView {
         RouteView { kind: self.kind, name: self.name.clone(), weights: self.weights }
     }
+}
+
+/// The TTL of an answer for an alias record to a load balancer.
+pub const ALIAS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where one side's requests of a route are counted (`AWS/ApplicationELB` `RequestCount`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestSource {
+    /// The side's target group behind the route's ALB.
+    TargetGroup { target_group_arn: String, load_balancer_arn: String },
+    /// The load balancer a weighted alias record points at, by DNS name.
+    Alias(String),
 }
 
 /// What a backend keeps of a route between reading and writing it.
@@ -108,6 +161,9 @@ pub struct RouteChange {
     pub repoint: Vec<(Side, AliasTo)>,
     /// Route53: point the route's preview record at this side's alias target, in the same batch.
     pub preview_to: Option<Side>,
+    /// Route53: health checks to set on a side's record set (`None` removes it), in the same
+    /// batch — the safety net.
+    pub health_check: Vec<(Side, Option<String>)>,
 }
 
 /// Where an alias record should point: a load balancer's DNS name and canonical hosted zone.
@@ -119,7 +175,10 @@ pub struct AliasTo {
 
 impl RouteChange {
     pub fn is_noop(&self) -> bool {
-        self.route.weights == self.to && self.repoint.is_empty() && self.preview_to.is_none()
+        self.route.weights == self.to
+            && self.repoint.is_empty()
+            && self.preview_to.is_none()
+            && self.health_check.is_empty()
     }
 
     /// Whether this change gives `side` a larger share of the route's traffic.
@@ -146,6 +205,12 @@ impl RouteChange {
         }
         if let Some(side) = self.preview_to {
             lines.push(format!("preview record → the {side} side's alias target, in the same change batch"));
+        }
+        for (side, id) in &self.health_check {
+            lines.push(format!(
+                "the {side} record's health check → {}, in the same change batch",
+                id.as_deref().unwrap_or("none")
+            ));
         }
         lines
     }
@@ -210,6 +275,7 @@ impl AwsTraffic {
                     exact: choice.exact,
                     repoint: Vec::new(),
                     preview_to: None,
+                    health_check: Vec::new(),
                 }
             })
             .collect()
@@ -227,6 +293,7 @@ impl AwsTraffic {
                 exact: true,
                 repoint: Vec::new(),
                 preview_to: Some(side),
+                health_check: Vec::new(),
             })
             .collect();
         if changes.is_empty() {
@@ -251,6 +318,36 @@ impl AwsTraffic {
                     exact: true,
                     repoint,
                     preview_to: None,
+                    health_check: Vec::new(),
+                })
+            })
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.apply(&changes, None).await.map(|_| ())
+    }
+
+    /// Sets the health check of a side's record set on Route53 routes (the safety net); weights
+    /// unchanged. `fixes`: (route index, side, health check id or none).
+    pub async fn set_health_checks(&self, fixes: &[(usize, Side, Option<String>)]) -> Result<()> {
+        let routes = self.read().await?;
+        let changes: Vec<RouteChange> = routes
+            .iter()
+            .filter(|r| r.kind == RouteKind::Route53)
+            .filter_map(|r| {
+                let health_check: Vec<(Side, Option<String>)> = fixes
+                    .iter()
+                    .filter(|(i, side, id)| *i == r.index && r.health_check_id(*side) != id.as_deref())
+                    .map(|(_, s, id)| (*s, id.clone()))
+                    .collect();
+                (!health_check.is_empty()).then(|| RouteChange {
+                    route: r.clone(),
+                    to: r.weights,
+                    exact: true,
+                    repoint: Vec::new(),
+                    preview_to: None,
+                    health_check,
                 })
             })
             .collect();
@@ -321,6 +418,7 @@ impl AwsTraffic {
                     exact: true,
                     repoint: Vec::new(),
                     preview_to: None,
+                    health_check: Vec::new(),
                 })
             })
             .collect();

@@ -263,12 +263,17 @@ impl Route53Splitter {
             }
             for side in Side::ALL {
                 let repoint = c.repoint.iter().find(|(s, _)| *s == side).map(|(_, a)| a);
-                let unchanged = c.route.weights.get(side) == c.to.get(side) && repoint.is_none();
+                let health_check = c.health_check.iter().find(|(s, _)| *s == side).map(|(_, id)| id);
+                let unchanged =
+                    c.route.weights.get(side) == c.to.get(side) && repoint.is_none() && health_check.is_none();
                 if unchanged && !guard.compare {
                     continue;
                 }
                 let mut set = snap.set(side).clone();
                 set.weight = Some(i64::from(c.to.get(side)));
+                if let Some(id) = health_check {
+                    set.health_check_id = id.clone();
+                }
                 if let (Some(to), Some(alias)) = (repoint, set.alias_target.as_mut()) {
                     alias.dns_name = to.dns_name.clone();
                     alias.hosted_zone_id = to.hosted_zone_id.clone();

@@ -17,6 +17,7 @@ mod rollout;
 mod route53;
 mod sides;
 mod state;
+mod traffic;
 
 use std::path::PathBuf;
 

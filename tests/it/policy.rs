@@ -92,7 +92,7 @@ impl Estate {
              [[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\npreview = \"{}\"\n\
              [[alb]]\nlistener = \"{l}\"\nblue = \"{blue}\"\ngreen = \"{green}\"\n\
              [[alb]]\nlistener = \"{l}\"\nrule = \"{}\"\nblue = \"{blue}\"\ngreen = \"{green}\"\n\
-             [rollout]\nstages = [50, 100]\nbake = \"200ms\"\npoll = \"100ms\"\nmax_hold = \"2s\"\n\
+             [rollout]\nstages = [50, 100]\nbake = \"200ms\"\npoll = \"100ms\"\nmax_hold = \"2s\"\ndns_ttl = \"0s\"\nsafety_net = true\n\
              [[gate]]\ntype = \"alarm\"\nalarms = [\"pol-{{side}}-{id}\"]\n\
              [[gate]]\ntype = \"target-health\"\nmin_healthy = 0.0\n\
              [[gate]]\ntype = \"metric\"\nnamespace = \"Pol{id}\"\nmetric = \"Errors{id}\"\nmax = 1\n\

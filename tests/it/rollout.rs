@@ -41,7 +41,7 @@ impl Front {
 
 fn timing(bake: &str, max_hold: &str) -> String {
     format!(
-        "[rollout]\nstages = [10, 50, 100]\nbake = \"{bake}\"\npoll = \"100ms\"\nfailure_threshold = 2\nmax_hold = \"{max_hold}\"\n"
+        "[rollout]\nstages = [10, 50, 100]\nbake = \"{bake}\"\npoll = \"100ms\"\nfailure_threshold = 2\nmax_hold = \"{max_hold}\"\ndns_ttl = \"0s\"\n"
     )
 }
 
@@ -295,11 +295,14 @@ async fn a_metric_gate_waits_without_data_and_fails_above_max() {
     );
     w.profile("svc", &format!("{}{}{gate}", f.route(), timing("200ms", "500ms")));
 
-    // No datapoints: inconclusive, held (exit 7) with nothing moved.
+    // No datapoints: before the first shift the candidate has had no traffic to judge, so it gets
+    // the first stage; there no datapoints is inconclusive: held (exit 7), traffic left at 10 %.
     let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 7);
-    assert!(err.contains("no datapoints"), "{err}");
-    assert!(out.contains("HELD"), "{out}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert!(err.contains("gates before the first shift: metric#1 PASS: no datapoints"), "{err}");
+    assert!(err.contains("held at stage 1") && err.contains("no datapoints"), "{err}");
+    assert!(out.contains("HELD at stage 1/3"), "{out}");
+    assert_eq!(f.weights(&w).await, (90, 10));
+    expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
 
     // A datapoint above max: fails, no traffic.
     w.aws.put_metric(&ns, "Errors", ("Side", "green"), 50.0).await;

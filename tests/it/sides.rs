@@ -118,7 +118,7 @@ async fn the_preview_record_follows_the_candidate_through_rollout_and_promote() 
     w.profile(
         "svc",
         &p.profile(&format!(
-            "[rollout]\nstages = [50, 100]\nbake = \"100ms\"\npoll = \"50ms\"\n[state]\ntable = \"{table}\"\n"
+            "[rollout]\nstages = [50, 100]\nbake = \"100ms\"\npoll = \"50ms\"\ndns_ttl = \"0s\"\n[state]\ntable = \"{table}\"\n"
         )),
     );
     expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);

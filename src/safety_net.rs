@@ -1,0 +1,291 @@
+//! The data-plane safety net (`[rollout] safety_net = true`, Route53 routes).
+//!
+//! While a rollout runs, the candidate's weighted record sets carry a Route53 health check of type
+//! `CLOUDWATCH_METRIC` on the alarm gates' alarms. Route53 answers only with healthy records, so
+//! once an alarm fires Route53 itself stops sending clients to the candidate — even when no cutover
+//! process is alive to roll back: a scheduled rollout between two calls, a killed run, a pipeline
+//! whose build host died. Several alarms (or a record that had a health check of its own) are
+//! combined by a `CALCULATED` check that is healthy only while every one of them is.
+//!
+//! Every health check cutover creates is named by its `CallerReference`:
+//! `cutover:<profile key>:a:<group>:<the record's own health check id, or none>` for the one
+//! attached to a record, `cutover:<profile key>:c:<group>:<n>` for its children. So the record's
+//! own health check is restored from the name alone, and the next run finds and deletes what a
+//! crashed one left. `InsufficientDataHealthStatus` is `LastKnownStatus` (healthy for a new
+//! check): an idle candidate's alarm without data does not withdraw it; an alarm in ALARM does.
+
+use std::collections::BTreeSet;
+
+use aws_config::SdkConfig;
+use aws_sdk_route53::Client;
+use aws_sdk_route53::types::{
+    AlarmIdentifier, CloudWatchRegion, HealthCheck, HealthCheckConfig, HealthCheckType, InsufficientDataHealthStatus,
+};
+
+use crate::error::{Error, Result};
+use crate::model::{RouteKind, Side};
+use crate::profile::{GateKind, Profile};
+use crate::splitter::AwsTraffic;
+
+/// The safety net of one profile.
+pub struct SafetyNet {
+    client: Client,
+    /// `cutover:<profile key>:`, the prefix of every health check this profile's runs create.
+    prefix: String,
+    /// The alarm gates' alarms, `{side}` not yet replaced.
+    alarms: Vec<String>,
+    region: String,
+}
+
+/// A health check cutover created, as its name says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Ours {
+    id: String,
+    /// Attached to a record (`Some(the record's own health check, if it had one)`), or a child.
+    attached: Option<Option<String>>,
+}
+
+/// A profile's key: a 32-bit FNV-1a of its name and its weighted records, so two profiles of
+/// one name over different records never take each other's health checks; short enough for
+/// the 64 characters of a CallerReference.
+fn key(profile: &Profile) -> String {
+    let mut text = profile.name.clone();
+    for r in &profile.route53 {
+        text.push_str(&format!("|{}|{}|{}|{}|{}", r.zone, r.record, r.rtype, r.blue, r.green));
+    }
+    fnv(&text)
+}
+
+fn fnv(text: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in text.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+/// A fresh group id: health checks of one attachment share it (CallerReferences never repeat).
+fn group() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:06x}", (nanos as u64 ^ u64::from(std::process::id()).rotate_left(24)) & 0xff_ffff)
+}
+
+impl SafetyNet {
+    /// The profile's safety net, when `[rollout] safety_net` asks for one.
+    pub fn of(sdk: &SdkConfig, profile: &Profile) -> Option<SafetyNet> {
+        if !profile.safety_net {
+            return None;
+        }
+        let alarms = profile
+            .gates
+            .iter()
+            .filter_map(|g| match &g.kind {
+                GateKind::Alarm { alarms } => Some(alarms.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let region = sdk.region().map(|r| r.to_string()).or(profile.region.clone()).unwrap_or_default();
+        Some(SafetyNet {
+            client: crate::client!(aws_sdk_route53, sdk),
+            prefix: format!("cutover:{}:", key(profile)),
+            alarms,
+            region,
+        })
+    }
+
+    /// Every health check this profile's runs created, as ListHealthChecks pages them.
+    async fn ours(&self) -> Result<Vec<Ours>> {
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..1000 {
+            let out = self
+                .client
+                .list_health_checks()
+                .max_items(1000)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| Error::aws("ListHealthChecks", e))?;
+            found.extend(out.health_checks.iter().filter_map(|h| self.parse(h)));
+            match out.next_marker.filter(|m| out.is_truncated && !m.is_empty()) {
+                Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    fn parse(&self, h: &HealthCheck) -> Option<Ours> {
+        let rest = h.caller_reference.strip_prefix(&self.prefix)?;
+        let mut parts = rest.splitn(3, ':');
+        let attached = match (parts.next()?, parts.next()?, parts.next()?) {
+            ("a", _, "none") => Some(None),
+            ("a", _, own) => Some(Some(own.to_string())),
+            ("c", _, _) => None,
+            _ => return None,
+        };
+        Some(Ours { id: h.id.clone(), attached })
+    }
+
+    async fn create(&self, reference: String, config: HealthCheckConfig) -> Result<String> {
+        let out = self
+            .client
+            .create_health_check()
+            .caller_reference(reference)
+            .health_check_config(config)
+            .send()
+            .await
+            .map_err(|e| Error::aws("CreateHealthCheck", e))?;
+        out.health_check.map(|h| h.id).ok_or_else(|| Error::Other("CreateHealthCheck returned no health check".into()))
+    }
+
+    /// The health check to attach to a record that had `own`: one `CLOUDWATCH_METRIC` check per
+    /// alarm, combined with `own` under a `CALCULATED` check when there is more than one.
+    async fn build(&self, candidate: Side, own: Option<&str>) -> Result<String> {
+        let g = group();
+        let own_name = own.unwrap_or("none");
+        let names: Vec<String> = self.alarms.iter().map(|a| crate::gates::substitute(a, candidate)).collect();
+        let build_err = |e: aws_smithy_types::error::operation::BuildError| Error::Other(format!("health check: {e}"));
+        let alarm_check = |name: &str| -> Result<HealthCheckConfig> {
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::CloudwatchMetric)
+                .alarm_identifier(
+                    AlarmIdentifier::builder()
+                        .region(CloudWatchRegion::from(self.region.as_str()))
+                        .name(name)
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .insufficient_data_health_status(InsufficientDataHealthStatus::LastKnownStatus)
+                .build()
+                .map_err(build_err)
+        };
+        if names.len() == 1 && own.is_none() {
+            return self.create(format!("{}a:{g}:none", self.prefix), alarm_check(&names[0])?).await;
+        }
+        let mut children = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            children.push(self.create(format!("{}c:{g}:{i}", self.prefix), alarm_check(name)?).await?);
+        }
+        children.extend(own.map(String::from));
+        let parent = HealthCheckConfig::builder()
+            .r#type(HealthCheckType::Calculated)
+            .set_child_health_checks(Some(children.clone()))
+            .health_threshold(children.len() as i32)
+            .build()
+            .map_err(build_err)?;
+        self.create(format!("{}a:{g}:{own_name}", self.prefix), parent).await
+    }
+
+    /// Attaches the net to `candidate`'s record on every Route53 route that does not carry it yet,
+    /// and deletes whatever an earlier run left unattached. Returns the health checks attached.
+    pub async fn attach(&self, traffic: &AwsTraffic, candidate: Side) -> Result<Vec<String>> {
+        let (ours, routes) = tokio::join!(self.ours(), traffic.read());
+        let (ours, routes) = (ours?, routes?);
+        let attached: BTreeSet<&str> = ours.iter().filter(|o| o.attached.is_some()).map(|o| o.id.as_str()).collect();
+        let mut fixes = Vec::new();
+        let mut ids = Vec::new();
+        for r in routes.iter().filter(|r| r.kind == RouteKind::Route53) {
+            match r.health_check_id(candidate) {
+                Some(id) if attached.contains(id) => ids.push(id.to_string()),
+                own => {
+                    let id = self.build(candidate, own).await?;
+                    fixes.push((r.index, candidate, Some(id.clone())));
+                    ids.push(id);
+                }
+            }
+        }
+        if !fixes.is_empty() {
+            traffic.set_health_checks(&fixes).await?;
+            tracing::info!(checks = ?ids, "safety net attached to the {candidate} records");
+        }
+        // What a crashed run left: attached to no record any more.
+        let in_use: BTreeSet<String> = routes
+            .iter()
+            .flat_map(|r| Side::ALL.map(|s| r.health_check_id(s).map(String::from)))
+            .flatten()
+            .chain(ids.iter().cloned())
+            .collect();
+        let stale: Vec<Ours> = ours.into_iter().filter(|o| o.attached.is_some() && !in_use.contains(&o.id)).collect();
+        if !stale.is_empty() {
+            self.delete(&stale, &[]).await;
+        }
+        Ok(ids)
+    }
+
+    /// Takes the net off every record (each gets back the health check it had before) and
+    /// deletes every health check this profile's runs created. Returns how many were deleted.
+    pub async fn remove(&self, traffic: &AwsTraffic) -> Result<usize> {
+        let ours = self.ours().await?;
+        if ours.is_empty() {
+            return Ok(0);
+        }
+        let routes = traffic.read().await?;
+        let fixes: Vec<(usize, Side, Option<String>)> = routes
+            .iter()
+            .filter(|r| r.kind == RouteKind::Route53)
+            .flat_map(|r| {
+                Side::ALL.into_iter().filter_map(|side| {
+                    let id = r.health_check_id(side)?;
+                    let own = ours.iter().find(|o| o.id == id)?.attached.clone()?;
+                    Some((r.index, side, own))
+                })
+            })
+            .collect();
+        if !fixes.is_empty() {
+            traffic.set_health_checks(&fixes).await?;
+        }
+        let (parents, children): (Vec<Ours>, Vec<Ours>) = ours.into_iter().partition(|o| o.attached.is_some());
+        Ok(self.delete(&parents, &children).await)
+    }
+
+    /// Deletes `parents`, then `children` (a child in use by a calculated check cannot go first).
+    async fn delete(&self, parents: &[Ours], children: &[Ours]) -> usize {
+        let mut deleted = 0;
+        for batch in [parents, children] {
+            for o in batch {
+                match self.client.delete_health_check().health_check_id(&o.id).send().await {
+                    Ok(_) => deleted += 1,
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_health_check()) => {}
+                    Err(e) => tracing::warn!(
+                        error = %Error::aws("DeleteHealthCheck", e),
+                        "could not delete the safety net's health check {}; the next run tries again",
+                        o.id
+                    ),
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Per Route53 route index, the side whose record carries the net and its health check.
+    pub async fn attached(&self, routes: &[crate::splitter::RouteLive]) -> Result<Vec<(usize, Side, String)>> {
+        let ours = self.ours().await?;
+        Ok(routes
+            .iter()
+            .filter(|r| r.kind == RouteKind::Route53)
+            .flat_map(|r| {
+                Side::ALL.into_iter().filter_map(|side| {
+                    let id = r.health_check_id(side)?;
+                    ours.iter().any(|o| o.id == id && o.attached.is_some()).then(|| (r.index, side, id.to_string()))
+                })
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_a_caller_reference_and_say_what_to_restore() {
+        let own = "abcdef01-2345-6789-abcd-ef0123456789";
+        let name = format!("cutover:{}:a:{}:{own}", fnv("a-rather-long-profile-name|z|r"), group());
+        assert!(name.len() <= 64, "{name} is {} characters", name.len());
+        assert_eq!(fnv("demo|a"), fnv("demo|a"));
+        assert_ne!(fnv("demo|a"), fnv("demo|b"));
+    }
+}
