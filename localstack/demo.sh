@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The demo: starts the local emulator, seeds the demo environment, and runs cutover against
-# profiles/demo.toml — validate, status, a shift to green, a rollback. Everything stays on
+# profiles/demo.toml — validate, status, a shift to green, a rollback, staged rollouts watched by
+# the observed split of the clients' requests. Everything stays on
 # 127.0.0.1; no AWS account is used.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . localstack/env.sh
 cutover=./target/debug/cutover
+
+# The demo's clients: requests counted by the load balancers, split as the weights say, until the
+# demo ends (at most 5 minutes). `status` and every rollout compare them with the weights.
+./target/debug/examples/seed traffic 300 &
+clients=$!
+trap 'kill $clients 2>/dev/null || true' EXIT
 
 step() { printf '\n\033[1m$ cutover %s\033[0m\n' "$*"; "$cutover" -p demo "$@"; }
 printf '\n\033[1m$ cutover discover --cluster demo\033[0m\n'; "$cutover" discover --cluster demo
@@ -16,7 +23,8 @@ step set green=25 --yes
 step status -o json
 step rollback --to blue --yes
 
-# A staged rollout: gates read before the first shift and every poll; each stage bakes 3s.
+# A staged rollout: gates read before the first shift and every poll; each stage bakes 3s once
+# the clients' observed split is the intended one ([observe]). The safety net rides along.
 step rollout
 step status
 step rollback --to blue --yes

@@ -37,6 +37,17 @@ async fn main() {
         return;
     }
 
+    // `seed traffic SECONDS`: the demo's clients. Every half second, for at most SECONDS, the
+    // requests they send are counted as the load balancers would count them (`RequestCount`):
+    // split by the live weights of the record and of the front listener.
+    if let [cmd, secs] = args.as_slice()
+        && cmd == "traffic"
+    {
+        let secs: u64 = secs.parse().unwrap_or(120).min(3600);
+        clients(&aws, std::time::Duration::from_secs(secs)).await;
+        return;
+    }
+
     // The two ingress ALBs, as the AWS Load Balancer Controller would have created them for the
     // blue and green namespaces of EKS cluster `demo`, and the front ALB that we own.
     let existing = aws.elb.describe_load_balancers().names(FRONT).send().await;
@@ -144,4 +155,45 @@ async fn main() {
     println!("  {PREVIEW} alias → {green_dns} (the candidate)");
     println!("  EKS cluster demo (namespaces blue and green, ingress myapp)");
     println!("  alarms demo-blue-5xx, demo-green-5xx in OK");
+}
+
+/// Requests of the demo's simulated clients, as the load balancers count them, until `run` has
+/// passed: 200 a tick through the record (to each side's ingress ALB by the record's weights) and
+/// 200 through the front ALB (to its target groups by the listener's weights).
+async fn clients(aws: &Aws, run: std::time::Duration) {
+    let lbs = aws
+        .elb
+        .describe_load_balancers()
+        .names("demo-blue-ingress")
+        .names("demo-green-ingress")
+        .names(FRONT)
+        .send()
+        .await
+        .expect("the demo is seeded (DescribeLoadBalancers)");
+    let arn = |name: &str| {
+        lbs.load_balancers()
+            .iter()
+            .find(|l| l.load_balancer_name() == Some(name))
+            .and_then(|l| l.load_balancer_arn())
+            .expect("a demo load balancer")
+            .to_string()
+    };
+    let (blue_ing, green_ing, front) = (arn("demo-blue-ingress"), arn("demo-green-ingress"), arn(FRONT));
+    let listener = aws.elb.describe_listeners().load_balancer_arn(&front).send().await.expect("DescribeListeners");
+    let listener = listener.listeners()[0].listener_arn().unwrap_or_default().to_string();
+    let zone = aws.zone(ZONE).await;
+    let share = |b: f64, g: f64, n: f64| if b + g > 0.0 { (n * b / (b + g), n * g / (b + g)) } else { (n / 2.0, n / 2.0) };
+    let until = std::time::Instant::now() + run;
+    while std::time::Instant::now() < until {
+        let (rb, rg) = (aws.weight(&zone, RECORD, "blue").await, aws.weight(&zone, RECORD, "green").await);
+        let (b, g) = share(rb as f64, rg as f64, 200.0);
+        aws.requests(&blue_ing, None, b.round()).await;
+        aws.requests(&green_ing, None, g.round()).await;
+        let fw = aws.forward_weights(&listener, None).await;
+        let (tb, tg) = (&fw[0], &fw[1]);
+        let (b, g) = share(f64::from(tb.1), f64::from(tg.1), 200.0);
+        aws.requests(&front, Some(&tb.0), b.round()).await;
+        aws.requests(&front, Some(&tg.0), g.round()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

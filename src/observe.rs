@@ -11,7 +11,6 @@
 //! one) and a gate's `min_requests` (enough traffic reached the candidate for "no data" to mean
 //! "no errors").
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
@@ -22,6 +21,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
 use crate::model::{Percent, Reading, Shares, Side, Verdict, fmt_pct};
+use crate::profile::Profile;
 use crate::splitter::{RequestSource, RouteLive, same_dns};
 
 /// The observation's label among gate readings.
@@ -285,9 +285,19 @@ pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance:
     Reading::new(OBSERVE, Verdict::Pass, format!("{}{blind_note}", seen.join("; ")))
 }
 
-/// Per route name, the observed shares (for `status`).
-pub fn shares_by_route(counted: &[Counted]) -> BTreeMap<String, Shares> {
-    counted.iter().filter_map(|c| Some((c.name.clone(), c.shares()?))).collect()
+/// How long every stage must bake for DNS: the longest TTL among the Route53 routes whose shift
+/// the observed split does not verify — every one without `[observe]`, and with it the records
+/// that are no alias to a load balancer (their requests cannot be counted). `[rollout] dns_ttl`
+/// says how long clients really keep an answer, where such a route exists.
+pub fn dns_floor(routes: &[RouteLive], profile: &Profile) -> Duration {
+    let observed = profile.observe.is_some();
+    let ttl = routes
+        .iter()
+        .filter(|r| !(observed && Side::ALL.iter().all(|s| r.request_source(*s).is_some())))
+        .filter_map(|r| r.dns_ttl())
+        .max()
+        .unwrap_or_default();
+    if ttl.is_zero() { ttl } else { profile.dns_ttl.unwrap_or(ttl) }
 }
 
 #[cfg(test)]

@@ -126,18 +126,6 @@ pub async fn gates_once(
     }
 }
 
-/// The longest DNS TTL among the Route53 routes whose shift the observed split does not verify:
-/// every route without `[observe]`, and with it the records that are no alias to a load
-/// balancer (their requests cannot be counted).
-pub fn dns_ttl(routes: &[crate::splitter::RouteLive], observed: bool) -> Duration {
-    routes
-        .iter()
-        .filter(|r| !(observed && Side::ALL.iter().all(|s| r.request_source(*s).is_some())))
-        .filter_map(|r| r.dns_ttl())
-        .max()
-        .unwrap_or_default()
-}
-
 /// The rollout is over (completed, rolled back, aborted): the safety net comes off every record,
 /// which gets back its own health check. A failure is a warning — traffic is where it should be
 /// — and the next run cleans up what is left.
@@ -170,9 +158,7 @@ pub async fn precheck(
     repoint: bool,
 ) -> Result<Checked> {
     let profile = &settings.profile;
-    let ttl = dns_ttl(&opening.routes, profile.observe.is_some());
-    // `[rollout] dns_ttl` says how long clients really cache, where the records' TTL binds.
-    opening.rules.dns_ttl = if ttl.is_zero() { ttl } else { profile.dns_ttl.unwrap_or(ttl) };
+    opening.rules.dns_ttl = crate::observe::dns_floor(&opening.routes, profile);
     let stale = crate::sides::check(&settings.sdk, profile, &opening.routes, &[opening.candidate]).await?;
     if !stale.is_empty() && !repoint {
         return Err(crate::sides::stale_error(&stale));

@@ -507,6 +507,7 @@ pub struct ValidateReport {
     /// Toward the side that is not live (green when traffic is split).
     pub candidate: Side,
     pub stages: Vec<StagePlan>,
+    /// Each stage's bake: `bake`, or the DNS TTL a Route53 stage must cover when longer.
     pub bake_secs: u64,
     pub poll_secs: f64,
     pub gates: Vec<GateReport>,
@@ -547,7 +548,7 @@ impl ValidateReport {
             routes: routes.iter().map(RouteReport::from).collect(),
             candidate,
             stages,
-            bake_secs: profile.rollout.bake.as_secs(),
+            bake_secs: profile.rollout.bake.max(crate::observe::dns_floor(routes, profile)).as_secs(),
             poll_secs: profile.rollout.poll.as_secs_f64(),
             gates: profile
                 .gates
