@@ -182,7 +182,8 @@ async fn clients(aws: &Aws, run: std::time::Duration) {
     let listener = aws.elb.describe_listeners().load_balancer_arn(&front).send().await.expect("DescribeListeners");
     let listener = listener.listeners()[0].listener_arn().unwrap_or_default().to_string();
     let zone = aws.zone(ZONE).await;
-    let share = |b: f64, g: f64, n: f64| if b + g > 0.0 { (n * b / (b + g), n * g / (b + g)) } else { (n / 2.0, n / 2.0) };
+    let share =
+        |b: f64, g: f64, n: f64| if b + g > 0.0 { (n * b / (b + g), n * g / (b + g)) } else { (n / 2.0, n / 2.0) };
     let until = std::time::Instant::now() + run;
     while std::time::Instant::now() < until {
         let (rb, rg) = (aws.weight(&zone, RECORD, "blue").await, aws.weight(&zone, RECORD, "green").await);

@@ -245,7 +245,8 @@ pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance:
             (Some(_), Some(_)) => match c.shares() {
                 Some(shares) => {
                     let got = shares.get(candidate);
-                    let line = format!("{}: {candidate} {}% observed, {}% intended", c.name, fmt_pct(got), fmt_pct(want));
+                    let line =
+                        format!("{}: {candidate} {}% observed, {}% intended", c.name, fmt_pct(got), fmt_pct(want));
                     if (got - want).abs() > tolerance {
                         lagging.push(line);
                     } else {
@@ -257,8 +258,7 @@ pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance:
             _ => blind.push(c.name.clone()),
         }
     }
-    let blind_note =
-        if blind.is_empty() { String::new() } else { format!(" (not observable: {})", blind.join(", ")) };
+    let blind_note = if blind.is_empty() { String::new() } else { format!(" (not observable: {})", blind.join(", ")) };
     if intended == Percent::ZERO {
         // Before the first shift there is no shift to verify: what is seen is said, nothing held.
         let seen: Vec<String> = seen.into_iter().chain(lagging).collect();

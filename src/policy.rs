@@ -138,8 +138,7 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
     }
     // Request counts (`[observe]`, which `status` shows too; a gate's `min_requests`) of a
     // Route53 route are read at the load balancer its alias points at, found by DNS name.
-    let counts_requests =
-        profile.observe.is_some() || !read_only && gates.iter().any(|g| g.min_requests.is_some());
+    let counts_requests = profile.observe.is_some() || !read_only && gates.iter().any(|g| g.min_requests.is_some());
     if counts_requests && !profile.route53.is_empty() {
         elb_reads.insert("elasticloadbalancing:DescribeLoadBalancers");
     }
@@ -181,17 +180,11 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
         }
     }
 
-    if !read_only {
-        if gates.iter().any(|g| matches!(g.kind, GateKind::Alarm { .. })) {
-            // DescribeAlarms has no resource-level permission; DescribeAlarmHistory returns a
-            // composite alarm's history only to a permission scoped to `*`, and whether a named
-            // alarm is composite is not in the profile.
-            s.push(stmt(
-                "GateAlarms",
-                &["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"],
-                vec!["*".into()],
-            ));
-        }
+    if !read_only && gates.iter().any(|g| matches!(g.kind, GateKind::Alarm { .. })) {
+        // DescribeAlarms has no resource-level permission; DescribeAlarmHistory returns a
+        // composite alarm's history only to a permission scoped to `*`, and whether a named alarm
+        // is composite is not in the profile.
+        s.push(stmt("GateAlarms", &["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"], vec!["*".into()]));
     }
     // Route53 health checks are read as their `AWS/Route53` `HealthCheckStatus` metric; request
     // counts as `AWS/ApplicationELB` `RequestCount`.

@@ -184,7 +184,8 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
 /// of requests was at most [`DRAINED_PERCENT`] — exit 4 when that does not happen in time.
 async fn drain(settings: &Settings, read: &[RouteLive], left: Side, wait: Option<Duration>) -> Result<Drain> {
     let written = (Instant::now(), SystemTime::now());
-    let dns_ttl_secs = read.iter().filter(|r| r.weights.get(left) > 0).filter_map(|r| r.dns_ttl()).max().map(|d| d.as_secs());
+    let dns_ttl_secs =
+        read.iter().filter(|r| r.weights.get(left) > 0).filter_map(|r| r.dns_ttl()).max().map(|d| d.as_secs());
     let mut drain = Drain { from: Some(left), dns_ttl_secs, ..Drain::default() };
     let (Some(timeout), Some(observe)) = (wait, settings.profile.observe) else {
         return Ok(drain);

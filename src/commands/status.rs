@@ -8,12 +8,12 @@ use crate::exit;
 use crate::model::{RouteKind, RouteView, Side, sole_side_of};
 use crate::observe::RequestCounts;
 use crate::report::{RolloutView, RouteReport, SafetyNetView, StatusReport};
-use crate::safety_net::SafetyNet;
 use crate::rollout::decide::Rules;
 use crate::rollout::ledger::{Ledger, RolloutState, Status};
 use crate::rollout::open::{Explained, Pending, explain};
 use crate::rollout::ports::Clock;
 use crate::rollout::position::{Position, locate};
+use crate::safety_net::SafetyNet;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings) -> Result<i32> {
@@ -65,7 +65,8 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             Err(e) => eprintln!("warning: cannot list the safety net's health checks: {e}"),
         }
     }
-    let report = StatusReport { profile: settings.profile.name.clone(), live: sole_side_of(&views), routes: reports, rollout };
+    let report =
+        StatusReport { profile: settings.profile.name.clone(), live: sole_side_of(&views), routes: reports, rollout };
     settings.print(&report)?;
     Ok(exit::OK)
 }

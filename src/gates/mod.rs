@@ -19,8 +19,8 @@ use crate::model::Side;
 /// The GetMetricData query id of the series a metric gate judges; profiles' metric ids may not use it.
 pub const RESULT_ID: &str = "cutover_gate";
 
-pub use crate::model::{Reading, Verdict, blocking};
 use crate::model::Percent;
+pub use crate::model::{Reading, Verdict, blocking};
 use crate::observe::{RequestCounts, judge};
 use crate::profile::{Gate, GateKind, MinRequests, Observe, Profile};
 pub use crate::rollout::ports::GateContext;
@@ -127,7 +127,8 @@ impl Gates {
             return reading;
         }
         if ctx.current_percent == Percent::ZERO {
-            let detail = format!("{}; no traffic has reached {} yet, so there is none to judge", reading.detail, ctx.candidate);
+            let detail =
+                format!("{}; no traffic has reached {} yet, so there is none to judge", reading.detail, ctx.candidate);
             return Reading::new(&reading.gate, Verdict::Pass, detail);
         }
         let Some(min) = min else { return reading };
@@ -150,7 +151,9 @@ impl Gates {
                 ),
             ),
             Ok(None) => reading,
-            Err(e) => Reading::no_data(&reading.gate, format!("{}; the request count is unreadable: {e}", reading.detail)),
+            Err(e) => {
+                Reading::no_data(&reading.gate, format!("{}; the request count is unreadable: {e}", reading.detail))
+            }
         }
     }
 
@@ -171,7 +174,9 @@ impl Gates {
         let counts = self.observe.is_some() || self.min_requests.iter().any(Option::is_some);
         if counts && !self.requests.can_count(candidate) {
             return Err(crate::error::Error::refused_hint(
-                format!("`[observe]` and `min_requests` count the {candidate} side's requests, and no route can count them"),
+                format!(
+                    "`[observe]` and `min_requests` count the {candidate} side's requests, and no route can count them"
+                ),
                 "requests are counted at an ALB route's target groups or at the load balancer a weighted alias record points at",
             ));
         }
@@ -190,7 +195,10 @@ impl Gates {
 impl crate::rollout::ports::Gates for Gates {
     async fn read(&self, ctx: &GateContext) -> Vec<Reading> {
         let gates = futures::future::join_all(
-            self.gates.iter().zip(&self.min_requests).map(async |(g, min)| self.silence(g.read(ctx).await, *min, ctx).await),
+            self.gates
+                .iter()
+                .zip(&self.min_requests)
+                .map(async |(g, min)| self.silence(g.read(ctx).await, *min, ctx).await),
         );
         let (mut readings, observed) = tokio::join!(gates, self.observation(ctx));
         readings.extend(observed);

@@ -884,7 +884,11 @@ impl RawProfile {
                     None => Duration::from_secs(60),
                 };
                 if window < Duration::from_secs(60) {
-                    return Err(bad_hint("observe.window", "must be at least 1m", "ALB request counts are reported per minute"));
+                    return Err(bad_hint(
+                        "observe.window",
+                        "must be at least 1m",
+                        "ALB request counts are reported per minute",
+                    ));
                 }
                 Some(Observe { tolerance, window })
             }
@@ -1064,6 +1068,35 @@ green = "green"
         .unwrap();
         assert_eq!(p.gates[0].name, "webhook#1");
         assert_eq!(p.gates[1].kind, GateKind::TargetHealth { min_healthy: 1.0 });
+    }
+
+    #[test]
+    fn observe_min_requests_and_the_safety_net_are_checked_where_they_are_written() {
+        let p = parse(&format!("{MIN}\n[observe]\n")).unwrap();
+        assert_eq!(p.observe, Some(Observe { tolerance: 5.0, window: Duration::from_secs(60) }));
+        let err = parse(&format!("{MIN}\n[observe]\ntolerance = 0\n")).unwrap_err();
+        assert!(err.contains("observe.tolerance") && err.contains("hint:"), "{err}");
+        let err = parse(&format!("{MIN}\n[observe]\nwindow = \"30s\"\n")).unwrap_err();
+        assert!(err.contains("observe.window") && err.contains("1m"), "{err}");
+
+        let alarm = "[[gate]]\ntype = \"alarm\"\nalarms = [\"a-{side}\"]\n";
+        let p = parse(&format!("{MIN}\n{alarm}min_requests = 50\n")).unwrap();
+        let want = MinRequests { count: 50, window: Duration::from_secs(300) };
+        assert_eq!(p.gates[0].min_requests, Some(want));
+        let err = parse(&format!("{MIN}\n{alarm}min_requests = 0\n")).unwrap_err();
+        assert!(err.contains("gate[0].min_requests"), "{err}");
+        // Only gates that can read "no data" take it.
+        let err = parse(&format!("{MIN}\n[[gate]]\ntype = \"target-health\"\nmin_requests = 5\n")).unwrap_err();
+        assert!(err.contains("gate[0]") && err.contains("min_requests"), "{err}");
+
+        let err = parse(&format!("{MIN}\n[rollout]\nsafety_net = true\n")).unwrap_err();
+        assert!(err.contains("rollout.safety_net") && err.contains("alarm gate"), "{err}");
+        let alb = "[[alb]]\nlistener = \"front:80\"\nblue = \"a\"\ngreen = \"b\"\n";
+        let err = parse(&format!("{alb}[rollout]\nsafety_net = true\n{alarm}")).unwrap_err();
+        assert!(err.contains("rollout.safety_net") && err.contains("[[route53]]"), "{err}");
+        let p = parse(&format!("{MIN}\n[rollout]\nsafety_net = true\ndns_ttl = \"5s\"\n{alarm}")).unwrap();
+        assert!(p.safety_net);
+        assert_eq!(p.dns_ttl, Some(Duration::from_secs(5)));
     }
 
     #[test]

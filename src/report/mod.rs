@@ -73,7 +73,7 @@ impl fmt::Display for RouteReport {
             None => {}
         }
         if let Some(o) = self.observed {
-            write!(f, "\n          observed: {o} of requests")?;
+            write!(f, "\n          observed: {o} of requests (the last [observe] window)")?;
         }
         if let Some(n) = &self.safety_net {
             write!(f, "\n          safety net: health check {} on the {} record", n.health_check_id, n.side)?;

@@ -30,7 +30,15 @@ impl<W: Write> PlainReporter<W> {
 #[derive(Default)]
 struct Seen {
     gates: Vec<(String, Verdict, String)>,
-    held: Vec<(String, Verdict, String)>,
+    /// The stage a hold was last said for, until the stage bakes or moves.
+    held: Option<usize>,
+}
+
+/// What makes a reading worth a new line: its verdict and detail — for the observed split, whose
+/// shares move every poll, its verdict only.
+fn said(r: &crate::model::Reading) -> (String, Verdict, String) {
+    let detail = if r.gate == crate::observe::OBSERVE { String::new() } else { r.detail.clone() };
+    (r.gate.clone(), r.verdict, detail)
 }
 
 /// The text line of an event, or `None` when it is not worth a line.
@@ -57,8 +65,7 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
             s
         }
         Event::GatesRead { stage, readings, fails } => {
-            let now: Vec<(String, Verdict, String)> =
-                readings.iter().map(|r| (r.gate.clone(), r.verdict, r.detail.clone())).collect();
+            let now: Vec<(String, Verdict, String)> = readings.iter().map(said).collect();
             if now == *last_gates {
                 return None;
             }
@@ -77,18 +84,21 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
             }
             format!("gates {where_}: {}", parts.join("; "))
         }
-        Event::Baking { .. } => return None,
+        Event::Baking { .. } => {
+            *last_held = None;
+            return None;
+        }
         Event::Held { stage, reason, left } => {
-            // Once per reason, not every poll.
-            let key = vec![(format!("held:{stage}"), Verdict::Wait, reason.clone())];
-            if *last_held == key {
+            // Once when a hold begins, not every poll: the gate lines say what changes.
+            if *last_held == Some(*stage) {
                 return None;
             }
-            *last_held = key;
+            *last_held = Some(*stage);
             let where_ = if *stage == 0 { "before the first shift".to_string() } else { format!("at stage {stage}") };
             format!("held {where_} (max_hold in {}s): {reason}", left.as_secs())
         }
         Event::StageApplied { stage, stages, side, percent, routes, .. } => {
+            *last_held = None;
             let w: Vec<String> =
                 routes.iter().map(|r| format!("{} {}:{}", r.name, r.weights.blue, r.weights.green)).collect();
             format!("stage {stage}/{stages}: {side} {percent}% applied ({})", w.join(", "))
@@ -176,8 +186,18 @@ impl Sink for ProgressReporter {
     fn event(&mut self, event: &Event) {
         match event {
             Event::GatesRead { readings, .. } => {
-                self.gates =
-                    readings.iter().map(|r| format!("{} {}", r.gate, r.verdict)).collect::<Vec<_>>().join(" · ");
+                // The observed split is shown with its shares: it is what the live line is for.
+                self.gates = readings
+                    .iter()
+                    .map(|r| {
+                        if r.gate == crate::observe::OBSERVE {
+                            format!("{} {} ({})", r.gate, r.verdict, r.detail)
+                        } else {
+                            format!("{} {}", r.gate, r.verdict)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" · ");
             }
             Event::Baking { stage, remaining } => {
                 self.stage = format!("stage {stage}: baking, {}s left", remaining.as_secs());

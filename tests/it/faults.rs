@@ -137,7 +137,8 @@ fn aws_latency(seed: u64) -> Config {
     }
 }
 
-const RACE_ROLLOUT: &str = "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
+const RACE_ROLLOUT: &str =
+    "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
 
 /// One lane of races: a rollout, and `rollback` fired at one of its first writes while it is in
 /// flight, at a seeded moment. Returns how many of the rollout's writes toward green landed after
@@ -239,7 +240,8 @@ async fn storm(seed: u64) -> (usize, usize) {
         alarm.replace("green", "{side}")
     );
     rig.w.aws.alarm(&alarm.replace("green", "blue")).await;
-    let rollout = "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"100ms\"\nmax_hold = \"2m\"\ndns_ttl = \"0s\"\n";
+    let rollout =
+        "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"100ms\"\nmax_hold = \"2m\"\ndns_ttl = \"0s\"\n";
     rig.profile("storm", rollout, &gates, "30s");
     let proxy = proxy(Config {
         seed,
@@ -274,7 +276,8 @@ async fn kill_lane(lane: u64, kills: u64) {
     // Some calls throttled: a route's write then waits out the SDK's backoff while the other
     // route's has landed — the window in which a kill leaves the routes at two stages.
     let proxy = proxy(Config { throttle: 0.15, ..aws_latency(100 + lane) });
-    let rollout = "[rollout]\nstages = [10, 50, 100]\nbake = \"100ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
+    let rollout =
+        "[rollout]\nstages = [10, 50, 100]\nbake = \"100ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
     let written = [(100, 0), (90, 10), (50, 50), (0, 100)];
     for kill in 0..kills {
         let seed = lane * 1000 + kill;

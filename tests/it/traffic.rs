@@ -163,7 +163,14 @@ async fn a_stage_whose_observed_share_lags_holds_its_bake_and_proceeds_once_it_c
 }
 
 /// Writes `blue`/`green` requests every 100 ms until `child` exits (at most `secs`).
-async fn serve_until_exit(w: &World, f: &Front, child: std::process::Child, secs: u64, blue: f64, green: f64) -> (i32, String, String) {
+async fn serve_until_exit(
+    w: &World,
+    f: &Front,
+    child: std::process::Child,
+    secs: u64,
+    blue: f64,
+    green: f64,
+) -> (i32, String, String) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut child = child;
     while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
@@ -225,6 +232,20 @@ async fn rollback_wait_returns_once_the_candidate_has_drained_and_is_refused_wit
     assert!(doc["drain"]["drained_after_secs"].as_f64().is_some(), "{out}");
     assert!(doc["drain"]["observed_percent"].as_f64().unwrap() <= 1.0, "{out}");
     assert_eq!(f.weights(&w).await, (100, 0));
+
+    // Clients that do not follow (pinned connections, DNS cached past its TTL): a human must look.
+    expect(w.cutover().args(["-p", "svc", "set", "green=50", "--no-gates"]), 0);
+    let child = w
+        .std_cutover()
+        .args(["-p", "svc", "rollback", "--to", "blue", "--wait", "--wait-timeout", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out, err) = serve_until_exit(&w, &f, child, 30, 500.0, 500.0).await;
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("clients had not left green 1s after the rollback"), "{err}");
+    assert_eq!(f.weights(&w).await, (100, 0), "traffic is configured on blue all the same");
 }
 
 /// A weighted pair in a new zone: CNAMEs with `ttl` (no alias), or aliases to two load balancers
@@ -272,7 +293,10 @@ impl Records {
     }
 
     async fn weights(&self, w: &World) -> (i64, i64) {
-        (w.aws.weight(&self.zone_id, &self.record, "blue").await, w.aws.weight(&self.zone_id, &self.record, "green").await)
+        (
+            w.aws.weight(&self.zone_id, &self.record, "blue").await,
+            w.aws.weight(&self.zone_id, &self.record, "green").await,
+        )
     }
 
     /// Requests each side's load balancer counted this minute.
