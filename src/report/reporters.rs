@@ -98,7 +98,9 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
             format!("held {where_} (max_hold in {}s): {reason}", left.as_secs())
         }
         Event::StageApplied { stage, stages, side, percent, routes, .. } => {
+            // A new stage: its first reading is said whatever the last one was.
             *last_held = None;
+            last_gates.clear();
             let w: Vec<String> =
                 routes.iter().map(|r| format!("{} {}:{}", r.name, r.weights.blue, r.weights.green)).collect();
             format!("stage {stage}/{stages}: {side} {percent}% applied ({})", w.join(", "))
