@@ -24,6 +24,9 @@ struct Rig {
     green_tg: String,
     pair: Pair,
     table: String,
+    /// The front ALB and the (blue, green) ingress ALBs the alias pair points at.
+    front: String,
+    ingress: (String, String),
 }
 
 impl Rig {
@@ -40,7 +43,7 @@ impl Rig {
         w.aws.listener(&green_lb, 80, Aws::forward(&[(&green_tg, 1)], None), &[]).await;
         let pair = Pair::new(&w, (100, 0), (&blue_dns, &green_dns), &lb_zone).await;
         let table = unique("faults-");
-        let rig = Rig { w, listener, blue_tg, green_tg, pair, table };
+        let rig = Rig { w, listener, blue_tg, green_tg, pair, table, front, ingress: (blue_lb, green_lb) };
         rig.profile("init", "", "", "30s");
         expect(rig.w.cutover().args(["-p", "init", "state", "init"]), 0);
         rig
@@ -267,6 +270,78 @@ async fn a_rollout_completes_through_a_throttle_storm() {
         eprintln!("seed {seed}: {throttled} of {calls} calls throttled");
         assert!(*throttled * 10 >= *calls * 4, "seed {seed}: the storm throttled {throttled} of {calls}");
     }
+}
+
+/// The clients, as the load balancers count them: 200 requests through each route every 100 ms,
+/// split by its live weights (read around the proxy), until `child` exits. Returns its exit and
+/// every health check seen on the records meanwhile.
+async fn clients(rig: &Rig, child: std::process::Child, secs: u64) -> ((i32, String, String), Vec<String>) {
+    let mut child = child;
+    let mut checks = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let split = |b: i64, g: i64| {
+        let t = (b + g).max(1) as f64;
+        (200.0 * b as f64 / t, 200.0 * g as f64 / t)
+    };
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        let (ab, ag, rb, rg) = rig.weights().await;
+        let aws = &rig.w.aws;
+        let (b, g) = split(rb, rg);
+        aws.requests(&rig.ingress.0, None, b).await;
+        aws.requests(&rig.ingress.1, None, g).await;
+        let (b, g) = split(ab, ag);
+        aws.requests(&rig.front, Some(&rig.blue_tg), b).await;
+        aws.requests(&rig.front, Some(&rig.green_tg), g).await;
+        for side in ["blue", "green"] {
+            if let Some(id) = aws.record_health_check(&rig.pair.zone_id, &rig.pair.record, side).await
+                && !checks.contains(&id)
+            {
+                checks.push(id);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (finish(child, 30).await, checks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and_throttling() {
+    let rig = Rig::new().await;
+    let alarm = unique("seen-green-");
+    rig.w.aws.alarm(&alarm).await;
+    rig.w.aws.alarm(&alarm.replace("green", "blue")).await;
+    // Both routes can be observed, so no stage waits for the records' DNS TTL: the clients' own
+    // split says when a shift has happened.
+    let rollout =
+        "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"100ms\"\nmax_hold = \"1m\"\nsafety_net = true\n";
+    let extra = format!(
+        "[[gate]]\ntype = \"alarm\"\nalarms = [\"{}\"]\n[observe]\ntolerance = 5\n",
+        alarm.replace("green", "{side}")
+    );
+    rig.profile("seen", rollout, &extra, "30s");
+    let mut config = aws_latency(21);
+    config.throttle = 0.2;
+    let proxy = proxy(config);
+    let child = rig.cutover(&proxy).args(["-p", "seen", "-o", "json", "rollout"]).spawn().unwrap();
+    let ((code, out, err), checks) = clients(&rig, child, 120).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(rig.weights().await, (0, 100, 0, 100));
+    assert!(err.contains("observe PASS") && err.contains("% observed, 50% intended"), "{err}");
+    assert!(!err.contains("the records' DNS TTL"), "observed routes bake `bake` only: {err}");
+    // The net rode on the green record during the rollout, and is gone: off the records, deleted.
+    assert!(!checks.is_empty(), "no health check was seen on the green record during the rollout");
+    let left: Vec<String> = rig.w.aws.health_checks().await.into_iter().map(|(id, _)| id).collect();
+    for id in &checks {
+        assert!(!left.contains(id), "health check {id} was left behind");
+    }
+    for side in ["blue", "green"] {
+        assert_eq!(rig.w.aws.record_health_check(&rig.pair.zone_id, &rig.pair.record, side).await, None);
+    }
+    let calls = proxy.calls();
+    let throttled = calls.iter().filter(|c| c.fault == Some("throttling")).count();
+    let counted = calls.iter().filter(|c| c.operation == "GetMetricData").count();
+    eprintln!("{throttled} of {} calls throttled; {counted} GetMetricData calls", calls.len());
+    assert!(throttled > 0, "the proxy throttled nothing");
 }
 
 /// One lane of kills: a rollout killed with SIGKILL at a seeded moment; every route must hold a
