@@ -511,6 +511,9 @@ pub struct ValidateReport {
     pub bake_secs: u64,
     pub poll_secs: f64,
     pub gates: Vec<GateReport>,
+    /// `[observe]`: the tolerance, in percentage points, of the observed split.
+    pub observe_tolerance: Option<f64>,
+    pub safety_net: bool,
     pub state_table: Option<String>,
     pub sns_topic_arn: Option<String>,
 }
@@ -555,6 +558,8 @@ impl ValidateReport {
                 .iter()
                 .map(|g| GateReport { name: g.name.clone(), kind: g.kind.type_name() })
                 .collect(),
+            observe_tolerance: profile.observe.map(|o| o.tolerance),
+            safety_net: profile.safety_net,
             state_table: profile.state.as_ref().map(|s| s.table.clone()),
             sns_topic_arn: profile.notify.sns_topic_arn.clone(),
         }
@@ -600,6 +605,16 @@ impl fmt::Display for ValidateReport {
                 f,
                 "gates: {}",
                 self.gates.iter().map(|g| format!("{} ({})", g.name, g.kind)).collect::<Vec<_>>().join(", ")
+            )?;
+        }
+        if let Some(t) = self.observe_tolerance {
+            writeln!(f, "observed split: a stage bakes once every route's observed share is within ±{t} points")?;
+        }
+        if self.safety_net {
+            writeln!(
+                f,
+                "safety net: the {} records carry a Route53 health check on the alarm gates' alarms while a rollout runs",
+                self.candidate
             )?;
         }
         if let Some(t) = &self.state_table {
