@@ -30,6 +30,7 @@ use crate::splitter::AwsTraffic;
 /// The safety net of one profile.
 pub struct SafetyNet {
     client: Client,
+    cw: aws_sdk_cloudwatch::Client,
     /// `cutover:<profile key>:`, the prefix of every health check this profile's runs create.
     prefix: String,
     /// The alarm gates' alarms, `{side}` not yet replaced.
@@ -89,10 +90,36 @@ impl SafetyNet {
         let region = sdk.region().map(|r| r.to_string()).or(profile.region.clone()).unwrap_or_default();
         Some(SafetyNet {
             client: crate::client!(aws_sdk_route53, sdk),
+            cw: crate::client!(aws_sdk_cloudwatch, sdk),
             prefix: format!("cutover:{}:", key(profile)),
             alarms,
             region,
         })
+    }
+
+    /// Refuses (exit 2) alarms a Route53 health check cannot watch: composite alarms (Route53
+    /// supports metric alarms on standard-resolution metrics only). Writes nothing.
+    pub async fn preflight(&self, candidate: Side) -> Result<()> {
+        let names: Vec<String> = self.alarms.iter().map(|a| crate::gates::substitute(a, candidate)).collect();
+        let out = self
+            .cw
+            .describe_alarms()
+            .set_alarm_names(Some(names))
+            .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DescribeAlarms", e))?;
+        let composite: Vec<String> = out.composite_alarms().iter().filter_map(|a| a.alarm_name.clone()).collect();
+        if composite.is_empty() {
+            return Ok(());
+        }
+        Err(Error::refused_hint(
+            format!(
+                "`[rollout] safety_net` cannot watch composite alarm(s) {}: a Route53 health check watches metric alarms only",
+                composite.join(", ")
+            ),
+            "name the composite alarm's metric alarms in the alarm gate, or drop `safety_net`",
+        ))
     }
 
     /// Every health check this profile's runs created, as ListHealthChecks pages them.
@@ -278,7 +305,52 @@ impl SafetyNet {
 
 #[cfg(test)]
 mod tests {
+    //! The composite-alarm refusal cannot run on the emulator (moto lists composite alarms among
+    //! the metric alarms): it is pinned with the real API's answer shape, replayed through the SDK.
+
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_sdk_cloudwatch::types::CompositeAlarm;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+
     use super::*;
+
+    fn net(composite: Option<&'static str>) -> SafetyNet {
+        let rule = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_output(move || {
+            let out = DescribeAlarmsOutput::builder();
+            match composite {
+                Some(name) => out.composite_alarms(CompositeAlarm::builder().alarm_name(name).build()).build(),
+                None => out.build(),
+            }
+        });
+        let cw = aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudwatch::config::Region::new("us-west-2"))
+            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("a", "b", None, None, "replay"))
+            .http_client(create_mock_http_client())
+            .interceptor(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(&rule))
+            .build();
+        let r53 = aws_sdk_route53::Config::builder()
+            .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+            .region(aws_sdk_route53::config::Region::new("us-west-2"))
+            .http_client(create_mock_http_client())
+            .build();
+        SafetyNet {
+            client: Client::from_conf(r53),
+            cw: aws_sdk_cloudwatch::Client::from_conf(cw),
+            prefix: "cutover:00000000:".into(),
+            alarms: vec!["app-{side}-errors".into()],
+            region: "us-west-2".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_composite_alarm_cannot_back_the_net_and_is_refused_before_any_write() {
+        let err = net(Some("app-green-errors")).preflight(Side::Green).await.unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::USAGE, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("composite alarm(s) app-green-errors") && text.contains("hint:"), "{text}");
+        net(None).preflight(Side::Green).await.unwrap();
+    }
 
     #[test]
     fn names_fit_a_caller_reference_and_say_what_to_restore() {

@@ -165,6 +165,9 @@ pub async fn precheck(
     }
     let gates = crate::gates::Gates::new(&settings.sdk, profile, &opening.routes);
     gates.preflight(opening.candidate).await?;
+    if let Some(net) = crate::safety_net::SafetyNet::of(&settings.sdk, profile) {
+        net.preflight(opening.candidate).await?;
+    }
     Ok(Checked { gates, stale })
 }
 
