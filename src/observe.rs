@@ -57,6 +57,17 @@ impl Counted {
     }
 }
 
+/// Each series once (two routes may count at one load balancer), in the order first seen.
+fn distinct<'a>(series: impl Iterator<Item = &'a Series>) -> Vec<&'a Series> {
+    let mut unique: Vec<&Series> = Vec::new();
+    for s in series {
+        if !unique.contains(&s) {
+            unique.push(s);
+        }
+    }
+    unique
+}
+
 /// Reads request counts of every route's sides.
 pub struct RequestCounts {
     cw: Client,
@@ -130,12 +141,7 @@ impl RequestCounts {
     /// `not_before`, the start of the stage).
     pub async fn read(&self, window: Duration, not_before: Option<SystemTime>) -> Result<Vec<Counted>> {
         let series = self.series().await?;
-        let mut unique: Vec<&Series> = Vec::new();
-        for s in series.iter().flatten().flatten() {
-            if !unique.contains(&s) {
-                unique.push(s);
-            }
-        }
+        let unique = distinct(series.iter().flatten().flatten());
         let sums = self.sums(&unique, window, not_before).await?;
         let sum_of = |s: &Option<Series>| s.as_ref().map(|s| sums[unique.iter().position(|u| *u == s).unwrap_or(0)]);
         Ok(self
@@ -150,12 +156,7 @@ impl RequestCounts {
     /// series counted once; `None` when no route can count that side.
     pub async fn total(&self, side: Side, window: Duration, not_before: Option<SystemTime>) -> Result<Option<f64>> {
         let series = self.series().await?;
-        let mut unique: Vec<&Series> = Vec::new();
-        for s in series.iter().filter_map(|s| s[idx(side)].as_ref()) {
-            if !unique.contains(&s) {
-                unique.push(s);
-            }
-        }
+        let unique = distinct(series.iter().filter_map(|s| s[idx(side)].as_ref()));
         if unique.is_empty() {
             return Ok(None);
         }

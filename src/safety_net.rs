@@ -225,7 +225,7 @@ impl SafetyNet {
             }
         }
         if !fixes.is_empty() {
-            traffic.set_health_checks(&fixes).await?;
+            traffic.set_health_checks(&routes, &fixes).await?;
             tracing::info!(checks = ?ids, "safety net attached to the {candidate} records");
         }
         // What a crashed run left: attached to no record any more.
@@ -262,7 +262,7 @@ impl SafetyNet {
             })
             .collect();
         if !fixes.is_empty() {
-            traffic.set_health_checks(&fixes).await?;
+            traffic.set_health_checks(&routes, &fixes).await?;
         }
         let (parents, children): (Vec<Ours>, Vec<Ours>) = ours.into_iter().partition(|o| o.attached.is_some());
         Ok(self.delete(&parents, &children).await)

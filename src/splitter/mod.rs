@@ -328,10 +328,9 @@ impl AwsTraffic {
         self.apply(&changes, None).await.map(|_| ())
     }
 
-    /// Sets the health check of a side's record set on Route53 routes (the safety net); weights
-    /// unchanged. `fixes`: (route index, side, health check id or none).
-    pub async fn set_health_checks(&self, fixes: &[(usize, Side, Option<String>)]) -> Result<()> {
-        let routes = self.read().await?;
+    /// Sets the health check of a side's record set on Route53 routes (the safety net), from the
+    /// routes just read; weights unchanged. `fixes`: (route index, side, health check id or none).
+    pub async fn set_health_checks(&self, routes: &[RouteLive], fixes: &[(usize, Side, Option<String>)]) -> Result<()> {
         let changes: Vec<RouteChange> = routes
             .iter()
             .filter(|r| r.kind == RouteKind::Route53)

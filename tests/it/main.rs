@@ -136,9 +136,7 @@ pub struct Pair {
 
 impl Pair {
     pub async fn new(w: &World, (blue, green): (i64, i64), (blue_dns, green_dns): (&str, &str), lb_zone: &str) -> Pair {
-        let zone = format!("{}.test.", emulator::unique("z"));
-        let zone_id = w.aws.zone(&zone).await;
-        let record = format!("api.{zone}");
+        let Pair { zone, zone_id, record } = Pair::zone(w).await;
         w.aws
             .upsert(
                 &zone_id,
@@ -148,6 +146,14 @@ impl Pair {
                 ],
             )
             .await;
+        Pair { zone, zone_id, record }
+    }
+
+    /// A new hosted zone and the name of the pair's record in it; no record sets yet.
+    pub async fn zone(w: &World) -> Pair {
+        let zone = format!("{}.test.", emulator::unique("z"));
+        let zone_id = w.aws.zone(&zone).await;
+        let record = format!("api.{zone}");
         Pair { zone, zone_id, record }
     }
 

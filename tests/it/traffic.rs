@@ -260,9 +260,7 @@ struct Records {
 
 impl Records {
     async fn cname(w: &World, ttl: i64) -> Records {
-        let zone = format!("{}.test.", unique("d"));
-        let zone_id = w.aws.zone(&zone).await;
-        let record = format!("api.{zone}");
+        let crate::Pair { zone, zone_id, record } = crate::Pair::zone(w).await;
         w.aws
             .upsert(
                 &zone_id,
