@@ -26,11 +26,37 @@ pub fn run(cli: Cli) -> i32 {
             eprintln!("error: {e}");
             if output == OutputFormat::Json {
                 let doc = serde_json::json!({ "error": { "message": e.to_string(), "exit_code": code } });
-                println!("{doc}");
+                crate::report::out(format!("{doc}\n"));
             }
             code
         }
     }
+}
+
+/// A command line clap refused (or `--help`, `--version`): said on stderr as clap says it, and
+/// — when the arguments ask for `-o json` — as the documented `{"error": …}` document on stdout,
+/// so a pipeline that parses stdout learns what went wrong. Returns the exit code (2; 0 for help).
+pub fn usage_error(e: clap::Error, args: impl IntoIterator<Item = String>) -> i32 {
+    use clap::error::ErrorKind;
+    let code = e.exit_code();
+    let _ = e.print();
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !informational && wants_json(args) {
+        let text = e.render().to_string();
+        let message = text.lines().next().unwrap_or_default().trim_start_matches("error: ").trim().to_string();
+        let doc = serde_json::json!({ "error": { "message": message, "exit_code": code } });
+        crate::report::out(format!("{doc}\n"));
+    }
+    code
+}
+
+/// Whether a command line asks for `-o json` (`-o json`, `-ojson`, `--output json`, `--output=json`).
+fn wants_json(args: impl IntoIterator<Item = String>) -> bool {
+    let args: Vec<String> = args.into_iter().collect();
+    args.iter().enumerate().any(|(i, a)| {
+        let next = args.get(i + 1).map(String::as_str);
+        a == "-ojson" || a == "--output=json" || ((a == "-o" || a == "--output") && next == Some("json"))
+    })
 }
 
 fn init_logging(verbose: u8, format: LogFormat) {
@@ -49,7 +75,27 @@ fn init_logging(verbose: u8, format: LogFormat) {
     };
 }
 
+/// `completions SHELL` and `man`: generated from the parser's own definition; need no profile.
+fn generated(command: &Command) -> Option<Result<i32>> {
+    use clap::CommandFactory;
+    let mut buf: Vec<u8> = Vec::new();
+    match command {
+        Command::Completions { shell } => clap_complete::generate(*shell, &mut Cli::command(), "cutover", &mut buf),
+        Command::Man => {
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut buf) {
+                return Some(Err(crate::error::Error::Other(format!("cannot render the man page: {e}"))));
+            }
+        }
+        _ => return None,
+    }
+    crate::report::out(String::from_utf8_lossy(&buf));
+    Some(Ok(exit::OK))
+}
+
 async fn dispatch(cli: Cli) -> Result<i32> {
+    if let Some(done) = generated(&cli.command) {
+        return done;
+    }
     if let Command::Discover { cluster, namespace, ingress, write_profile } = &cli.command {
         return commands::discover::run(
             cli.output,
@@ -93,6 +139,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::History { limit } => commands::history::run(s, *limit).await,
         Command::IamPolicy { read_only } => commands::iam_policy::run(s, *read_only).await,
         Command::State { command: StateCommand::Init { dry_run } } => commands::state_init::run(s, *dry_run).await,
-        Command::Discover { .. } => unreachable!("handled before a profile is read"),
+        Command::Discover { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before a profile is read")
+        }
     }
 }

@@ -37,7 +37,7 @@ pub struct Settings {
 impl Settings {
     /// Reads the profile and the AWS configuration.
     pub async fn resolve(cli: &Cli) -> Result<Settings> {
-        let source = ProfileSource { dir: cli.profiles_dir.clone() };
+        let source = ProfileSource::new(cli.profiles_dir.clone());
         let path = source.locate(cli.profile.as_deref())?;
         let profile = Profile::load(&path)?;
         let sdk = crate::aws::load(profile.region.as_deref(), Some(&path)).await?;
@@ -83,20 +83,15 @@ impl Settings {
 
     /// Prints a command's result on stdout: text, or one JSON document.
     pub fn print<T: std::fmt::Display + Serialize>(&self, report: &T) -> Result<()> {
-        let mut out = std::io::stdout().lock();
-        let written = match self.output {
-            OutputFormat::Text => write!(out, "{report}"),
-            OutputFormat::Json => serde_json::to_writer_pretty(&mut out, report)
-                .map_err(std::io::Error::other)
-                .and_then(|_| writeln!(out)),
-        };
-        // A closed stdout (`| head`) is not worth failing a traffic change over.
-        match written {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                Err(Error::Other(format!("cannot write the result: {e}")))
+        match self.output {
+            OutputFormat::Text => crate::report::out(report),
+            OutputFormat::Json => {
+                let doc = serde_json::to_string_pretty(report)
+                    .map_err(|e| Error::Other(format!("cannot render the result: {e}")))?;
+                crate::report::out(format!("{doc}\n"));
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     /// Asks a person at a terminal; `true` without asking when nobody is there or `--yes`.

@@ -25,8 +25,10 @@ pub async fn run(
         eprintln!("wrote {}", path.display());
     }
     match output {
-        OutputFormat::Text => print!("{found}"),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default()),
+        OutputFormat::Text => crate::report::out(&found),
+        OutputFormat::Json => {
+            crate::report::out(format!("{}\n", serde_json::to_string_pretty(&found).unwrap_or_default()))
+        }
     }
     Ok(exit::OK)
 }

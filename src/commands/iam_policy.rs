@@ -9,6 +9,6 @@ pub async fn run(settings: &Settings, read_only: bool) -> Result<i32> {
     let region = settings.sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "*".into());
     let account = crate::state::account(&settings.sdk).await.unwrap_or_else(|| "*".into());
     let policy = crate::policy::policy(&settings.profile, &region, &account, read_only);
-    println!("{policy}");
+    crate::report::out(policy);
     Ok(exit::OK)
 }

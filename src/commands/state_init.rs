@@ -17,18 +17,24 @@ pub async fn run(settings: &Settings, dry_run: bool) -> Result<i32> {
         let exists = store.exists().await?;
         let doc = serde_json::json!({ "table": cfg.table, "created": false, "dry_run": true, "exists": exists });
         match settings.output {
-            OutputFormat::Json => println!("{doc}"),
-            OutputFormat::Text if exists => println!("state table {} already exists (dry run)", cfg.table),
-            OutputFormat::Text => println!("would create state table {} (pk S, sk S, on-demand)", cfg.table),
+            OutputFormat::Json => crate::report::out(format!("{doc}\n")),
+            OutputFormat::Text if exists => {
+                crate::report::out(format!("state table {} already exists (dry run)\n", cfg.table))
+            }
+            OutputFormat::Text => {
+                crate::report::out(format!("would create state table {} (pk S, sk S, on-demand)\n", cfg.table))
+            }
         }
         return Ok(exit::OK);
     }
     let created = store.init().await?;
     let doc = serde_json::json!({ "table": cfg.table, "created": created });
     match settings.output {
-        OutputFormat::Json => println!("{doc}"),
-        OutputFormat::Text if created => println!("created state table {} (pk S, sk S, on-demand)", cfg.table),
-        OutputFormat::Text => println!("state table {} already exists", cfg.table),
+        OutputFormat::Json => crate::report::out(format!("{doc}\n")),
+        OutputFormat::Text if created => {
+            crate::report::out(format!("created state table {} (pk S, sk S, on-demand)\n", cfg.table))
+        }
+        OutputFormat::Text => crate::report::out(format!("state table {} already exists\n", cfg.table)),
     }
     Ok(exit::OK)
 }

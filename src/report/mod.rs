@@ -17,6 +17,18 @@ use crate::weights::choose_weights;
 
 pub use crate::model::Shares;
 
+/// Writes `text` to stdout. A closed stdout (`| head -1`) ends the output quietly: the reader has
+/// what it wanted, and a traffic change is never failed over it.
+pub fn out(text: impl fmt::Display) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = write!(stdout, "{text}").and_then(|()| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write the result: {e}");
+    }
+}
+
 /// One route's split.
 #[derive(Clone, Debug, Serialize)]
 pub struct RouteReport {
