@@ -9,15 +9,21 @@ use crate::model::Side;
 /// Blue/green traffic cutover on AWS: weighted Route53 records and ALB target-group weights,
 /// shifted in stages, gated on health, rolled back in seconds.
 #[derive(Debug, Parser)]
-#[command(name = "cutover", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "cutover",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CUTOVER_COMMIT"), ", built ", env!("CUTOVER_BUILD_DATE"), ")"),
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Profile name (looked up in the profiles folder) or path to a profile file.
     #[arg(short = 'p', long, env = "CUTOVER_PROFILE", global = true, value_name = "NAME|PATH")]
     pub profile: Option<String>,
 
-    /// Folder of profiles named without a path.
-    #[arg(long, env = "CUTOVER_PROFILES_DIR", default_value = "profiles", global = true, value_name = "DIR")]
-    pub profiles_dir: PathBuf,
+    /// Folder of profiles named without a path [default: ./profiles, then
+    /// $XDG_CONFIG_HOME/cutover/profiles].
+    #[arg(long, env = "CUTOVER_PROFILES_DIR", global = true, value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
 
     /// How the result is printed on stdout.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, global = true)]
@@ -151,8 +157,8 @@ pub enum Command {
     },
     /// The audit trail of this profile's cutovers, newest first.
     History {
-        /// How many entries.
-        #[arg(long, default_value_t = 20)]
+        /// How many entries, newest first (at least 1).
+        #[arg(long, default_value_t = 20, value_parser = parse_limit)]
         limit: usize,
     },
     /// Find the ingress ALBs the AWS Load Balancer Controller created for an EKS cluster.
@@ -181,6 +187,13 @@ pub enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Print a shell completion script (e.g. `cutover completions bash > /etc/bash_completion.d/cutover`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `cutover man > cutover.1`.
+    Man,
     /// All traffic back on the stable side now (or on `--to SIDE`), skipping gates; marks the
     /// rollout aborted so no `advance` moves it again.
     Rollback {
@@ -198,6 +211,14 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "wait")]
         wait_timeout: std::time::Duration,
     },
+}
+
+fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (omit --limit for the newest 20)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of entries")),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -224,6 +245,8 @@ impl Command {
             Command::State { .. } => "state init",
             Command::IamPolicy { .. } => "iam-policy",
             Command::Discover { .. } => "discover",
+            Command::Completions { .. } => "completions",
+            Command::Man => "man",
             Command::Rollback { .. } => "rollback",
         }
     }

@@ -16,7 +16,7 @@ use crate::observe::RequestCounts;
 use crate::report::{ChangeReport, Drain, RolloutView, StepReport};
 use crate::rollout::engine::{live_lines, settle};
 use crate::rollout::events::Event;
-use crate::rollout::ledger::Ledger;
+use crate::rollout::ledger::{Ledger, LedgerError};
 use crate::rollout::ports::Clock;
 use crate::settings::Settings;
 use crate::splitter::{AwsTraffic, RouteLive};
@@ -71,7 +71,17 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         (None, Ok(Some(s))) => s.stable,
         (None, Ok(None)) => {
             return Err(Error::refused_hint(
-                format!("no rollout of `{}` is recorded, so the stable side is unknown", settings.profile.name),
+                format!(
+                    "no rollout of `{}` is recorded, so the stable side is unknown; nothing was moved",
+                    settings.profile.name
+                ),
+                "name the side: `cutover rollback --to blue`",
+            ));
+        }
+        // A state table that does not exist says as little as an empty one: the same refusal.
+        (None, Err(LedgerError::Failed(e))) if e.exit_code() == exit::USAGE => {
+            return Err(Error::refused_hint(
+                format!("the stable side is unknown: {e}; nothing was moved"),
                 "name the side: `cutover rollback --to blue`",
             ));
         }
@@ -98,6 +108,22 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         elapsed_ms: None,
         drain: None,
     };
+    // Already there, and no rollout to stop: nothing is written, nothing enters the audit trail.
+    let settled = sole_side_of(&before) == Some(stable)
+        && match &state {
+            Ok(None) => true,
+            Ok(Some(s)) => !s.status.is_active() && s.stable == stable,
+            Err(_) => false,
+        };
+    if settled {
+        let msg = format!("all traffic is already on {stable} and no rollout is in progress: nothing to change");
+        let mut r = report("nothing-to-do", msg, before.clone(), Vec::new());
+        if !dry_run {
+            r.drain = Some(drain(settings, &read, stable.other(), wait).await?);
+        }
+        settings.print(&r)?;
+        return Ok(exit::OK);
+    }
     if dry_run {
         let msg = format!("would move all traffic to {stable} and mark the rollout aborted (no change made)");
         settings.print(&report("dry-run", msg, before, Vec::new()))?;

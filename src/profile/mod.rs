@@ -18,12 +18,20 @@ pub use crate::rollout::decide::{OnFailure, Rules as Rollout};
 pub enum ProfileError {
     #[error("no profile given\nhint: pass `-p NAME` or set CUTOVER_PROFILE{}", known_hint(.known))]
     NoneGiven { known: Vec<String> },
-    #[error("profile `{name}` not found in {}{}", .dir.display(), known_hint(.known))]
-    NotFound { name: String, dir: PathBuf, known: Vec<String> },
+    #[error(
+        "profile `{name}` not found in {}{}\nhint: give a path (`-p ./my.toml`), or point `--profiles-dir` (or CUTOVER_PROFILES_DIR) at its folder",
+        folders(.dirs),
+        known_hint(.known)
+    )]
+    NotFound { name: String, dirs: Vec<PathBuf>, known: Vec<String> },
     #[error("cannot read profile {}: {source}", .path.display())]
     Read { path: PathBuf, source: std::io::Error },
     #[error("invalid profile {}: {}{message}{}", .path.display(), at(.key), hint_text(.hint))]
     Invalid { path: PathBuf, key: String, message: String, hint: Option<String> },
+}
+
+fn folders(dirs: &[PathBuf]) -> String {
+    dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", then ")
 }
 
 fn known_hint(known: &[String]) -> String {
@@ -38,14 +46,31 @@ fn hint_text(hint: &Option<String>) -> String {
     hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
 }
 
-/// Where profiles named without a path are looked up.
+/// Where profiles named without a path are looked up: the folders in order, the first that has
+/// the profile wins.
 #[derive(Clone, Debug)]
 pub struct ProfileSource {
-    pub dir: PathBuf,
+    pub dirs: Vec<PathBuf>,
 }
 
 impl ProfileSource {
-    /// `-p demo` → `DIR/demo.toml`; a value with a `/` or ending `.toml` is a path.
+    /// `--profiles-dir DIR` (or `CUTOVER_PROFILES_DIR`) alone when given; else `./profiles`, then
+    /// the user's config folder (`$XDG_CONFIG_HOME/cutover/profiles`, `~/.config/cutover/profiles`).
+    pub fn new(dir: Option<PathBuf>) -> ProfileSource {
+        if let Some(dir) = dir {
+            return ProfileSource { dirs: vec![dir] };
+        }
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".config")));
+        let mut dirs = vec![PathBuf::from("profiles")];
+        dirs.extend(config.map(|c| c.join("cutover").join("profiles")));
+        ProfileSource { dirs }
+    }
+
+    /// `-p demo` → `DIR/demo.toml` in the first folder that has it; a value with a `/` or ending
+    /// `.toml` is a path.
     pub fn locate(&self, name: Option<&str>) -> Result<PathBuf, ProfileError> {
         let Some(name) = name.filter(|n| !n.is_empty()) else {
             return Err(ProfileError::NoneGiven { known: self.known() });
@@ -53,26 +78,24 @@ impl ProfileSource {
         if name.contains('/') || name.ends_with(".toml") {
             return Ok(PathBuf::from(name));
         }
-        let path = self.dir.join(format!("{name}.toml"));
-        if path.is_file() {
-            Ok(path)
-        } else {
-            Err(ProfileError::NotFound { name: name.to_string(), dir: self.dir.clone(), known: self.known() })
-        }
+        self.dirs.iter().map(|d| d.join(format!("{name}.toml"))).find(|p| p.is_file()).ok_or_else(|| {
+            ProfileError::NotFound { name: name.to_string(), dirs: self.dirs.clone(), known: self.known() }
+        })
     }
 
-    /// The profile names in the folder, sorted.
+    /// The profile names in the folders, sorted, each once.
     pub fn known(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .flatten()
+        let mut names: Vec<String> = self
+            .dirs
+            .iter()
+            .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
             .filter_map(|e| {
                 let p = e.path();
                 (p.extension()? == "toml").then(|| p.file_stem()?.to_str().map(String::from))?
             })
             .collect();
         names.sort();
+        names.dedup();
         names
     }
 }

@@ -66,6 +66,9 @@ async fn usage_errors_exit_2() {
     let w = World::new().await;
     expect(w.cutover().args(["frobnicate"]), 2);
     expect(w.cutover().args(["-p", "x", "rollback", "--to", "purple"]), 2);
+    // `history --limit 0` would print nothing at all: refused, saying why.
+    let (_, err) = expect(w.cutover().args(["-p", "x", "history", "--limit", "0"]), 2);
+    assert!(err.contains("at least 1"), "{err}");
 }
 
 #[tokio::test]
@@ -79,4 +82,93 @@ async fn without_a_region_anywhere_the_command_is_refused_naming_where_one_goes(
     w.profile("withregion", "region = \"eu-west-1\"\n[[route53]]\nzone = \"x.test.\"\nrecord = \"api.x.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
     let (_, err) = expect(w.cutover().env_remove("AWS_REGION").args(["-p", "withregion", "status"]), 2);
     assert!(!err.contains("no AWS region") && err.contains("x.test."), "{err}");
+}
+
+#[tokio::test]
+async fn usage_errors_with_json_output_print_the_error_document_on_stdout() {
+    let w = World::new().await;
+    for args in [
+        &["-o", "json", "frobnicate"][..],
+        &["--output=json", "rollback", "--to", "purple"],
+        &["-ojson", "set"],
+        &["rollback", "--wait-timeout", "5m", "--output", "json"],
+    ] {
+        let (out, err) = expect(w.cutover().args(args), 2);
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out:?}"));
+        assert_eq!(doc["error"]["exit_code"], 2, "{args:?}");
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(!message.is_empty() && !message.contains('\u{1b}'), "{args:?}: {message:?}");
+        assert!(err.contains("error:") && err.contains("--help"), "clap's own words stay on stderr: {err}");
+    }
+    // Text output keeps stdout empty; help is no error.
+    let (out, _) = expect(w.cutover().args(["frobnicate"]), 2);
+    assert!(out.is_empty(), "{out}");
+    let (out, _) = expect(w.cutover().args(["-o", "json", "--help"]), 0);
+    assert!(out.contains("Usage:"), "{out}");
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_the_output_quietly() {
+    let w = World::new().await;
+    w.profile("svc", "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
+    for args in [&["-p", "svc", "iam-policy"][..], &["completions", "bash"], &["man"]] {
+        // The reader is gone before cutover writes (`cutover … | head -0`).
+        let mut child = w
+            .std_cutover()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn completions_man_page_and_version_come_from_the_command_line_itself() {
+    let w = World::new().await;
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let (out, _) = expect(w.cutover().args(["completions", shell]), 0);
+        assert!(out.contains("cutover") && out.contains("rollback") && out.contains("profiles-dir"), "{shell}: {out}");
+    }
+    let (out, _) = expect(w.cutover().args(["man"]), 0);
+    assert!(out.contains(".TH cutover 1") && out.contains("rollback"), "{out}");
+    let (out, _) = expect(w.cutover().args(["--version"]), 0);
+    // `cutover 0.1.0 (0123456789ab, built 2026-12-01)`
+    let inner = out.split_once('(').and_then(|(_, r)| r.split_once(')')).map(|(i, _)| i).unwrap_or_default();
+    let (commit, built) = inner.split_once(", built ").unwrap_or_else(|| panic!("{out}"));
+    assert!(!commit.is_empty() && built.len() == 10 && built.as_bytes()[4] == b'-', "{out}");
+    expect(w.cutover().args(["completions", "tcsh"]), 2);
+}
+
+#[tokio::test]
+async fn profiles_fall_back_to_the_users_config_folder_and_not_found_names_every_folder() {
+    let w = World::new().await;
+    let config = w.dir.path().join("config");
+    let dir = config.join("cutover").join("profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("mine.toml"), "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n[rollout]\nstages = [50, 25, 100]\n").unwrap();
+    // Found in $XDG_CONFIG_HOME/cutover/profiles (its error names that file).
+    let (_, err) = expect(w.cutover().env("XDG_CONFIG_HOME", &config).args(["-p", "mine", "validate"]), 2);
+    assert!(
+        err.contains(&format!("{}", dir.join("mine.toml").display())) && err.contains("rollout.stages[1]"),
+        "{err}"
+    );
+    // Not found: every folder searched, and how to point elsewhere.
+    let (_, err) = expect(w.cutover().env("XDG_CONFIG_HOME", &config).args(["-p", "theirs", "validate"]), 2);
+    assert!(err.contains(&format!("not found in profiles, then {}", dir.display())), "{err}");
+    assert!(
+        err.contains("known: mine") && err.contains("--profiles-dir") && err.contains("CUTOVER_PROFILES_DIR"),
+        "{err}"
+    );
+    // An explicit folder is the only one searched.
+    let (_, err) = expect(
+        w.cutover().env("XDG_CONFIG_HOME", &config).args(["--profiles-dir", "elsewhere", "-p", "mine", "validate"]),
+        2,
+    );
+    assert!(err.contains("not found in elsewhere\n") || err.contains("not found in elsewhere\nhint"), "{err}");
 }

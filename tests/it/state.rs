@@ -343,3 +343,33 @@ async fn set_during_a_rollout_is_refused_and_force_aborts_the_rollout_audited() 
     assert_eq!((top["action"].as_str(), top["actor"].as_str()), (Some("set"), Some("dave")));
     assert!(top["why"].as_str().unwrap().contains("aborted"), "{top}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_with_nothing_to_do_changes_nothing_and_enters_nothing_in_the_audit_trail() {
+    let (w, f) = setup("1s", "30s", "").await;
+    // A finished rollout: everything on blue, as recorded.
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
+    let (before, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "history"]), 0);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
+    assert!(out.contains("already on blue and no rollout is in progress: nothing to change"), "{out}");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
+    assert!(out.contains("nothing to change"), "{out}");
+    let (after, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "history"]), 0);
+    assert_eq!(json(&before)["entries"], json(&after)["entries"], "no audit entry for a rollback that did nothing");
+    assert_eq!(f.weights(&w).await, (100, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stable_side_unknown_is_one_refusal_whether_the_table_is_empty_or_missing() {
+    let (w, f) = setup("1s", "30s", "").await;
+    // The table exists and holds no rollout of this profile.
+    let (_, empty) = expect(w.cutover().args(["-p", "svc", "rollback"]), 2);
+    assert!(empty.contains("stable side is unknown") && empty.contains("rollback --to blue"), "{empty}");
+    // No such table.
+    w.profile("gone", &f.profile(&unique("no-such-table-"), "1s", "30s", ""));
+    let (_, missing) = expect(w.cutover().args(["-p", "gone", "rollback"]), 2);
+    assert!(missing.contains("stable side is unknown") && missing.contains("not found"), "{missing}");
+    assert!(missing.contains("rollback --to blue"), "{missing}");
+    assert_eq!(f.weights(&w).await, (100, 0));
+}
