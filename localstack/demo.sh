@@ -14,8 +14,10 @@ cutover=./target/debug/cutover
 clients=$!
 trap 'kill $clients 2>/dev/null || true' EXIT
 
-step() { printf '\n\033[1m$ cutover %s\033[0m\n' "$*"; "$cutover" -p demo "$@"; }
-printf '\n\033[1m$ cutover discover --cluster demo\033[0m\n'; "$cutover" discover --cluster demo
+# Bold commands on a terminal only, and never with NO_COLOR set.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s$ cutover %s%s\n' "$bold" "$*" "$plain"; "$cutover" -p demo "$@"; }
+printf '\n%s$ cutover discover --cluster demo%s\n' "$bold" "$plain"; "$cutover" discover --cluster demo
 step validate
 step status
 step set green=25 --dry-run

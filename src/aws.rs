@@ -177,11 +177,143 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for RecordCalls {
     }
 }
 
+/// Whether an error's chain of causes holds a refused connection: nothing listens at the endpoint
+/// (a wrong `AWS_ENDPOINT_URL`, a local emulator that is not running). Retrying cannot mend that.
+pub fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Forbids retrying a call whose connection was refused, so a command facing an endpoint where
+/// nothing listens fails in milliseconds instead of after ~15 s of backoff. A connection that
+/// times out is still retried (a network that drops packets may recover).
+#[derive(Debug)]
+pub struct NoRetryWhenRefused;
+
+impl aws_smithy_runtime_api::client::retries::classifiers::ClassifyRetry for NoRetryWhenRefused {
+    fn classify_retry(
+        &self,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::InterceptorContext,
+    ) -> aws_smithy_runtime_api::client::retries::classifiers::RetryAction {
+        use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
+        match ctx.output_or_error() {
+            Some(Err(e)) if e.as_connector_error().is_some_and(|c| connection_refused(c)) => {
+                RetryAction::RetryForbidden
+            }
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "no retry when the connection is refused"
+    }
+
+    fn priority(&self) -> aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority {
+        use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// A failed AWS call in words: the service (`route53`), and one sentence — `AccessDenied: User …
+/// is not authorized …` — with a hint where the user can act, in place of the SDK's chain of
+/// debug dumps.
+pub fn describe_error<E>(err: &SdkError<E>) -> (String, String)
+where
+    E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + Send + Sync + 'static,
+{
+    use aws_smithy_runtime_api::client::result::SdkError as S;
+    let service = service_of::<E>();
+    let root = |e: &(dyn std::error::Error + 'static)| {
+        let mut last = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            last = c.to_string();
+            cause = c.source();
+        }
+        last
+    };
+    let (what, hint) = match err {
+        S::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("error");
+            let message = se.err().message().unwrap_or("").trim().to_string();
+            let hint = hint_for_code(code);
+            (if message.is_empty() { code.to_string() } else { format!("{code}: {message}") }, hint)
+        }
+        S::DispatchFailure(d) if connection_refused(err) => (
+            format!("could not connect: {}", d.as_connector_error().map(|c| root(c)).unwrap_or_else(|| root(err))),
+            Some("nothing listens at the endpoint: check AWS_ENDPOINT_URL (for the local emulator: `. localstack/env.sh` starts it), or unset it to reach AWS".into()),
+        ),
+        S::DispatchFailure(_) => (
+            format!("could not reach AWS: {}", root(err)),
+            Some("check the network, proxy settings and AWS_ENDPOINT_URL".into()),
+        ),
+        S::TimeoutError(_) => (
+            "timed out".to_string(),
+            Some("AWS did not answer in time; the network may be slow or blocked — try again".into()),
+        ),
+        S::ConstructionFailure(_) => (
+            root(err),
+            Some("no credentials could be loaded? check AWS_PROFILE (`aws sso login`), or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY".into()),
+        ),
+        _ => (root(err), None),
+    };
+    let hint = hint.map(|h| format!("\nhint: {h}")).unwrap_or_default();
+    (service, format!("{what}{hint}"))
+}
+
+/// `route53` out of `aws_sdk_route53::operation::…::SomeError`.
+fn service_of<E>() -> String {
+    let name = std::any::type_name::<E>();
+    name.strip_prefix("aws_sdk_")
+        .and_then(|r| r.split("::").next())
+        .map(|s| match s {
+            "elasticloadbalancingv2" => "elbv2".to_string(),
+            s => s.to_string(),
+        })
+        .unwrap_or_else(|| "AWS".into())
+}
+
+/// What a user can do about an error code.
+fn hint_for_code(code: &str) -> Option<String> {
+    let c = code.to_ascii_lowercase();
+    if c.contains("accessdenied") || c == "unauthorizedoperation" || c.contains("notauthorized") {
+        Some("the caller lacks a permission: `cutover iam-policy` prints what this profile needs".into())
+    } else if matches!(
+        code,
+        "ExpiredToken"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "SignatureDoesNotMatch"
+            | "InvalidSignatureException"
+    ) {
+        Some(
+            "the credentials are missing, expired or wrong: check AWS_PROFILE (`aws sso login`) or the AWS_* variables"
+                .into(),
+        )
+    } else if TRANSIENT_CODES.contains(&code) {
+        Some(format!("AWS still refused after {MAX_ATTEMPTS} attempts; try again in a minute"))
+    } else if c.contains("notfound") || c.starts_with("nosuch") {
+        Some(
+            "check the name in the profile, and that AWS_REGION (or the profile's `region`) is the resource's region"
+                .into(),
+        )
+    } else {
+        None
+    }
+}
+
 /// A service client from the shared configuration, recording its calls when asked to.
 #[macro_export]
 macro_rules! client {
     ($krate:ident, $sdk:expr) => {{
-        let mut builder = $krate::config::Builder::from($sdk);
+        let mut builder = $krate::config::Builder::from($sdk).retry_classifier($crate::aws::NoRetryWhenRefused);
         if let Some(recorder) = $crate::aws::RecordCalls::from_env() {
             builder = builder.interceptor(recorder);
         }

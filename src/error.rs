@@ -63,11 +63,8 @@ impl Error {
         E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + Send + Sync + 'static,
     {
         let transient = crate::aws::is_transient(&err);
-        Error::Aws {
-            action: action.into(),
-            message: aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
-            transient,
-        }
+        let (service, message) = crate::aws::describe_error(&err);
+        Error::Aws { action: format!("{service} {}", action.into()), message, transient }
     }
 
     /// Whether trying again later may succeed (an AWS call throttled, failed with a 5xx, timed out

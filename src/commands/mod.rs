@@ -33,7 +33,10 @@ pub const ABORT_WITHIN: Duration = Duration::from_secs(10);
 /// write in flight landed over it. Returns the routes as last read.
 ///
 /// This is what makes `rollback` (and `set --force`) win: the rollout was aborted before this
-/// runs, so no new claim can be made, and every claim made before has a deadline.
+/// runs, so no new claim can be made, and every claim made before has a deadline. `stale`: the
+/// rollout state changed between the command's read and its abort — a rollout claimed, wrote and
+/// recorded a write meanwhile (its claim already released) — so `routes` is read again before it
+/// is trusted.
 pub async fn hold_until_claims_pass<S: Store>(
     traffic: &AwsTraffic,
     ledger: &mut Ledger<S>,
@@ -41,13 +44,15 @@ pub async fn hold_until_claims_pass<S: Store>(
     percent: Percent,
     mut open: Vec<Claim>,
     mut routes: Vec<RouteView>,
+    stale: bool,
 ) -> Result<Vec<RouteView>> {
     let clock = Clock::new();
     let mut attempt = 0;
+    let mut fresh = !stale;
     loop {
         let now = clock.now_ms();
         open.retain(|c| c.lands_by_ms() > now);
-        if open.is_empty() && holds(&routes, side, percent) {
+        if open.is_empty() && fresh && holds(&routes, side, percent) {
             return Ok(routes);
         }
         if !open.is_empty() {
@@ -77,6 +82,7 @@ pub async fn hold_until_claims_pass<S: Store>(
             }
         };
         routes = read.iter().map(|r| r.view()).collect();
+        fresh = true;
         if !holds(&routes, side, percent) {
             tracing::warn!("a write that was in flight landed after this one: writing the split again");
             // From the routes just read: a write waits on no second read.

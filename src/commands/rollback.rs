@@ -129,7 +129,14 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         settings.print(&report("dry-run", msg, before, Vec::new()))?;
         return Ok(exit::OK);
     }
-    let plan = before.iter().map(|r| format!("  {} {}: {}\n", r.kind, r.name, r.weights)).collect::<String>();
+    let plan = format!(
+        "will move all traffic to {stable} on profile {}:\n{}",
+        settings.profile.name,
+        before
+            .iter()
+            .map(|r| format!("  {:<8}{:<44} {}  →  {stable} 100%\n", r.kind.to_string(), r.name, r.weights))
+            .collect::<String>()
+    );
     let running = view.as_ref().is_some_and(|v| v.status.is_active());
     let question = format!(
         "move all traffic to {stable} on profile {}{}?",
@@ -175,7 +182,11 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
             });
         }
     };
-    let after = super::hold_until_claims_pass(&traffic, &mut ledger, stable, Percent::FULL, open, after).await?;
+    // Anything written to the state between the read and the abort (a rollout's claim, write and
+    // record of a stage) may have moved traffic after this command's own write: read again.
+    let read_version = state.as_ref().ok().and_then(|s| s.as_ref()).map(|s| s.version);
+    let stale = ledger.state().is_some_and(|now| read_version.is_none_or(|v| now.version > v + 1));
+    let after = super::hold_until_claims_pass(&traffic, &mut ledger, stable, Percent::FULL, open, after, stale).await?;
     let elapsed = started.elapsed();
     if sole_side_of(&after) != Some(stable) {
         return Err(Error::SplitUnknown {
@@ -274,9 +285,7 @@ async fn without_state(
         settings.print(&report)?;
         return Ok(exit::OK);
     }
-    if !settings
-        .confirm(&report.to_string(), &format!("move all traffic to {side} on profile {}?", settings.profile.name))
-    {
+    if !settings.confirm(&report.plan(), &format!("move all traffic to {side} on profile {}?", settings.profile.name)) {
         eprintln!("not confirmed: nothing changed");
         return Ok(exit::USAGE);
     }

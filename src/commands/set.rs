@@ -102,7 +102,7 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
         profile.name,
         if active.is_some() { " and abort the rollout in progress" } else { "" }
     );
-    if !settings.confirm(&report.to_string(), &question) {
+    if !settings.confirm(&report.plan(), &question) {
         eprintln!("not confirmed: nothing changed");
         return Ok(exit::USAGE);
     }
@@ -131,7 +131,8 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
     let mut after: Vec<_> = after.iter().map(|r| r.view()).collect();
     if let Some(l) = ledger.as_mut() {
         if aborted {
-            after = super::hold_until_claims_pass(&traffic, l, side, percent, open, after).await?;
+            // Aborted before the write: what a rollout wrote before that, this write overwrote.
+            after = super::hold_until_claims_pass(&traffic, l, side, percent, open, after, false).await?;
             super::drop_safety_net(settings, &traffic).await;
         } else if state.is_some()
             && let Err(e) = l.record_split(&after, clock.now_ms()).await

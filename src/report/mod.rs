@@ -17,6 +17,26 @@ use crate::weights::choose_weights;
 
 pub use crate::model::Shares;
 
+/// Whether stderr takes colour: a terminal, and `NO_COLOR` unset or empty (no-color.org).
+pub fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A gate verdict as a terminal shows it: PASS green, FAIL red, WAIT (held) yellow.
+pub fn verdict_word(v: crate::model::Verdict, colour: bool) -> String {
+    let word = v.to_string().to_uppercase();
+    if !colour {
+        return word;
+    }
+    let code = match v {
+        crate::model::Verdict::Pass => "32",
+        crate::model::Verdict::Fail => "31",
+        crate::model::Verdict::Wait => "33",
+    };
+    format!("\u{1b}[{code}m{word}\u{1b}[0m")
+}
+
 /// Writes `text` to stdout. A closed stdout (`| head -1`) ends the output quietly: the reader has
 /// what it wanted, and a traffic change is never failed over it.
 pub fn out(text: impl fmt::Display) {
@@ -436,6 +456,31 @@ impl ChangeReport {
             elapsed_ms: 0,
             drain: None,
         }
+    }
+}
+
+impl ChangeReport {
+    /// The change as a plan, shown before it is made (and before a question): what will move,
+    /// route by route. Nothing in it says "done".
+    pub fn plan(&self) -> String {
+        let what = if self.command == "rollback" {
+            format!("move all traffic to {}", self.side)
+        } else {
+            format!("set {}={}%", self.side, self.percent)
+        };
+        let mut s = format!("will {what} on profile {}:\n", self.profile);
+        for r in self.routes.iter().filter(|r| r.before.weights != r.after.weights) {
+            s.push_str(&format!(
+                "  {:<8}{:<44} {}  →  {}  (weights {}:{})\n",
+                r.kind.to_string(),
+                r.name,
+                r.before.percent,
+                r.after.percent,
+                r.after.weights.blue,
+                r.after.weights.green
+            ));
+        }
+        s
     }
 }
 

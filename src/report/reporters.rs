@@ -17,7 +17,7 @@ pub struct PlainReporter<W: Write> {
 
 impl<W: Write> PlainReporter<W> {
     pub fn new(out: W) -> Self {
-        PlainReporter { out, start: Instant::now(), seen: Seen::default() }
+        PlainReporter { out, start: Instant::now(), seen: Seen::new() }
     }
 
     fn line(&mut self, text: &str) {
@@ -32,6 +32,14 @@ struct Seen {
     gates: Vec<(String, Verdict, String)>,
     /// The stage a hold was last said for, until the stage bakes or moves.
     held: Option<usize>,
+    /// Verdicts in colour (a terminal, without NO_COLOR).
+    colour: bool,
+}
+
+impl Seen {
+    fn new() -> Seen {
+        Seen { colour: super::colour(), ..Seen::default() }
+    }
 }
 
 /// What makes a reading worth a new line: its verdict and detail — for the observed split, whose
@@ -43,7 +51,7 @@ fn said(r: &crate::model::Reading) -> (String, Verdict, String) {
 
 /// The text line of an event, or `None` when it is not worth a line.
 fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
-    let Seen { gates: last_gates, held: last_held } = seen;
+    let Seen { gates: last_gates, held: last_held, colour } = seen;
     Some(match event {
         Event::Started { profile, from, to, stages, resume_at, routes, dns_ttl_secs } => {
             let stages: Vec<String> = stages.iter().map(|s| format!("{s}%")).collect();
@@ -76,7 +84,7 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
                 .map(|r| {
                     let n = fails.get(&r.gate).copied().unwrap_or(0);
                     let count = if r.verdict == Verdict::Fail { format!(" ({n} in a row)") } else { String::new() };
-                    format!("{} {}{count}: {}", r.gate, r.verdict.to_string().to_uppercase(), r.detail)
+                    format!("{} {}{count}: {}", r.gate, super::verdict_word(r.verdict, *colour), r.detail)
                 })
                 .collect();
             if parts.is_empty() {
@@ -174,7 +182,7 @@ impl ProgressReporter {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
-        ProgressReporter { bar, seen: Seen::default(), stage: "pre-checks".into(), gates: String::new() }
+        ProgressReporter { bar, seen: Seen::new(), stage: "pre-checks".into(), gates: String::new() }
     }
 }
 

@@ -172,3 +172,35 @@ async fn profiles_fall_back_to_the_users_config_folder_and_not_found_names_every
     );
     assert!(err.contains("not found in elsewhere\n") || err.contains("not found in elsewhere\nhint"), "{err}");
 }
+
+#[tokio::test]
+async fn an_endpoint_where_nothing_listens_fails_at_once_in_one_sentence_with_a_hint() {
+    let w = World::new().await;
+    w.profile("svc", "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
+    // A loopback port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let started = std::time::Instant::now();
+    let (out, err) =
+        expect(w.cutover().env("AWS_ENDPOINT_URL", &endpoint).args(["-p", "svc", "-o", "json", "status"]), 1);
+    let took = started.elapsed();
+    assert!(err.contains("route53 ListHostedZonesByName a.test.: could not connect"), "{err}");
+    assert!(err.contains("hint: nothing listens at the endpoint") && err.contains("AWS_ENDPOINT_URL"), "{err}");
+    assert!(!err.contains("DispatchFailure") && !err.contains("ConnectorError"), "no debug dumps: {err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["error"]["exit_code"], 1);
+    // The SDK's 8 attempts with backoff took 10–15 s here; a refused connection is not retried.
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+}
+
+#[tokio::test]
+async fn log_lines_carry_no_colour_codes_off_a_terminal() {
+    let w = World::new().await;
+    let (b, g, zone) = crate::elbs().await;
+    let pair = crate::Pair::new(&w, (100, 0), (&b, &g), &zone).await;
+    w.profile("svc", &pair.route());
+    let (_, err) = expect(w.cutover().env("CUTOVER_LOG", "debug").args(["-p", "svc", "status"]), 0);
+    assert!(err.contains("DEBUG"), "debug logs: {err}");
+    assert!(!err.contains('\u{1b}'), "no escape codes in piped stderr: {err:?}");
+}

@@ -252,7 +252,7 @@ async fn promote_makes_the_candidate_the_stable_side() {
     assert_eq!(doc["rollout"]["status"], "completed");
     // `rollback` now means green: the stable side.
     let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
-    assert!(out.contains("all traffic on green"), "{out}");
+    assert!(out.contains("all traffic is already on green"), "{out}");
     assert_eq!(f.weights(&w).await, (0, 100));
 }
 
@@ -372,4 +372,88 @@ async fn the_stable_side_unknown_is_one_refusal_whether_the_table_is_empty_or_mi
     assert!(missing.contains("stable side is unknown") && missing.contains("not found"), "{missing}");
     assert!(missing.contains("rollback --to blue"), "{missing}");
     assert_eq!(f.weights(&w).await, (100, 0));
+}
+
+/// Runs `cutover ARGS` on a pseudo-terminal (util-linux `script`), answering `answer` at its
+/// prompt: (exit code, everything the terminal showed).
+fn on_a_terminal(w: &World, args: &[&str], answer: &str) -> (i32, String) {
+    on_a_terminal_with(w, args, answer, &[])
+}
+
+/// [`on_a_terminal`] with more environment variables.
+fn on_a_terminal_with(w: &World, args: &[&str], answer: &str, env: &[(&str, &str)]) -> (i32, String) {
+    use std::io::Write;
+    let bin = assert_cmd::cargo::cargo_bin!("cutover");
+    let line = std::iter::once(bin.display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cmd = w.std_cutover();
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))))
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
+        .current_dir(cmd.get_current_dir().unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs a command on a pseudo-terminal");
+    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).replace('\r', ""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_a_write_shows_its_plan_asks_naming_side_and_profile_then_says_what_it_did() {
+    let (w, f) = setup("1h", "30s", "").await;
+    // No: the plan is a plan, the question names the side and the profile, nothing changes, exit 2.
+    let (code, screen) = on_a_terminal(&w, &["-p", "svc", "set", "green=25", "--no-gates"], "n\n");
+    assert_eq!(code, 2, "{screen}");
+    assert!(screen.contains("will set green=25% on profile svc:"), "{screen}");
+    assert!(screen.contains("move green to 25% on profile svc? [y/N]"), "{screen}");
+    assert!(screen.contains("not confirmed: nothing changed"), "{screen}");
+    assert!(!screen.contains("done in"), "nothing was done: {screen}");
+    assert_eq!(f.weights(&w).await, (100, 0));
+
+    // Yes: done, and how long the writes took.
+    let (code, screen) = on_a_terminal(&w, &["-p", "svc", "set", "green=25", "--no-gates"], "y\n");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("set green=25% on profile svc: done in"), "{screen}");
+    assert_eq!(f.weights(&w).await, (75, 25));
+
+    // A rollback during a rollout says it will stop it.
+    expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    let (code, screen) = on_a_terminal(&w, &["-p", "svc", "rollback"], "n\n");
+    assert_eq!(code, 2, "{screen}");
+    assert!(screen.contains("will move all traffic to blue on profile svc:"), "{screen}");
+    assert!(
+        screen.contains("move all traffic to blue on profile svc and stop the rollout in progress? [y/N]"),
+        "{screen}"
+    );
+    assert_eq!(f.weights(&w).await, (90, 10));
+    let (code, screen) = on_a_terminal(&w, &["-p", "svc", "-y", "rollback"], "");
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains("[y/N]"), "-y does not ask: {screen}");
+    assert_eq!(f.weights(&w).await, (100, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdicts_are_coloured_on_a_terminal_unless_no_color_is_set() {
+    let (w, f) = setup("0s", "30s", "[[gate]]\ntype = \"target-health\"\n").await;
+    let (code, screen) = on_a_terminal(&w, &["-p", "svc", "rollout"], "");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("\u{1b}[32mPASS\u{1b}[0m"), "PASS in green: {screen:?}");
+    assert_eq!(f.weights(&w).await, (0, 100));
+    expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
+    let (code, screen) = on_a_terminal(&w, &["-p", "svc", "rollout"], "");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("\u{1b}[32mPASS"), "{screen:?}");
+    expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
+    let (code, screen) = on_a_terminal_with(&w, &["-p", "svc", "rollout"], "", &[("NO_COLOR", "1")]);
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("PASS") && !screen.contains("\u{1b}[32m"), "NO_COLOR: {screen:?}");
 }
