@@ -65,8 +65,14 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             Err(e) => eprintln!("warning: cannot list the safety net's health checks: {e}"),
         }
     }
-    let report =
-        StatusReport { profile: settings.profile.name.clone(), live: sole_side_of(&views), routes: reports, rollout };
+    let drift = StatusReport::disagreement(&reports);
+    let report = StatusReport {
+        profile: settings.profile.name.clone(),
+        live: sole_side_of(&views),
+        routes: reports,
+        rollout,
+        drift,
+    };
     settings.print(&report)?;
     Ok(exit::OK)
 }

@@ -124,6 +124,26 @@ pub struct StatusReport {
     /// The recorded rollout; null without a `[state]` table or a rollout. `{"error": …}` when the
     /// state could not be read.
     pub rollout: Option<serde_json::Value>,
+    /// The routes of the profile hold different splits: no command leaves them so (a run was
+    /// cut short, or someone changed one by hand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
+}
+
+impl StatusReport {
+    /// Whether the routes disagree, said in a sentence.
+    pub fn disagreement(routes: &[RouteReport]) -> Option<String> {
+        let first = routes.first()?;
+        let differs = |r: &&RouteReport| (r.percent.green - first.percent.green).abs() > 0.5;
+        routes.iter().any(|r| differs(&r)).then(|| {
+            let splits: Vec<String> =
+                routes.iter().map(|r| format!("{} green {}%", r.name, fmt_pct(r.percent.green))).collect();
+            format!(
+                "the routes hold different splits ({}): a run was cut short, or one was changed by hand",
+                splits.join(", ")
+            )
+        })
+    }
 }
 
 impl fmt::Display for StatusReport {
@@ -132,6 +152,9 @@ impl fmt::Display for StatusReport {
         match self.live {
             Some(side) => writeln!(f, "live: {side} (all traffic)")?,
             None => writeln!(f, "live: none — traffic is split between blue and green")?,
+        }
+        if let Some(d) = &self.drift {
+            writeln!(f, "DRIFT: {d}")?;
         }
         for r in &self.routes {
             writeln!(f, "  {r}")?;
@@ -196,18 +219,32 @@ impl RolloutView {
 
 impl fmt::Display for RolloutView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "rollout: {} → {}, {}, stage {}/{} ({} {}%) since {}",
-            self.stable,
-            self.candidate,
-            self.status,
-            self.stage,
-            self.stages,
-            self.candidate,
-            self.percent,
-            self.stage_reached_at
-        )?;
+        // An ended rollout's item already names the next one's sides: completed, the candidate
+        // became the stable side; aborted, the stable side has all traffic back.
+        match self.status {
+            Status::Completed => writeln!(
+                f,
+                "rollout: {} → {} completed at {}: all traffic on {}, now the stable side",
+                self.candidate, self.stable, self.stage_reached_at, self.stable
+            )?,
+            Status::Aborted => writeln!(
+                f,
+                "rollout: {} → {} aborted at {}: all traffic back on {}",
+                self.stable, self.candidate, self.stage_reached_at, self.stable
+            )?,
+            Status::Progressing | Status::Paused => writeln!(
+                f,
+                "rollout: {} → {}, {}, stage {}/{} ({} {}%) since {}",
+                self.stable,
+                self.candidate,
+                self.status,
+                self.stage,
+                self.stages,
+                self.candidate,
+                self.percent,
+                self.stage_reached_at
+            )?,
+        }
         if let Some(p) = &self.position {
             writeln!(f, "  traffic: {p}")?;
         }

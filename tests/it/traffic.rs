@@ -446,3 +446,30 @@ async fn the_safety_net_is_attached_during_a_rollout_and_gone_after_every_ending
     assert_eq!(green_check().await, Some(own.clone()));
     assert_eq!(nets(&w.aws.health_checks().await, &prefix), vec![]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_how_a_finished_rollout_ended_and_when_routes_disagree() {
+    let w = World::new().await;
+    let f = Front::new(&w).await;
+    let r = Records::cname(&w, 60).await;
+    let rollout = "[rollout]\nstages = [100]\nbake = \"0s\"\ndns_ttl = \"0s\"\n";
+    w.profile("svc", &format!("{}{}{rollout}{}", f.route(), r.route(), f.state()));
+    expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
+    assert_eq!(advance(&w)["action"], "started");
+    assert_eq!(advance(&w)["action"], "completed");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "status"]), 0);
+    assert!(out.contains("live: green (all traffic)"), "{out}");
+    assert!(
+        out.contains("rollout: blue → green completed at") && out.contains("all traffic on green, now the stable side"),
+        "{out}"
+    );
+    assert!(!out.contains("DRIFT"), "{out}");
+
+    // Someone puts the ALB back by hand: the routes disagree, and status says so.
+    w.aws.set_action(&f.listener, None, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None)).await;
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "status"]), 0);
+    assert!(out.contains("live: none"), "{out}");
+    assert!(out.contains("DRIFT: the routes hold different splits"), "{out}");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    assert!(json(&out)["drift"].as_str().is_some_and(|d| d.contains("different splits")), "{out}");
+}
