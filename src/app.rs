@@ -18,12 +18,16 @@ pub fn run(cli: Cli) -> i32 {
             return exit::UNEXPECTED;
         }
     };
-    let output = cli.output;
+    let (output, log_format) = (cli.output, cli.log_format);
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
             let code = e.exit_code();
-            eprintln!("error: {e}");
+            match log_format {
+                // One JSON object per line on stderr, like every other event (CloudWatch Logs).
+                LogFormat::Json => tracing::error!(exit_code = code, "{e}"),
+                LogFormat::Text => eprintln!("error: {e}"),
+            }
             if output == OutputFormat::Json {
                 let doc = serde_json::json!({ "error": { "message": e.to_string(), "exit_code": code } });
                 crate::report::out(format!("{doc}\n"));

@@ -6,6 +6,18 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::model::Side;
 
+/// The documented exit codes, at the foot of `--help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done (advance: also not yet time, nothing to do)
+  1  unexpected error (an AWS call failed after retries, the endpoint is unreachable)
+  2  bad usage or invalid profile, or a prompt answered no; nothing was changed
+  3  a gate failed: traffic rolled back to the stable side (or never moved off it)
+  4  traffic may be split unexpectedly: a human must look
+  5  another run holds the rollout, or the rollout changed under this run
+  6  drift: the live weights are not what the rollout state says
+  7  held: a gate is inconclusive, or the rollout is paused";
+
 /// Blue/green traffic cutover on AWS: weighted Route53 records and ALB target-group weights,
 /// shifted in stages, gated on health, rolled back in seconds.
 #[derive(Debug, Parser)]
@@ -13,32 +25,40 @@ use crate::model::Side;
     name = "cutover",
     version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CUTOVER_COMMIT"), ", built ", env!("CUTOVER_BUILD_DATE"), ")"),
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// Profile name (looked up in the profiles folder) or path to a profile file.
-    #[arg(short = 'p', long, env = "CUTOVER_PROFILE", global = true, value_name = "NAME|PATH")]
+    #[arg(
+        short = 'p',
+        long,
+        env = "CUTOVER_PROFILE",
+        global = true,
+        help_heading = "Global options",
+        value_name = "NAME|PATH"
+    )]
     pub profile: Option<String>,
 
     /// Folder of profiles named without a path [default: ./profiles, then
     /// $XDG_CONFIG_HOME/cutover/profiles].
-    #[arg(long, env = "CUTOVER_PROFILES_DIR", global = true, value_name = "DIR")]
+    #[arg(long, env = "CUTOVER_PROFILES_DIR", global = true, help_heading = "Global options", value_name = "DIR")]
     pub profiles_dir: Option<PathBuf>,
 
     /// How the result is printed on stdout.
-    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, global = true)]
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, global = true, help_heading = "Global options")]
     pub output: OutputFormat,
 
     /// Do not ask for confirmation before moving traffic from a terminal.
-    #[arg(short = 'y', long, global = true)]
+    #[arg(short = 'y', long, global = true, help_heading = "Global options")]
     pub yes: bool,
 
     /// More logging on stderr (-v: info, -vv: debug, -vvv: trace).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
 
     /// Format of progress and log lines on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, help_heading = "Global options")]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -104,7 +124,7 @@ pub enum Command {
     /// roll back (or pause, by `on_failure`).
     Rollout {
         /// The side to roll to (default: the side that is not live).
-        #[arg(long, value_name = "SIDE", value_parser = parse_side)]
+        #[arg(long, value_name = "SIDE", value_parser = side_parser())]
         to: Option<Side>,
         /// Print the plan (stages, weights, gates) and make no change.
         #[arg(long)]
@@ -122,7 +142,7 @@ pub enum Command {
     /// For schedulers: start a rollout, or move it at most one stage once the stage has baked.
     Advance {
         /// The side to roll to when starting (default: the side that is not live).
-        #[arg(long, value_name = "SIDE", value_parser = parse_side)]
+        #[arg(long, value_name = "SIDE", value_parser = side_parser())]
         to: Option<Side>,
         /// Print what would be done and make no change.
         #[arg(long)]
@@ -198,7 +218,7 @@ pub enum Command {
     /// rollout aborted so no `advance` moves it again.
     Rollback {
         /// The side to restore all traffic to (default: the rollout's stable side).
-        #[arg(long, value_name = "SIDE", value_parser = parse_side)]
+        #[arg(long, value_name = "SIDE", value_parser = side_parser())]
         to: Option<Side>,
         /// Print exactly the changes that would be made, and make none.
         #[arg(long)]
@@ -225,8 +245,11 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. \"90s\" or \"10m\""))
 }
 
-fn parse_side(s: &str) -> Result<Side, String> {
-    s.parse()
+/// `blue` or `green`, listed as such in `--help` and in the error for anything else.
+fn side_parser() -> impl clap::builder::TypedValueParser<Value = Side> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["blue", "green"])
+        .map(|s| s.parse::<Side>().expect("a possible value is a side"))
 }
 
 impl Command {

@@ -37,7 +37,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             Some(serde_json::to_value(view).unwrap_or_default())
         }
         Some(Err(e)) => {
-            eprintln!("warning: cannot read the rollout state: {e}");
+            tracing::warn!("cannot read the rollout state: {e}");
             Some(serde_json::json!({ "error": e.to_string() }))
         }
     };
@@ -49,7 +49,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
                     report.observed = c.shares();
                 }
             }
-            Err(e) => eprintln!("warning: cannot count requests for the observed split: {e}"),
+            Err(e) => tracing::warn!("cannot count requests for the observed split: {e}"),
         }
     }
     if let Some(net) = SafetyNet::of(&settings.sdk, &settings.profile) {
@@ -62,7 +62,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
                     }
                 }
             }
-            Err(e) => eprintln!("warning: cannot list the safety net's health checks: {e}"),
+            Err(e) => tracing::warn!("cannot list the safety net's health checks: {e}"),
         }
     }
     let drift = StatusReport::disagreement(&reports);

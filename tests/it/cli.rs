@@ -204,3 +204,26 @@ async fn log_lines_carry_no_colour_codes_off_a_terminal() {
     assert!(err.contains("DEBUG"), "debug logs: {err}");
     assert!(!err.contains('\u{1b}'), "no escape codes in piped stderr: {err:?}");
 }
+
+#[tokio::test]
+async fn with_json_logs_an_error_is_a_json_line_too() {
+    let w = World::new().await;
+    let (_, err) = expect(w.cutover().args(["--log-format", "json", "-p", "nope", "status"]), 2);
+    let line: serde_json::Value =
+        serde_json::from_str(err.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(line["level"], "ERROR", "{err}");
+    assert_eq!(line["exit_code"], 2, "{err}");
+    assert!(line["message"].as_str().unwrap().contains("profile `nope` not found"), "{err}");
+}
+
+#[tokio::test]
+async fn help_groups_global_options_lists_the_sides_and_ends_with_the_exit_codes() {
+    let w = World::new().await;
+    let (out, _) = expect(w.cutover().args(["rollback", "--help"]), 0);
+    assert!(out.contains("Global options:"), "{out}");
+    assert!(out.contains("[possible values: blue, green]"), "{out}");
+    let (top, _) = expect(w.cutover().args(["--help"]), 0);
+    assert!(top.contains("Exit codes:") && top.contains("6  drift"), "{top}");
+    let (_, err) = expect(w.cutover().args(["-p", "x", "rollout", "--to", "purple"]), 2);
+    assert!(err.contains("[possible values: blue, green]"), "{err}");
+}
