@@ -118,7 +118,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let s = &settings;
     match &cli.command {
         Command::Validate => commands::validate::run(s).await,
-        Command::Status => commands::status::run(s).await,
+        Command::Status { watch, interval } => commands::status::run(s, watch.then_some(*interval)).await,
         Command::Set { split, dry_run, no_gates, repoint, force } => {
             let args =
                 commands::set::Args { split, dry_run: *dry_run, gates: !no_gates, repoint: *repoint, force: *force };

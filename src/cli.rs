@@ -100,7 +100,14 @@ pub enum Command {
     /// Parse the profile, resolve every AWS resource it names (read-only) and print the plan.
     Validate,
     /// Show each route's current weights and percentages, and the live side.
-    Status,
+    Status {
+        /// Redraw every `--interval` until the rollout ends (or Ctrl-C): routes, stage, bake, gates.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// How often `--watch` redraws.
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, requires = "watch")]
+        interval: std::time::Duration,
+    },
     /// Move traffic to one split, e.g. `set green=25`.
     Set {
         /// SIDE=PERCENT: the share of traffic the side gets (the other side gets the rest).
@@ -257,7 +264,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Validate => "validate",
-            Command::Status => "status",
+            Command::Status { .. } => "status",
             Command::Set { .. } => "set",
             Command::Rollout { .. } => "rollout",
             Command::Advance { .. } => "advance",

@@ -3,24 +3,75 @@
 //! stands against it — its stage, a write a stopped run cut short (the next run finishes it), or
 //! drift.
 
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::exit;
-use crate::model::{RouteKind, RouteView, Side, sole_side_of};
+use crate::model::{Reading, RouteKind, RouteView, Side, sole_side_of};
 use crate::observe::RequestCounts;
 use crate::report::{RolloutView, RouteReport, SafetyNetView, StatusReport};
 use crate::rollout::decide::Rules;
-use crate::rollout::ledger::{Ledger, RolloutState, Status};
+use crate::rollout::ledger::{Ledger, RolloutState, Status, fmt_ms};
 use crate::rollout::open::{Explained, Pending, explain};
-use crate::rollout::ports::Clock;
+use crate::rollout::ports::{Clock, GateContext};
 use crate::rollout::position::{Position, locate};
 use crate::safety_net::SafetyNet;
 use crate::settings::Settings;
+use crate::splitter::AwsTraffic;
+use crate::state::DynamoStore;
 
-pub async fn run(settings: &Settings) -> Result<i32> {
+pub async fn run(settings: &Settings, watch: Option<Duration>) -> Result<i32> {
     let traffic = settings.traffic();
     let mut ledger = settings.store().map(|s| Ledger::new(s, String::new(), settings.lease()));
+    let Some(every) = watch else {
+        let (report, _) = snapshot(settings, &traffic, ledger.as_mut()).await?;
+        settings.print(&report)?;
+        return Ok(exit::OK);
+    };
+    // `--watch`: the same view again every `every`, with the rollout's bake and its gates, until
+    // the rollout ends or the person stops watching.
+    let terminal = std::io::stdout().is_terminal();
+    let mut seen_active = false;
+    loop {
+        let (report, state) = snapshot(settings, &traffic, ledger.as_mut()).await?;
+        let gates = match &state {
+            Some(s) if s.status.is_active() => Some(readings(settings, &traffic, s).await),
+            _ => None,
+        };
+        let text = watch_frame(settings, &report, state.as_ref(), gates.as_deref(), every);
+        match settings.output {
+            OutputFormat::Json => {
+                let mut doc = serde_json::to_value(&report).unwrap_or_default();
+                doc["gates"] = serde_json::to_value(&gates).unwrap_or_default();
+                crate::report::out(format!("{doc}\n"));
+            }
+            // A terminal is redrawn in place; a log gets one block per tick.
+            OutputFormat::Text if terminal => crate::report::out(format!("\u{1b}[H\u{1b}[2J{text}")),
+            OutputFormat::Text => crate::report::out(format!("--- {}\n{text}", fmt_ms(Clock::new().now_ms()))),
+        }
+        // It ends with the rollout it saw running; before one starts it waits for one.
+        let active = state.as_ref().is_some_and(|s| s.status.is_active());
+        if seen_active && !active {
+            return Ok(exit::OK);
+        }
+        seen_active |= active;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// The view `status` prints, and the rollout state it was made from.
+async fn snapshot(
+    settings: &Settings,
+    traffic: &AwsTraffic,
+    ledger: Option<&mut Ledger<DynamoStore>>,
+) -> Result<(StatusReport, Option<RolloutState>)> {
     let load = async {
-        match ledger.as_mut() {
+        match ledger {
             Some(l) => Some(l.load().await.map(|s| s.cloned())),
             None => None,
         }
@@ -29,11 +80,13 @@ pub async fn run(settings: &Settings) -> Result<i32> {
     let routes = routes?;
     let views: Vec<RouteView> = routes.iter().map(|r| r.view()).collect();
     let clock = Clock::new();
+    let mut recorded = None;
     let rollout = match state {
         None | Some(Ok(None)) => None,
         Some(Ok(Some(s))) => {
             let mut view = RolloutView::of(&s, clock.now_ms());
             view.position = Some(position(&s, &views, &settings.profile.rollout));
+            recorded = Some(s);
             Some(serde_json::to_value(view).unwrap_or_default())
         }
         Some(Err(e)) => {
@@ -73,9 +126,66 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         rollout,
         drift,
     };
-    settings.print(&report)?;
-    Ok(exit::OK)
+    Ok((report, recorded))
 }
+
+/// This moment's reading of the rollout's gates (and its observed split), as the rollout reads them.
+async fn readings(settings: &Settings, traffic: &AwsTraffic, s: &RolloutState) -> Vec<Reading> {
+    use crate::rollout::ports::Gates as _;
+    let Ok(routes) = traffic.read().await else { return Vec::new() };
+    let gates = crate::gates::Gates::new(&settings.sdk, &settings.profile, &routes);
+    let stage = s.progress.stage;
+    let rules = Rules { stages: s.stages.clone(), ..settings.profile.rollout.clone() };
+    let ctx = GateContext {
+        profile: settings.profile.name.clone(),
+        candidate: s.candidate,
+        stable: s.stable,
+        current_percent: rules.percent(stage),
+        next_percent: rules.stages.get(stage).copied(),
+        stage,
+        stages: rules.stages.len(),
+        stage_age: Duration::from_millis(Clock::new().now_ms().saturating_sub(s.progress.stage_reached_ms)),
+        since: None,
+    };
+    gates.read(&ctx).await
+}
+
+/// One frame of `status --watch`: the status, the bake of the stage, each gate's reading.
+fn watch_frame(
+    settings: &Settings,
+    report: &StatusReport,
+    state: Option<&RolloutState>,
+    gates: Option<&[Reading]>,
+    every: Duration,
+) -> String {
+    let colour = crate::report::colour();
+    let mut text = report.to_string();
+    if let Some(s) = state.filter(|s| s.status.is_active()) {
+        let rules = Rules { stages: s.stages.clone(), ..settings.profile.rollout.clone() };
+        let now = Clock::new().now_ms();
+        let bake = rules.bake_of(s.progress.stage);
+        let secs = |ms: u64| humantime::format_duration(Duration::from_secs(ms / 1000)).to_string();
+        match (s.progress.pass_since_ms, s.progress.hold_since_ms) {
+            (Some(since), _) => text.push_str(&format!(
+                "bake: {} of {} passed\n",
+                secs(now.saturating_sub(since)),
+                humantime::format_duration(bake)
+            )),
+            (None, Some(since)) => text.push_str(&format!("held for {} (max_hold {})\n", secs(now.saturating_sub(since)), humantime::format_duration(rules.max_hold))),
+            (None, None) => text.push_str("bake: not started (the gates have not all passed yet)\n"),
+        }
+        for (gate, n) in &s.progress.fails {
+            text.push_str(&format!("  {gate}: failed {n} time(s) in a row (failure_threshold {})\n", rules.failure_threshold));
+        }
+    }
+    for r in gates.unwrap_or_default() {
+        text.push_str(&format!("  gate {} {}: {}\n", r.gate, crate::report::verdict_word(r.verdict, colour), r.detail));
+    }
+    text.push_str(&format!("(every {}; Ctrl-C to stop)\n", humantime::format_duration(every)));
+    text
+}
+
+
 
 /// Where the live split stands against the recorded rollout, in words.
 fn position(s: &RolloutState, views: &[RouteView], rules: &Rules) -> String {

@@ -457,3 +457,53 @@ async fn verdicts_are_coloured_on_a_terminal_unless_no_color_is_set() {
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("PASS") && !screen.contains("\u{1b}[32m"), "NO_COLOR: {screen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_redraws_stage_bake_and_gates_until_the_rollout_ends() {
+    use std::io::Read;
+    let (w, f) = setup("1h", "30s", "[[gate]]\ntype = \"target-health\"\n").await;
+    expect(w.cutover().args(["-p", "svc", "advance"]), 0);
+    assert_eq!(f.weights(&w).await, (90, 10));
+    let bin = assert_cmd::cargo::cargo_bin!("cutover");
+    let cmd = w.std_cutover();
+    let line = format!("'{}' -p svc status -w --interval 200ms", bin.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))))
+        .current_dir(cmd.get_current_dir().unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = screen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let seen = |what: &'static str| {
+        let screen = screen.clone();
+        move || {
+            let screen = screen.clone();
+            async move { screen.lock().unwrap().contains(what) }
+        }
+    };
+    wait_until(30, "a frame of the running rollout", seen("gate target-health#1")).await;
+    wait_until(30, "a redraw", seen("\u{1b}[2J")).await;
+    // The on-call engineer ends it: the watch shows the end and stops by itself.
+    expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
+    let (code, _, err) = finish(child, 30).await;
+    reader.join().unwrap();
+    let screen = screen.lock().unwrap().replace('\r', "");
+    assert_eq!(code, 0, "{screen}\n{err}");
+    for what in ["rollout: blue → green, progressing, stage 1/3 (green 10%)", "bake:", "\u{1b}[32mPASS", "aborted at"] {
+        assert!(screen.contains(what), "missing {what:?} in:\n{screen}");
+    }
+}
