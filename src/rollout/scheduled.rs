@@ -95,7 +95,7 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
                 let bake = self.rules.bake_of(before);
                 let why = if bake > self.rules.bake { " (the records' DNS TTL)" } else { "" };
                 Some(format!(
-                    "not yet time: the stage {} has baked {} of {}{why}",
+                    "not yet time: {}, baked {} of {}{why}",
                     self.where_(),
                     humantime::format_duration(std::time::Duration::from_secs((bake - *remaining).as_secs())),
                     humantime::format_duration(bake)
