@@ -115,7 +115,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         .await;
     }
     let settings = Settings::resolve(&cli).await?;
-    let s = &settings;
+    let region = settings.sdk.region().map(|r| r.to_string());
+    run_command(&cli, &settings).await.map_err(|e| e.in_region(region.as_deref()))
+}
+
+async fn run_command(cli: &Cli, settings: &Settings) -> Result<i32> {
+    let s = settings;
     match &cli.command {
         Command::Validate => commands::validate::run(s).await,
         Command::Status { watch, interval } => commands::status::run(s, watch.then_some(*interval)).await,

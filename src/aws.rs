@@ -320,3 +320,41 @@ macro_rules! client {
         $krate::Client::from_conf(builder.build())
     }};
 }
+
+#[cfg(test)]
+mod tests {
+    //! How a failed AWS call reads: one sentence and a hint, snapshotted. The service's answer is
+    //! replayed through the SDK's own stack (aws-smithy-mocks).
+
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsError;
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    async fn failing(code: &'static str, message: &'static str) -> crate::error::Error {
+        let rule = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_error(move || {
+            DescribeAlarmsError::generic(ErrorMetadata::builder().code(code).message(message).build())
+        });
+        let config = aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudwatch::config::Region::new("us-west-2"))
+            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("a", "b", None, None, "replay"))
+            .http_client(create_mock_http_client())
+            .interceptor(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(&rule))
+            .build();
+        let client = aws_sdk_cloudwatch::Client::from_conf(config);
+        let err = client.describe_alarms().send().await.unwrap_err();
+        crate::error::Error::aws("DescribeAlarms", err)
+    }
+
+    #[tokio::test]
+    async fn aws_errors_read_as_one_sentence_with_a_hint() {
+        let denied = failing(
+            "AccessDenied",
+            "User: arn:aws:sts::123456789012:assumed-role/ci/build is not authorized to perform: cloudwatch:DescribeAlarms",
+        )
+        .await;
+        let expired = failing("ExpiredToken", "The security token included in the request is expired").await;
+        assert!(!denied.is_transient());
+        insta::assert_snapshot!(format!("{denied}\n---\n{expired}"));
+    }
+}

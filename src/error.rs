@@ -67,6 +67,20 @@ impl Error {
         Error::Aws { action: format!("{service} {}", action.into()), message, transient }
     }
 
+    /// A refusal that something regional was not found names the region it was looked for in:
+    /// the commonest reason is a shell or profile aimed at another region. (Route53's hosted zones
+    /// and records are global.)
+    pub fn in_region(self, region: Option<&str>) -> Error {
+        match (self, region) {
+            (Error::Refused { message, hint }, Some(region))
+                if message.contains("not found") && !message.contains("hosted zone") =>
+            {
+                Error::Refused { message: format!("{message} (looked up in region {region})"), hint }
+            }
+            (e, _) => e,
+        }
+    }
+
     /// Whether trying again later may succeed (an AWS call throttled, failed with a 5xx, timed out
     /// or could not connect).
     pub fn is_transient(&self) -> bool {

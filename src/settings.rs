@@ -41,6 +41,13 @@ impl Settings {
         let path = source.locate(cli.profile.as_deref())?;
         let profile = Profile::load(&path)?;
         let sdk = crate::aws::load(profile.region.as_deref(), Some(&path)).await?;
+        if cli.verbose > 0 {
+            // `-v`: where this command's calls go — which account, region and endpoint.
+            let account = crate::state::account(&sdk).await.unwrap_or_else(|| "unknown (STS did not answer)".into());
+            let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+            let endpoint = sdk.endpoint_url().map(String::from).unwrap_or_else(|| "AWS's own endpoints".into());
+            tracing::info!(%account, %region, %endpoint, profile = %path.display(), "talking to account {account} in {region} at {endpoint}");
+        }
         let identity = Identity::new(&sdk);
         Ok(Settings {
             profile,

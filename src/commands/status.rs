@@ -171,11 +171,18 @@ fn watch_frame(
                 secs(now.saturating_sub(since)),
                 humantime::format_duration(bake)
             )),
-            (None, Some(since)) => text.push_str(&format!("held for {} (max_hold {})\n", secs(now.saturating_sub(since)), humantime::format_duration(rules.max_hold))),
+            (None, Some(since)) => text.push_str(&format!(
+                "held for {} (max_hold {})\n",
+                secs(now.saturating_sub(since)),
+                humantime::format_duration(rules.max_hold)
+            )),
             (None, None) => text.push_str("bake: not started (the gates have not all passed yet)\n"),
         }
         for (gate, n) in &s.progress.fails {
-            text.push_str(&format!("  {gate}: failed {n} time(s) in a row (failure_threshold {})\n", rules.failure_threshold));
+            text.push_str(&format!(
+                "  {gate}: failed {n} time(s) in a row (failure_threshold {})\n",
+                rules.failure_threshold
+            ));
         }
     }
     for r in gates.unwrap_or_default() {
@@ -184,8 +191,6 @@ fn watch_frame(
     text.push_str(&format!("(every {}; Ctrl-C to stop)\n", humantime::format_duration(every)));
     text
 }
-
-
 
 /// Where the live split stands against the recorded rollout, in words.
 fn position(s: &RolloutState, views: &[RouteView], rules: &Rules) -> String {

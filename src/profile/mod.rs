@@ -898,7 +898,7 @@ impl RawProfile {
                 if !(tolerance > 0.0 && tolerance <= 100.0) {
                     return Err(bad_hint(
                         "observe.tolerance",
-                        format!("{tolerance} is outside 0–100"),
+                        format!("{tolerance} is not a tolerance: more than 0 and at most 100 percentage points"),
                         "percentage points, e.g. 5: a stage at 25 % bakes once 20–30 % of requests reach the candidate",
                     ));
                 }
@@ -1120,6 +1120,20 @@ green = "green"
         let p = parse(&format!("{MIN}\n[rollout]\nsafety_net = true\ndns_ttl = \"5s\"\n{alarm}")).unwrap();
         assert!(p.safety_net);
         assert_eq!(p.dns_ttl, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn profile_errors_read_as_they_are_snapshotted() {
+        let errors = [
+            format!("{MIN}\n[rollout]\nstages = [10, 50, 25, 100]\n"),
+            format!("{MIN}\n[rollout]\nbake = \"five minutes\"\n"),
+            format!("{MIN}\n[observe]\ntolerance = 0\n"),
+            format!("{MIN}\n[rollout]\nsafety_net = true\n"),
+            "[[route53]]\nzone = \"a.com\"\nrecord = \"api.b.com\"\nblue = \"b\"\ngreen = \"g\"\n".to_string(),
+        ]
+        .map(|text| parse(&text).unwrap_err())
+        .join("\n---\n");
+        insta::assert_snapshot!(errors);
     }
 
     #[test]

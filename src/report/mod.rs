@@ -717,3 +717,76 @@ impl fmt::Display for ValidateReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The wording people read, snapshotted (insta): a change of it shows up in review.
+
+    use super::*;
+
+    fn route(kind: RouteKind, name: &str, blue: u32, green: u32) -> RouteReport {
+        let weights = Weights::new(blue, green);
+        RouteReport {
+            kind,
+            name: name.into(),
+            weights,
+            percent: weights.into(),
+            preview: None,
+            observed: None,
+            safety_net: None,
+        }
+    }
+
+    fn rollout(status: Status, stable: Side, stage: usize) -> RolloutView {
+        RolloutView {
+            stable,
+            candidate: stable.other(),
+            status,
+            stage,
+            stages: 4,
+            percent: "25".parse().unwrap(),
+            stage_reached_at: "2026-12-01T10:00:00Z".into(),
+            started_at: "2026-12-01T09:50:00Z".into(),
+            lease_holder: None,
+            lease_expires_at: None,
+            open_claims: 0,
+            position: Some("at stage 2, as recorded".into()),
+            version: 7,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn status_while_split_with_the_observed_share_and_the_safety_net() {
+        let mut r53 = route(RouteKind::Route53, "api.myapp.com. A", 75, 25);
+        r53.observed = Some(Shares { blue: 81.2, green: 18.8 });
+        r53.safety_net = Some(SafetyNetView { side: Side::Green, health_check_id: "0f1e2d3c".into() });
+        let alb = route(RouteKind::Alb, "front/listener:443/default", 75, 25);
+        let report = StatusReport {
+            profile: "myapp".into(),
+            live: None,
+            drift: StatusReport::disagreement(&[r53.clone(), alb.clone()]),
+            routes: vec![r53, alb],
+            rollout: Some(serde_json::to_value(rollout(Status::Progressing, Side::Blue, 2)).unwrap()),
+        };
+        insta::assert_snapshot!(report.to_string());
+    }
+
+    #[test]
+    fn an_ended_rollout_says_how_it_ended() {
+        let done = rollout(Status::Completed, Side::Green, 4).to_string();
+        let aborted = rollout(Status::Aborted, Side::Blue, 0).to_string();
+        insta::assert_snapshot!(format!("{done}{aborted}"));
+    }
+
+    #[test]
+    fn a_rollback_says_how_long_clients_may_lag_and_when_they_left() {
+        let d = Drain {
+            from: Some(Side::Green),
+            dns_ttl_secs: Some(60),
+            drained_after_secs: Some(74.25),
+            observed_percent: Some(0.4),
+        };
+        insta::assert_snapshot!(d.to_string());
+    }
+}

@@ -203,6 +203,9 @@ async fn log_lines_carry_no_colour_codes_off_a_terminal() {
     let (_, err) = expect(w.cutover().env("CUTOVER_LOG", "debug").args(["-p", "svc", "status"]), 0);
     assert!(err.contains("DEBUG"), "debug logs: {err}");
     assert!(!err.contains('\u{1b}'), "no escape codes in piped stderr: {err:?}");
+    // `-v` says where the calls go.
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "-v", "status"]), 0);
+    assert!(err.contains("talking to account 123456789012 in us-west-2 at http://127.0.0.1:"), "{err}");
 }
 
 #[tokio::test]
@@ -226,4 +229,14 @@ async fn help_groups_global_options_lists_the_sides_and_ends_with_the_exit_codes
     assert!(top.contains("Exit codes:") && top.contains("6  drift"), "{top}");
     let (_, err) = expect(w.cutover().args(["-p", "x", "rollout", "--to", "purple"]), 2);
     assert!(err.contains("[possible values: blue, green]"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_regional_resource_names_the_region_it_was_looked_up_in() {
+    let w = World::new().await;
+    let listener =
+        "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener/app/nope/0123456789abcdef/0123456789abcdef";
+    w.profile("svc", &format!("[[alb]]\nlistener = \"{listener}\"\nblue = \"a\"\ngreen = \"b\"\n"));
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "status"]), 2);
+    assert!(err.contains("not found") && err.contains("(looked up in region us-west-2)"), "{err}");
 }

@@ -503,7 +503,8 @@ async fn status_watch_redraws_stage_bake_and_gates_until_the_rollout_ends() {
     reader.join().unwrap();
     let screen = screen.lock().unwrap().replace('\r', "");
     assert_eq!(code, 0, "{screen}\n{err}");
-    for what in ["rollout: blue → green, progressing, stage 1/3 (green 10%)", "bake:", "\u{1b}[32mPASS", "aborted at"] {
+    for what in ["rollout: blue → green, progressing, stage 1/3 (green 10%)", "bake:", "\u{1b}[32mPASS", "aborted at"]
+    {
         assert!(screen.contains(what), "missing {what:?} in:\n{screen}");
     }
 }
