@@ -124,7 +124,7 @@ async fn run_command(cli: &Cli, settings: &Settings) -> Result<i32> {
     match &cli.command {
         Command::Validate => commands::validate::run(s).await,
         Command::Status { watch, interval } => commands::status::run(s, watch.then_some(*interval)).await,
-        Command::Set { split, dry_run, no_gates, repoint, force } => {
+        Command::Set { split, dry_run, no_gates, repoint, force, .. } => {
             let args =
                 commands::set::Args { split, dry_run: *dry_run, gates: !no_gates, repoint: *repoint, force: *force };
             commands::set::run(s, args).await
@@ -142,11 +142,11 @@ async fn run_command(cli: &Cli, settings: &Settings) -> Result<i32> {
             let args = commands::advance::Args { to: *to, dry_run: *dry_run, force: *force, repoint: *repoint };
             commands::advance::run(s, args).await
         }
-        Command::Rollback { to, dry_run, wait, wait_timeout } => {
+        Command::Rollback { to, dry_run, wait, wait_timeout, .. } => {
             let wait = wait.then_some(*wait_timeout);
             commands::rollback::run(s, commands::rollback::Args { to: *to, dry_run: *dry_run, wait }).await
         }
-        Command::Promote { dry_run, force } => commands::promote::run(s, *dry_run, *force).await,
+        Command::Promote { dry_run, force, .. } => commands::promote::run(s, *dry_run, *force).await,
         Command::Pause { dry_run } => commands::pause::run(s, true, *dry_run).await,
         Command::Resume { dry_run } => commands::pause::run(s, false, *dry_run).await,
         Command::History { limit } => commands::history::run(s, *limit).await,

@@ -49,8 +49,8 @@ pub struct Cli {
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text, global = true, help_heading = "Global options")]
     pub output: OutputFormat,
 
-    /// Do not ask for confirmation before moving traffic from a terminal.
-    #[arg(short = 'y', long, global = true, help_heading = "Global options")]
+    /// Do not ask before moving traffic (set, rollback, promote; also after the command's name).
+    #[arg(short = 'y', long, help_heading = "Global options")]
     pub yes: bool,
 
     /// More logging on stderr (-v: info, -vv: debug, -vvv: trace).
@@ -110,6 +110,9 @@ pub enum Command {
     },
     /// Move traffic to one split, e.g. `set green=25`.
     Set {
+        /// Do not ask before moving traffic from a terminal.
+        #[arg(short = 'y', long = "yes", id = "command_yes")]
+        yes: bool,
         /// SIDE=PERCENT: the share of traffic the side gets (the other side gets the rest).
         #[arg(value_name = "SIDE=PERCENT")]
         split: String,
@@ -163,6 +166,9 @@ pub enum Command {
     },
     /// Finish: all traffic on the candidate, which becomes the stable side.
     Promote {
+        /// Do not ask before moving traffic from a terminal.
+        #[arg(short = 'y', long = "yes", id = "command_yes")]
+        yes: bool,
         /// Print what would be done and make no change.
         #[arg(long)]
         dry_run: bool,
@@ -224,6 +230,9 @@ pub enum Command {
     /// All traffic back on the stable side now (or on `--to SIDE`), skipping gates; marks the
     /// rollout aborted so no `advance` moves it again.
     Rollback {
+        /// Do not ask before moving traffic from a terminal.
+        #[arg(short = 'y', long = "yes", id = "command_yes")]
+        yes: bool,
         /// The side to restore all traffic to (default: the rollout's stable side).
         #[arg(long, value_name = "SIDE", value_parser = side_parser())]
         to: Option<Side>,
@@ -260,6 +269,14 @@ fn side_parser() -> impl clap::builder::TypedValueParser<Value = Side> {
 }
 
 impl Command {
+    /// `--yes` given after the command's name (on the commands that ask).
+    pub fn yes(&self) -> bool {
+        match self {
+            Command::Set { yes, .. } | Command::Promote { yes, .. } | Command::Rollback { yes, .. } => *yes,
+            _ => false,
+        }
+    }
+
     /// The command's name, as typed.
     pub fn name(&self) -> &'static str {
         match self {

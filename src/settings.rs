@@ -53,7 +53,7 @@ impl Settings {
             profile,
             output: cli.output,
             log_format: cli.log_format,
-            yes: cli.yes,
+            yes: cli.yes || cli.command.yes(),
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
             sdk,
             identity,

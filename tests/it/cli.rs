@@ -66,6 +66,12 @@ async fn usage_errors_exit_2() {
     let w = World::new().await;
     expect(w.cutover().args(["frobnicate"]), 2);
     expect(w.cutover().args(["-p", "x", "rollback", "--to", "purple"]), 2);
+    // `--yes` belongs to the commands that ask; before the command (the documented synopsis) it
+    // is taken, and ignored by the others.
+    let (_, err) = expect(w.cutover().args(["-p", "x", "status", "--yes"]), 2);
+    assert!(err.contains("unexpected argument '--yes'"), "{err}");
+    let (_, err) = expect(w.cutover().args(["-p", "x", "--yes", "status"]), 2);
+    assert!(err.contains("profile `x` not found"), "parsed, then refused for the profile: {err}");
     // `history --limit 0` would print nothing at all: refused, saying why.
     let (_, err) = expect(w.cutover().args(["-p", "x", "history", "--limit", "0"]), 2);
     assert!(err.contains("at least 1"), "{err}");
