@@ -134,7 +134,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         settings.profile.name,
         before
             .iter()
-            .map(|r| format!("  {:<8}{:<44} {}  →  {stable} 100%\n", r.kind.to_string(), r.name, r.weights))
+            .map(|r| format!("  {:<8}{}\n          {}  →  {stable} 100%\n", r.kind.to_string(), r.name, r.weights))
             .collect::<String>()
     );
     let running = view.as_ref().is_some_and(|v| v.status.is_active());

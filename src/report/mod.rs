@@ -100,8 +100,8 @@ impl fmt::Display for RouteReport {
             self.weights.green
         )?;
         match self.preview {
-            Some(Some(side)) => write!(f, "  preview → {side}")?,
-            Some(None) => write!(f, "  preview → neither side")?,
+            Some(Some(side)) => write!(f, "\n          preview record → the {side} side")?,
+            Some(None) => write!(f, "\n          preview record → neither side")?,
             None => {}
         }
         if let Some(o) = self.observed {
@@ -377,8 +377,9 @@ impl fmt::Display for StepReport {
         }
         for r in &self.routes {
             match self.before.iter().find(|b| b.name == r.name && b.kind == r.kind) {
+                // Two lines, to fit 100 columns: the route, then its move.
                 Some(b) if b.weights != r.weights => {
-                    writeln!(f, "  {:<8}{:<44} {}  →  {}", r.kind.to_string(), r.name, b.weights, r.weights)?
+                    writeln!(f, "  {:<8}{}\n          {}  →  {}", r.kind.to_string(), r.name, b.weights, r.weights)?
                 }
                 _ => writeln!(f, "  {:<8}{:<44} {}", r.kind.to_string(), r.name, r.weights)?,
             }
@@ -508,7 +509,7 @@ impl ChangeReport {
         let mut s = format!("will {what} on profile {}:\n", self.profile);
         for r in self.routes.iter().filter(|r| r.before.weights != r.after.weights) {
             s.push_str(&format!(
-                "  {:<8}{:<44} {}  →  {}  (weights {}:{})\n",
+                "  {:<8}{}\n          {}  →  {}  (weights {}:{})\n",
                 r.kind.to_string(),
                 r.name,
                 r.before.percent,
@@ -546,7 +547,7 @@ impl fmt::Display for ChangeReport {
             )?;
         }
         for r in &self.routes {
-            write!(f, "  {:<8}{:<44} {}  →  {}", r.kind.to_string(), r.name, r.before.percent, r.after.percent)?;
+            write!(f, "  {:<8}{}\n          {}  →  {}", r.kind.to_string(), r.name, r.before.percent, r.after.percent)?;
             write!(f, "  (weights {}:{})", r.after.weights.blue, r.after.weights.green)?;
             if !r.exact {
                 write!(f, "  closest to {}% the weights allow", self.percent)?;
@@ -769,7 +770,11 @@ mod tests {
             routes: vec![r53, alb],
             rollout: Some(serde_json::to_value(rollout(Status::Progressing, Side::Blue, 2)).unwrap()),
         };
-        insta::assert_snapshot!(report.to_string());
+        let text = report.to_string();
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "wider than 100 columns: {line:?}");
+        }
+        insta::assert_snapshot!(text);
     }
 
     #[test]
