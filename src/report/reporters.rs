@@ -90,7 +90,14 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
             if parts.is_empty() {
                 return None;
             }
-            format!("gates {where_}: {}", parts.join("; "))
+            // One line while it fits 100 columns (with the timestamp); else a reading a line, the
+            // first on the heading's line, the others under it.
+            let line = format!("gates {where_}: {}", parts.join("; "));
+            if line.chars().count() + 11 <= 100 {
+                line
+            } else {
+                format!("gates {where_}: {}", parts.join(";\n           "))
+            }
         }
         Event::Baking { .. } => {
             *last_held = None;
@@ -227,6 +234,30 @@ impl Sink for ProgressReporter {
             self.bar.finish_and_clear();
         } else {
             self.bar.set_message(format!("{} | {}", self.stage, self.gates));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Reading;
+
+    #[test]
+    fn gate_readings_that_do_not_fit_100_columns_go_a_reading_a_line() {
+        let mut out = Vec::new();
+        {
+            let mut r = PlainReporter::new(&mut out);
+            let readings = (1..=4)
+                .map(|i| Reading::new(&format!("alarm#{i}"), Verdict::Pass, format!("1 OK: myapp-green-check-{i}")))
+                .collect();
+            r.event(&Event::GatesRead { stage: 2, readings, fails: Default::default() });
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("gates stage 2: alarm#1 PASS: 1 OK: myapp-green-check-1;\n"), "{text}");
+        assert_eq!(text.lines().count(), 4, "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "{line:?}");
         }
     }
 }
