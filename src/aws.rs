@@ -327,21 +327,14 @@ mod tests {
     //! replayed through the SDK's own stack (aws-smithy-mocks).
 
     use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsError;
-    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+    use aws_smithy_mocks::mock;
     use aws_smithy_types::error::ErrorMetadata;
 
     async fn failing(code: &'static str, message: &'static str) -> crate::error::Error {
         let rule = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_error(move || {
             DescribeAlarmsError::generic(ErrorMetadata::builder().code(code).message(message).build())
         });
-        let config = aws_sdk_cloudwatch::Config::builder()
-            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudwatch::config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("a", "b", None, None, "replay"))
-            .http_client(create_mock_http_client())
-            .interceptor(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(&rule))
-            .build();
-        let client = aws_sdk_cloudwatch::Client::from_conf(config);
+        let client = crate::gates::replay::cloudwatch(&[&rule]);
         let err = client.describe_alarms().send().await.unwrap_err();
         crate::error::Error::aws("DescribeAlarms", err)
     }

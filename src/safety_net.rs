@@ -310,7 +310,7 @@ mod tests {
 
     use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
     use aws_sdk_cloudwatch::types::CompositeAlarm;
-    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+    use aws_smithy_mocks::{create_mock_http_client, mock};
 
     use super::*;
 
@@ -322,13 +322,6 @@ mod tests {
                 None => out.build(),
             }
         });
-        let cw = aws_sdk_cloudwatch::Config::builder()
-            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudwatch::config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("a", "b", None, None, "replay"))
-            .http_client(create_mock_http_client())
-            .interceptor(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(&rule))
-            .build();
         let r53 = aws_sdk_route53::Config::builder()
             .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
             .region(aws_sdk_route53::config::Region::new("us-west-2"))
@@ -336,7 +329,7 @@ mod tests {
             .build();
         SafetyNet {
             client: Client::from_conf(r53),
-            cw: aws_sdk_cloudwatch::Client::from_conf(cw),
+            cw: crate::gates::replay::cloudwatch(&[&rule]),
             prefix: "cutover:00000000:".into(),
             alarms: vec!["app-{side}-errors".into()],
             region: "us-west-2".into(),

@@ -167,7 +167,7 @@ mod tests {
     use aws_sdk_cloudwatch::operation::describe_alarm_history::DescribeAlarmHistoryOutput;
     use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
     use aws_sdk_cloudwatch::types::{AlarmHistoryItem, MetricAlarm};
-    use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+    use aws_smithy_mocks::{Rule, mock};
 
     use super::*;
     use crate::model::Percent;
@@ -186,21 +186,7 @@ mod tests {
         }
     }
 
-    /// A CloudWatch client whose calls are answered by `rules`, through the SDK's own stack.
-    fn replay(rules: &[&Rule]) -> Client {
-        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-        for r in rules {
-            interceptor = interceptor.with_rule(r);
-        }
-        let config = aws_sdk_cloudwatch::Config::builder()
-            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudwatch::config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("a", "b", None, None, "replay"))
-            .http_client(create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        Client::from_conf(config)
-    }
+    use crate::gates::replay::cloudwatch as replay;
 
     fn now_ok() -> Rule {
         mock!(Client::describe_alarms).then_output(|| {
