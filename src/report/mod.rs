@@ -358,7 +358,7 @@ impl fmt::Display for Drain {
         if let Some(ttl) = self.dns_ttl_secs {
             writeln!(
                 f,
-                "  DNS: resolvers may still send clients to {side} for up to {ttl}s (the records' TTL; clients that cache longer, longer)"
+                "  DNS: resolvers may still send clients to {side} for up to {ttl}s (the records' TTL)"
             )?;
         }
         if let Some(secs) = self.drained_after_secs {
@@ -708,7 +708,7 @@ impl fmt::Display for ValidateReport {
         if self.safety_net {
             writeln!(
                 f,
-                "safety net: the {} records carry a Route53 health check on the alarm gates' alarms while a rollout runs",
+                "safety net: while a rollout runs, the {} records carry a health check on the alarms",
                 self.candidate
             )?;
         }
