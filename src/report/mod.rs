@@ -356,10 +356,7 @@ impl fmt::Display for Drain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let side = self.from.map(|s| s.to_string()).unwrap_or_else(|| "the other side".into());
         if let Some(ttl) = self.dns_ttl_secs {
-            writeln!(
-                f,
-                "  DNS: resolvers may still send clients to {side} for up to {ttl}s (the records' TTL)"
-            )?;
+            writeln!(f, "  DNS: resolvers may still send clients to {side} for up to {ttl}s (the records' TTL)")?;
         }
         if let Some(secs) = self.drained_after_secs {
             let pct = self.observed_percent.map(fmt_pct).unwrap_or_else(|| "0".into());

@@ -473,3 +473,47 @@ async fn status_says_how_a_finished_rollout_ended_and_when_routes_disagree() {
     let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
     assert!(json(&out)["drift"].as_str().is_some_and(|d| d.contains("different splits")), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_safety_net_is_gone_after_a_rollout_rolls_itself_back_and_after_promote() {
+    let w = World::new().await;
+    let r = Records::alias(&w).await;
+    let alarm = unique("netauto-");
+    w.aws.alarm(&format!("{alarm}-green")).await;
+    w.aws.alarm(&format!("{alarm}-blue")).await;
+    let table = unique("state-");
+    let profile = |bake: &str| {
+        format!(
+            "{}[rollout]\nstages = [10, 100]\nbake = \"{bake}\"\npoll = \"100ms\"\nsafety_net = true\ndns_ttl = \"0s\"\n[[gate]]\ntype = \"alarm\"\nalarms = [\"{alarm}-{{side}}\"]\n[state]\ntable = \"{table}\"\n",
+            r.route()
+        )
+    };
+    w.profile("svc", &profile("1h"));
+    expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
+    let green_check = async || w.aws.record_health_check(&r.zone_id, &r.record, "green").await;
+
+    // The rollout's own rollback (a gate failed): the net comes off with it.
+    let child =
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until(30, "the first stage with the net on", || async {
+        r.weights(&w).await == (90, 10) && green_check().await.is_some()
+    })
+    .await;
+    let attached = green_check().await.unwrap();
+    w.aws.set_alarm(&format!("{alarm}-green"), "ALARM").await;
+    let (code, out, err) = finish(child, 30).await;
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert_eq!(r.weights(&w).await, (100, 0));
+    assert_eq!(green_check().await, None);
+    assert!(!w.aws.health_checks().await.iter().any(|(id, _)| *id == attached), "{attached} was left behind");
+
+    // `promote` ends a rollout too.
+    w.aws.set_alarm(&format!("{alarm}-green"), "OK").await;
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "advance", "--to", "green"]), 0);
+    assert_eq!(json(&out)["action"], "started", "{out}");
+    let attached = green_check().await.expect("the net on the green record");
+    expect(w.cutover().args(["-p", "svc", "promote"]), 0);
+    assert_eq!(r.weights(&w).await, (0, 100));
+    assert_eq!(green_check().await, None);
+    assert!(!w.aws.health_checks().await.iter().any(|(id, _)| *id == attached), "{attached} was left behind");
+}
