@@ -19,14 +19,17 @@ use crate::rollout::ports::{Clock, GateContext};
 use crate::rollout::position::{Position, locate};
 use crate::safety_net::SafetyNet;
 use crate::settings::Settings;
-use crate::splitter::AwsTraffic;
+use crate::splitter::{AwsTraffic, RouteLive};
 use crate::state::DynamoStore;
 
 pub async fn run(settings: &Settings, watch: Option<Duration>) -> Result<i32> {
     let traffic = settings.traffic();
     let mut ledger = settings.store().map(|s| Ledger::new(s, String::new(), settings.lease()));
+    // Where each side's requests are counted and what the gates read are resolved once, on the
+    // first routes read, however many frames a watch draws.
+    let counts = tokio::sync::OnceCell::new();
     let Some(every) = watch else {
-        let (report, _) = snapshot(settings, &traffic, ledger.as_mut()).await?;
+        let (report, _, _) = snapshot(settings, &traffic, ledger.as_mut(), &counts).await?;
         settings.print(&report)?;
         return Ok(exit::OK);
     };
@@ -34,10 +37,15 @@ pub async fn run(settings: &Settings, watch: Option<Duration>) -> Result<i32> {
     // the rollout ends or the person stops watching.
     let terminal = std::io::stdout().is_terminal();
     let mut seen_active = false;
+    let mut gates: Option<crate::gates::Gates> = None;
     loop {
-        let (report, state) = snapshot(settings, &traffic, ledger.as_mut()).await?;
+        let (report, state, routes) = snapshot(settings, &traffic, ledger.as_mut(), &counts).await?;
         let gates = match &state {
-            Some(s) if s.status.is_active() => Some(readings(settings, &traffic, s).await),
+            Some(s) if s.status.is_active() => {
+                let gates =
+                    gates.get_or_insert_with(|| crate::gates::Gates::new(&settings.sdk, &settings.profile, &routes));
+                Some(readings(settings, gates, s).await)
+            }
             _ => None,
         };
         let text = watch_frame(settings, &report, state.as_ref(), gates.as_deref(), every);
@@ -64,12 +72,13 @@ pub async fn run(settings: &Settings, watch: Option<Duration>) -> Result<i32> {
     }
 }
 
-/// The view `status` prints, and the rollout state it was made from.
+/// The view `status` prints, the rollout state and the routes it was made from.
 async fn snapshot(
     settings: &Settings,
     traffic: &AwsTraffic,
     ledger: Option<&mut Ledger<DynamoStore>>,
-) -> Result<(StatusReport, Option<RolloutState>)> {
+    counts: &tokio::sync::OnceCell<RequestCounts>,
+) -> Result<(StatusReport, Option<RolloutState>, Vec<RouteLive>)> {
     let load = async {
         match ledger {
             Some(l) => Some(l.load().await.map(|s| s.cloned())),
@@ -95,28 +104,37 @@ async fn snapshot(
         }
     };
     let mut reports: Vec<RouteReport> = routes.iter().map(RouteReport::from).collect();
-    if let Some(observe) = settings.profile.observe {
-        match RequestCounts::new(&settings.sdk, &routes).read(observe.window, None).await {
-            Ok(counted) => {
-                for (report, c) in reports.iter_mut().zip(&counted) {
-                    report.observed = c.shares();
-                }
+    // The observed split and the safety net are read at once, after the routes they are about.
+    let observed = async {
+        let observe = settings.profile.observe?;
+        let counts = counts.get_or_init(async || RequestCounts::new(&settings.sdk, &routes)).await;
+        Some(counts.read(observe.window, None).await)
+    };
+    let net = async {
+        let net = SafetyNet::of(&settings.sdk, &settings.profile)?;
+        Some(net.attached(&routes).await)
+    };
+    let (observed, net) = tokio::join!(observed, net);
+    match observed {
+        Some(Ok(counted)) => {
+            for (report, c) in reports.iter_mut().zip(&counted) {
+                report.observed = c.shares();
             }
-            Err(e) => tracing::warn!("cannot count requests for the observed split: {e}"),
         }
+        Some(Err(e)) => tracing::warn!("cannot count requests for the observed split: {e}"),
+        None => {}
     }
-    if let Some(net) = SafetyNet::of(&settings.sdk, &settings.profile) {
-        match net.attached(&routes).await {
-            Ok(attached) => {
-                for (index, side, id) in attached {
-                    let at = routes.iter().position(|r| r.kind == RouteKind::Route53 && r.index == index);
-                    if let Some(report) = at.and_then(|i| reports.get_mut(i)) {
-                        report.safety_net = Some(SafetyNetView { side, health_check_id: id });
-                    }
+    match net {
+        Some(Ok(attached)) => {
+            for (index, side, id) in attached {
+                let at = routes.iter().position(|r| r.kind == RouteKind::Route53 && r.index == index);
+                if let Some(report) = at.and_then(|i| reports.get_mut(i)) {
+                    report.safety_net = Some(SafetyNetView { side, health_check_id: id });
                 }
             }
-            Err(e) => tracing::warn!("cannot list the safety net's health checks: {e}"),
         }
+        Some(Err(e)) => tracing::warn!("cannot list the safety net's health checks: {e}"),
+        None => {}
     }
     let drift = StatusReport::disagreement(&reports);
     let report = StatusReport {
@@ -126,14 +144,12 @@ async fn snapshot(
         rollout,
         drift,
     };
-    Ok((report, recorded))
+    Ok((report, recorded, routes))
 }
 
 /// This moment's reading of the rollout's gates (and its observed split), as the rollout reads them.
-async fn readings(settings: &Settings, traffic: &AwsTraffic, s: &RolloutState) -> Vec<Reading> {
+async fn readings(settings: &Settings, gates: &crate::gates::Gates, s: &RolloutState) -> Vec<Reading> {
     use crate::rollout::ports::Gates as _;
-    let Ok(routes) = traffic.read().await else { return Vec::new() };
-    let gates = crate::gates::Gates::new(&settings.sdk, &settings.profile, &routes);
     let stage = s.progress.stage;
     let rules = Rules { stages: s.stages.clone(), ..settings.profile.rollout.clone() };
     let ctx = GateContext {
