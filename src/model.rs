@@ -26,6 +26,14 @@ impl Side {
         }
     }
 
+    /// 0 for blue, 1 for green: a side's place in a `[_; 2]` kept per side.
+    pub fn index(self) -> usize {
+        match self {
+            Side::Blue => 0,
+            Side::Green => 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Side::Blue => "blue",

@@ -43,13 +43,6 @@ pub struct Counted {
 }
 
 impl Counted {
-    pub fn get(&self, side: Side) -> Option<f64> {
-        match side {
-            Side::Blue => self.blue,
-            Side::Green => self.green,
-        }
-    }
-
     /// The shares of the requests both sides received; `None` when a side cannot be counted or
     /// no request was counted.
     pub fn shares(&self) -> Option<Shares> {
@@ -78,17 +71,10 @@ pub struct RequestCounts {
     series: OnceCell<Vec<[Option<Series>; 2]>>,
 }
 
-fn idx(side: Side) -> usize {
-    match side {
-        Side::Blue => 0,
-        Side::Green => 1,
-    }
-}
-
 /// A load balancer's dimension value: `app/front/abc` of `arn:…:loadbalancer/app/front/abc`.
 /// (A target group's is what follows the ARN's last colon: `targetgroup/tg/abc`.)
-fn dimension_of(arn: &str, after: &str) -> String {
-    arn.split_once(after).map(|(_, r)| r.to_string()).unwrap_or_else(|| arn.to_string())
+fn load_balancer_dimension(arn: &str) -> String {
+    arn.split_once(":loadbalancer/").map(|(_, r)| r.to_string()).unwrap_or_else(|| arn.to_string())
 }
 
 impl RequestCounts {
@@ -103,7 +89,7 @@ impl RequestCounts {
 
     /// Whether any route's candidate can be counted at all.
     pub fn can_count(&self, side: Side) -> bool {
-        self.routes.iter().any(|(_, s)| s[idx(side)].is_some())
+        self.routes.iter().any(|(_, s)| s[side.index()].is_some())
     }
 
     async fn series(&self) -> Result<&Vec<[Option<Series>; 2]>> {
@@ -125,12 +111,12 @@ impl RequestCounts {
             .map(|(_, sources)| {
                 sources.clone().map(|source| match source? {
                     RequestSource::TargetGroup { target_group_arn, load_balancer_arn } => Some(vec![
-                        ("LoadBalancer", dimension_of(&load_balancer_arn, ":loadbalancer/")),
+                        ("LoadBalancer", load_balancer_dimension(&load_balancer_arn)),
                         ("TargetGroup", target_group_arn.rsplit(':').next().unwrap_or_default().to_string()),
                     ]),
                     RequestSource::Alias(dns) => {
                         let arn = lb_of(&dns)?;
-                        Some(vec![("LoadBalancer", dimension_of(&arn, ":loadbalancer/"))])
+                        Some(vec![("LoadBalancer", load_balancer_dimension(&arn))])
                     }
                 })
             })
@@ -156,7 +142,7 @@ impl RequestCounts {
     /// series counted once; `None` when no route can count that side.
     pub async fn total(&self, side: Side, window: Duration, not_before: Option<SystemTime>) -> Result<Option<f64>> {
         let series = self.series().await?;
-        let unique = distinct(series.iter().filter_map(|s| s[idx(side)].as_ref()));
+        let unique = distinct(series.iter().filter_map(|s| s[side.index()].as_ref()));
         if unique.is_empty() {
             return Ok(None);
         }
@@ -350,7 +336,7 @@ mod tests {
     #[test]
     fn dimensions_are_the_arns_suffixes() {
         assert_eq!(
-            dimension_of("arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/front/abc", ":loadbalancer/"),
+            load_balancer_dimension("arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/front/abc"),
             "app/front/abc"
         );
     }

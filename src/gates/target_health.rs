@@ -27,23 +27,16 @@ pub struct TargetHealth {
     groups: [OnceCell<Vec<String>>; 2],
 }
 
-fn idx(side: Side) -> usize {
-    match side {
-        Side::Blue => 0,
-        Side::Green => 1,
-    }
-}
-
 impl TargetHealth {
     pub fn new(sdk: &SdkConfig, name: &str, min_healthy: f64, routes: &[RouteLive]) -> TargetHealth {
         let mut known: [(Vec<String>, Vec<String>); 2] = Default::default();
         for side in Side::ALL {
             for r in routes {
                 if let Some(tg) = r.target_group(side) {
-                    known[idx(side)].0.push(tg);
+                    known[side.index()].0.push(tg);
                 }
                 if let Some(dns) = r.alias_dns(side) {
-                    known[idx(side)].1.push(dns);
+                    known[side.index()].1.push(dns);
                 }
             }
         }
@@ -57,13 +50,13 @@ impl TargetHealth {
     }
 
     async fn groups(&self, side: Side) -> Result<&Vec<String>> {
-        self.groups[idx(side)].get_or_try_init(|| self.resolve(side)).await
+        self.groups[side.index()].get_or_try_init(|| self.resolve(side)).await
     }
 
     /// Target groups of `side`: those named by ALB routes, plus those of the load balancers
     /// Route53 aliases point at.
     async fn resolve(&self, side: Side) -> Result<Vec<String>> {
-        let (tgs, dns) = &self.known[idx(side)];
+        let (tgs, dns) = &self.known[side.index()];
         let mut groups: BTreeSet<String> = tgs.iter().cloned().collect();
         if !dns.is_empty() {
             let wanted: BTreeSet<String> = dns.iter().map(|d| dns_key(d)).collect();
