@@ -69,10 +69,7 @@ impl RouteLive {
     /// The health check `side`'s record set carries, for Route53 routes.
     pub fn health_check_id(&self, side: Side) -> Option<&str> {
         match &self.raw {
-            Raw::Route53(s) => match side {
-                Side::Blue => s.blue.health_check_id.as_deref(),
-                Side::Green => s.green.health_check_id.as_deref(),
-            },
+            Raw::Route53(s) => s.set(side).health_check_id.as_deref(),
             Raw::Alb(_) => None,
         }
     }
@@ -85,13 +82,7 @@ impl RouteLive {
     /// The DNS name `side`'s record set is an alias of, for Route53 alias routes.
     pub fn alias_dns(&self, side: Side) -> Option<String> {
         match &self.raw {
-            Raw::Route53(s) => {
-                let set = match side {
-                    Side::Blue => &s.blue,
-                    Side::Green => &s.green,
-                };
-                set.alias_target.as_ref().map(|a| a.dns_name.clone())
-            }
+            Raw::Route53(s) => s.set(side).alias_target.as_ref().map(|a| a.dns_name.clone()),
             Raw::Alb(_) => None,
         }
     }
@@ -174,6 +165,17 @@ pub struct AliasTo {
 }
 
 impl RouteChange {
+    /// `route` to `to`, and nothing else.
+    pub fn new(route: &RouteLive, to: Weights, exact: bool) -> RouteChange {
+        RouteChange { route: route.clone(), to, exact, repoint: Vec::new(), preview_to: None, health_check: Vec::new() }
+    }
+
+    /// `route` with its weights kept: the base of a change that moves no traffic (an alias
+    /// repointed, the preview record, a health check).
+    pub fn keep(route: &RouteLive) -> RouteChange {
+        RouteChange::new(route, route.weights, true)
+    }
+
     pub fn is_noop(&self) -> bool {
         self.route.weights == self.to
             && self.repoint.is_empty()
@@ -269,14 +271,7 @@ impl AwsTraffic {
             .iter()
             .map(|r| {
                 let choice = choose_weights(side, percent, r.kind.max_weight());
-                RouteChange {
-                    route: r.clone(),
-                    to: choice.weights,
-                    exact: choice.exact,
-                    repoint: Vec::new(),
-                    preview_to: None,
-                    health_check: Vec::new(),
-                }
+                RouteChange::new(r, choice.weights, choice.exact)
             })
             .collect()
     }
@@ -287,14 +282,7 @@ impl AwsTraffic {
         let changes: Vec<RouteChange> = routes
             .iter()
             .filter(|r| r.has_preview() && r.preview_side() != Some(side))
-            .map(|r| RouteChange {
-                route: r.clone(),
-                to: r.weights,
-                exact: true,
-                repoint: Vec::new(),
-                preview_to: Some(side),
-                health_check: Vec::new(),
-            })
+            .map(|r| RouteChange { preview_to: Some(side), ..RouteChange::keep(r) })
             .collect();
         if changes.is_empty() {
             return Ok(());
@@ -312,14 +300,7 @@ impl AwsTraffic {
             .filter_map(|r| {
                 let repoint: Vec<(Side, AliasTo)> =
                     fixes.iter().filter(|(i, _, _)| *i == r.index).map(|(_, s, a)| (*s, a.clone())).collect();
-                (!repoint.is_empty()).then(|| RouteChange {
-                    route: r.clone(),
-                    to: r.weights,
-                    exact: true,
-                    repoint,
-                    preview_to: None,
-                    health_check: Vec::new(),
-                })
+                (!repoint.is_empty()).then(|| RouteChange { repoint, ..RouteChange::keep(r) })
             })
             .collect();
         if changes.is_empty() {
@@ -340,14 +321,7 @@ impl AwsTraffic {
                     .filter(|(i, side, id)| *i == r.index && r.health_check_id(*side) != id.as_deref())
                     .map(|(_, s, id)| (*s, id.clone()))
                     .collect();
-                (!health_check.is_empty()).then(|| RouteChange {
-                    route: r.clone(),
-                    to: r.weights,
-                    exact: true,
-                    repoint: Vec::new(),
-                    preview_to: None,
-                    health_check,
-                })
+                (!health_check.is_empty()).then(|| RouteChange { health_check, ..RouteChange::keep(r) })
             })
             .collect();
         if changes.is_empty() {
@@ -411,14 +385,7 @@ impl AwsTraffic {
             .filter(|c| !toward_stable(c))
             .filter_map(|c| {
                 let live = c.live(&now)?;
-                (live.weights == c.to && c.to != c.route.weights).then(|| RouteChange {
-                    route: live.clone(),
-                    to: c.route.weights,
-                    exact: true,
-                    repoint: Vec::new(),
-                    preview_to: None,
-                    health_check: Vec::new(),
-                })
+                (live.weights == c.to && c.to != c.route.weights).then(|| RouteChange::new(live, c.route.weights, true))
             })
             .collect();
         if !landed.is_empty() {

@@ -46,7 +46,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn set(&self, side: Side) -> &ResourceRecordSet {
+    /// The record set of `side`, as read.
+    pub(crate) fn set(&self, side: Side) -> &ResourceRecordSet {
         match side {
             Side::Blue => &self.blue,
             Side::Green => &self.green,
