@@ -150,6 +150,8 @@ pub struct Call {
     pub started: Instant,
     /// When the call reached the emulator: for a write, when it landed.
     pub forwarded: Option<Instant>,
+    /// When the emulator answered it: `answered - forwarded` is the emulator's own time.
+    pub answered: Option<Instant>,
     pub ended: Instant,
     /// The status answered; 0 when the connection was dropped.
     pub status: u16,
@@ -359,6 +361,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
     tokio::spawn(async move {
         tokio::time::sleep(landing).await;
         let mut forwarded = None;
+        let mut answered = None;
         let answer: Result<Answer, Dropped> = match fault {
             Some(Fault::Throttling) => Ok(error_answer(&service, &operation, id, true)),
             Some(Fault::ServerError) => Ok(error_answer(&service, &operation, id, false)),
@@ -368,6 +371,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
                 None => {
                     forwarded = Some(Instant::now());
                     let answer = apply(&s, &config, &service, &operation, &parts, &body).await;
+                    answered = Some(Instant::now());
                     if fault == Some(Fault::DropAfter) { Err(Dropped) } else { Ok(answer) }
                 }
             },
@@ -386,6 +390,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
             operation,
             started,
             forwarded,
+            answered,
             ended: Instant::now(),
             status,
             applied,
@@ -409,6 +414,7 @@ fn log_line(shared: &Shared, call: &Call) {
         "operation": call.operation,
         "start_ms": ms(call.started),
         "forwarded_ms": call.forwarded.map(ms),
+        "answered_ms": call.answered.map(ms),
         "end_ms": ms(call.ended),
         "status": call.status,
         "applied": call.applied,
