@@ -48,6 +48,7 @@ pub async fn load(profile_region: Option<&str>, profile: Option<&std::path::Path
                 .operation_timeout(Duration::from_secs(120))
                 .build(),
         )
+        .http_client(http_client())
         .load()
         .await;
     if sdk.region().is_none() {
@@ -66,7 +67,10 @@ pub async fn load(profile_region: Option<&str>, profile: Option<&std::path::Path
 }
 
 /// Timeouts that end a call at `deadline` — no attempt of it is sent later — or `None` when the
-/// deadline has passed and the call must not be sent at all.
+/// deadline has passed and the call must not be sent at all. The connect timeout stays the
+/// client's (the operation timeout bounds a connect as well): the HTTP client keeps one
+/// connection pool per connect timeout, and a write with a timeout of its own would otherwise
+/// open a new connection (a TLS handshake on AWS) instead of reusing the read's.
 pub fn timeouts_until(deadline: tokio::time::Instant) -> Option<TimeoutConfig> {
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     if left.is_zero() {
@@ -74,11 +78,121 @@ pub fn timeouts_until(deadline: tokio::time::Instant) -> Option<TimeoutConfig> {
     }
     Some(
         TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(left))
+            .connect_timeout(CONNECT_TIMEOUT)
             .operation_attempt_timeout(ATTEMPT_TIMEOUT.min(left))
             .operation_timeout(left)
             .build(),
     )
+}
+
+/// Certificate bundles of the common distributions (Debian/Ubuntu, Amazon Linux/RHEL/Fedora,
+/// openSUSE, Alpine): one file holding every root the system trusts.
+const CA_BUNDLES: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/var/lib/ca-certificates/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's certificate bundle file, unless `SSL_CERT_FILE` / `SSL_CERT_DIR` say otherwise.
+fn ca_bundle() -> Option<Vec<u8>> {
+    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+        return None;
+    }
+    CA_BUNDLES.iter().find_map(|p| std::fs::read(p).ok().filter(|b| !b.is_empty()))
+}
+
+/// The one HTTPS client every service client of the process shares (one connection pool; a
+/// connection to an endpoint is reused across services' calls). It is the SDK's default client
+/// (hyper 1, rustls with aws-lc, the proxy from `HTTPS_PROXY`/`NO_PROXY`) with one difference:
+/// its roots come from the system's bundle file alone. The SDK's default reads and parses the
+/// whole certificate folder as well (hundreds of files, the same roots again) on every run.
+/// With `SSL_CERT_FILE` or `SSL_CERT_DIR` set, or no bundle file found, the roots are the SDK's.
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let trust = match ca_bundle() {
+        Some(pem) => TrustStore::empty().with_native_roots(false).with_pem_certificate(pem),
+        None => TrustStore::default(),
+    };
+    let context = TlsContext::builder().with_trust_store(trust).build().unwrap_or_default();
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut builder = aws_smithy_http_client::ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(context.clone());
+        builder.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            builder.set_sleep_impl(components.sleep_impl());
+        }
+        builder.set_proxy_config(Some(ProxyConfig::from_env()));
+        builder.build()
+    })
+}
+
+/// Route53 allows five API requests a second per account. Every Route53 call (each attempt of
+/// it) waits here until fewer than five were sent in the last second, so cutover's own calls
+/// never exceed the limit — and are not throttled into seconds of backoff.
+pub const ROUTE53_PER_SECOND: usize = 5;
+/// A little over a second: requests reach AWS a few milliseconds apart from when they were sent.
+const ROUTE53_WINDOW: Duration = Duration::from_millis(1020);
+
+/// When the last [`ROUTE53_PER_SECOND`] Route53 requests were sent.
+static ROUTE53_SENT: std::sync::Mutex<std::collections::VecDeque<tokio::time::Instant>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// Waits until one more Route53 request may be sent, and counts it as sent.
+async fn route53_turn() {
+    loop {
+        let wait_until = {
+            let mut sent = ROUTE53_SENT.lock().expect("route53 limiter");
+            let now = tokio::time::Instant::now();
+            while sent.front().is_some_and(|t| now.duration_since(*t) >= ROUTE53_WINDOW) {
+                sent.pop_front();
+            }
+            if sent.len() < ROUTE53_PER_SECOND {
+                sent.push_back(now);
+                return;
+            }
+            *sent.front().expect("full") + ROUTE53_WINDOW
+        };
+        tokio::time::sleep_until(wait_until).await;
+    }
+}
+
+/// An HTTP client whose requests take their turn at the Route53 limiter first.
+#[derive(Debug)]
+pub struct Route53Limited(pub aws_smithy_runtime_api::client::http::SharedHttpClient);
+
+#[derive(Debug)]
+struct Route53LimitedConnector(aws_smithy_runtime_api::client::http::SharedHttpConnector);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for Route53Limited {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        let inner = self.0.http_connector(settings, components);
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(Route53LimitedConnector(inner))
+    }
+
+    fn connector_metadata(&self) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for Route53LimitedConnector {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        let inner = self.0.clone();
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
+            route53_turn().await;
+            inner.call(request).await
+        })
+    }
 }
 
 /// The SDK's error type of an operation, as every client returns it.
@@ -192,9 +306,31 @@ pub fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Forbids retrying a call whose connection was refused, so a command facing an endpoint where
 /// nothing listens fails in milliseconds instead of after ~15 s of backoff. A connection that
-/// times out is still retried (a network that drops packets may recover).
+/// times out is still retried (a network that drops packets may recover). For ELB it also counts
+/// the attempts ELB throttled ([`elb_throttled`]), which the ALB writer slows down for.
 #[derive(Debug)]
-pub struct NoRetryWhenRefused;
+pub struct NoRetryWhenRefused {
+    pub counts_elb_throttling: bool,
+}
+
+/// Attempts ELB answered with `Throttling` ("Rate exceeded") so far in this process.
+static ELB_THROTTLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many attempts ELB has throttled so far in this process.
+pub fn elb_throttled() -> u64 {
+    ELB_THROTTLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether an answer is a throttling error: ELB answers 400 with the code `Throttling`. The body
+/// of an error answer is in memory by the time retry classifiers run.
+fn throttling_answer(response: &aws_smithy_runtime_api::client::orchestrator::HttpResponse) -> bool {
+    let status = response.status().as_u16();
+    (status == 400 || status == 429 || status == 503)
+        && response.body().bytes().is_some_and(|b| {
+            let text = String::from_utf8_lossy(b);
+            text.contains("<Code>Throttling</Code>") || text.contains("Rate exceeded")
+        })
+}
 
 impl aws_smithy_runtime_api::client::retries::classifiers::ClassifyRetry for NoRetryWhenRefused {
     fn classify_retry(
@@ -202,6 +338,9 @@ impl aws_smithy_runtime_api::client::retries::classifiers::ClassifyRetry for NoR
         ctx: &aws_smithy_runtime_api::client::interceptors::context::InterceptorContext,
     ) -> aws_smithy_runtime_api::client::retries::classifiers::RetryAction {
         use aws_smithy_runtime_api::client::retries::classifiers::RetryAction;
+        if self.counts_elb_throttling && ctx.response().is_some_and(throttling_answer) {
+            ELB_THROTTLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         match ctx.output_or_error() {
             Some(Err(e)) if e.as_connector_error().is_some_and(|c| connection_refused(c)) => {
                 RetryAction::RetryForbidden
@@ -313,7 +452,15 @@ fn hint_for_code(code: &str) -> Option<String> {
 #[macro_export]
 macro_rules! client {
     ($krate:ident, $sdk:expr) => {{
-        let mut builder = $krate::config::Builder::from($sdk).retry_classifier($crate::aws::NoRetryWhenRefused);
+        let sdk: &aws_config::SdkConfig = $sdk;
+        let mut builder = $krate::config::Builder::from(sdk).retry_classifier($crate::aws::NoRetryWhenRefused {
+            counts_elb_throttling: stringify!($krate) == "aws_sdk_elasticloadbalancingv2",
+        });
+        if stringify!($krate) == "aws_sdk_route53"
+            && let Some(http) = sdk.http_client()
+        {
+            builder = builder.http_client($crate::aws::Route53Limited(http));
+        }
         if let Some(recorder) = $crate::aws::RecordCalls::from_env() {
             builder = builder.interceptor(recorder);
         }
