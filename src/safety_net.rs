@@ -208,8 +208,21 @@ impl SafetyNet {
 
     /// Attaches the net to `candidate`'s record on every Route53 route that does not carry it yet,
     /// and deletes whatever an earlier run left unattached. Returns the health checks attached.
-    pub async fn attach(&self, traffic: &AwsTraffic, candidate: Side) -> Result<Vec<String>> {
-        let (ours, routes) = tokio::join!(self.ours(), traffic.read());
+    /// `routes`: the routes as just read, if nothing has written them since. Returns the checks
+    /// attached, and whether any record was written.
+    pub async fn attach(
+        &self,
+        traffic: &AwsTraffic,
+        routes: Option<&[crate::splitter::RouteLive]>,
+        candidate: Side,
+    ) -> Result<(Vec<String>, bool)> {
+        let read = async {
+            match routes {
+                Some(r) => Ok(r.to_vec()),
+                None => traffic.read().await,
+            }
+        };
+        let (ours, routes) = tokio::join!(self.ours(), read);
         let (ours, routes) = (ours?, routes?);
         let attached: BTreeSet<&str> = ours.iter().filter(|o| o.attached.is_some()).map(|o| o.id.as_str()).collect();
         let mut fixes = Vec::new();
@@ -239,7 +252,7 @@ impl SafetyNet {
         if !stale.is_empty() {
             self.delete(&stale, &[]).await;
         }
-        Ok(ids)
+        Ok((ids, !fixes.is_empty()))
     }
 
     /// Takes the net off every record (each gets back the health check it had before) and

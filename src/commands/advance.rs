@@ -67,8 +67,8 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         }
     };
     let checked = super::precheck(settings, &mut opening, args.repoint).await?;
-    let gates = if args.dry_run {
-        checked.gates
+    let (gates, routes) = if args.dry_run {
+        (checked.gates, None)
     } else {
         // Every pre-check passed: from here on things are written.
         checked.commit(settings, &traffic, &opening).await?
@@ -83,7 +83,10 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         clock,
         write_window: write_window(settings.lease()),
     };
-    let driver = Driver::new(parts, &opening);
+    let mut driver = Driver::new(parts, &opening);
+    if let Some(routes) = routes {
+        driver = driver.with_routes(routes);
+    }
     if args.dry_run {
         let step = driver.preview(opening).await;
         bus.close().await;

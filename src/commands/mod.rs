@@ -179,29 +179,33 @@ pub async fn precheck(
 
 impl Checked {
     /// Every pre-check passed: points stale aliases at their side's ALB (`--repoint`) and, when a
-    /// rollout starts, the preview record at the candidate. Returns the gates to read.
+    /// rollout starts, the preview record at the candidate. Returns the gates to read, and the
+    /// routes as opened when none of that wrote them (the first stage's write starts from them).
     pub async fn commit(
         self,
         settings: &Settings,
         traffic: &AwsTraffic,
         opening: &crate::rollout::open::Opening<Vec<crate::splitter::RouteLive>>,
-    ) -> Result<crate::gates::Gates> {
+    ) -> Result<(crate::gates::Gates, Option<Vec<crate::splitter::RouteLive>>)> {
         let mut gates = self.gates;
+        let mut wrote = false;
         if !self.stale.is_empty() {
             let fixes: Vec<(usize, Side, crate::splitter::AliasTo)> =
                 self.stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
             traffic.repoint(&fixes).await?;
+            wrote = true;
             gates = crate::gates::Gates::new(&settings.sdk, &settings.profile, &traffic.read().await?);
         }
         if opening.entry == crate::rollout::open::Entry::Fresh && opening.progress.stage == 0 {
             // The preview hostname follows the candidate from the start of a rollout.
-            traffic.point_preview(opening.candidate).await?;
+            wrote |= traffic.point_preview(opening.candidate).await?;
         }
         if let Some(net) = crate::safety_net::SafetyNet::of(&settings.sdk, &settings.profile) {
             // Before traffic moves: Route53 withdraws the candidate by itself if an alarm fires
             // while no cutover process watches.
-            net.attach(traffic, opening.candidate).await?;
+            let known = (!wrote).then_some(opening.routes.as_slice());
+            wrote |= net.attach(traffic, known, opening.candidate).await?.1;
         }
-        Ok(gates)
+        Ok((gates, (!wrote).then(|| opening.routes.clone())))
     }
 }

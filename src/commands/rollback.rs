@@ -61,7 +61,8 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     let store = DynamoStore::new(&settings.sdk, &cfg.table, &settings.profile.name).with_attempts(STATE_ATTEMPTS);
     let holder = format!("rollback pid {}", std::process::id());
     let mut ledger = Ledger::new(store, holder, settings.lease());
-    let (routes, state) = tokio::join!(traffic.read(), ledger.load());
+    // The routes, the state and (for the audit entry) who is acting, all at once.
+    let (routes, state, _) = tokio::join!(traffic.read(), ledger.load(), settings.identity.actor());
     let routes = routes?;
     let read = routes.clone();
     let before: Vec<_> = routes.iter().map(|r| r.view()).collect();
@@ -149,17 +150,39 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     }
 
     let started = Instant::now();
-    // Who is acting is asked (of STS, when CUTOVER_ACTOR is unset) while traffic moves.
-    let (after, actor) =
-        tokio::join!(settle(&traffic, Some(routes), stable, Percent::FULL, 30), settings.identity.actor());
+    let actor = settings.identity.actor().await;
     let reason = format!("rolled back to {stable} by {actor}");
+    let planned: Vec<_> = AwsTraffic::plan(&routes, stable, Percent::FULL)
+        .iter()
+        .map(|c| crate::model::RouteView { kind: c.route.kind, name: c.route.name.clone(), weights: c.to })
+        .collect();
+    // Traffic first; the abort goes out as soon as the first write is accepted, beside Route53's
+    // propagation (GetChange) and the other writes — not after them.
+    let mut accepted = traffic.accepted();
+    let write = settle(&traffic, Some(routes), stable, Percent::FULL, 30);
+    tokio::pin!(write);
+    let settled_first = tokio::select! {
+        biased;
+        after = &mut write => Some(after),
+        _ = accepted.changed() => None,
+    };
+    let (after, aborted) = match settled_first {
+        Some(after) => {
+            let live = match &after {
+                Ok(views) => views.clone(),
+                Err(_) => traffic.read_views().await.unwrap_or(before.clone()),
+            };
+            let aborted = ledger.abort(stable, &reason, &live, ABORT_WITHIN, || clock.now_ms()).await;
+            (after, aborted)
+        }
+        None => tokio::join!(write, ledger.abort(stable, &reason, &planned, ABORT_WITHIN, || clock.now_ms())),
+    };
     let after = match after {
         Ok(after) => after,
         Err(e) => {
             // What could be moved has been; the rollout is stopped all the same, so nothing
             // moves traffic toward the candidate again while a human looks.
             let live = traffic.read_views().await.unwrap_or(before.clone());
-            let aborted = ledger.abort(stable, &reason, &live, ABORT_WITHIN, || clock.now_ms()).await;
             let state = match aborted {
                 Ok(Some(_)) => "the rollout is marked aborted",
                 Ok(None) => "no rollout was recorded",
@@ -170,7 +193,6 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
             });
         }
     };
-    let aborted = ledger.abort(stable, &reason, &after, ABORT_WITHIN, || clock.now_ms()).await;
     let (open, recorded) = match aborted {
         Ok(Some(open)) => (open, true),
         Ok(None) => (Vec::new(), false),

@@ -92,7 +92,7 @@ async fn drive<S: Store>(
     };
     let checked = super::precheck(settings, &mut opening, args.repoint).await?;
     // Every pre-check passed: from here on things are written.
-    let gates = checked.commit(settings, traffic, &opening).await?;
+    let (gates, routes) = checked.commit(settings, traffic, &opening).await?;
     let cancel = on_signal();
     let mut bus = settings.bus(true);
     let parts = Parts {
@@ -104,7 +104,11 @@ async fn drive<S: Store>(
         clock,
         write_window: write_window(settings.lease()),
     };
-    let end = Driver::new(parts, &opening).run(opening, cancel, args.on_interrupt).await;
+    let mut driver = Driver::new(parts, &opening);
+    if let Some(routes) = routes {
+        driver = driver.with_routes(routes);
+    }
+    let end = driver.run(opening, cancel, args.on_interrupt).await;
     bus.close().await;
     let end = end?;
     let over = matches!(end.outcome, Outcome::Completed | Outcome::RolledBack)

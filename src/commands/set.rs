@@ -127,7 +127,7 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
     };
     // The side a rollback would restore: never taken traffic off if the write fails part-way.
     let stable = state.as_ref().map(|s| s.stable).or((percent == Percent::FULL).then_some(side));
-    let after = traffic.apply(&changes, stable).await?;
+    let after = traffic.apply(&routes, &changes, stable).await?;
     let mut after: Vec<_> = after.iter().map(|r| r.view()).collect();
     if let Some(l) = ledger.as_mut() {
         if aborted {

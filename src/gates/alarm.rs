@@ -30,18 +30,16 @@ impl Alarm {
 
     /// (alarm name, state) of every alarm found; metric and composite alarms alike.
     async fn states(&self, side: Side) -> Result<Vec<(String, StateValue)>> {
-        let out = self
-            .client
-            .describe_alarms()
-            .set_alarm_names(Some(self.names(side)))
-            .alarm_types(AlarmType::MetricAlarm)
-            .alarm_types(AlarmType::CompositeAlarm)
-            .send()
-            .await
-            .map_err(|e| Error::aws("DescribeAlarms", e))?;
-        let metric = out.metric_alarms.unwrap_or_default().into_iter().map(|a| (a.alarm_name, a.state_value));
-        let composite = out.composite_alarms.unwrap_or_default().into_iter().map(|a| (a.alarm_name, a.state_value));
-        Ok(metric.chain(composite).filter_map(|(n, s)| Some((n?, s.unwrap_or(StateValue::InsufficientData)))).collect())
+        states_of(&self.client, self.names(side)).await
+    }
+
+    /// The alarm names this gate reads for `side`.
+    pub(crate) fn names_for(&self, side: Side) -> Vec<String> {
+        self.names(side)
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Every named alarm must exist.
@@ -108,6 +106,33 @@ impl Alarm {
     }
 }
 
+/// DescribeAlarms takes at most this many names a call.
+const NAMES_PER_CALL: usize = 100;
+
+/// (alarm name, state) of every alarm of `names` that exists, metric and composite alike: one
+/// DescribeAlarms call per 100 names, whichever gates they belong to.
+pub(crate) async fn states_of(client: &Client, mut names: Vec<String>) -> Result<Vec<(String, StateValue)>> {
+    names.sort();
+    names.dedup();
+    let mut found = Vec::new();
+    for chunk in names.chunks(NAMES_PER_CALL) {
+        let out = client
+            .describe_alarms()
+            .set_alarm_names(Some(chunk.to_vec()))
+            .alarm_types(AlarmType::MetricAlarm)
+            .alarm_types(AlarmType::CompositeAlarm)
+            .max_records(100)
+            .send()
+            .await
+            .map_err(|e| Error::aws("DescribeAlarms", e))?;
+        let metric = out.metric_alarms.unwrap_or_default().into_iter().map(|a| (a.alarm_name, a.state_value));
+        let composite = out.composite_alarms.unwrap_or_default().into_iter().map(|a| (a.alarm_name, a.state_value));
+        found
+            .extend(metric.chain(composite).filter_map(|(n, s)| Some((n?, s.unwrap_or(StateValue::InsufficientData)))));
+    }
+    Ok(found)
+}
+
 /// "Alarm updated from OK to ALARM" → true.
 pub(crate) fn went_to_alarm(summary: &str) -> bool {
     summary.trim_end().ends_with("to ALARM")
@@ -115,6 +140,18 @@ pub(crate) fn went_to_alarm(summary: &str) -> bool {
 
 impl GateCheck for Alarm {
     async fn read(&self, ctx: &GateContext) -> Reading {
+        self.read_from(ctx, None).await
+    }
+}
+
+impl Alarm {
+    /// Reads this gate, from `prefetched` states when every alarm gate's alarms were described
+    /// together this poll.
+    pub(crate) async fn read_from(
+        &self,
+        ctx: &GateContext,
+        prefetched: Option<&std::result::Result<Vec<(String, StateValue)>, String>>,
+    ) -> Reading {
         if let Some(since) = ctx.since {
             match self.alarmed_since(ctx.candidate, since).await {
                 Ok(alarmed) if !alarmed.is_empty() => {
@@ -134,9 +171,13 @@ impl GateCheck for Alarm {
                 }
             }
         }
-        let states = match self.states(ctx.candidate).await {
-            Ok(s) => s,
-            Err(e) => return Reading::new(&self.name, Verdict::Wait, format!("cannot read alarms: {e}")),
+        let states = match prefetched {
+            Some(Ok(s)) => s.clone(),
+            Some(Err(e)) => return Reading::new(&self.name, Verdict::Wait, format!("cannot read alarms: {e}")),
+            None => match self.states(ctx.candidate).await {
+                Ok(s) => s,
+                Err(e) => return Reading::new(&self.name, Verdict::Wait, format!("cannot read alarms: {e}")),
+            },
         };
         let names = self.names(ctx.candidate);
         let missing: Vec<&String> = names.iter().filter(|n| !states.iter().any(|(f, _)| f == *n)).collect();

@@ -194,12 +194,30 @@ impl Gates {
 /// All gates at once, in parallel: the rollout core's gate port.
 impl crate::rollout::ports::Gates for Gates {
     async fn read(&self, ctx: &GateContext) -> Vec<Reading> {
-        let gates = futures::future::join_all(
-            self.gates
-                .iter()
-                .zip(&self.min_requests)
-                .map(async |(g, min)| self.silence(g.read(ctx).await, *min, ctx).await),
-        );
+        // Every alarm gate's alarms in one DescribeAlarms call (100 names a call), not one each.
+        let alarm_gates: Vec<&alarm::Alarm> = self
+            .gates
+            .iter()
+            .filter_map(|g| match g {
+                AnyGate::Alarm(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        // The first alarm gate to read describes them all; the others wait on that answer, beside
+        // the other gates' reads.
+        let together = alarm_gates.len() > 1;
+        let states = tokio::sync::OnceCell::new();
+        let describe = || async {
+            let names = alarm_gates.iter().flat_map(|a| a.names_for(ctx.candidate)).collect();
+            alarm::states_of(alarm_gates[0].client(), names).await.map_err(|e| e.to_string())
+        };
+        let gates = futures::future::join_all(self.gates.iter().zip(&self.min_requests).map(async |(g, min)| {
+            let reading = match g {
+                AnyGate::Alarm(a) if together => a.read_from(ctx, Some(states.get_or_init(describe).await)).await,
+                other => other.read(ctx).await,
+            };
+            self.silence(reading, *min, ctx).await
+        }));
         let (mut readings, observed) = tokio::join!(gates, self.observation(ctx));
         readings.extend(observed);
         readings

@@ -75,6 +75,9 @@ pub struct Driver<'a, T: Traffic, G: Gates, S: Store> {
     pub(crate) candidate: Side,
     pub(crate) progress: Progress,
     pub(crate) views: Vec<RouteView>,
+    /// The routes as this run last read or wrote them, while nothing else of this run has
+    /// written them since.
+    routes: Option<T::Routes>,
     pub(crate) readings: Vec<Reading>,
 }
 
@@ -93,8 +96,16 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             candidate: opening.candidate,
             progress: opening.progress.clone(),
             views: opening.views.clone(),
+            routes: None,
             readings: Vec::new(),
         }
+    }
+
+    /// The routes as read at the opening, when nothing has written them since (the first shift
+    /// then reads only what must be read again).
+    pub fn with_routes(mut self, routes: T::Routes) -> Self {
+        self.routes = Some(routes);
+        self
     }
 
     fn stages(&self) -> usize {
@@ -190,7 +201,11 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
     pub(crate) async fn shift(&mut self, stage: usize) -> Flow {
         let from = self.progress.stage;
         let percent = self.rules.percent(stage);
-        let routes = match self.traffic.read().await {
+        let read = match self.routes.take() {
+            Some(last) => self.traffic.reread(&last).await,
+            None => self.traffic.read().await,
+        };
+        let routes = match read {
             Ok(r) => r,
             Err(TrafficError::Failed(e)) => return Flow::Done(Err(e)),
             Err(e) => return self.weather(format!("read the routes before stage {stage}"), e.to_string()),
@@ -212,9 +227,11 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         let written = while_renewing(self.ledger, self.clock, write).await;
         match written {
             Ok(after) => {
+                let written = after.clone();
                 let after = T::views(&after);
                 match self.land(&claim, stage, &after).await {
                     Ok(()) => {
+                        self.routes = Some(written);
                         self.progress = Progress::at(stage, self.clock.now_ms());
                         self.views = after.clone();
                         self.sink.event(&Event::StageApplied {
@@ -368,13 +385,15 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         self.sink.event(&Event::RollingBack { to: self.stable, reason: reason.clone() });
         let stage = self.progress.stage;
         let now = self.clock.now_ms();
-        if let Err(LedgerError::Lost(Loss::Aborted { .. })) =
-            self.ledger.claim(ClaimKind::Restore, now + self.write_window.as_millis() as u64, now).await
-        {
+        // The claim and the read of the routes at once: the write waits on one round trip.
+        let claim = self.ledger.claim(ClaimKind::Restore, now + self.write_window.as_millis() as u64, now);
+        let (claimed, read) = tokio::join!(claim, self.traffic.read());
+        if let Err(LedgerError::Lost(Loss::Aborted { .. })) = claimed {
             tracing::info!("the rollout was already aborted; making sure traffic is back");
         }
+        self.routes = None;
         let before = self.views.clone();
-        let after = match settle(self.traffic, None, self.stable, Percent::FULL, 30).await {
+        let after = match settle(self.traffic, read.ok(), self.stable, Percent::FULL, 30).await {
             Ok(v) => v,
             Err(e) => {
                 return Err(Error::SplitUnknown {

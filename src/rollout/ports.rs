@@ -70,6 +70,14 @@ pub trait Traffic {
     /// Reads every route.
     async fn read(&self) -> Result<Self::Routes, TrafficError>;
 
+    /// Reads what a write needs, knowing `last`: the routes as this run's last write left them.
+    /// A backend whose writes are conditional may answer from `last` (a stale copy makes the
+    /// write fail, never land); by default, every route is read.
+    async fn reread(&self, last: &Self::Routes) -> Result<Self::Routes, TrafficError> {
+        let _ = last;
+        self.read().await
+    }
+
     /// Moves every route of `routes` (as read) that is not there yet to `percent` on `side`, then
     /// reads them back. Part-way failures are not undone: each route holds its old or its new
     /// split, and the caller decides.

@@ -14,7 +14,7 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, Listener, Rule};
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{Raw, RouteChange, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome};
+use super::{Raw, RouteChange, RouteLive, Splitter, WriteOutcome};
 use crate::error::{Error, Result};
 use crate::model::{RouteKind, Side, Weights};
 use crate::profile::{AlbRoute, RuleRef};
@@ -27,6 +27,35 @@ pub const CONTROLLER_TAGS: [&str; 4] =
 /// DescribeTags accepts at most 20 ARNs a call; listeners and rules are described as many at once.
 const BATCH: usize = 20;
 const READ_PARALLELISM: usize = 4;
+
+/// Listener and rule edits in flight at once, at first: one wave covers most profiles.
+const WRITES_AT_FIRST: usize = 25;
+/// The most edits in flight at once (ELB's token buckets hold a few dozen requests).
+const WRITES_AT_MOST: usize = 50;
+
+/// How many edits may be in flight: additive increase, multiplicative decrease. It grows by one
+/// for each edit answered without throttling, and halves when ELB throttled an attempt since the
+/// last answer (the SDK retries the throttled attempt itself, with backoff).
+struct Window {
+    size: usize,
+    throttled: u64,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window { size: WRITES_AT_FIRST, throttled: crate::aws::elb_throttled() }
+    }
+
+    fn after_write(&mut self) {
+        let now = crate::aws::elb_throttled();
+        if now > self.throttled {
+            self.throttled = now;
+            self.size = (self.size / 2).max(1);
+        } else {
+            self.size = (self.size + 1).min(WRITES_AT_MOST);
+        }
+    }
+}
 
 /// Tags of a resource, as (key, value) pairs.
 type Tags = Vec<(String, String)>;
@@ -54,8 +83,9 @@ pub struct AlbSplitter {
     client: Client,
     routes: Vec<AlbRoute>,
     /// The routes with every listener as an ARN, and checked for controller ownership: done by
-    /// the first read, so a read-back after a write only describes the actions again.
+    /// the first read, so a later read only describes the actions again.
     checked: tokio::sync::OnceCell<Vec<AlbRoute>>,
+    accepted: super::Accepted,
 }
 
 /// The load balancer ARN a listener or rule ARN belongs to.
@@ -87,11 +117,12 @@ fn load_balancer_name(arn: &str) -> &str {
 }
 
 impl AlbSplitter {
-    pub fn new(sdk: &SdkConfig, routes: Vec<AlbRoute>) -> AlbSplitter {
+    pub fn new(sdk: &SdkConfig, routes: Vec<AlbRoute>, accepted: super::Accepted) -> AlbSplitter {
         AlbSplitter {
             client: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
             routes,
             checked: tokio::sync::OnceCell::new(),
+            accepted,
         }
     }
 
@@ -211,9 +242,9 @@ impl AlbSplitter {
         })
     }
 
-    /// Listener ARNs for `LOAD_BALANCER:PORT` names, rules checked against their listener, and
-    /// anything the AWS Load Balancer Controller owns refused.
-    async fn resolve_and_check(&self) -> Result<Vec<AlbRoute>> {
+    /// Listener ARNs for `LOAD_BALANCER:PORT` names (no call for an ARN), and rules checked
+    /// against their listener.
+    async fn resolve(&self) -> Result<Vec<AlbRoute>> {
         let resolved: Vec<AlbRoute> = stream::iter(self.routes.iter())
             .map(|r| async move {
                 let listener = self.listener_arn(&r.listener).await?;
@@ -233,7 +264,12 @@ impl AlbSplitter {
             }
         }
 
-        // The load balancer, the listener or the rule carrying the controller's tags.
+        Ok(resolved)
+    }
+
+    /// Refuses any route whose load balancer, listener or rule the AWS Load Balancer Controller
+    /// owns (its tags).
+    async fn check_owner(&self, resolved: &[AlbRoute]) -> Result<()> {
         let owned_by = |r: &AlbRoute| {
             let mut arns = vec![r.listener.clone()];
             arns.extend(load_balancer_arn(&r.listener));
@@ -257,7 +293,7 @@ impl AlbSplitter {
                 ));
             }
         }
-        Ok(resolved)
+        Ok(())
     }
 
     /// Describes every listener and rule the routes edit, in as few calls as the API allows:
@@ -423,9 +459,10 @@ impl AlbSplitter {
         })
     }
 
-    /// One listener or rule edit. ALB has no conditional write: a rollout's claim (deadline)
-    /// bounds when it may still be sent.
-    async fn write_one(&self, c: &RouteChange, guard: WriteGuard) -> Result<()> {
+    /// One listener or rule edit, and the route as ELB answers it: ModifyListener and ModifyRule
+    /// return the listener or rule as modified, which is the read-back. ALB has no conditional
+    /// write: a rollout's claim (deadline) bounds when it may still be sent.
+    async fn write_one(&self, c: &RouteChange, guard: WriteGuard) -> Result<RouteLive> {
         let Raw::Alb(s) = &c.route.raw else {
             return Err(Error::Other("an ALB write was given a route of another kind".into()));
         };
@@ -441,6 +478,7 @@ impl AlbSplitter {
                 });
             }
         };
+        let mut answered = Described::default();
         match &s.rule_arn {
             None => {
                 let request =
@@ -449,7 +487,10 @@ impl AlbSplitter {
                     Some(t) => request.customize().config_override(t).send().await,
                     None => request.send().await,
                 };
-                sent.map_err(|e| Error::aws(format!("ModifyListener {}", s.listener_arn), e))?;
+                let out = sent.map_err(|e| Error::aws(format!("ModifyListener {}", s.listener_arn), e))?;
+                for l in out.listeners.unwrap_or_default() {
+                    answered.listeners.insert(l.listener_arn.clone().unwrap_or_default(), l);
+                }
             }
             Some(rule) => {
                 let request = self.client.modify_rule().rule_arn(rule).set_actions(Some(actions));
@@ -457,11 +498,28 @@ impl AlbSplitter {
                     Some(t) => request.customize().config_override(t).send().await,
                     None => request.send().await,
                 };
-                sent.map_err(|e| Error::aws(format!("ModifyRule {rule}"), e))?;
+                let out = sent.map_err(|e| Error::aws(format!("ModifyRule {rule}"), e))?;
+                for r in out.rules.unwrap_or_default() {
+                    answered.rules.insert(r.rule_arn.clone().unwrap_or_default(), r);
+                }
             }
         }
         tracing::info!(route = %c.route.name, blue = c.to.blue, green = c.to.green, "alb weights written");
-        Ok(())
+        self.accepted.note();
+        let route = self.checked.get().and_then(|routes| routes.get(c.route.index));
+        match route.map(|r| AlbSplitter::build_route(c.route.index, r, &answered)) {
+            Some(Ok(after)) => Ok(after),
+            // An answer without the listener or rule: described again.
+            _ => {
+                let route = self
+                    .checked
+                    .get()
+                    .and_then(|routes| routes.get(c.route.index))
+                    .ok_or_else(|| Error::Other(format!("{} was written before it was read", c.route.name)))?;
+                let found = self.describe(std::slice::from_ref(route)).await?;
+                AlbSplitter::build_route(c.route.index, route, &found)
+            }
+        }
     }
 }
 
@@ -500,20 +558,43 @@ impl Splitter for AlbSplitter {
         if self.routes.is_empty() {
             return Ok(Vec::new());
         }
-        let routes = self.checked.get_or_try_init(|| self.resolve_and_check()).await?;
-        let found = self.describe(routes).await?;
+        // The first read checks ownership beside describing the routes: nothing is written
+        // before both have answered.
+        let found = match self.checked.get() {
+            Some(routes) => self.describe(routes).await?,
+            None => {
+                let resolved = self.resolve().await?;
+                let (owner, found) = tokio::join!(self.check_owner(&resolved), self.describe(&resolved));
+                owner?;
+                let found = found?;
+                let _ = self.checked.set(resolved);
+                found
+            }
+        };
+        let routes = self.checked.get().expect("set above");
         routes.iter().enumerate().map(|(i, r)| AlbSplitter::build_route(i, r, &found)).collect()
     }
 
+    /// Each listener or rule edit is its own call (ELB has no batch): they run side by side,
+    /// as many at once as ELB takes without throttling — see [`Window`].
     async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
-        stream::iter(changes.iter().filter(|c| !c.is_noop() && c.route.kind == RouteKind::Alb))
-            .map(|c| async move {
-                let result = self.write_one(c, guard).await;
-                WriteOutcome { changes: vec![c.clone()], result }
-            })
-            .buffer_unordered(WRITE_PARALLELISM)
-            .collect()
-            .await
+        let mut todo = changes.iter().filter(|c| !c.is_noop() && c.route.kind == RouteKind::Alb);
+        let mut window = Window::new();
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut outcomes = Vec::new();
+        loop {
+            while running.len() < window.size {
+                let Some(c) = todo.next() else { break };
+                running.push(async move {
+                    let result = self.write_one(c, guard).await.map(|after| vec![after]);
+                    WriteOutcome { changes: vec![c.clone()], result }
+                });
+            }
+            let Some(done) = running.next().await else { break };
+            window.after_write();
+            outcomes.push(done);
+        }
+        outcomes
     }
 }
 

@@ -235,21 +235,54 @@ pub trait Splitter {
 pub struct WriteOutcome {
     /// The changes this write carried.
     pub changes: Vec<RouteChange>,
-    pub result: Result<()>,
+    /// The routes as the write left them, as the service answered or applied it whole (a Route53
+    /// batch as sent; an ALB listener or rule as ModifyListener / ModifyRule return it).
+    pub result: Result<Vec<RouteLive>>,
+}
+
+/// `routes` with the routes the successful writes answered put in place of their old selves.
+fn merged(routes: &[RouteLive], outcomes: &[WriteOutcome]) -> Vec<RouteLive> {
+    let mut after = routes.to_vec();
+    for written in outcomes.iter().filter_map(|o| o.result.as_ref().ok()).flatten() {
+        if let Some(r) = after.iter_mut().find(|r| r.kind == written.kind && r.index == written.index) {
+            *r = written.clone();
+        }
+    }
+    after
+}
+
+/// Counts the writes the services have accepted (a Route53 change batch accepted, an ALB edit
+/// answered), so a caller can act the moment traffic is moving — a rollback marks the rollout
+/// aborted while Route53 still propagates its change.
+#[derive(Clone, Debug, Default)]
+pub struct Accepted(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Accepted {
+    fn note(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
 }
 
 /// Every route of one profile, moved together.
 pub struct AwsTraffic {
     route53: route53::Route53Splitter,
     alb: alb::AlbSplitter,
+    accepted: Accepted,
 }
 
 impl AwsTraffic {
     pub fn new(sdk: &SdkConfig, profile: &Profile) -> AwsTraffic {
+        let accepted = Accepted::default();
         AwsTraffic {
-            route53: route53::Route53Splitter::new(sdk, profile.route53.clone()),
-            alb: alb::AlbSplitter::new(sdk, profile.alb.clone()),
+            route53: route53::Route53Splitter::new(sdk, profile.route53.clone(), accepted.clone()),
+            alb: alb::AlbSplitter::new(sdk, profile.alb.clone(), accepted.clone()),
+            accepted,
         }
+    }
+
+    /// Changes each time a write is accepted from now on.
+    pub fn accepted(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.accepted.0.subscribe()
     }
 
     /// Reads and checks every route (both kinds at once). Any bad route refuses the whole profile.
@@ -276,8 +309,17 @@ impl AwsTraffic {
             .collect()
     }
 
-    /// Points every preview record at `side`'s alias target (one batch per zone); weights unchanged.
-    pub async fn point_preview(&self, side: Side) -> Result<()> {
+    /// Whether any route has a preview record.
+    pub fn has_previews(&self) -> bool {
+        self.route53.has_previews()
+    }
+
+    /// Points every preview record at `side`'s alias target (one batch per zone); weights
+    /// unchanged. Says whether it wrote; a profile without preview records reads nothing.
+    pub async fn point_preview(&self, side: Side) -> Result<bool> {
+        if !self.has_previews() {
+            return Ok(false);
+        }
         let routes = self.read().await?;
         let changes: Vec<RouteChange> = routes
             .iter()
@@ -285,10 +327,10 @@ impl AwsTraffic {
             .map(|r| RouteChange { preview_to: Some(side), ..RouteChange::keep(r) })
             .collect();
         if changes.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         tracing::info!(%side, routes = changes.len(), "pointing preview records");
-        self.apply(&changes, None).await.map(|_| ())
+        self.apply(&routes, &changes, None).await.map(|_| true)
     }
 
     /// Points alias records at their side's load balancer (`--repoint`); weights unchanged.
@@ -306,7 +348,7 @@ impl AwsTraffic {
         if changes.is_empty() {
             return Ok(());
         }
-        self.apply(&changes, None).await.map(|_| ())
+        self.apply(&routes, &changes, None).await.map(|_| ())
     }
 
     /// Sets the health check of a side's record set on Route53 routes (the safety net), from the
@@ -327,18 +369,25 @@ impl AwsTraffic {
         if changes.is_empty() {
             return Ok(());
         }
-        self.apply(&changes, None).await.map(|_| ())
+        self.apply(routes, &changes, None).await.map(|_| ())
     }
 
-    /// Writes every change, reads back, and verifies. On a part-way failure, puts back the writes
-    /// that went through — judged by reading every route back, never assumed: a write whose answer
-    /// was lost may have landed, and one that landed needs no undo. Traffic is "as before" only
+    /// Writes every change of `routes` (as read) and verifies what each write answered (see
+    /// [`WriteOutcome::result`]). On a part-way failure, puts back the writes that went through —
+    /// judged by reading every route back, never assumed: a write whose answer was lost may have
+    /// landed, and one that landed needs no undo. Traffic is "as before" only
     /// when the read-back says so; otherwise [`Error::SplitUnknown`] lists every route's split.
     /// A route moved toward `stable` (the side a rollback restores) is never put back: that would
     /// take traffic off the side that is known to work.
-    pub async fn apply(&self, changes: &[RouteChange], stable: Option<Side>) -> Result<Vec<RouteLive>> {
+    pub async fn apply(
+        &self,
+        routes: &[RouteLive],
+        changes: &[RouteChange],
+        stable: Option<Side>,
+    ) -> Result<Vec<RouteLive>> {
         let todo: Vec<RouteChange> = changes.iter().filter(|c| !c.is_noop()).cloned().collect();
         let outcomes = self.write_all(&todo, WriteGuard::BLIND).await;
+        let after = merged(routes, &outcomes);
         let (done, failed): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(|o| o.result.is_ok());
         let uncertain = failed.iter().any(|o| o.result.as_ref().is_err_and(Error::is_transient));
         if let Some(first) = failed.into_iter().next() {
@@ -349,14 +398,6 @@ impl AwsTraffic {
             }
             return self.put_back(&todo, cause, stable).await;
         }
-        let after = match self.read().await {
-            Ok(after) => after,
-            Err(e) => {
-                return Err(Error::SplitUnknown {
-                    message: format!("wrote the new split but could not read it back: {e}"),
-                });
-            }
-        };
         match read_back(changes, &after) {
             ReadBack::AsWritten => {}
             ReadBack::Other(what) => {
@@ -510,8 +551,18 @@ impl Traffic for AwsTraffic {
         AwsTraffic::read(self).await.map_err(traffic_error)
     }
 
-    /// Writes every route not yet at the split, in parallel (one batch per hosted zone), then
-    /// reads them all back. A failure is not undone: the core reads again and decides.
+    /// Route53 routes as this run's last write left them: the next write is a compare-and-swap,
+    /// which Route53 refuses whole if a set changed since (a rollback, a hand edit). ALB routes
+    /// are described again: ELB has no conditional write, so only a read notices a hand edit.
+    async fn reread(&self, last: &Vec<RouteLive>) -> Result<Vec<RouteLive>, TrafficError> {
+        let mut routes: Vec<RouteLive> = last.iter().filter(|r| r.kind == RouteKind::Route53).cloned().collect();
+        routes.extend(self.alb.read().await.map_err(traffic_error)?);
+        Ok(routes)
+    }
+
+    /// Writes every route not yet at the split, in parallel (one batch per hosted zone), and
+    /// answers the routes as the writes left them. A failure is not undone: the core reads again
+    /// and decides.
     async fn write(
         &self,
         routes: &Vec<RouteLive>,
@@ -525,6 +576,7 @@ impl Traffic for AwsTraffic {
             return Ok(routes.clone());
         }
         let outcomes = self.write_all(&changes, guard).await;
+        let after = merged(routes, &outcomes);
         let mut worst: Option<TrafficError> = None;
         for o in outcomes {
             if let Err(e) = o.result {
@@ -543,7 +595,6 @@ impl Traffic for AwsTraffic {
         if let Some(e) = worst {
             return Err(e);
         }
-        let after = AwsTraffic::read(self).await.map_err(traffic_error)?;
         match read_back(&changes, &after) {
             ReadBack::AsWritten => Ok(after),
             ReadBack::Other(what) => Err(TrafficError::Conflict(what)),

@@ -30,6 +30,18 @@ use crate::rollout::ports::WriteGuard;
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
 /// ListResourceRecordSets' largest page.
 const PAGE: i32 = 300;
+/// The page size when one name is listed: its weighted sets, and a few past them.
+const ONE_NAME_PAGE: i32 = 16;
+
+/// Record sets by (name, type), as listed.
+type Listed = BTreeMap<(String, String), Vec<ResourceRecordSet>>;
+
+/// Where ListResourceRecordSets puts a name: ordered by the name with its labels reversed
+/// (`www.example.com.` → `com.example.www`), as the API reference says.
+fn list_key(name: &str) -> String {
+    let n = fqdn(&name.replace("\\052", "*"));
+    n.trim_end_matches('.').rsplit('.').collect::<Vec<_>>().join(".")
+}
 /// Reads of zones and records in flight at once (Route53 allows 5 requests a second per account;
 /// the SDK's adaptive retry slows down further when throttled).
 const READ_PARALLELISM: usize = 4;
@@ -38,7 +50,8 @@ const READ_PARALLELISM: usize = 4;
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub zone_id: String,
-    pub zone_name: String,
+    /// The zone's name, when the profile named it (a zone given by id is not looked up).
+    pub zone_name: Option<String>,
     pub blue: ResourceRecordSet,
     pub green: ResourceRecordSet,
     /// The plain alias record kept on the candidate side, when the route has one.
@@ -53,6 +66,13 @@ impl Snapshot {
             Side::Green => &self.green,
         }
     }
+
+    fn set_mut(&mut self, side: Side) -> &mut ResourceRecordSet {
+        match side {
+            Side::Blue => &mut self.blue,
+            Side::Green => &mut self.green,
+        }
+    }
 }
 
 pub struct Route53Splitter {
@@ -60,26 +80,42 @@ pub struct Route53Splitter {
     /// For telling a dead alias target (a load balancer deleted or re-created) from other refusals.
     elb: aws_sdk_elasticloadbalancingv2::Client,
     routes: Vec<Route53Route>,
-    /// Zones found by the first read; a read-back after a write does not look them up again.
+    /// Zones found by the first read; a later read does not look them up again.
     zones: Mutex<BTreeMap<String, Zone>>,
+    accepted: super::Accepted,
 }
 
 /// A hosted zone as resolved from the profile's `zone`.
 #[derive(Clone, Debug)]
 struct Zone {
     id: String,
-    name: String,
-    record_count: i64,
+    /// Its name, when looked up by name; a zone given by id is not looked up (its listing says
+    /// whether it exists), and is named by its id.
+    name: Option<String>,
+}
+
+impl Zone {
+    fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("`{name}` ({})", self.id),
+            None => format!("`{}`", self.id),
+        }
+    }
 }
 
 impl Route53Splitter {
-    pub fn new(sdk: &SdkConfig, routes: Vec<Route53Route>) -> Route53Splitter {
+    pub fn new(sdk: &SdkConfig, routes: Vec<Route53Route>, accepted: super::Accepted) -> Route53Splitter {
         Route53Splitter {
             client: crate::client!(aws_sdk_route53, sdk),
             elb: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
             routes,
             zones: Mutex::default(),
+            accepted,
         }
+    }
+
+    pub fn has_previews(&self) -> bool {
+        self.routes.iter().any(|r| r.preview.is_some())
     }
 
     /// Finds a hosted zone by id or by name; a name shared by several zones (public and private)
@@ -95,23 +131,8 @@ impl Route53Splitter {
 
     async fn find_zone(&self, zone: &str) -> Result<Zone> {
         if is_zone_id(zone) {
-            let id = zone.trim_start_matches("/hostedzone/");
-            let out = self.client.get_hosted_zone().id(id).send().await.map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_hosted_zone()) {
-                    Error::refused_hint(
-                        format!("hosted zone `{id}` not found"),
-                        "check `zone` in the profile: `aws route53 list-hosted-zones`",
-                    )
-                } else {
-                    Error::aws(format!("GetHostedZone {id}"), e)
-                }
-            })?;
-            let z = out.hosted_zone.ok_or_else(|| Error::Other(format!("GetHostedZone {id} returned no zone")))?;
-            return Ok(Zone {
-                id: z.id.trim_start_matches("/hostedzone/").to_string(),
-                name: z.name,
-                record_count: z.resource_record_set_count.unwrap_or(0),
-            });
+            // No GetHostedZone: the zone's first listing refuses an id that does not exist.
+            return Ok(Zone { id: zone.trim_start_matches("/hostedzone/").to_string(), name: None });
         }
         let name = fqdn(zone);
         let out = self
@@ -126,11 +147,7 @@ impl Route53Splitter {
             .hosted_zones
             .into_iter()
             .filter(|z| fqdn(&z.name) == name)
-            .map(|z| Zone {
-                id: z.id.trim_start_matches("/hostedzone/").to_string(),
-                name: z.name,
-                record_count: z.resource_record_set_count.unwrap_or(0),
-            })
+            .map(|z| Zone { id: z.id.trim_start_matches("/hostedzone/").to_string(), name: Some(z.name) })
             .collect();
         match found.len() {
             0 => Err(Error::refused_hint(
@@ -148,22 +165,40 @@ impl Route53Splitter {
         }
     }
 
+    /// One ListResourceRecordSets page from `start`, a zone that does not exist refused.
+    async fn list_page(
+        &self,
+        zone: &Zone,
+        start: &(String, RrType, Option<String>),
+        max_items: i32,
+    ) -> Result<aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput> {
+        self.client
+            .list_resource_record_sets()
+            .hosted_zone_id(&zone.id)
+            .start_record_name(&start.0)
+            .start_record_type(start.1.clone())
+            .set_start_record_identifier(start.2.clone())
+            .max_items(max_items)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_hosted_zone()) {
+                    Error::refused_hint(
+                        format!("hosted zone {} not found", zone.label()),
+                        "check `zone` in the profile: `aws route53 list-hosted-zones`",
+                    )
+                } else {
+                    Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e)
+                }
+            })
+    }
+
     /// Lists the record sets of `name`/`rtype` (all of them, paging within the name if needed).
     async fn list_record(&self, zone: &Zone, name: &str, rtype: &RrType) -> Result<Vec<ResourceRecordSet>> {
         let mut start: (String, RrType, Option<String>) = (name.to_string(), rtype.clone(), None);
         let mut sets = Vec::new();
         loop {
-            let out = self
-                .client
-                .list_resource_record_sets()
-                .hosted_zone_id(&zone.id)
-                .start_record_name(&start.0)
-                .start_record_type(start.1.clone())
-                .set_start_record_identifier(start.2.clone())
-                .max_items(PAGE)
-                .send()
-                .await
-                .map_err(|e| Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e))?;
+            let out = self.list_page(zone, &start, ONE_NAME_PAGE).await?;
             let mut past = false;
             for set in out.resource_record_sets {
                 if same_name(&set.name, name) && set.r#type == *rtype {
@@ -187,31 +222,71 @@ impl Route53Splitter {
         }
     }
 
-    /// Lists every record set of a zone, page by page.
-    async fn list_zone(&self, zone: &Zone) -> Result<Vec<ResourceRecordSet>> {
-        let mut sets = Vec::new();
-        let mut start: Option<(String, RrType, Option<String>)> = None;
-        loop {
-            let mut req = self.client.list_resource_record_sets().hosted_zone_id(&zone.id).max_items(PAGE);
-            if let Some((n, t, i)) = &start {
-                req = req.start_record_name(n).start_record_type(t.clone()).set_start_record_identifier(i.clone());
+    /// The record sets of every `wanted` name and type of one zone, from one name range: listed
+    /// from the first of them in Route53's order (names with their labels reversed) until past the
+    /// last, never more pages than there are names — a zone of thousands of other records is not
+    /// read whole. A name the range did not reach, or found without record sets, is listed on
+    /// its own (which also tells a missing record from one the range missed).
+    async fn list_names(&self, zone: &Zone, wanted: &[(String, RrType)]) -> Result<Listed> {
+        let mut order: Vec<&(String, RrType)> = wanted.iter().collect();
+        order.sort_by(|a, b| (list_key(&a.0), a.1.as_str()).cmp(&(list_key(&b.0), b.1.as_str())));
+        order.dedup();
+        let mut listed = Listed::default();
+        let Some(first) = order.first() else { return Ok(listed) };
+        if order.len() == 1 {
+            let sets = self.list_record(zone, &first.0, &first.1).await?;
+            listed.insert((fqdn(&first.0), first.1.as_str().to_string()), sets);
+            return Ok(listed);
+        }
+        let last = list_key(&order[order.len() - 1].0);
+        let is_wanted = |name: &str, t: &RrType| order.iter().any(|(n, w)| same_name(name, n) && w == t);
+        let mut start: (String, RrType, Option<String>) = (first.0.clone(), first.1.clone(), None);
+        // The name a page ended within: its sets may go on in the next page.
+        let mut cut: Option<String> = None;
+        for _ in 0..order.len() {
+            let out = self.list_page(zone, &start, PAGE).await?;
+            let mut past = false;
+            cut = out.resource_record_sets.last().map(|s| fqdn(&s.name.replace("\\052", "*")));
+            for set in out.resource_record_sets {
+                if list_key(&set.name) > last {
+                    past = true;
+                } else if is_wanted(&set.name, &set.r#type) {
+                    let key = (fqdn(&set.name.replace("\\052", "*")), set.r#type.as_str().to_string());
+                    listed.entry(key).or_default().push(set);
+                }
             }
-            let out =
-                req.send().await.map_err(|e| Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e))?;
-            sets.extend(out.resource_record_sets);
-            if !out.is_truncated {
-                return Ok(sets);
+            if past || !out.is_truncated {
+                cut = None;
+                break;
             }
             let next = (
                 out.next_record_name.unwrap_or_default(),
                 out.next_record_type.unwrap_or(RrType::A),
                 out.next_record_identifier,
             );
-            if start.as_ref() == Some(&next) {
-                return Err(Error::Other(format!("ListResourceRecordSets in zone {} did not advance", zone.id)));
+            if next == start {
+                break;
             }
-            start = Some(next);
+            start = next;
         }
+        let again: Vec<&(String, RrType)> = order
+            .into_iter()
+            .filter(|(n, t)| {
+                let key = (fqdn(n), t.as_str().to_string());
+                !listed.contains_key(&key) || cut.as_deref() == Some(key.0.as_str())
+            })
+            .collect();
+        let sets: Vec<(String, String, Vec<ResourceRecordSet>)> = stream::iter(again)
+            .map(|(n, t)| async move {
+                self.list_record(zone, n, t).await.map(|sets| (fqdn(n), t.as_str().to_string(), sets))
+            })
+            .buffer_unordered(READ_PARALLELISM)
+            .try_collect()
+            .await?;
+        for (n, t, sets) in sets {
+            listed.insert((n, t), sets);
+        }
+        Ok(listed)
     }
 
     /// Polls GetChange until the change is INSYNC.
@@ -245,13 +320,17 @@ impl Route53Splitter {
     }
 
     /// One change batch for one zone: every record set whose weight changes — UPSERTed, or with
-    /// `guard.compare` both sets of each pair DELETEd as read and CREATEd anew.
-    async fn write_zone(&self, zone_id: &str, changes: &[RouteChange], guard: WriteGuard) -> Result<()> {
+    /// `guard.compare` both sets of each pair DELETEd as read and CREATEd anew. Returns the routes
+    /// as the batch left them: Route53 applies a batch whole, exactly as sent, so what it sent is
+    /// what the zone holds once the change is accepted (and INSYNC, as far as GetChange tells).
+    async fn write_zone(&self, zone_id: &str, changes: &[RouteChange], guard: WriteGuard) -> Result<Vec<RouteLive>> {
         let mut batch = Vec::new();
+        let mut written = Vec::new();
         for c in changes {
             let Raw::Route53(snap) = &c.route.raw else {
                 continue;
             };
+            let mut after = snap.as_ref().clone();
             if let (Some(side), Some(preview)) = (c.preview_to, &snap.preview) {
                 let mut set = preview.clone();
                 let target = snap.set(side).alias_target.clone();
@@ -259,6 +338,7 @@ impl Route53Splitter {
                     alias.dns_name = target.dns_name;
                     alias.hosted_zone_id = target.hosted_zone_id;
                     set.alias_target = Some(alias);
+                    after.preview = Some(set.clone());
                     batch.push(change(ChangeAction::Upsert, set)?);
                 }
             }
@@ -279,6 +359,7 @@ impl Route53Splitter {
                     alias.dns_name = to.dns_name.clone();
                     alias.hosted_zone_id = to.hosted_zone_id.clone();
                 }
+                *after.set_mut(side) = set.clone();
                 if guard.compare {
                     batch.push(change(ChangeAction::Delete, snap.set(side).clone())?);
                     batch.push(change(ChangeAction::Create, set)?);
@@ -286,9 +367,10 @@ impl Route53Splitter {
                     batch.push(change(ChangeAction::Upsert, set)?);
                 }
             }
+            written.push(RouteLive { weights: c.to, raw: Raw::Route53(Box::new(after)), ..c.route.clone() });
         }
         if batch.is_empty() {
-            return Ok(());
+            return Ok(written);
         }
         let comment = format!(
             "cutover: {}",
@@ -323,7 +405,7 @@ impl Route53Splitter {
                 })
             }
             Err(Refusal::Invalid(e)) if guard.compare => Err(self.refused_batch(changes, e).await),
-            other => other.map_err(Refusal::into_error),
+            other => other.map(|()| written).map_err(Refusal::into_error),
         }
     }
 
@@ -372,6 +454,7 @@ impl Route53Splitter {
             .change_info
             .ok_or_else(|| Refusal::Other(Error::Other("ChangeResourceRecordSets returned no change info".into())))?;
         tracing::info!(zone = zone_id, change = %info.id, status = %info.status, "route53 change submitted");
+        self.accepted.note();
         // Route53 has accepted the batch: it applies it, whatever GetChange says from here on.
         // A GetChange that fails or times out leaves the propagation unconfirmed, never the write
         // failed — the caller reads the records back either way.
@@ -424,7 +507,7 @@ impl Route53Splitter {
     async fn refused_batch(&self, changes: &[RouteChange], refusal: Error) -> Error {
         for c in changes {
             let Raw::Route53(snap) = &c.route.raw else { continue };
-            let zone = Zone { id: snap.zone_id.clone(), name: snap.zone_name.clone(), record_count: 0 };
+            let zone = Zone { id: snap.zone_id.clone(), name: snap.zone_name.clone() };
             let Some(route) = self.routes.get(c.route.index) else { continue };
             let rtype = RrType::from(route.rtype.as_str());
             let Ok(now) = self.list_record(&zone, &route.record, &rtype).await else {
@@ -463,70 +546,59 @@ impl Splitter for Route53Splitter {
             .try_collect()
             .await?;
 
-        // A zone with many routes is listed whole when that takes fewer calls than one per route.
-        let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
+        // Each zone's names (records and preview records) in one name range.
+        let mut wanted: BTreeMap<String, Vec<(String, RrType)>> = BTreeMap::new();
         for r in &self.routes {
-            *per_zone.entry(zones[&r.zone].id.as_str()).or_default() += 1;
+            let names = wanted.entry(zones[&r.zone].id.clone()).or_default();
+            let rtype = RrType::from(r.rtype.as_str());
+            names.push((r.record.clone(), rtype.clone()));
+            names.extend(r.preview.iter().map(|p| (p.clone(), rtype.clone())));
         }
-        let whole: Vec<&Zone> = zones
-            .values()
-            .filter(|z| {
-                let pages = (z.record_count.max(1) as usize).div_ceil(PAGE as usize);
-                per_zone.get(z.id.as_str()).copied().unwrap_or(0) > 1 && pages <= per_zone[z.id.as_str()]
+        let by_zone: Vec<&Zone> = {
+            let mut z: Vec<&Zone> = zones.values().collect();
+            z.sort_by(|a, b| a.id.cmp(&b.id));
+            z.dedup_by(|a, b| a.id == b.id);
+            z
+        };
+        let listed: BTreeMap<String, Listed> = stream::iter(by_zone)
+            .map(|z| {
+                let names = &wanted[&z.id];
+                async move { self.list_names(z, names).await.map(|l| (z.id.clone(), l)) }
             })
-            .collect();
-        let mut listed: BTreeMap<String, Vec<ResourceRecordSet>> = BTreeMap::new();
-        for z in &whole {
-            listed.insert(z.id.clone(), self.list_zone(z).await?);
-        }
-
-        let routes: Vec<RouteLive> = stream::iter(self.routes.iter().enumerate())
-            .map(|(index, route)| {
-                let zone = zones[&route.zone].clone();
-                let listed = listed.get(&zone.id);
-                async move {
-                    let rtype = RrType::from(route.rtype.as_str());
-                    let sets = match listed {
-                        Some(all) => all
-                            .iter()
-                            .filter(|s| same_name(&s.name, &route.record) && s.r#type == rtype)
-                            .cloned()
-                            .collect(),
-                        None => self.list_record(&zone, &route.record, &rtype).await?,
-                    };
-                    let mut live = route_live(index, route, &zone, sets)?;
-                    if let Some(preview) = &route.preview {
-                        let found = match listed {
-                            Some(all) => all
-                                .iter()
-                                .filter(|s| same_name(&s.name, preview) && s.r#type == rtype)
-                                .cloned()
-                                .collect(),
-                            None => self.list_record(&zone, preview, &rtype).await?,
-                        };
-                        let set = found
-                            .into_iter()
-                            .find(|s| s.set_identifier.is_none() && s.alias_target.is_some())
-                            .ok_or_else(|| {
-                                Error::refused_hint(
-                                    format!(
-                                        "preview record `{preview}` ({}) is not a plain alias record in zone `{}`",
-                                        route.rtype, zone.name
-                                    ),
-                                    "create it as an alias (no routing policy) to the candidate's load balancer",
-                                )
-                            })?;
-                        if let Raw::Route53(snap) = &mut live.raw {
-                            snap.preview = Some(set);
-                        }
-                    }
-                    Ok::<_, Error>(live)
-                }
-            })
-            .buffered(READ_PARALLELISM)
+            .buffer_unordered(READ_PARALLELISM)
             .try_collect()
             .await?;
-        Ok(routes)
+        let sets_of = |zone: &Zone, name: &str, rtype: &RrType| -> Vec<ResourceRecordSet> {
+            listed[&zone.id].get(&(fqdn(name), rtype.as_str().to_string())).cloned().unwrap_or_default()
+        };
+        self.routes
+            .iter()
+            .enumerate()
+            .map(|(index, route)| {
+                let zone = &zones[&route.zone];
+                let rtype = RrType::from(route.rtype.as_str());
+                let mut live = route_live(index, route, zone, sets_of(zone, &route.record, &rtype))?;
+                if let Some(preview) = &route.preview {
+                    let set = sets_of(zone, preview, &rtype)
+                        .into_iter()
+                        .find(|s| s.set_identifier.is_none() && s.alias_target.is_some())
+                        .ok_or_else(|| {
+                            Error::refused_hint(
+                                format!(
+                                    "preview record `{preview}` ({}) is not a plain alias record in zone {}",
+                                    route.rtype,
+                                    zone.label()
+                                ),
+                                "create it as an alias (no routing policy) to the candidate's load balancer",
+                            )
+                        })?;
+                    if let Raw::Route53(snap) = &mut live.raw {
+                        snap.preview = Some(set);
+                    }
+                }
+                Ok(live)
+            })
+            .collect()
     }
 
     async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
@@ -552,10 +624,7 @@ fn route_live(index: usize, route: &Route53Route, zone: &Zone, sets: Vec<Resourc
     let name = format!("{} {}", route.record, route.rtype);
     if sets.is_empty() {
         return Err(Error::refused_hint(
-            format!(
-                "record `{}` of type {} not found in hosted zone `{}` ({})",
-                route.record, route.rtype, zone.name, zone.id
-            ),
+            format!("record `{}` of type {} not found in hosted zone {}", route.record, route.rtype, zone.label()),
             "check `record` and `type` in the profile; the weighted records must exist before a cutover",
         ));
     }
@@ -621,9 +690,9 @@ pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
             (None, None) => String::new(),
         };
         lines.push(format!(
-            "ChangeResourceRecordSets zone {} ({}): UPSERT {} {} SetIdentifier={} Weight {from} → {want} ({target}; every other field kept)",
+            "ChangeResourceRecordSets zone {}{}: UPSERT {} {} SetIdentifier={} Weight {from} → {want} ({target}; every other field kept)",
             s.zone_id,
-            s.zone_name,
+            s.zone_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default(),
             set.name,
             set.r#type,
             set.set_identifier.as_deref().unwrap_or(""),
