@@ -490,7 +490,7 @@ fn denied(config: &Config, service: &str, operation: &str, parts: &Parts, body: 
         Vec::new()
     };
     let (_, region) = scope_of(parts);
-    let request = iam::request_of(&iam::Call {
+    let requests = iam::requests_of(&iam::Call {
         service,
         operation,
         path: parts.uri.path(),
@@ -500,9 +500,7 @@ fn denied(config: &Config, service: &str, operation: &str, parts: &Parts, body: 
         account: IAM_ACCOUNT,
         records: &records,
     });
-    if iam::always_allowed(&request.action) || iam::allows(policy, &request) {
-        return None;
-    }
+    let request = requests.into_iter().find(|r| !iam::always_allowed(&r.action) && !iam::allows(policy, r))?;
     let message = format!(
         "User: arn:aws:iam::{IAM_ACCOUNT}:user/cutover-kit is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
         request.action, request.resource, request.action

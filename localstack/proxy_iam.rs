@@ -214,6 +214,35 @@ pub fn request_of(call: &Call) -> Request {
     Request { action: format!("{prefix}:{operation}"), resource: resource.unwrap_or_else(|| "*".into()), context }
 }
 
+/// The requests a call makes of IAM: one, or for DynamoDB's TransactWriteItems one per item —
+/// IAM evaluates a transaction's Put, Update, Delete and ConditionCheck as PutItem, UpdateItem,
+/// DeleteItem and ConditionCheckItem on their tables (there is no TransactWriteItems action).
+pub fn requests_of(call: &Call) -> Vec<Request> {
+    if call.service != "dynamodb" || call.operation != "TransactWriteItems" {
+        return vec![request_of(call)];
+    }
+    let items = call.json.and_then(|j| j["TransactItems"].as_array()).cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|item| {
+            let (kind, body) = item.as_object()?.iter().next()?;
+            let action = match kind.as_str() {
+                "Put" => "PutItem",
+                "Update" => "UpdateItem",
+                "Delete" => "DeleteItem",
+                "ConditionCheck" => "ConditionCheckItem",
+                _ => return None,
+            };
+            let table = body["TableName"].as_str()?;
+            Some(Request {
+                action: format!("dynamodb:{action}"),
+                resource: format!("arn:aws:dynamodb:{}:{}:table/{table}", call.region, call.account),
+                context: BTreeMap::new(),
+            })
+        })
+        .collect()
+}
+
 /// Calls every identity may make.
 pub fn always_allowed(action: &str) -> bool {
     // STS answers GetCallerIdentity whatever the policy says.

@@ -128,12 +128,22 @@ impl Settings {
     /// The event bus of a command: the reporter (`progress`), the audit trail (with a state
     /// table) and the notifications (with `[notify]`).
     pub fn bus(&self, progress: bool) -> Bus {
+        self.bus_of(progress, true)
+    }
+
+    /// A bus whose events are not written to the audit trail: the command wrote its entry itself
+    /// (a rollback's, together with the abort).
+    pub fn bus_unaudited(&self, progress: bool) -> Bus {
+        self.bus_of(progress, false)
+    }
+
+    fn bus_of(&self, progress: bool, audited: bool) -> Bus {
         let mut sinks: Vec<Box<dyn Sink + Send>> = Vec::new();
         let mut tasks = Vec::new();
         if progress {
             sinks.push(self.reporter());
         }
-        if let Some(store) = self.store() {
+        if let Some(store) = self.store().filter(|_| audited) {
             let (sink, task) = AuditSink::spawn(store, self.identity.clone());
             sinks.push(Box::new(sink));
             tasks.push(task);

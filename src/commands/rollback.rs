@@ -157,7 +157,25 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         .map(|c| crate::model::RouteView { kind: c.route.kind, name: c.route.name.clone(), weights: c.to })
         .collect();
     // Traffic first; the abort goes out as soon as the first write is accepted, beside Route53's
-    // propagation (GetChange) and the other writes — not after them.
+    // propagation (GetChange) and the other writes — not after them — and carries the rollback's
+    // line of the audit trail in the same request.
+    let recorded_rollout = matches!(&state, Ok(Some(_)));
+    let entry = recorded_rollout
+        .then(|| {
+            crate::state::AuditEntry::of(
+                &Event::Rollback {
+                    to: stable,
+                    by: actor.clone(),
+                    aborted: true,
+                    before: before.clone(),
+                    routes: planned.clone(),
+                },
+                0,
+            )
+        })
+        .flatten()
+        .map(|e| crate::state::AuditEntry { actor: actor.clone(), ..e });
+    let mut audited = false;
     let mut accepted = traffic.accepted();
     let write = settle(&traffic, Some(routes), stable, Percent::FULL, 30);
     tokio::pin!(write);
@@ -175,7 +193,12 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
             let aborted = ledger.abort(stable, &reason, &live, ABORT_WITHIN, || clock.now_ms()).await;
             (after, aborted)
         }
-        None => tokio::join!(write, ledger.abort(stable, &reason, &planned, ABORT_WITHIN, || clock.now_ms())),
+        None => {
+            let abort = ledger.abort_noted(stable, &reason, &planned, ABORT_WITHIN, || clock.now_ms(), entry.as_ref());
+            let (after, aborted) = tokio::join!(write, abort);
+            audited = entry.is_some() && matches!(aborted, Ok(Some(_)));
+            (after, aborted)
+        }
     };
     let after = match after {
         Ok(after) => after,
@@ -216,7 +239,8 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         });
     }
     super::drop_safety_net(settings, &traffic).await;
-    let mut bus = settings.bus(false);
+    // Its audit entry went with the abort; notifications still hear of it.
+    let mut bus = if audited { settings.bus_unaudited(false) } else { settings.bus(false) };
     bus.event(Event::Rollback {
         to: stable,
         by: actor,

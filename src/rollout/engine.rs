@@ -78,6 +78,8 @@ pub struct Driver<'a, T: Traffic, G: Gates, S: Store> {
     /// The routes as this run last read or wrote them, while nothing else of this run has
     /// written them since.
     routes: Option<T::Routes>,
+    /// A `rollout` run, reading the gates every poll (not `advance`, one reading a call).
+    continuous: bool,
     pub(crate) readings: Vec<Reading>,
 }
 
@@ -97,6 +99,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             progress: opening.progress.clone(),
             views: opening.views.clone(),
             routes: None,
+            continuous: false,
             readings: Vec::new(),
         }
     }
@@ -454,7 +457,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
     /// Saves the bake's progress; a state table that does not answer is tried at the next poll.
     pub(crate) async fn save_progress(&mut self) -> Flow {
         let now = self.clock.now_ms();
-        match self.ledger.save_progress(&self.progress, now).await {
+        match self.ledger.save_progress(&self.progress, now, !self.continuous).await {
             Ok(()) => Flow::Go,
             Err(LedgerError::Lost(loss)) => Flow::Done(self.lost(loss)),
             Err(LedgerError::Unavailable(m)) => self.weather("record the bake's progress".into(), m),
@@ -549,6 +552,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         cancel: watch::Receiver<bool>,
         on_interrupt: OnInterrupt,
     ) -> Result<End> {
+        self.continuous = true;
         self.enter(opening.entry, true, opening.pending.as_ref()).await?;
         if let Some(p) = opening.pending {
             if let Flow::Done(end) = self.resume(p).await {

@@ -310,11 +310,22 @@ impl<S: Store> Ledger<S> {
 
     /// Writes `next` if the item is still at `expected`. A conflict whose item turns out to be
     /// this very write (its first attempt landed, its answer was lost) is a success.
-    async fn put(&mut self, mut next: RolloutState, expected: Option<u64>, now_ms: u64) -> Result<(), StoreError> {
+    async fn put(&mut self, next: RolloutState, expected: Option<u64>, now_ms: u64) -> Result<(), StoreError> {
+        self.put_noted(next, expected, now_ms, None).await
+    }
+
+    /// [`Ledger::put`], with an audit entry in the same write.
+    async fn put_noted(
+        &mut self,
+        mut next: RolloutState,
+        expected: Option<u64>,
+        now_ms: u64,
+        entry: Option<&crate::state::AuditEntry>,
+    ) -> Result<(), StoreError> {
         next.version = expected.map_or(1, |v| v + 1);
         next.updated_ms = now_ms;
         next.nonce = new_id();
-        match self.store.save(&next, expected).await {
+        match self.store.save_noted(&next, expected, entry).await {
             Ok(()) => {
                 self.current = Some(next);
                 Ok(())
@@ -493,9 +504,24 @@ impl<S: Store> Ledger<S> {
         }
     }
 
-    /// Records the progress of the stage's bake, when it changed.
-    pub async fn save_progress(&mut self, progress: &Progress, now_ms: u64) -> Result<(), LedgerError> {
-        if self.current.as_ref().is_some_and(|s| &s.progress == progress) {
+    /// Records the progress of the stage's bake, when it changed. Unless `reading_time` (what
+    /// `advance` needs: its next call reads the gates' history since this reading), a change of
+    /// the reading's time alone is not written: a run that takes a stage over bakes it again
+    /// anyway, and an older reading time only widens the window the next call reads.
+    pub async fn save_progress(
+        &mut self,
+        progress: &Progress,
+        now_ms: u64,
+        reading_time: bool,
+    ) -> Result<(), LedgerError> {
+        let recorded = |s: &RolloutState| {
+            if reading_time {
+                s.progress == *progress
+            } else {
+                Progress { read_ms: progress.read_ms, ..s.progress.clone() } == *progress
+            }
+        };
+        if self.current.as_ref().is_some_and(recorded) {
             return Ok(());
         }
         self.drive(now_ms, |s| s.progress = progress.clone()).await
@@ -555,6 +581,20 @@ impl<S: Store> Ledger<S> {
         within: Duration,
         now: impl Fn() -> u64,
     ) -> Result<Option<Vec<Claim>>, LedgerError> {
+        self.abort_noted(to, reason, routes, within, now, None).await
+    }
+
+    /// [`Ledger::abort`], with `entry` written to the audit trail in the same request as the
+    /// abort (a rollback's line: it lands exactly when the abort does).
+    pub async fn abort_noted(
+        &mut self,
+        to: Side,
+        reason: &str,
+        routes: &[RouteView],
+        within: Duration,
+        now: impl Fn() -> u64,
+        entry: Option<&crate::state::AuditEntry>,
+    ) -> Result<Option<Vec<Claim>>, LedgerError> {
         let weights = RouteWeights::of(routes);
         let mut last = String::new();
         let give_up = tokio::time::Instant::now() + within;
@@ -585,7 +625,7 @@ impl<S: Store> Ledger<S> {
             next.progress = Progress::at(0, now_ms);
             next.weights = weights.clone();
             next.lease = None;
-            match self.put(next, Some(cur.version), now_ms).await {
+            match self.put_noted(next, Some(cur.version), now_ms, entry).await {
                 Ok(()) => return Ok(self.current.as_ref().map(|s| s.forward_writes_open(now_ms))),
                 Err(StoreError::Conflict) => last = "the rollout state kept changing".into(),
                 Err(StoreError::Unavailable(m)) => {

@@ -136,6 +136,18 @@ pub trait Store {
     async fn load(&self) -> Result<Option<RolloutState>, StoreError>;
     /// Writes the item if its version is still `expected` (`None`: if there is none).
     async fn save(&self, state: &RolloutState, expected: Option<u64>) -> Result<(), StoreError>;
+
+    /// [`Store::save`], with `entry` appended to the audit trail in the same request: both land or
+    /// neither. A store without an audit trail writes the item alone.
+    async fn save_noted(
+        &self,
+        state: &RolloutState,
+        expected: Option<u64>,
+        entry: Option<&crate::state::AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let _ = entry;
+        self.save(state, expected).await
+    }
 }
 
 /// Wall-clock milliseconds, advanced by tokio's clock: real time in a run, paused time in the

@@ -59,12 +59,12 @@ impl AuditSink {
     }
 }
 
-impl Sink for AuditSink {
-    fn event(&mut self, event: &Event) {
-        let Some(t) = event.transition() else { return };
+impl AuditEntry {
+    /// The entry of `event`, if it is a transition; `actor` is filled in by whoever writes it.
+    pub fn of(event: &Event, seq: u32) -> Option<AuditEntry> {
+        let t = event.transition()?;
         let at_ms = crate::rollout::ports::Clock::new().now_ms();
-        self.seq += 1;
-        let entry = AuditEntry {
+        Some(AuditEntry {
             at_ms,
             at: fmt_ms(at_ms),
             actor: String::new(),
@@ -73,8 +73,16 @@ impl Sink for AuditSink {
             after: RouteWeights::of(t.after),
             why: t.why,
             stage: t.stage,
-            seq: self.seq,
-        };
-        let _ = self.tx.send(entry);
+            seq,
+        })
+    }
+}
+
+impl Sink for AuditSink {
+    fn event(&mut self, event: &Event) {
+        self.seq += 1;
+        if let Some(entry) = AuditEntry::of(event, self.seq) {
+            let _ = self.tx.send(entry);
+        }
     }
 }

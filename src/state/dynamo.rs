@@ -191,6 +191,62 @@ impl DynamoStore {
         }
     }
 
+    /// The state item written conditionally and an audit entry appended, in one
+    /// TransactWriteItems: a rollback's abort and its line in the trail land together.
+    async fn put_with_entry(
+        &self,
+        state: &RolloutState,
+        expected: Option<u64>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let failed = |e: String| StoreError::Failed(Error::Other(e));
+        let doc = serde_json::to_string(state).map_err(|e| failed(format!("encoding the state: {e}")))?;
+        let entry_doc = serde_json::to_string(entry).map_err(|e| failed(format!("encoding an audit entry: {e}")))?;
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(self.profile.clone()))
+            .item("sk", AttributeValue::S(STATE_SK.into()))
+            .item("version", AttributeValue::N(state.version.to_string()))
+            .item("status", AttributeValue::S(state.status.to_string()))
+            .item("doc", AttributeValue::S(doc));
+        put = match expected {
+            Some(v) => put
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+            None => put.condition_expression("attribute_not_exists(pk)"),
+        };
+        let line = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(self.profile.clone()))
+            .item("sk", AttributeValue::S(entry.sort_key()))
+            .item("doc", AttributeValue::S(entry_doc));
+        let build = |e: aws_sdk_dynamodb::error::BuildError| failed(format!("building a state write: {e}"));
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put.build().map_err(build)?).build())
+            .transact_items(TransactWriteItem::builder().put(line.build().map_err(build)?).build())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // The item's condition failed: someone wrote it since it was read.
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    matches!(
+                        s,
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)
+                            if c.cancellation_reasons().first().is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+                    )
+                }) =>
+            {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(store_error(self.failed("TransactWriteItems", e))),
+        }
+    }
+
     /// Appends one entry to the audit trail.
     pub async fn append(&self, entry: &AuditEntry) -> Result<()> {
         let doc = serde_json::to_string(entry).map_err(|e| Error::Other(format!("encoding an audit entry: {e}")))?;
@@ -248,5 +304,17 @@ impl Store for DynamoStore {
 
     async fn save(&self, state: &RolloutState, expected: Option<u64>) -> Result<(), StoreError> {
         self.put(state, expected).await
+    }
+
+    async fn save_noted(
+        &self,
+        state: &RolloutState,
+        expected: Option<u64>,
+        entry: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        match entry {
+            None => self.put(state, expected).await,
+            Some(entry) => self.put_with_entry(state, expected, entry).await,
+        }
     }
 }

@@ -16,6 +16,7 @@ mod policy;
 mod rollout;
 mod route53;
 mod sides;
+mod speed;
 mod state;
 mod traffic;
 

@@ -1,0 +1,244 @@
+//! At the API floor, through the kit's proxy with AWS-like round trips (a Route53 change PENDING
+//! until its GetChange): which calls a command makes and in what order, that Route53 never sees
+//! more than five of cutover's calls a second, that ALB edits run side by side and survive ELB
+//! throttling them, and that a stateful rollback's abort and audit line go out beside Route53's
+//! propagation. Speed itself is benchmarked (`bench/floor.py`), not asserted here.
+
+use std::time::Duration;
+
+use crate::emulator::{proxy, unique};
+use crate::fixtures::Aws;
+use crate::proxy::{Call, Config, Latency};
+use crate::{Pair, World, expect};
+
+/// AWS-like enough to order calls: a few milliseconds each, a change PENDING until asked again.
+fn aws_like() -> Config {
+    Config {
+        latency: Latency::between(Duration::from_millis(5), Duration::from_millis(15)),
+        route53_insync_after: Some(Duration::from_millis(1)),
+        ..Config::default()
+    }
+}
+
+fn ops<'a>(calls: &'a [Call], service: &str) -> Vec<&'a str> {
+    let mut calls: Vec<&Call> = calls.iter().filter(|c| c.service == service).collect();
+    calls.sort_by_key(|c| c.started);
+    calls.into_iter().map(|c| c.operation.as_str()).collect()
+}
+
+fn first<'a>(calls: &'a [Call], operation: &str) -> &'a Call {
+    calls
+        .iter()
+        .filter(|c| c.operation == operation)
+        .min_by_key(|c| c.started)
+        .unwrap_or_else(|| panic!("no {operation} among {:?}", calls.iter().map(|c| &c.operation).collect::<Vec<_>>()))
+}
+
+/// A weighted pair on the shared load balancers in a zone named by id, and a front listener.
+async fn mixed(w: &World, green: i32) -> (String, Pair, String, (String, String)) {
+    let (b, g, lb_zone) = crate::elbs().await;
+    let pair = Pair::new(w, (i64::from(100 - green), i64::from(green)), (&b, &g), &lb_zone).await;
+    let (vpc, subnets) = w.aws.network().await;
+    let (lb, _, _) = w.aws.load_balancer(&unique("sp"), &subnets, &[]).await;
+    let tb = w.aws.target_group(&unique("sb"), &vpc, &["10.0.1.5"]).await;
+    let tg = w.aws.target_group(&unique("sg"), &vpc, &["10.0.2.5"]).await;
+    let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&tb, 100 - green), (&tg, green)], None), &[]).await;
+    let profile = format!(
+        "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n\
+         [[alb]]\nlistener = \"{listener}\"\nblue = \"{tb}\"\ngreen = \"{tg}\"\n",
+        pair.zone_id, pair.record
+    );
+    (profile, pair, listener, (tb, tg))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_writes_after_one_read_and_confirms_with_get_change_alone() {
+    let w = World::new().await;
+    let kit = proxy(aws_like());
+    let (profile, pair, listener, (tb, tg)) = mixed(&w, 50).await;
+    w.profile("rb", &profile);
+    expect(
+        w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "rb", "rollback", "--to", "blue", "--yes"]),
+        0,
+    );
+
+    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 0);
+    let weights = w.aws.forward_weights(&listener, None).await;
+    assert!(weights.contains(&(tb.clone(), 100)) && weights.contains(&(tg.clone(), 0)), "{weights:?}");
+    let calls = kit.calls();
+    // A zone given by id is not looked up; the change is the read-back (no second listing).
+    assert_eq!(ops(&calls, "route53"), ["ListResourceRecordSets", "ChangeResourceRecordSets", "GetChange"]);
+    let mut elb = ops(&calls, "elasticloadbalancing");
+    elb.sort();
+    assert_eq!(
+        elb,
+        ["DescribeListeners", "DescribeTags", "ModifyListener"],
+        "ModifyListener's answer is the read-back"
+    );
+    // Both writes go out once the reads are in, and no sooner than all of them.
+    let reads_done = ["ListResourceRecordSets", "DescribeListeners", "DescribeTags"].map(|op| first(&calls, op).ended);
+    for write in ["ChangeResourceRecordSets", "ModifyListener"] {
+        assert!(reads_done.iter().all(|r| first(&calls, write).started >= *r), "{write} waited for the reads");
+    }
+    // The owner-tag check went out beside the describe, not after it.
+    assert!(first(&calls, "DescribeTags").started < first(&calls, "DescribeListeners").ended);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_records_in_a_big_zone_are_read_in_one_name_range() {
+    let w = World::new().await;
+    let kit = proxy(aws_like());
+    let pair = Pair::zone(&w).await;
+    // 400 other records around them, 30 weighted pairs named by the profile.
+    let others: Vec<_> = (0..400)
+        .map(|i| Aws::weighted_cname(&format!("svc{i:03}.{}", pair.zone), ("only", 1), 300, "x.example.com", None))
+        .collect();
+    w.aws.upsert(&pair.zone_id, others).await;
+    let records: Vec<String> = (0..30).map(|i| format!("api{i:02}.{}", pair.zone)).collect();
+    let sets = records
+        .iter()
+        .flat_map(|r| {
+            [
+                Aws::weighted_cname(r, ("blue", 100), 60, "blue.example.com", None),
+                Aws::weighted_cname(r, ("green", 0), 60, "green.example.com", None),
+            ]
+        })
+        .collect();
+    w.aws.upsert(&pair.zone_id, sets).await;
+    let profile: String = records
+        .iter()
+        .map(|r| {
+            format!(
+                "[[route53]]\nzone = \"{}\"\nrecord = \"{r}\"\ntype = \"CNAME\"\nblue = \"blue\"\ngreen = \"green\"\n",
+                pair.zone_id
+            )
+        })
+        .collect();
+    w.profile("many", &profile);
+    expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "many", "set", "green=25", "--yes"]), 0);
+
+    for r in &records {
+        assert_eq!(w.aws.weight(&pair.zone_id, r, "green").await, 25, "{r}");
+    }
+    // One listing from the first name past the last, one batch, one confirmation: the zone's
+    // 400 other records are not paged through, and nothing is listed again after the write.
+    assert_eq!(ops(&kit.calls(), "route53"), ["ListResourceRecordSets", "ChangeResourceRecordSets", "GetChange"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route53_never_gets_more_than_five_of_cutovers_calls_a_second() {
+    let w = World::new().await;
+    let kit = proxy(aws_like());
+    // Seven zones: seven listings, seven change batches and seven GetChanges, all wanted at once.
+    let mut profile = String::new();
+    let mut pairs = Vec::new();
+    for _ in 0..7 {
+        let pair = Pair::zone(&w).await;
+        w.aws
+            .upsert(
+                &pair.zone_id,
+                vec![
+                    Aws::weighted_cname(&pair.record, ("blue", 100), 60, "blue.example.com", None),
+                    Aws::weighted_cname(&pair.record, ("green", 0), 60, "green.example.com", None),
+                ],
+            )
+            .await;
+        profile.push_str(&format!(
+            "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\ntype = \"CNAME\"\nblue = \"blue\"\ngreen = \"green\"\n",
+            pair.zone_id, pair.record
+        ));
+        pairs.push(pair);
+    }
+    w.profile("zones", &profile);
+    expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "zones", "set", "green=25", "--yes"]), 0);
+
+    for pair in &pairs {
+        assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 25);
+    }
+    let mut starts: Vec<_> = kit.calls().into_iter().filter(|c| c.service == "route53").map(|c| c.started).collect();
+    starts.sort();
+    assert_eq!(starts.len(), 21, "a listing, a batch and a GetChange per zone");
+    let peak = starts
+        .iter()
+        .map(|s| starts.iter().filter(|t| **t >= *s && t.duration_since(*s) < Duration::from_secs(1)).count())
+        .max()
+        .unwrap();
+    assert!(peak <= 5, "{peak} Route53 calls began within one second (AWS allows 5 a second per account)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alb_edits_run_side_by_side_and_all_land_through_elb_throttling() {
+    let w = World::new().await;
+    let kit = proxy(Config { throttle: 0.3, fault_operations: vec!["ModifyRule".into()], seed: 13, ..aws_like() });
+    let (vpc, subnets) = w.aws.network().await;
+    let (lb, _, _) = w.aws.load_balancer(&unique("sr"), &subnets, &[]).await;
+    let tb = w.aws.target_group(&unique("rb"), &vpc, &["10.0.1.5"]).await;
+    let tg = w.aws.target_group(&unique("rg"), &vpc, &["10.0.2.5"]).await;
+    let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&tb, 1), (&tg, 0)], None), &[]).await;
+    let mut rules = Vec::new();
+    for i in 0..30 {
+        let action = Aws::forward(&[(&tb, 100), (&tg, 0)], None);
+        rules.push(w.aws.rule(&listener, i + 1, &format!("/r{i}/*"), action, &[]).await);
+    }
+    let profile: String = rules
+        .iter()
+        .map(|r| format!("[[alb]]\nlistener = \"{listener}\"\nrule = \"{r}\"\nblue = \"{tb}\"\ngreen = \"{tg}\"\n"))
+        .collect();
+    w.profile("rules", &profile);
+    expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "rules", "set", "green=25", "--yes"]), 0);
+
+    for r in &rules {
+        let weights = w.aws.forward_weights(&listener, Some(r)).await;
+        assert!(weights.contains(&(tb.clone(), 75)) && weights.contains(&(tg.clone(), 25)), "{r}: {weights:?}");
+    }
+    let calls = kit.calls();
+    let edits: Vec<&Call> = calls.iter().filter(|c| c.operation == "ModifyRule").collect();
+    let throttled = edits.iter().filter(|c| c.fault == Some("throttling")).count();
+    assert!(throttled > 0, "the proxy throttled some edits (seed 13)");
+    // Side by side: more than one edit was in flight at once, never more than the first window.
+    let in_flight = |at: std::time::Instant| edits.iter().filter(|c| c.started <= at && at < c.ended).count();
+    let peak = edits.iter().map(|c| in_flight(c.started)).max().unwrap();
+    assert!((2..=25).contains(&peak), "{peak} edits in flight at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateful_rollback_aborts_beside_route53s_propagation_with_its_audit_line_in_the_same_write() {
+    let w = World::new().await;
+    let kit = proxy(aws_like());
+    let (b, g, lb_zone) = crate::elbs().await;
+    let pair = Pair::new(&w, (100, 0), (&b, &g), &lb_zone).await;
+    let table = unique("speed-");
+    w.profile(
+        "st",
+        &format!(
+            "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n\
+             [rollout]\nstages = [50, 100]\nbake = \"1h\"\ndns_ttl = \"0s\"\n[state]\ntable = \"{table}\"\n",
+            pair.zone_id, pair.record
+        ),
+    );
+    expect(w.cutover().args(["-p", "st", "state", "init"]), 0);
+    expect(w.cutover().args(["-p", "st", "advance", "--to", "green"]), 0);
+    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 50);
+
+    kit.clear();
+    expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "st", "rollback", "--yes"]), 0);
+    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 0);
+    let calls = kit.calls();
+    let abort = first(&calls, "TransactWriteItems");
+    assert!(abort.started >= first(&calls, "ChangeResourceRecordSets").ended, "traffic first");
+    assert!(abort.started < first(&calls, "GetChange").ended, "the abort went out beside GetChange");
+    assert!(!calls.iter().any(|c| c.operation == "PutItem"), "the audit line went with the abort");
+
+    let (out, _) = expect(w.cutover().args(["-p", "st", "-o", "json", "history"]), 0);
+    let history: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rollbacks = history["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"))
+        .iter()
+        .filter(|e| e["action"] == "rollback")
+        .count();
+    assert_eq!(rollbacks, 1, "one line for the rollback: {history}");
+    let (out, _) = expect(w.cutover().args(["-p", "st", "-o", "json", "status"]), 0);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["rollout"]["status"], "aborted", "{status}");
+}
