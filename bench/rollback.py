@@ -6,7 +6,7 @@ import os
 import sys
 import tempfile
 
-from common import CUTOVER, ENDPOINT, RUN_ID, median, profile, set_records, timed, zone
+from common import CUTOVER, ENDPOINT, RUN_ID, median, output_of, profile, run_bounded, set_records, timed, zone
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
 name = f"rb{RUN_ID}.bench."
@@ -25,15 +25,12 @@ aws = os.path.join(os.path.dirname(sys.executable), "aws")
 
 
 def aws_cli_rollback():
-    import subprocess
     import time
     t0 = time.perf_counter()
-    out = subprocess.run([aws, "--endpoint-url", ENDPOINT, "route53", "change-resource-record-sets", "--hosted-zone-id", zone_id,
-                          "--change-batch", f"file://{batch}", "--output", "json"],
-                         check=True, capture_output=True, timeout=120)
-    change = json.loads(out.stdout)["ChangeInfo"]["Id"]
-    subprocess.run([aws, "--endpoint-url", ENDPOINT, "route53", "wait", "resource-record-sets-changed", "--id", change],
-                   check=True, timeout=120)
+    out = output_of([aws, "--endpoint-url", ENDPOINT, "route53", "change-resource-record-sets", "--hosted-zone-id",
+                     zone_id, "--change-batch", f"file://{batch}", "--output", "json"])
+    change = json.loads(out)["ChangeInfo"]["Id"]
+    run_bounded([aws, "--endpoint-url", ENDPOINT, "route53", "wait", "resource-record-sets-changed", "--id", change])
     return time.perf_counter() - t0
 
 
