@@ -15,6 +15,7 @@ calls — is reported apart, and each ratio is also given with it taken out of b
                 in a zone as big; 50 ALB rules vs 1 rule
   calls         the calls a staged rollout makes (Route53 + ALB, an alarm gate, [state]) against
                 the fewest it can make, counted per operation
+  zones         `cutover set` on seven zones: 21 Route53 calls it would like to make at once
   peak          the most Route53 calls cutover started in any one second, over every run above
 """
 import bisect
@@ -33,8 +34,8 @@ import boto3
 from common import CUTOVER, KW, RUN_ID, ec2, elb, profile, r53, run_bounded, weighted_alias
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 9
-# CUTOVER_BENCH_SECTIONS=rollback,set,calls picks some of them (the peak covers what ran).
-SECTIONS = os.environ.get("CUTOVER_BENCH_SECTIONS", "rollback,set,calls").split(",")
+# CUTOVER_BENCH_SECTIONS=rollback,set,zones,calls picks some of them (the peak covers what ran).
+SECTIONS = os.environ.get("CUTOVER_BENCH_SECTIONS", "rollback,set,zones,calls").split(",")
 SLOW = os.environ["CUTOVER_BENCH_SLOW"]
 LOG = os.environ["CUTOVER_BENCH_CALL_LOG"]
 assert SLOW.startswith("http://127.0.0.1:"), "benchmarks run against the local emulator only"
@@ -333,6 +334,32 @@ def set_section():
 
 if "set" in SECTIONS:
     set_section()
+
+# ---- Route53's rate: a set on seven zones wants 21 calls at once ----------------------------
+def zones_section():
+    def weighted(record, set_id, weight):
+        return {"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": record, "Type": "A", "SetIdentifier": set_id, "Weight": weight, "TTL": 60,
+            "ResourceRecords": [{"Value": "10.9.0.1" if set_id == "blue" else "10.9.0.2"}]}}
+
+    routes = []
+    for i in range(7):
+        zone = f"z{i}{RUN_ID}.bench."
+        routes.append((new_zone(zone), f"api.{zone}"))
+    prof = profile(os.path.join(tmp, "zones.toml"), "".join(route53_toml(z, r) for z, r in routes))
+    sample = Sample("set, 7 zones (21 Route53 calls)")
+    for i in range(runs):
+        for z, r in routes:
+            r53.change_resource_record_sets(HostedZoneId=z, ChangeBatch={"Changes": [
+                weighted(r, "blue", 100), weighted(r, "green", 0)]})
+        cutover(sample, prof, "set", "green=25", "--yes")
+    print(f"\nRoute53's 5 requests a second, {runs} runs:")
+    print(sample.line())
+
+
+if "zones" in SECTIONS:
+    zones_section()
+
 
 # ---- calls per rollout vs the fewest ----------------------------------------------------------
 def calls_section():

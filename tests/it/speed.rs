@@ -220,6 +220,10 @@ async fn a_stateful_rollback_aborts_beside_route53s_propagation_with_its_audit_l
     expect(w.cutover().args(["-p", "st", "advance", "--to", "green"]), 0);
     assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 50);
 
+    // Under exactly the policy `iam-policy` prints: the transaction's items are PutItems.
+    let (printed, _) = expect(w.cutover().args(["-p", "st", "iam-policy"]), 0);
+    let printed: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    kit.set(|c| c.iam_policy = Some(printed));
     kit.clear();
     expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "st", "rollback", "--yes"]), 0);
     assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 0);
