@@ -164,24 +164,37 @@ impl DynamoStore {
         Ok(Some(state))
     }
 
-    async fn put(&self, state: &RolloutState, expected: Option<u64>) -> Result<(), StoreError> {
+    /// The state item's attributes, and the condition that it is still at version `expected`
+    /// (or that there is none): its expression and values.
+    fn state_item(&self, state: &RolloutState, expected: Option<u64>) -> Result<StateItem, StoreError> {
         let doc = serde_json::to_string(state)
             .map_err(|e| StoreError::Failed(Error::Other(format!("encoding the state: {e}"))))?;
-        let mut req = self
+        let item = HashMap::from([
+            ("pk".to_string(), AttributeValue::S(self.profile.clone())),
+            ("sk".to_string(), AttributeValue::S(STATE_SK.into())),
+            ("version".to_string(), AttributeValue::N(state.version.to_string())),
+            ("status".to_string(), AttributeValue::S(state.status.to_string())),
+            ("doc".to_string(), AttributeValue::S(doc)),
+        ]);
+        Ok(match expected {
+            Some(v) => StateItem {
+                item,
+                condition: "version = :v",
+                values: Some(HashMap::from([(":v".to_string(), AttributeValue::N(v.to_string()))])),
+            },
+            None => StateItem { item, condition: "attribute_not_exists(pk)", values: None },
+        })
+    }
+
+    async fn put(&self, state: &RolloutState, expected: Option<u64>) -> Result<(), StoreError> {
+        let s = self.state_item(state, expected)?;
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(self.profile.clone()))
-            .item("sk", AttributeValue::S(STATE_SK.into()))
-            .item("version", AttributeValue::N(state.version.to_string()))
-            .item("status", AttributeValue::S(state.status.to_string()))
-            .item("doc", AttributeValue::S(doc));
-        req = match expected {
-            Some(v) => req
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
-            None => req.condition_expression("attribute_not_exists(pk)"),
-        };
+            .set_item(Some(s.item))
+            .condition_expression(s.condition)
+            .set_expression_attribute_values(s.values);
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
@@ -201,21 +214,13 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
         let failed = |e: String| StoreError::Failed(Error::Other(e));
-        let doc = serde_json::to_string(state).map_err(|e| failed(format!("encoding the state: {e}")))?;
+        let s = self.state_item(state, expected)?;
         let entry_doc = serde_json::to_string(entry).map_err(|e| failed(format!("encoding an audit entry: {e}")))?;
-        let mut put = Put::builder()
+        let put = Put::builder()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(self.profile.clone()))
-            .item("sk", AttributeValue::S(STATE_SK.into()))
-            .item("version", AttributeValue::N(state.version.to_string()))
-            .item("status", AttributeValue::S(state.status.to_string()))
-            .item("doc", AttributeValue::S(doc));
-        put = match expected {
-            Some(v) => put
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
-            None => put.condition_expression("attribute_not_exists(pk)"),
-        };
+            .set_item(Some(s.item))
+            .condition_expression(s.condition)
+            .set_expression_attribute_values(s.values);
         let line = Put::builder()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(self.profile.clone()))
@@ -295,6 +300,13 @@ impl DynamoStore {
             }
         }
     }
+}
+
+/// A conditional write of the state item.
+struct StateItem {
+    item: HashMap<String, AttributeValue>,
+    condition: &'static str,
+    values: Option<HashMap<String, AttributeValue>>,
 }
 
 impl Store for DynamoStore {
