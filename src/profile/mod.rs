@@ -199,6 +199,9 @@ pub struct AlbRoute {
     /// Target group name or ARN.
     pub blue: String,
     pub green: String,
+    /// `owner_ok = true`: the listener or rule belongs to a CloudFormation stack, and its
+    /// template is kept from reverting the weights (see the README).
+    pub owner_ok: bool,
 }
 
 impl AlbRoute {
@@ -373,6 +376,8 @@ struct RawAlb {
     rule: String,
     blue: String,
     green: String,
+    #[serde(default)]
+    owner_ok: bool,
 }
 
 fn default_rule() -> String {
@@ -636,7 +641,13 @@ impl RawProfile {
             if r.blue == r.green {
                 return Err(bad(key("green"), format!("blue and green name the same target group `{}`", r.blue)));
             }
-            let route = AlbRoute { listener, rule, blue: r.blue.trim().to_string(), green: r.green.trim().to_string() };
+            let route = AlbRoute {
+                listener,
+                rule,
+                blue: r.blue.trim().to_string(),
+                green: r.green.trim().to_string(),
+                owner_ok: r.owner_ok,
+            };
             if alb.iter().any(|a: &AlbRoute| a.listener == route.listener && a.rule == route.rule) {
                 return Err(bad(key("rule"), "the same listener action is listed twice"));
             }

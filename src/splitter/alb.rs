@@ -24,6 +24,9 @@ use crate::rollout::ports::WriteGuard;
 /// of the Ingress (or IngressGroup), Service or Gateway API Gateway it made the resource for.
 pub const CONTROLLER_TAGS: [&str; 4] =
     ["elbv2.k8s.aws/cluster", "ingress.k8s.aws/stack", "service.k8s.aws/stack", "gateway.k8s.aws/stack"];
+/// The tag CloudFormation puts on what a stack made: an update of the stack puts the template's
+/// weights back.
+pub const CLOUDFORMATION_TAG: &str = "aws:cloudformation:stack-name";
 /// DescribeTags accepts at most 20 ARNs a call; listeners and rules are described as many at once.
 const BATCH: usize = 20;
 const READ_PARALLELISM: usize = 4;
@@ -86,6 +89,17 @@ pub struct AlbSplitter {
     /// the first read, so a later read only describes the actions again.
     checked: tokio::sync::OnceCell<Vec<AlbRoute>>,
     accepted: super::Accepted,
+}
+
+/// A listener or rule a CloudFormation stack made: the stack's next update (or drift
+/// remediation) writes the template's weights back over a rollout's.
+fn cloudformation_owned(arn: &str, stack: &str) -> Error {
+    Error::refused_hint(
+        format!(
+            "`{arn}` belongs to CloudFormation stack `{stack}` (tag {CLOUDFORMATION_TAG}): the stack's next update would put the template's weights back"
+        ),
+        "keep the weights out of the template's reach, then set `owner_ok = true` on this [[alb]] route: in CloudFormation,          leave the stack alone during a cutover or give the forward action's weights from parameters you update afterwards;          in Terraform (no such tag, but the same risk), `lifecycle { ignore_changes = [default_action] }` on the listener          (`[action]` on a listener rule)",
+    )
 }
 
 /// The load balancer ARN a listener or rule ARN belongs to.
@@ -282,15 +296,27 @@ impl AlbSplitter {
         arns.sort();
         arns.dedup();
         let tags = self.tags(arns).await?;
-        for arn in resolved.iter().flat_map(owned_by) {
-            let controller = tags.get(&arn).into_iter().flatten().find(|(k, _)| CONTROLLER_TAGS.contains(&k.as_str()));
-            if let Some((k, v)) = controller {
-                return Err(Error::refused_hint(
-                    format!(
-                        "`{arn}` is managed by the AWS Load Balancer Controller (tag {k}={v}): it would revert a weight change on its next reconcile"
-                    ),
-                    "shift between the ingress ALBs with [[route53]] weighted records instead, or use an ALB you own whose target groups are fed by TargetGroupBinding",
-                ));
+        for r in resolved {
+            for arn in owned_by(r) {
+                let tags_of_arn = tags.get(&arn).map(Vec::as_slice).unwrap_or_default();
+                if let Some((k, v)) = tags_of_arn.iter().find(|(k, _)| CONTROLLER_TAGS.contains(&k.as_str())) {
+                    return Err(Error::refused_hint(
+                        format!(
+                            "`{arn}` is managed by the AWS Load Balancer Controller (tag {k}={v}): it would revert a weight change on its next reconcile"
+                        ),
+                        "shift between the ingress ALBs with [[route53]] weighted records instead, or use an ALB you own whose target groups are fed by TargetGroupBinding",
+                    ));
+                }
+                // What the route edits: the listener (its default action) or the rule. A load
+                // balancer made by a stack whose listener is not is no stack's weights.
+                let edited = match &r.rule {
+                    RuleRef::Default => arn == r.listener,
+                    RuleRef::Arn(rule) => arn == *rule,
+                };
+                let stack = tags_of_arn.iter().find(|(k, _)| k == CLOUDFORMATION_TAG);
+                if let (true, false, Some((_, stack))) = (edited, r.owner_ok, stack) {
+                    return Err(cloudformation_owned(&arn, stack));
+                }
             }
         }
         Ok(())

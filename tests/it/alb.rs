@@ -131,6 +131,39 @@ async fn a_controller_owned_listener_is_refused_and_nothing_changes() {
 }
 
 #[tokio::test]
+async fn a_listener_or_rule_of_a_cloudformation_stack_is_refused_unless_owner_ok() {
+    let w = World::new().await;
+    // The load balancer came from a stack too: that alone does not own the listener's weights.
+    let stack = [("aws:cloudformation:stack-name", "front-prod")];
+    let f = front(&w, &stack).await;
+    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &stack).await;
+    w.profile("cfn", &alb_profile(&listener, "default", &f));
+    let (_, err) = expect(w.cutover().args(["-p", "cfn", "set", "green=50"]), 2);
+    assert!(err.contains("CloudFormation stack `front-prod`") && err.contains("owner_ok = true"), "{err}");
+    assert!(err.contains("ignore_changes"), "a hint for Terraform users too: {err}");
+    let weights = w.aws.forward_weights(&listener, None).await;
+    assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (100, 0), "nothing moved");
+
+    // Said to be looked after: it moves.
+    w.profile("cfn-ok", &format!("{}owner_ok = true\n", alb_profile(&listener, "default", &f)));
+    expect(w.cutover().args(["-p", "cfn-ok", "set", "green=50"]), 0);
+    let weights = w.aws.forward_weights(&listener, None).await;
+    assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (50, 50));
+
+    // A rule of a stack, on a listener of none, is refused the same way; the stack's load
+    // balancer alone refuses nothing (the listener above moved once owner_ok said so, and this
+    // one's default action is not edited).
+    let l2 = w.aws.listener(&f.lb, 81, Aws::forward(&[(&f.blue, 1)], None), &[]).await;
+    let rule = w.aws.rule(&l2, 5, "/x/*", Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &stack).await;
+    w.profile("cfn-rule", &alb_profile(&l2, &rule, &f));
+    let (_, err) = expect(w.cutover().args(["-p", "cfn-rule", "set", "green=50"]), 2);
+    assert!(err.contains(&rule) && err.contains("front-prod"), "{err}");
+    let l3 = w.aws.listener(&f.lb, 82, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
+    w.profile("cfn-lb", &alb_profile(&l3, "default", &f));
+    expect(w.cutover().args(["-p", "cfn-lb", "set", "green=50"]), 0);
+}
+
+#[tokio::test]
 async fn a_target_group_not_in_the_action_is_refused_by_name() {
     let w = World::new().await;
     let f = front(&w, &[]).await;
