@@ -95,13 +95,8 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
             // Finding a zone by name has no resource-level permission.
             s.push(stmt("Route53FindZones", &["route53:ListHostedZonesByName"], vec!["*".into()]));
         }
-        // A zone given by id is looked up with GetHostedZone, one given by name is not.
-        let read: &[&str] = if profile.route53.iter().any(|r| is_zone_id(&r.zone)) {
-            &["route53:GetHostedZone", "route53:ListResourceRecordSets"]
-        } else {
-            &["route53:ListResourceRecordSets"]
-        };
-        s.push(stmt("Route53Read", read, zones.clone()));
+        // A zone given by id is not looked up: its listing says whether it exists.
+        s.push(stmt("Route53Read", &["route53:ListResourceRecordSets"], zones.clone()));
         if !read_only {
             let names: BTreeSet<String> = profile
                 .route53
