@@ -25,6 +25,8 @@ pub struct Aws {
     pub ec2: ec2::Client,
     pub cw: cloudwatch::Client,
     pub eks: eks::Client,
+    /// Path-style: the emulator on 127.0.0.1 has no bucket subdomains.
+    pub s3: aws_sdk_s3::Client,
 }
 
 /// Weighted records are given as (SetIdentifier, weight).
@@ -45,7 +47,26 @@ impl Aws {
             ec2: ec2::Client::new(&config),
             cw: cloudwatch::Client::new(&config),
             eks: eks::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
+            ),
         }
+    }
+
+    /// Puts `body` at `key` of `bucket`, making the bucket (in us-west-2) first.
+    pub async fn object(&self, bucket: &str, key: &str, body: &str) {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        let location =
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::UsWest2).build();
+        let _ = self.s3.create_bucket().bucket(bucket).create_bucket_configuration(location).send().await;
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.as_bytes().to_vec()))
+            .send()
+            .await
+            .expect("PutObject");
     }
 
     /// The id of the hosted zone `name`, created when absent.

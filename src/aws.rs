@@ -66,6 +66,67 @@ pub async fn load(profile_region: Option<&str>, profile: Option<&std::path::Path
     Ok(sdk)
 }
 
+/// A profile read from S3 (`-p s3://BUCKET/KEY`, or `CUTOVER_PROFILE` the same), and the SDK
+/// configuration it was read with: the region comes from the environment (or `~/.aws/config`),
+/// since the profile's own `region` is not known before it is read.
+pub async fn profile_from_s3(
+    location: &str,
+) -> crate::error::Result<(std::path::PathBuf, crate::profile::Profile, SdkConfig)> {
+    use crate::error::Error;
+    let url = format!("s3://{location}");
+    let (bucket, key) = location.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()).ok_or_else(|| {
+        Error::refused_hint(
+            format!("`{url}` names no object"),
+            "give the bucket and the key: `-p s3://my-bucket/cutover/myapp.toml`",
+        )
+    })?;
+    let sdk = load(None, None).await.map_err(|_| {
+        Error::refused_hint(
+            format!(
+                "no AWS region to read the profile {url} with: a profile in S3 is read before its `region` is known"
+            ),
+            "`export AWS_REGION=us-west-2` (the bucket's region), or set it in ~/.aws/config",
+        )
+    })?;
+    let mut conf =
+        aws_sdk_s3::config::Builder::from(&sdk).retry_classifier(NoRetryWhenRefused { counts_elb_throttling: false });
+    if sdk.endpoint_url().is_some() {
+        // An endpoint of its own (an emulator on 127.0.0.1) has no bucket subdomains.
+        conf = conf.force_path_style(true);
+    }
+    let client = aws_sdk_s3::Client::from_conf(conf.build());
+    let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
+        use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+        let code = e.as_service_error().and_then(|s| s.code()).map(String::from);
+        match code.as_deref() {
+            Some("NoSuchKey") => Error::refused_hint(
+                format!("profile {url} not found: bucket `{bucket}` has no key `{key}`"),
+                format!("check the key: `aws s3 ls s3://{bucket}/`"),
+            ),
+            Some("NoSuchBucket") => Error::refused_hint(
+                format!("profile {url} not found: there is no bucket `{bucket}`"),
+                "check the bucket's name, and that AWS_REGION is its region",
+            ),
+            _ => Error::aws(format!("GetObject of the profile {url} (bucket `{bucket}`, key `{key}`)"), e),
+        }
+    })?;
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::Aws {
+            action: format!("GetObject of the profile {url}"),
+            message: format!("the object could not be read whole: {e}"),
+            transient: true,
+        })?
+        .into_bytes();
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| Error::refused(format!("profile {url} is not UTF-8 text (bucket `{bucket}`, key `{key}`)")))?;
+    let path = std::path::PathBuf::from(&url);
+    let profile = crate::profile::Profile::parse(&path, &text)?;
+    Ok((path, profile, sdk))
+}
+
 /// Timeouts that end a call at `deadline` — no attempt of it is sent later — or `None` when the
 /// deadline has passed and the call must not be sent at all. The connect timeout stays the
 /// client's (the operation timeout bounds a connect as well): the HTTP client keeps one

@@ -37,10 +37,16 @@ pub struct Settings {
 impl Settings {
     /// Reads the profile and the AWS configuration.
     pub async fn resolve(cli: &Cli) -> Result<Settings> {
-        let source = ProfileSource::new(cli.profiles_dir.clone());
-        let path = source.locate(cli.profile.as_deref())?;
-        let profile = Profile::load(&path)?;
-        let sdk = crate::aws::load(profile.region.as_deref(), Some(&path)).await?;
+        let (path, profile, sdk) = match cli.profile.as_deref().and_then(|p| p.strip_prefix("s3://")) {
+            Some(location) => crate::aws::profile_from_s3(location).await?,
+            None => {
+                let source = ProfileSource::new(cli.profiles_dir.clone());
+                let path = source.locate(cli.profile.as_deref())?;
+                let profile = Profile::load(&path)?;
+                let sdk = crate::aws::load(profile.region.as_deref(), Some(&path)).await?;
+                (path, profile, sdk)
+            }
+        };
         if cli.verbose > 0 {
             // `-v`: where this command's calls go — which account, region and endpoint.
             let account = crate::state::account(&sdk).await.unwrap_or_else(|| "unknown (STS did not answer)".into());

@@ -17,6 +17,44 @@ fn every_shipped_profile_parses() {
 }
 
 #[tokio::test]
+async fn a_profile_in_s3_runs_status_and_a_missing_one_names_its_bucket_and_key() {
+    let w = World::new().await;
+    let (b, g, lb_zone) = crate::elbs().await;
+    let pair = crate::Pair::new(&w, (90, 10), (&b, &g), &lb_zone).await;
+    let bucket = crate::emulator::unique("profiles-");
+    w.aws.object(&bucket, "cutover/myapp.toml", &pair.route()).await;
+    w.aws.object(&bucket, "cutover/broken.toml", &format!("{}[rollout]\nstages = [50, 10]\n", pair.route())).await;
+
+    let url = format!("s3://{bucket}/cutover/myapp.toml");
+    let (out, _) = expect(w.cutover().args(["-p", &url, "-o", "json", "status"]), 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["profile"], "myapp", "named after the key's file: {doc}");
+    assert_eq!(doc["routes"][0]["weights"]["green"], 10, "{doc}");
+    // CUTOVER_PROFILE the same, with no checkout of the profiles anywhere.
+    let (out, _) = expect(w.cutover().env("CUTOVER_PROFILE", &url).args(["status"]), 0);
+    assert!(out.contains(&pair.record), "{out}");
+    // What the profile needs to be read is in its policy.
+    let (out, _) = expect(w.cutover().args(["-p", &url, "iam-policy"]), 0);
+    assert!(
+        out.contains("s3:GetObject") && out.contains(&format!("arn:aws:s3:::{bucket}/cutover/myapp.toml")),
+        "{out}"
+    );
+
+    let (_, err) = expect(w.cutover().args(["-p", &format!("s3://{bucket}/cutover/nope.toml"), "status"]), 2);
+    assert!(
+        err.contains(&format!("bucket `{bucket}` has no key `cutover/nope.toml`")) && err.contains("hint:"),
+        "{err}"
+    );
+    let (_, err) = expect(w.cutover().args(["-p", "s3://no-such-bucket-anywhere/x.toml", "status"]), 2);
+    assert!(err.contains("no bucket `no-such-bucket-anywhere`"), "{err}");
+    let (_, err) = expect(w.cutover().args(["-p", &format!("s3://{bucket}"), "status"]), 2);
+    assert!(err.contains("names no object"), "{err}");
+    // A bad profile in S3 names the object and the key path, as a file's would.
+    let (_, err) = expect(w.cutover().args(["-p", &format!("s3://{bucket}/cutover/broken.toml"), "validate"]), 2);
+    assert!(err.contains(&format!("s3://{bucket}/cutover/broken.toml")) && err.contains("rollout.stages"), "{err}");
+}
+
+#[tokio::test]
 async fn an_unknown_profile_lists_the_known_ones() {
     let w = World::new().await;
     w.profile("alpha", "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
