@@ -12,6 +12,7 @@ mod aws_like;
 mod cli;
 mod discover;
 mod faults;
+mod lambda;
 mod policy;
 mod rollout;
 mod route53;

@@ -1,0 +1,135 @@
+//! The Lambda runner, against a Lambda Runtime API served here as AWS documents it
+//! (`/2018-06-01/runtime/invocation/next`, `…/{id}/response`, `…/{id}/error`): the binary started
+//! with `AWS_LAMBDA_RUNTIME_API` and no arguments advances a rollout for a scheduler event, and a
+//! stage a gate rolled back is a failed invocation.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+
+use crate::emulator::unique;
+use crate::fixtures::Aws;
+use crate::{World, expect, wait_until};
+
+/// What the runtime API was told: (`response` or `error`, request id, body).
+type Told = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
+
+/// Events waiting to be invoked, numbered.
+type Queue = Arc<Mutex<VecDeque<(usize, serde_json::Value)>>>;
+
+/// A Runtime API on a free loopback port: each `next` waits for an event in the queue, as the
+/// real one waits for an invocation.
+async fn runtime_api() -> (String, Queue, Told) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let queue: Queue = Arc::default();
+    let q = queue.clone();
+    let told: Told = Arc::default();
+    let t = told.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let (queue, told) = (q.clone(), t.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (queue, told) = (queue.clone(), told.clone());
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        if path == "/2018-06-01/runtime/invocation/next" {
+                            let (i, event) = loop {
+                                let next = queue.lock().unwrap().pop_front();
+                                match next {
+                                    Some(e) => break e,
+                                    None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                                }
+                            };
+                            let deadline =
+                                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+                                    + 120_000;
+                            let answer = Response::builder()
+                                .header("lambda-runtime-aws-request-id", format!("req-{i}"))
+                                .header("lambda-runtime-deadline-ms", deadline.to_string())
+                                .header(
+                                    "lambda-runtime-invoked-function-arn",
+                                    "arn:aws:lambda:us-west-2:123456789012:function:cutover",
+                                )
+                                .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+                                .body(Full::new(Bytes::from(event.to_string())))
+                                .unwrap();
+                            return Ok::<_, Infallible>(answer);
+                        }
+                        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+                        if let ["2018-06-01", "runtime", "invocation", id, kind] = parts.as_slice() {
+                            let doc = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                            told.lock().unwrap().push((kind.to_string(), id.to_string(), doc));
+                        }
+                        Ok(Response::builder().status(202).body(Full::new(Bytes::from_static(b"{}"))).unwrap())
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (addr.to_string(), queue, told)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_events_advance_a_rollout_and_a_rolled_back_stage_fails_the_invocation() {
+    let w = World::new().await;
+    let (vpc, subnets) = w.aws.network().await;
+    let (lb, _, _) = w.aws.load_balancer(&unique("lam"), &subnets, &[]).await;
+    let tb = w.aws.target_group(&unique("lb"), &vpc, &["10.0.1.5"]).await;
+    let tg = w.aws.target_group(&unique("lg"), &vpc, &["10.0.2.5"]).await;
+    let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&tb, 100), (&tg, 0)], None), &[]).await;
+    let alarm = unique("lam-green-");
+    w.aws.alarm(&alarm).await;
+    let table = unique("lam-");
+    w.profile(
+        "lam",
+        &format!(
+            "[[alb]]\nlistener = \"{listener}\"\nblue = \"{tb}\"\ngreen = \"{tg}\"\n\
+             [rollout]\nstages = [10, 50, 100]\nbake = \"1h\"\nfailure_threshold = 1\n[state]\ntable = \"{table}\"\n\
+             [[gate]]\ntype = \"alarm\"\nalarms = [\"{alarm}\"]\n"
+        ),
+    );
+    expect(w.cutover().args(["-p", "lam", "state", "init"]), 0);
+
+    // Two schedule ticks: the first starts the rollout; before the second the alarm fires.
+    let advance = serde_json::json!({"command": "advance", "profile": "lam", "to": "green"});
+    let (api, queue, told) = runtime_api().await;
+    queue.lock().unwrap().push_back((0, advance.clone()));
+    let mut function = w.std_cutover();
+    function
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "cutover")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(function).kill_on_drop(true).spawn().unwrap();
+
+    wait_until(60, "the first invocation's answer", || async { !told.lock().unwrap().is_empty() }).await;
+    let (kind, id, doc) = told.lock().unwrap()[0].clone();
+    assert_eq!((kind.as_str(), id.as_str()), ("response", "req-0"), "{doc}");
+    assert_eq!(doc["command"], "advance", "the command's own JSON result: {doc}");
+    let weights = w.aws.forward_weights(&listener, None).await;
+    assert!(weights.contains(&(tg.clone(), 10)), "stage 1 is live: {weights:?}");
+
+    // The alarm fires; then the schedule's next tick.
+    w.aws.set_alarm(&alarm, "ALARM").await;
+    queue.lock().unwrap().push_back((1, advance));
+    wait_until(60, "the second invocation's answer", || async { told.lock().unwrap().len() >= 2 }).await;
+    let (kind, id, doc) = told.lock().unwrap()[1].clone();
+    child.kill().await.ok();
+    assert_eq!((kind.as_str(), id.as_str()), ("error", "req-1"), "a rolled-back stage fails the invocation: {doc}");
+    let message = doc["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("exited 3"), "{doc}");
+    let weights = w.aws.forward_weights(&listener, None).await;
+    assert!(weights.contains(&(tb.clone(), 100)) && weights.contains(&(tg.clone(), 0)), "{weights:?}");
+}
