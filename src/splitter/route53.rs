@@ -36,11 +36,20 @@ const ONE_NAME_PAGE: i32 = 16;
 /// Record sets by (name, type), as listed.
 type Listed = BTreeMap<(String, String), Vec<ResourceRecordSet>>;
 
+/// A name as a profile spells it: Route53 returns names in lower case with `*` escaped as `\052`.
+fn unescaped(name: &str) -> String {
+    fqdn(&name.replace("\\052", "*"))
+}
+
+/// The key of a name and type in [`Listed`].
+fn listed_key(name: &str, rtype: &RrType) -> (String, String) {
+    (unescaped(name), rtype.as_str().to_string())
+}
+
 /// Where ListResourceRecordSets puts a name: ordered by the name with its labels reversed
 /// (`www.example.com.` → `com.example.www`), as the API reference says.
 fn list_key(name: &str) -> String {
-    let n = fqdn(&name.replace("\\052", "*"));
-    n.trim_end_matches('.').rsplit('.').collect::<Vec<_>>().join(".")
+    unescaped(name).trim_end_matches('.').rsplit('.').collect::<Vec<_>>().join(".")
 }
 /// Reads of zones and records in flight at once (Route53 allows 5 requests a second per account;
 /// the SDK's adaptive retry slows down further when throttled).
@@ -235,23 +244,24 @@ impl Route53Splitter {
         let Some(first) = order.first() else { return Ok(listed) };
         if order.len() == 1 {
             let sets = self.list_record(zone, &first.0, &first.1).await?;
-            listed.insert((fqdn(&first.0), first.1.as_str().to_string()), sets);
+            listed.insert(listed_key(&first.0, &first.1), sets);
             return Ok(listed);
         }
         let last = list_key(&order[order.len() - 1].0);
-        let is_wanted = |name: &str, t: &RrType| order.iter().any(|(n, w)| same_name(name, n) && w == t);
+        let wanted: std::collections::BTreeSet<(String, String)> =
+            order.iter().map(|(n, t)| listed_key(n, t)).collect();
         let mut start: (String, RrType, Option<String>) = (first.0.clone(), first.1.clone(), None);
         // The name a page ended within: its sets may go on in the next page.
         let mut cut: Option<String> = None;
         for _ in 0..order.len() {
             let out = self.list_page(zone, &start, PAGE).await?;
             let mut past = false;
-            cut = out.resource_record_sets.last().map(|s| fqdn(&s.name.replace("\\052", "*")));
+            cut = out.resource_record_sets.last().map(|s| unescaped(&s.name));
             for set in out.resource_record_sets {
+                let key = listed_key(&set.name, &set.r#type);
                 if list_key(&set.name) > last {
                     past = true;
-                } else if is_wanted(&set.name, &set.r#type) {
-                    let key = (fqdn(&set.name.replace("\\052", "*")), set.r#type.as_str().to_string());
+                } else if wanted.contains(&key) {
                     listed.entry(key).or_default().push(set);
                 }
             }
@@ -272,20 +282,16 @@ impl Route53Splitter {
         let again: Vec<&(String, RrType)> = order
             .into_iter()
             .filter(|(n, t)| {
-                let key = (fqdn(n), t.as_str().to_string());
+                let key = listed_key(n, t);
                 !listed.contains_key(&key) || cut.as_deref() == Some(key.0.as_str())
             })
             .collect();
-        let sets: Vec<(String, String, Vec<ResourceRecordSet>)> = stream::iter(again)
-            .map(|(n, t)| async move {
-                self.list_record(zone, n, t).await.map(|sets| (fqdn(n), t.as_str().to_string(), sets))
-            })
+        let sets: Vec<((String, String), Vec<ResourceRecordSet>)> = stream::iter(again)
+            .map(|(n, t)| async move { self.list_record(zone, n, t).await.map(|sets| (listed_key(n, t), sets)) })
             .buffer_unordered(READ_PARALLELISM)
             .try_collect()
             .await?;
-        for (n, t, sets) in sets {
-            listed.insert((n, t), sets);
-        }
+        listed.extend(sets);
         Ok(listed)
     }
 
@@ -457,7 +463,7 @@ impl Route53Splitter {
         self.accepted.note();
         // Route53 has accepted the batch: it applies it, whatever GetChange says from here on.
         // A GetChange that fails or times out leaves the propagation unconfirmed, never the write
-        // failed — the caller reads the records back either way.
+        // failed: the batch as sent is what the zone holds.
         if info.status != ChangeStatus::Insync
             && let Err(e) = self.wait_insync(&info.id).await
         {
@@ -569,7 +575,7 @@ impl Splitter for Route53Splitter {
             .try_collect()
             .await?;
         let sets_of = |zone: &Zone, name: &str, rtype: &RrType| -> Vec<ResourceRecordSet> {
-            listed[&zone.id].get(&(fqdn(name), rtype.as_str().to_string())).cloned().unwrap_or_default()
+            listed[&zone.id].get(&listed_key(name, rtype)).cloned().unwrap_or_default()
         };
         self.routes
             .iter()
@@ -747,9 +753,9 @@ fn change(action: ChangeAction, set: ResourceRecordSet) -> Result<Change> {
         .map_err(|e| Error::Other(format!("building a Route53 change: {e}")))
 }
 
-/// Route53 returns names in lower case with `*` escaped as `\052`.
+/// Whether a name Route53 returned is the name wanted.
 fn same_name(returned: &str, wanted: &str) -> bool {
-    fqdn(&returned.replace("\\052", "*")) == fqdn(wanted)
+    unescaped(returned) == fqdn(wanted)
 }
 
 fn truncate(s: &str, max: usize) -> String {
