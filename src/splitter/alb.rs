@@ -98,7 +98,12 @@ fn cloudformation_owned(arn: &str, stack: &str) -> Error {
         format!(
             "`{arn}` belongs to CloudFormation stack `{stack}` (tag {CLOUDFORMATION_TAG}): the stack's next update would put the template's weights back"
         ),
-        "keep the weights out of the template's reach, then set `owner_ok = true` on this [[alb]] route: in CloudFormation,          leave the stack alone during a cutover or give the forward action's weights from parameters you update afterwards;          in Terraform (no such tag, but the same risk), `lifecycle { ignore_changes = [default_action] }` on the listener          (`[action]` on a listener rule)",
+        concat!(
+            "keep the weights out of the template's reach, then set `owner_ok = true` on this [[alb]] route: ",
+            "in CloudFormation, leave the stack alone during a cutover or give the forward action's weights from ",
+            "parameters you update afterwards; in Terraform (no such tag, but the same risk), ",
+            "`lifecycle { ignore_changes = [default_action] }` on the listener (`[action]` on a listener rule)",
+        ),
     )
 }
 
@@ -532,20 +537,17 @@ impl AlbSplitter {
         }
         tracing::info!(route = %c.route.name, blue = c.to.blue, green = c.to.green, "alb weights written");
         self.accepted.note();
-        let route = self.checked.get().and_then(|routes| routes.get(c.route.index));
-        match route.map(|r| AlbSplitter::build_route(c.route.index, r, &answered)) {
-            Some(Ok(after)) => Ok(after),
-            // An answer without the listener or rule: described again.
-            _ => {
-                let route = self
-                    .checked
-                    .get()
-                    .and_then(|routes| routes.get(c.route.index))
-                    .ok_or_else(|| Error::Other(format!("{} was written before it was read", c.route.name)))?;
-                let found = self.describe(std::slice::from_ref(route)).await?;
-                AlbSplitter::build_route(c.route.index, route, &found)
-            }
+        let route = self
+            .checked
+            .get()
+            .and_then(|routes| routes.get(c.route.index))
+            .ok_or_else(|| Error::Other(format!("{} was written before it was read", c.route.name)))?;
+        if let Ok(after) = AlbSplitter::build_route(c.route.index, route, &answered) {
+            return Ok(after);
         }
+        // An answer without the listener or rule: described again.
+        let found = self.describe(std::slice::from_ref(route)).await?;
+        AlbSplitter::build_route(c.route.index, route, &found)
     }
 }
 
