@@ -88,13 +88,11 @@ pub async fn profile_from_s3(
             "`export AWS_REGION=us-west-2` (the bucket's region), or set it in ~/.aws/config",
         )
     })?;
-    let mut conf =
-        aws_sdk_s3::config::Builder::from(&sdk).retry_classifier(NoRetryWhenRefused { counts_elb_throttling: false });
+    let mut client = crate::client!(aws_sdk_s3, &sdk);
     if sdk.endpoint_url().is_some() {
         // An endpoint of its own (an emulator on 127.0.0.1) has no bucket subdomains.
-        conf = conf.force_path_style(true);
+        client = aws_sdk_s3::Client::from_conf(client.config().to_builder().force_path_style(true).build());
     }
-    let client = aws_sdk_s3::Client::from_conf(conf.build());
     let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
         use aws_smithy_types::error::metadata::ProvideErrorMetadata;
         let code = e.as_service_error().and_then(|s| s.code()).map(String::from);

@@ -225,6 +225,10 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
     if let (Some(topic), false) = (&profile.notify.sns_topic_arn, read_only) {
         s.push(stmt("Notify", &["sns:Publish"], vec![topic.clone()]));
     }
+    if let Some(object) = profile.path.to_str().and_then(|path| path.strip_prefix("s3://")) {
+        // The profile itself, read from S3 by every command (`-p s3://…`).
+        s.push(stmt("ProfileObject", &["s3:GetObject"], vec![format!("arn:{p}:s3:::{object}")]));
+    }
     Policy { version: "2012-10-17", statement: s }
 }
 

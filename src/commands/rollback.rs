@@ -19,7 +19,7 @@ use crate::rollout::events::Event;
 use crate::rollout::ledger::{Ledger, LedgerError};
 use crate::rollout::ports::Clock;
 use crate::settings::Settings;
-use crate::splitter::{AwsTraffic, RouteLive};
+use crate::splitter::{AwsTraffic, RouteChange, RouteLive};
 use crate::state::DynamoStore;
 
 /// How many attempts a call to the state table gets during a rollback: it must not hold up the
@@ -62,7 +62,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     let holder = format!("rollback pid {}", std::process::id());
     let mut ledger = Ledger::new(store, holder, settings.lease());
     // The routes, the state and (for the audit entry) who is acting, all at once.
-    let (routes, state, _) = tokio::join!(traffic.read(), ledger.load(), settings.identity.actor());
+    let (routes, state, actor) = tokio::join!(traffic.read(), ledger.load(), settings.identity.actor());
     let routes = routes?;
     let read = routes.clone();
     let before: Vec<_> = routes.iter().map(|r| r.view()).collect();
@@ -150,12 +150,8 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     }
 
     let started = Instant::now();
-    let actor = settings.identity.actor().await;
     let reason = format!("rolled back to {stable} by {actor}");
-    let planned: Vec<_> = AwsTraffic::plan(&routes, stable, Percent::FULL)
-        .iter()
-        .map(|c| crate::model::RouteView { kind: c.route.kind, name: c.route.name.clone(), weights: c.to })
-        .collect();
+    let planned: Vec<_> = AwsTraffic::plan(&routes, stable, Percent::FULL).iter().map(RouteChange::planned).collect();
     // Traffic first; the abort goes out as soon as the first write is accepted, beside Route53's
     // propagation (GetChange) and the other writes — not after them — and carries the rollback's
     // line of the audit trail in the same request.

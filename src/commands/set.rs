@@ -16,7 +16,7 @@ use crate::rollout::events::Event;
 use crate::rollout::ledger::{Ledger, fmt_ms};
 use crate::rollout::ports::Clock;
 use crate::settings::Settings;
-use crate::splitter::AwsTraffic;
+use crate::splitter::{AwsTraffic, RouteChange};
 
 /// `green=25` → (green, 25 %).
 pub fn parse_assignment(s: &str) -> Result<(Side, Percent)> {
@@ -108,10 +108,7 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
     }
     let started = Instant::now();
     let before: Vec<_> = routes.iter().map(|r| r.view()).collect();
-    let planned: Vec<_> = changes
-        .iter()
-        .map(|c| crate::model::RouteView { kind: c.route.kind, name: c.route.name.clone(), weights: c.to })
-        .collect();
+    let planned: Vec<_> = changes.iter().map(RouteChange::planned).collect();
     // `--force` on a rollout in progress: abort it first, so it claims no more writes.
     let mut open = Vec::new();
     let aborted = match (active, ledger.as_mut()) {

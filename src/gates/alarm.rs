@@ -24,18 +24,14 @@ impl Alarm {
         Alarm { name: name.to_string(), client, alarms }
     }
 
-    fn names(&self, side: Side) -> Vec<String> {
+    /// The alarm names this gate reads for `side`.
+    pub(crate) fn names(&self, side: Side) -> Vec<String> {
         self.alarms.iter().map(|a| substitute(a, side)).collect()
     }
 
     /// (alarm name, state) of every alarm found; metric and composite alarms alike.
     async fn states(&self, side: Side) -> Result<Vec<(String, StateValue)>> {
         states_of(&self.client, self.names(side)).await
-    }
-
-    /// The alarm names this gate reads for `side`.
-    pub(crate) fn names_for(&self, side: Side) -> Vec<String> {
-        self.names(side)
     }
 
     pub(crate) fn client(&self) -> &Client {

@@ -208,7 +208,7 @@ impl crate::rollout::ports::Gates for Gates {
         let together = alarm_gates.len() > 1;
         let states = tokio::sync::OnceCell::new();
         let describe = || async {
-            let names = alarm_gates.iter().flat_map(|a| a.names_for(ctx.candidate)).collect();
+            let names = alarm_gates.iter().flat_map(|a| a.names(ctx.candidate)).collect();
             alarm::states_of(alarm_gates[0].client(), names).await.map_err(|e| e.to_string())
         };
         let gates = futures::future::join_all(self.gates.iter().zip(&self.min_requests).map(async |(g, min)| {

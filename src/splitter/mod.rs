@@ -176,6 +176,11 @@ impl RouteChange {
         RouteChange::new(route, route.weights, true)
     }
 
+    /// The route as this change would leave it.
+    pub fn planned(&self) -> RouteView {
+        RouteView { weights: self.to, ..self.route.view() }
+    }
+
     pub fn is_noop(&self) -> bool {
         self.route.weights == self.to
             && self.repoint.is_empty()
