@@ -150,19 +150,9 @@ async fn snapshot(
 /// This moment's reading of the rollout's gates (and its observed split), as the rollout reads them.
 async fn readings(settings: &Settings, gates: &crate::gates::Gates, s: &RolloutState) -> Vec<Reading> {
     use crate::rollout::ports::Gates as _;
-    let stage = s.progress.stage;
     let rules = Rules { stages: s.stages.clone(), ..settings.profile.rollout.clone() };
-    let ctx = GateContext {
-        profile: settings.profile.name.clone(),
-        candidate: s.candidate,
-        stable: s.stable,
-        current_percent: rules.percent(stage),
-        next_percent: rules.stages.get(stage).copied(),
-        stage,
-        stages: rules.stages.len(),
-        stage_age: Duration::from_millis(Clock::new().now_ms().saturating_sub(s.progress.stage_reached_ms)),
-        since: None,
-    };
+    let sides = (s.stable, s.candidate);
+    let ctx = GateContext::at(&settings.profile.name, sides, &rules, &s.progress, Clock::new().now_ms(), None);
     gates.read(&ctx).await
 }
 

@@ -161,18 +161,8 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
 
     /// What the gates are told.
     pub(crate) fn gate_context(&self, since: Option<SystemTime>) -> GateContext {
-        let stage = self.progress.stage;
-        GateContext {
-            profile: self.profile.to_string(),
-            candidate: self.candidate,
-            stable: self.stable,
-            current_percent: self.rules.percent(stage),
-            next_percent: self.rules.stages.get(stage).copied(),
-            stage,
-            stages: self.stages(),
-            stage_age: Duration::from_millis(self.clock.now_ms().saturating_sub(self.progress.stage_reached_ms)),
-            since,
-        }
+        let sides = (self.stable, self.candidate);
+        GateContext::at(self.profile, sides, &self.rules, &self.progress, self.clock.now_ms(), since)
     }
 
     /// The window of the next reading, as a time (alarm history since then).

@@ -112,6 +112,32 @@ pub struct GateContext {
     pub since: Option<SystemTime>,
 }
 
+impl GateContext {
+    /// What the gates of a rollout from `stable` to `candidate` are told at `now_ms`, its stage
+    /// and bake as `progress` says, reading what happened `since` then.
+    pub fn at(
+        profile: &str,
+        (stable, candidate): (Side, Side),
+        rules: &crate::rollout::decide::Rules,
+        progress: &crate::rollout::decide::Progress,
+        now_ms: u64,
+        since: Option<SystemTime>,
+    ) -> GateContext {
+        let stage = progress.stage;
+        GateContext {
+            profile: profile.to_string(),
+            candidate,
+            stable,
+            current_percent: rules.percent(stage),
+            next_percent: rules.stages.get(stage).copied(),
+            stage,
+            stages: rules.stages.len(),
+            stage_age: Duration::from_millis(now_ms.saturating_sub(progress.stage_reached_ms)),
+            since,
+        }
+    }
+}
+
 /// The profile's gates, read all at once.
 #[allow(async_fn_in_trait)]
 pub trait Gates {
