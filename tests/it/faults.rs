@@ -351,8 +351,10 @@ async fn kill_lane(lane: u64, kills: u64) {
     // Some calls throttled: a route's write then waits out the SDK's backoff while the other
     // route's has landed — the window in which a kill leaves the routes at two stages.
     let proxy = proxy(Config { throttle: 0.15, ..aws_latency(100 + lane) });
+    // Three bakes of 700 ms outlast the kill window (50 ms – 2 s): every kill lands while the
+    // rollout runs — before, during or after one of its writes — never after it has ended.
     let rollout =
-        "[rollout]\nstages = [10, 50, 100]\nbake = \"100ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
+        "[rollout]\nstages = [10, 50, 100]\nbake = \"700ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
     let written = [(100, 0), (90, 10), (50, 50), (0, 100)];
     for kill in 0..kills {
         let seed = lane * 1000 + kill;
@@ -364,6 +366,7 @@ async fn kill_lane(lane: u64, kills: u64) {
         tokio::time::sleep(Duration::from_millis(at)).await;
         let _ = child.kill();
         let status = child.wait().unwrap();
+        assert!(!status.success(), "kill {seed}: the rollout ended by itself before its kill at {at} ms");
         settled(&proxy).await;
         let (ab, ag, rb, rg) = rig.weights().await;
         assert!(
