@@ -83,6 +83,18 @@ impl Error {
 
     /// Whether trying again later may succeed (an AWS call throttled, failed with a 5xx, timed out
     /// or could not connect).
+    /// The error with `note` on a line of its own after its message (an AWS failure's, or a
+    /// refusal's); other errors as they are.
+    pub fn noted(self, note: &str) -> Error {
+        match self {
+            Error::Aws { action, message, transient } => {
+                Error::Aws { action, message: format!("{message}\n{note}"), transient }
+            }
+            Error::Refused { message, hint } => Error::Refused { message: format!("{message}\n{note}"), hint },
+            other => other,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Aws { transient: true, .. })
     }

@@ -267,7 +267,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
                     }
                 }
             }
-            Err(TrafficError::Failed(e)) => Flow::Done(self.failed_write(e).await),
+            Err(TrafficError::Failed(e)) => Flow::Done(self.failed_write(e, &claim, from, stage).await),
         }
     }
 
@@ -351,24 +351,56 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         Err(LedgerError::Lost(loss).into())
     }
 
-    /// A write refused for good (a permission, a route gone): exit 1 when every route still holds
-    /// one stage, else 4 with every route's split.
-    async fn failed_write(&mut self, e: Error) -> Result<End> {
+    /// A write refused for good (a permission, a route gone — say a role that may change the
+    /// zone but not the listener). Where this write landed on some routes only, they are put back
+    /// at stage `from`, under the write's claim and compare: then, as when nothing moved, exit 1;
+    /// if that fails, 4 with every route's split.
+    async fn failed_write(&mut self, e: Error, claim: &Claim, from: usize, stage: usize) -> Result<End> {
+        let ended = self.take_back(e, claim, from, stage).await;
+        self.ledger.release(claim, self.clock.now_ms()).await;
         let _ = self.ledger.release_lease(self.clock.now_ms()).await;
-        match self.traffic.read().await {
-            Ok(routes) => {
-                let views = T::views(&routes);
-                match locate(&views, &self.rules, self.candidate) {
-                    Position::At(_) => Err(e),
-                    _ => Err(Error::SplitUnknown {
-                        message: format!("a write failed part-way: {e}\n{}", live_lines(&views)),
-                    }),
-                }
+        ended
+    }
+
+    async fn take_back(&mut self, e: Error, claim: &Claim, from: usize, stage: usize) -> Result<End> {
+        let routes = match self.traffic.read().await {
+            Ok(routes) => routes,
+            Err(read) => {
+                return Err(Error::SplitUnknown {
+                    message: format!("a write failed ({e}) and the routes cannot be read back ({read})"),
+                });
             }
-            Err(read) => Err(Error::SplitUnknown {
-                message: format!("a write failed ({e}) and the routes cannot be read back ({read})"),
-            }),
+        };
+        let views = T::views(&routes);
+        match locate(&views, &self.rules, self.candidate) {
+            Position::At(_) => return Err(e),
+            Position::Between { lo, hi } if lo == from && hi == stage => {}
+            _ => {
+                return Err(Error::SplitUnknown {
+                    message: format!("a write failed part-way: {e}\n{}", live_lines(&views)),
+                });
+            }
         }
+        // A rollback or a pause recorded since gets the last word.
+        if let Err(LedgerError::Lost(loss)) = self.ledger.sync(self.clock.now_ms()).await {
+            return self.lost_in_flight(loss, claim, from).await;
+        }
+        tracing::warn!(stage = from, "a write failed part-way; putting the routes it moved back at stage {from}");
+        let guard = WriteGuard { compare: true, deadline: Some(self.clock.instant_of(claim.deadline_ms)) };
+        let put = self.traffic.write(&routes, self.candidate, self.rules.percent(from), guard).await;
+        let after = match &put {
+            Ok(after) => T::views(after),
+            Err(_) => self.traffic.read().await.map(|r| T::views(&r)).unwrap_or(views),
+        };
+        if locate(&after, &self.rules, self.candidate) == Position::At(from) {
+            self.views = after;
+            return Err(e.noted(&format!(
+                "(the routes this write had moved are back at stage {from}: traffic is as before the write)"
+            )));
+        }
+        let why =
+            put.err().map(|p| format!("; putting back the routes it had moved failed too: {p}")).unwrap_or_default();
+        Err(Error::SplitUnknown { message: format!("a write failed part-way: {e}{why}\n{}", live_lines(&after)) })
     }
 
     /// All traffic back to the stable side, then the rollout marked aborted. The rollback is

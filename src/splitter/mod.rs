@@ -454,16 +454,9 @@ impl AwsTraffic {
         let before: Vec<RouteChange> =
             changes.iter().map(|c| RouteChange { to: c.route.weights, ..c.clone() }).collect();
         match self.read().await {
-            Ok(after) if matches!(read_back(&before, &after), ReadBack::AsWritten) => Err(match cause {
-                Error::Aws { action, message, transient } => Error::Aws {
-                    action,
-                    message: format!(
-                        "{message}\n(every route reads back at its split from before the write: traffic is as before)"
-                    ),
-                    transient,
-                },
-                other => other,
-            }),
+            Ok(after) if matches!(read_back(&before, &after), ReadBack::AsWritten) => {
+                Err(cause.noted("(every route reads back at its split from before the write: traffic is as before)"))
+            }
             Ok(_) => Err(self.split_unknown(format!("{cause}; the routes do not read back as before")).await),
             Err(e) => Err(self.split_unknown(format!("{cause}; the routes could not be read back: {e}")).await),
         }
