@@ -34,10 +34,41 @@ pub type Weighted<'a> = (&'a str, i64);
 
 impl Aws {
     pub async fn new(endpoint: &str) -> Aws {
+        Aws::with_credentials(endpoint, route53::config::Credentials::new("test", "test", None, None, "fixtures")).await
+    }
+
+    /// Clients in the account of `role_arn`: the emulator keeps resources per account, and
+    /// credentials from AssumeRole act in the role's account.
+    pub async fn assuming(&self, role_arn: &str) -> Aws {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-west-2"))
+            .credentials_provider(route53::config::Credentials::new("test", "test", None, None, "fixtures"))
+            .load()
+            .await;
+        let out = aws_sdk_sts::Client::new(&config)
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name("fixtures")
+            .send()
+            .await
+            .expect("AssumeRole");
+        let c = out.credentials.expect("credentials");
+        let credentials = route53::config::Credentials::new(
+            c.access_key_id,
+            c.secret_access_key,
+            Some(c.session_token),
+            None,
+            "role",
+        );
+        Aws::with_credentials(&self.endpoint, credentials).await
+    }
+
+    async fn with_credentials(endpoint: &str, credentials: route53::config::Credentials) -> Aws {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-west-2"))
-            .credentials_provider(route53::config::Credentials::new("test", "test", None, None, "fixtures"))
+            .credentials_provider(credentials)
             .load()
             .await;
         Aws {

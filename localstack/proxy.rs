@@ -118,6 +118,17 @@ pub struct Config {
     pub cloudwatch_semantics: bool,
     /// Every call checked against this identity policy (account `123456789012`).
     pub iam_policy: Option<serde_json::Value>,
+    /// Roles of other accounts, by ARN, when `iam_policy` is set: a call made with credentials
+    /// from AssumeRole is checked against its role's policy (a role not here is allowed nothing),
+    /// and AssumeRole itself against the role's trust policy.
+    pub roles: std::collections::BTreeMap<String, RoleIam>,
+}
+
+/// A role's identity policy and trust policy.
+#[derive(Clone, Debug)]
+pub struct RoleIam {
+    pub policy: serde_json::Value,
+    pub trust: serde_json::Value,
 }
 
 impl Default for Config {
@@ -136,6 +147,7 @@ impl Default for Config {
             alias_targets_checked: true,
             cloudwatch_semantics: true,
             iam_policy: None,
+            roles: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -159,7 +171,7 @@ pub struct Call {
     pub applied: bool,
     /// The fault injected: `throttling`, `server-error`, `drop-before`, `drop-after`.
     pub fault: Option<&'static str>,
-    /// The request body, for writes.
+    /// The request body, for writes and AssumeRole.
     pub body: String,
 }
 
@@ -195,6 +207,8 @@ struct Shared {
     zones: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Route53 changes accepted: id → when they turn INSYNC.
     changes: Mutex<HashMap<String, Instant>>,
+    /// Credentials AssumeRole handed out: access key id → role ARN.
+    assumed: Mutex<HashMap<String, String>>,
     log: Option<Mutex<std::fs::File>>,
     start: Instant,
 }
@@ -238,6 +252,7 @@ impl Proxy {
             client: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("http client"),
             zones: Mutex::new(HashMap::new()),
             changes: Mutex::new(HashMap::new()),
+            assumed: Mutex::new(HashMap::new()),
             log: log.map(Mutex::new),
             start: Instant::now(),
         });
@@ -366,7 +381,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
             Some(Fault::Throttling) => Ok(error_answer(&service, &operation, id, true)),
             Some(Fault::ServerError) => Ok(error_answer(&service, &operation, id, false)),
             Some(Fault::DropBefore) => Err(Dropped),
-            None | Some(Fault::DropAfter) => match denied(&config, &service, &operation, &parts, &body) {
+            None | Some(Fault::DropAfter) => match denied(&s, &config, &service, &operation, &parts, &body) {
                 Some(refusal) => Ok(refusal),
                 None => {
                     forwarded = Some(Instant::now());
@@ -384,6 +399,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
                 Err(_) => true,
             };
         tokio::time::sleep(latency.saturating_sub(landing)).await;
+        let body = if write || operation == "AssumeRole" {
+            String::from_utf8_lossy(&body).into_owned()
+        } else {
+            String::new()
+        };
         let call = Call {
             id,
             service,
@@ -395,7 +415,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
             status,
             applied,
             fault: fault.map(Fault::name),
-            body: if write { String::from_utf8_lossy(&body).into_owned() } else { String::new() },
+            body,
         };
         log_line(&s, &call);
         s.calls.lock().unwrap().push(call);
@@ -469,8 +489,27 @@ fn operation_of(service: &str, parts: &Parts, body: &Bytes) -> String {
 }
 
 /// A call refused by the kit's IAM, as AWS refuses it; `None` when allowed (or no policy is set).
-fn denied(config: &Config, service: &str, operation: &str, parts: &Parts, body: &Bytes) -> Option<Answer> {
-    let policy = config.iam_policy.as_ref()?;
+/// A call with credentials from AssumeRole is checked against its role's policy, in its account.
+fn denied(
+    shared: &Shared,
+    config: &Config,
+    service: &str,
+    operation: &str,
+    parts: &Parts,
+    body: &Bytes,
+) -> Option<Answer> {
+    let caller_policy = config.iam_policy.as_ref()?;
+    let (akid, _) = scope_of(parts);
+    let role = shared.assumed.lock().unwrap().get(&akid).cloned();
+    let (policy, account, user) = match &role {
+        Some(arn) => {
+            let account = arn.split(':').nth(4).unwrap_or(IAM_ACCOUNT).to_string();
+            let name = arn.rsplit('/').next().unwrap_or(arn);
+            let user = format!("arn:aws:sts::{account}:assumed-role/{name}/kit");
+            (config.roles.get(arn).map(|r| &r.policy), account, user)
+        }
+        None => (Some(caller_policy), IAM_ACCOUNT.to_string(), format!("arn:aws:iam::{IAM_ACCOUNT}:user/cutover-kit")),
+    };
     let params = form_params(body);
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let records: Vec<(String, String, String)> = if operation == "ChangeResourceRecordSets" {
@@ -497,14 +536,30 @@ fn denied(config: &Config, service: &str, operation: &str, parts: &Parts, body: 
         params: &params,
         json: json.as_ref(),
         region: &region,
-        account: IAM_ACCOUNT,
+        account: &account,
         records: &records,
     });
-    let request = requests.into_iter().find(|r| !iam::always_allowed(&r.action) && !iam::allows(policy, r))?;
-    let message = format!(
-        "User: arn:aws:iam::{IAM_ACCOUNT}:user/cutover-kit is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
-        request.action, request.resource, request.action
-    );
+    let refused = |r: &iam::Request| !iam::always_allowed(&r.action) && !policy.is_some_and(|p| iam::allows(p, r));
+    let message = match requests.into_iter().find(refused) {
+        Some(request) => format!(
+            "User: {user} is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
+            request.action, request.resource, request.action
+        ),
+        None => {
+            // AssumeRole also needs the role's trust.
+            let arn = params
+                .iter()
+                .find(|(k, _)| k == "RoleArn")
+                .map(|(_, v)| v.clone())
+                .filter(|_| operation == "AssumeRole")?;
+            let external_id = params.iter().find(|(k, _)| k == "ExternalId").map(|(_, v)| v.as_str());
+            let trust = config.roles.get(&arn).map(|r| &r.trust)?;
+            if iam::trusts(trust, IAM_ACCOUNT, external_id) {
+                return None;
+            }
+            format!("User: {user} is not authorized to perform: sts:AssumeRole on resource: {arn}")
+        }
+    };
     let (status, content_type, body) = match service {
         "dynamodb" => (
             400,
@@ -543,6 +598,19 @@ async fn apply(
     body: &Bytes,
 ) -> Answer {
     match (service, operation) {
+        ("sts", "AssumeRole") => {
+            // Which role the handed-out access key acts as, for the kit's IAM.
+            let answer = forward(shared, parts, body.clone()).await;
+            let (head, answer_body) = answer.into_parts();
+            let bytes = answer_body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            let key = text.split("<AccessKeyId>").nth(1).and_then(|r| r.split('<').next());
+            let role = form_params(body).into_iter().find(|(k, _)| k == "RoleArn").map(|(_, v)| v);
+            if let (Some(key), Some(role), true) = (key, role, head.status.is_success()) {
+                shared.assumed.lock().unwrap().insert(key.to_string(), role);
+            }
+            Response::from_parts(head, Full::new(bytes))
+        }
         ("route53", "ChangeResourceRecordSets") => {
             let answer = if config.route53_semantics {
                 route53_change(shared, parts, body, config.alias_targets_checked).await
@@ -976,38 +1044,35 @@ async fn alias_problem(
             let parts: Vec<&str> = l.split('-').collect();
             parts.len() >= 3 && parts.last().is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
         })?;
+        // An alias may name a load balancer of another account: looked for in the zone's
+        // account first, then in every account the kit has handed credentials for (and the
+        // default one), as AWS finds it wherever it is.
         let (akid, _) = scope_of(parts);
-        let mut marker: Option<String> = None;
-        for _ in 0..100 {
-            let mut form = "Action=DescribeLoadBalancers&Version=2015-12-01&PageSize=400".to_string();
-            if let Some(m) = &marker {
-                form.push_str(&format!("&Marker={m}"));
-            }
-            // An emulator that cannot answer does not refuse the change on the kit's account.
-            let text = upstream_query(shared, &akid, "elasticloadbalancing", region, &form).await?;
-            let doc = roxmltree::Document::parse(&text).ok()?;
-            for lb in
-                doc.descendants().filter(|n| n.tag_name().name() == "member" && child_text(*n, "DNSName").is_some())
-            {
-                let lb_dns = child_text(lb, "DNSName").unwrap_or_default().to_ascii_lowercase();
-                if lb_dns.trim_end_matches('.') == bare {
-                    let canonical = child_text(lb, "CanonicalHostedZoneId").unwrap_or_default();
-                    if !canonical.is_empty() && canonical != *target_zone {
-                        return Some(format!(
-                            "Tried to create an alias that targets {shown}, type {} in zone {target_zone}, but the alias target name does not lie within the target zone",
-                            key.rtype
-                        ));
-                    }
-                    return None;
+        let mut keys = vec![akid.clone()];
+        {
+            let assumed = shared.assumed.lock().unwrap();
+            let mut accounts: Vec<(String, String)> = assumed
+                .iter()
+                .map(|(key, role)| (role.split(':').nth(4).unwrap_or_default().to_string(), key.clone()))
+                .collect();
+            accounts.sort();
+            accounts.dedup_by(|a, b| a.0 == b.0);
+            keys.extend(accounts.into_iter().map(|(_, key)| key));
+            keys.push("test".into());
+        }
+        keys.dedup();
+        for akid in keys {
+            match lb_in_account(shared, &akid, region, &bare).await {
+                LbFound::Here(canonical) if !canonical.is_empty() && canonical != *target_zone => {
+                    return Some(format!(
+                        "Tried to create an alias that targets {shown}, type {} in zone {target_zone}, but the alias target name does not lie within the target zone",
+                        key.rtype
+                    ));
                 }
-            }
-            marker = doc
-                .descendants()
-                .find(|n| n.tag_name().name() == "NextMarker")
-                .and_then(|n| n.text())
-                .map(str::to_string);
-            if marker.is_none() {
-                break;
+                LbFound::Here(_) => return None,
+                // An emulator that cannot answer does not refuse the change on the kit's account.
+                LbFound::Unanswered => return None,
+                LbFound::NotHere => {}
             }
         }
         return Some(not_found());
@@ -1021,6 +1086,40 @@ async fn alias_problem(
         return if listed.is_empty() { Some(not_found()) } else { None };
     }
     None
+}
+
+/// Whether a load balancer of DNS name `bare` is in the account `akid` acts in.
+enum LbFound {
+    /// Found, with its canonical hosted zone id.
+    Here(String),
+    NotHere,
+    Unanswered,
+}
+
+async fn lb_in_account(shared: &Shared, akid: &str, region: &str, bare: &str) -> LbFound {
+    let mut marker: Option<String> = None;
+    for _ in 0..100 {
+        let mut form = "Action=DescribeLoadBalancers&Version=2015-12-01&PageSize=400".to_string();
+        if let Some(m) = &marker {
+            form.push_str(&format!("&Marker={m}"));
+        }
+        let Some(text) = upstream_query(shared, akid, "elasticloadbalancing", region, &form).await else {
+            return LbFound::Unanswered;
+        };
+        let Ok(doc) = roxmltree::Document::parse(&text) else { return LbFound::Unanswered };
+        for lb in doc.descendants().filter(|n| n.tag_name().name() == "member" && child_text(*n, "DNSName").is_some()) {
+            let lb_dns = child_text(lb, "DNSName").unwrap_or_default().to_ascii_lowercase();
+            if lb_dns.trim_end_matches('.') == bare {
+                return LbFound::Here(child_text(lb, "CanonicalHostedZoneId").unwrap_or_default());
+            }
+        }
+        marker =
+            doc.descendants().find(|n| n.tag_name().name() == "NextMarker").and_then(|n| n.text()).map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    LbFound::NotHere
 }
 
 /// The record sets of `name`/`rtype` in `zone` (or of the whole zone), as the emulator lists them,

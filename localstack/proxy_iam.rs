@@ -206,6 +206,7 @@ pub fn request_of(call: &Call) -> Request {
             json.and_then(|j| j["TableName"].as_str()).map(|t| format!("arn:aws:dynamodb:{region}:{account}:table/{t}"))
         }
         ("sns", "Publish") => param("TopicArn"),
+        ("sts", "AssumeRole") => param("RoleArn"),
         ("eks", "DescribeCluster") => {
             segment("/clusters/").map(|c| format!("arn:aws:eks:{region}:{account}:cluster/{c}"))
         }
@@ -241,6 +242,40 @@ pub fn requests_of(call: &Call) -> Vec<Request> {
             })
         })
         .collect()
+}
+
+/// Whether a role's trust policy lets `caller_account` assume it, with `external_id` as the call
+/// gave it: an Allow statement for `sts:AssumeRole` naming the account (its root, its id, or `*`)
+/// whose conditions hold (`sts:ExternalId`), and no Deny.
+pub fn trusts(trust: &Value, caller_account: &str, external_id: Option<&str>) -> bool {
+    let statements: Vec<&Value> = match &trust["Statement"] {
+        Value::Array(a) => a.iter().collect(),
+        s @ Value::Object(_) => vec![s],
+        _ => Vec::new(),
+    };
+    let mut context = BTreeMap::new();
+    if let Some(id) = external_id {
+        context.insert("sts:ExternalId".to_string(), vec![id.to_string()]);
+    }
+    let mut trusted = false;
+    for s in statements {
+        let action = strings(&s["Action"]).iter().any(|a| glob(&a.to_ascii_lowercase(), "sts:assumerole"));
+        let principal = match &s["Principal"] {
+            Value::String(p) => p == "*",
+            p => strings(&p["AWS"])
+                .iter()
+                .any(|a| a == "*" || a == caller_account || a.ends_with(&format!(":iam::{caller_account}:root"))),
+        };
+        if !(action && principal && conditions_hold(s.get("Condition"), &context)) {
+            continue;
+        }
+        match s["Effect"].as_str() {
+            Some("Deny") => return false,
+            Some("Allow") => trusted = true,
+            _ => {}
+        }
+    }
+    trusted
 }
 
 /// Calls every identity may make.
