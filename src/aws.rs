@@ -66,6 +66,133 @@ pub async fn load(profile_region: Option<&str>, profile: Option<&std::path::Path
     Ok(sdk)
 }
 
+/// The SDK configurations of one run: the caller's, and one per role the profile names
+/// (`role_arn` on a route, a side or a gate). A role's credentials come from STS AssumeRole,
+/// called with the caller's, under the session name `cutover-PROFILE` (CloudTrail shows it); the
+/// SDK's identity cache keeps them and assumes the role again before they expire. Nothing is
+/// called before a client of the role makes its first call.
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    caller: SdkConfig,
+    roles: std::collections::BTreeMap<crate::profile::Role, SdkConfig>,
+}
+
+impl Accounts {
+    /// The caller's configuration and one for each role of `profile`.
+    pub async fn new(caller: SdkConfig, profile: &crate::profile::Profile) -> Accounts {
+        let session = session_name(&profile.name);
+        let mut roles = std::collections::BTreeMap::new();
+        for role in profile.roles() {
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
+                .session_name(&session)
+                .configure(&caller);
+            if let Some(id) = &role.external_id {
+                provider = provider.external_id(id);
+            }
+            let provider = RoleCredentials { role: role.arn.clone(), inner: provider.build().await };
+            let config = caller
+                .to_builder()
+                .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(provider))
+                // A cache of its own: the caller's holds the caller's credentials.
+                .identity_cache(aws_config::identity::IdentityCache::lazy().build())
+                .build();
+            roles.insert(role.clone(), config);
+        }
+        Accounts { caller, roles }
+    }
+
+    /// The caller's own configuration: its state table, topic and profile object.
+    pub fn caller(&self) -> &SdkConfig {
+        &self.caller
+    }
+
+    /// The configuration for a resource of `role` (the caller's when it has none).
+    pub fn of(&self, role: Option<&crate::profile::Role>) -> &SdkConfig {
+        match role {
+            None => &self.caller,
+            Some(role) => self.roles.get(role).expect("every role of the profile has its configuration"),
+        }
+    }
+}
+
+/// A role's credentials from AssumeRole; a refusal names the role ([`RoleNotAssumed`]).
+#[derive(Debug)]
+struct RoleCredentials {
+    role: String,
+    inner: aws_config::sts::AssumeRoleProvider,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for RoleCredentials {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            self.inner.provide_credentials().await.map_err(|e| {
+                type Refused = SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError>;
+                let (what, transient) = match cause_of::<Refused>(&e) {
+                    Some(r) => {
+                        let (_, text) = describe_error(r);
+                        let denied = r.as_service_error().and_then(|s| s.meta().code()) == Some("AccessDenied");
+                        let what = match (denied, text.split_once("\nhint: ")) {
+                            (true, Some((what, _))) => format!(
+                                "{what}\nhint: the caller needs `sts:AssumeRole` on the role, and the role's trust policy must let the caller's account in (with the profile's `external_id`, if it gives one): `cutover iam-policy` prints both"
+                            ),
+                            _ => text,
+                        };
+                        (what, is_transient(r))
+                    }
+                    None => (e.to_string(), false),
+                };
+                aws_credential_types::provider::error::CredentialsError::provider_error(RoleNotAssumed {
+                    role: self.role.clone(),
+                    what,
+                    transient,
+                })
+            })
+        })
+    }
+}
+
+/// STS did not give the credentials of a profile's role: why, in words (with the hint, when
+/// the refusal has one), and whether trying again may help (throttled, timed out).
+#[derive(Debug)]
+pub struct RoleNotAssumed {
+    pub role: String,
+    pub what: String,
+    pub transient: bool,
+}
+
+impl std::fmt::Display for RoleNotAssumed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "could not assume the role {}: {}", self.role, self.what)
+    }
+}
+
+impl std::error::Error for RoleNotAssumed {}
+
+/// The first error of type `T` in an error's chain of causes (the error itself included).
+fn cause_of<'a, T: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// `cutover-PROFILE`, as AssumeRole takes a session name: 2–64 characters of letters, digits and
+/// `+=,.@-_` (others become `-`).
+fn session_name(profile: &str) -> String {
+    format!("cutover-{profile}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) { c } else { '-' })
+        .take(64)
+        .collect()
+}
+
 /// A profile read from S3 (`-p s3://BUCKET/KEY`, or `CUTOVER_PROFILE` the same), and the SDK
 /// configuration it was read with: the region comes from the environment (or `~/.aws/config`),
 /// since the profile's own `region` is not known before it is read.
@@ -263,9 +390,12 @@ const TRANSIENT_CODES: &[&str] = &[
 /// variants and the error code, never by the message.
 pub fn is_transient<E>(err: &SdkError<E>) -> bool
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+    E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + 'static,
 {
     use aws_smithy_runtime_api::client::result::SdkError as S;
+    if let Some(refused) = cause_of::<RoleNotAssumed>(err) {
+        return refused.transient;
+    }
     match err {
         S::TimeoutError(_) | S::DispatchFailure(_) | S::ResponseError(_) => true,
         S::ServiceError(e) => {
@@ -402,6 +532,9 @@ where
 {
     use aws_smithy_runtime_api::client::result::SdkError as S;
     let service = service_of::<E>();
+    if let Some(refused) = cause_of::<RoleNotAssumed>(err) {
+        return (service, refused.to_string());
+    }
     let root = |e: &(dyn std::error::Error + 'static)| {
         let mut last = e.to_string();
         let mut cause = e.source();
@@ -518,6 +651,13 @@ mod tests {
         let client = crate::gates::replay::cloudwatch(&[&rule]);
         let err = client.describe_alarms().send().await.unwrap_err();
         crate::error::Error::aws("DescribeAlarms", err)
+    }
+
+    #[test]
+    fn a_session_name_is_one_sts_accepts() {
+        assert_eq!(super::session_name("myapp"), "cutover-myapp");
+        assert_eq!(super::session_name("my app/ü"), "cutover-my-app--");
+        assert_eq!(super::session_name(&"x".repeat(80)).len(), 64);
     }
 
     #[tokio::test]

@@ -13,7 +13,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use aws_smithy_types::DateTime;
@@ -21,7 +20,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
 use crate::model::{Percent, Reading, Shares, Side, Verdict, fmt_pct};
-use crate::profile::Profile;
+use crate::profile::{Profile, Role};
 use crate::splitter::{RequestSource, RouteLive, same_dns};
 
 /// The observation's label among gate readings.
@@ -31,8 +30,9 @@ const PERIOD: Duration = Duration::from_secs(60);
 /// GetMetricData takes at most 500 queries a call.
 const MAX_QUERIES: usize = 500;
 
-/// One metric series: the dimensions of a `RequestCount`.
-type Series = Vec<(&'static str, String)>;
+/// One metric series: the account it is read in (see [`RequestCounts`]) and the dimensions of a
+/// `RequestCount`.
+type Series = (usize, Vec<(&'static str, String)>);
 
 /// One route's requests per side over a window; `None` for a side that cannot be counted.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,12 +61,17 @@ fn distinct<'a>(series: impl Iterator<Item = &'a Series>) -> Vec<&'a Series> {
     unique
 }
 
+/// Where one side of a route is counted: the account (a place in [`RequestCounts`]'s accounts)
+/// and the load balancer or target group.
+type CountedAt = (usize, RequestSource);
+
 /// Reads request counts of every route's sides.
 pub struct RequestCounts {
-    cw: Client,
-    elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// Each account a load balancer is counted in: the caller's, or a role's (CloudWatch keeps
+    /// a load balancer's metrics in its own account).
+    accounts: Vec<(Option<Role>, Client, aws_sdk_elasticloadbalancingv2::Client)>,
     /// Per route: its name and where each side is counted.
-    routes: Vec<(String, [Option<RequestSource>; 2])>,
+    routes: Vec<(String, [Option<CountedAt>; 2])>,
     /// The series of each route's sides, resolved once (aliases looked up by DNS name).
     series: OnceCell<Vec<[Option<Series>; 2]>>,
 }
@@ -78,13 +83,32 @@ fn load_balancer_dimension(arn: &str) -> String {
 }
 
 impl RequestCounts {
-    pub fn new(sdk: &SdkConfig, routes: &[RouteLive]) -> RequestCounts {
-        RequestCounts {
-            cw: crate::client!(aws_sdk_cloudwatch, sdk),
-            elb: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
-            routes: routes.iter().map(|r| (r.name.clone(), Side::ALL.map(|s| r.request_source(s)))).collect(),
-            series: OnceCell::new(),
-        }
+    /// Each side's load balancer is read with its role ([`Profile::load_balancer_role`]).
+    pub fn new(aws: &crate::aws::Accounts, profile: &Profile, routes: &[RouteLive]) -> RequestCounts {
+        let mut accounts: Vec<(Option<Role>, Client, aws_sdk_elasticloadbalancingv2::Client)> = Vec::new();
+        let mut account_of = |role: Option<&Role>| match accounts.iter().position(|(r, _, _)| r.as_ref() == role) {
+            Some(i) => i,
+            None => {
+                let sdk = aws.of(role);
+                accounts.push((
+                    role.cloned(),
+                    crate::client!(aws_sdk_cloudwatch, sdk),
+                    crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
+                ));
+                accounts.len() - 1
+            }
+        };
+        let routes = routes
+            .iter()
+            .map(|r| {
+                let sources = Side::ALL.map(|s| {
+                    let source = r.request_source(s)?;
+                    Some((account_of(profile.load_balancer_role(r.kind, r.index, s)), source))
+                });
+                (r.name.clone(), sources)
+            })
+            .collect();
+        RequestCounts { accounts, routes, series: OnceCell::new() }
     }
 
     /// Whether any route's candidate can be counted at all.
@@ -98,10 +122,17 @@ impl RequestCounts {
 
     /// Target groups are counted behind their ALB; an alias by the load balancer of its DNS name.
     async fn resolve(&self) -> Result<Vec<[Option<Series>; 2]>> {
-        let aliases = self.routes.iter().any(|(_, s)| s.iter().any(|s| matches!(s, Some(RequestSource::Alias(_)))));
-        let lbs = if aliases { crate::discover::all_load_balancers(&self.elb).await? } else { Vec::new() };
-        let lb_of = |dns: &str| {
-            lbs.iter()
+        // The load balancers of each account an alias is counted in, listed once.
+        let mut lbs = vec![Vec::new(); self.accounts.len()];
+        for (i, (_, _, elb)) in self.accounts.iter().enumerate() {
+            let aliases = self.routes.iter().flat_map(|(_, s)| s.iter().flatten());
+            if aliases.into_iter().any(|(a, s)| *a == i && matches!(s, RequestSource::Alias(_))) {
+                lbs[i] = crate::discover::all_load_balancers(elb).await?;
+            }
+        }
+        let lb_of = |account: usize, dns: &str| {
+            lbs[account]
+                .iter()
                 .find(|lb| lb.dns_name.as_deref().is_some_and(|d| same_dns(d, dns)))
                 .and_then(|lb| lb.load_balancer_arn.clone())
         };
@@ -109,15 +140,19 @@ impl RequestCounts {
             .routes
             .iter()
             .map(|(_, sources)| {
-                sources.clone().map(|source| match source? {
-                    RequestSource::TargetGroup { target_group_arn, load_balancer_arn } => Some(vec![
-                        ("LoadBalancer", load_balancer_dimension(&load_balancer_arn)),
-                        ("TargetGroup", target_group_arn.rsplit(':').next().unwrap_or_default().to_string()),
-                    ]),
-                    RequestSource::Alias(dns) => {
-                        let arn = lb_of(&dns)?;
-                        Some(vec![("LoadBalancer", load_balancer_dimension(&arn))])
-                    }
+                sources.clone().map(|source| {
+                    let (account, source) = source?;
+                    let dimensions = match source {
+                        RequestSource::TargetGroup { target_group_arn, load_balancer_arn } => vec![
+                            ("LoadBalancer", load_balancer_dimension(&load_balancer_arn)),
+                            ("TargetGroup", target_group_arn.rsplit(':').next().unwrap_or_default().to_string()),
+                        ],
+                        RequestSource::Alias(dns) => {
+                            let arn = lb_of(account, &dns)?;
+                            vec![("LoadBalancer", load_balancer_dimension(&arn))]
+                        }
+                    };
+                    Some((account, dimensions))
                 })
             })
             .collect())
@@ -149,72 +184,100 @@ impl RequestCounts {
         Ok(Some(self.sums(&unique, window, not_before).await?.iter().sum()))
     }
 
-    /// The Sum of each series over the window, in as few GetMetricData calls as the series need.
+    /// The Sum of each series over the window: each account's series read with its client, the
+    /// accounts at once.
     async fn sums(&self, series: &[&Series], window: Duration, not_before: Option<SystemTime>) -> Result<Vec<f64>> {
-        let now = SystemTime::now();
-        let mut start = now - window;
-        if let Some(t) = not_before
-            && t > start
-        {
-            start = t;
-        }
-        // The end lies a period ahead: datapoints are bucketed by the minute they start, and the
-        // current minute must be included.
-        let end = now + PERIOD;
+        let per_account = futures::future::try_join_all(self.accounts.iter().enumerate().map(|(a, (_, cw, _))| {
+            let mine: Vec<&Series> = series.iter().copied().filter(|s| s.0 == a).collect();
+            async move {
+                if mine.is_empty() {
+                    return Ok((a, Vec::new()));
+                }
+                Ok::<_, Error>((a, sums_in(cw, &mine, window, not_before).await?))
+            }
+        }))
+        .await?;
         let mut sums = vec![0.0; series.len()];
-        for (chunk_no, chunk) in series.chunks(MAX_QUERIES).enumerate() {
-            let queries: Vec<MetricDataQuery> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, dims)| {
-                    let dimensions = dims.iter().map(|(k, v)| Dimension::builder().name(*k).value(v).build()).collect();
-                    MetricDataQuery::builder()
-                        .id(format!("r{}", chunk_no * MAX_QUERIES + i))
-                        .metric_stat(
-                            MetricStat::builder()
-                                .metric(
-                                    Metric::builder()
-                                        .namespace("AWS/ApplicationELB")
-                                        .metric_name("RequestCount")
-                                        .set_dimensions(Some(dimensions))
-                                        .build(),
-                                )
-                                .period(PERIOD.as_secs() as i32)
-                                .stat("Sum")
-                                .build(),
-                        )
-                        .return_data(true)
-                        .build()
-                })
-                .collect();
-            let mut token: Option<String> = None;
-            for _ in 0..20 {
-                let out = self
-                    .cw
-                    .get_metric_data()
-                    .set_metric_data_queries(Some(queries.clone()))
-                    .start_time(DateTime::from(start))
-                    .end_time(DateTime::from(end))
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("GetMetricData (RequestCount)", e))?;
-                for r in out.metric_data_results.unwrap_or_default() {
-                    let Some(i) = r.id.as_deref().and_then(|id| id.strip_prefix('r')?.parse::<usize>().ok()) else {
-                        continue;
-                    };
-                    if let Some(sum) = sums.get_mut(i) {
-                        *sum += r.values.unwrap_or_default().iter().sum::<f64>();
-                    }
-                }
-                token = out.next_token.filter(|t| !t.is_empty());
-                if token.is_none() {
-                    break;
-                }
+        for (a, account_sums) in per_account {
+            let positions = series.iter().enumerate().filter(|(_, s)| s.0 == a).map(|(i, _)| i);
+            for (i, sum) in positions.zip(account_sums) {
+                sums[i] = sum;
             }
         }
         Ok(sums)
     }
+}
+
+/// The Sum of each series (all of one account) over the window, in as few GetMetricData calls as
+/// the series need.
+async fn sums_in(
+    cw: &Client,
+    series: &[&Series],
+    window: Duration,
+    not_before: Option<SystemTime>,
+) -> Result<Vec<f64>> {
+    let now = SystemTime::now();
+    let mut start = now - window;
+    if let Some(t) = not_before
+        && t > start
+    {
+        start = t;
+    }
+    // The end lies a period ahead: datapoints are bucketed by the minute they start, and the
+    // current minute must be included.
+    let end = now + PERIOD;
+    let mut sums = vec![0.0; series.len()];
+    for (chunk_no, chunk) in series.chunks(MAX_QUERIES).enumerate() {
+        let queries: Vec<MetricDataQuery> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (_, dims))| {
+                let dimensions = dims.iter().map(|(k, v)| Dimension::builder().name(*k).value(v).build()).collect();
+                MetricDataQuery::builder()
+                    .id(format!("r{}", chunk_no * MAX_QUERIES + i))
+                    .metric_stat(
+                        MetricStat::builder()
+                            .metric(
+                                Metric::builder()
+                                    .namespace("AWS/ApplicationELB")
+                                    .metric_name("RequestCount")
+                                    .set_dimensions(Some(dimensions))
+                                    .build(),
+                            )
+                            .period(PERIOD.as_secs() as i32)
+                            .stat("Sum")
+                            .build(),
+                    )
+                    .return_data(true)
+                    .build()
+            })
+            .collect();
+        let mut token: Option<String> = None;
+        for _ in 0..20 {
+            let out = cw
+                .get_metric_data()
+                .set_metric_data_queries(Some(queries.clone()))
+                .start_time(DateTime::from(start))
+                .end_time(DateTime::from(end))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| Error::aws("GetMetricData (RequestCount)", e))?;
+            for r in out.metric_data_results.unwrap_or_default() {
+                let Some(i) = r.id.as_deref().and_then(|id| id.strip_prefix('r')?.parse::<usize>().ok()) else {
+                    continue;
+                };
+                if let Some(sum) = sums.get_mut(i) {
+                    *sum += r.values.unwrap_or_default().iter().sum::<f64>();
+                }
+            }
+            token = out.next_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(sums)
 }
 
 /// The `[observe]` reading: every observable route's candidate share of the requests within

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::profile::{GateKind, Profile, RuleRef, is_zone_id};
+use crate::model::{RouteKind, Side};
+use crate::profile::{AlbRoute, Gate, GateKind, Profile, Role, Route53Route, RuleRef, is_zone_id};
 
 /// The policy document, printed as JSON whatever `-o` says (it is meant for IAM).
 #[derive(Debug, Serialize)]
@@ -66,22 +67,105 @@ pub fn normalized_record_name(name: &str) -> String {
     out
 }
 
-/// The policy for `profile` in `region`, account `account` (`*` when unknown).
+/// The caller's policy for `profile` in `region`, account `account` (`*` when unknown): the
+/// resources without `role_arn`, the state table, topic and profile object, and `sts:AssumeRole`
+/// on each role the profile names.
 pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -> Policy {
+    let mut policy = policy_for(profile, None, region, account, read_only);
+    let roles: Vec<String> = profile.roles().into_iter().map(|r| r.arn.clone()).collect();
+    if !roles.is_empty() {
+        policy.statement.push(stmt("AssumeTheProfilesRoles", &["sts:AssumeRole"], roles));
+    }
+    policy
+}
+
+/// What a role needs: the policy of its own resources, and the trust policy letting the caller's
+/// account assume it (with the external id, when the profile gives one).
+#[derive(Debug, Serialize)]
+pub struct RolePolicy {
+    pub role_arn: String,
+    pub account: String,
+    pub policy: Policy,
+    pub trust_policy: Value,
+}
+
+/// Every policy a profile with roles needs: the caller's, and each role's.
+#[derive(Debug, Serialize)]
+pub struct Policies {
+    pub caller: Policy,
+    pub roles: Vec<RolePolicy>,
+}
+
+impl std::fmt::Display for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{}", serde_json::to_string_pretty(self).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+/// The caller's policy and each role's, for a profile naming roles; `caller_account` is the
+/// caller's account (`*` when unknown).
+pub fn policies(profile: &Profile, region: &str, caller_account: &str, read_only: bool) -> Policies {
+    let p = partition(region);
+    let roles = profile
+        .roles()
+        .into_iter()
+        .map(|role| {
+            let principal =
+                if caller_account == "*" { "*".to_string() } else { format!("arn:{p}:iam::{caller_account}:root") };
+            let mut trust = json!({
+                "Effect": "Allow",
+                "Principal": { "AWS": principal },
+                "Action": "sts:AssumeRole",
+            });
+            if let Some(id) = &role.external_id {
+                trust["Condition"] = json!({ "StringEquals": { "sts:ExternalId": id } });
+            }
+            RolePolicy {
+                role_arn: role.arn.clone(),
+                account: role.account().to_string(),
+                policy: policy_for(profile, Some(role), region, role.account(), read_only),
+                trust_policy: json!({ "Version": "2012-10-17", "Statement": [trust] }),
+            }
+        })
+        .collect();
+    Policies { caller: policy(profile, region, caller_account, read_only), roles }
+}
+
+/// The statements for the resources of one account: those of `of` (a role), or the caller's own
+/// (`None`). A resource is in a role's account when it names the role; what cutover finds through
+/// a route (its target groups, the load balancer an alias points at, their request counts) is
+/// read with [`Profile::load_balancer_role`].
+fn policy_for(profile: &Profile, of: Option<&Role>, region: &str, account: &str, read_only: bool) -> Policy {
     let mut s = Vec::new();
     let p = partition(region);
-    let gates = &profile.gates;
-    let placed: Vec<&str> = [&profile.sides.blue, &profile.sides.green]
+    let here = |role: &Option<Role>| role.as_ref() == of;
+    let gates: Vec<&Gate> = profile.gates.iter().filter(|g| here(&g.role)).collect();
+    let route53: Vec<&Route53Route> = profile.route53.iter().filter(|r| here(&r.role)).collect();
+    let alb: Vec<&AlbRoute> = profile.alb.iter().filter(|r| here(&r.role)).collect();
+    let placed: Vec<&str> = [(Side::Blue, &profile.sides.blue), (Side::Green, &profile.sides.green)]
         .into_iter()
-        .flatten()
+        .filter(|(side, _)| profile.sides.role(*side) == of)
+        .filter_map(|(_, eks)| eks.as_ref())
         .map(|e| e.cluster.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    // Load balancers read here for the routes (target groups, an alias's load balancer).
+    let lb_here = |kind: RouteKind| {
+        let count = match kind {
+            RouteKind::Route53 => profile.route53.len(),
+            RouteKind::Alb => profile.alb.len(),
+        };
+        (0..count).any(|i| Side::ALL.iter().any(|s| profile.load_balancer_role(kind, i, *s) == of))
+    };
+    let (alias_lbs_here, target_groups_here) = (lb_here(RouteKind::Route53), lb_here(RouteKind::Alb));
+    let target_health =
+        |g: &Gate| matches!(g.kind, GateKind::TargetHealth { .. }) && (g.role.is_none() || g.role.as_ref() == of);
+    let target_health_here = !read_only
+        && profile.gates.iter().any(|g| target_health(g) && (g.role.is_some() || alias_lbs_here || target_groups_here));
 
-    if !profile.route53.is_empty() {
-        let zones: Vec<String> = profile
-            .route53
+    if !route53.is_empty() {
+        let zones: Vec<String> = route53
             .iter()
             .map(|r| {
                 if is_zone_id(&r.zone) {
@@ -91,15 +175,14 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
                 }
             })
             .collect();
-        if profile.route53.iter().any(|r| !is_zone_id(&r.zone)) {
+        if route53.iter().any(|r| !is_zone_id(&r.zone)) {
             // Finding a zone by name has no resource-level permission.
             s.push(stmt("Route53FindZones", &["route53:ListHostedZonesByName"], vec!["*".into()]));
         }
         // A zone given by id is not looked up: its listing says whether it exists.
         s.push(stmt("Route53Read", &["route53:ListResourceRecordSets"], zones.clone()));
         if !read_only {
-            let names: BTreeSet<String> = profile
-                .route53
+            let names: BTreeSet<String> = route53
                 .iter()
                 .flat_map(|r| std::iter::once(r.record.clone()).chain(r.preview.clone()))
                 .map(|n| normalized_record_name(&n))
@@ -119,7 +202,7 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
     }
     // ELBv2 describes have no resource-level permissions.
     let mut elb_reads: BTreeSet<&str> = BTreeSet::new();
-    if !profile.alb.is_empty() {
+    if !alb.is_empty() {
         elb_reads.extend([
             "elasticloadbalancing:DescribeListeners",
             "elasticloadbalancing:DescribeRules",
@@ -133,13 +216,22 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
     }
     // Request counts (`[observe]`, which `status` shows too; a gate's `min_requests`) of a
     // Route53 route are read at the load balancer its alias points at, found by DNS name.
-    let counts_requests = profile.observe.is_some() || !read_only && gates.iter().any(|g| g.min_requests.is_some());
-    if counts_requests && !profile.route53.is_empty() {
+    // They are counted in the load balancers' accounts, whichever gate asks.
+    let counts_requests = (profile.observe.is_some()
+        || !read_only && profile.gates.iter().any(|g| g.min_requests.is_some()))
+        && (alias_lbs_here || target_groups_here);
+    if counts_requests && alias_lbs_here {
         elb_reads.insert("elasticloadbalancing:DescribeLoadBalancers");
     }
-    if !read_only && gates.iter().any(|g| matches!(g.kind, GateKind::TargetHealth { .. })) {
+    if target_health_here {
         elb_reads.extend(["elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"]);
-        if !profile.route53.is_empty() {
+        // A Route53 route's candidate load balancer, found by its alias's DNS name: by a gate of
+        // this role for every route, by a gate without one where the alias's load balancer is.
+        let alias_lookup = profile
+            .gates
+            .iter()
+            .any(|g| target_health(g) && if g.role.is_some() { !profile.route53.is_empty() } else { alias_lbs_here });
+        if alias_lookup {
             // A Route53 route's candidate load balancer, found by its alias's DNS name.
             elb_reads.insert("elasticloadbalancing:DescribeLoadBalancers");
         }
@@ -148,7 +240,7 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
         let actions: Vec<&str> = elb_reads.into_iter().collect();
         s.push(stmt("LoadBalancersRead", &actions, vec!["*".into()]));
     }
-    if !profile.alb.is_empty() && !read_only {
+    if !alb.is_empty() && !read_only {
         let listener_arn = |l: &str| -> String {
             if l.starts_with("arn:") {
                 l.to_string()
@@ -158,9 +250,8 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
             }
         };
         let listeners: Vec<String> =
-            profile.alb.iter().filter(|a| a.rule == RuleRef::Default).map(|a| listener_arn(&a.listener)).collect();
-        let rules: Vec<String> = profile
-            .alb
+            alb.iter().filter(|a| a.rule == RuleRef::Default).map(|a| listener_arn(&a.listener)).collect();
+        let rules: Vec<String> = alb
             .iter()
             .filter_map(|a| match &a.rule {
                 RuleRef::Arn(r) => Some(r.clone()),
@@ -188,7 +279,7 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
     if counts_requests || !read_only && metric_gates {
         s.push(stmt("GateMetrics", &["cloudwatch:GetMetricData"], vec!["*".into()]));
     }
-    if profile.safety_net {
+    if profile.safety_net && !route53.is_empty() {
         // The safety net's health checks: created, listed (to find this profile's by name; also
         // for `status`) and deleted. CreateHealthCheck and ListHealthChecks have no resource-level
         // permission; attaching one to a record is the ChangeResourceRecordSets above.
@@ -204,6 +295,10 @@ pub fn policy(profile: &Profile, region: &str, account: &str, read_only: bool) -
         }
     }
 
+    if of.is_some() {
+        // The state table, the topic and the profile object are the caller's.
+        return Policy { version: "2012-10-17", statement: s };
+    }
     if let Some(state) = &profile.state {
         let table = format!("arn:{p}:dynamodb:{region}:{account}:table/{}", state.table);
         if read_only {

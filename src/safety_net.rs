@@ -16,7 +16,6 @@
 
 use std::collections::BTreeSet;
 
-use aws_config::SdkConfig;
 use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{
     AlarmIdentifier, CloudWatchRegion, HealthCheck, HealthCheckConfig, HealthCheckType, InsufficientDataHealthStatus,
@@ -73,11 +72,14 @@ fn group() -> String {
 }
 
 impl SafetyNet {
-    /// The profile's safety net, when `[rollout] safety_net` asks for one.
-    pub fn of(sdk: &SdkConfig, profile: &Profile) -> Option<SafetyNet> {
+    /// The profile's safety net, when `[rollout] safety_net` asks for one. Its health checks
+    /// and alarms are the zones' account's (the profile gives the zones and the alarm gates one
+    /// role, or none).
+    pub fn of(aws: &crate::aws::Accounts, profile: &Profile) -> Option<SafetyNet> {
         if !profile.safety_net {
             return None;
         }
+        let sdk = aws.of(profile.route53.first()?.role.as_ref());
         let alarms = profile
             .gates
             .iter()

@@ -30,7 +30,10 @@ pub struct Settings {
     pub yes: bool,
     /// A person at a terminal (stdin and stderr): write commands ask first, progress is drawn live.
     pub interactive: bool,
+    /// The caller's AWS configuration: its state table, topic, identity.
     pub sdk: SdkConfig,
+    /// The caller's and each role's configuration, for the profile's resources.
+    pub aws: crate::aws::Accounts,
     pub identity: Identity,
 }
 
@@ -53,8 +56,13 @@ impl Settings {
             let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
             let endpoint = sdk.endpoint_url().map(String::from).unwrap_or_else(|| "AWS's own endpoints".into());
             tracing::info!(%account, %region, %endpoint, profile = %path.display(), "talking to account {account} in {region} at {endpoint}");
+            for role in profile.roles() {
+                let account = role.account();
+                tracing::info!(role = %role.arn, %account, "and, for the resources naming it, as {} in account {account}", role.arn);
+            }
         }
         let identity = Identity::new(&sdk);
+        let aws = crate::aws::Accounts::new(sdk.clone(), &profile).await;
         Ok(Settings {
             profile,
             output: cli.output,
@@ -62,13 +70,14 @@ impl Settings {
             yes: cli.yes || cli.command.yes(),
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
             sdk,
+            aws,
             identity,
         })
     }
 
     /// Every route of the profile.
     pub fn traffic(&self) -> AwsTraffic {
-        AwsTraffic::new(&self.sdk, &self.profile)
+        AwsTraffic::new(&self.aws, &self.profile)
     }
 
     /// The state table, when the profile has one.

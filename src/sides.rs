@@ -3,15 +3,14 @@
 //! weighted alias record must point at its side's *current* ingress ALB — an ALB re-created under
 //! a new name would otherwise receive a cutover aimed at a dead name.
 
-use aws_config::SdkConfig;
-
 use std::collections::BTreeMap;
 
+use crate::aws::Accounts;
 use crate::discover::{IngressAlb, controller_albs, describe_cluster};
 use crate::error::{Error, Result};
 use crate::model::RouteKind;
 use crate::model::Side;
-use crate::profile::{EksSide, Profile};
+use crate::profile::{EksSide, Profile, Role};
 use crate::splitter::{AliasTo, RouteLive, same_dns};
 
 /// A weighted record whose alias does not point at its side's ingress ALB.
@@ -33,29 +32,37 @@ fn eks(profile: &Profile, side: Side) -> Option<&EksSide> {
 
 /// Checks the sides the profile places: clusters ACTIVE for the sides in `active` (the ones
 /// traffic moves to), and the Route53 alias records of every placed side. Each cluster is
-/// described and its ALBs listed once, however many sides it holds. Returns the stale records.
-pub async fn check(sdk: &SdkConfig, profile: &Profile, routes: &[RouteLive], active: &[Side]) -> Result<Vec<Stale>> {
+/// described and its ALBs listed once, however many sides it holds. A side with `role_arn` is
+/// looked up in that role's account. Returns the stale records.
+pub async fn check(aws: &Accounts, profile: &Profile, routes: &[RouteLive], active: &[Side]) -> Result<Vec<Stale>> {
     let placed: Vec<(Side, &EksSide)> = Side::ALL.into_iter().filter_map(|s| Some((s, eks(profile, s)?))).collect();
     if placed.is_empty() {
         return Ok(Vec::new());
     }
-    let eks_client = crate::client!(aws_sdk_eks, sdk);
-    let elb = crate::client!(aws_sdk_elasticloadbalancingv2, sdk);
-    let mut clusters: BTreeMap<&str, Vec<IngressAlb>> = BTreeMap::new();
-    for (_, place) in &placed {
-        if clusters.contains_key(place.cluster.as_str()) {
+    // A cluster by its account (the side's role) and name.
+    let at = |side: Side, place: &'_ EksSide| -> (Option<&Role>, String) {
+        (profile.sides.role(side), place.cluster.clone())
+    };
+    let mut clusters: BTreeMap<(Option<&Role>, String), Vec<IngressAlb>> = BTreeMap::new();
+    for (side, place) in &placed {
+        let key = at(*side, place);
+        if clusters.contains_key(&key) {
             continue;
         }
+        let sdk = aws.of(key.0);
+        let eks_client = crate::client!(aws_sdk_eks, sdk);
+        let elb = crate::client!(aws_sdk_elasticloadbalancingv2, sdk);
         let cluster = describe_cluster(&eks_client, &place.cluster).await?;
-        if placed.iter().any(|(s, p)| p.cluster == place.cluster && active.contains(s)) {
+        if placed.iter().any(|(s, p)| at(*s, p) == key && active.contains(s)) {
             cluster.require_active()?;
         }
-        clusters.insert(&place.cluster, controller_albs(&elb, &cluster).await?);
+        let albs = controller_albs(&elb, &cluster).await?;
+        clusters.insert(key, albs);
     }
 
     let mut stale = Vec::new();
     for (side, place) in placed {
-        let found: Vec<&IngressAlb> = clusters[place.cluster.as_str()]
+        let found: Vec<&IngressAlb> = clusters[&at(side, place)]
             .iter()
             .filter(|lb| lb.serves(Some(&place.namespace), Some(&place.ingress)))
             .collect();

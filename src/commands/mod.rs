@@ -106,7 +106,7 @@ pub async fn gates_once(
     skip: &str,
 ) -> Result<Vec<crate::model::Reading>> {
     use crate::rollout::ports::Gates as _;
-    let gates = crate::gates::Gates::new(&settings.sdk, &settings.profile, routes);
+    let gates = crate::gates::Gates::new(&settings.aws, &settings.profile, routes);
     gates.preflight(candidate).await?;
     let ctx = crate::rollout::ports::GateContext {
         profile: settings.profile.name.clone(),
@@ -136,7 +136,7 @@ pub async fn gates_once(
 /// which gets back its own health check. A failure is a warning — traffic is where it should be
 /// — and the next run cleans up what is left.
 pub async fn drop_safety_net(settings: &Settings, traffic: &AwsTraffic) {
-    let Some(net) = crate::safety_net::SafetyNet::of(&settings.sdk, &settings.profile) else {
+    let Some(net) = crate::safety_net::SafetyNet::of(&settings.aws, &settings.profile) else {
         return;
     };
     match net.remove(traffic).await {
@@ -165,13 +165,13 @@ pub async fn precheck(
 ) -> Result<Checked> {
     let profile = &settings.profile;
     opening.rules.dns_ttl = crate::observe::dns_floor(&opening.routes, profile);
-    let stale = crate::sides::check(&settings.sdk, profile, &opening.routes, &[opening.candidate]).await?;
+    let stale = crate::sides::check(&settings.aws, profile, &opening.routes, &[opening.candidate]).await?;
     if !stale.is_empty() && !repoint {
         return Err(crate::sides::stale_error(&stale));
     }
-    let gates = crate::gates::Gates::new(&settings.sdk, profile, &opening.routes);
+    let gates = crate::gates::Gates::new(&settings.aws, profile, &opening.routes);
     gates.preflight(opening.candidate).await?;
-    if let Some(net) = crate::safety_net::SafetyNet::of(&settings.sdk, profile) {
+    if let Some(net) = crate::safety_net::SafetyNet::of(&settings.aws, profile) {
         net.preflight(opening.candidate).await?;
     }
     Ok(Checked { gates, stale })
@@ -194,13 +194,13 @@ impl Checked {
                 self.stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
             traffic.repoint(&fixes).await?;
             wrote = true;
-            gates = crate::gates::Gates::new(&settings.sdk, &settings.profile, &traffic.read().await?);
+            gates = crate::gates::Gates::new(&settings.aws, &settings.profile, &traffic.read().await?);
         }
         if opening.entry == crate::rollout::open::Entry::Fresh && opening.progress.stage == 0 {
             // The preview hostname follows the candidate from the start of a rollout.
             wrote |= traffic.point_preview(opening.candidate).await?;
         }
-        if let Some(net) = crate::safety_net::SafetyNet::of(&settings.sdk, &settings.profile) {
+        if let Some(net) = crate::safety_net::SafetyNet::of(&settings.aws, &settings.profile) {
             // Before traffic moves: Route53 withdraws the candidate by itself if an alarm fires
             // while no cutover process watches.
             let known = (!wrote).then_some(opening.routes.as_slice());

@@ -75,7 +75,7 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
     let mut changes = AwsTraffic::plan(&routes, side, percent);
     let gaining = Side::ALL.into_iter().find(|&s| changes.iter().any(|c| c.raises(s)));
     let active_sides: Vec<Side> = gaining.into_iter().collect();
-    let stale = crate::sides::check(&settings.sdk, profile, &routes, &active_sides).await?;
+    let stale = crate::sides::check(&settings.aws, profile, &routes, &active_sides).await?;
     if !stale.is_empty() {
         if !args.repoint {
             return Err(crate::sides::stale_error(&stale));

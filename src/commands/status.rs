@@ -43,7 +43,7 @@ pub async fn run(settings: &Settings, watch: Option<Duration>) -> Result<i32> {
         let gates = match &state {
             Some(s) if s.status.is_active() => {
                 let gates =
-                    gates.get_or_insert_with(|| crate::gates::Gates::new(&settings.sdk, &settings.profile, &routes));
+                    gates.get_or_insert_with(|| crate::gates::Gates::new(&settings.aws, &settings.profile, &routes));
                 Some(readings(settings, gates, s).await)
             }
             _ => None,
@@ -107,11 +107,11 @@ async fn snapshot(
     // The observed split and the safety net are read at once, after the routes they are about.
     let observed = async {
         let observe = settings.profile.observe?;
-        let counts = counts.get_or_init(async || RequestCounts::new(&settings.sdk, &routes)).await;
+        let counts = counts.get_or_init(async || RequestCounts::new(&settings.aws, &settings.profile, &routes)).await;
         Some(counts.read(observe.window, None).await)
     };
     let net = async {
-        let net = SafetyNet::of(&settings.sdk, &settings.profile)?;
+        let net = SafetyNet::of(&settings.aws, &settings.profile)?;
         Some(net.attached(&routes).await)
     };
     let (observed, net) = tokio::join!(observed, net);

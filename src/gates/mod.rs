@@ -12,8 +12,6 @@ mod metric;
 mod target_health;
 mod webhook;
 
-use aws_config::SdkConfig;
-
 use crate::error::Result;
 use crate::model::Side;
 /// The GetMetricData query id of the series a metric gate judges; profiles' metric ids may not use it.
@@ -42,6 +40,8 @@ pub struct Gates {
     /// Request counts of every route's sides; read only when `[observe]` or a silent gate with
     /// `min_requests` needs them.
     requests: RequestCounts,
+    /// Several alarm gates, all of one account: their alarms are described in one call.
+    alarms_together: bool,
 }
 
 /// Every gate kind, closed by an enum.
@@ -70,7 +70,8 @@ impl AnyGate {
 impl Gates {
     /// Builds the profile's gates. `routes` (as read) tell target-health gates where the
     /// candidate's target groups are.
-    pub fn new(sdk: &SdkConfig, profile: &Profile, routes: &[RouteLive]) -> Gates {
+    /// A gate with `role_arn` reads with that role.
+    pub fn new(aws: &crate::aws::Accounts, profile: &Profile, routes: &[RouteLive]) -> Gates {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -78,10 +79,16 @@ impl Gates {
         let gates = profile
             .gates
             .iter()
-            .map(|Gate { name, kind, .. }| match kind {
-                GateKind::TargetHealth { min_healthy } => {
-                    AnyGate::TargetHealth(target_health::TargetHealth::new(sdk, name, *min_healthy, routes))
-                }
+            .map(|Gate { name, kind, role, .. }| (name, kind, role.as_ref(), aws.of(role.as_ref())))
+            .map(|(name, kind, role, sdk)| match kind {
+                GateKind::TargetHealth { min_healthy } => AnyGate::TargetHealth(target_health::TargetHealth::new(
+                    aws,
+                    profile,
+                    role,
+                    name,
+                    *min_healthy,
+                    routes,
+                )),
                 GateKind::Alarm { alarms } => AnyGate::Alarm(alarm::Alarm::new(sdk, name, alarms.clone())),
                 GateKind::Metric { query, period, window, max, min } => {
                     AnyGate::Metric(metric::Metric::new(sdk, name, query.clone(), *period, *window, *max, *min))
@@ -106,11 +113,14 @@ impl Gates {
                 }),
             })
             .collect();
+        let alarm_roles: Vec<_> =
+            profile.gates.iter().filter(|g| matches!(g.kind, GateKind::Alarm { .. })).map(|g| &g.role).collect();
         Gates {
             gates,
             min_requests: profile.gates.iter().map(|g| g.min_requests).collect(),
             observe: profile.observe,
-            requests: RequestCounts::new(sdk, routes),
+            requests: RequestCounts::new(aws, profile, routes),
+            alarms_together: alarm_roles.len() > 1 && alarm_roles.iter().all(|r| *r == alarm_roles[0]),
         }
     }
 
@@ -204,8 +214,8 @@ impl crate::rollout::ports::Gates for Gates {
             })
             .collect();
         // The first alarm gate to read describes them all; the others wait on that answer, beside
-        // the other gates' reads.
-        let together = alarm_gates.len() > 1;
+        // the other gates' reads. (Alarms of several accounts are read by each gate itself.)
+        let together = self.alarms_together;
         let states = tokio::sync::OnceCell::new();
         let describe = || async {
             let names = alarm_gates.iter().flat_map(|a| a.names(ctx.candidate)).collect();

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 
-use aws_config::SdkConfig;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use tokio::sync::OnceCell;
@@ -15,52 +14,85 @@ use tokio::sync::OnceCell;
 use super::{GateCheck, GateContext, Reading, Verdict};
 use crate::error::{Error, Result};
 use crate::model::Side;
+use crate::profile::{Profile, Role};
 use crate::splitter::{RouteLive, dns_key};
 
 pub struct TargetHealth {
     name: String,
-    client: Client,
     min_healthy: f64,
+    /// One per account the candidate's target groups are in.
+    accounts: Vec<Account>,
+    /// Target groups of the candidate (by account), resolved once.
+    groups: [OnceCell<Vec<(usize, String)>>; 2],
+}
+
+/// The target groups a gate reads in one account.
+struct Account {
+    role: Option<Role>,
+    client: Client,
     /// Per side: target group ARNs known from ALB routes, and alias DNS names of Route53 routes.
     known: [(Vec<String>, Vec<String>); 2],
-    /// Target groups of the candidate, resolved once.
-    groups: [OnceCell<Vec<String>>; 2],
 }
 
 impl TargetHealth {
-    pub fn new(sdk: &SdkConfig, name: &str, min_healthy: f64, routes: &[RouteLive]) -> TargetHealth {
-        let mut known: [(Vec<String>, Vec<String>); 2] = Default::default();
+    /// A gate with `role` reads every target group with it; without, each route's target groups
+    /// are read with the role of its load balancers ([`Profile::load_balancer_role`]).
+    pub fn new(
+        aws: &crate::aws::Accounts,
+        profile: &Profile,
+        role: Option<&Role>,
+        name: &str,
+        min_healthy: f64,
+        routes: &[RouteLive],
+    ) -> TargetHealth {
+        let mut accounts: Vec<Account> = Vec::new();
         for side in Side::ALL {
             for r in routes {
+                let role = role.or_else(|| profile.load_balancer_role(r.kind, r.index, side));
+                let i = match accounts.iter().position(|a| a.role.as_ref() == role) {
+                    Some(i) => i,
+                    None => {
+                        accounts.push(Account {
+                            role: role.cloned(),
+                            client: crate::client!(aws_sdk_elasticloadbalancingv2, aws.of(role)),
+                            known: Default::default(),
+                        });
+                        accounts.len() - 1
+                    }
+                };
+                let known = &mut accounts[i].known[side.index()];
                 if let Some(tg) = r.target_group(side) {
-                    known[side.index()].0.push(tg);
+                    known.0.push(tg);
                 }
                 if let Some(dns) = r.alias_dns(side) {
-                    known[side.index()].1.push(dns);
+                    known.1.push(dns);
                 }
             }
         }
-        TargetHealth {
-            name: name.to_string(),
-            client: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
-            min_healthy,
-            known,
-            groups: [OnceCell::new(), OnceCell::new()],
-        }
+        TargetHealth { name: name.to_string(), min_healthy, accounts, groups: [OnceCell::new(), OnceCell::new()] }
     }
 
-    async fn groups(&self, side: Side) -> Result<&Vec<String>> {
+    async fn groups(&self, side: Side) -> Result<&Vec<(usize, String)>> {
         self.groups[side.index()].get_or_try_init(|| self.resolve(side)).await
     }
 
-    /// Target groups of `side`: those named by ALB routes, plus those of the load balancers
-    /// Route53 aliases point at.
-    async fn resolve(&self, side: Side) -> Result<Vec<String>> {
-        let (tgs, dns) = &self.known[side.index()];
+    /// Target groups of `side` in every account, each with its account's number.
+    async fn resolve(&self, side: Side) -> Result<Vec<(usize, String)>> {
+        let mut groups = Vec::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            groups.extend(self.resolve_in(account, side).await?.into_iter().map(|g| (i, g)));
+        }
+        Ok(groups)
+    }
+
+    /// Target groups of `side` in one account: those named by ALB routes, plus those of the load
+    /// balancers Route53 aliases point at.
+    async fn resolve_in(&self, account: &Account, side: Side) -> Result<Vec<String>> {
+        let (tgs, dns) = &account.known[side.index()];
         let mut groups: BTreeSet<String> = tgs.iter().cloned().collect();
         if !dns.is_empty() {
             let wanted: BTreeSet<String> = dns.iter().map(|d| dns_key(d)).collect();
-            let found: BTreeSet<String> = crate::discover::all_load_balancers(&self.client)
+            let found: BTreeSet<String> = crate::discover::all_load_balancers(&account.client)
                 .await?
                 .into_iter()
                 .filter(|lb| lb.dns_name.as_deref().map(dns_key).is_some_and(|d| wanted.contains(&d)))
@@ -73,11 +105,11 @@ impl TargetHealth {
                         self.name,
                         dns.join(", ")
                     ),
-                    "target-health follows the weighted record's alias to its ALB; point the alias at an ALB in this account and region",
+                    "target-health follows the weighted record's alias to its ALB, in the account of the side's `role_arn` (else the zone's): point the alias at an ALB there, or give the side (or the gate) the role of the ALB's account",
                 ));
             }
             for lb in found {
-                let out = self
+                let out = account
                     .client
                     .describe_target_groups()
                     .load_balancer_arn(&lb)
@@ -108,11 +140,11 @@ impl GateCheck for TargetHealth {
             Err(e) => return Reading::new(&self.name, Verdict::Fail, e.to_string()),
         };
         let reads = futures::future::join_all(
-            groups.iter().map(|tg| self.client.describe_target_health().target_group_arn(tg).send()),
+            groups.iter().map(|(i, tg)| self.accounts[*i].client.describe_target_health().target_group_arn(tg).send()),
         )
         .await;
         let (mut total, mut healthy, mut initial) = (0usize, 0usize, 0usize);
-        for (tg, read) in groups.iter().zip(reads) {
+        for ((_, tg), read) in groups.iter().zip(reads) {
             let out = match read {
                 Ok(o) => o,
                 Err(e) => {

@@ -148,6 +148,31 @@ pub struct MinRequests {
 pub struct Sides {
     pub blue: Option<EksSide>,
     pub green: Option<EksSide>,
+    /// `[sides.X] role_arn`: the role for the side's cluster and load balancers, by
+    /// [`Side::index`].
+    pub roles: [Option<Role>; 2],
+}
+
+impl Sides {
+    /// The role of `side`'s cluster and load balancers, when it has one.
+    pub fn role(&self, side: Side) -> Option<&Role> {
+        self.roles[side.index()].as_ref()
+    }
+}
+
+/// A role cutover assumes for one resource's calls (`role_arn`, optionally `external_id`): a
+/// hosted zone in a network account, listeners in a workload account.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Role {
+    pub arn: String,
+    pub external_id: Option<String>,
+}
+
+impl Role {
+    /// The role's account: `111122223333` of `arn:aws:iam::111122223333:role/cutover`.
+    pub fn account(&self) -> &str {
+        self.arn.split(':').nth(4).unwrap_or_default()
+    }
 }
 
 /// One side's EKS namespace and the Ingress whose ALB serves it.
@@ -170,6 +195,8 @@ pub struct Route53Route {
     pub blue: String,
     pub green: String,
     pub preview: Option<String>,
+    /// The role for the zone's calls (every route of one zone has the same).
+    pub role: Option<Role>,
 }
 
 impl Route53Route {
@@ -202,6 +229,8 @@ pub struct AlbRoute {
     /// `owner_ok = true`: the listener or rule belongs to a CloudFormation stack, and its
     /// template is kept from reverting the weights (see the README).
     pub owner_ok: bool,
+    /// The role for the listener's calls (and its target groups').
+    pub role: Option<Role>,
 }
 
 impl AlbRoute {
@@ -221,6 +250,9 @@ pub struct Gate {
     pub kind: GateKind,
     /// Alarm and metric gates: when "no data" counts as a pass.
     pub min_requests: Option<MinRequests>,
+    /// The role the gate reads with. A target-health gate without one reads each route's target
+    /// groups with that route's role.
+    pub role: Option<Role>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -266,6 +298,40 @@ pub struct Notify {
 }
 
 impl Profile {
+    /// Every role the profile names, each once.
+    pub fn roles(&self) -> Vec<&Role> {
+        let mut roles: Vec<&Role> = self
+            .route53
+            .iter()
+            .map(|r| &r.role)
+            .chain(self.alb.iter().map(|a| &a.role))
+            .chain(self.sides.roles.iter())
+            .chain(self.gates.iter().map(|g| &g.role))
+            .flatten()
+            .collect();
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+
+    /// The role of a route's own resources: its hosted zone, or its listener and target groups.
+    pub fn route_role(&self, kind: RouteKind, index: usize) -> Option<&Role> {
+        match kind {
+            RouteKind::Route53 => self.route53.get(index)?.role.as_ref(),
+            RouteKind::Alb => self.alb.get(index)?.role.as_ref(),
+        }
+    }
+
+    /// The role a route's `side` load balancer is read with: an ALB route's own; for a Route53
+    /// route, where the record's alias points — the side's role (`[sides.X] role_arn`), else the
+    /// zone's (an alias most often names a load balancer of the zone's own account).
+    pub fn load_balancer_role(&self, kind: RouteKind, index: usize, side: Side) -> Option<&Role> {
+        match kind {
+            RouteKind::Alb => self.route_role(kind, index),
+            RouteKind::Route53 => self.sides.role(side).or_else(|| self.route_role(kind, index)),
+        }
+    }
+
     /// Reads and validates the profile at `path`.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         let text =
@@ -350,6 +416,8 @@ struct RawSides {
 #[serde(deny_unknown_fields)]
 struct RawSide {
     eks: Option<EksSide>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -362,6 +430,8 @@ struct RawRoute53 {
     blue: String,
     green: String,
     preview: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
 }
 
 fn default_rtype() -> String {
@@ -378,6 +448,8 @@ struct RawAlb {
     green: String,
     #[serde(default)]
     owner_ok: bool,
+    role_arn: Option<String>,
+    external_id: Option<String>,
 }
 
 fn default_rule() -> String {
@@ -411,6 +483,8 @@ enum RawGate {
         name: Option<String>,
         #[serde(default = "default_min_healthy")]
         min_healthy: f64,
+        role_arn: Option<String>,
+        external_id: Option<String>,
     },
     Alarm {
         name: Option<String>,
@@ -418,6 +492,8 @@ enum RawGate {
         min_requests: Option<i64>,
         #[serde(default = "default_window")]
         window: String,
+        role_arn: Option<String>,
+        external_id: Option<String>,
     },
     Metric {
         name: Option<String>,
@@ -437,10 +513,14 @@ enum RawGate {
         max: Option<f64>,
         min: Option<f64>,
         min_requests: Option<i64>,
+        role_arn: Option<String>,
+        external_id: Option<String>,
     },
     Route53HealthCheck {
         name: Option<String>,
         health_check_id: String,
+        role_arn: Option<String>,
+        external_id: Option<String>,
     },
     Http {
         name: Option<String>,
@@ -524,6 +604,50 @@ fn http_url(key: &str, url: &str) -> Result<(), Bad> {
     }
 }
 
+/// `role_arn` and `external_id` at `prefix` (`route53[0]`): an IAM role ARN, and the external id
+/// AssumeRole accepts (2–1224 characters of letters, digits and `+=,.@:/-`), only with a role.
+fn role(prefix: &str, arn: Option<String>, external_id: Option<String>) -> Result<Option<Role>, Bad> {
+    let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+    let Some(arn) = arn.map(|a| a.trim().to_string()) else {
+        return match external_id {
+            Some(_) => Err(bad_hint(
+                key("external_id"),
+                "an external id is only used with `role_arn`",
+                "add the role it is the external id of: role_arn = \"arn:aws:iam::111122223333:role/cutover\"",
+            )),
+            None => Ok(None),
+        };
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let well_formed = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5].strip_prefix("role/").is_some_and(|name| !name.is_empty() && !name.ends_with('/'));
+    if !well_formed {
+        return Err(bad_hint(
+            key("role_arn"),
+            format!("`{arn}` is not an IAM role ARN"),
+            "arn:aws:iam::ACCOUNT:role/NAME, e.g. \"arn:aws:iam::111122223333:role/cutover\"",
+        ));
+    }
+    if let Some(id) = &external_id {
+        let ok =
+            (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
+        if !ok {
+            return Err(bad_hint(
+                key("external_id"),
+                "is not an external id STS accepts",
+                "2–1224 characters of letters, digits and _+=,.@:/-",
+            ));
+        }
+    }
+    Ok(Some(Role { arn, external_id }))
+}
+
 /// A DNS name as Route53 returns it: lower case, with a trailing dot.
 pub fn fqdn(name: &str) -> String {
     let n = name.trim().to_ascii_lowercase();
@@ -560,7 +684,12 @@ impl RawProfile {
                 if blue.is_some() && blue == green {
                     return Err(bad("sides.green.eks", "names the same namespace and ingress as the blue side"));
                 }
-                Sides { blue, green }
+                let side_role = |side: &str, raw: Option<RawSide>| match raw {
+                    Some(r) => role(&format!("sides.{side}"), r.role_arn, r.external_id),
+                    None => Ok(None),
+                };
+                let roles = [side_role("blue", s.blue)?, side_role("green", s.green)?];
+                Sides { blue, green, roles }
             }
         };
 
@@ -607,9 +736,23 @@ impl RawProfile {
                 blue: r.blue,
                 green: r.green,
                 preview: r.preview.map(|p| fqdn(&p)),
+                role: role(&format!("route53[{i}]"), r.role_arn, r.external_id)?,
             };
             if route53.contains(&route) {
                 return Err(bad(key("record"), "the same record pair is listed twice"));
+            }
+            if let Some(other) = route53.iter().find(|o| o.zone == route.zone && o.role != route.role) {
+                return Err(bad_hint(
+                    key("role_arn"),
+                    format!(
+                        "the zone `{}` is given another role here than in an earlier [[route53]] route",
+                        route.zone
+                    ),
+                    format!(
+                        "a zone's records are written in one change batch, by one account: give every route of the zone the same role ({})",
+                        other.role.as_ref().map(|r| format!("`{}`", r.arn)).unwrap_or_else(|| "none".into())
+                    ),
+                ));
             }
             route53.push(route);
         }
@@ -647,6 +790,7 @@ impl RawProfile {
                 blue: r.blue.trim().to_string(),
                 green: r.green.trim().to_string(),
                 owner_ok: r.owner_ok,
+                role: role(&format!("alb[{i}]"), r.role_arn, r.external_id)?,
             };
             if alb.iter().any(|a: &AlbRoute| a.listener == route.listener && a.rule == route.rule) {
                 return Err(bad(key("rule"), "the same listener action is listed twice"));
@@ -753,8 +897,10 @@ impl RawProfile {
                     Some(n) => Ok(Some(MinRequests { count: n as u64, window })),
                 }
             };
-            let (label, kind, min_requests) = match g {
-                RawGate::TargetHealth { name, min_healthy } => {
+            let gate_role =
+                |arn: Option<String>, external_id: Option<String>| role(&format!("gate[{i}]"), arn, external_id);
+            let (label, kind, min_requests, role) = match g {
+                RawGate::TargetHealth { name, min_healthy, role_arn, external_id } => {
                     if !(0.0..=1.0).contains(&min_healthy) {
                         return Err(bad_hint(
                             key("min_healthy"),
@@ -762,9 +908,9 @@ impl RawProfile {
                             "a fraction: 1.0 means every target healthy",
                         ));
                     }
-                    (name, GateKind::TargetHealth { min_healthy }, None)
+                    (name, GateKind::TargetHealth { min_healthy }, None, gate_role(role_arn, external_id)?)
                 }
-                RawGate::Alarm { name, alarms, min_requests: count, window } => {
+                RawGate::Alarm { name, alarms, min_requests: count, window, role_arn, external_id } => {
                     if alarms.is_empty() {
                         return Err(bad(key("alarms"), "must name at least one alarm"));
                     }
@@ -779,7 +925,7 @@ impl RawProfile {
                             "ALB request counts are reported per minute",
                         ));
                     }
-                    (name, GateKind::Alarm { alarms }, min_requests(count, window)?)
+                    (name, GateKind::Alarm { alarms }, min_requests(count, window)?, gate_role(role_arn, external_id)?)
                 }
                 RawGate::Metric {
                     name,
@@ -794,6 +940,8 @@ impl RawProfile {
                     max,
                     min,
                     min_requests: count,
+                    role_arn,
+                    external_id,
                 } => {
                     let query = match (expression, namespace, metric) {
                         (Some(expression), None, None) => {
@@ -863,11 +1011,16 @@ impl RawProfile {
                         return Err(bad(key("window"), "must be at least one period"));
                     }
                     let min_requests = min_requests(count, window.max(Duration::from_secs(60)))?;
-                    (name, GateKind::Metric { query, period, window, max, min }, min_requests)
+                    (
+                        name,
+                        GateKind::Metric { query, period, window, max, min },
+                        min_requests,
+                        gate_role(role_arn, external_id)?,
+                    )
                 }
-                RawGate::Route53HealthCheck { name, health_check_id } => {
+                RawGate::Route53HealthCheck { name, health_check_id, role_arn, external_id } => {
                     non_empty(&key("health_check_id"), &health_check_id)?;
-                    (name, GateKind::Route53HealthCheck { health_check_id }, None)
+                    (name, GateKind::Route53HealthCheck { health_check_id }, None, gate_role(role_arn, external_id)?)
                 }
                 RawGate::Http { name, url, expect_status, body_contains, timeout } => {
                     http_url(&key("url"), &url)?;
@@ -875,16 +1028,21 @@ impl RawProfile {
                         return Err(bad(key("expect_status"), format!("{expect_status} is not an HTTP status")));
                     }
                     let timeout = duration(&key("timeout"), &timeout)?;
-                    (name, GateKind::Http { url, expect_status: expect_status as u16, body_contains, timeout }, None)
+                    (
+                        name,
+                        GateKind::Http { url, expect_status: expect_status as u16, body_contains, timeout },
+                        None,
+                        None,
+                    )
                 }
                 RawGate::Webhook { name, url, rollback, timeout } => {
                     http_url(&key("url"), &url)?;
                     let timeout = duration(&key("timeout"), &timeout)?;
-                    (name, GateKind::Webhook { url, rollback, timeout }, None)
+                    (name, GateKind::Webhook { url, rollback, timeout }, None, None)
                 }
             };
             let label = label.unwrap_or_else(|| format!("{}#{}", kind.type_name(), i + 1));
-            gates.push(Gate { name: label, kind, min_requests });
+            gates.push(Gate { name: label, kind, min_requests, role });
         }
         if safety_net {
             if route53.is_empty() {
@@ -899,6 +1057,25 @@ impl RawProfile {
                     "rollout.safety_net",
                     "the safety net watches the alarm gates' alarms, and the profile has no alarm gate",
                     "add a [[gate]] of type = \"alarm\" naming the candidate's alarms (\"{side}\" becomes the candidate)",
+                ));
+            }
+            // The health checks belong to the account that writes them into the records, and a
+            // health check's alarm is named without an account: all must be one account.
+            let zone_role = &route53[0].role;
+            let (key, other) = match route53.iter().position(|r| r.role != *zone_role) {
+                Some(i) => (format!("route53[{i}].role_arn"), "another [[route53]] route"),
+                None => {
+                    match gates.iter().position(|g| matches!(g.kind, GateKind::Alarm { .. }) && g.role != *zone_role) {
+                        Some(i) => (format!("gate[{i}].role_arn"), "an alarm gate"),
+                        None => (String::new(), ""),
+                    }
+                }
+            };
+            if !key.is_empty() {
+                return Err(bad_hint(
+                    key,
+                    format!("`[rollout] safety_net` needs one account, and {other} names another role than route53[0]"),
+                    "a Route53 health check watches an alarm of its own account and is attached by the zone's account: give the [[route53]] routes and the alarm gates the same role, or drop `safety_net`",
                 ));
             }
         }
@@ -1066,6 +1243,48 @@ green = "green"
             let err = parse(&expr(bad)).unwrap_err();
             assert!(err.contains("gate[0].metrics[0].id"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn roles_are_checked_where_they_are_written_and_a_zone_has_one() {
+        const NET: &str = "arn:aws:iam::111111111111:role/net";
+        const APP: &str = "arn:aws:iam::222222222222:role/team/app";
+        let alb = "[[alb]]\nlistener = \"front:443\"\nblue = \"b\"\ngreen = \"g\"\n";
+        let p = parse(&format!(
+            "[[route53]]\nzone = \"myapp.com\"\nrecord = \"api.myapp.com\"\nblue = \"b\"\ngreen = \"g\"\nrole_arn = \"{NET}\"\nexternal_id = \"ops-42\"\n\n{alb}role_arn = \"{APP}\"\n\n[sides.green]\nrole_arn = \"{APP}\"\n\n[[gate]]\ntype = \"alarm\"\nalarms = [\"a\"]\nrole_arn = \"{APP}\"\n"
+        ))
+        .unwrap();
+        let net = Role { arn: NET.into(), external_id: Some("ops-42".into()) };
+        let app = Role { arn: APP.into(), external_id: None };
+        assert_eq!(p.route53[0].role.as_ref(), Some(&net));
+        assert_eq!(p.roles(), vec![&net, &app]);
+        assert_eq!(app.account(), "222222222222");
+        // An alias's load balancer: the side's role, else the zone's; an ALB route's own.
+        assert_eq!(p.load_balancer_role(RouteKind::Route53, 0, Side::Green), Some(&app));
+        assert_eq!(p.load_balancer_role(RouteKind::Route53, 0, Side::Blue), Some(&net));
+        assert_eq!(p.load_balancer_role(RouteKind::Alb, 0, Side::Blue), Some(&app));
+
+        let err = parse(&format!("{MIN}external_id = \"x1\"\n")).unwrap_err();
+        assert!(err.contains("route53[0].external_id") && err.contains("role_arn"), "{err}");
+        for bad in ["arn:aws:iam::1111:role/x", "arn:aws:sts::111111111111:assumed-role/x/y", "net"] {
+            let err = parse(&format!("{MIN}role_arn = \"{bad}\"\n")).unwrap_err();
+            assert!(err.contains("route53[0].role_arn") && err.contains("not an IAM role ARN"), "{bad}: {err}");
+        }
+        let err = parse(&format!("{alb}role_arn = \"{NET}\"\nexternal_id = \"a b\"\n")).unwrap_err();
+        assert!(err.contains("alb[0].external_id"), "{err}");
+        let err = parse(&format!("{MIN}\n[[gate]]\ntype = \"http\"\nurl = \"https://x\"\nrole_arn = \"{NET}\"\n"))
+            .unwrap_err();
+        assert!(err.contains("gate[0]") && err.contains("role_arn"), "{err}");
+        let err = parse(&format!(
+            "{MIN}\n[[route53]]\nzone = \"myapp.com\"\nrecord = \"www.myapp.com\"\nblue = \"b\"\ngreen = \"g\"\nrole_arn = \"{NET}\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("route53[1].role_arn") && err.contains("same role"), "{err}");
+        let err = parse(&format!(
+            "{MIN}\n[rollout]\nsafety_net = true\n\n[[gate]]\ntype = \"alarm\"\nalarms = [\"a\"]\nrole_arn = \"{NET}\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("gate[0].role_arn") && err.contains("safety_net"), "{err}");
     }
 
     #[test]

@@ -11,11 +11,10 @@
 pub mod alb;
 pub mod route53;
 
-use aws_config::SdkConfig;
-
+use crate::aws::Accounts;
 use crate::error::{Error, Result};
 use crate::model::{Percent, RouteKind, RouteView, Side, Weights};
-use crate::profile::Profile;
+use crate::profile::{Profile, Role};
 use crate::rollout::ports::{Traffic, TrafficError, WriteGuard};
 use crate::weights::choose_weights;
 
@@ -268,19 +267,118 @@ impl Accepted {
     }
 }
 
+/// The routes of one kind in one account (the caller's, or a role's), behind their own
+/// splitter. The splitter numbers its routes from 0; `index` gives each its place among the
+/// profile's routes of the kind, which is how every route is known outside.
+struct Part<S> {
+    splitter: S,
+    index: Vec<usize>,
+}
+
+impl<S: Splitter> Part<S> {
+    /// The routes of `all` grouped by their role, each group behind a splitter `make` builds.
+    fn group<R: Clone>(
+        all: &[R],
+        role: impl Fn(&R) -> Option<&Role>,
+        make: impl Fn(Option<&Role>, Vec<R>) -> S,
+    ) -> Vec<Part<S>> {
+        let mut groups: Vec<(Option<&Role>, Vec<usize>)> = Vec::new();
+        for (i, r) in all.iter().enumerate() {
+            match groups.iter_mut().find(|(g, _)| *g == role(r)) {
+                Some((_, index)) => index.push(i),
+                None => groups.push((role(r), vec![i])),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(role, index)| Part { splitter: make(role, index.iter().map(|&i| all[i].clone()).collect()), index })
+            .collect()
+    }
+
+    fn to_profile(&self, mut route: RouteLive) -> RouteLive {
+        route.index = self.index[route.index];
+        route
+    }
+
+    async fn read(&self) -> Result<Vec<RouteLive>> {
+        Ok(self.splitter.read().await?.into_iter().map(|r| self.to_profile(r)).collect())
+    }
+
+    /// Writes the changes of this part's routes, and answers them numbered as in the profile.
+    async fn write(&self, kind: RouteKind, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
+        let mine: Vec<RouteChange> = changes
+            .iter()
+            .filter(|c| c.route.kind == kind)
+            .filter_map(|c| {
+                let local = self.index.iter().position(|&i| i == c.route.index)?;
+                let mut c = c.clone();
+                c.route.index = local;
+                Some(c)
+            })
+            .collect();
+        if mine.is_empty() {
+            return Vec::new();
+        }
+        let outcomes = self.splitter.write(&mine, guard).await;
+        outcomes
+            .into_iter()
+            .map(|o| WriteOutcome {
+                changes: o
+                    .changes
+                    .into_iter()
+                    .map(|mut c| {
+                        c.route = self.to_profile(c.route);
+                        c
+                    })
+                    .collect(),
+                result: o.result.map(|routes| routes.into_iter().map(|r| self.to_profile(r)).collect()),
+            })
+            .collect()
+    }
+}
+
 /// Every route of one profile, moved together.
 pub struct AwsTraffic {
-    route53: route53::Route53Splitter,
-    alb: alb::AlbSplitter,
+    /// One splitter per account: a role's routes are called with its credentials.
+    route53: Vec<Part<route53::Route53Splitter>>,
+    alb: Vec<Part<alb::AlbSplitter>>,
     accepted: Accepted,
 }
 
+/// Every part's routes, read at once.
+async fn read_parts<S: Splitter>(parts: &[Part<S>]) -> Result<Vec<RouteLive>> {
+    let read = futures::future::join_all(parts.iter().map(Part::read)).await;
+    let mut routes = Vec::new();
+    for r in read {
+        routes.extend(r?);
+    }
+    Ok(routes)
+}
+
+/// Every part's writes, at once.
+async fn write_parts<S: Splitter>(
+    parts: &[Part<S>],
+    kind: RouteKind,
+    changes: &[RouteChange],
+    guard: WriteGuard,
+) -> Vec<WriteOutcome> {
+    futures::future::join_all(parts.iter().map(|p| p.write(kind, changes, guard))).await.into_iter().flatten().collect()
+}
+
 impl AwsTraffic {
-    pub fn new(sdk: &SdkConfig, profile: &Profile) -> AwsTraffic {
+    pub fn new(aws: &Accounts, profile: &Profile) -> AwsTraffic {
         let accepted = Accepted::default();
         AwsTraffic {
-            route53: route53::Route53Splitter::new(sdk, profile.route53.clone(), accepted.clone()),
-            alb: alb::AlbSplitter::new(sdk, profile.alb.clone(), accepted.clone()),
+            route53: Part::group(
+                &profile.route53,
+                |r| r.role.as_ref(),
+                |role, routes| route53::Route53Splitter::new(aws.of(role), routes, accepted.clone()),
+            ),
+            alb: Part::group(
+                &profile.alb,
+                |r| r.role.as_ref(),
+                |role, routes| alb::AlbSplitter::new(aws.of(role), routes, accepted.clone()),
+            ),
             accepted,
         }
     }
@@ -292,7 +390,7 @@ impl AwsTraffic {
 
     /// Reads and checks every route (both kinds at once). Any bad route refuses the whole profile.
     pub async fn read(&self) -> Result<Vec<RouteLive>> {
-        let (r53, alb) = tokio::join!(self.route53.read(), self.alb.read());
+        let (r53, alb) = tokio::join!(read_parts(&self.route53), read_parts(&self.alb));
         let mut routes = r53?;
         routes.extend(alb?);
         Ok(routes)
@@ -316,7 +414,7 @@ impl AwsTraffic {
 
     /// Whether any route has a preview record.
     pub fn has_previews(&self) -> bool {
-        self.route53.has_previews()
+        self.route53.iter().any(|p| p.splitter.has_previews())
     }
 
     /// Points every preview record at `side`'s alias target (one batch per zone); weights
@@ -465,7 +563,10 @@ impl AwsTraffic {
     async fn write_all(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
         let (r53, alb): (Vec<RouteChange>, Vec<RouteChange>) =
             changes.iter().cloned().partition(|c| c.route.kind == RouteKind::Route53);
-        let (mut a, b) = tokio::join!(self.route53.write(&r53, guard), self.alb.write(&alb, guard));
+        let (mut a, b) = tokio::join!(
+            write_parts(&self.route53, RouteKind::Route53, &r53, guard),
+            write_parts(&self.alb, RouteKind::Alb, &alb, guard)
+        );
         a.extend(b);
         a
     }
@@ -554,7 +655,7 @@ impl Traffic for AwsTraffic {
     /// are described again: ELB has no conditional write, so only a read notices a hand edit.
     async fn reread(&self, last: &Vec<RouteLive>) -> Result<Vec<RouteLive>, TrafficError> {
         let mut routes: Vec<RouteLive> = last.iter().filter(|r| r.kind == RouteKind::Route53).cloned().collect();
-        routes.extend(self.alb.read().await.map_err(traffic_error)?);
+        routes.extend(read_parts(&self.alb).await.map_err(traffic_error)?);
         Ok(routes)
     }
 

@@ -7,6 +7,7 @@ mod fixtures;
 #[path = "../../localstack/proxy.rs"]
 mod proxy;
 
+mod accounts;
 mod alb;
 mod aws_like;
 mod cli;
