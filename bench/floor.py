@@ -16,6 +16,8 @@ calls — is reported apart, and each ratio is also given with it taken out of b
   calls         the calls a staged rollout makes (Route53 + ALB, an alarm gate, [state]) against
                 the fewest it can make, counted per operation
   zones         `cutover set` on seven zones: 21 Route53 calls it would like to make at once
+  roles         `cutover rollback` of a route whose zone is in another account (`role_arn`) vs
+                the floor with the same AssumeRole first
   peak          the most Route53 calls cutover started in any one second, over every run above
 """
 import bisect
@@ -34,8 +36,8 @@ import boto3
 from common import CUTOVER, KW, RUN_ID, ec2, elb, profile, r53, run_bounded, weighted_alias
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 9
-# CUTOVER_BENCH_SECTIONS=rollback,set,zones,calls picks some of them (the peak covers what ran).
-SECTIONS = os.environ.get("CUTOVER_BENCH_SECTIONS", "rollback,set,zones,calls").split(",")
+# CUTOVER_BENCH_SECTIONS=rollback,set,zones,calls,roles picks some of them (the peak covers what ran).
+SECTIONS = os.environ.get("CUTOVER_BENCH_SECTIONS", "rollback,set,zones,calls,roles").split(",")
 SLOW = os.environ["CUTOVER_BENCH_SLOW"]
 LOG = os.environ["CUTOVER_BENCH_CALL_LOG"]
 assert SLOW.startswith("http://127.0.0.1:"), "benchmarks run against the local emulator only"
@@ -411,6 +413,64 @@ def calls_section():
 
 if "calls" in SECTIONS:
     calls_section()
+
+# ---- a rollback across accounts (`role_arn`) vs the floor ------------------------------------
+def roles_section():
+    """A zone in another account: cutover assumes the route's role before its first Route53 call,
+    as a script must. The floor makes the same four round trips in a row — AssumeRole, read, write,
+    GetChange — with a warm client (creating a boto3 client costs more than a round trip, and
+    would flatter cutover)."""
+    role = "arn:aws:iam::111111111111:role/cutover-bench"
+    assumed = boto3.client("sts", **KW).assume_role(RoleArn=role, RoleSessionName="bench")["Credentials"]
+    role_kw = dict(aws_access_key_id=assumed["AccessKeyId"], aws_secret_access_key=assumed["SecretAccessKey"],
+                   aws_session_token=assumed["SessionToken"])
+    net = boto3.client("route53", **dict(KW, **role_kw))
+    slow_net = boto3.client("route53", **dict(SLOW_KW, **role_kw))
+    slow_sts = boto3.client("sts", **SLOW_KW)
+    hub = f"hub{RUN_ID}.bench."
+    hub_id = net.create_hosted_zone(Name=hub, CallerReference=f"floor-{hub}")["HostedZone"]["Id"].split("/")[-1]
+    rec = f"api.{hub}"
+
+    def cname(side, weight):
+        return {"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": rec, "Type": "CNAME", "SetIdentifier": side, "Weight": weight, "TTL": 60,
+            "ResourceRecords": [{"Value": f"{side}.example.test"}]}}
+
+    def split(blue, green):
+        net.change_resource_record_sets(HostedZoneId=hub_id, ChangeBatch={"Changes": [
+            cname("blue", blue), cname("green", green)]})
+
+    prof_role = profile(os.path.join(tmp, "role.toml"),
+                        f'[[route53]]\nzone = "{hub_id}"\nrecord = "{rec}"\ntype = "CNAME"\n'
+                        f'blue = "blue"\ngreen = "green"\nrole_arn = "{role}"\n')
+    # Warm: connections open.
+    slow_sts.get_caller_identity()
+    slow_net.get_change(Id=net.change_resource_record_sets(HostedZoneId=hub_id, ChangeBatch={"Changes": [
+        cname("blue", 50)]})["ChangeInfo"]["Id"])
+
+    def floor_role():
+        slow_sts.assume_role(RoleArn=role, RoleSessionName="floor")
+        slow_net.list_resource_record_sets(HostedZoneId=hub_id, StartRecordName=rec, StartRecordType="CNAME",
+                                           MaxItems="2")
+        change = slow_net.change_resource_record_sets(HostedZoneId=hub_id, ChangeBatch={"Changes": [
+            cname("blue", 100), cname("green", 0)]})["ChangeInfo"]["Id"]
+        while slow_net.get_change(Id=change)["ChangeInfo"]["Status"] != "INSYNC":
+            time.sleep(0.05)
+
+    sr = {"role": Sample("rollback, one route in another account"), "floor": Sample("floor, the same with AssumeRole")}
+    for i in range(runs):
+        split(50, 50)
+        cutover(sr["role"], prof_role, "rollback", "--to", "blue", "--yes")
+        split(50, 50)
+        scripted(sr["floor"], floor_role)
+    print(f"\nrollback across accounts vs the API floor, {runs} runs each, alternated:")
+    for k in sr:
+        print(sr[k].line())
+    print(ratio(sr["role"], sr["floor"], 1.15))
+
+
+if "roles" in SECTIONS:
+    roles_section()
 
 print(f"\nRoute53 calls started in any one second, at peak: {PEAK['per_second']} ({PEAK['where']})"
       f"   (goal <= 5)  {'ok' if PEAK['per_second'] <= 5 else 'OVER'}")
