@@ -372,7 +372,14 @@ impl AwsTraffic {
             route53: Part::group(
                 &profile.route53,
                 |r| r.role.as_ref(),
-                |role, routes| route53::Route53Splitter::new(aws.of(role), routes, accepted.clone()),
+                |role, routes| {
+                    // The sides' accounts, where an alias may point besides the zone's own.
+                    let mut sides: Vec<&Role> = Side::ALL.iter().filter_map(|s| profile.sides.role(*s)).collect();
+                    sides.dedup();
+                    let alias_accounts: Vec<_> =
+                        sides.into_iter().filter(|s| Some(*s) != role).map(|s| aws.of(Some(s))).collect();
+                    route53::Route53Splitter::new(aws.of(role), &alias_accounts, routes, accepted.clone())
+                },
             ),
             alb: Part::group(
                 &profile.alb,

@@ -86,8 +86,9 @@ impl Snapshot {
 
 pub struct Route53Splitter {
     client: Client,
-    /// For telling a dead alias target (a load balancer deleted or re-created) from other refusals.
-    elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// For telling a dead alias target (a load balancer deleted or re-created) from other refusals:
+    /// one client per account an alias may point into (the zone's first, then the sides').
+    elbs: Vec<aws_sdk_elasticloadbalancingv2::Client>,
     routes: Vec<Route53Route>,
     /// Zones found by the first read; a later read does not look them up again.
     zones: Mutex<BTreeMap<String, Zone>>,
@@ -113,10 +114,21 @@ impl Zone {
 }
 
 impl Route53Splitter {
-    pub fn new(sdk: &SdkConfig, routes: Vec<Route53Route>, accepted: super::Accepted) -> Route53Splitter {
+    /// `alias_accounts`: where the load balancers the records alias may be, besides the zone's
+    /// own account (`sdk`).
+    pub fn new(
+        sdk: &SdkConfig,
+        alias_accounts: &[&SdkConfig],
+        routes: Vec<Route53Route>,
+        accepted: super::Accepted,
+    ) -> Route53Splitter {
+        let elbs = std::iter::once(sdk)
+            .chain(alias_accounts.iter().copied())
+            .map(|sdk| crate::client!(aws_sdk_elasticloadbalancingv2, sdk))
+            .collect();
         Route53Splitter {
             client: crate::client!(aws_sdk_route53, sdk),
-            elb: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
+            elbs,
             routes,
             zones: Mutex::default(),
             accepted,
@@ -477,10 +489,11 @@ impl Route53Splitter {
     }
 
     /// The alias targets of `batch`'s CREATEs and UPSERTs whose load balancer no longer exists —
-    /// deleted, or re-created under a new DNS name. Aliases to other targets, load balancers of
-    /// other regions and lookups that fail are taken as alive.
+    /// deleted, or re-created under a new DNS name — in any account an alias may point into.
+    /// Aliases to other targets, load balancers of other regions and lookups that fail are taken
+    /// as alive.
     async fn dead_targets(&self, batch: &[Change]) -> Vec<String> {
-        let region = self.elb.config().region().map(|r| r.to_string()).unwrap_or_default();
+        let region = self.elbs[0].config().region().map(|r| r.to_string()).unwrap_or_default();
         let mut names: Vec<String> = batch
             .iter()
             .filter(|c| c.action != ChangeAction::Delete)
@@ -492,16 +505,25 @@ impl Route53Splitter {
         let mut dead = Vec::new();
         for dns in names {
             let Some(lb) = lb_name_of(&dns) else { continue };
-            match self.elb.describe_load_balancers().names(&lb).send().await {
-                Ok(out) => {
-                    if !out.load_balancers().iter().any(|l| l.dns_name().is_some_and(|d| same_dns(d, &dns))) {
-                        dead.push(dns);
+            let mut gone_everywhere = true;
+            for elb in &self.elbs {
+                match elb.describe_load_balancers().names(&lb).send().await {
+                    Ok(out) if out.load_balancers().iter().any(|l| l.dns_name().is_some_and(|d| same_dns(d, &dns))) => {
+                        gone_everywhere = false;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_load_balancer_not_found_exception()) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %Error::aws("DescribeLoadBalancers", e), "alias target not checked");
+                        gone_everywhere = false;
                     }
                 }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_load_balancer_not_found_exception()) => {
-                    dead.push(dns)
+                if !gone_everywhere {
+                    break;
                 }
-                Err(e) => tracing::debug!(error = %Error::aws("DescribeLoadBalancers", e), "alias target not checked"),
+            }
+            if gone_everywhere {
+                dead.push(dns);
             }
         }
         dead

@@ -280,3 +280,48 @@ async fn aliases_in_the_network_zone_to_workload_load_balancers_are_followed_wit
     assert_eq!(network.weight(&zone_id, &record, "green").await, 100, "{out}\n{err}");
     assert_eq!(network.weight(&zone_id, &record, "blue").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_tells_a_dead_alias_target_by_looking_in_the_sides_account_too() {
+    let w = World::new().await;
+    let network = w.aws.assuming(NETWORK).await;
+    let workload = w.aws.assuming(WORKLOAD).await;
+    let (_, subnets) = workload.network().await;
+    let (_, blue_dns, lb_zone) = workload.load_balancer(&unique("rb"), &subnets, &[]).await;
+    let (green_arn, green_dns, _) = workload.load_balancer(&unique("rg"), &subnets, &[]).await;
+    let zone = format!("{}.test.", unique("hub"));
+    let zone_id = network.zone(&zone).await;
+    let (record, other) = (format!("api.{zone}"), format!("www.{zone}"));
+    let other_blue = workload.load_balancer(&unique("ob"), &subnets, &[]).await.1;
+    let other_green = workload.load_balancer(&unique("og"), &subnets, &[]).await.1;
+    network
+        .upsert(
+            &zone_id,
+            vec![
+                Aws::weighted_alias(&record, ("blue", 50), &blue_dns, &lb_zone, true),
+                Aws::weighted_alias(&record, ("green", 50), &green_dns, &lb_zone, true),
+                Aws::weighted_alias(&other, ("blue", 50), &other_blue, &lb_zone, true),
+                Aws::weighted_alias(&other, ("green", 50), &other_green, &lb_zone, true),
+            ],
+        )
+        .await;
+    let route = |name: &str| {
+        format!(
+            "[[route53]]\nzone = \"{zone}\"\nrecord = \"{name}\"\nblue = \"blue\"\ngreen = \"green\"\nrole_arn = \"{NETWORK}\"\n"
+        )
+    };
+    let sides = format!("[sides.blue]\nrole_arn = \"{WORKLOAD}\"\n[sides.green]\nrole_arn = \"{WORKLOAD}\"\n");
+    w.profile("svc", &format!("{}{}{sides}", route(&record), route(&other)));
+    // Green's ingress ALB is deleted; the other load balancers live on in the workload account,
+    // where the zone's own account cannot see them.
+    workload.elb.delete_load_balancer().load_balancer_arn(&green_arn).send().await.unwrap();
+
+    let (code, out, err) = crate::run(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]));
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.contains("alias target no longer exists") && err.contains(&green_dns.to_ascii_lowercase()), "{err}");
+    assert!(!err.contains(&other_green.to_ascii_lowercase()), "a live load balancer is not called dead: {err}");
+    assert_eq!(network.weight(&zone_id, &record, "blue").await, 100);
+    assert_eq!(network.weight(&zone_id, &record, "green").await, 50, "its set cannot be written");
+    assert_eq!(network.weight(&zone_id, &other, "blue").await, 100);
+    assert_eq!(network.weight(&zone_id, &other, "green").await, 0);
+}
