@@ -65,11 +65,9 @@ fn wants_json(args: impl IntoIterator<Item = String>) -> bool {
 
 fn init_logging(verbose: u8, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    // The SDK's own warning of a refused AssumeRole is a debug dump; cutover reports the refusal
-    // itself, naming the role (see `aws::RoleNotAssumed`).
     let level = match verbose {
-        0 => "warn,aws_config::sts=error",
-        1 => "cutover=info,warn,aws_config::sts=error",
+        0 => "warn",
+        1 => "cutover=info,warn",
         2 => "cutover=debug,info",
         _ => "trace",
     };

@@ -78,22 +78,20 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// The caller's configuration and one for each role of `profile`.
-    pub async fn new(caller: SdkConfig, profile: &crate::profile::Profile) -> Accounts {
+    /// The caller's configuration and one for each role of `profile`. Builds clients only.
+    pub fn new(caller: SdkConfig, profile: &crate::profile::Profile) -> Accounts {
         let session = session_name(&profile.name);
+        // One STS client for every role: the caller's, like every other client (call recorder,
+        // retries, no retry of a refused connection).
+        let sts = crate::client!(aws_sdk_sts, &caller);
         let mut roles = std::collections::BTreeMap::new();
         for role in profile.roles() {
-            let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
-                .session_name(&session)
-                .configure(&caller);
-            if let Some(id) = &role.external_id {
-                provider = provider.external_id(id);
-            }
-            let provider = RoleCredentials { role: role.arn.clone(), inner: provider.build().await };
+            let provider = RoleCredentials { role: role.clone(), session: session.clone(), sts: sts.clone() };
             let config = caller
                 .to_builder()
                 .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(provider))
-                // A cache of its own: the caller's holds the caller's credentials.
+                // A cache of its own, shared by every client of the role: the caller's holds the
+                // caller's credentials. It assumes the role again before the credentials expire.
                 .identity_cache(aws_config::identity::IdentityCache::lazy().build())
                 .build();
             roles.insert(role.clone(), config);
@@ -115,11 +113,42 @@ impl Accounts {
     }
 }
 
-/// A role's credentials from AssumeRole; a refusal names the role ([`RoleNotAssumed`]).
+/// A role's credentials from STS AssumeRole, as the caller; a refusal names the role
+/// ([`RoleNotAssumed`]).
 #[derive(Debug)]
 struct RoleCredentials {
-    role: String,
-    inner: aws_config::sts::AssumeRoleProvider,
+    role: crate::profile::Role,
+    session: String,
+    sts: aws_sdk_sts::Client,
+}
+
+impl RoleCredentials {
+    async fn assume(&self) -> Result<aws_credential_types::Credentials, RoleNotAssumed> {
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role.arn)
+            .role_session_name(&self.session)
+            .set_external_id(self.role.external_id.clone())
+            .send()
+            .await
+            .map_err(|e| RoleNotAssumed::of(&self.role.arn, &e))?;
+        let Some(c) = out.credentials else {
+            return Err(RoleNotAssumed {
+                role: self.role.arn.clone(),
+                what: "STS answered no credentials".into(),
+                transient: true,
+            });
+        };
+        let expiry = std::time::SystemTime::try_from(c.expiration).ok();
+        Ok(aws_credential_types::Credentials::new(
+            c.access_key_id,
+            c.secret_access_key,
+            Some(c.session_token),
+            expiry,
+            "cutover role_arn",
+        ))
+    }
 }
 
 impl aws_credential_types::provider::ProvideCredentials for RoleCredentials {
@@ -128,28 +157,7 @@ impl aws_credential_types::provider::ProvideCredentials for RoleCredentials {
         Self: 'a,
     {
         aws_credential_types::provider::future::ProvideCredentials::new(async move {
-            self.inner.provide_credentials().await.map_err(|e| {
-                type Refused = SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError>;
-                let (what, transient) = match cause_of::<Refused>(&e) {
-                    Some(r) => {
-                        let (_, text) = describe_error(r);
-                        let denied = r.as_service_error().and_then(|s| s.meta().code()) == Some("AccessDenied");
-                        let what = match (denied, text.split_once("\nhint: ")) {
-                            (true, Some((what, _))) => format!(
-                                "{what}\nhint: the caller needs `sts:AssumeRole` on the role, and the role's trust policy must let the caller's account in (with the profile's `external_id`, if it gives one): `cutover iam-policy` prints both"
-                            ),
-                            _ => text,
-                        };
-                        (what, is_transient(r))
-                    }
-                    None => (e.to_string(), false),
-                };
-                aws_credential_types::provider::error::CredentialsError::provider_error(RoleNotAssumed {
-                    role: self.role.clone(),
-                    what,
-                    transient,
-                })
-            })
+            self.assume().await.map_err(aws_credential_types::provider::error::CredentialsError::provider_error)
         })
     }
 }
@@ -170,6 +178,20 @@ impl std::fmt::Display for RoleNotAssumed {
 }
 
 impl std::error::Error for RoleNotAssumed {}
+
+impl RoleNotAssumed {
+    fn of(role: &str, e: &SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError>) -> RoleNotAssumed {
+        let (_, text) = describe_error(e);
+        let denied = e.as_service_error().and_then(|s| s.meta().code()) == Some("AccessDenied");
+        let what = match (denied, text.split_once("\nhint: ")) {
+            (true, Some((what, _))) => format!(
+                "{what}\nhint: the caller needs `sts:AssumeRole` on the role, and the role's trust policy must let the caller's account in (with the profile's `external_id`, if it gives one): `cutover iam-policy` prints both"
+            ),
+            _ => text,
+        };
+        RoleNotAssumed { role: role.to_string(), what, transient: is_transient(e) }
+    }
+}
 
 /// The first error of type `T` in an error's chain of causes (the error itself included).
 fn cause_of<'a, T: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {

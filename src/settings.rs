@@ -62,7 +62,7 @@ impl Settings {
             }
         }
         let identity = Identity::new(&sdk);
-        let aws = crate::aws::Accounts::new(sdk.clone(), &profile).await;
+        let aws = crate::aws::Accounts::new(sdk.clone(), &profile);
         Ok(Settings {
             profile,
             output: cli.output,

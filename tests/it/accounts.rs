@@ -219,6 +219,7 @@ async fn a_cross_account_rollout_runs_under_exactly_the_printed_policies_and_eac
         );
         assert_eq!(code, 1, "{missing:?}: {out}\n{err}");
         assert!(missing.iter().all(|m| err.contains(m)), "{missing:?}: {out}\n{err}");
+        assert!(!err.contains("Error {") && !err.contains("Unhandled"), "one sentence, no debug dump: {err}");
         assert_eq!(hub.weights().await, ((100, 0), (100, 0)), "{missing:?}: {out}\n{err}");
     }
 
