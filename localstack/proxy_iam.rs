@@ -26,16 +26,19 @@ pub struct Request {
 
 /// Whether `policy` allows `request`: an Allow statement matches and no Deny does.
 pub fn allows(policy: &Value, request: &Request) -> bool {
+    evaluate(policy, |s| matches_statement(s, request))
+}
+
+/// IAM's rule over a document's statements that `matches`: allowed when an Allow matches and no
+/// Deny does.
+fn evaluate(policy: &Value, matches: impl Fn(&Value) -> bool) -> bool {
     let statements: Vec<&Value> = match &policy["Statement"] {
         Value::Array(a) => a.iter().collect(),
         s @ Value::Object(_) => vec![s],
         _ => Vec::new(),
     };
     let mut allowed = false;
-    for s in statements {
-        if !matches_statement(s, request) {
-            continue;
-        }
+    for s in statements.into_iter().filter(|s| matches(s)) {
         match s["Effect"].as_str() {
             Some("Deny") => return false,
             Some("Allow") => allowed = true,
@@ -248,17 +251,11 @@ pub fn requests_of(call: &Call) -> Vec<Request> {
 /// gave it: an Allow statement for `sts:AssumeRole` naming the account (its root, its id, or `*`)
 /// whose conditions hold (`sts:ExternalId`), and no Deny.
 pub fn trusts(trust: &Value, caller_account: &str, external_id: Option<&str>) -> bool {
-    let statements: Vec<&Value> = match &trust["Statement"] {
-        Value::Array(a) => a.iter().collect(),
-        s @ Value::Object(_) => vec![s],
-        _ => Vec::new(),
-    };
     let mut context = BTreeMap::new();
     if let Some(id) = external_id {
         context.insert("sts:ExternalId".to_string(), vec![id.to_string()]);
     }
-    let mut trusted = false;
-    for s in statements {
+    evaluate(trust, |s| {
         let action = strings(&s["Action"]).iter().any(|a| glob(&a.to_ascii_lowercase(), "sts:assumerole"));
         let principal = match &s["Principal"] {
             Value::String(p) => p == "*",
@@ -266,16 +263,8 @@ pub fn trusts(trust: &Value, caller_account: &str, external_id: Option<&str>) ->
                 .iter()
                 .any(|a| a == "*" || a == caller_account || a.ends_with(&format!(":iam::{caller_account}:root"))),
         };
-        if !(action && principal && conditions_hold(s.get("Condition"), &context)) {
-            continue;
-        }
-        match s["Effect"].as_str() {
-            Some("Deny") => return false,
-            Some("Allow") => trusted = true,
-            _ => {}
-        }
-    }
-    trusted
+        action && principal && conditions_hold(s.get("Condition"), &context)
+    })
 }
 
 /// Calls every identity may make.
@@ -288,6 +277,18 @@ pub fn always_allowed(action: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_trust_policy_names_the_account_and_may_ask_for_an_external_id() {
+        let trust = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": "x1"}}}]});
+        assert!(trusts(&trust, "123456789012", Some("x1")));
+        assert!(!trusts(&trust, "123456789012", Some("x2")));
+        assert!(!trusts(&trust, "123456789012", None));
+        assert!(!trusts(&trust, "999999999999", Some("x1")));
+        let open = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:*"}});
+        assert!(trusts(&open, "123456789012", None));
+    }
 
     #[test]
     fn wildcards_and_scoping() {

@@ -10,6 +10,14 @@ use crate::{World, expect};
 const NETWORK: &str = "arn:aws:iam::111111111111:role/cutover-network";
 const WORKLOAD: &str = "arn:aws:iam::222222222222:role/cutover-workload";
 
+/// A new hosted zone of the network account: its name, its id and the name of the pair's record.
+async fn hub_zone(network: &Aws) -> (String, String, String) {
+    let zone = format!("{}.test.", unique("hub"));
+    let zone_id = network.zone(&zone).await;
+    let record = format!("api.{zone}");
+    (zone, zone_id, record)
+}
+
 /// A weighted CNAME pair in a zone of the network account and a listener forwarding to two
 /// target groups in the workload account, all on blue.
 struct HubAndSpoke {
@@ -30,9 +38,7 @@ impl HubAndSpoke {
     async fn new(w: &World) -> HubAndSpoke {
         let network = w.aws.assuming(NETWORK).await;
         let workload = w.aws.assuming(WORKLOAD).await;
-        let zone = format!("{}.test.", unique("hub"));
-        let zone_id = network.zone(&zone).await;
-        let record = format!("api.{zone}");
+        let (zone, zone_id, record) = hub_zone(&network).await;
         network
             .upsert(
                 &zone_id,
@@ -245,9 +251,7 @@ async fn aliases_in_the_network_zone_to_workload_load_balancers_are_followed_wit
         workload.listener(&lb, 80, Aws::forward(&[(&tg, 1)], None), &[]).await;
         sides.push((dns, lb_zone));
     }
-    let zone = format!("{}.test.", unique("hub"));
-    let zone_id = network.zone(&zone).await;
-    let record = format!("api.{zone}");
+    let (zone, zone_id, record) = hub_zone(&network).await;
     // Route53 takes an alias to a load balancer of another account (the kit looks in every one).
     network
         .upsert(
@@ -290,9 +294,8 @@ async fn a_rollback_tells_a_dead_alias_target_by_looking_in_the_sides_account_to
     let (_, subnets) = workload.network().await;
     let (_, blue_dns, lb_zone) = workload.load_balancer(&unique("rb"), &subnets, &[]).await;
     let (green_arn, green_dns, _) = workload.load_balancer(&unique("rg"), &subnets, &[]).await;
-    let zone = format!("{}.test.", unique("hub"));
-    let zone_id = network.zone(&zone).await;
-    let (record, other) = (format!("api.{zone}"), format!("www.{zone}"));
+    let (zone, zone_id, record) = hub_zone(&network).await;
+    let other = format!("www.{zone}");
     let other_blue = workload.load_balancer(&unique("ob"), &subnets, &[]).await.1;
     let other_green = workload.load_balancer(&unique("og"), &subnets, &[]).await.1;
     network
