@@ -122,6 +122,9 @@ pub struct Config {
     /// from AssumeRole is checked against its role's policy (a role not here is allowed nothing),
     /// and AssumeRole itself against the role's trust policy.
     pub roles: std::collections::BTreeMap<String, RoleIam>,
+    /// AssumeRole's credentials expire this long after they are handed out (STS: the session's
+    /// `DurationSeconds`, 1 h by default); `None`: as the emulator says.
+    pub assumed_for: Option<Duration>,
 }
 
 /// A role's identity policy and trust policy.
@@ -148,6 +151,7 @@ impl Default for Config {
             cloudwatch_semantics: true,
             iam_policy: None,
             roles: std::collections::BTreeMap::new(),
+            assumed_for: None,
         }
     }
 }
@@ -609,7 +613,15 @@ async fn apply(
             if let (Some(key), Some(role), true) = (key, role, head.status.is_success()) {
                 shared.assumed.lock().unwrap().insert(key.to_string(), role);
             }
-            Response::from_parts(head, Full::new(bytes))
+            let mut text = text.into_owned();
+            if let (Some(d), Some(start), Some(end)) =
+                (config.assumed_for, text.find("<Expiration>"), text.find("</Expiration>"))
+            {
+                let at = aws_smithy_types::DateTime::from(std::time::SystemTime::now() + d);
+                let at = at.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default();
+                text.replace_range(start + "<Expiration>".len()..end, &at);
+            }
+            Response::from_parts(head, Full::new(Bytes::from(text)))
         }
         ("route53", "ChangeResourceRecordSets") => {
             let answer = if config.route53_semantics {

@@ -329,3 +329,22 @@ async fn a_rollback_tells_a_dead_alias_target_by_looking_in_the_sides_account_to
     assert_eq!(network.weight(&zone_id, &other, "blue").await, 100);
     assert_eq!(network.weight(&zone_id, &other, "green").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_whose_credentials_expire_during_a_rollout_is_assumed_again() {
+    let w = World::new().await;
+    let hub = HubAndSpoke::new(&w).await;
+    // The session lasts 12 s; the SDK's cache takes credentials as expired 5–10 s early (a
+    // buffer of 10 s, less a jitter of up to half), so each set serves at most 7 s of a rollout
+    // that bakes two stages of at least 4 s, its target-health gate reading the workload role's
+    // target groups all along.
+    let profile = hub.profile(Some(NETWORK), Some(WORKLOAD)).replace("bake = \"0s\"", "bake = \"4s\"");
+    w.profile("long", &format!("{profile}\n[[gate]]\ntype = \"target-health\"\n"));
+    let kit = proxy(Config { assumed_for: Some(std::time::Duration::from_secs(12)), ..Config::default() });
+    let (out, err) =
+        expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "long", "rollout", "--to", "green"]), 0);
+    assert_eq!(hub.weights().await, ((0, 100), (0, 100)), "{out}\n{err}");
+    let assumed =
+        kit.calls().into_iter().filter(|c| c.operation == "AssumeRole" && c.body.contains("cutover-workload"));
+    assert!(assumed.count() >= 2, "the workload role was assumed again once its credentials ran out");
+}
