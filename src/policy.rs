@@ -110,8 +110,9 @@ pub fn policies(profile: &Profile, region: &str, caller_account: &str, read_only
         .roles()
         .into_iter()
         .map(|role| {
-            let principal =
-                if caller_account == "*" { "*".to_string() } else { format!("arn:{p}:iam::{caller_account}:root") };
+            // Never `*` when STS did not say who the caller is: that would trust every account.
+            let account = if caller_account == "*" { "CALLER_ACCOUNT_ID" } else { caller_account };
+            let principal = format!("arn:{p}:iam::{account}:root");
             let mut trust = json!({
                 "Effect": "Allow",
                 "Principal": { "AWS": principal },
@@ -330,6 +331,27 @@ fn policy_for(profile: &Profile, of: Option<&Role>, region: &str, account: &str,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_role_is_trusted_by_the_callers_account_never_by_everyone() {
+        let text = "[[route53]]\nzone = \"Z0123456789ABCDEFGHIJ\"\nrecord = \"api.example.com.\"\nblue = \"b\"\ngreen = \"g\"\nrole_arn = \"arn:aws:iam::111111111111:role/net\"\n[state]\ntable = \"cutover-state\"\n";
+        let p = Profile::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let unknown = serde_json::to_value(policies(&p, "us-west-2", "*", false)).unwrap();
+        let trust = &unknown["roles"][0]["trust_policy"]["Statement"][0];
+        assert_eq!(trust["Principal"]["AWS"], "arn:aws:iam::CALLER_ACCOUNT_ID:root", "{unknown}");
+        let known = serde_json::to_value(policies(&p, "us-west-2", "123456789012", false)).unwrap();
+        assert_eq!(
+            known["roles"][0]["trust_policy"]["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::123456789012:root"
+        );
+        // The state table is the caller's; the zone the role's.
+        assert!(
+            known["caller"].to_string().contains("dynamodb:PutItem")
+                && !known["caller"].to_string().contains("route53:")
+        );
+        let role = known["roles"][0]["policy"].to_string();
+        assert!(role.contains("route53:ChangeResourceRecordSets") && !role.contains("dynamodb:"), "{role}");
+    }
 
     #[test]
     fn the_record_name_condition_is_normalised_and_arns_follow_the_partition() {

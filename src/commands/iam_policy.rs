@@ -12,6 +12,11 @@ pub async fn run(settings: &Settings, read_only: bool) -> Result<i32> {
     if settings.profile.roles().is_empty() {
         crate::report::out(crate::policy::policy(&settings.profile, &region, &account, read_only));
     } else {
+        if account == "*" {
+            tracing::warn!(
+                "the caller's account is not known (STS did not answer): put it in place of CALLER_ACCOUNT_ID in the trust policies"
+            );
+        }
         crate::report::out(crate::policy::policies(&settings.profile, &region, &account, read_only));
     }
     Ok(exit::OK)
