@@ -86,7 +86,12 @@ impl Accounts {
         let sts = crate::client!(aws_sdk_sts, &caller);
         let mut roles = std::collections::BTreeMap::new();
         for role in profile.roles() {
-            let provider = RoleCredentials { role: role.clone(), session: session.clone(), sts: sts.clone() };
+            let provider = RoleCredentials {
+                role: role.clone(),
+                named_at: profile.role_keys(role).join(", "),
+                session: session.clone(),
+                sts: sts.clone(),
+            };
             let config = caller
                 .to_builder()
                 .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(provider))
@@ -118,11 +123,18 @@ impl Accounts {
 #[derive(Debug)]
 struct RoleCredentials {
     role: crate::profile::Role,
+    /// Where the profile names it, for the refusal: `route53[0].role_arn, alb[0].role_arn`.
+    named_at: String,
     session: String,
     sts: aws_sdk_sts::Client,
 }
 
 impl RoleCredentials {
+    /// The role and where the profile names it.
+    fn label(&self) -> String {
+        format!("{} ({})", self.role.arn, self.named_at)
+    }
+
     async fn assume(&self) -> Result<aws_credential_types::Credentials, RoleNotAssumed> {
         let out = self
             .sts
@@ -132,10 +144,10 @@ impl RoleCredentials {
             .set_external_id(self.role.external_id.clone())
             .send()
             .await
-            .map_err(|e| RoleNotAssumed::of(&self.role.arn, &e))?;
+            .map_err(|e| RoleNotAssumed::of(self.label(), &e))?;
         let Some(c) = out.credentials else {
             return Err(RoleNotAssumed {
-                role: self.role.arn.clone(),
+                role: self.label(),
                 what: "STS answered no credentials".into(),
                 transient: true,
             });
@@ -166,6 +178,7 @@ impl aws_credential_types::provider::ProvideCredentials for RoleCredentials {
 /// the refusal has one), and whether trying again may help (throttled, timed out).
 #[derive(Debug)]
 pub struct RoleNotAssumed {
+    /// The role's ARN, and where the profile names it.
     pub role: String,
     pub what: String,
     pub transient: bool,
@@ -180,7 +193,7 @@ impl std::fmt::Display for RoleNotAssumed {
 impl std::error::Error for RoleNotAssumed {}
 
 impl RoleNotAssumed {
-    fn of(role: &str, e: &SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError>) -> RoleNotAssumed {
+    fn of(role: String, e: &SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError>) -> RoleNotAssumed {
         let (_, text) = describe_error(e);
         let denied = e.as_service_error().and_then(|s| s.meta().code()) == Some("AccessDenied");
         let what = match (denied, text.split_once("\nhint: ")) {
@@ -189,7 +202,7 @@ impl RoleNotAssumed {
             ),
             _ => text,
         };
-        RoleNotAssumed { role: role.to_string(), what, transient: is_transient(e) }
+        RoleNotAssumed { role, what, transient: is_transient(e) }
     }
 }
 

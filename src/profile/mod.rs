@@ -314,6 +314,19 @@ impl Profile {
         roles
     }
 
+    /// Where the profile names `role`: `route53[0].role_arn`, `sides.green.role_arn`, ….
+    pub fn role_keys(&self, role: &Role) -> Vec<String> {
+        let named = |r: &Option<Role>| r.as_ref() == Some(role);
+        let mut keys: Vec<String> = Vec::new();
+        keys.extend(
+            self.route53.iter().enumerate().filter(|(_, r)| named(&r.role)).map(|(i, _)| format!("route53[{i}]")),
+        );
+        keys.extend(self.alb.iter().enumerate().filter(|(_, r)| named(&r.role)).map(|(i, _)| format!("alb[{i}]")));
+        keys.extend(Side::ALL.iter().filter(|s| named(&self.sides.roles[s.index()])).map(|s| format!("sides.{s}")));
+        keys.extend(self.gates.iter().enumerate().filter(|(_, g)| named(&g.role)).map(|(i, _)| format!("gate[{i}]")));
+        keys.into_iter().map(|k| format!("{k}.role_arn")).collect()
+    }
+
     /// The role of a route's own resources: its hosted zone, or its listener and target groups.
     pub fn route_role(&self, kind: RouteKind, index: usize) -> Option<&Role> {
         match kind {
@@ -1259,6 +1272,7 @@ green = "green"
         assert_eq!(p.route53[0].role.as_ref(), Some(&net));
         assert_eq!(p.roles(), vec![&net, &app]);
         assert_eq!(app.account(), "222222222222");
+        assert_eq!(p.role_keys(&app), ["alb[0].role_arn", "sides.green.role_arn", "gate[0].role_arn"]);
         // An alias's load balancer: the side's role, else the zone's; an ALB route's own.
         assert_eq!(p.load_balancer_role(RouteKind::Route53, 0, Side::Green), Some(&app));
         assert_eq!(p.load_balancer_role(RouteKind::Route53, 0, Side::Blue), Some(&net));

@@ -207,7 +207,7 @@ async fn a_cross_account_rollout_runs_under_exactly_the_printed_policies_and_eac
             Box::new(|p| without(&mut p["caller"], "sts:AssumeRole")),
         ),
         (
-            &["could not assume the role arn:aws:iam::111111111111:role/cutover-network"],
+            &["could not assume the role arn:aws:iam::111111111111:role/cutover-network (route53[0].role_arn)"],
             Box::new(move |p| {
                 p["roles"][network]["trust_policy"]["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] =
                     "other".into()
