@@ -215,10 +215,11 @@ impl AlbSplitter {
         Ok(found.into_iter().flatten().collect())
     }
 
-    /// The listener's ARN: as given, or looked up from `LOAD_BALANCER_NAME:PORT`.
-    async fn listener_arn(&self, listener: &str) -> Result<String> {
+    /// The listener's ARN: as given, or looked up from `LOAD_BALANCER_NAME:PORT` — then with the
+    /// listener as that lookup described it.
+    async fn listener_arn(&self, listener: &str) -> Result<(String, Option<Listener>)> {
         if listener.starts_with("arn:") {
-            return Ok(listener.to_string());
+            return Ok((listener.to_string(), None));
         }
         let (name, port) = listener
             .rsplit_once(':')
@@ -250,7 +251,8 @@ impl AlbSplitter {
             .listeners
             .unwrap_or_default();
         let ports: Vec<String> = listeners.iter().filter_map(|l| l.port.map(|p| p.to_string())).collect();
-        listeners.into_iter().find(|l| l.port == Some(port)).and_then(|l| l.listener_arn).ok_or_else(|| {
+        let found = listeners.into_iter().find(|l| l.port == Some(port));
+        found.and_then(|l| Some((l.listener_arn.clone()?, Some(l)))).ok_or_else(|| {
             Error::refused_hint(
                 format!(
                     "load balancer `{name}` has no listener on port {port} (ports: {})",
@@ -262,16 +264,24 @@ impl AlbSplitter {
     }
 
     /// Listener ARNs for `LOAD_BALANCER:PORT` names (no call for an ARN), and rules checked
-    /// against their listener.
-    async fn resolve(&self) -> Result<Vec<AlbRoute>> {
-        let resolved: Vec<AlbRoute> = stream::iter(self.routes.iter())
+    /// against their listener; with the listeners the lookups described.
+    async fn resolve(&self) -> Result<(Vec<AlbRoute>, BTreeMap<String, Listener>)> {
+        let found: Vec<(AlbRoute, Option<Listener>)> = stream::iter(self.routes.iter())
             .map(|r| async move {
-                let listener = self.listener_arn(&r.listener).await?;
-                Ok::<_, Error>(AlbRoute { listener, ..r.clone() })
+                let (listener, described) = self.listener_arn(&r.listener).await?;
+                Ok::<_, Error>((AlbRoute { listener, ..r.clone() }, described))
             })
             .buffered(READ_PARALLELISM)
             .try_collect()
             .await?;
+        let mut known = BTreeMap::new();
+        let mut resolved = Vec::new();
+        for (route, described) in found {
+            if let Some(l) = described {
+                known.insert(route.listener.clone(), l);
+            }
+            resolved.push(route);
+        }
         for r in &resolved {
             if let RuleRef::Arn(arn) = &r.rule
                 && listener_of_rule(arn).as_deref() != Some(r.listener.as_str())
@@ -283,7 +293,7 @@ impl AlbSplitter {
             }
         }
 
-        Ok(resolved)
+        Ok((resolved, known))
     }
 
     /// Refuses any route whose load balancer, listener or rule the AWS Load Balancer Controller
@@ -329,10 +339,14 @@ impl AlbSplitter {
 
     /// Describes every listener and rule the routes edit, in as few calls as the API allows:
     /// listeners 20 ARNs a call; rules by ARN 20 a call, or all rules of a listener at once
-    /// when several routes edit rules of that listener.
-    async fn describe(&self, routes: &[AlbRoute]) -> Result<Described> {
-        let mut listener_arns: Vec<String> =
-            routes.iter().filter(|r| r.rule == RuleRef::Default).map(|r| r.listener.clone()).collect();
+    /// when several routes edit rules of that listener. Listeners in `known` (described a moment
+    /// ago, when their `LOAD_BALANCER:PORT` was looked up) are not described again.
+    async fn describe(&self, routes: &[AlbRoute], known: BTreeMap<String, Listener>) -> Result<Described> {
+        let mut listener_arns: Vec<String> = routes
+            .iter()
+            .filter(|r| r.rule == RuleRef::Default && !known.contains_key(&r.listener))
+            .map(|r| r.listener.clone())
+            .collect();
         listener_arns.sort();
         listener_arns.dedup();
         let mut rules_of: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -341,7 +355,7 @@ impl AlbSplitter {
                 rules_of.entry(r.listener.as_str()).or_default().push(a.clone());
             }
         }
-        let mut found = Described::default();
+        let mut found = Described { listeners: known, ..Described::default() };
         for batch in listener_arns.chunks(BATCH) {
             match self.client.describe_listeners().set_listener_arns(Some(batch.to_vec())).send().await {
                 Ok(out) => {
@@ -546,7 +560,7 @@ impl AlbSplitter {
             return Ok(after);
         }
         // An answer without the listener or rule: described again.
-        let found = self.describe(std::slice::from_ref(route)).await?;
+        let found = self.describe(std::slice::from_ref(route), BTreeMap::new()).await?;
         AlbSplitter::build_route(c.route.index, route, &found)
     }
 }
@@ -589,10 +603,10 @@ impl Splitter for AlbSplitter {
         // The first read checks ownership beside describing the routes: nothing is written
         // before both have answered.
         let found = match self.checked.get() {
-            Some(routes) => self.describe(routes).await?,
+            Some(routes) => self.describe(routes, BTreeMap::new()).await?,
             None => {
-                let resolved = self.resolve().await?;
-                let (owner, found) = tokio::join!(self.check_owner(&resolved), self.describe(&resolved));
+                let (resolved, known) = self.resolve().await?;
+                let (owner, found) = tokio::join!(self.check_owner(&resolved), self.describe(&resolved, known));
                 owner?;
                 let found = found?;
                 let _ = self.checked.set(resolved);
