@@ -348,3 +348,30 @@ async fn a_role_whose_credentials_expire_during_a_rollout_is_assumed_again() {
         kit.calls().into_iter().filter(|c| c.operation == "AssumeRole" && c.body.contains("cutover-workload"));
     assert!(assumed.count() >= 2, "the workload role was assumed again once its credentials ran out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_across_two_accounts_assumes_both_roles_at_once_then_makes_the_usual_calls() {
+    let w = World::new().await;
+    let hub = HubAndSpoke::new(&w).await;
+    w.profile("both", &hub.profile(Some(NETWORK), Some(WORKLOAD)));
+    expect(w.cutover().args(["-p", "both", "set", "green=50", "--yes"]), 0);
+    let kit = proxy(crate::speed::aws_like());
+    expect(
+        w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "both", "rollback", "--to", "blue", "--yes"]),
+        0,
+    );
+    assert_eq!(hub.weights().await, ((100, 0), (100, 0)));
+    let calls = kit.calls();
+    // One AssumeRole per role, side by side: each account's reads wait on one round trip only.
+    let assumed: Vec<&crate::proxy::Call> = calls.iter().filter(|c| c.operation == "AssumeRole").collect();
+    assert_eq!(assumed.len(), 2, "{:?}", crate::speed::ops(&calls, "sts"));
+    assert!(assumed[0].started < assumed[1].ended && assumed[1].started < assumed[0].ended, "both at once");
+    assert_eq!(crate::speed::ops(&calls, "sts"), ["AssumeRole", "AssumeRole"], "no other STS call");
+    assert_eq!(
+        crate::speed::ops(&calls, "route53"),
+        ["ListHostedZonesByName", "ListResourceRecordSets", "ChangeResourceRecordSets", "GetChange"]
+    );
+    let mut elb = crate::speed::ops(&calls, "elasticloadbalancing");
+    elb.sort();
+    assert_eq!(elb, ["DescribeListeners", "DescribeLoadBalancers", "DescribeTags", "ModifyListener"]);
+}

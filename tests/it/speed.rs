@@ -12,7 +12,7 @@ use crate::proxy::{Call, Config, Latency};
 use crate::{Pair, World, expect};
 
 /// AWS-like enough to order calls: a few milliseconds each, a change PENDING until asked again.
-fn aws_like() -> Config {
+pub(crate) fn aws_like() -> Config {
     Config {
         latency: Latency::between(Duration::from_millis(5), Duration::from_millis(15)),
         route53_insync_after: Some(Duration::from_millis(1)),
@@ -20,7 +20,7 @@ fn aws_like() -> Config {
     }
 }
 
-fn ops<'a>(calls: &'a [Call], service: &str) -> Vec<&'a str> {
+pub(crate) fn ops<'a>(calls: &'a [Call], service: &str) -> Vec<&'a str> {
     let mut calls: Vec<&Call> = calls.iter().filter(|c| c.service == service).collect();
     calls.sort_by_key(|c| c.started);
     calls.into_iter().map(|c| c.operation.as_str()).collect()
