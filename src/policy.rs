@@ -151,15 +151,23 @@ fn policy_for(profile: &Profile, of: Option<&Role>, region: &str, account: &str,
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    // Load balancers read here for the routes (target groups, an alias's load balancer).
+    // Load balancers read here for the routes (target groups, an alias's load balancer). Only an
+    // A or AAAA record can alias a load balancer.
     let lb_here = |kind: RouteKind| {
-        let count = match kind {
-            RouteKind::Route53 => profile.route53.len(),
-            RouteKind::Alb => profile.alb.len(),
+        let indices: Vec<usize> = match kind {
+            RouteKind::Route53 => profile
+                .route53
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| matches!(r.rtype.as_str(), "A" | "AAAA"))
+                .map(|(i, _)| i)
+                .collect(),
+            RouteKind::Alb => (0..profile.alb.len()).collect(),
         };
-        (0..count).any(|i| Side::ALL.iter().any(|s| profile.load_balancer_role(kind, i, *s) == of))
+        indices.into_iter().any(|i| Side::ALL.iter().any(|s| profile.load_balancer_role(kind, i, *s) == of))
     };
     let (alias_lbs_here, target_groups_here) = (lb_here(RouteKind::Route53), lb_here(RouteKind::Alb));
+    let can_alias = profile.route53.iter().any(|r| matches!(r.rtype.as_str(), "A" | "AAAA"));
     let target_health =
         |g: &Gate| matches!(g.kind, GateKind::TargetHealth { .. }) && (g.role.is_none() || g.role.as_ref() == of);
     let target_health_here = !read_only
@@ -204,12 +212,15 @@ fn policy_for(profile: &Profile, of: Option<&Role>, region: &str, account: &str,
     // ELBv2 describes have no resource-level permissions.
     let mut elb_reads: BTreeSet<&str> = BTreeSet::new();
     if !alb.is_empty() {
-        elb_reads.extend([
-            "elasticloadbalancing:DescribeListeners",
-            "elasticloadbalancing:DescribeRules",
-            "elasticloadbalancing:DescribeTags",
-            "elasticloadbalancing:DescribeLoadBalancers",
-        ]);
+        // The owner check reads the tags of the listener, its load balancer and the rule.
+        elb_reads.extend(["elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTags"]);
+    }
+    if alb.iter().any(|a| matches!(a.rule, RuleRef::Arn(_))) {
+        elb_reads.insert("elasticloadbalancing:DescribeRules");
+    }
+    if alb.iter().any(|a| !a.listener.starts_with("arn:")) {
+        // A listener named LOAD_BALANCER:PORT.
+        elb_reads.insert("elasticloadbalancing:DescribeLoadBalancers");
     }
     if !placed.is_empty() {
         // The ingress ALBs of each side, found by the controller's tags.
@@ -225,16 +236,15 @@ fn policy_for(profile: &Profile, of: Option<&Role>, region: &str, account: &str,
         elb_reads.insert("elasticloadbalancing:DescribeLoadBalancers");
     }
     if target_health_here {
-        elb_reads.extend(["elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"]);
-        // A Route53 route's candidate load balancer, found by its alias's DNS name: by a gate of
-        // this role for every route, by a gate without one where the alias's load balancer is.
-        let alias_lookup = profile
-            .gates
-            .iter()
-            .any(|g| target_health(g) && if g.role.is_some() { !profile.route53.is_empty() } else { alias_lbs_here });
+        elb_reads.insert("elasticloadbalancing:DescribeTargetHealth");
+        // A Route53 route's candidate load balancer, found by its alias's DNS name, and its target
+        // groups: by a gate of this role for every route, by a gate without one where the
+        // alias's load balancer is. (An ALB route names its target groups.)
+        let alias_lookup =
+            profile.gates.iter().any(|g| target_health(g) && if g.role.is_some() { can_alias } else { alias_lbs_here });
         if alias_lookup {
-            // A Route53 route's candidate load balancer, found by its alias's DNS name.
-            elb_reads.insert("elasticloadbalancing:DescribeLoadBalancers");
+            elb_reads
+                .extend(["elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups"]);
         }
     }
     if !elb_reads.is_empty() {

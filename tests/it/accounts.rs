@@ -177,7 +177,14 @@ fn kit_with(policies: &serde_json::Value, edit: impl FnOnce(&mut serde_json::Val
             (arn, RoleIam { policy: r["policy"].clone(), trust: r["trust_policy"].clone() })
         })
         .collect();
-    proxy(Config { iam_policy: Some(policies["caller"].clone()), roles, ..Config::default() })
+    // A change PENDING until GetChange, as on AWS: the rollout waits on it.
+    let insync = Some(std::time::Duration::from_millis(1));
+    proxy(Config {
+        iam_policy: Some(policies["caller"].clone()),
+        roles,
+        route53_insync_after: insync,
+        ..Config::default()
+    })
 }
 
 /// The statements of `policy` without those allowing `action`.
@@ -374,4 +381,40 @@ async fn a_rollback_across_two_accounts_assumes_both_roles_at_once_then_makes_th
     let mut elb = crate::speed::ops(&calls, "elasticloadbalancing");
     elb.sort();
     assert_eq!(elb, ["DescribeListeners", "DescribeLoadBalancers", "DescribeTags", "ModifyListener"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_of_each_printed_role_policy_is_needed() {
+    let w = World::new().await;
+    let hub = HubAndSpoke::new(&w).await;
+    let gated = format!("{}\n[[gate]]\ntype = \"target-health\"\n", hub.profile(Some(NETWORK), Some(WORKLOAD)));
+    w.profile("both", &gated);
+    let (out, _) = expect(w.cutover().args(["-p", "both", "iam-policy"]), 0);
+    let policies: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut unneeded = Vec::new();
+    for (r, role) in policies["roles"].as_array().unwrap().iter().enumerate() {
+        let actions: Vec<String> = role["policy"]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()))
+            .collect();
+        for action in actions {
+            let kit = kit_with(&policies, |p| {
+                for s in p["roles"][r]["policy"]["Statement"].as_array_mut().unwrap() {
+                    s["Action"].as_array_mut().unwrap().retain(|a| a != action.as_str());
+                }
+            });
+            let mut rollout = w.cutover();
+            rollout.env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "both", "rollout", "--to", "green"]);
+            let (code, out, err) = crate::run(&mut rollout);
+            let shown = err.contains("AccessDenied") && err.contains(&action) || out.contains(&action);
+            if code == 0 && !shown {
+                unneeded.push(format!("{}: {action}", role["role_arn"]));
+            }
+            // Back on blue for the next run, with the caller's own credentials.
+            expect(w.cutover().args(["-p", "both", "set", "blue=100", "--yes"]), 0);
+        }
+    }
+    assert!(unneeded.is_empty(), "printed but not needed by a rollout: {unneeded:#?}");
 }
