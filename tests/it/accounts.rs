@@ -193,14 +193,20 @@ fn without(policy: &mut serde_json::Value, action: &str) {
     statements.retain(|s| !s["Action"].as_array().unwrap().iter().any(|a| a == action));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cross_account_rollout_runs_under_exactly_the_printed_policies_and_each_part_is_needed() {
-    let w = World::new().await;
-    let hub = HubAndSpoke::new(&w).await;
+/// The hub and spoke with both roles and a target-health gate as profile `both`, and the
+/// policies `iam-policy` prints for it.
+async fn gated_hub(w: &World) -> (HubAndSpoke, serde_json::Value) {
+    let hub = HubAndSpoke::new(w).await;
     let gated = format!("{}\n[[gate]]\ntype = \"target-health\"\n", hub.profile(Some(NETWORK), Some(WORKLOAD)));
     w.profile("both", &gated);
     let (out, _) = expect(w.cutover().args(["-p", "both", "iam-policy"]), 0);
-    let policies: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (hub, serde_json::from_str(&out).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_account_rollout_runs_under_exactly_the_printed_policies_and_each_part_is_needed() {
+    let w = World::new().await;
+    let (hub, policies) = gated_hub(&w).await;
     let role_index =
         |arn: &str| policies["roles"].as_array().unwrap().iter().position(|r| r["role_arn"] == arn).unwrap();
     let (network, workload) = (role_index(NETWORK), role_index(WORKLOAD));
@@ -386,11 +392,7 @@ async fn a_rollback_across_two_accounts_assumes_both_roles_at_once_then_makes_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_action_of_each_printed_role_policy_is_needed() {
     let w = World::new().await;
-    let hub = HubAndSpoke::new(&w).await;
-    let gated = format!("{}\n[[gate]]\ntype = \"target-health\"\n", hub.profile(Some(NETWORK), Some(WORKLOAD)));
-    w.profile("both", &gated);
-    let (out, _) = expect(w.cutover().args(["-p", "both", "iam-policy"]), 0);
-    let policies: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (_hub, policies) = gated_hub(&w).await;
     let mut unneeded = Vec::new();
     for (r, role) in policies["roles"].as_array().unwrap().iter().enumerate() {
         let actions: Vec<String> = role["policy"]["Statement"]
