@@ -104,17 +104,27 @@ impl Accounts {
         Accounts { caller, roles }
     }
 
-    /// The caller's own configuration: its state table, topic and profile object.
-    pub fn caller(&self) -> &SdkConfig {
-        &self.caller
-    }
-
     /// The configuration for a resource of `role` (the caller's when it has none).
     pub fn of(&self, role: Option<&crate::profile::Role>) -> &SdkConfig {
         match role {
             None => &self.caller,
             Some(role) => self.roles.get(role).expect("every role of the profile has its configuration"),
         }
+    }
+
+    /// The place of `role`'s entry in `per_role` — what a reader holds for each account it calls
+    /// (its clients) — made from the role's configuration by `make` when the role is first seen.
+    pub fn slot<T>(
+        &self,
+        per_role: &mut Vec<(Option<crate::profile::Role>, T)>,
+        role: Option<&crate::profile::Role>,
+        make: impl FnOnce(&SdkConfig) -> T,
+    ) -> usize {
+        if let Some(i) = per_role.iter().position(|(r, _)| r.as_ref() == role) {
+            return i;
+        }
+        per_role.push((role.cloned(), make(self.of(role))));
+        per_role.len() - 1
     }
 }
 

@@ -69,7 +69,7 @@ type CountedAt = (usize, RequestSource);
 pub struct RequestCounts {
     /// Each account a load balancer is counted in: the caller's, or a role's (CloudWatch keeps
     /// a load balancer's metrics in its own account).
-    accounts: Vec<(Option<Role>, Client, aws_sdk_elasticloadbalancingv2::Client)>,
+    accounts: Vec<(Option<Role>, (Client, aws_sdk_elasticloadbalancingv2::Client))>,
     /// Per route: its name and where each side is counted.
     routes: Vec<(String, [Option<CountedAt>; 2])>,
     /// The series of each route's sides, resolved once (aliases looked up by DNS name).
@@ -85,18 +85,11 @@ fn load_balancer_dimension(arn: &str) -> String {
 impl RequestCounts {
     /// Each side's load balancer is read with its role ([`Profile::load_balancer_role`]).
     pub fn new(aws: &crate::aws::Accounts, profile: &Profile, routes: &[RouteLive]) -> RequestCounts {
-        let mut accounts: Vec<(Option<Role>, Client, aws_sdk_elasticloadbalancingv2::Client)> = Vec::new();
-        let mut account_of = |role: Option<&Role>| match accounts.iter().position(|(r, _, _)| r.as_ref() == role) {
-            Some(i) => i,
-            None => {
-                let sdk = aws.of(role);
-                accounts.push((
-                    role.cloned(),
-                    crate::client!(aws_sdk_cloudwatch, sdk),
-                    crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
-                ));
-                accounts.len() - 1
-            }
+        let mut accounts = Vec::new();
+        let mut account_of = |role: Option<&Role>| {
+            aws.slot(&mut accounts, role, |sdk| {
+                (crate::client!(aws_sdk_cloudwatch, sdk), crate::client!(aws_sdk_elasticloadbalancingv2, sdk))
+            })
         };
         let routes = routes
             .iter()
@@ -124,9 +117,9 @@ impl RequestCounts {
     async fn resolve(&self) -> Result<Vec<[Option<Series>; 2]>> {
         // The load balancers of each account an alias is counted in, listed once.
         let mut lbs = vec![Vec::new(); self.accounts.len()];
-        for (i, (_, _, elb)) in self.accounts.iter().enumerate() {
-            let aliases = self.routes.iter().flat_map(|(_, s)| s.iter().flatten());
-            if aliases.into_iter().any(|(a, s)| *a == i && matches!(s, RequestSource::Alias(_))) {
+        for (i, (_, (_, elb))) in self.accounts.iter().enumerate() {
+            let mut aliases = self.routes.iter().flat_map(|(_, s)| s.iter().flatten());
+            if aliases.any(|(a, s)| *a == i && matches!(s, RequestSource::Alias(_))) {
                 lbs[i] = crate::discover::all_load_balancers(elb).await?;
             }
         }
@@ -187,7 +180,7 @@ impl RequestCounts {
     /// The Sum of each series over the window: each account's series read with its client, the
     /// accounts at once.
     async fn sums(&self, series: &[&Series], window: Duration, not_before: Option<SystemTime>) -> Result<Vec<f64>> {
-        let per_account = futures::future::try_join_all(self.accounts.iter().enumerate().map(|(a, (_, cw, _))| {
+        let per_account = futures::future::try_join_all(self.accounts.iter().enumerate().map(|(a, (_, (cw, _)))| {
             let mine: Vec<&Series> = series.iter().copied().filter(|s| s.0 == a).collect();
             async move {
                 if mine.is_empty() {

@@ -20,15 +20,14 @@ use crate::splitter::{RouteLive, dns_key};
 pub struct TargetHealth {
     name: String,
     min_healthy: f64,
-    /// One per account the candidate's target groups are in.
-    accounts: Vec<Account>,
+    /// One per account the candidate's target groups are in, by role.
+    accounts: Vec<(Option<Role>, Account)>,
     /// Target groups of the candidate (by account), resolved once.
     groups: [OnceCell<Vec<(usize, String)>>; 2],
 }
 
 /// The target groups a gate reads in one account.
 struct Account {
-    role: Option<Role>,
     client: Client,
     /// Per side: target group ARNs known from ALB routes, and alias DNS names of Route53 routes.
     known: [(Vec<String>, Vec<String>); 2],
@@ -45,22 +44,15 @@ impl TargetHealth {
         min_healthy: f64,
         routes: &[RouteLive],
     ) -> TargetHealth {
-        let mut accounts: Vec<Account> = Vec::new();
+        let mut accounts = Vec::new();
         for side in Side::ALL {
             for r in routes {
                 let role = role.or_else(|| profile.load_balancer_role(r.kind, r.index, side));
-                let i = match accounts.iter().position(|a| a.role.as_ref() == role) {
-                    Some(i) => i,
-                    None => {
-                        accounts.push(Account {
-                            role: role.cloned(),
-                            client: crate::client!(aws_sdk_elasticloadbalancingv2, aws.of(role)),
-                            known: Default::default(),
-                        });
-                        accounts.len() - 1
-                    }
-                };
-                let known = &mut accounts[i].known[side.index()];
+                let i = aws.slot(&mut accounts, role, |sdk| Account {
+                    client: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
+                    known: Default::default(),
+                });
+                let known = &mut accounts[i].1.known[side.index()];
                 if let Some(tg) = r.target_group(side) {
                     known.0.push(tg);
                 }
@@ -79,7 +71,7 @@ impl TargetHealth {
     /// Target groups of `side` in every account, each with its account's number.
     async fn resolve(&self, side: Side) -> Result<Vec<(usize, String)>> {
         let mut groups = Vec::new();
-        for (i, account) in self.accounts.iter().enumerate() {
+        for (i, (_, account)) in self.accounts.iter().enumerate() {
             groups.extend(self.resolve_in(account, side).await?.into_iter().map(|g| (i, g)));
         }
         Ok(groups)
@@ -140,7 +132,9 @@ impl GateCheck for TargetHealth {
             Err(e) => return Reading::new(&self.name, Verdict::Fail, e.to_string()),
         };
         let reads = futures::future::join_all(
-            groups.iter().map(|(i, tg)| self.accounts[*i].client.describe_target_health().target_group_arn(tg).send()),
+            groups
+                .iter()
+                .map(|(i, tg)| self.accounts[*i].1.client.describe_target_health().target_group_arn(tg).send()),
         )
         .await;
         let (mut total, mut healthy, mut initial) = (0usize, 0usize, 0usize);
