@@ -304,11 +304,11 @@ impl<S: Splitter> Part<S> {
         Ok(self.splitter.read().await?.into_iter().map(|r| self.to_profile(r)).collect())
     }
 
-    /// Writes the changes of this part's routes, and answers them numbered as in the profile.
-    async fn write(&self, kind: RouteKind, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
+    /// Writes the changes of this part's routes (of `changes`, all of the part's kind), and
+    /// answers them numbered as in the profile.
+    async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
         let mine: Vec<RouteChange> = changes
             .iter()
-            .filter(|c| c.route.kind == kind)
             .filter_map(|c| {
                 let local = self.index.iter().position(|&i| i == c.route.index)?;
                 let mut c = c.clone();
@@ -355,14 +355,9 @@ async fn read_parts<S: Splitter>(parts: &[Part<S>]) -> Result<Vec<RouteLive>> {
     Ok(routes)
 }
 
-/// Every part's writes, at once.
-async fn write_parts<S: Splitter>(
-    parts: &[Part<S>],
-    kind: RouteKind,
-    changes: &[RouteChange],
-    guard: WriteGuard,
-) -> Vec<WriteOutcome> {
-    futures::future::join_all(parts.iter().map(|p| p.write(kind, changes, guard))).await.into_iter().flatten().collect()
+/// Every part's writes, at once; `changes` are all of the parts' kind.
+async fn write_parts<S: Splitter>(parts: &[Part<S>], changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
+    futures::future::join_all(parts.iter().map(|p| p.write(changes, guard))).await.into_iter().flatten().collect()
 }
 
 impl AwsTraffic {
@@ -570,10 +565,7 @@ impl AwsTraffic {
     async fn write_all(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
         let (r53, alb): (Vec<RouteChange>, Vec<RouteChange>) =
             changes.iter().cloned().partition(|c| c.route.kind == RouteKind::Route53);
-        let (mut a, b) = tokio::join!(
-            write_parts(&self.route53, RouteKind::Route53, &r53, guard),
-            write_parts(&self.alb, RouteKind::Alb, &alb, guard)
-        );
+        let (mut a, b) = tokio::join!(write_parts(&self.route53, &r53, guard), write_parts(&self.alb, &alb, guard));
         a.extend(b);
         a
     }
