@@ -507,7 +507,7 @@ fn denied(
     let role = shared.assumed.lock().unwrap().get(&akid).cloned();
     let (policy, account, user) = match &role {
         Some(arn) => {
-            let account = arn.split(':').nth(4).unwrap_or(IAM_ACCOUNT).to_string();
+            let account = role_account(arn).to_string();
             let name = arn.rsplit('/').next().unwrap_or(arn);
             let user = format!("arn:aws:sts::{account}:assumed-role/{name}/kit");
             (config.roles.get(arn).map(|r| &r.policy), account, user)
@@ -591,6 +591,11 @@ fn denied(
 
 /// The account the kit's IAM names in ARNs (moto's default account).
 pub const IAM_ACCOUNT: &str = "123456789012";
+
+/// The account of a role ARN (`arn:aws:iam::ACCOUNT:role/NAME`), as moto acts in it.
+fn role_account(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or(IAM_ACCOUNT)
+}
 
 /// A call the kit lets through: to the emulator, with AWS's semantics where moto's differ.
 async fn apply(
@@ -1063,10 +1068,8 @@ async fn alias_problem(
         let mut keys = vec![akid.clone()];
         {
             let assumed = shared.assumed.lock().unwrap();
-            let mut accounts: Vec<(String, String)> = assumed
-                .iter()
-                .map(|(key, role)| (role.split(':').nth(4).unwrap_or_default().to_string(), key.clone()))
-                .collect();
+            let mut accounts: Vec<(String, String)> =
+                assumed.iter().map(|(key, role)| (role_account(role).to_string(), key.clone())).collect();
             accounts.sort();
             accounts.dedup_by(|a, b| a.0 == b.0);
             keys.extend(accounts.into_iter().map(|(_, key)| key));

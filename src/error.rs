@@ -81,8 +81,6 @@ impl Error {
         }
     }
 
-    /// Whether trying again later may succeed (an AWS call throttled, failed with a 5xx, timed out
-    /// or could not connect).
     /// The error with `note` on a line of its own after its message (an AWS failure's, or a
     /// refusal's); other errors as they are.
     pub fn noted(self, note: &str) -> Error {
@@ -95,6 +93,8 @@ impl Error {
         }
     }
 
+    /// Whether trying again later may succeed (an AWS call throttled, failed with a 5xx, timed out
+    /// or could not connect).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Aws { transient: true, .. })
     }
