@@ -81,7 +81,7 @@ pub async fn describe_cluster(eks: &aws_sdk_eks::Client, name: &str) -> Result<C
         if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
             Error::refused_hint(format!("EKS cluster `{name}` not found"), "check the name: `aws eks list-clusters`")
         } else {
-            Error::aws(format!("DescribeCluster {name}"), e)
+            crate::aws::error(format!("DescribeCluster {name}"), e)
         }
     })?;
     let c = out.cluster.ok_or_else(|| Error::refused(format!("EKS cluster `{name}` not found")))?;
@@ -155,7 +155,7 @@ pub async fn all_load_balancers(
             .set_marker(marker.clone())
             .send()
             .await
-            .map_err(|e| Error::aws("DescribeLoadBalancers", e))?;
+            .map_err(|e| crate::aws::error("DescribeLoadBalancers", e))?;
         lbs.extend(out.load_balancers.unwrap_or_default());
         match out.next_marker {
             Some(m) if !m.is_empty() && Some(&m) != marker.as_ref() => marker = Some(m),
@@ -184,7 +184,7 @@ pub async fn controller_albs(
             .set_resource_arns(Some(batch.to_vec()))
             .send()
             .await
-            .map_err(|e| Error::aws("DescribeTags", e))?;
+            .map_err(|e| crate::aws::error("DescribeTags", e))?;
         for d in out.tag_descriptions.unwrap_or_default() {
             let t = d
                 .tags
@@ -248,7 +248,7 @@ pub async fn discover(
             Ok(out) => out.target_groups.unwrap_or_default().into_iter().filter_map(|t| t.target_group_name).collect(),
             // No listener forwards anywhere yet (the emulator says so with an error).
             Err(e) if e.as_service_error().is_some_and(|s| s.is_target_group_not_found_exception()) => Vec::new(),
-            Err(e) => return Err(Error::aws("DescribeTargetGroups", e)),
+            Err(e) => return Err(crate::aws::error("DescribeTargetGroups", e)),
         };
     }
     Ok(Discovery { cluster: info, load_balancers: found })

@@ -255,7 +255,7 @@ async fn sums_in(
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|e| Error::aws("GetMetricData (RequestCount)", e))?;
+                .map_err(|e| crate::aws::error("GetMetricData (RequestCount)", e))?;
             for r in out.metric_data_results.unwrap_or_default() {
                 let Some(i) = r.id.as_deref().and_then(|id| id.strip_prefix('r')?.parse::<usize>().ok()) else {
                     continue;

@@ -155,18 +155,20 @@ fn policy_for(profile: &Profile, of: Option<&Role>, region: &str, account: &str,
     // A or AAAA record can alias a load balancer.
     let lb_here = |kind: RouteKind| {
         let indices: Vec<usize> = match kind {
-            RouteKind::Route53 => profile
+            crate::splitter::route53::KIND => profile
                 .route53
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| matches!(r.rtype.as_str(), "A" | "AAAA"))
                 .map(|(i, _)| i)
                 .collect(),
-            RouteKind::Alb => (0..profile.alb.len()).collect(),
+            crate::splitter::alb::KIND => (0..profile.alb.len()).collect(),
+            _ => Vec::new(),
         };
         indices.into_iter().any(|i| Side::ALL.iter().any(|s| profile.load_balancer_role(kind, i, *s) == of))
     };
-    let (alias_lbs_here, target_groups_here) = (lb_here(RouteKind::Route53), lb_here(RouteKind::Alb));
+    let (alias_lbs_here, target_groups_here) =
+        (lb_here(crate::splitter::route53::KIND), lb_here(crate::splitter::alb::KIND));
     let can_alias = profile.route53.iter().any(|r| matches!(r.rtype.as_str(), "A" | "AAAA"));
     let target_health =
         |g: &Gate| matches!(g.kind, GateKind::TargetHealth { .. }) && (g.role.is_none() || g.role.as_ref() == of);

@@ -22,7 +22,7 @@ use aws_sdk_route53::types::{
 };
 
 use crate::error::{Error, Result};
-use crate::model::{RouteKind, Side};
+use crate::model::Side;
 use crate::profile::{GateKind, Profile};
 use crate::splitter::AwsTraffic;
 
@@ -110,7 +110,7 @@ impl SafetyNet {
             .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
             .send()
             .await
-            .map_err(|e| Error::aws("DescribeAlarms", e))?;
+            .map_err(|e| crate::aws::error("DescribeAlarms", e))?;
         let composite: Vec<String> = out.composite_alarms().iter().filter_map(|a| a.alarm_name.clone()).collect();
         if composite.is_empty() {
             return Ok(());
@@ -136,7 +136,7 @@ impl SafetyNet {
                 .set_marker(marker.clone())
                 .send()
                 .await
-                .map_err(|e| Error::aws("ListHealthChecks", e))?;
+                .map_err(|e| crate::aws::error("ListHealthChecks", e))?;
             found.extend(out.health_checks.iter().filter_map(|h| self.parse(h)));
             match out.next_marker.filter(|m| out.is_truncated && !m.is_empty()) {
                 Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
@@ -166,7 +166,7 @@ impl SafetyNet {
             .health_check_config(config)
             .send()
             .await
-            .map_err(|e| Error::aws("CreateHealthCheck", e))?;
+            .map_err(|e| crate::aws::error("CreateHealthCheck", e))?;
         out.health_check.map(|h| h.id).ok_or_else(|| Error::Other("CreateHealthCheck returned no health check".into()))
     }
 
@@ -229,7 +229,7 @@ impl SafetyNet {
         let attached: BTreeSet<&str> = ours.iter().filter(|o| o.attached.is_some()).map(|o| o.id.as_str()).collect();
         let mut fixes = Vec::new();
         let mut ids = Vec::new();
-        for r in routes.iter().filter(|r| r.kind == RouteKind::Route53) {
+        for r in routes.iter().filter(|r| r.kind == crate::splitter::route53::KIND) {
             match r.health_check_id(candidate) {
                 Some(id) if attached.contains(id) => ids.push(id.to_string()),
                 own => {
@@ -267,7 +267,7 @@ impl SafetyNet {
         let routes = traffic.read().await?;
         let fixes: Vec<(usize, Side, Option<String>)> = routes
             .iter()
-            .filter(|r| r.kind == RouteKind::Route53)
+            .filter(|r| r.kind == crate::splitter::route53::KIND)
             .flat_map(|r| {
                 Side::ALL.into_iter().filter_map(|side| {
                     let id = r.health_check_id(side)?;
@@ -292,7 +292,7 @@ impl SafetyNet {
                     Ok(_) => deleted += 1,
                     Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_health_check()) => {}
                     Err(e) => tracing::warn!(
-                        error = %Error::aws("DeleteHealthCheck", e),
+                        error = %crate::aws::error("DeleteHealthCheck", e),
                         "could not delete the safety net's health check {}; the next run tries again",
                         o.id
                     ),
@@ -307,7 +307,7 @@ impl SafetyNet {
         let ours = self.ours().await?;
         Ok(routes
             .iter()
-            .filter(|r| r.kind == RouteKind::Route53)
+            .filter(|r| r.kind == crate::splitter::route53::KIND)
             .flat_map(|r| {
                 Side::ALL.into_iter().filter_map(|side| {
                     let id = r.health_check_id(side)?;

@@ -41,7 +41,7 @@ impl Settings {
     /// Reads the profile and the AWS configuration.
     pub async fn resolve(cli: &Cli) -> Result<Settings> {
         let (path, profile, sdk) = match cli.profile.as_deref().and_then(|p| p.strip_prefix("s3://")) {
-            Some(location) => crate::aws::profile_from_s3(location).await?,
+            Some(location) => crate::profile::profile_from_s3(location).await?,
             None => {
                 let source = ProfileSource::new(cli.profiles_dir.clone());
                 let path = source.locate(cli.profile.as_deref())?;
@@ -62,7 +62,8 @@ impl Settings {
             }
         }
         let identity = Identity::new(&sdk);
-        let aws = crate::aws::Accounts::new(sdk.clone(), &profile);
+        let roles = profile.roles().into_iter().map(|r| (r.clone(), profile.role_keys(r).join(", "))).collect();
+        let aws = crate::aws::Accounts::new(sdk.clone(), &profile.name, roles);
         Ok(Settings {
             profile,
             output: cli.output,

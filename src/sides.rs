@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use crate::aws::Accounts;
 use crate::discover::{IngressAlb, controller_albs, describe_cluster};
 use crate::error::{Error, Result};
-use crate::model::RouteKind;
 use crate::model::Side;
 use crate::profile::{EksSide, Profile, Role};
 use crate::splitter::{AliasTo, RouteLive, same_dns};
@@ -88,7 +87,7 @@ pub async fn check(aws: &Accounts, profile: &Profile, routes: &[RouteLive], acti
                 )));
             }
         };
-        for r in routes.iter().filter(|r| r.kind == RouteKind::Route53) {
+        for r in routes.iter().filter(|r| r.kind == crate::splitter::route53::KIND) {
             let Some(dns) = r.alias_dns(side) else { continue };
             if !same_dns(&dns, &lb.dns_name) {
                 stale.push(Stale {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::ABORT_WITHIN;
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::model::{Percent, RouteKind, Side};
+use crate::model::{Percent, Side};
 use crate::report::ChangeReport;
 use crate::rollout::events::Event;
 use crate::rollout::ledger::{Ledger, fmt_ms};
@@ -81,7 +81,8 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
             return Err(crate::sides::stale_error(&stale));
         }
         for s in stale {
-            if let Some(c) = changes.iter_mut().find(|c| c.route.kind == RouteKind::Route53 && c.route.index == s.route)
+            if let Some(c) =
+                changes.iter_mut().find(|c| c.route.kind == crate::splitter::route53::KIND && c.route.index == s.route)
             {
                 c.repoint.push((s.side, s.should));
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::exit;
-use crate::model::{Reading, RouteKind, RouteView, Side, sole_side_of};
+use crate::model::{Reading, RouteView, Side, sole_side_of};
 use crate::observe::RequestCounts;
 use crate::report::{RolloutView, RouteReport, SafetyNetView, StatusReport};
 use crate::rollout::decide::Rules;
@@ -127,7 +127,7 @@ async fn snapshot(
     match net {
         Some(Ok(attached)) => {
             for (index, side, id) in attached {
-                let at = routes.iter().position(|r| r.kind == RouteKind::Route53 && r.index == index);
+                let at = routes.iter().position(|r| r.kind == crate::splitter::route53::KIND && r.index == index);
                 if let Some(report) = at.and_then(|i| reports.get_mut(i)) {
                     report.safety_net = Some(SafetyNetView { side, health_check_id: id });
                 }

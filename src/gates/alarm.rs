@@ -83,7 +83,7 @@ impl Alarm {
                     )
                     .send()
                     .await
-                    .map_err(|e| Error::aws("DescribeAlarmHistory", e))?;
+                    .map_err(|e| crate::aws::error("DescribeAlarmHistory", e))?;
                 went = out
                     .alarm_history_items
                     .unwrap_or_default()
@@ -120,7 +120,7 @@ pub(crate) async fn states_of(client: &Client, mut names: Vec<String>) -> Result
             .max_records(100)
             .send()
             .await
-            .map_err(|e| Error::aws("DescribeAlarms", e))?;
+            .map_err(|e| crate::aws::error("DescribeAlarms", e))?;
         let metric = out.metric_alarms.unwrap_or_default().into_iter().map(|a| (a.alarm_name, a.state_value));
         let composite = out.composite_alarms.unwrap_or_default().into_iter().map(|a| (a.alarm_name, a.state_value));
         found

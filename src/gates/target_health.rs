@@ -107,7 +107,7 @@ impl TargetHealth {
                     .load_balancer_arn(&lb)
                     .send()
                     .await
-                    .map_err(|e| Error::aws("DescribeTargetGroups", e))?;
+                    .map_err(|e| crate::aws::error("DescribeTargetGroups", e))?;
                 groups.extend(out.target_groups.unwrap_or_default().into_iter().filter_map(|t| t.target_group_arn));
             }
         }

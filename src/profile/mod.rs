@@ -10,95 +10,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::model::Role;
 use crate::model::{Percent, RouteKind, Side};
+pub use error::ProfileError;
+pub use source::{ProfileSource, profile_from_s3};
+
+mod error;
+mod source;
 pub use crate::rollout::decide::{OnFailure, Rules as Rollout};
-
-/// A profile file that cannot be used. Nothing is changed when one is found.
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    #[error("no profile given\nhint: pass `-p NAME` or set CUTOVER_PROFILE{}", known_hint(.known))]
-    NoneGiven { known: Vec<String> },
-    #[error(
-        "profile `{name}` not found in {}{}\nhint: give a path (`-p ./my.toml`), or point `--profiles-dir` (or CUTOVER_PROFILES_DIR) at its folder",
-        folders(.dirs),
-        known_hint(.known)
-    )]
-    NotFound { name: String, dirs: Vec<PathBuf>, known: Vec<String> },
-    #[error("cannot read profile {}: {source}", .path.display())]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("invalid profile {}: {}{message}{}", .path.display(), at(.key), hint_text(.hint))]
-    Invalid { path: PathBuf, key: String, message: String, hint: Option<String> },
-}
-
-fn folders(dirs: &[PathBuf]) -> String {
-    dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", then ")
-}
-
-fn known_hint(known: &[String]) -> String {
-    if known.is_empty() { String::new() } else { format!(" (known: {})", known.join(", ")) }
-}
-
-fn at(key: &str) -> String {
-    if key.is_empty() || key == "." { String::new() } else { format!("at `{key}`: ") }
-}
-
-fn hint_text(hint: &Option<String>) -> String {
-    hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
-}
-
-/// Where profiles named without a path are looked up: the folders in order, the first that has
-/// the profile wins.
-#[derive(Clone, Debug)]
-pub struct ProfileSource {
-    pub dirs: Vec<PathBuf>,
-}
-
-impl ProfileSource {
-    /// `--profiles-dir DIR` (or `CUTOVER_PROFILES_DIR`) alone when given; else `./profiles`, then
-    /// the user's config folder (`$XDG_CONFIG_HOME/cutover/profiles`, `~/.config/cutover/profiles`).
-    pub fn new(dir: Option<PathBuf>) -> ProfileSource {
-        if let Some(dir) = dir {
-            return ProfileSource { dirs: vec![dir] };
-        }
-        let config = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".config")));
-        let mut dirs = vec![PathBuf::from("profiles")];
-        dirs.extend(config.map(|c| c.join("cutover").join("profiles")));
-        ProfileSource { dirs }
-    }
-
-    /// `-p demo` → `DIR/demo.toml` in the first folder that has it; a value with a `/` or ending
-    /// `.toml` is a path.
-    pub fn locate(&self, name: Option<&str>) -> Result<PathBuf, ProfileError> {
-        let Some(name) = name.filter(|n| !n.is_empty()) else {
-            return Err(ProfileError::NoneGiven { known: self.known() });
-        };
-        if name.contains('/') || name.ends_with(".toml") {
-            return Ok(PathBuf::from(name));
-        }
-        self.dirs.iter().map(|d| d.join(format!("{name}.toml"))).find(|p| p.is_file()).ok_or_else(|| {
-            ProfileError::NotFound { name: name.to_string(), dirs: self.dirs.clone(), known: self.known() }
-        })
-    }
-
-    /// The profile names in the folders, sorted, each once.
-    pub fn known(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .dirs
-            .iter()
-            .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
-            .filter_map(|e| {
-                let p = e.path();
-                (p.extension()? == "toml").then(|| p.file_stem()?.to_str().map(String::from))?
-            })
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    }
-}
 
 /// A validated profile.
 #[derive(Clone, Debug)]
@@ -157,21 +76,6 @@ impl Sides {
     /// The role of `side`'s cluster and load balancers, when it has one.
     pub fn role(&self, side: Side) -> Option<&Role> {
         self.roles[side.index()].as_ref()
-    }
-}
-
-/// A role cutover assumes for one resource's calls (`role_arn`, optionally `external_id`): a
-/// hosted zone in a network account, listeners in a workload account.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Role {
-    pub arn: String,
-    pub external_id: Option<String>,
-}
-
-impl Role {
-    /// The role's account: `111122223333` of `arn:aws:iam::111122223333:role/cutover`.
-    pub fn account(&self) -> &str {
-        self.arn.split(':').nth(4).unwrap_or_default()
     }
 }
 
@@ -330,8 +234,9 @@ impl Profile {
     /// The role of a route's own resources: its hosted zone, or its listener and target groups.
     pub fn route_role(&self, kind: RouteKind, index: usize) -> Option<&Role> {
         match kind {
-            RouteKind::Route53 => self.route53.get(index)?.role.as_ref(),
-            RouteKind::Alb => self.alb.get(index)?.role.as_ref(),
+            crate::splitter::route53::KIND => self.route53.get(index)?.role.as_ref(),
+            crate::splitter::alb::KIND => self.alb.get(index)?.role.as_ref(),
+            _ => None,
         }
     }
 
@@ -340,8 +245,9 @@ impl Profile {
     /// zone's (an alias most often names a load balancer of the zone's own account).
     pub fn load_balancer_role(&self, kind: RouteKind, index: usize, side: Side) -> Option<&Role> {
         match kind {
-            RouteKind::Alb => self.route_role(kind, index),
-            RouteKind::Route53 => self.sides.role(side).or_else(|| self.route_role(kind, index)),
+            crate::splitter::alb::KIND => self.route_role(kind, index),
+            crate::splitter::route53::KIND => self.sides.role(side).or_else(|| self.route_role(kind, index)),
+            _ => None,
         }
     }
 
@@ -851,11 +757,13 @@ impl RawProfile {
                 }
                 // Every stage must be told apart from the others on every splitter of the profile:
                 // a route's weights say which stage it is at.
-                let kinds: Vec<RouteKind> =
-                    [(RouteKind::Route53, !route53.is_empty()), (RouteKind::Alb, !alb.is_empty())]
-                        .into_iter()
-                        .filter_map(|(k, used)| used.then_some(k))
-                        .collect();
+                let kinds: Vec<RouteKind> = [
+                    (crate::splitter::route53::KIND, !route53.is_empty()),
+                    (crate::splitter::alb::KIND, !alb.is_empty()),
+                ]
+                .into_iter()
+                .filter_map(|(k, used)| used.then_some(k))
+                .collect();
                 for kind in kinds {
                     let weights: Vec<_> = stages.iter().map(|&p| crate::weights::split(kind, Side::Green, p)).collect();
                     for i in 1..weights.len() {
@@ -1274,9 +1182,9 @@ green = "green"
         assert_eq!(app.account(), "222222222222");
         assert_eq!(p.role_keys(&app), ["alb[0].role_arn", "sides.green.role_arn", "gate[0].role_arn"]);
         // An alias's load balancer: the side's role, else the zone's; an ALB route's own.
-        assert_eq!(p.load_balancer_role(RouteKind::Route53, 0, Side::Green), Some(&app));
-        assert_eq!(p.load_balancer_role(RouteKind::Route53, 0, Side::Blue), Some(&net));
-        assert_eq!(p.load_balancer_role(RouteKind::Alb, 0, Side::Blue), Some(&app));
+        assert_eq!(p.load_balancer_role(crate::splitter::route53::KIND, 0, Side::Green), Some(&app));
+        assert_eq!(p.load_balancer_role(crate::splitter::route53::KIND, 0, Side::Blue), Some(&net));
+        assert_eq!(p.load_balancer_role(crate::splitter::alb::KIND, 0, Side::Blue), Some(&app));
 
         let err = parse(&format!("{MIN}external_id = \"x1\"\n")).unwrap_err();
         assert!(err.contains("route53[0].external_id") && err.contains("role_arn"), "{err}");

@@ -756,10 +756,10 @@ mod tests {
 
     #[test]
     fn status_while_split_with_the_observed_share_and_the_safety_net() {
-        let mut r53 = route(RouteKind::Route53, "api.myapp.com. A", 75, 25);
+        let mut r53 = route(crate::splitter::route53::KIND, "api.myapp.com. A", 75, 25);
         r53.observed = Some(Shares { blue: 81.2, green: 18.8 });
         r53.safety_net = Some(SafetyNetView { side: Side::Green, health_check_id: "0f1e2d3c".into() });
-        let alb = route(RouteKind::Alb, "front/listener:443/default", 75, 25);
+        let alb = route(crate::splitter::alb::KIND, "front/listener:443/default", 75, 25);
         let report = StatusReport {
             profile: "myapp".into(),
             live: None,

@@ -20,6 +20,9 @@ use crate::model::{RouteKind, Side, Weights};
 use crate::profile::{AlbRoute, RuleRef};
 use crate::rollout::ports::WriteGuard;
 
+/// The kind: weighted forward actions, weights 0–999.
+pub const KIND: RouteKind = RouteKind::new("alb", 999);
+
 /// Tag keys the AWS Load Balancer Controller puts on what it owns: its cluster tag, and the stack
 /// of the Ingress (or IngressGroup), Service or Gateway API Gateway it made the resource for.
 pub const CONTROLLER_TAGS: [&str; 4] =
@@ -153,7 +156,7 @@ impl AlbSplitter {
                     "check `listener` in the profile: `aws elbv2 describe-listeners --load-balancer-arn …`",
                 )
             } else {
-                Error::aws(format!("DescribeListeners {arn}"), e)
+                crate::aws::error(format!("DescribeListeners {arn}"), e)
             }
         })?;
         out.listeners
@@ -171,7 +174,7 @@ impl AlbSplitter {
                     "check `rule` in the profile: `aws elbv2 describe-rules --listener-arn …`",
                 )
             } else {
-                Error::aws(format!("DescribeRules {arn}"), e)
+                crate::aws::error(format!("DescribeRules {arn}"), e)
             }
         })?;
         out.rules
@@ -192,7 +195,7 @@ impl AlbSplitter {
                     .set_resource_arns(Some(batch))
                     .send()
                     .await
-                    .map_err(|e| Error::aws("DescribeTags", e))?;
+                    .map_err(|e| crate::aws::error("DescribeTags", e))?;
                 Ok::<_, Error>(
                     out.tag_descriptions
                         .unwrap_or_default()
@@ -232,7 +235,7 @@ impl AlbSplitter {
                     "check `listener` in the profile: `aws elbv2 describe-load-balancers`",
                 )
             } else {
-                Error::aws(format!("DescribeLoadBalancers {name}"), e)
+                crate::aws::error(format!("DescribeLoadBalancers {name}"), e)
             }
         })?;
         let lb_arn = lbs
@@ -247,7 +250,7 @@ impl AlbSplitter {
             .load_balancer_arn(&lb_arn)
             .send()
             .await
-            .map_err(|e| Error::aws(format!("DescribeListeners of {name}"), e))?
+            .map_err(|e| crate::aws::error(format!("DescribeListeners of {name}"), e))?
             .listeners
             .unwrap_or_default();
         let ports: Vec<String> = listeners.iter().filter_map(|l| l.port.map(|p| p.to_string())).collect();
@@ -369,7 +372,7 @@ impl AlbSplitter {
                         found.listeners.insert(arn.clone(), self.describe_listener(arn).await?);
                     }
                 }
-                Err(e) => return Err(Error::aws("DescribeListeners", e)),
+                Err(e) => return Err(crate::aws::error("DescribeListeners", e)),
             }
         }
         for (listener, rules) in rules_of {
@@ -386,7 +389,7 @@ impl AlbSplitter {
                                 all.push(self.describe_rule(arn).await?);
                             }
                         }
-                        Err(e) => return Err(Error::aws("DescribeRules", e)),
+                        Err(e) => return Err(crate::aws::error("DescribeRules", e)),
                     }
                 }
                 all
@@ -423,7 +426,7 @@ impl AlbSplitter {
                     if e.as_service_error().is_some_and(|s| s.is_listener_not_found_exception()) {
                         Error::refused(format!("listener `{listener}` not found"))
                     } else {
-                        Error::aws(format!("DescribeRules of {listener}"), e)
+                        crate::aws::error(format!("DescribeRules of {listener}"), e)
                     }
                 })?;
             rules.extend(out.rules.unwrap_or_default());
@@ -490,7 +493,7 @@ impl AlbSplitter {
         let (green_arn, green_w) = find(Side::Green)?;
         Ok(RouteLive {
             index,
-            kind: RouteKind::Alb,
+            kind: KIND,
             name,
             weights: Weights::new(blue_w, green_w),
             raw: Raw::Alb(Box::new(Snapshot {
@@ -532,7 +535,7 @@ impl AlbSplitter {
                     Some(t) => request.customize().config_override(t).send().await,
                     None => request.send().await,
                 };
-                let out = sent.map_err(|e| Error::aws(format!("ModifyListener {}", s.listener_arn), e))?;
+                let out = sent.map_err(|e| crate::aws::error(format!("ModifyListener {}", s.listener_arn), e))?;
                 for l in out.listeners.unwrap_or_default() {
                     answered.listeners.insert(l.listener_arn.clone().unwrap_or_default(), l);
                 }
@@ -543,7 +546,7 @@ impl AlbSplitter {
                     Some(t) => request.customize().config_override(t).send().await,
                     None => request.send().await,
                 };
-                let out = sent.map_err(|e| Error::aws(format!("ModifyRule {rule}"), e))?;
+                let out = sent.map_err(|e| crate::aws::error(format!("ModifyRule {rule}"), e))?;
                 for r in out.rules.unwrap_or_default() {
                     answered.rules.insert(r.rule_arn.clone().unwrap_or_default(), r);
                 }
@@ -620,7 +623,7 @@ impl Splitter for AlbSplitter {
     /// Each listener or rule edit is its own call (ELB has no batch): they run side by side,
     /// as many at once as ELB takes without throttling — see [`Window`].
     async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
-        let mut todo = changes.iter().filter(|c| !c.is_noop() && c.route.kind == RouteKind::Alb);
+        let mut todo = changes.iter().filter(|c| !c.is_noop() && c.route.kind == KIND);
         let mut window = Window::new();
         let mut running = futures::stream::FuturesUnordered::new();
         let mut outcomes = Vec::new();

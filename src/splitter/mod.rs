@@ -443,7 +443,7 @@ impl AwsTraffic {
         let routes = self.read().await?;
         let changes: Vec<RouteChange> = routes
             .iter()
-            .filter(|r| r.kind == RouteKind::Route53)
+            .filter(|r| r.kind == crate::splitter::route53::KIND)
             .filter_map(|r| {
                 let repoint: Vec<(Side, AliasTo)> =
                     fixes.iter().filter(|(i, _, _)| *i == r.index).map(|(_, s, a)| (*s, a.clone())).collect();
@@ -461,7 +461,7 @@ impl AwsTraffic {
     pub async fn set_health_checks(&self, routes: &[RouteLive], fixes: &[(usize, Side, Option<String>)]) -> Result<()> {
         let changes: Vec<RouteChange> = routes
             .iter()
-            .filter(|r| r.kind == RouteKind::Route53)
+            .filter(|r| r.kind == crate::splitter::route53::KIND)
             .filter_map(|r| {
                 let health_check: Vec<(Side, Option<String>)> = fixes
                     .iter()
@@ -564,7 +564,7 @@ impl AwsTraffic {
 
     async fn write_all(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
         let (r53, alb): (Vec<RouteChange>, Vec<RouteChange>) =
-            changes.iter().cloned().partition(|c| c.route.kind == RouteKind::Route53);
+            changes.iter().cloned().partition(|c| c.route.kind == crate::splitter::route53::KIND);
         let (mut a, b) = tokio::join!(write_parts(&self.route53, &r53, guard), write_parts(&self.alb, &alb, guard));
         a.extend(b);
         a
@@ -653,7 +653,8 @@ impl Traffic for AwsTraffic {
     /// which Route53 refuses whole if a set changed since (a rollback, a hand edit). ALB routes
     /// are described again: ELB has no conditional write, so only a read notices a hand edit.
     async fn reread(&self, last: &Vec<RouteLive>) -> Result<Vec<RouteLive>, TrafficError> {
-        let mut routes: Vec<RouteLive> = last.iter().filter(|r| r.kind == RouteKind::Route53).cloned().collect();
+        let mut routes: Vec<RouteLive> =
+            last.iter().filter(|r| r.kind == crate::splitter::route53::KIND).cloned().collect();
         routes.extend(read_parts(&self.alb).await.map_err(traffic_error)?);
         Ok(routes)
     }

@@ -26,6 +26,9 @@ use crate::model::{RouteKind, Side, Weights};
 use crate::profile::{Route53Route, fqdn, is_zone_id};
 use crate::rollout::ports::WriteGuard;
 
+/// The kind: weighted record sets, weights 0–255.
+pub const KIND: RouteKind = RouteKind::new("route53", 255);
+
 /// How long a change may take to reach INSYNC before the command gives up waiting.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
 /// ListResourceRecordSets' largest page.
@@ -163,7 +166,7 @@ impl Route53Splitter {
             .max_items(10)
             .send()
             .await
-            .map_err(|e| Error::aws(format!("ListHostedZonesByName {name}"), e))?;
+            .map_err(|e| crate::aws::error(format!("ListHostedZonesByName {name}"), e))?;
         let found: Vec<Zone> = out
             .hosted_zones
             .into_iter()
@@ -209,7 +212,7 @@ impl Route53Splitter {
                         "check `zone` in the profile: `aws route53 list-hosted-zones`",
                     )
                 } else {
-                    Error::aws(format!("ListResourceRecordSets in zone {}", zone.id), e)
+                    crate::aws::error(format!("ListResourceRecordSets in zone {}", zone.id), e)
                 }
             })
     }
@@ -318,7 +321,7 @@ impl Route53Splitter {
                 .id(change_id)
                 .send()
                 .await
-                .map_err(|e| Error::aws(format!("GetChange {change_id}"), e))?;
+                .map_err(|e| crate::aws::error(format!("GetChange {change_id}"), e))?;
             if out.change_info.map(|c| c.status) == Some(ChangeStatus::Insync) {
                 return Ok(());
             }
@@ -464,9 +467,9 @@ impl Route53Splitter {
         let out = match sent {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_change_batch()) => {
-                return Err(Refusal::Invalid(Error::aws(action, e)));
+                return Err(Refusal::Invalid(crate::aws::error(action, e)));
             }
-            Err(e) => return Err(Refusal::Other(Error::aws(action, e))),
+            Err(e) => return Err(Refusal::Other(crate::aws::error(action, e))),
         };
         let info = out
             .change_info
@@ -514,7 +517,7 @@ impl Route53Splitter {
                     Ok(_) => {}
                     Err(e) if e.as_service_error().is_some_and(|s| s.is_load_balancer_not_found_exception()) => {}
                     Err(e) => {
-                        tracing::debug!(error = %Error::aws("DescribeLoadBalancers", e), "alias target not checked");
+                        tracing::debug!(error = %crate::aws::error("DescribeLoadBalancers", e), "alias target not checked");
                         gone_everywhere = false;
                     }
                 }
@@ -689,7 +692,7 @@ fn route_live(index: usize, route: &Route53Route, zone: &Zone, sets: Vec<Resourc
     let weights = Weights::new(blue.weight.unwrap_or(0) as u32, green.weight.unwrap_or(0) as u32);
     Ok(RouteLive {
         index,
-        kind: RouteKind::Route53,
+        kind: KIND,
         name,
         weights,
         raw: Raw::Route53(Box::new(Snapshot {

@@ -17,10 +17,10 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
 };
 
-use super::audit::AuditEntry;
 use crate::error::{Error, Result};
 use crate::rollout::ledger::RolloutState;
 use crate::rollout::ports::{Store, StoreError};
+use crate::rollout::record::AuditEntry;
 
 const STATE_SK: &str = "STATE";
 
@@ -75,7 +75,7 @@ impl DynamoStore {
         if e.as_service_error().and_then(|s| s.code()) == Some("ResourceNotFoundException") {
             self.missing_table()
         } else {
-            Error::aws(format!("{action} on {}", self.table), e)
+            crate::aws::error(format!("{action} on {}", self.table), e)
         }
     }
 
@@ -112,7 +112,7 @@ impl DynamoStore {
         {
             Ok(_) => true,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => false,
-            Err(e) => return Err(Error::aws(format!("CreateTable {}", self.table), e)),
+            Err(e) => return Err(crate::aws::error(format!("CreateTable {}", self.table), e)),
         };
         for _ in 0..120 {
             let out = self
@@ -121,7 +121,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .send()
                 .await
-                .map_err(|e| Error::aws(format!("DescribeTable {}", self.table), e))?;
+                .map_err(|e| crate::aws::error(format!("DescribeTable {}", self.table), e))?;
             if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
                 return Ok(created);
             }
@@ -135,7 +135,7 @@ impl DynamoStore {
         match self.client.describe_table().table_name(&self.table).send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
-            Err(e) => Err(Error::aws(format!("DescribeTable {}", self.table), e)),
+            Err(e) => Err(crate::aws::error(format!("DescribeTable {}", self.table), e)),
         }
     }
 
@@ -224,7 +224,7 @@ impl DynamoStore {
         let line = Put::builder()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(self.profile.clone()))
-            .item("sk", AttributeValue::S(entry.sort_key()))
+            .item("sk", AttributeValue::S(super::audit::sort_key(entry)))
             .item("doc", AttributeValue::S(entry_doc));
         let build = |e: aws_sdk_dynamodb::error::BuildError| failed(format!("building a state write: {e}"));
         let sent = self
@@ -259,11 +259,11 @@ impl DynamoStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(self.profile.clone()))
-            .item("sk", AttributeValue::S(entry.sort_key()))
+            .item("sk", AttributeValue::S(super::audit::sort_key(entry)))
             .item("doc", AttributeValue::S(doc))
             .send()
             .await
-            .map_err(|e| Error::aws(format!("PutItem (audit) on {}", self.table), e))?;
+            .map_err(|e| crate::aws::error(format!("PutItem (audit) on {}", self.table), e))?;
         Ok(())
     }
 

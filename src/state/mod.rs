@@ -6,7 +6,8 @@
 pub mod audit;
 pub mod dynamo;
 
-pub use audit::{AuditEntry, AuditSink};
+pub use crate::rollout::record::AuditEntry;
+pub use audit::AuditSink;
 pub use dynamo::DynamoStore;
 
 use std::time::Duration;

@@ -270,35 +270,72 @@ pub fn fmt_pct(value: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// The kind of splitter a route uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RouteKind {
-    Route53,
-    Alb,
+/// The kind of splitter a route uses: its name (`route53`, `alb`: the profile's table and the
+/// JSON's `kind`) and the largest weight it accepts. The kinds themselves live with the splitters;
+/// the core only needs to tell them apart and to know their weight range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteKind {
+    name: &'static str,
+    max_weight: u32,
 }
 
 impl RouteKind {
+    /// A kind named `name` whose weights run from 0 to `max_weight` (at least 100: every whole
+    /// percentage is a weight).
+    pub const fn new(name: &'static str, max_weight: u32) -> RouteKind {
+        assert!(max_weight >= 100, "a splitter's weights reach at least 100");
+        RouteKind { name, max_weight }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
     /// The largest weight this splitter accepts (weights start at 0).
     pub fn max_weight(self) -> u32 {
-        match self {
-            RouteKind::Route53 => 255,
-            RouteKind::Alb => 999,
-        }
+        self.max_weight
     }
 }
 
 impl fmt::Display for RouteKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RouteKind::Route53 => "route53",
-            RouteKind::Alb => "alb",
-        })
+        f.write_str(self.name)
+    }
+}
+
+impl Serialize for RouteKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name)
+    }
+}
+
+/// A role cutover assumes for one resource's calls (`role_arn`, optionally `external_id`): a
+/// hosted zone in a network account, listeners in a workload account.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Role {
+    pub arn: String,
+    pub external_id: Option<String>,
+}
+
+impl Role {
+    /// The role's account: `111122223333` of `arn:aws:iam::111122223333:role/cutover`.
+    pub fn account(&self) -> &str {
+        self.arn.split(':').nth(4).unwrap_or_default()
+    }
+}
+
+/// The external id is a shared secret of the role's trust policy: never in a debug dump.
+impl fmt::Debug for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Role")
+            .field("arn", &self.arn)
+            .field("external_id", &self.external_id.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
 /// A route's split as the core sees it: its kind, a human name, and the live weights.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RouteView {
     pub kind: RouteKind,
     pub name: String,
@@ -366,4 +403,13 @@ pub fn blocking(readings: &[Reading]) -> Option<(String, bool)> {
         return None;
     }
     Some((why.join("; "), readings.iter().all(|r| r.verdict != Verdict::Fail)))
+}
+
+/// Two splitter kinds for the core's own tests, shaped like Route53's (weights 0–255) and an ALB's
+/// (0–999).
+#[cfg(test)]
+pub(crate) mod kinds {
+    use super::RouteKind;
+    pub const DNS: RouteKind = RouteKind::new("route53", 255);
+    pub const LB: RouteKind = RouteKind::new("alb", 999);
 }

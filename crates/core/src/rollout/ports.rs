@@ -2,13 +2,14 @@
 //! to one split), gates (read them all), and the state store. The splitters, the gate kinds and the
 //! DynamoDB table implement them; the core's tests script them.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::model::{Percent, Reading, RouteView, Side};
-use crate::rollout::ledger::RolloutState;
+pub use crate::rollout::clock::Clock;
+use crate::rollout::record::{AuditEntry, RolloutState};
 
 /// Why a traffic read or write did not do what was asked.
 #[derive(Debug)]
@@ -169,39 +170,9 @@ pub trait Store {
         &self,
         state: &RolloutState,
         expected: Option<u64>,
-        entry: Option<&crate::state::AuditEntry>,
+        entry: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
         let _ = entry;
         self.save(state, expected).await
-    }
-}
-
-/// Wall-clock milliseconds, advanced by tokio's clock: real time in a run, paused time in the
-/// core's tests. Leases and claims compare these across hosts.
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    base: tokio::time::Instant,
-    base_ms: u64,
-}
-
-impl Clock {
-    pub fn new() -> Clock {
-        let base_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Clock { base: tokio::time::Instant::now(), base_ms }
-    }
-
-    pub fn now_ms(&self) -> u64 {
-        self.base_ms + self.base.elapsed().as_millis() as u64
-    }
-
-    /// The local instant of a wall-clock time (for deadlines).
-    pub fn instant_of(&self, ms: u64) -> tokio::time::Instant {
-        self.base + Duration::from_millis(ms.saturating_sub(self.base_ms))
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::new()
     }
 }

@@ -4,12 +4,14 @@
 //! - [`position`]: where the live split stands against the stages (including the positions a
 //!   cut-short write leaves).
 //! - [`decide`]: the one state machine, shared by `rollout` and `advance`.
+//! - [`record`]: the state item and the audit trail's lines, as stored.
 //! - [`ledger`]: the one writer of the rollout state — lease, claims, transitions.
 //! - [`open`]: where a run starts from; refusals write nothing.
 //! - [`engine`]: the continuous run (`rollout`) and the actions every run shares.
 //! - [`scheduled`]: one `advance` step.
 //! - [`events`], [`outcome`]: what a run tells, and how it ends.
 
+pub mod clock;
 pub mod decide;
 pub mod engine;
 pub mod events;
@@ -18,6 +20,7 @@ pub mod open;
 pub mod outcome;
 pub mod ports;
 pub mod position;
+pub mod record;
 pub mod scheduled;
 
 #[cfg(test)]

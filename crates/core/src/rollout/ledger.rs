@@ -14,154 +14,13 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Error;
-use crate::model::{Percent, RouteView, Side, Weights};
+use crate::model::{Percent, RouteView, Side};
 use crate::rollout::decide::Progress;
 use crate::rollout::ports::{Store, StoreError};
-
-/// Where a rollout stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Progressing,
-    Paused,
-    Aborted,
-    Completed,
-}
-
-impl Status {
-    /// A rollout that is not over: `set` refuses to move its traffic, `advance` goes on with it.
-    pub fn is_active(self) -> bool {
-        matches!(self, Status::Progressing | Status::Paused)
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Status::Progressing => "progressing",
-            Status::Paused => "paused",
-            Status::Aborted => "aborted",
-            Status::Completed => "completed",
-        })
-    }
-}
-
-/// One route's weights as recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteWeights {
-    pub name: String,
-    pub blue: u32,
-    pub green: u32,
-}
-
-impl RouteWeights {
-    pub fn of(routes: &[RouteView]) -> Vec<RouteWeights> {
-        routes
-            .iter()
-            .map(|r| RouteWeights { name: r.name.clone(), blue: r.weights.blue, green: r.weights.green })
-            .collect()
-    }
-
-    pub fn weights(&self) -> Weights {
-        Weights::new(self.blue, self.green)
-    }
-}
-
-/// Who drives the rollout, until when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    pub holder: String,
-    /// Milliseconds since the Unix epoch.
-    pub expires_ms: u64,
-}
-
-/// What a claimed write does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum ClaimKind {
-    /// Moves every route to this stage, toward the candidate.
-    Forward { stage: usize },
-    /// Puts all traffic back on the stable side (a rollback the run started itself).
-    Restore,
-}
-
-/// A traffic write announced before it is sent. Nothing of it is sent after `deadline_ms`; a
-/// request sent just before may still land a little later, which [`LAND_MARGIN`] covers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claim {
-    pub id: String,
-    pub holder: String,
-    #[serde(flatten)]
-    pub kind: ClaimKind,
-    pub deadline_ms: u64,
-}
-
-impl Claim {
-    /// Until when a write of this claim may still land.
-    pub fn lands_by_ms(&self) -> u64 {
-        self.deadline_ms + LAND_MARGIN.as_millis() as u64
-    }
-}
-
-/// How long after its send deadline a write may still reach AWS and be applied (a request in
-/// transit when the client gave up, clocks of two hosts a little apart).
-pub const LAND_MARGIN: Duration = Duration::from_secs(2);
-
-/// The state item of one profile.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RolloutState {
-    pub version: u64,
-    /// Tells one rollout of a profile from the next.
-    pub id: String,
-    pub stable: Side,
-    pub candidate: Side,
-    pub status: Status,
-    pub stages: Vec<Percent>,
-    pub progress: Progress,
-    /// The split last confirmed on every route.
-    pub weights: Vec<RouteWeights>,
-    #[serde(default)]
-    pub claims: Vec<Claim>,
-    pub lease: Option<Lease>,
-    pub started_ms: u64,
-    pub updated_ms: u64,
-    pub reason: Option<String>,
-    /// A token of the write that produced this version: a retried write whose first attempt
-    /// succeeded recognises its own work instead of reporting a conflict.
-    #[serde(default)]
-    pub nonce: String,
-}
-
-impl RolloutState {
-    /// The lease, when someone other than `me` holds it at `now_ms`.
-    pub fn lease_held_by_other(&self, me: &str, now_ms: u64) -> Option<&Lease> {
-        self.lease.as_ref().filter(|l| l.holder != me && l.expires_ms > now_ms)
-    }
-
-    /// Claims whose writes may still land at `now_ms`.
-    pub fn open_claims(&self, now_ms: u64) -> impl Iterator<Item = &Claim> {
-        self.claims.iter().filter(move |c| c.lands_by_ms() > now_ms)
-    }
-
-    /// The writes toward the candidate that may still land at `now_ms`: what a rollback waits on
-    /// (a rollback a run began needs no waiting).
-    pub fn forward_writes_open(&self, now_ms: u64) -> Vec<Claim> {
-        self.open_claims(now_ms).filter(|c| matches!(c.kind, ClaimKind::Forward { .. })).cloned().collect()
-    }
-
-    /// The candidate's share at the stage reached; none once the rollout is over (a completed
-    /// one has made its candidate the stable side).
-    pub fn percent(&self) -> Percent {
-        match self.status {
-            Status::Completed | Status::Aborted => Percent::ZERO,
-            _ if self.progress.stage == 0 => Percent::ZERO,
-            _ => self.stages[self.progress.stage - 1],
-        }
-    }
-}
+pub use crate::rollout::record::{
+    AuditEntry, Claim, ClaimKind, LAND_MARGIN, Lease, RolloutState, RouteWeights, Status, fmt_ms, new_id,
+};
 
 /// Why a run may no longer drive the rollout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -320,7 +179,7 @@ impl<S: Store> Ledger<S> {
         mut next: RolloutState,
         expected: Option<u64>,
         now_ms: u64,
-        entry: Option<&crate::state::AuditEntry>,
+        entry: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
         next.version = expected.map_or(1, |v| v + 1);
         next.updated_ms = now_ms;
@@ -593,7 +452,7 @@ impl<S: Store> Ledger<S> {
         routes: &[RouteView],
         within: Duration,
         now: impl Fn() -> u64,
-        entry: Option<&crate::state::AuditEntry>,
+        entry: Option<&AuditEntry>,
     ) -> Result<Option<Vec<Claim>>, LedgerError> {
         let weights = RouteWeights::of(routes);
         let mut last = String::new();
@@ -700,24 +559,6 @@ fn still_landing(c: &Claim, me: &str, now_ms: u64) -> bool {
 /// A short pause between attempts at the state table: 100 ms doubling to 2 s.
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((100u64 << attempt.min(5)).min(2000))
-}
-
-/// An id unique enough for rollouts, claims and write tokens: time, process and a counter mixed.
-pub fn new_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let mut x = (t as u64) ^ (u64::from(std::process::id()) << 40) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    format!("{x:016x}")
-}
-
-/// Milliseconds since the Unix epoch as an RFC 3339 time.
-pub fn fmt_ms(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 /// A state store in memory: profiles without `[state]` (the run's own progress, nothing shared),

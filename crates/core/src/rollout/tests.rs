@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::model::{Percent, Reading, RouteKind, RouteView, Side, Verdict, Weights};
+use crate::model::{Percent, Reading, RouteView, Side, Verdict, Weights};
 use crate::rollout::decide::{OnFailure, Rules};
 use crate::rollout::engine::{Driver, OnInterrupt, Parts};
 use crate::rollout::events::{Event, Recorded};
@@ -49,8 +49,12 @@ impl FakeTraffic {
     fn new(blue: u32, green: u32) -> FakeTraffic {
         let t = FakeTraffic::default();
         *t.routes.borrow_mut() = vec![
-            RouteView { kind: RouteKind::Route53, name: "api A".into(), weights: Weights::new(blue, green) },
-            RouteView { kind: RouteKind::Alb, name: "front/default".into(), weights: Weights::new(blue, green) },
+            RouteView { kind: crate::model::kinds::DNS, name: "api A".into(), weights: Weights::new(blue, green) },
+            RouteView {
+                kind: crate::model::kinds::LB,
+                name: "front/default".into(),
+                weights: Weights::new(blue, green),
+            },
         ];
         t
     }
@@ -117,14 +121,14 @@ impl Traffic for FakeTraffic {
             && routes
                 .iter()
                 .zip(self.routes.borrow().iter())
-                .any(|(read, now)| read.kind == RouteKind::Route53 && read != now);
+                .any(|(read, now)| read.kind == crate::model::kinds::DNS && read != now);
         self.writes.borrow_mut().push((side, percent));
         let cut = self.cut_next.replace(false);
         for (i, r) in self.routes.borrow_mut().iter_mut().enumerate() {
             if cut && i > 0 {
                 break;
             }
-            if refused && r.kind == RouteKind::Route53 {
+            if refused && r.kind == crate::model::kinds::DNS {
                 continue;
             }
             r.weights = split(r.kind, side, percent);

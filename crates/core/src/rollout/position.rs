@@ -95,8 +95,8 @@ mod tests {
     #[test]
     fn routes_at_one_stage_two_adjacent_stages_or_elsewhere() {
         let r = rules();
-        let a = RouteKind::Alb;
-        let d = RouteKind::Route53;
+        let a = crate::model::kinds::LB;
+        let d = crate::model::kinds::DNS;
         assert_eq!(locate(&routes(&[(a, 100, 0), (d, 100, 0)]), &r, Side::Green), Position::At(0));
         assert_eq!(locate(&routes(&[(a, 90, 10), (d, 90, 10)]), &r, Side::Green), Position::At(1));
         assert_eq!(locate(&routes(&[(a, 90, 10), (d, 50, 50)]), &r, Side::Green), Position::Between { lo: 1, hi: 2 });
@@ -115,9 +115,9 @@ mod tests {
     #[test]
     fn a_split_heads_to_the_side_it_is_a_stage_of() {
         let r = rules();
-        assert_eq!(heading(&routes(&[(RouteKind::Alb, 50, 50)]), &r), None, "50:50 is a stage both ways");
-        assert_eq!(heading(&routes(&[(RouteKind::Alb, 90, 10)]), &r), Some(Side::Green));
-        assert_eq!(heading(&routes(&[(RouteKind::Alb, 10, 90)]), &r), Some(Side::Blue));
-        assert_eq!(heading(&routes(&[(RouteKind::Alb, 100, 0)]), &r), None);
+        assert_eq!(heading(&routes(&[(crate::model::kinds::LB, 50, 50)]), &r), None, "50:50 is a stage both ways");
+        assert_eq!(heading(&routes(&[(crate::model::kinds::LB, 90, 10)]), &r), Some(Side::Green));
+        assert_eq!(heading(&routes(&[(crate::model::kinds::LB, 10, 90)]), &r), Some(Side::Blue));
+        assert_eq!(heading(&routes(&[(crate::model::kinds::LB, 100, 0)]), &r), None);
     }
 }

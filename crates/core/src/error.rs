@@ -1,14 +1,14 @@
 //! The core's typed errors. Each maps to one documented exit code (see [`crate::exit`]).
 
 use crate::exit;
-use crate::profile::ProfileError;
 
 /// Why a command did not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The profile could not be found or read, or is invalid.
+    /// The profile could not be found or read, or is invalid (the profile's own error, which says
+    /// the file and the key path).
     #[error(transparent)]
-    Profile(#[from] ProfileError),
+    Profile(Box<dyn std::error::Error + Send + Sync + 'static>),
 
     /// Bad usage, or a resource the profile names is not what it must be. Nothing was changed.
     #[error("{message}{}", hint_line(.hint))]
@@ -55,16 +55,6 @@ impl Error {
 
     pub fn refused_hint(message: impl Into<String>, hint: impl Into<String>) -> Error {
         Error::Refused { message: message.into(), hint: Some(hint.into()) }
-    }
-
-    /// An SDK error, with its whole chain of causes, for `action` ("ListResourceRecordSets on zone Z1").
-    pub fn aws<E>(action: impl Into<String>, err: crate::aws::SdkError<E>) -> Error
-    where
-        E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + Send + Sync + 'static,
-    {
-        let transient = crate::aws::is_transient(&err);
-        let (service, message) = crate::aws::describe_error(&err);
-        Error::Aws { action: format!("{service} {}", action.into()), message, transient }
     }
 
     /// A refusal that something regional was not found names the region it was looked for in:
