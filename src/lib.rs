@@ -14,11 +14,14 @@ pub mod cli;
 pub mod commands;
 pub mod discover;
 pub mod gates;
+pub mod iam;
 pub mod lambda;
 pub mod notify;
 pub mod observe;
 pub mod policy;
 pub mod profile;
+#[cfg(test)]
+pub(crate) mod replay;
 pub mod report;
 pub mod safety_net;
 pub mod settings;

@@ -11,8 +11,14 @@ use tokio::task::JoinHandle;
 
 use crate::gates::redact_url;
 use crate::model::RouteView;
-use crate::profile::Notify;
 use crate::rollout::events::{Event, Sink};
+
+/// `[notify]`: where transitions are announced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub sns_topic_arn: Option<String>,
+    pub webhook: Option<String>,
+}
 
 /// Where notifications go.
 #[derive(Clone)]

@@ -19,9 +19,18 @@ use aws_smithy_types::DateTime;
 use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
+use crate::model::Role;
 use crate::model::{Percent, Reading, Shares, Side, Verdict, fmt_pct};
-use crate::profile::{Profile, Role};
 use crate::splitter::{RequestSource, RouteLive, same_dns};
+
+/// `[observe]`: how the traffic clients actually send is compared with the configured split.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Observe {
+    /// Percentage points the observed share may differ from the intended one.
+    pub tolerance: f64,
+    /// How far back request counts are summed (never before the stage began).
+    pub window: Duration,
+}
 
 /// The observation's label among gate readings.
 pub const OBSERVE: &str = "observe";
@@ -83,8 +92,8 @@ fn load_balancer_dimension(arn: &str) -> String {
 }
 
 impl RequestCounts {
-    /// Each side's load balancer is read with its role ([`Profile::load_balancer_role`]).
-    pub fn new(aws: &crate::aws::Accounts, profile: &Profile, routes: &[RouteLive]) -> RequestCounts {
+    /// Each side's load balancer is read with its role ([`RouteLive::lb_role`]).
+    pub fn new(aws: &crate::aws::Accounts, routes: &[RouteLive]) -> RequestCounts {
         let mut accounts = Vec::new();
         let mut account_of = |role: Option<&Role>| {
             aws.slot(&mut accounts, role, |sdk| {
@@ -96,7 +105,7 @@ impl RequestCounts {
             .map(|r| {
                 let sources = Side::ALL.map(|s| {
                     let source = r.request_source(s)?;
-                    Some((account_of(profile.load_balancer_role(r.kind, r.index, s)), source))
+                    Some((account_of(r.lb_role(s)), source))
                 });
                 (r.name.clone(), sources)
             })
@@ -328,19 +337,34 @@ pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance:
     Reading::new(OBSERVE, Verdict::Pass, format!("{}{blind_note}", seen.join("; ")))
 }
 
+/// What counting requests needs in the account of `scope` (when the profile counts them:
+/// `[observe]`, which `status` shows too, or a gate's `min_requests`): `RequestCount` read where
+/// the routes' load balancers are, and for an alias the load balancer found by its DNS name.
+pub fn policy(counts: bool, scope: &crate::iam::Scope<'_>) -> Vec<crate::iam::Statement> {
+    use crate::iam::Statement;
+    if !counts || !(scope.alias_lbs_here || scope.target_group_lbs_here) {
+        return Vec::new();
+    }
+    let mut s = Vec::new();
+    if scope.alias_lbs_here {
+        s.push(Statement::new("LoadBalancersRead", &["elasticloadbalancing:DescribeLoadBalancers"], ["*".to_string()]));
+    }
+    s.push(Statement::new("GateMetrics", &["cloudwatch:GetMetricData"], ["*".to_string()]));
+    s
+}
+
 /// How long every stage must bake for DNS: the longest TTL among the Route53 routes whose shift
 /// the observed split does not verify — every one without `[observe]`, and with it the records
 /// that are no alias to a load balancer (their requests cannot be counted). `[rollout] dns_ttl`
-/// says how long clients really keep an answer, where such a route exists.
-pub fn dns_floor(routes: &[RouteLive], profile: &Profile) -> Duration {
-    let observed = profile.observe.is_some();
+/// says how long clients really keep an answer (`dns_ttl`), where such a route exists.
+pub fn dns_floor(routes: &[RouteLive], observed: bool, dns_ttl: Option<Duration>) -> Duration {
     let ttl = routes
         .iter()
         .filter(|r| !(observed && Side::ALL.iter().all(|s| r.request_source(*s).is_some())))
         .filter_map(|r| r.dns_ttl())
         .max()
         .unwrap_or_default();
-    if ttl.is_zero() { ttl } else { profile.dns_ttl.unwrap_or(ttl) }
+    if ttl.is_zero() { ttl } else { dns_ttl.unwrap_or(ttl) }
 }
 
 #[cfg(test)]

@@ -22,9 +22,99 @@ use aws_sdk_route53::types::{
 };
 
 use crate::error::{Error, Result};
+use crate::gates::{Gate, GateSpec};
 use crate::model::Side;
-use crate::profile::{GateKind, Profile};
-use crate::splitter::AwsTraffic;
+use crate::profile::Profile;
+use crate::profile::fields::{Bad, bad_hint};
+use crate::splitter::route53::{self, RecordEdit};
+use crate::splitter::{AwsTraffic, Edit, RouteChange, RouteLive, Routes};
+
+/// What `[rollout] safety_net = true` needs of a profile: Route53 routes to attach to, alarm
+/// gates to watch, and one account for both.
+pub fn check(routes: &Routes, gates: &[Gate]) -> std::result::Result<(), Bad> {
+    if routes.route53.is_empty() {
+        return Err(bad_hint(
+            "rollout.safety_net",
+            "the safety net is a Route53 health check on the candidate's weighted records, and the profile has no [[route53]] route",
+            "drop `safety_net`, or add the weighted records as a [[route53]] route",
+        ));
+    }
+    let alarm = |g: &Gate| matches!(g.spec, GateSpec::Alarm(_));
+    if !gates.iter().any(alarm) {
+        return Err(bad_hint(
+            "rollout.safety_net",
+            "the safety net watches the alarm gates' alarms, and the profile has no alarm gate",
+            "add a [[gate]] of type = \"alarm\" naming the candidate's alarms (\"{side}\" becomes the candidate)",
+        ));
+    }
+    // The health checks belong to the account that writes them into the records, and a
+    // health check's alarm is named without an account: all must be one account.
+    let zone_role = &routes.route53[0].role;
+    let (key, other) = match routes.route53.iter().position(|r| r.role != *zone_role) {
+        Some(i) => (format!("route53[{i}].role_arn"), "another [[route53]] route"),
+        None => match gates.iter().position(|g| alarm(g) && g.role != *zone_role) {
+            Some(i) => (format!("gate[{i}].role_arn"), "an alarm gate"),
+            None => return Ok(()),
+        },
+    };
+    Err(bad_hint(
+        key,
+        format!("`[rollout] safety_net` needs one account, and {other} names another role than route53[0]"),
+        "a Route53 health check watches an alarm of its own account and is attached by the zone's account: give the [[route53]] routes and the alarm gates the same role, or drop `safety_net`",
+    ))
+}
+
+/// The safety net's health checks, in the zones' account: created, listed (to find this
+/// profile's by name; also for `status`) and deleted. CreateHealthCheck and ListHealthChecks have
+/// no resource-level permission; attaching one to a record is the zone's ChangeResourceRecordSets.
+pub fn policy(profile: &Profile, scope: &crate::iam::Scope<'_>) -> Vec<crate::iam::Statement> {
+    use crate::iam::Statement;
+    if !profile.safety_net || !profile.routes.route53.iter().any(|r| scope.here(r.role.as_ref())) {
+        return Vec::new();
+    }
+    if scope.read_only {
+        return vec![Statement::new("SafetyNetRead", &["route53:ListHealthChecks"], ["*".to_string()])];
+    }
+    vec![
+        Statement::new("SafetyNetFind", &["route53:CreateHealthCheck", "route53:ListHealthChecks"], ["*".to_string()]),
+        Statement::new(
+            "SafetyNetDelete",
+            &["route53:DeleteHealthCheck"],
+            [format!("{}route53:::healthcheck/*", scope.arn())],
+        ),
+    ]
+}
+
+/// The health check on `side`'s record of a Route53 route.
+fn health_check_id(r: &RouteLive, side: Side) -> Option<&str> {
+    r.route53().and_then(|s| route53::health_check_id(s, side))
+}
+
+/// Sets the health check of a side's record set on Route53 routes, from the routes just read;
+/// weights unchanged. `fixes`: (route index, side, health check id or none).
+async fn set_health_checks(
+    traffic: &AwsTraffic,
+    routes: &[RouteLive],
+    fixes: &[(usize, Side, Option<String>)],
+) -> Result<()> {
+    let changes: Vec<RouteChange> = routes
+        .iter()
+        .filter(|r| r.route53().is_some())
+        .filter_map(|r| {
+            let health_check: Vec<(Side, Option<String>)> = fixes
+                .iter()
+                .filter(|(i, side, id)| *i == r.index && health_check_id(r, *side) != id.as_deref())
+                .map(|(_, s, id)| (*s, id.clone()))
+                .collect();
+            (!health_check.is_empty())
+                .then(|| RouteChange::edit(r, Edit::Route53(RecordEdit { health_check, ..RecordEdit::default() })))
+        })
+        .collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    traffic.apply(routes, &changes, None).await.map(|_| ())
+}
 
 /// The safety net of one profile.
 pub struct SafetyNet {
@@ -50,7 +140,7 @@ struct Ours {
 /// the 64 characters of a CallerReference.
 fn key(profile: &Profile) -> String {
     let mut text = profile.name.clone();
-    for r in &profile.route53 {
+    for r in &profile.routes.route53 {
         text.push_str(&format!("|{}|{}|{}|{}|{}", r.zone, r.record, r.rtype, r.blue, r.green));
     }
     fnv(&text)
@@ -79,12 +169,12 @@ impl SafetyNet {
         if !profile.safety_net {
             return None;
         }
-        let sdk = aws.of(profile.route53.first()?.role.as_ref());
+        let sdk = aws.of(profile.routes.route53.first()?.role.as_ref());
         let alarms = profile
             .gates
             .iter()
-            .filter_map(|g| match &g.kind {
-                GateKind::Alarm { alarms } => Some(alarms.clone()),
+            .filter_map(|g| match &g.spec {
+                GateSpec::Alarm(a) => Some(a.alarms.clone()),
                 _ => None,
             })
             .flatten()
@@ -215,7 +305,7 @@ impl SafetyNet {
     pub async fn attach(
         &self,
         traffic: &AwsTraffic,
-        routes: Option<&[crate::splitter::RouteLive]>,
+        routes: Option<&[RouteLive]>,
         candidate: Side,
     ) -> Result<(Vec<String>, bool)> {
         let read = async {
@@ -229,8 +319,8 @@ impl SafetyNet {
         let attached: BTreeSet<&str> = ours.iter().filter(|o| o.attached.is_some()).map(|o| o.id.as_str()).collect();
         let mut fixes = Vec::new();
         let mut ids = Vec::new();
-        for r in routes.iter().filter(|r| r.kind == crate::splitter::route53::KIND) {
-            match r.health_check_id(candidate) {
+        for r in routes.iter().filter(|r| r.route53().is_some()) {
+            match health_check_id(r, candidate) {
                 Some(id) if attached.contains(id) => ids.push(id.to_string()),
                 own => {
                     let id = self.build(candidate, own).await?;
@@ -240,13 +330,13 @@ impl SafetyNet {
             }
         }
         if !fixes.is_empty() {
-            traffic.set_health_checks(&routes, &fixes).await?;
+            set_health_checks(traffic, &routes, &fixes).await?;
             tracing::info!(checks = ?ids, "safety net attached to the {candidate} records");
         }
         // What a crashed run left: attached to no record any more.
         let in_use: BTreeSet<String> = routes
             .iter()
-            .flat_map(|r| Side::ALL.map(|s| r.health_check_id(s).map(String::from)))
+            .flat_map(|r| Side::ALL.map(|s| health_check_id(r, s).map(String::from)))
             .flatten()
             .chain(ids.iter().cloned())
             .collect();
@@ -267,17 +357,16 @@ impl SafetyNet {
         let routes = traffic.read().await?;
         let fixes: Vec<(usize, Side, Option<String>)> = routes
             .iter()
-            .filter(|r| r.kind == crate::splitter::route53::KIND)
             .flat_map(|r| {
                 Side::ALL.into_iter().filter_map(|side| {
-                    let id = r.health_check_id(side)?;
+                    let id = health_check_id(r, side)?;
                     let own = ours.iter().find(|o| o.id == id)?.attached.clone()?;
                     Some((r.index, side, own))
                 })
             })
             .collect();
         if !fixes.is_empty() {
-            traffic.set_health_checks(&routes, &fixes).await?;
+            set_health_checks(traffic, &routes, &fixes).await?;
         }
         let (parents, children): (Vec<Ours>, Vec<Ours>) = ours.into_iter().partition(|o| o.attached.is_some());
         Ok(self.delete(&parents, &children).await)
@@ -303,14 +392,13 @@ impl SafetyNet {
     }
 
     /// Per Route53 route index, the side whose record carries the net and its health check.
-    pub async fn attached(&self, routes: &[crate::splitter::RouteLive]) -> Result<Vec<(usize, Side, String)>> {
+    pub async fn attached(&self, routes: &[RouteLive]) -> Result<Vec<(usize, Side, String)>> {
         let ours = self.ours().await?;
         Ok(routes
             .iter()
-            .filter(|r| r.kind == crate::splitter::route53::KIND)
             .flat_map(|r| {
                 Side::ALL.into_iter().filter_map(|side| {
-                    let id = r.health_check_id(side)?;
+                    let id = health_check_id(r, side)?;
                     ours.iter().any(|o| o.id == id && o.attached.is_some()).then(|| (r.index, side, id.to_string()))
                 })
             })
@@ -344,7 +432,7 @@ mod tests {
             .build();
         SafetyNet {
             client: Client::from_conf(r53),
-            cw: crate::gates::replay::cloudwatch(&[&rule]),
+            cw: crate::replay::cloudwatch(&[&rule]),
             prefix: "cutover:00000000:".into(),
             alarms: vec!["app-{side}-errors".into()],
             region: "us-west-2".into(),

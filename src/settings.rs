@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use crate::cli::{Cli, LogFormat, OutputFormat};
 use crate::error::{Error, Result};
 use crate::notify::NotifySink;
-use crate::profile::{Profile, ProfileSource};
+use crate::profile::Profile;
+use crate::profile::source::ProfileSource;
 use crate::report::reporters::{JsonReporter, PlainReporter, ProgressReporter};
 use crate::rollout::events::{Event, Fanout, Sink};
 use crate::splitter::AwsTraffic;
@@ -41,7 +42,7 @@ impl Settings {
     /// Reads the profile and the AWS configuration.
     pub async fn resolve(cli: &Cli) -> Result<Settings> {
         let (path, profile, sdk) = match cli.profile.as_deref().and_then(|p| p.strip_prefix("s3://")) {
-            Some(location) => crate::profile::profile_from_s3(location).await?,
+            Some(location) => crate::profile::source::profile_from_s3(location).await?,
             None => {
                 let source = ProfileSource::new(cli.profiles_dir.clone());
                 let path = source.locate(cli.profile.as_deref())?;
@@ -78,7 +79,18 @@ impl Settings {
 
     /// Every route of the profile.
     pub fn traffic(&self) -> AwsTraffic {
-        AwsTraffic::new(&self.aws, &self.profile)
+        AwsTraffic::new(&self.aws, &self.profile.routes, &self.profile.sides.roles)
+    }
+
+    /// The profile's gates, reading the candidate of `routes` (as read).
+    pub fn gates(&self, routes: &[crate::splitter::RouteLive]) -> crate::gates::Gates {
+        crate::gates::Gates::new(&self.aws, &self.profile.gates, self.profile.observe, routes)
+    }
+
+    /// Points every preview record at `side`'s load balancer; says whether it wrote.
+    pub async fn point_preview(&self, traffic: &AwsTraffic, side: crate::model::Side) -> Result<bool> {
+        let has = self.profile.routes.route53.iter().any(|r| r.preview.is_some());
+        crate::sides::point_preview(traffic, has, side).await
     }
 
     /// The state table, when the profile has one.

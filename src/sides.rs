@@ -5,12 +5,75 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+
 use crate::aws::Accounts;
 use crate::discover::{IngressAlb, controller_albs, describe_cluster};
 use crate::error::{Error, Result};
-use crate::model::Side;
-use crate::profile::{EksSide, Profile, Role};
-use crate::splitter::{AliasTo, RouteLive, same_dns};
+use crate::model::{Role, Side};
+use crate::splitter::route53::{self, AliasTo, RecordEdit};
+use crate::splitter::{AwsTraffic, Edit, RouteChange, RouteLive, same_dns};
+
+/// Where each side runs, when the profile says.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sides {
+    pub blue: Option<EksSide>,
+    pub green: Option<EksSide>,
+    /// `[sides.X] role_arn`: the role for the side's cluster and load balancers, by
+    /// [`Side::index`].
+    pub roles: [Option<Role>; 2],
+}
+
+impl Sides {
+    /// The role of `side`'s cluster and load balancers, when it has one.
+    pub fn role(&self, side: Side) -> Option<&Role> {
+        self.roles[side.index()].as_ref()
+    }
+
+    fn eks(&self, side: Side) -> Option<&EksSide> {
+        match side {
+            Side::Blue => self.blue.as_ref(),
+            Side::Green => self.green.as_ref(),
+        }
+    }
+
+    /// What reading the sides needs in the account of `scope`: each placed side's cluster, and
+    /// its ingress ALBs found by the controller's tags.
+    pub fn policy(&self, scope: &crate::iam::Scope<'_>) -> Vec<crate::iam::Statement> {
+        use crate::iam::Statement;
+        let clusters: std::collections::BTreeSet<&str> = Side::ALL
+            .into_iter()
+            .filter(|s| scope.here(self.role(*s)))
+            .filter_map(|s| self.eks(s))
+            .map(|e| e.cluster.as_str())
+            .collect();
+        if clusters.is_empty() {
+            return Vec::new();
+        }
+        let (arn, region, account) = (scope.arn(), scope.region, scope.account);
+        vec![
+            Statement::new(
+                "SidesClusters",
+                &["eks:DescribeCluster"],
+                clusters.iter().map(|c| format!("{arn}eks:{region}:{account}:cluster/{c}")),
+            ),
+            Statement::new(
+                "LoadBalancersRead",
+                &["elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags"],
+                ["*".to_string()],
+            ),
+        ]
+    }
+}
+
+/// One side's EKS namespace and the Ingress whose ALB serves it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EksSide {
+    pub cluster: String,
+    pub namespace: String,
+    pub ingress: String,
+}
 
 /// A weighted record whose alias does not point at its side's ingress ALB.
 #[derive(Clone, Debug)]
@@ -22,26 +85,17 @@ pub struct Stale {
     pub should: AliasTo,
 }
 
-fn eks(profile: &Profile, side: Side) -> Option<&EksSide> {
-    match side {
-        Side::Blue => profile.sides.blue.as_ref(),
-        Side::Green => profile.sides.green.as_ref(),
-    }
-}
-
 /// Checks the sides the profile places: clusters ACTIVE for the sides in `active` (the ones
 /// traffic moves to), and the Route53 alias records of every placed side. Each cluster is
 /// described and its ALBs listed once, however many sides it holds. A side with `role_arn` is
 /// looked up in that role's account. Returns the stale records.
-pub async fn check(aws: &Accounts, profile: &Profile, routes: &[RouteLive], active: &[Side]) -> Result<Vec<Stale>> {
-    let placed: Vec<(Side, &EksSide)> = Side::ALL.into_iter().filter_map(|s| Some((s, eks(profile, s)?))).collect();
+pub async fn check(aws: &Accounts, sides: &Sides, routes: &[RouteLive], active: &[Side]) -> Result<Vec<Stale>> {
+    let placed: Vec<(Side, &EksSide)> = Side::ALL.into_iter().filter_map(|s| Some((s, sides.eks(s)?))).collect();
     if placed.is_empty() {
         return Ok(Vec::new());
     }
     // A cluster by its account (the side's role) and name.
-    let at = |side: Side, place: &'_ EksSide| -> (Option<&Role>, String) {
-        (profile.sides.role(side), place.cluster.clone())
-    };
+    let at = |side: Side, place: &'_ EksSide| -> (Option<&Role>, String) { (sides.role(side), place.cluster.clone()) };
     let mut clusters: BTreeMap<(Option<&Role>, String), Vec<IngressAlb>> = BTreeMap::new();
     for (side, place) in &placed {
         let key = at(*side, place);
@@ -87,8 +141,8 @@ pub async fn check(aws: &Accounts, profile: &Profile, routes: &[RouteLive], acti
                 )));
             }
         };
-        for r in routes.iter().filter(|r| r.kind == crate::splitter::route53::KIND) {
-            let Some(dns) = r.alias_dns(side) else { continue };
+        for r in routes {
+            let Some(dns) = r.route53().and_then(|s| route53::alias_dns(s, side)) else { continue };
             if !same_dns(&dns, &lb.dns_name) {
                 stale.push(Stale {
                     route: r.index,
@@ -126,4 +180,44 @@ pub fn stale_error(stale: &[Stale]) -> Error {
         message,
         hint: Some("`--repoint` points them at the current ALB in the same change batch as the weights".into()),
     }
+}
+
+/// The changes that point `stale` alias records at their side's current ALB (`--repoint`),
+/// added to `changes` (one per route) or as changes of their own; weights unchanged.
+pub fn repoint(routes: &[RouteLive], changes: &mut Vec<RouteChange>, stale: Vec<Stale>) {
+    for s in stale {
+        let Some(r) = routes.iter().find(|r| r.route53().is_some() && r.index == s.route) else { continue };
+        let i = match changes.iter().position(|c| c.route.route53().is_some() && c.route.index == s.route) {
+            Some(i) => i,
+            None => {
+                changes.push(RouteChange::new(r, r.weights, true));
+                changes.len() - 1
+            }
+        };
+        let mut edit = match changes[i].edit.take() {
+            Some(Edit::Route53(e)) => e,
+            _ => RecordEdit::default(),
+        };
+        edit.repoint.push((s.side, s.should));
+        changes[i].edit = Some(Edit::Route53(edit));
+    }
+}
+
+/// Points every preview record at `side`'s alias target (one batch per zone); weights
+/// unchanged. Says whether it wrote; a profile without preview records reads nothing.
+pub async fn point_preview(traffic: &AwsTraffic, has_previews: bool, side: Side) -> Result<bool> {
+    if !has_previews {
+        return Ok(false);
+    }
+    let routes = traffic.read().await?;
+    let changes: Vec<RouteChange> = routes
+        .iter()
+        .filter(|r| r.route53().is_some_and(|s| s.preview.is_some() && route53::preview_side(s) != Some(side)))
+        .map(|r| RouteChange::edit(r, Edit::Route53(RecordEdit { preview_to: Some(side), ..RecordEdit::default() })))
+        .collect();
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    tracing::info!(%side, routes = changes.len(), "pointing preview records");
+    traffic.apply(&routes, &changes, None).await.map(|_| true)
 }

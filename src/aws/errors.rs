@@ -113,19 +113,6 @@ where
     }
 }
 
-/// Whether an error's chain of causes holds a refused connection: nothing listens at the endpoint
-/// (a wrong `AWS_ENDPOINT_URL`, a local emulator that is not running). Retrying cannot mend that.
-pub fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cause {
-        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
-}
-
 /// A failed AWS call in words: the service (`route53`), and one sentence — `AccessDenied: User …
 /// is not authorized …` — with a hint where the user can act, in place of the SDK's chain of
 /// debug dumps.
@@ -154,7 +141,7 @@ where
             let hint = hint_for_code(code);
             (if message.is_empty() { code.to_string() } else { format!("{code}: {message}") }, hint)
         }
-        S::DispatchFailure(d) if connection_refused(err) => (
+        S::DispatchFailure(d) if super::http::connection_refused(err) => (
             format!("could not connect: {}", d.as_connector_error().map(|c| root(c)).unwrap_or_else(|| root(err))),
             Some("nothing listens at the endpoint: check AWS_ENDPOINT_URL (for the local emulator: `. localstack/env.sh` starts it), or unset it to reach AWS".into()),
         ),
@@ -231,7 +218,7 @@ mod tests {
         let rule = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_error(move || {
             DescribeAlarmsError::generic(ErrorMetadata::builder().code(code).message(message).build())
         });
-        let client = crate::gates::replay::cloudwatch(&[&rule]);
+        let client = crate::replay::cloudwatch(&[&rule]);
         let err = client.describe_alarms().send().await.unwrap_err();
         super::error("DescribeAlarms", err)
     }

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use super::errors::connection_refused;
-
 /// The one HTTPS client every service client of the process shares — the SDK's default client
 /// (hyper 1, rustls with aws-lc, the system's roots, the proxy from `HTTPS_PROXY`/`NO_PROXY`),
 /// built here so that Route53's calls can be held to its rate ([`Route53Limited`]). Its roots:
@@ -139,6 +137,19 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for RecordCalls {
         }
         Ok(())
     }
+}
+
+/// Whether an error's chain of causes holds a refused connection: nothing listens at the endpoint
+/// (a wrong `AWS_ENDPOINT_URL`, a local emulator that is not running). Retrying cannot mend that.
+pub fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Forbids retrying a call whose connection was refused, so a command facing an endpoint where

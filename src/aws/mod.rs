@@ -10,5 +10,5 @@ pub mod http;
 
 pub use accounts::Accounts;
 pub use config::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, MAX_ATTEMPTS, load, timeouts_until};
-pub use errors::{SdkError, connection_refused, describe_error, error, is_transient};
-pub use http::{NoRetryWhenRefused, RecordCalls, Route53Limited, elb_throttled, iam_prefix};
+pub use errors::{SdkError, describe_error, error, is_transient};
+pub use http::{NoRetryWhenRefused, RecordCalls, Route53Limited, connection_refused, elb_throttled, iam_prefix};

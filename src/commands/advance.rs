@@ -103,7 +103,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     }
     if step.action == "completed"
         && let Some(s) = ledger.state()
-        && let Err(e) = traffic.point_preview(s.candidate).await
+        && let Err(e) = settings.point_preview(&traffic, s.candidate).await
     {
         tracing::warn!(error = %e, "could not point the preview record at the next candidate");
     }

@@ -106,7 +106,7 @@ pub async fn gates_once(
     skip: &str,
 ) -> Result<Vec<crate::model::Reading>> {
     use crate::rollout::ports::Gates as _;
-    let gates = crate::gates::Gates::new(&settings.aws, &settings.profile, routes);
+    let gates = settings.gates(routes);
     gates.preflight(candidate).await?;
     let ctx = crate::rollout::ports::GateContext {
         profile: settings.profile.name.clone(),
@@ -164,12 +164,12 @@ pub async fn precheck(
     repoint: bool,
 ) -> Result<Checked> {
     let profile = &settings.profile;
-    opening.rules.dns_ttl = crate::observe::dns_floor(&opening.routes, profile);
-    let stale = crate::sides::check(&settings.aws, profile, &opening.routes, &[opening.candidate]).await?;
+    opening.rules.dns_ttl = crate::observe::dns_floor(&opening.routes, profile.observe.is_some(), profile.dns_ttl);
+    let stale = crate::sides::check(&settings.aws, &profile.sides, &opening.routes, &[opening.candidate]).await?;
     if !stale.is_empty() && !repoint {
         return Err(crate::sides::stale_error(&stale));
     }
-    let gates = crate::gates::Gates::new(&settings.aws, profile, &opening.routes);
+    let gates = settings.gates(&opening.routes);
     gates.preflight(opening.candidate).await?;
     if let Some(net) = crate::safety_net::SafetyNet::of(&settings.aws, profile) {
         net.preflight(opening.candidate).await?;
@@ -190,15 +190,16 @@ impl Checked {
         let mut gates = self.gates;
         let mut wrote = false;
         if !self.stale.is_empty() {
-            let fixes: Vec<(usize, Side, crate::splitter::AliasTo)> =
-                self.stale.into_iter().map(|s| (s.route, s.side, s.should)).collect();
-            traffic.repoint(&fixes).await?;
+            let routes = traffic.read().await?;
+            let mut changes = Vec::new();
+            crate::sides::repoint(&routes, &mut changes, self.stale);
+            traffic.apply(&routes, &changes, None).await?;
             wrote = true;
-            gates = crate::gates::Gates::new(&settings.aws, &settings.profile, &traffic.read().await?);
+            gates = settings.gates(&traffic.read().await?);
         }
         if opening.entry == crate::rollout::open::Entry::Fresh && opening.progress.stage == 0 {
             // The preview hostname follows the candidate from the start of a rollout.
-            wrote |= traffic.point_preview(opening.candidate).await?;
+            wrote |= settings.point_preview(traffic, opening.candidate).await?;
         }
         if let Some(net) = crate::safety_net::SafetyNet::of(&settings.aws, &settings.profile) {
             // Before traffic moves: Route53 withdraws the candidate by itself if an alarm fires

@@ -129,7 +129,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
     }
     super::drop_safety_net(settings, &traffic).await;
     // The preview hostname moves to the next candidate: the old stable side.
-    if let Err(e) = traffic.point_preview(candidate.other()).await {
+    if let Err(e) = settings.point_preview(&traffic, candidate.other()).await {
         tracing::warn!(error = %e, "could not point the preview record at the next candidate");
     }
     let mut bus = settings.bus(false);

@@ -269,7 +269,7 @@ async fn drain(settings: &Settings, read: &[RouteLive], left: Side, wait: Option
     let (Some(timeout), Some(observe)) = (wait, settings.profile.observe) else {
         return Ok(drain);
     };
-    let counts = RequestCounts::new(&settings.aws, &settings.profile, read);
+    let counts = RequestCounts::new(&settings.aws, read);
     let poll = settings.profile.rollout.poll.clamp(Duration::from_millis(100), Duration::from_secs(15));
     let give_up = written.0 + timeout;
     loop {

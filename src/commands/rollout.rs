@@ -118,7 +118,7 @@ async fn drive<S: Store>(
     }
     if end.outcome == Outcome::Completed {
         // Promoted: the preview hostname moves to the next candidate, the old stable side.
-        if let Err(e) = traffic.point_preview(end.to.other()).await {
+        if let Err(e) = settings.point_preview(traffic, end.to.other()).await {
             tracing::warn!(error = %e, "could not point the preview record at the next candidate");
         }
     }

@@ -75,18 +75,12 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
     let mut changes = AwsTraffic::plan(&routes, side, percent);
     let gaining = Side::ALL.into_iter().find(|&s| changes.iter().any(|c| c.raises(s)));
     let active_sides: Vec<Side> = gaining.into_iter().collect();
-    let stale = crate::sides::check(&settings.aws, profile, &routes, &active_sides).await?;
+    let stale = crate::sides::check(&settings.aws, &profile.sides, &routes, &active_sides).await?;
     if !stale.is_empty() {
         if !args.repoint {
             return Err(crate::sides::stale_error(&stale));
         }
-        for s in stale {
-            if let Some(c) =
-                changes.iter_mut().find(|c| c.route.kind == crate::splitter::route53::KIND && c.route.index == s.route)
-            {
-                c.repoint.push((s.side, s.should));
-            }
-        }
+        crate::sides::repoint(&routes, &mut changes, stale);
     }
     if let (true, Some(candidate), false) = (args.gates, gaining, profile.gates.is_empty()) {
         let current = Percent::from_f64(routes[0].weights.percent(candidate)).unwrap_or(Percent::ZERO);

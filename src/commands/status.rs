@@ -42,8 +42,7 @@ pub async fn run(settings: &Settings, watch: Option<Duration>) -> Result<i32> {
         let (report, state, routes) = snapshot(settings, &traffic, ledger.as_mut(), &counts).await?;
         let gates = match &state {
             Some(s) if s.status.is_active() => {
-                let gates =
-                    gates.get_or_insert_with(|| crate::gates::Gates::new(&settings.aws, &settings.profile, &routes));
+                let gates = gates.get_or_insert_with(|| settings.gates(&routes));
                 Some(readings(settings, gates, s).await)
             }
             _ => None,
@@ -107,7 +106,7 @@ async fn snapshot(
     // The observed split and the safety net are read at once, after the routes they are about.
     let observed = async {
         let observe = settings.profile.observe?;
-        let counts = counts.get_or_init(async || RequestCounts::new(&settings.aws, &settings.profile, &routes)).await;
+        let counts = counts.get_or_init(async || RequestCounts::new(&settings.aws, &routes)).await;
         Some(counts.read(observe.window, None).await)
     };
     let net = async {

@@ -10,7 +10,7 @@ use crate::splitter::sole_side;
 
 pub async fn run(settings: &Settings) -> Result<i32> {
     let routes = settings.traffic().read().await?;
-    let stale = crate::sides::check(&settings.aws, &settings.profile, &routes, &Side::ALL).await?;
+    let stale = crate::sides::check(&settings.aws, &settings.profile.sides, &routes, &Side::ALL).await?;
     if !stale.is_empty() {
         return Err(crate::sides::stale_error(&stale));
     }

@@ -1,27 +1,111 @@
 //! `alarm` gate: CloudWatch alarms by name, all in one DescribeAlarms call. ALARM fails,
 //! INSUFFICIENT_DATA waits, OK passes.
 
-use aws_config::SdkConfig;
+use std::time::Duration;
+
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{AlarmType, HistoryItemType, StateValue};
+use serde::Deserialize;
 
-use super::{GateCheck, GateContext, Reading, Verdict, substitute};
+use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, min_requests, substitute};
 use crate::error::{Error, Result};
-use crate::model::Side;
+use crate::iam::{Scope, Statement};
+use crate::model::{Reading, Role, Side, Verdict};
+use crate::profile::fields::{Bad, Key, bad, bad_hint, duration, non_empty};
 
-pub struct Alarm {
+/// The `alarm` gate kind.
+pub struct Kind;
+
+/// An `alarm` gate's table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    alarms: Vec<String>,
+    min_requests: Option<i64>,
+    #[serde(default = "default_window")]
+    window: String,
+}
+
+fn default_window() -> String {
+    "5m".to_string()
+}
+
+/// An `alarm` gate, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// Alarm names; `{side}` becomes the candidate.
+    pub alarms: Vec<String>,
+}
+
+impl GateKind for Kind {
+    const TYPE: &'static str = "alarm";
+    const AWS: bool = true;
+    type Section = Section;
+    type Spec = Spec;
+    type Reader = Reader;
+
+    fn check(g: Section, at: &Key) -> std::result::Result<Checked<Spec>, Bad> {
+        if g.alarms.is_empty() {
+            return Err(bad(at.at("alarms"), "must name at least one alarm"));
+        }
+        for (j, a) in g.alarms.iter().enumerate() {
+            non_empty(&format!("{}[{j}]", at.at("alarms")), a)?;
+        }
+        let window = duration(&at.at("window"), &g.window)?;
+        if window < Duration::from_secs(60) {
+            return Err(bad_hint(at.at("window"), "must be at least 1m", "ALB request counts are reported per minute"));
+        }
+        Ok(Checked { spec: Spec { alarms: g.alarms }, min_requests: min_requests(at, g.min_requests, window)? })
+    }
+
+    fn reader(spec: &Spec, env: &Env<'_>) -> Reader {
+        Reader::with_client(crate::client!(aws_sdk_cloudwatch, env.sdk()), env.name, spec.alarms.clone())
+            .with_role(env.role.cloned())
+    }
+
+    /// DescribeAlarms has no resource-level permission; DescribeAlarmHistory returns a composite
+    /// alarm's history only to a permission scoped to `*`, and whether a named alarm is
+    /// composite is not in the profile.
+    fn policy(_: &Spec, role: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement> {
+        if scope.read_only || !scope.here(role) {
+            return Vec::new();
+        }
+        vec![Statement::new(
+            "GateAlarms",
+            &["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"],
+            ["*".to_string()],
+        )]
+    }
+
+    /// Several alarm gates of one account: their alarms in one DescribeAlarms call (100 names a
+    /// call), not one each. Alarms of several accounts are read by each gate itself.
+    async fn read_all(readers: &[&Reader], ctx: &GateContext) -> Vec<Reading> {
+        let together = readers.len() > 1 && readers.iter().all(|r| r.role == readers[0].role);
+        if !together {
+            return futures::future::join_all(readers.iter().map(|r| r.read(ctx))).await;
+        }
+        let names = readers.iter().flat_map(|a| a.names(ctx.candidate)).collect();
+        let states = states_of(&readers[0].client, names).await.map_err(|e| e.to_string());
+        futures::future::join_all(readers.iter().map(|r| r.read_from(ctx, Some(&states)))).await
+    }
+}
+
+/// Reads an `alarm` gate.
+pub struct Reader {
     name: String,
     client: Client,
     alarms: Vec<String>,
+    /// The role its alarms are read with: gates of one role are read together.
+    role: Option<Role>,
 }
 
-impl Alarm {
-    pub fn new(sdk: &SdkConfig, name: &str, alarms: Vec<String>) -> Alarm {
-        Alarm::with_client(crate::client!(aws_sdk_cloudwatch, sdk), name, alarms)
+impl Reader {
+    pub fn with_client(client: Client, name: &str, alarms: Vec<String>) -> Reader {
+        Reader { name: name.to_string(), client, alarms, role: None }
     }
 
-    pub fn with_client(client: Client, name: &str, alarms: Vec<String>) -> Alarm {
-        Alarm { name: name.to_string(), client, alarms }
+    fn with_role(self, role: Option<Role>) -> Reader {
+        Reader { role, ..self }
     }
 
     /// The alarm names this gate reads for `side`.
@@ -34,12 +118,8 @@ impl Alarm {
         states_of(&self.client, self.names(side)).await
     }
 
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// Every named alarm must exist.
-    pub async fn preflight(&self, side: Side) -> Result<()> {
+    async fn exist(&self, side: Side) -> Result<()> {
         let found = self.states(side).await?;
         let missing: Vec<String> =
             self.names(side).into_iter().filter(|n| !found.iter().any(|(f, _)| f == n)).collect();
@@ -54,7 +134,7 @@ impl Alarm {
     }
 }
 
-impl Alarm {
+impl Reader {
     /// Alarms that went into ALARM at some point since `since` (DescribeAlarmHistory).
     async fn alarmed_since(&self, side: Side, since: std::time::SystemTime) -> Result<Vec<String>> {
         let mut alarmed = Vec::new();
@@ -134,13 +214,17 @@ pub(crate) fn went_to_alarm(summary: &str) -> bool {
     summary.trim_end().ends_with("to ALARM")
 }
 
-impl GateCheck for Alarm {
+impl GateCheck for Reader {
     async fn read(&self, ctx: &GateContext) -> Reading {
         self.read_from(ctx, None).await
     }
+
+    async fn preflight(&self, candidate: Side) -> Result<()> {
+        self.exist(candidate).await
+    }
 }
 
-impl Alarm {
+impl Reader {
     /// Reads this gate, from `prefetched` states when every alarm gate's alarms were described
     /// together this poll.
     pub(crate) async fn read_from(
@@ -223,7 +307,7 @@ mod tests {
         }
     }
 
-    use crate::gates::replay::cloudwatch as replay;
+    use crate::replay::cloudwatch as replay;
 
     fn now_ok() -> Rule {
         mock!(Client::describe_alarms).then_output(|| {
@@ -254,7 +338,7 @@ mod tests {
                     .build()
             });
         let client = replay(&[&now_ok(), &history]);
-        let gate = Alarm::with_client(client, "alarm#1", vec!["app-{side}-5xx".into()]);
+        let gate = Reader::with_client(client, "alarm#1", vec!["app-{side}-5xx".into()]);
         let since = SystemTime::now() - Duration::from_secs(600);
         let r = gate.read(&ctx(Some(since))).await;
         assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
@@ -268,7 +352,7 @@ mod tests {
     async fn a_quiet_history_passes_and_an_unreadable_one_waits() {
         let quiet = mock!(Client::describe_alarm_history).then_output(|| DescribeAlarmHistoryOutput::builder().build());
         let client = replay(&[&now_ok(), &quiet]);
-        let gate = Alarm::with_client(client, "alarm#1", vec!["app-{side}-5xx".into()]);
+        let gate = Reader::with_client(client, "alarm#1", vec!["app-{side}-5xx".into()]);
         let r = gate.read(&ctx(Some(SystemTime::now()))).await;
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
 
@@ -278,7 +362,7 @@ mod tests {
             )
         });
         let client = replay(&[&now_ok(), &broken]);
-        let gate = Alarm::with_client(client, "alarm#1", vec!["app-{side}-5xx".into()]);
+        let gate = Reader::with_client(client, "alarm#1", vec!["app-{side}-5xx".into()]);
         let r = gate.read(&ctx(Some(SystemTime::now()))).await;
         assert_eq!(r.verdict, Verdict::Wait, "history unknown is never a pass: {r:?}");
     }

@@ -5,12 +5,54 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_smithy_types::DateTime;
+use serde::Deserialize;
 
-use super::{GateCheck, GateContext, Reading, Verdict, substitute};
+use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, substitute};
+use crate::iam::{Scope, Statement};
+use crate::model::{Reading, Role, Verdict};
+use crate::profile::fields::{Bad, Key, non_empty};
+
+/// The `route53-health-check` gate kind.
+pub struct Kind;
+
+/// A `route53-health-check` gate's table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    health_check_id: String,
+}
+
+/// A `route53-health-check` gate, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// `{side}` becomes the candidate.
+    pub health_check_id: String,
+}
+
+impl GateKind for Kind {
+    const TYPE: &'static str = "route53-health-check";
+    const AWS: bool = true;
+    type Section = Section;
+    type Spec = Spec;
+    type Reader = HealthCheck;
+
+    fn check(g: Section, at: &Key) -> std::result::Result<Checked<Spec>, Bad> {
+        non_empty(&at.at("health_check_id"), &g.health_check_id)?;
+        Ok(Checked::new(Spec { health_check_id: g.health_check_id }))
+    }
+
+    fn reader(spec: &Spec, env: &Env<'_>) -> HealthCheck {
+        HealthCheck::new(env.sdk(), env.name, &spec.health_check_id)
+    }
+
+    /// Route53 health checks are read as their `AWS/Route53` `HealthCheckStatus` metric.
+    fn policy(_: &Spec, role: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement> {
+        super::metric::metrics_policy(role, scope)
+    }
+}
 
 /// The region Route53 publishes its health-check metrics in, whatever the profile's region.
 pub const METRICS_REGION: &str = "us-east-1";
@@ -24,7 +66,7 @@ pub struct HealthCheck {
 }
 
 impl HealthCheck {
-    pub fn new(sdk: &SdkConfig, name: &str, id: &str) -> HealthCheck {
+    pub fn new(sdk: &aws_config::SdkConfig, name: &str, id: &str) -> HealthCheck {
         let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
             .region(aws_sdk_cloudwatch::config::Region::new(METRICS_REGION))
             .build();

@@ -3,8 +3,83 @@
 
 use std::time::Duration;
 
-use super::{GateCheck, GateContext, Reading, Verdict, redact_url, substitute};
+use serde::Deserialize;
 
+use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, redact_url, substitute};
+use crate::iam::{Scope, Statement};
+use crate::model::{Reading, Role, Verdict};
+use crate::profile::fields::{Bad, Key, bad, duration, http_url};
+
+/// The `http` gate kind.
+pub struct Kind;
+
+/// An `http` gate's table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    url: String,
+    #[serde(default = "default_status")]
+    expect_status: i64,
+    body_contains: Option<String>,
+    #[serde(default = "default_timeout")]
+    timeout: String,
+}
+
+fn default_status() -> i64 {
+    200
+}
+
+pub(super) fn default_timeout() -> String {
+    "5s".to_string()
+}
+
+/// An `http` gate, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub url: String,
+    pub expect_status: u16,
+    pub body_contains: Option<String>,
+    pub timeout: Duration,
+}
+
+impl GateKind for Kind {
+    const TYPE: &'static str = "http";
+    const AWS: bool = false;
+    type Section = Section;
+    type Spec = Spec;
+    type Reader = Http;
+
+    fn check(g: Section, at: &Key) -> std::result::Result<Checked<Spec>, Bad> {
+        http_url(&at.at("url"), &g.url)?;
+        if !(100..=599).contains(&g.expect_status) {
+            return Err(bad(at.at("expect_status"), format!("{} is not an HTTP status", g.expect_status)));
+        }
+        let timeout = duration(&at.at("timeout"), &g.timeout)?;
+        Ok(Checked::new(Spec {
+            url: g.url,
+            expect_status: g.expect_status as u16,
+            body_contains: g.body_contains,
+            timeout,
+        }))
+    }
+
+    fn reader(spec: &Spec, env: &Env<'_>) -> Http {
+        Http {
+            name: env.name.to_string(),
+            client: env.http.clone(),
+            url: spec.url.clone(),
+            expect_status: spec.expect_status,
+            body_contains: spec.body_contains.clone(),
+            timeout: spec.timeout,
+        }
+    }
+
+    fn policy(_: &Spec, _: Option<&Role>, _: &Scope<'_>) -> Vec<Statement> {
+        Vec::new()
+    }
+}
+
+/// Reads an `http` gate.
 pub struct Http {
     pub name: String,
     pub client: reqwest::Client,

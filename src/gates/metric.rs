@@ -5,15 +5,186 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{Dimension, Metric as CwMetric, MetricDataQuery, MetricStat};
 use aws_smithy_types::DateTime;
+use serde::Deserialize;
 
-use super::{GateCheck, GateContext, RESULT_ID, Reading, Verdict, substitute};
-use crate::model::Side;
-use crate::profile::MetricQuery;
+use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, min_requests, substitute};
+use crate::iam::{Scope, Statement};
+use crate::model::{Reading, Role, Side, Verdict};
+use crate::profile::fields::{Bad, Key, bad, bad_hint, duration};
 
+/// The GetMetricData query id of the series a metric gate judges; profiles' metric ids may not use it.
+pub const RESULT_ID: &str = "cutover_gate";
+
+/// The `metric` gate kind.
+pub struct Kind;
+
+/// A `metric` gate's table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    namespace: Option<String>,
+    metric: Option<String>,
+    #[serde(default)]
+    dimensions: BTreeMap<String, String>,
+    #[serde(default = "default_stat")]
+    stat: String,
+    expression: Option<String>,
+    #[serde(default)]
+    metrics: Vec<NamedMetric>,
+    #[serde(default = "default_period")]
+    period: String,
+    #[serde(default = "default_window")]
+    window: String,
+    max: Option<f64>,
+    min: Option<f64>,
+    min_requests: Option<i64>,
+}
+
+fn default_stat() -> String {
+    "Average".to_string()
+}
+fn default_period() -> String {
+    "1m".to_string()
+}
+fn default_window() -> String {
+    "5m".to_string()
+}
+
+/// A CloudWatch metric, or a metric-math expression over metrics named `m1`, `m2`, ….
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricQuery {
+    Metric { namespace: String, metric: String, dimensions: BTreeMap<String, String>, stat: String },
+    Expression { expression: String, metrics: Vec<NamedMetric> },
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedMetric {
+    pub id: String,
+    pub namespace: String,
+    pub metric: String,
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    #[serde(default = "default_stat")]
+    pub stat: String,
+}
+
+/// A `metric` gate, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub query: MetricQuery,
+    pub period: Duration,
+    pub window: Duration,
+    pub max: Option<f64>,
+    pub min: Option<f64>,
+}
+
+impl GateKind for Kind {
+    const TYPE: &'static str = "metric";
+    const AWS: bool = true;
+    type Section = Section;
+    type Spec = Spec;
+    type Reader = Metric;
+
+    fn check(g: Section, at: &Key) -> std::result::Result<Checked<Spec>, Bad> {
+        let query = match (g.expression, g.namespace, g.metric) {
+            (Some(expression), None, None) => {
+                if g.metrics.is_empty() {
+                    return Err(bad_hint(
+                        at.at("metrics"),
+                        "an expression needs the metrics it uses",
+                        "[[gate.metrics]] id = \"m1\", namespace = …, metric = …",
+                    ));
+                }
+                MetricQuery::Expression { expression, metrics: g.metrics }
+            }
+            (None, Some(namespace), Some(metric)) => {
+                if !g.metrics.is_empty() {
+                    return Err(bad(at.at("metrics"), "only used with `expression`"));
+                }
+                MetricQuery::Metric { namespace, metric, dimensions: g.dimensions, stat: g.stat }
+            }
+            _ => {
+                return Err(bad_hint(
+                    at.at("expression"),
+                    "give either `namespace` and `metric`, or `expression` with `metrics`",
+                    "namespace = \"AWS/ApplicationELB\", metric = \"HTTPCode_Target_5XX_Count\"",
+                ));
+            }
+        };
+        if g.max.is_none() && g.min.is_none() {
+            return Err(bad_hint(
+                at.at("max"),
+                "a metric gate needs a threshold",
+                "`max` fails above it, `min` fails below it",
+            ));
+        }
+        let period = duration(&at.at("period"), &g.period)?;
+        let window = duration(&at.at("window"), &g.window)?;
+        // GetMetricData accepts these periods and no others.
+        let secs = period.as_secs();
+        if period.subsec_nanos() != 0 || !(matches!(secs, 1 | 5 | 10 | 20 | 30) || secs > 0 && secs % 60 == 0) {
+            return Err(bad_hint(
+                at.at("period"),
+                "CloudWatch periods are 1, 5, 10, 20, 30 or 60 seconds, or a multiple of 60 seconds",
+                "for example \"1m\" (periods under a minute need high-resolution metrics)",
+            ));
+        }
+        if let MetricQuery::Expression { metrics, .. } = &query {
+            let mut seen = std::collections::BTreeSet::new();
+            for (j, m) in metrics.iter().enumerate() {
+                let id_key = format!("{}[{j}].id", at.at("metrics"));
+                let mut chars = m.id.chars();
+                let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                    && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !well_formed {
+                    return Err(bad_hint(
+                        id_key,
+                        format!("`{}` is not an id GetMetricData accepts", m.id),
+                        "start with a lowercase letter; then letters, digits and `_` only, e.g. \"m1\"",
+                    ));
+                }
+                if m.id == RESULT_ID || !seen.insert(m.id.as_str()) {
+                    return Err(bad(id_key, format!("`{}` is used twice (or by cutover)", m.id)));
+                }
+            }
+        }
+        if window < period {
+            return Err(bad(at.at("window"), "must be at least one period"));
+        }
+        let min_requests = min_requests(at, g.min_requests, window.max(Duration::from_secs(60)))?;
+        Ok(Checked { spec: Spec { query, period, window, max: g.max, min: g.min }, min_requests })
+    }
+
+    fn reader(spec: &Spec, env: &Env<'_>) -> Metric {
+        Metric {
+            name: env.name.to_string(),
+            client: crate::client!(aws_sdk_cloudwatch, env.sdk()),
+            query: spec.query.clone(),
+            period: spec.period,
+            window: spec.window,
+            max: spec.max,
+            min: spec.min,
+        }
+    }
+
+    fn policy(_: &Spec, role: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement> {
+        metrics_policy(role, scope)
+    }
+}
+
+/// GetMetricData, which has no resource-level permission: for the gates that read metrics.
+pub fn metrics_policy(role: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement> {
+    if scope.read_only || !scope.here(role) {
+        return Vec::new();
+    }
+    vec![Statement::new("GateMetrics", &["cloudwatch:GetMetricData"], ["*".to_string()])]
+}
+
+/// Reads a `metric` gate.
 pub struct Metric {
     name: String,
     client: Client,
@@ -48,26 +219,6 @@ fn metric_stat(
 }
 
 impl Metric {
-    pub fn new(
-        sdk: &SdkConfig,
-        name: &str,
-        query: MetricQuery,
-        period: Duration,
-        window: Duration,
-        max: Option<f64>,
-        min: Option<f64>,
-    ) -> Metric {
-        Metric {
-            name: name.to_string(),
-            client: crate::client!(aws_sdk_cloudwatch, sdk),
-            query,
-            period,
-            window,
-            max,
-            min,
-        }
-    }
-
     /// The queries; the one whose data decides has the id [`RESULT_ID`].
     fn queries(&self, side: Side) -> Vec<MetricDataQuery> {
         match &self.query {

@@ -1,33 +1,193 @@
 //! Health gates: what decides whether traffic may move on to the candidate.
 //!
-//! Every reading is **pass**, **fail** or **wait**. A gate kind lives in its own module behind one
-//! interface ([`GateCheck`]); [`Gates`] holds the profile's gates, reads them all at once (in
-//! parallel) and hands the readings to the engine. `{side}` in any of a gate's strings is replaced
-//! by the candidate side before it is read.
+//! Every reading is **pass**, **fail** or **wait**. A gate kind is one file behind
+//! [`kind::GateKind`] — its `[[gate]]` table, its checks, its reading and its IAM — listed once in
+//! the registry below. [`Gate`] is a `[[gate]]` table checked; [`Gates`] holds the profile's gates,
+//! reads them all at once (each kind's together, the kinds in parallel) and hands the readings to
+//! the engine. `{side}` in any of a gate's strings is replaced by the candidate side before it is
+//! read.
 
-mod alarm;
-mod health_check;
-mod http;
-mod metric;
-mod target_health;
-mod webhook;
+pub mod alarm;
+pub mod health_check;
+pub mod http;
+pub mod kind;
+pub mod metric;
+pub mod target_health;
+pub mod webhook;
 
+use toml::Spanned;
+use toml::de::DeValue;
+
+use crate::aws::Accounts;
 use crate::error::Result;
-use crate::model::Side;
-/// The GetMetricData query id of the series a metric gate judges; profiles' metric ids may not use it.
-pub const RESULT_ID: &str = "cutover_gate";
-
-use crate::model::Percent;
-pub use crate::model::{Reading, Verdict, blocking};
-use crate::observe::{RequestCounts, judge};
-use crate::profile::{Gate, GateKind, MinRequests, Observe, Profile};
+use crate::iam::{Scope, Statement};
+use crate::model::{Percent, Reading, Role, Side, Verdict};
+use crate::observe::{Observe, RequestCounts, judge};
+use crate::profile::fields::{Bad, Key, bad, bad_hint, role, section};
 pub use crate::rollout::ports::GateContext;
 use crate::splitter::RouteLive;
+use kind::{Env, GateCheck, GateKind};
+pub use kind::{MinRequests, redact_url, substitute};
 
-/// A gate kind: reads itself against the candidate.
-#[allow(async_fn_in_trait)]
-pub trait GateCheck {
-    async fn read(&self, ctx: &GateContext) -> Reading;
+/// The registry: every gate kind, one line each — `Variant => kind type`.
+macro_rules! gate_kinds {
+    ($($Variant:ident => $Kind:ty),+ $(,)?) => {
+        /// A gate's kind and its settings, checked.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum GateSpec {
+            $($Variant(<$Kind as GateKind>::Spec),)+
+        }
+
+        /// Every gate kind's reader.
+        enum AnyGate {
+            $($Variant(<$Kind as GateKind>::Reader),)+
+        }
+
+        /// The gate kinds' `type`s.
+        pub const TYPES: &[&str] = &[$(<$Kind as GateKind>::TYPE),+];
+
+        impl GateSpec {
+            /// `type = "…"`.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(GateSpec::$Variant(_) => <$Kind as GateKind>::TYPE,)+
+                }
+            }
+
+            fn reader(&self, env: &Env<'_>) -> AnyGate {
+                match self {
+                    $(GateSpec::$Variant(s) => AnyGate::$Variant(<$Kind>::reader(s, env)),)+
+                }
+            }
+
+            /// The IAM statements of the gate's reads in the account of `scope`.
+            pub fn policy(&self, role: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement> {
+                match self {
+                    $(GateSpec::$Variant(s) => <$Kind>::policy(s, role, scope),)+
+                }
+            }
+
+            /// Checks the rest of a `[[gate]]` table of `type_name`; `Ok(None)` for no such type.
+            /// The kinds that call no AWS API are told by `aws`.
+            fn check(
+                type_name: &str,
+                rest: Spanned<DeValue<'_>>,
+                at: &Key,
+                text: &str,
+            ) -> std::result::Result<Option<(GateSpec, Option<MinRequests>, bool)>, Bad> {
+                $(
+                    if type_name == <$Kind as GateKind>::TYPE {
+                        let raw = section::<<$Kind as GateKind>::Section>(rest, at, text)?;
+                        let checked = <$Kind>::check(raw, at)?;
+                        return Ok(Some((GateSpec::$Variant(checked.spec), checked.min_requests, <$Kind as GateKind>::AWS)));
+                    }
+                )+
+                Ok(None)
+            }
+
+            /// Whether the kind calls AWS (and so takes `role_arn`).
+            fn calls_aws(type_name: &str) -> bool {
+                $(if type_name == <$Kind as GateKind>::TYPE { return <$Kind as GateKind>::AWS; })+
+                false
+            }
+        }
+
+        impl AnyGate {
+            async fn preflight(&self, candidate: Side) -> Result<()> {
+                match self {
+                    $(AnyGate::$Variant(g) => g.preflight(candidate).await,)+
+                }
+            }
+        }
+
+        /// Every gate, each kind's read together by the kind, in the gates' order.
+        #[allow(non_snake_case)]
+        async fn read_each(gates: &[AnyGate], ctx: &GateContext) -> Vec<Reading> {
+            let ($($Variant,)+) = tokio::join!($(async {
+                #[allow(unreachable_patterns)]
+                let mine: Vec<(usize, &<$Kind as GateKind>::Reader)> = gates
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, g)| match g { AnyGate::$Variant(r) => Some((i, r)), _ => None })
+                    .collect();
+                if mine.is_empty() {
+                    return Vec::new();
+                }
+                let readers: Vec<&<$Kind as GateKind>::Reader> = mine.iter().map(|(_, r)| *r).collect();
+                let readings = <$Kind>::read_all(&readers, ctx).await;
+                mine.into_iter().map(|(i, _)| i).zip(readings).collect::<Vec<(usize, Reading)>>()
+            }),+);
+            let mut all: Vec<(usize, Reading)> = Vec::new();
+            $(all.extend($Variant);)+
+            all.sort_by_key(|(i, _)| *i);
+            all.into_iter().map(|(_, r)| r).collect()
+        }
+    };
+}
+
+gate_kinds! {
+    TargetHealth => target_health::Kind,
+    Alarm => alarm::Kind,
+    Metric => metric::Kind,
+    HealthCheck => health_check::Kind,
+    Http => http::Kind,
+    Webhook => webhook::Kind,
+}
+
+/// A health gate, as the profile gives it, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gate {
+    /// A label for output: the `name` key, or the gate's type and position (`alarm#2`).
+    pub name: String,
+    pub spec: GateSpec,
+    /// When "no data" counts as a pass, for the kinds that can read no data.
+    pub min_requests: Option<MinRequests>,
+    /// The role the gate reads with. A target-health gate without one reads each route's target
+    /// groups with that route's load balancers' role.
+    pub role: Option<Role>,
+}
+
+impl Gate {
+    /// Checks the `[[gate]]` table at position `i` of the profile `text`: its `type` picks the
+    /// kind; `name` (and, for kinds that call AWS, `role_arn` and `external_id`) are every
+    /// kind's; the rest is the kind's own.
+    pub fn parse(i: usize, value: Spanned<DeValue<'_>>, text: &str) -> std::result::Result<Gate, Bad> {
+        let at = Key::new(format!("gate[{i}]"));
+        let span = value.span();
+        let DeValue::Table(mut table) = value.into_inner() else {
+            return Err(bad(at.path(), "a [[gate]] must be a table"));
+        };
+        let field = |table: &mut toml::de::DeTable<'_>, name: &str| -> std::result::Result<Option<String>, Bad> {
+            table.remove(name).map(|v| section::<String>(v, &Key::new(at.at(name)), text)).transpose()
+        };
+        let Some(type_name) = field(&mut table, "type")? else {
+            return Err(bad_hint(
+                at.path(),
+                "missing field `type`",
+                format!("one of {}", TYPES.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ")),
+            ));
+        };
+        let label = field(&mut table, "name")?;
+        let role = if GateSpec::calls_aws(&type_name) {
+            let arn = field(&mut table, "role_arn")?;
+            let external_id = field(&mut table, "external_id")?;
+            role(&at, arn, external_id)?
+        } else {
+            None
+        };
+        let rest = Spanned::new(span, DeValue::Table(table));
+        let Some((spec, min_requests, _)) = GateSpec::check(&type_name, rest, &at, text)? else {
+            return Err(bad(
+                at.path(),
+                format!(
+                    "unknown variant `{type_name}`, expected one of {}",
+                    TYPES.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        };
+        let name = label.unwrap_or_else(|| format!("{}#{}", spec.type_name(), i + 1));
+        Ok(Gate { name, spec, min_requests, role })
+    }
 }
 
 /// The gates of one profile, ready to read, and what tells them whether the candidate has
@@ -40,87 +200,25 @@ pub struct Gates {
     /// Request counts of every route's sides; read only when `[observe]` or a silent gate with
     /// `min_requests` needs them.
     requests: RequestCounts,
-    /// Several alarm gates, all of one account: their alarms are described in one call.
-    alarms_together: bool,
-}
-
-/// Every gate kind, closed by an enum.
-enum AnyGate {
-    TargetHealth(target_health::TargetHealth),
-    Alarm(alarm::Alarm),
-    Metric(metric::Metric),
-    HealthCheck(health_check::HealthCheck),
-    Http(http::Http),
-    Webhook(webhook::Webhook),
-}
-
-impl AnyGate {
-    async fn read(&self, ctx: &GateContext) -> Reading {
-        match self {
-            AnyGate::TargetHealth(g) => g.read(ctx).await,
-            AnyGate::Alarm(g) => g.read(ctx).await,
-            AnyGate::Metric(g) => g.read(ctx).await,
-            AnyGate::HealthCheck(g) => g.read(ctx).await,
-            AnyGate::Http(g) => g.read(ctx).await,
-            AnyGate::Webhook(g) => g.read(ctx).await,
-        }
-    }
 }
 
 impl Gates {
-    /// Builds the profile's gates. `routes` (as read) tell target-health gates where the
-    /// candidate's target groups are.
-    /// A gate with `role_arn` reads with that role.
-    pub fn new(aws: &crate::aws::Accounts, profile: &Profile, routes: &[RouteLive]) -> Gates {
+    /// Builds the profile's gates. `routes` (as read) tell them where the candidate's target
+    /// groups and load balancers are; a gate with a role reads with it.
+    pub fn new(aws: &Accounts, gates: &[Gate], observe: Option<Observe>, routes: &[RouteLive]) -> Gates {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let gates = profile
-            .gates
+        let readers = gates
             .iter()
-            .map(|Gate { name, kind, role, .. }| (name, kind, role.as_ref(), aws.of(role.as_ref())))
-            .map(|(name, kind, role, sdk)| match kind {
-                GateKind::TargetHealth { min_healthy } => AnyGate::TargetHealth(target_health::TargetHealth::new(
-                    aws,
-                    profile,
-                    role,
-                    name,
-                    *min_healthy,
-                    routes,
-                )),
-                GateKind::Alarm { alarms } => AnyGate::Alarm(alarm::Alarm::new(sdk, name, alarms.clone())),
-                GateKind::Metric { query, period, window, max, min } => {
-                    AnyGate::Metric(metric::Metric::new(sdk, name, query.clone(), *period, *window, *max, *min))
-                }
-                GateKind::Route53HealthCheck { health_check_id } => {
-                    AnyGate::HealthCheck(health_check::HealthCheck::new(sdk, name, health_check_id))
-                }
-                GateKind::Http { url, expect_status, body_contains, timeout } => AnyGate::Http(http::Http {
-                    name: name.clone(),
-                    client: http.clone(),
-                    url: url.clone(),
-                    expect_status: *expect_status,
-                    body_contains: body_contains.clone(),
-                    timeout: *timeout,
-                }),
-                GateKind::Webhook { url, rollback, timeout } => AnyGate::Webhook(webhook::Webhook {
-                    name: name.clone(),
-                    client: http.clone(),
-                    url: url.clone(),
-                    rollback: *rollback,
-                    timeout: *timeout,
-                }),
-            })
+            .map(|g| g.spec.reader(&Env { name: &g.name, role: g.role.as_ref(), aws, routes, http: &http }))
             .collect();
-        let alarm_roles: Vec<_> =
-            profile.gates.iter().filter(|g| matches!(g.kind, GateKind::Alarm { .. })).map(|g| &g.role).collect();
         Gates {
-            gates,
-            min_requests: profile.gates.iter().map(|g| g.min_requests).collect(),
-            observe: profile.observe,
-            requests: RequestCounts::new(aws, profile, routes),
-            alarms_together: alarm_roles.len() > 1 && alarm_roles.iter().all(|r| *r == alarm_roles[0]),
+            gates: readers,
+            min_requests: gates.iter().map(|g| g.min_requests).collect(),
+            observe,
+            requests: RequestCounts::new(aws, routes),
         }
     }
 
@@ -191,11 +289,7 @@ impl Gates {
             ));
         }
         for g in &self.gates {
-            match g {
-                AnyGate::Alarm(a) => a.preflight(candidate).await?,
-                AnyGate::TargetHealth(t) => t.preflight(candidate).await?,
-                _ => {}
-            }
+            g.preflight(candidate).await?;
         }
         Ok(())
     }
@@ -204,30 +298,13 @@ impl Gates {
 /// All gates at once, in parallel: the rollout core's gate port.
 impl crate::rollout::ports::Gates for Gates {
     async fn read(&self, ctx: &GateContext) -> Vec<Reading> {
-        // Every alarm gate's alarms in one DescribeAlarms call (100 names a call), not one each.
-        let alarm_gates: Vec<&alarm::Alarm> = self
-            .gates
-            .iter()
-            .filter_map(|g| match g {
-                AnyGate::Alarm(a) => Some(a),
-                _ => None,
-            })
-            .collect();
-        // The first alarm gate to read describes them all; the others wait on that answer, beside
-        // the other gates' reads. (Alarms of several accounts are read by each gate itself.)
-        let together = self.alarms_together;
-        let states = tokio::sync::OnceCell::new();
-        let describe = || async {
-            let names = alarm_gates.iter().flat_map(|a| a.names(ctx.candidate)).collect();
-            alarm::states_of(alarm_gates[0].client(), names).await.map_err(|e| e.to_string())
+        let gates = async {
+            let readings = read_each(&self.gates, ctx).await;
+            futures::future::join_all(
+                readings.into_iter().zip(&self.min_requests).map(|(reading, min)| self.silence(reading, *min, ctx)),
+            )
+            .await
         };
-        let gates = futures::future::join_all(self.gates.iter().zip(&self.min_requests).map(async |(g, min)| {
-            let reading = match g {
-                AnyGate::Alarm(a) if together => a.read_from(ctx, Some(states.get_or_init(describe).await)).await,
-                other => other.read(ctx).await,
-            };
-            self.silence(reading, *min, ctx).await
-        }));
         let (mut readings, observed) = tokio::join!(gates, self.observation(ctx));
         readings.extend(observed);
         readings
@@ -238,62 +315,4 @@ impl crate::rollout::ports::Gates for Gates {
 /// first shift (and for a one-off reading, such as `set`'s), where the whole window counts.
 fn stage_start(ctx: &GateContext) -> Option<std::time::SystemTime> {
     if ctx.stage == 0 { None } else { std::time::SystemTime::now().checked_sub(ctx.stage_age) }
-}
-
-/// Replays of AWS answers through the SDK's own stack, for the tests of what cannot run on the
-/// emulator.
-#[cfg(test)]
-pub(crate) mod replay {
-    use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client};
-
-    /// A CloudWatch client whose calls are answered by `rules`.
-    pub fn cloudwatch(rules: &[&Rule]) -> aws_sdk_cloudwatch::Client {
-        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-        for r in rules {
-            interceptor = interceptor.with_rule(r);
-        }
-        let config = aws_sdk_cloudwatch::Config::builder()
-            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudwatch::config::Region::new("us-west-2"))
-            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("a", "b", None, None, "replay"))
-            .http_client(create_mock_http_client())
-            .interceptor(interceptor)
-            .build();
-        aws_sdk_cloudwatch::Client::from_conf(config)
-    }
-}
-
-/// `{side}` replaced by the candidate.
-pub fn substitute(s: &str, side: Side) -> String {
-    s.replace("{side}", side.as_str())
-}
-
-/// A URL fit for logs: no user info, no query string (tokens live there).
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
-    let had_query = url.contains('?');
-    format!("{scheme}://{host}{path}{}", if had_query { "?…" } else { "" })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_lose_their_secrets_in_logs() {
-        assert_eq!(redact_url("https://user:pw@hooks.example.com/x?token=abc"), "https://hooks.example.com/x?…");
-        assert_eq!(redact_url("http://127.0.0.1:8080/health"), "http://127.0.0.1:8080/health");
-        assert_eq!(redact_url("https://h.example.com"), "https://h.example.com");
-    }
-
-    #[test]
-    fn side_is_substituted() {
-        assert_eq!(substitute("myapp-{side}-5xx", Side::Green), "myapp-green-5xx");
-    }
 }

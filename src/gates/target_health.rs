@@ -11,12 +11,80 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use tokio::sync::OnceCell;
 
-use super::{GateCheck, GateContext, Reading, Verdict};
-use crate::error::{Error, Result};
-use crate::model::Side;
-use crate::profile::{Profile, Role};
-use crate::splitter::{RouteLive, dns_key};
+use serde::Deserialize;
 
+use super::kind::{Checked, Env, GateCheck, GateContext, GateKind};
+use crate::error::{Error, Result};
+use crate::iam::{Scope, Statement};
+use crate::model::{Reading, Role, Side, Verdict};
+use crate::profile::fields::{Bad, Key, bad_hint};
+use crate::splitter::{RequestSource, dns_key};
+
+/// The `target-health` gate kind.
+pub struct Kind;
+
+/// A `target-health` gate's table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    #[serde(default = "default_min_healthy")]
+    min_healthy: f64,
+}
+
+fn default_min_healthy() -> f64 {
+    1.0
+}
+
+/// A `target-health` gate, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// The fraction of registered targets that must be healthy.
+    pub min_healthy: f64,
+}
+
+impl GateKind for Kind {
+    const TYPE: &'static str = "target-health";
+    const AWS: bool = true;
+    type Section = Section;
+    type Spec = Spec;
+    type Reader = TargetHealth;
+
+    fn check(g: Section, at: &Key) -> std::result::Result<Checked<Spec>, Bad> {
+        if !(0.0..=1.0).contains(&g.min_healthy) {
+            return Err(bad_hint(
+                at.at("min_healthy"),
+                format!("{} is outside 0–1", g.min_healthy),
+                "a fraction: 1.0 means every target healthy",
+            ));
+        }
+        Ok(Checked::new(Spec { min_healthy: g.min_healthy }))
+    }
+
+    fn reader(spec: &Spec, env: &Env<'_>) -> TargetHealth {
+        TargetHealth::new(env, spec.min_healthy)
+    }
+
+    /// DescribeTargetHealth where the candidate's target groups are read: with the gate's role
+    /// for every route, else in each route's load balancers' account. A Route53 route's load
+    /// balancer is found by its alias's DNS name, and its target groups with it.
+    fn policy(_: &Spec, role: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement> {
+        let reads_here = match role {
+            Some(_) => scope.here(role),
+            None => scope.alias_lbs_here || scope.target_group_lbs_here,
+        };
+        if scope.read_only || !reads_here {
+            return Vec::new();
+        }
+        let mut actions = vec!["elasticloadbalancing:DescribeTargetHealth"];
+        let alias_lookup = if role.is_some() { scope.any_alias } else { scope.alias_lbs_here };
+        if alias_lookup {
+            actions.extend(["elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups"]);
+        }
+        vec![Statement::new("LoadBalancersRead", &actions, ["*".to_string()])]
+    }
+}
+
+/// Reads a `target-health` gate.
 pub struct TargetHealth {
     name: String,
     min_healthy: f64,
@@ -34,34 +102,26 @@ struct Account {
 }
 
 impl TargetHealth {
-    /// A gate with `role` reads every target group with it; without, each route's target groups
-    /// are read with the role of its load balancers ([`Profile::load_balancer_role`]).
-    pub fn new(
-        aws: &crate::aws::Accounts,
-        profile: &Profile,
-        role: Option<&Role>,
-        name: &str,
-        min_healthy: f64,
-        routes: &[RouteLive],
-    ) -> TargetHealth {
+    /// A gate with a role reads every target group with it; without, each route's target groups
+    /// are read with the role of its load balancers ([`crate::splitter::RouteLive::lb_role`]).
+    fn new(env: &Env<'_>, min_healthy: f64) -> TargetHealth {
         let mut accounts = Vec::new();
         for side in Side::ALL {
-            for r in routes {
-                let role = role.or_else(|| profile.load_balancer_role(r.kind, r.index, side));
-                let i = aws.slot(&mut accounts, role, |sdk| Account {
+            for r in env.routes {
+                let Some(source) = r.request_source(side) else { continue };
+                let role = env.role.or_else(|| r.lb_role(side));
+                let i = env.aws.slot(&mut accounts, role, |sdk| Account {
                     client: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
                     known: Default::default(),
                 });
                 let known = &mut accounts[i].1.known[side.index()];
-                if let Some(tg) = r.target_group(side) {
-                    known.0.push(tg);
-                }
-                if let Some(dns) = r.alias_dns(side) {
-                    known.1.push(dns);
+                match source {
+                    RequestSource::TargetGroup { target_group_arn, .. } => known.0.push(target_group_arn),
+                    RequestSource::Alias(dns) => known.1.push(dns),
                 }
             }
         }
-        TargetHealth { name: name.to_string(), min_healthy, accounts, groups: [OnceCell::new(), OnceCell::new()] }
+        TargetHealth { name: env.name.to_string(), min_healthy, accounts, groups: [OnceCell::new(), OnceCell::new()] }
     }
 
     async fn groups(&self, side: Side) -> Result<&Vec<(usize, String)>> {
@@ -113,17 +173,17 @@ impl TargetHealth {
         }
         Ok(groups.into_iter().collect())
     }
+}
 
-    pub async fn preflight(&self, side: Side) -> Result<()> {
+impl GateCheck for TargetHealth {
+    async fn preflight(&self, side: Side) -> Result<()> {
         let groups = self.groups(side).await?;
         if groups.is_empty() {
             return Err(Error::refused(format!("gate `{}`: the {side} side has no target groups to read", self.name)));
         }
         Ok(())
     }
-}
 
-impl GateCheck for TargetHealth {
     async fn read(&self, ctx: &GateContext) -> Reading {
         let groups = match self.groups(ctx.candidate).await {
             Ok(g) => g,

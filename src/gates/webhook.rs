@@ -4,8 +4,64 @@
 
 use std::time::Duration;
 
-use super::{GateCheck, GateContext, Reading, Verdict, redact_url};
+use serde::Deserialize;
 
+use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, redact_url};
+use crate::iam::{Scope, Statement};
+use crate::model::{Reading, Role, Verdict};
+use crate::profile::fields::{Bad, Key, duration, http_url};
+
+/// The `webhook` gate kind.
+pub struct Kind;
+
+/// A `webhook` gate's table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    url: String,
+    #[serde(default)]
+    rollback: bool,
+    #[serde(default = "super::http::default_timeout")]
+    timeout: String,
+}
+
+/// A `webhook` gate, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub url: String,
+    pub rollback: bool,
+    pub timeout: Duration,
+}
+
+impl GateKind for Kind {
+    const TYPE: &'static str = "webhook";
+    const AWS: bool = false;
+    type Section = Section;
+    type Spec = Spec;
+    type Reader = Webhook;
+
+    fn check(g: Section, at: &Key) -> std::result::Result<Checked<Spec>, Bad> {
+        http_url(&at.at("url"), &g.url)?;
+        let timeout = duration(&at.at("timeout"), &g.timeout)?;
+        Ok(Checked::new(Spec { url: g.url, rollback: g.rollback, timeout }))
+    }
+
+    fn reader(spec: &Spec, env: &Env<'_>) -> Webhook {
+        Webhook {
+            name: env.name.to_string(),
+            client: env.http.clone(),
+            url: spec.url.clone(),
+            rollback: spec.rollback,
+            timeout: spec.timeout,
+        }
+    }
+
+    fn policy(_: &Spec, _: Option<&Role>, _: &Scope<'_>) -> Vec<Statement> {
+        Vec::new()
+    }
+}
+
+/// Reads a `webhook` gate.
 pub struct Webhook {
     pub name: String,
     pub client: reqwest::Client,

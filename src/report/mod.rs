@@ -81,7 +81,7 @@ impl From<&RouteLive> for RouteReport {
             name: r.name.clone(),
             weights: r.weights,
             percent: r.weights.into(),
-            preview: r.has_preview().then(|| r.preview_side()),
+            preview: r.route53().filter(|s| s.preview.is_some()).map(crate::splitter::route53::preview_side),
             observed: None,
             safety_net: None,
         }
@@ -643,12 +643,16 @@ impl ValidateReport {
             routes: routes.iter().map(RouteReport::from).collect(),
             candidate,
             stages,
-            bake_secs: profile.rollout.bake.max(crate::observe::dns_floor(routes, profile)).as_secs(),
+            bake_secs: profile
+                .rollout
+                .bake
+                .max(crate::observe::dns_floor(routes, profile.observe.is_some(), profile.dns_ttl))
+                .as_secs(),
             poll_secs: profile.rollout.poll.as_secs_f64(),
             gates: profile
                 .gates
                 .iter()
-                .map(|g| GateReport { name: g.name.clone(), kind: g.kind.type_name() })
+                .map(|g| GateReport { name: g.name.clone(), kind: g.spec.type_name() })
                 .collect(),
             observe_tolerance: profile.observe.map(|o| o.tolerance),
             safety_net: profile.safety_net,

@@ -9,19 +9,215 @@
 
 use std::collections::BTreeMap;
 
-use aws_config::SdkConfig;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, Listener, Rule};
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{Raw, RouteChange, RouteLive, Splitter, WriteOutcome};
+use serde::Deserialize;
+
+use super::kind::{Build, Change, LbAccess, Read, RequestSource, Splitter, SplitterKind, Written};
 use crate::error::{Error, Result};
-use crate::model::{RouteKind, Side, Weights};
-use crate::profile::{AlbRoute, RuleRef};
+use crate::iam::{Scope, Statement};
+use crate::model::{Role, RouteKind, Side, Weights};
+use crate::profile::fields::{Bad, Key, bad, bad_hint, non_empty, role};
 use crate::rollout::ports::WriteGuard;
 
 /// The kind: weighted forward actions, weights 0–999.
 pub const KIND: RouteKind = RouteKind::new("alb", 999);
+
+/// ALB weighted forward actions (`[[alb]]`).
+pub struct Alb;
+
+/// An `[[alb]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    listener: String,
+    #[serde(default = "default_rule")]
+    rule: String,
+    blue: String,
+    green: String,
+    #[serde(default)]
+    owner_ok: bool,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+}
+
+fn default_rule() -> String {
+    "default".to_string()
+}
+
+/// Which forward action of a listener a route edits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleRef {
+    /// The listener's default action.
+    Default,
+    /// A listener rule by ARN.
+    Arn(String),
+}
+
+/// A weighted forward action between two target groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlbRoute {
+    /// Listener ARN, or `LOAD_BALANCER_NAME:PORT`.
+    pub listener: String,
+    pub rule: RuleRef,
+    /// Target group name or ARN.
+    pub blue: String,
+    pub green: String,
+    /// `owner_ok = true`: the listener or rule belongs to a CloudFormation stack, and its
+    /// template is kept from reverting the weights (see the README).
+    pub owner_ok: bool,
+    /// The role for the listener's calls (and its target groups').
+    pub role: Option<Role>,
+}
+
+impl AlbRoute {
+    pub fn target_group(&self, side: Side) -> &str {
+        match side {
+            Side::Blue => &self.blue,
+            Side::Green => &self.green,
+        }
+    }
+}
+
+/// A listener ARN, or `LOAD_BALANCER_NAME:PORT`.
+fn is_listener_ref(listener: &str) -> bool {
+    if listener.starts_with("arn:") {
+        return listener.contains(":listener/");
+    }
+    let Some((name, port)) = listener.rsplit_once(':') else {
+        return false;
+    };
+    let name_ok = (1..=32).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    name_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
+impl SplitterKind for Alb {
+    const KIND: RouteKind = KIND;
+    /// ELB has no conditional write: every write is preceded by a read, so a hand edit is seen.
+    const CONDITIONAL: bool = false;
+    type Section = Section;
+    type Route = AlbRoute;
+    type Snapshot = Snapshot;
+    type Edit = std::convert::Infallible;
+    type Splitter = AlbSplitter;
+
+    fn check(r: Section, at: &Key, earlier: &[AlbRoute]) -> std::result::Result<AlbRoute, Bad> {
+        let listener = r.listener.trim().to_string();
+        if !is_listener_ref(&listener) {
+            return Err(bad_hint(
+                at.at("listener"),
+                format!("`{listener}` is neither a listener ARN nor LOAD_BALANCER:PORT"),
+                "a listener ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID) or the load balancer's name and the listener's port, e.g. \"front:443\"",
+            ));
+        }
+        let rule = match r.rule.trim() {
+            "default" => RuleRef::Default,
+            arn if arn.starts_with("arn:") && arn.contains(":listener-rule/") => RuleRef::Arn(arn.to_string()),
+            other => {
+                return Err(bad_hint(
+                    at.at("rule"),
+                    format!("`{other}` is neither \"default\" nor a listener rule ARN"),
+                    "\"default\" edits the listener's default action; a rule ARN edits that rule",
+                ));
+            }
+        };
+        non_empty(&at.at("blue"), &r.blue)?;
+        non_empty(&at.at("green"), &r.green)?;
+        if r.blue == r.green {
+            return Err(bad(at.at("green"), format!("blue and green name the same target group `{}`", r.blue)));
+        }
+        let route = AlbRoute {
+            listener,
+            rule,
+            blue: r.blue.trim().to_string(),
+            green: r.green.trim().to_string(),
+            owner_ok: r.owner_ok,
+            role: role(at, r.role_arn, r.external_id)?,
+        };
+        if earlier.iter().any(|a| a.listener == route.listener && a.rule == route.rule) {
+            return Err(bad(at.at("rule"), "the same listener action is listed twice"));
+        }
+        Ok(route)
+    }
+
+    fn role(route: &AlbRoute) -> Option<&Role> {
+        route.role.as_ref()
+    }
+
+    /// The route's own load balancer, by the target groups it names, with the route's role.
+    fn load_balancer(route: &AlbRoute, _side_role: Option<&Role>) -> Option<(Option<Role>, LbAccess)> {
+        Some((route.role.clone(), LbAccess::ByTargetGroups))
+    }
+
+    fn splitter(env: &Build<'_>, routes: Vec<AlbRoute>) -> AlbSplitter {
+        AlbSplitter::new(env, routes)
+    }
+
+    fn describe(s: &Snapshot, to: Weights, _edit: Option<&std::convert::Infallible>) -> Vec<String> {
+        describe_change(s, to)
+    }
+
+    fn request_source(s: &Snapshot, side: Side) -> Option<RequestSource> {
+        Some(RequestSource::TargetGroup {
+            target_group_arn: match side {
+                Side::Blue => s.blue_arn.clone(),
+                Side::Green => s.green_arn.clone(),
+            },
+            load_balancer_arn: load_balancer_arn(&s.listener_arn)?,
+        })
+    }
+
+    fn policy(routes: &[&AlbRoute], scope: &Scope<'_>) -> Vec<Statement> {
+        let mut s = Vec::new();
+        if routes.is_empty() {
+            return s;
+        }
+        // ELBv2 describes have no resource-level permissions. The owner check reads the tags of
+        // the listener, its load balancer and the rule.
+        let mut reads = vec!["elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTags"];
+        if routes.iter().any(|a| matches!(a.rule, RuleRef::Arn(_))) {
+            reads.push("elasticloadbalancing:DescribeRules");
+        }
+        if routes.iter().any(|a| !a.listener.starts_with("arn:")) {
+            // A listener named LOAD_BALANCER:PORT.
+            reads.push("elasticloadbalancing:DescribeLoadBalancers");
+        }
+        s.push(Statement::new("LoadBalancersRead", &reads, ["*".to_string()]));
+        if scope.read_only {
+            return s;
+        }
+        let (arn, region, account) = (scope.arn(), scope.region, scope.account);
+        let listener_arn = |l: &str| -> String {
+            if l.starts_with("arn:") {
+                l.to_string()
+            } else {
+                let name = l.rsplit_once(':').map(|(n, _)| n).unwrap_or(l);
+                format!("{arn}elasticloadbalancing:{region}:{account}:listener/app/{name}/*")
+            }
+        };
+        let listeners: Vec<String> =
+            routes.iter().filter(|a| a.rule == RuleRef::Default).map(|a| listener_arn(&a.listener)).collect();
+        let rules: Vec<String> = routes
+            .iter()
+            .filter_map(|a| match &a.rule {
+                RuleRef::Arn(r) => Some(r.clone()),
+                RuleRef::Default => None,
+            })
+            .collect();
+        if !listeners.is_empty() {
+            s.push(Statement::new("AlbShiftListenerWeights", &["elasticloadbalancing:ModifyListener"], listeners));
+        }
+        if !rules.is_empty() {
+            s.push(Statement::new("AlbShiftRuleWeights", &["elasticloadbalancing:ModifyRule"], rules));
+        }
+        s
+    }
+}
 
 /// Tag keys the AWS Load Balancer Controller puts on what it owns: its cluster tag, and the stack
 /// of the Ingress (or IngressGroup), Service or Gateway API Gateway it made the resource for.
@@ -91,7 +287,7 @@ pub struct AlbSplitter {
     /// The routes with every listener as an ARN, and checked for controller ownership: done by
     /// the first read, so a later read only describes the actions again.
     checked: tokio::sync::OnceCell<Vec<AlbRoute>>,
-    accepted: super::Accepted,
+    accepted: super::kind::Accepted,
 }
 
 /// A listener or rule a CloudFormation stack made: the stack's next update (or drift
@@ -111,7 +307,7 @@ fn cloudformation_owned(arn: &str, stack: &str) -> Error {
 }
 
 /// The load balancer ARN a listener or rule ARN belongs to.
-pub(crate) fn load_balancer_arn(arn: &str) -> Option<String> {
+pub fn load_balancer_arn(arn: &str) -> Option<String> {
     // arn:aws:elasticloadbalancing:R:A:listener/app/NAME/LBID/LID[/RULEID]
     let (prefix, rest) = arn.split_once(":listener/").or_else(|| arn.split_once(":listener-rule/"))?;
     let parts: Vec<&str> = rest.split('/').collect();
@@ -139,7 +335,8 @@ fn load_balancer_name(arn: &str) -> &str {
 }
 
 impl AlbSplitter {
-    pub fn new(sdk: &SdkConfig, routes: Vec<AlbRoute>, accepted: super::Accepted) -> AlbSplitter {
+    pub fn new(env: &Build<'_>, routes: Vec<AlbRoute>) -> AlbSplitter {
+        let (sdk, accepted) = (env.sdk, env.accepted.clone());
         AlbSplitter {
             client: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
             routes,
@@ -439,7 +636,7 @@ impl AlbSplitter {
     }
 
     /// Builds one route from its described listener or rule, and checks its forward action.
-    fn build_route(index: usize, route: &AlbRoute, found: &Described) -> Result<RouteLive> {
+    fn build_route(index: usize, route: &AlbRoute, found: &Described) -> Result<Read<Snapshot>> {
         let lb = load_balancer_name(&route.listener);
         let (rule_arn, actions, name) = match &route.rule {
             RuleRef::Default => {
@@ -491,36 +688,33 @@ impl AlbSplitter {
         };
         let (blue_arn, blue_w) = find(Side::Blue)?;
         let (green_arn, green_w) = find(Side::Green)?;
-        Ok(RouteLive {
+        Ok(Read {
             index,
-            kind: KIND,
             name,
             weights: Weights::new(blue_w, green_w),
-            raw: Raw::Alb(Box::new(Snapshot {
+            snapshot: Snapshot {
                 listener_arn: route.listener.clone(),
                 rule_arn,
                 actions,
                 forward,
                 blue_arn,
                 green_arn,
-            })),
+            },
         })
     }
 
     /// One listener or rule edit, and the route as ELB answers it: ModifyListener and ModifyRule
     /// return the listener or rule as modified, which is the read-back. ALB has no conditional
     /// write: a rollout's claim (deadline) bounds when it may still be sent.
-    async fn write_one(&self, c: &RouteChange, guard: WriteGuard) -> Result<RouteLive> {
-        let Raw::Alb(s) = &c.route.raw else {
-            return Err(Error::Other("an ALB write was given a route of another kind".into()));
-        };
+    async fn write_one(&self, c: &Change<Alb>, guard: WriteGuard) -> Result<Read<Snapshot>> {
+        let s = &c.read.snapshot;
         let actions = rewrite_actions(s, c.to);
         let timeouts = match guard.deadline.map(crate::aws::timeouts_until) {
             None => None,
             Some(Some(t)) => Some(aws_sdk_elasticloadbalancingv2::config::Builder::default().timeout_config(t)),
             Some(None) => {
                 return Err(Error::Aws {
-                    action: format!("modifying {}", c.route.name),
+                    action: format!("modifying {}", c.read.name),
                     message: "the write's claim ran out before it was sent".into(),
                     transient: true,
                 });
@@ -552,19 +746,19 @@ impl AlbSplitter {
                 }
             }
         }
-        tracing::info!(route = %c.route.name, blue = c.to.blue, green = c.to.green, "alb weights written");
+        tracing::info!(route = %c.read.name, blue = c.to.blue, green = c.to.green, "alb weights written");
         self.accepted.note();
         let route = self
             .checked
             .get()
-            .and_then(|routes| routes.get(c.route.index))
-            .ok_or_else(|| Error::Other(format!("{} was written before it was read", c.route.name)))?;
-        if let Ok(after) = AlbSplitter::build_route(c.route.index, route, &answered) {
+            .and_then(|routes| routes.get(c.read.index))
+            .ok_or_else(|| Error::Other(format!("{} was written before it was read", c.read.name)))?;
+        if let Ok(after) = AlbSplitter::build_route(c.read.index, route, &answered) {
             return Ok(after);
         }
         // An answer without the listener or rule: described again.
         let found = self.describe(std::slice::from_ref(route), BTreeMap::new()).await?;
-        AlbSplitter::build_route(c.route.index, route, &found)
+        AlbSplitter::build_route(c.read.index, route, &found)
     }
 }
 
@@ -598,8 +792,8 @@ fn rewrite_actions(s: &Snapshot, to: Weights) -> Vec<Action> {
     actions
 }
 
-impl Splitter for AlbSplitter {
-    async fn read(&self) -> Result<Vec<RouteLive>> {
+impl Splitter<Alb> for AlbSplitter {
+    async fn read(&self) -> Result<Vec<Read<Snapshot>>> {
         if self.routes.is_empty() {
             return Ok(Vec::new());
         }
@@ -622,8 +816,8 @@ impl Splitter for AlbSplitter {
 
     /// Each listener or rule edit is its own call (ELB has no batch): they run side by side,
     /// as many at once as ELB takes without throttling — see [`Window`].
-    async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
-        let mut todo = changes.iter().filter(|c| !c.is_noop() && c.route.kind == KIND);
+    async fn write(&self, changes: &[Change<Alb>], guard: WriteGuard) -> Vec<Written<Alb>> {
+        let mut todo = changes.iter();
         let mut window = Window::new();
         let mut running = futures::stream::FuturesUnordered::new();
         let mut outcomes = Vec::new();
@@ -632,7 +826,7 @@ impl Splitter for AlbSplitter {
                 let Some(c) = todo.next() else { break };
                 running.push(async move {
                     let result = self.write_one(c, guard).await.map(|after| vec![after]);
-                    WriteOutcome { changes: vec![c.clone()], result }
+                    Written { changes: vec![c.clone()], result }
                 });
             }
             let Some(done) = running.next().await else { break };
@@ -644,7 +838,7 @@ impl Splitter for AlbSplitter {
 }
 
 /// The edit a change would send, for `--dry-run`.
-pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
+fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
     let call = match &s.rule_arn {
         Some(rule) => format!("ModifyRule {rule}"),
         None => format!("ModifyListener {} (default action)", s.listener_arn),

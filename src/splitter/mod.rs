@@ -1,25 +1,235 @@
 //! Traffic splitters: where the blue/green weights live, and how they are read and written.
 //!
-//! Two kinds: weighted Route53 record pairs ([`route53`]) and ALB weighted forward actions
-//! ([`alb`]). Both implement [`Splitter`]; [`AwsTraffic`] holds every route of one profile and
-//! moves them together: it reads and checks all of them before any write, writes them (Route53
-//! routes of one hosted zone in one atomic change batch), waits until the writes are applied and
-//! reads back what it wrote. It is the rollout core's [`Traffic`] port: a write there leaves each
-//! route at its old or its new split and says whether trying again may help. `set` uses
-//! [`AwsTraffic::apply`], which puts back the routes already written when a write fails part-way.
+//! A splitter kind is one file (`route53.rs`: weighted record pairs; `alb.rs`: ALB weighted
+//! forward actions) behind [`kind::SplitterKind`], listed once in the registry below. The
+//! registry gives the profile its tables ([`Routes`]), closes the kinds' snapshots and edits into
+//! enums, and makes [`AwsTraffic`]: every route of one profile, moved together — read and checked
+//! whole before any write, written (each kind's routes per account, Route53 routes of one hosted
+//! zone in one atomic change batch), waited on until applied, read back. It is the rollout core's
+//! [`Traffic`] port: a write there leaves each route at its old or its new split and says whether
+//! trying again may help. `set` uses [`AwsTraffic::apply`], which puts back the routes already
+//! written when a write fails part-way.
 
 pub mod alb;
+pub mod kind;
 pub mod route53;
+
+use toml::de::DeTable;
 
 use crate::aws::Accounts;
 use crate::error::{Error, Result};
-use crate::model::{Percent, RouteKind, RouteView, Side, Weights};
-use crate::profile::{Profile, Role};
+use crate::iam::{Scope, Statement};
+use crate::model::{Percent, Role, RouteKind, RouteView, Side, Weights};
+use crate::profile::fields::{Bad, Key, section};
 use crate::rollout::ports::{Traffic, TrafficError, WriteGuard};
 use crate::weights::choose_weights;
+pub use kind::{Accepted, LbAccess, RequestSource, SplitterKind, dns_key, same_dns};
+use kind::{Build, Change, Read, Splitter as _};
 
-/// How many writes (change batches, listener or rule edits) run at once.
-pub const WRITE_PARALLELISM: usize = 8;
+/// The registry: every splitter kind, one line each — `table: Variant => kind type`. The table is
+/// the profile's (`[[route53]]`) and must be the kind's name.
+macro_rules! kinds {
+    ($($field:ident: $Variant:ident => $Kind:ty),+ $(,)?) => {
+        /// Every route of a profile, per kind, in the profile's order.
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct Routes {
+            $(pub $field: Vec<<$Kind as SplitterKind>::Route>,)+
+        }
+
+        /// The profile's tables of routes, one per kind.
+        pub const TABLES: &[&str] = &[$(stringify!($field)),+];
+
+        /// What a read keeps of a route for its write, per kind.
+        #[derive(Clone, Debug)]
+        pub enum Snap {
+            $($Variant(Box<<$Kind as SplitterKind>::Snapshot>),)+
+        }
+
+        /// What a write changes besides the weights, per kind.
+        #[derive(Clone, Debug)]
+        pub enum Edit {
+            $($Variant(<$Kind as SplitterKind>::Edit),)+
+        }
+
+        impl Routes {
+            /// Reads every kind's table out of the profile's top-level `table` (`text` for lines
+            /// in errors), and checks each route.
+            pub fn parse(table: &mut DeTable<'_>, text: &str) -> std::result::Result<Routes, Bad> {
+                let mut routes = Routes::default();
+                $(
+                    if let Some(value) = table.remove(stringify!($field)) {
+                        let at = Key::new(stringify!($field));
+                        let raw: Vec<<$Kind as SplitterKind>::Section> = section(value, &at, text)?;
+                        for (i, r) in raw.into_iter().enumerate() {
+                            let at = Key::new(format!("{}[{i}]", stringify!($field)));
+                            let route = <$Kind>::check(r, &at, &routes.$field)?;
+                            routes.$field.push(route);
+                        }
+                    }
+                )+
+                Ok(routes)
+            }
+
+            pub fn is_empty(&self) -> bool {
+                true $(&& self.$field.is_empty())+
+            }
+
+            /// The kinds the profile uses.
+            pub fn kinds(&self) -> Vec<RouteKind> {
+                let mut kinds = Vec::new();
+                $(if !self.$field.is_empty() { kinds.push(<$Kind as SplitterKind>::KIND); })+
+                kinds
+            }
+
+            /// Every route's role, with where the profile gives it (`route53[0].role_arn`).
+            pub fn roles(&self) -> Vec<(String, &Role)> {
+                let mut roles = Vec::new();
+                $(
+                    for (i, r) in self.$field.iter().enumerate() {
+                        if let Some(role) = <$Kind>::role(r) {
+                            roles.push((format!("{}[{i}].role_arn", stringify!($field)), role));
+                        }
+                    }
+                )+
+                roles
+            }
+
+            /// Every route's load balancers, per side: the role each is read with, and how it is
+            /// found. `sides`: the sides' roles, by [`Side::index`].
+            pub fn load_balancers(&self, sides: &[Option<Role>; 2]) -> Vec<(Option<Role>, LbAccess)> {
+                let mut lbs = Vec::new();
+                $(
+                    for r in &self.$field {
+                        for side in Side::ALL {
+                            lbs.extend(<$Kind>::load_balancer(r, sides[side.index()].as_ref()));
+                        }
+                    }
+                )+
+                lbs
+            }
+
+            /// What every kind's own calls need in the account of `scope`.
+            pub fn policy(&self, scope: &Scope<'_>) -> Vec<Statement> {
+                let mut statements = Vec::new();
+                $(
+                    let here: Vec<_> = self.$field.iter().filter(|r| scope.here(<$Kind>::role(r))).collect();
+                    statements.extend(<$Kind>::policy(&here, scope));
+                )+
+                statements
+            }
+        }
+
+        impl Snap {
+            fn kind(&self) -> RouteKind {
+                match self {
+                    $(Snap::$Variant(_) => <$Kind as SplitterKind>::KIND,)+
+                }
+            }
+
+            fn conditional(&self) -> bool {
+                match self {
+                    $(Snap::$Variant(_) => <$Kind as SplitterKind>::CONDITIONAL,)+
+                }
+            }
+
+            fn request_source(&self, side: Side) -> Option<RequestSource> {
+                match self {
+                    $(Snap::$Variant(s) => <$Kind>::request_source(s, side),)+
+                }
+            }
+
+            fn dns_ttl(&self) -> Option<std::time::Duration> {
+                match self {
+                    $(Snap::$Variant(s) => <$Kind>::dns_ttl(s),)+
+                }
+            }
+
+            fn describe(&self, to: Weights, edit: Option<&Edit>) -> Vec<String> {
+                match self {
+                    $(Snap::$Variant(s) => {
+                        #[allow(unreachable_patterns)]
+                        let edit = edit.and_then(|e| match e { Edit::$Variant(e) => Some(e), _ => None });
+                        <$Kind>::describe(s, to, edit)
+                    })+
+                }
+            }
+        }
+
+        impl RouteLive {
+            $(
+                /// The route's snapshot, when it is of this kind.
+                #[allow(unreachable_patterns)]
+                pub fn $field(&self) -> Option<&<$Kind as SplitterKind>::Snapshot> {
+                    match &self.raw {
+                        Snap::$Variant(s) => Some(s),
+                        _ => None,
+                    }
+                }
+            )+
+        }
+
+        /// Every kind's splitters, one per account.
+        struct Parts {
+            $($field: Vec<Part<$Kind>>,)+
+        }
+
+        impl Parts {
+            fn new(aws: &Accounts, routes: &Routes, sides: &[Option<Role>; 2], accepted: &Accepted) -> Parts {
+                Parts { $($field: Part::group(aws, &routes.$field, sides, accepted),)+ }
+            }
+
+            /// Every route, read at once (`all`: also the kinds whose writes are conditional).
+            async fn read(&self, all: bool) -> Result<Vec<RouteLive>> {
+                let ($($field,)+) = tokio::join!($(async {
+                    if !all && <$Kind as SplitterKind>::CONDITIONAL {
+                        return Ok(Vec::new());
+                    }
+                    let read = futures::future::join_all(self.$field.iter().map(Part::read)).await;
+                    let mut routes = Vec::new();
+                    for r in read {
+                        routes.extend(r?.into_iter().map(|(read, lb_roles)| RouteLive::of(read, lb_roles, |s| Snap::$Variant(Box::new(s)))));
+                    }
+                    Ok::<_, Error>(routes)
+                }),+);
+                let mut routes = Vec::new();
+                $(routes.extend($field?);)+
+                Ok(routes)
+            }
+
+            /// Writes `changes`, each kind's through its parts, all at once.
+            async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
+                let ($($field,)+) = tokio::join!($(async {
+                    #[allow(unreachable_patterns)]
+                    let mine: Vec<(Change<$Kind>, &RouteChange)> = changes
+                        .iter()
+                        .filter_map(|c| {
+                            let Snap::$Variant(s) = &c.route.raw else { return None };
+                            let edit = match &c.edit {
+                                Some(Edit::$Variant(e)) => Some(e.clone()),
+                                _ => None,
+                            };
+                            let read = Read { index: c.route.index, name: c.route.name.clone(), weights: c.route.weights, snapshot: s.as_ref().clone() };
+                            Some((Change { read, to: c.to, edit }, c))
+                        })
+                        .collect();
+                    let written = futures::future::join_all(self.$field.iter().map(|p| p.write(&mine, guard))).await;
+                    written.into_iter().flatten().map(|(given, result)| WriteOutcome {
+                        changes: given,
+                        result: result.map(|reads| reads.into_iter().map(|(read, lb_roles)| RouteLive::of(read, lb_roles, |s| Snap::$Variant(Box::new(s)))).collect()),
+                    }).collect::<Vec<_>>()
+                }),+);
+                let mut outcomes = Vec::new();
+                $(outcomes.extend($field);)+
+                outcomes
+            }
+        }
+    };
+}
+
+kinds! {
+    route53: Route53 => route53::Route53,
+    alb: Alb => alb::Alb,
+}
 
 /// One route as read from AWS: its weights, and what a write needs to preserve everything else.
 #[derive(Clone, Debug)]
@@ -27,93 +237,40 @@ pub struct RouteLive {
     /// Position among the profile's routes of this kind.
     pub index: usize,
     pub kind: RouteKind,
-    /// A human name: `api.myapp.com. A` or `front/listener 443` / `front/rule 10`.
+    /// A human name: `api.myapp.com. A` or `front/listener:443/default` / `front/rule:10`.
     pub name: String,
     pub weights: Weights,
-    pub(crate) raw: Raw,
+    /// The role each side's load balancer is read with (its target groups, its request counts),
+    /// by [`Side::index`].
+    pub lb_roles: [Option<Role>; 2],
+    pub(crate) raw: Snap,
 }
 
 impl RouteLive {
-    /// The target group ARN of `side`, for ALB routes.
-    pub fn target_group(&self, side: Side) -> Option<String> {
-        match &self.raw {
-            Raw::Alb(s) => Some(match side {
-                Side::Blue => s.blue_arn.clone(),
-                Side::Green => s.green_arn.clone(),
-            }),
-            Raw::Route53(_) => None,
-        }
+    fn of<S>(read: Read<S>, lb_roles: [Option<Role>; 2], wrap: impl FnOnce(S) -> Snap) -> RouteLive {
+        let raw = wrap(read.snapshot);
+        RouteLive { index: read.index, kind: raw.kind(), name: read.name, weights: read.weights, lb_roles, raw }
     }
 
-    /// The side the preview record points at (by alias target), if the route has one.
-    pub fn preview_side(&self) -> Option<Side> {
-        match &self.raw {
-            Raw::Route53(s) => {
-                let p = s.preview.as_ref()?.alias_target.as_ref()?;
-                let same = |set: &aws_sdk_route53::types::ResourceRecordSet| {
-                    set.alias_target.as_ref().is_some_and(|a| same_dns(&a.dns_name, &p.dns_name))
-                };
-                if same(&s.green) {
-                    Some(Side::Green)
-                } else if same(&s.blue) {
-                    Some(Side::Blue)
-                } else {
-                    None
-                }
-            }
-            Raw::Alb(_) => None,
-        }
-    }
-
-    /// The health check `side`'s record set carries, for Route53 routes.
-    pub fn health_check_id(&self, side: Side) -> Option<&str> {
-        match &self.raw {
-            Raw::Route53(s) => s.set(side).health_check_id.as_deref(),
-            Raw::Alb(_) => None,
-        }
-    }
-
-    /// Whether the route has a preview record.
-    pub fn has_preview(&self) -> bool {
-        matches!(&self.raw, Raw::Route53(s) if s.preview.is_some())
-    }
-
-    /// The DNS name `side`'s record set is an alias of, for Route53 alias routes.
-    pub fn alias_dns(&self, side: Side) -> Option<String> {
-        match &self.raw {
-            Raw::Route53(s) => s.set(side).alias_target.as_ref().map(|a| a.dns_name.clone()),
-            Raw::Alb(_) => None,
-        }
+    /// Whether writes of this route's kind are conditional.
+    fn conditional(&self) -> bool {
+        self.raw.conditional()
     }
 
     /// Where `side`'s requests on this route are counted: its target group on the route's ALB,
-    /// or the load balancer its alias record points at. `None` for a record that is no alias.
+    /// or the load balancer its alias record points at. `None` where they cannot be.
     pub fn request_source(&self, side: Side) -> Option<RequestSource> {
-        match &self.raw {
-            Raw::Alb(s) => Some(RequestSource::TargetGroup {
-                target_group_arn: match side {
-                    Side::Blue => s.blue_arn.clone(),
-                    Side::Green => s.green_arn.clone(),
-                },
-                load_balancer_arn: alb::load_balancer_arn(&s.listener_arn)?,
-            }),
-            Raw::Route53(_) => self.alias_dns(side).map(RequestSource::Alias),
-        }
+        self.raw.request_source(side)
     }
 
-    /// How long resolvers may cache an answer of this route (Route53 routes): the longest TTL of
-    /// its two record sets; an alias record answers with its target's TTL, 60 s for an ELB.
+    /// How long clients may keep going to a side after a shift (Route53 routes: the DNS TTL).
     pub fn dns_ttl(&self) -> Option<std::time::Duration> {
-        match &self.raw {
-            Raw::Route53(s) => [&s.blue, &s.green]
-                .iter()
-                .map(|set| match (&set.alias_target, set.ttl) {
-                    (Some(_), _) => ALIAS_TTL,
-                    (None, ttl) => std::time::Duration::from_secs(ttl.unwrap_or(0).max(0) as u64),
-                })
-                .max(),
-            Raw::Alb(_) => None,
-        }
+        self.raw.dns_ttl()
+    }
+
+    /// The role `side`'s load balancer is read with.
+    pub fn lb_role(&self, side: Side) -> Option<&Role> {
+        self.lb_roles[side.index()].as_ref()
     }
 
     pub fn view(&self) -> RouteView {
@@ -121,58 +278,27 @@ impl RouteLive {
     }
 }
 
-/// The TTL of an answer for an alias record to a load balancer.
-pub const ALIAS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Where one side's requests of a route are counted (`AWS/ApplicationELB` `RequestCount`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RequestSource {
-    /// The side's target group behind the route's ALB.
-    TargetGroup { target_group_arn: String, load_balancer_arn: String },
-    /// The load balancer a weighted alias record points at, by DNS name.
-    Alias(String),
-}
-
-/// What a backend keeps of a route between reading and writing it.
-#[derive(Clone, Debug)]
-pub(crate) enum Raw {
-    Route53(Box<route53::Snapshot>),
-    Alb(Box<alb::Snapshot>),
-}
-
-/// New weights for one route.
+/// New weights for one route, and what else its write changes.
 #[derive(Clone, Debug)]
 pub struct RouteChange {
     pub route: RouteLive,
     pub to: Weights,
     /// Whether `to` is exactly the percentage asked for.
     pub exact: bool,
-    /// Route53: alias targets to set in the same change batch (`--repoint`), per side.
-    pub repoint: Vec<(Side, AliasTo)>,
-    /// Route53: point the route's preview record at this side's alias target, in the same batch.
-    pub preview_to: Option<Side>,
-    /// Route53: health checks to set on a side's record set (`None` removes it), in the same
-    /// batch — the safety net.
-    pub health_check: Vec<(Side, Option<String>)>,
-}
-
-/// Where an alias record should point: a load balancer's DNS name and canonical hosted zone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AliasTo {
-    pub dns_name: String,
-    pub hosted_zone_id: String,
+    /// What the write changes besides the weights, in the same request.
+    pub edit: Option<Edit>,
 }
 
 impl RouteChange {
     /// `route` to `to`, and nothing else.
     pub fn new(route: &RouteLive, to: Weights, exact: bool) -> RouteChange {
-        RouteChange { route: route.clone(), to, exact, repoint: Vec::new(), preview_to: None, health_check: Vec::new() }
+        RouteChange { route: route.clone(), to, exact, edit: None }
     }
 
-    /// `route` with its weights kept: the base of a change that moves no traffic (an alias
+    /// `route` with its weights kept and `edit` made: a change that moves no traffic (an alias
     /// repointed, the preview record, a health check).
-    pub fn keep(route: &RouteLive) -> RouteChange {
-        RouteChange::new(route, route.weights, true)
+    pub fn edit(route: &RouteLive, edit: Edit) -> RouteChange {
+        RouteChange { edit: Some(edit), ..RouteChange::new(route, route.weights, true) }
     }
 
     /// The route as this change would leave it.
@@ -181,10 +307,7 @@ impl RouteChange {
     }
 
     pub fn is_noop(&self) -> bool {
-        self.route.weights == self.to
-            && self.repoint.is_empty()
-            && self.preview_to.is_none()
-            && self.health_check.is_empty()
+        self.route.weights == self.to && self.edit.is_none()
     }
 
     /// Whether this change gives `side` a larger share of the route's traffic.
@@ -199,39 +322,8 @@ impl RouteChange {
 
     /// The exact API change this would make, one line per edit, for `--dry-run` and logs.
     pub fn describe(&self) -> Vec<String> {
-        let mut lines = match &self.route.raw {
-            Raw::Route53(s) => route53::describe_change(s, self.to),
-            Raw::Alb(s) => alb::describe_change(s, self.to),
-        };
-        for (side, to) in &self.repoint {
-            lines.push(format!(
-                "repoint: the {side} record's alias → {} (zone {}), in the same change batch",
-                to.dns_name, to.hosted_zone_id
-            ));
-        }
-        if let Some(side) = self.preview_to {
-            lines.push(format!("preview record → the {side} side's alias target, in the same change batch"));
-        }
-        for (side, id) in &self.health_check {
-            lines.push(format!(
-                "the {side} record's health check → {}, in the same change batch",
-                id.as_deref().unwrap_or("none")
-            ));
-        }
-        lines
+        self.route.raw.describe(self.to, self.edit.as_ref())
     }
-}
-
-/// A splitter: reads every route of its kind, writes new weights and waits until applied.
-#[allow(async_fn_in_trait)]
-pub trait Splitter {
-    /// Reads each route, refusing (exit 2) any the profile names wrongly. Makes no write.
-    async fn read(&self) -> Result<Vec<RouteLive>>;
-    /// Writes the changes (skipping no-ops) and waits until the service has applied them. Each
-    /// element of the result is one independent write unit (a Route53 change batch, an ALB
-    /// listener or rule), so a caller can tell what was written. `guard` says whether Route53
-    /// batches compare (DELETE + CREATE of the sets as read) and when no request may be sent.
-    async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome>;
 }
 
 /// The outcome of one independent write (a Route53 change batch, one ALB action).
@@ -255,64 +347,77 @@ fn merged(routes: &[RouteLive], outcomes: &[WriteOutcome]) -> Vec<RouteLive> {
     after
 }
 
-/// Counts the writes the services have accepted (a Route53 change batch accepted, an ALB edit
-/// answered), so a caller can act the moment traffic is moving — a rollback marks the rollout
-/// aborted while Route53 still propagates its change.
-#[derive(Clone, Debug, Default)]
-pub struct Accepted(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
-
-impl Accepted {
-    fn note(&self) {
-        self.0.send_modify(|n| *n += 1);
-    }
-}
+/// A route of a kind as read, numbered as in the profile, with its load balancers' roles.
+type Profiled<K> = (Read<<K as SplitterKind>::Snapshot>, [Option<Role>; 2]);
 
 /// The routes of one kind in one account (the caller's, or a role's), behind their own
 /// splitter. The splitter numbers its routes from 0; `index` gives each its place among the
 /// profile's routes of the kind, which is how every route is known outside.
-struct Part<S> {
-    splitter: S,
+struct Part<K: SplitterKind> {
+    splitter: K::Splitter,
     index: Vec<usize>,
+    /// Per route of the part: the role each side's load balancer is read with.
+    lb_roles: Vec<[Option<Role>; 2]>,
 }
 
-impl<S: Splitter> Part<S> {
-    /// The routes of `all` grouped by their role, each group behind a splitter `make` builds.
-    fn group<R: Clone>(
-        all: &[R],
-        role: impl Fn(&R) -> Option<&Role>,
-        make: impl Fn(Option<&Role>, Vec<R>) -> S,
-    ) -> Vec<Part<S>> {
+impl<K: SplitterKind> Part<K> {
+    /// The routes of `all` grouped by their role, each group behind a splitter of its account.
+    fn group(aws: &Accounts, all: &[K::Route], sides: &[Option<Role>; 2], accepted: &Accepted) -> Vec<Part<K>> {
         let mut groups: Vec<(Option<&Role>, Vec<usize>)> = Vec::new();
         for (i, r) in all.iter().enumerate() {
-            match groups.iter_mut().find(|(g, _)| *g == role(r)) {
+            match groups.iter_mut().find(|(g, _)| *g == K::role(r)) {
                 Some((_, index)) => index.push(i),
-                None => groups.push((role(r), vec![i])),
+                None => groups.push((K::role(r), vec![i])),
             }
         }
         groups
             .into_iter()
-            .map(|(role, index)| Part { splitter: make(role, index.iter().map(|&i| all[i].clone()).collect()), index })
+            .map(|(role, index)| {
+                // The sides' accounts, where a route's load balancers may be besides its own.
+                let mut others: Vec<&Role> = sides.iter().flatten().filter(|s| Some(*s) != role).collect();
+                others.dedup();
+                let env = Build {
+                    sdk: aws.of(role),
+                    lb_accounts: others.into_iter().map(|s| aws.of(Some(s))).collect(),
+                    accepted: accepted.clone(),
+                };
+                let routes: Vec<K::Route> = index.iter().map(|&i| all[i].clone()).collect();
+                let lb_roles = routes
+                    .iter()
+                    .map(|r| {
+                        Side::ALL
+                            .map(|side| K::load_balancer(r, sides[side.index()].as_ref()).and_then(|(role, _)| role))
+                    })
+                    .collect();
+                Part { splitter: K::splitter(&env, routes), index, lb_roles }
+            })
             .collect()
     }
 
-    fn to_profile(&self, mut route: RouteLive) -> RouteLive {
-        route.index = self.index[route.index];
-        route
+    /// A route as the splitter numbers it, numbered as in the profile, with its load balancers' roles.
+    fn to_profile(&self, mut read: Read<K::Snapshot>) -> Profiled<K> {
+        let roles = self.lb_roles.get(read.index).cloned().unwrap_or_default();
+        read.index = self.index[read.index];
+        (read, roles)
     }
 
-    async fn read(&self) -> Result<Vec<RouteLive>> {
+    async fn read(&self) -> Result<Vec<Profiled<K>>> {
         Ok(self.splitter.read().await?.into_iter().map(|r| self.to_profile(r)).collect())
     }
 
     /// Writes the changes of this part's routes (of `changes`, all of the part's kind), and
-    /// answers them numbered as in the profile.
-    async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
-        let mine: Vec<RouteChange> = changes
+    /// answers them numbered as in the profile, with the changes as given.
+    async fn write(
+        &self,
+        changes: &[(Change<K>, &RouteChange)],
+        guard: WriteGuard,
+    ) -> Vec<(Vec<RouteChange>, Result<Vec<Profiled<K>>>)> {
+        let mine: Vec<Change<K>> = changes
             .iter()
-            .filter_map(|c| {
-                let local = self.index.iter().position(|&i| i == c.route.index)?;
+            .filter_map(|(c, _)| {
+                let local = self.index.iter().position(|&i| i == c.read.index)?;
                 let mut c = c.clone();
-                c.route.index = local;
+                c.read.index = local;
                 Some(c)
             })
             .collect();
@@ -322,16 +427,16 @@ impl<S: Splitter> Part<S> {
         let outcomes = self.splitter.write(&mine, guard).await;
         outcomes
             .into_iter()
-            .map(|o| WriteOutcome {
-                changes: o
+            .map(|w| {
+                let given: Vec<RouteChange> = w
                     .changes
-                    .into_iter()
-                    .map(|mut c| {
-                        c.route = self.to_profile(c.route);
-                        c
+                    .iter()
+                    .filter_map(|c| {
+                        let index = self.index[c.read.index];
+                        changes.iter().find(|(g, _)| g.read.index == index).map(|(_, r)| (*r).clone())
                     })
-                    .collect(),
-                result: o.result.map(|routes| routes.into_iter().map(|r| self.to_profile(r)).collect()),
+                    .collect();
+                (given, w.result.map(|reads| reads.into_iter().map(|r| self.to_profile(r)).collect()))
             })
             .collect()
     }
@@ -339,63 +444,27 @@ impl<S: Splitter> Part<S> {
 
 /// Every route of one profile, moved together.
 pub struct AwsTraffic {
-    /// One splitter per account: a role's routes are called with its credentials.
-    route53: Vec<Part<route53::Route53Splitter>>,
-    alb: Vec<Part<alb::AlbSplitter>>,
+    /// Each kind's splitters, one per account: a role's routes are called with its credentials.
+    parts: Parts,
     accepted: Accepted,
 }
 
-/// Every part's routes, read at once.
-async fn read_parts<S: Splitter>(parts: &[Part<S>]) -> Result<Vec<RouteLive>> {
-    let read = futures::future::join_all(parts.iter().map(Part::read)).await;
-    let mut routes = Vec::new();
-    for r in read {
-        routes.extend(r?);
-    }
-    Ok(routes)
-}
-
-/// Every part's writes, at once; `changes` are all of the parts' kind.
-async fn write_parts<S: Splitter>(parts: &[Part<S>], changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
-    futures::future::join_all(parts.iter().map(|p| p.write(changes, guard))).await.into_iter().flatten().collect()
-}
-
 impl AwsTraffic {
-    pub fn new(aws: &Accounts, profile: &Profile) -> AwsTraffic {
+    /// The splitters of `routes`; `sides` are the sides' roles (by [`Side::index`]), where the
+    /// routes' load balancers may be read.
+    pub fn new(aws: &Accounts, routes: &Routes, sides: &[Option<Role>; 2]) -> AwsTraffic {
         let accepted = Accepted::default();
-        AwsTraffic {
-            route53: Part::group(
-                &profile.route53,
-                |r| r.role.as_ref(),
-                |role, routes| {
-                    // The sides' accounts, where an alias may point besides the zone's own.
-                    let mut sides: Vec<&Role> = Side::ALL.iter().filter_map(|s| profile.sides.role(*s)).collect();
-                    sides.dedup();
-                    let alias_accounts: Vec<_> =
-                        sides.into_iter().filter(|s| Some(*s) != role).map(|s| aws.of(Some(s))).collect();
-                    route53::Route53Splitter::new(aws.of(role), &alias_accounts, routes, accepted.clone())
-                },
-            ),
-            alb: Part::group(
-                &profile.alb,
-                |r| r.role.as_ref(),
-                |role, routes| alb::AlbSplitter::new(aws.of(role), routes, accepted.clone()),
-            ),
-            accepted,
-        }
+        AwsTraffic { parts: Parts::new(aws, routes, sides, &accepted), accepted }
     }
 
     /// Changes each time a write is accepted from now on.
     pub fn accepted(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.accepted.0.subscribe()
+        self.accepted.subscribe()
     }
 
-    /// Reads and checks every route (both kinds at once). Any bad route refuses the whole profile.
+    /// Reads and checks every route (every kind at once). Any bad route refuses the whole profile.
     pub async fn read(&self) -> Result<Vec<RouteLive>> {
-        let (r53, alb) = tokio::join!(read_parts(&self.route53), read_parts(&self.alb));
-        let mut routes = r53?;
-        routes.extend(alb?);
-        Ok(routes)
+        self.parts.read(true).await
     }
 
     /// Every route's split, without what a write needs.
@@ -412,69 +481,6 @@ impl AwsTraffic {
                 RouteChange::new(r, choice.weights, choice.exact)
             })
             .collect()
-    }
-
-    /// Whether any route has a preview record.
-    pub fn has_previews(&self) -> bool {
-        self.route53.iter().any(|p| p.splitter.has_previews())
-    }
-
-    /// Points every preview record at `side`'s alias target (one batch per zone); weights
-    /// unchanged. Says whether it wrote; a profile without preview records reads nothing.
-    pub async fn point_preview(&self, side: Side) -> Result<bool> {
-        if !self.has_previews() {
-            return Ok(false);
-        }
-        let routes = self.read().await?;
-        let changes: Vec<RouteChange> = routes
-            .iter()
-            .filter(|r| r.has_preview() && r.preview_side() != Some(side))
-            .map(|r| RouteChange { preview_to: Some(side), ..RouteChange::keep(r) })
-            .collect();
-        if changes.is_empty() {
-            return Ok(false);
-        }
-        tracing::info!(%side, routes = changes.len(), "pointing preview records");
-        self.apply(&routes, &changes, None).await.map(|_| true)
-    }
-
-    /// Points alias records at their side's load balancer (`--repoint`); weights unchanged.
-    pub async fn repoint(&self, fixes: &[(usize, Side, AliasTo)]) -> Result<()> {
-        let routes = self.read().await?;
-        let changes: Vec<RouteChange> = routes
-            .iter()
-            .filter(|r| r.kind == crate::splitter::route53::KIND)
-            .filter_map(|r| {
-                let repoint: Vec<(Side, AliasTo)> =
-                    fixes.iter().filter(|(i, _, _)| *i == r.index).map(|(_, s, a)| (*s, a.clone())).collect();
-                (!repoint.is_empty()).then(|| RouteChange { repoint, ..RouteChange::keep(r) })
-            })
-            .collect();
-        if changes.is_empty() {
-            return Ok(());
-        }
-        self.apply(&routes, &changes, None).await.map(|_| ())
-    }
-
-    /// Sets the health check of a side's record set on Route53 routes (the safety net), from the
-    /// routes just read; weights unchanged. `fixes`: (route index, side, health check id or none).
-    pub async fn set_health_checks(&self, routes: &[RouteLive], fixes: &[(usize, Side, Option<String>)]) -> Result<()> {
-        let changes: Vec<RouteChange> = routes
-            .iter()
-            .filter(|r| r.kind == crate::splitter::route53::KIND)
-            .filter_map(|r| {
-                let health_check: Vec<(Side, Option<String>)> = fixes
-                    .iter()
-                    .filter(|(i, side, id)| *i == r.index && r.health_check_id(*side) != id.as_deref())
-                    .map(|(_, s, id)| (*s, id.clone()))
-                    .collect();
-                (!health_check.is_empty()).then(|| RouteChange { health_check, ..RouteChange::keep(r) })
-            })
-            .collect();
-        if changes.is_empty() {
-            return Ok(());
-        }
-        self.apply(routes, &changes, None).await.map(|_| ())
     }
 
     /// Writes every change of `routes` (as read) and verifies what each write answered (see
@@ -563,11 +569,7 @@ impl AwsTraffic {
     }
 
     async fn write_all(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
-        let (r53, alb): (Vec<RouteChange>, Vec<RouteChange>) =
-            changes.iter().cloned().partition(|c| c.route.kind == crate::splitter::route53::KIND);
-        let (mut a, b) = tokio::join!(write_parts(&self.route53, &r53, guard), write_parts(&self.alb, &alb, guard));
-        a.extend(b);
-        a
+        self.parts.write(changes, guard).await
     }
 
     /// An exit-4 error listing every route's live split, as far as it can be read.
@@ -583,18 +585,6 @@ impl AwsTraffic {
         }
         Error::SplitUnknown { message }
     }
-}
-
-/// Two DNS names of one load balancer: case, trailing dot and `dualstack.` do not matter.
-pub fn same_dns(a: &str, b: &str) -> bool {
-    dns_key(a) == dns_key(b)
-}
-
-/// A load balancer's DNS name for comparing:
-/// `dualstack.My-ALB-123.us-west-2.elb.amazonaws.com.` → `my-alb-123.us-west-2.elb.amazonaws.com`.
-pub fn dns_key(dns: &str) -> String {
-    let d = dns.trim_end_matches('.').to_ascii_lowercase();
-    d.strip_prefix("dualstack.").map(str::to_string).unwrap_or(d)
 }
 
 /// The side holding all traffic on every route, if there is one.
@@ -649,13 +639,13 @@ impl Traffic for AwsTraffic {
         AwsTraffic::read(self).await.map_err(traffic_error)
     }
 
-    /// Route53 routes as this run's last write left them: the next write is a compare-and-swap,
-    /// which Route53 refuses whole if a set changed since (a rollback, a hand edit). ALB routes
-    /// are described again: ELB has no conditional write, so only a read notices a hand edit.
+    /// The routes of conditional kinds as this run's last write left them: the next write is a
+    /// compare-and-swap, which the service refuses whole if a route changed since (Route53: a
+    /// rollback, a hand edit). The others are read again: without a conditional write, only a
+    /// read notices a hand edit.
     async fn reread(&self, last: &Vec<RouteLive>) -> Result<Vec<RouteLive>, TrafficError> {
-        let mut routes: Vec<RouteLive> =
-            last.iter().filter(|r| r.kind == crate::splitter::route53::KIND).cloned().collect();
-        routes.extend(read_parts(&self.alb).await.map_err(traffic_error)?);
+        let mut routes: Vec<RouteLive> = last.iter().filter(|r| r.conditional()).cloned().collect();
+        routes.extend(self.parts.read(false).await.map_err(traffic_error)?);
         Ok(routes)
     }
 

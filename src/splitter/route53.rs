@@ -15,19 +15,308 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use aws_sdk_route53::Client;
-use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecordSet, RrType};
+use aws_sdk_route53::types::Change as RecordChange;
+use aws_sdk_route53::types::{ChangeAction, ChangeBatch, ChangeStatus, ResourceRecordSet, RrType};
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{Raw, RouteChange, RouteLive, Splitter, WRITE_PARALLELISM, WriteOutcome, dns_key, same_dns};
+use serde::Deserialize;
+
+use super::kind::{
+    Build, Change, LbAccess, Read, RequestSource, Splitter, SplitterKind, WRITE_PARALLELISM, Written, dns_key, same_dns,
+};
 use crate::error::{Error, Result};
-use crate::model::{RouteKind, Side, Weights};
-use crate::profile::{Route53Route, fqdn, is_zone_id};
+use crate::iam::{Scope, Statement};
+use crate::model::{Role, RouteKind, Side, Weights};
+use crate::profile::fields::{Bad, Key, bad, bad_hint, fqdn, non_empty, role};
 use crate::rollout::ports::WriteGuard;
 
 /// The kind: weighted record sets, weights 0–255.
 pub const KIND: RouteKind = RouteKind::new("route53", 255);
+
+/// Weighted Route53 record pairs (`[[route53]]`).
+pub struct Route53;
+
+/// A `[[route53]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    zone: String,
+    record: String,
+    #[serde(rename = "type", default = "default_rtype")]
+    rtype: String,
+    blue: String,
+    green: String,
+    preview: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+}
+
+fn default_rtype() -> String {
+    "A".to_string()
+}
+
+/// A weighted record pair in one hosted zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route53Route {
+    /// Hosted zone name (`myapp.com.`) or id (`Z123…`).
+    pub zone: String,
+    /// Record name, fully qualified with a trailing dot.
+    pub record: String,
+    pub rtype: String,
+    pub blue: String,
+    pub green: String,
+    pub preview: Option<String>,
+    /// The role for the zone's calls (every route of one zone has the same).
+    pub role: Option<Role>,
+}
+
+impl Route53Route {
+    pub fn set_identifier(&self, side: Side) -> &str {
+        match side {
+            Side::Blue => &self.blue,
+            Side::Green => &self.green,
+        }
+    }
+
+    /// Whether the record can alias a load balancer (only A and AAAA records do).
+    pub fn can_alias(&self) -> bool {
+        matches!(self.rtype.as_str(), "A" | "AAAA")
+    }
+}
+
+const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "NAPTR", "PTR", "SPF", "DS"];
+
+/// A hosted zone id (`Z0123…` or `/hostedzone/Z0123…`) rather than a zone name.
+pub fn is_zone_id(zone: &str) -> bool {
+    let id = zone.trim_start_matches("/hostedzone/");
+    !id.contains('.') && id.len() >= 5 && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// A record name as Route53 matches it in `route53:ChangeResourceRecordSetsNormalizedRecordNames`:
+/// lower case, no trailing dot, and every character but a-z, 0-9, `-`, `_` and `.` as a
+/// three-digit octal escape (`*` → `\052`).
+pub fn normalized_record_name(name: &str) -> String {
+    let name = name.replace("\\052", "*").to_ascii_lowercase();
+    let mut out = String::new();
+    for c in name.trim_end_matches('.').chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.') {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\{b:03o}"));
+            }
+        }
+    }
+    out
+}
+
+/// Where an alias record should point: a load balancer's DNS name and canonical hosted zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasTo {
+    pub dns_name: String,
+    pub hosted_zone_id: String,
+}
+
+/// What a Route53 write may change besides the weights, in the same change batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordEdit {
+    /// Alias targets to set (`--repoint`), per side.
+    pub repoint: Vec<(Side, AliasTo)>,
+    /// Point the route's preview record at this side's alias target.
+    pub preview_to: Option<Side>,
+    /// Health checks to set on a side's record set (`None` removes it) — the safety net.
+    pub health_check: Vec<(Side, Option<String>)>,
+}
+
+impl SplitterKind for Route53 {
+    const KIND: RouteKind = KIND;
+    const CONDITIONAL: bool = true;
+    type Section = Section;
+    type Route = Route53Route;
+    type Snapshot = Snapshot;
+    type Edit = RecordEdit;
+    type Splitter = Route53Splitter;
+
+    fn check(r: Section, at: &Key, earlier: &[Route53Route]) -> std::result::Result<Route53Route, Bad> {
+        non_empty(&at.at("zone"), &r.zone)?;
+        non_empty(&at.at("record"), &r.record)?;
+        non_empty(&at.at("blue"), &r.blue)?;
+        non_empty(&at.at("green"), &r.green)?;
+        if r.blue == r.green {
+            return Err(bad_hint(
+                at.at("green"),
+                format!("blue and green name the same SetIdentifier `{}`", r.blue),
+                "each side is its own weighted record set, told apart by SetIdentifier",
+            ));
+        }
+        let rtype = r.rtype.trim().to_ascii_uppercase();
+        if !RECORD_TYPES.contains(&rtype.as_str()) {
+            return Err(bad_hint(
+                at.at("type"),
+                format!("`{}` is not a Route53 record type", r.rtype),
+                format!("one of {}", RECORD_TYPES.join(", ")),
+            ));
+        }
+        let record = fqdn(&r.record);
+        let zone = r.zone.trim().to_string();
+        if !is_zone_id(&zone) {
+            let z = fqdn(&zone);
+            if record != z && !record.ends_with(&format!(".{z}")) {
+                return Err(bad(at.at("record"), format!("`{record}` is not inside the zone `{z}`")));
+            }
+        }
+        if let Some(p) = &r.preview {
+            non_empty(&at.at("preview"), p)?;
+            if fqdn(p) == record {
+                return Err(bad(at.at("preview"), "must be another name than the weighted record"));
+            }
+        }
+        let route = Route53Route {
+            zone: if is_zone_id(&zone) { zone } else { fqdn(&zone) },
+            record,
+            rtype,
+            blue: r.blue,
+            green: r.green,
+            preview: r.preview.map(|p| fqdn(&p)),
+            role: role(at, r.role_arn, r.external_id)?,
+        };
+        if earlier.contains(&route) {
+            return Err(bad(at.at("record"), "the same record pair is listed twice"));
+        }
+        if let Some(other) = earlier.iter().find(|o| o.zone == route.zone && o.role != route.role) {
+            return Err(bad_hint(
+                at.at("role_arn"),
+                format!("the zone `{}` is given another role here than in an earlier [[route53]] route", route.zone),
+                format!(
+                    "a zone's records are written in one change batch, by one account: give every route of the zone the same role ({})",
+                    other.role.as_ref().map(|r| format!("`{}`", r.arn)).unwrap_or_else(|| "none".into())
+                ),
+            ));
+        }
+        Ok(route)
+    }
+
+    fn role(route: &Route53Route) -> Option<&Role> {
+        route.role.as_ref()
+    }
+
+    /// The load balancer a record aliases, by DNS name: read with the side's role, else the
+    /// zone's (an alias most often names a load balancer of the zone's own account).
+    fn load_balancer(route: &Route53Route, side_role: Option<&Role>) -> Option<(Option<Role>, LbAccess)> {
+        route.can_alias().then(|| (side_role.or(route.role.as_ref()).cloned(), LbAccess::ByAlias))
+    }
+
+    fn splitter(env: &Build<'_>, routes: Vec<Route53Route>) -> Route53Splitter {
+        Route53Splitter::new(env, routes)
+    }
+
+    fn describe(s: &Snapshot, to: Weights, edit: Option<&RecordEdit>) -> Vec<String> {
+        let mut lines = describe_change(s, to);
+        let Some(edit) = edit else { return lines };
+        for (side, to) in &edit.repoint {
+            lines.push(format!(
+                "repoint: the {side} record's alias → {} (zone {}), in the same change batch",
+                to.dns_name, to.hosted_zone_id
+            ));
+        }
+        if let Some(side) = edit.preview_to {
+            lines.push(format!("preview record → the {side} side's alias target, in the same change batch"));
+        }
+        for (side, id) in &edit.health_check {
+            lines.push(format!(
+                "the {side} record's health check → {}, in the same change batch",
+                id.as_deref().unwrap_or("none")
+            ));
+        }
+        lines
+    }
+
+    fn request_source(s: &Snapshot, side: Side) -> Option<RequestSource> {
+        s.set(side).alias_target.as_ref().map(|a| RequestSource::Alias(a.dns_name.clone()))
+    }
+
+    /// The longest TTL of the two record sets; an alias record answers with its target's TTL,
+    /// 60 s for an ELB.
+    fn dns_ttl(s: &Snapshot) -> Option<Duration> {
+        [&s.blue, &s.green]
+            .iter()
+            .map(|set| match (&set.alias_target, set.ttl) {
+                (Some(_), _) => ALIAS_TTL,
+                (None, ttl) => Duration::from_secs(ttl.unwrap_or(0).max(0) as u64),
+            })
+            .max()
+    }
+
+    fn policy(routes: &[&Route53Route], scope: &Scope<'_>) -> Vec<Statement> {
+        let mut s = Vec::new();
+        if routes.is_empty() {
+            return s;
+        }
+        let arn = scope.arn();
+        let zones: Vec<String> = routes
+            .iter()
+            .map(|r| {
+                if is_zone_id(&r.zone) {
+                    format!("{arn}route53:::hostedzone/{}", r.zone.trim_start_matches("/hostedzone/"))
+                } else {
+                    format!("{arn}route53:::hostedzone/*")
+                }
+            })
+            .collect();
+        if routes.iter().any(|r| !is_zone_id(&r.zone)) {
+            // Finding a zone by name has no resource-level permission.
+            s.push(Statement::new("Route53FindZones", &["route53:ListHostedZonesByName"], ["*".to_string()]));
+        }
+        // A zone given by id is not looked up: its listing says whether it exists.
+        s.push(Statement::new("Route53Read", &["route53:ListResourceRecordSets"], zones.clone()));
+        if !scope.read_only {
+            let names: std::collections::BTreeSet<String> = routes
+                .iter()
+                .flat_map(|r| std::iter::once(r.record.clone()).chain(r.preview.clone()))
+                .map(|n| normalized_record_name(&n))
+                .collect();
+            s.push(Statement::new("Route53ChangeOnlyTheseRecords", &["route53:ChangeResourceRecordSets"], zones).when(
+                serde_json::json!({
+                    "ForAllValues:StringEquals": { "route53:ChangeResourceRecordSetsNormalizedRecordNames": names }
+                }),
+            ));
+            s.push(Statement::new(
+                "Route53WaitForChanges",
+                &["route53:GetChange"],
+                [format!("{arn}route53:::change/*")],
+            ));
+        }
+        s
+    }
+}
+
+/// The TTL of an answer for an alias record to a load balancer.
+pub const ALIAS_TTL: Duration = Duration::from_secs(60);
+
+/// The side the preview record points at (by alias target), when the route has one.
+pub fn preview_side(s: &Snapshot) -> Option<Side> {
+    let p = s.preview.as_ref()?.alias_target.as_ref()?;
+    let same = |set: &ResourceRecordSet| set.alias_target.as_ref().is_some_and(|a| same_dns(&a.dns_name, &p.dns_name));
+    if same(&s.green) {
+        Some(Side::Green)
+    } else if same(&s.blue) {
+        Some(Side::Blue)
+    } else {
+        None
+    }
+}
+
+/// The health check `side`'s record set carries.
+pub fn health_check_id(s: &Snapshot, side: Side) -> Option<&str> {
+    s.set(side).health_check_id.as_deref()
+}
+
+/// The DNS name `side`'s record set is an alias of.
+pub fn alias_dns(s: &Snapshot, side: Side) -> Option<String> {
+    s.set(side).alias_target.as_ref().map(|a| a.dns_name.clone())
+}
 
 /// How long a change may take to reach INSYNC before the command gives up waiting.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
@@ -95,7 +384,7 @@ pub struct Route53Splitter {
     routes: Vec<Route53Route>,
     /// Zones found by the first read; a later read does not look them up again.
     zones: Mutex<BTreeMap<String, Zone>>,
-    accepted: super::Accepted,
+    accepted: super::kind::Accepted,
 }
 
 /// A hosted zone as resolved from the profile's `zone`.
@@ -117,29 +406,20 @@ impl Zone {
 }
 
 impl Route53Splitter {
-    /// `alias_accounts`: where the load balancers the records alias may be, besides the zone's
-    /// own account (`sdk`).
-    pub fn new(
-        sdk: &SdkConfig,
-        alias_accounts: &[&SdkConfig],
-        routes: Vec<Route53Route>,
-        accepted: super::Accepted,
-    ) -> Route53Splitter {
-        let elbs = std::iter::once(sdk)
-            .chain(alias_accounts.iter().copied())
+    /// `env.lb_accounts`: where the load balancers the records alias may be, besides the zone's
+    /// own account (`env.sdk`).
+    pub fn new(env: &Build<'_>, routes: Vec<Route53Route>) -> Route53Splitter {
+        let elbs = std::iter::once(env.sdk)
+            .chain(env.lb_accounts.iter().copied())
             .map(|sdk| crate::client!(aws_sdk_elasticloadbalancingv2, sdk))
             .collect();
         Route53Splitter {
-            client: crate::client!(aws_sdk_route53, sdk),
+            client: crate::client!(aws_sdk_route53, env.sdk),
             elbs,
             routes,
             zones: Mutex::default(),
-            accepted,
+            accepted: env.accepted.clone(),
         }
-    }
-
-    pub fn has_previews(&self) -> bool {
-        self.routes.iter().any(|r| r.preview.is_some())
     }
 
     /// Finds a hosted zone by id or by name; a name shared by several zones (public and private)
@@ -344,15 +624,20 @@ impl Route53Splitter {
     /// `guard.compare` both sets of each pair DELETEd as read and CREATEd anew. Returns the routes
     /// as the batch left them: Route53 applies a batch whole, exactly as sent, so what it sent is
     /// what the zone holds once the change is accepted (and INSYNC, as far as GetChange tells).
-    async fn write_zone(&self, zone_id: &str, changes: &[RouteChange], guard: WriteGuard) -> Result<Vec<RouteLive>> {
+    async fn write_zone(
+        &self,
+        zone_id: &str,
+        changes: &[Change<Route53>],
+        guard: WriteGuard,
+    ) -> Result<Vec<Read<Snapshot>>> {
         let mut batch = Vec::new();
         let mut written = Vec::new();
+        let none = RecordEdit::default();
         for c in changes {
-            let Raw::Route53(snap) = &c.route.raw else {
-                continue;
-            };
-            let mut after = snap.as_ref().clone();
-            if let (Some(side), Some(preview)) = (c.preview_to, &snap.preview) {
+            let snap = &c.read.snapshot;
+            let edit = c.edit.as_ref().unwrap_or(&none);
+            let mut after = snap.clone();
+            if let (Some(side), Some(preview)) = (edit.preview_to, &snap.preview) {
                 let mut set = preview.clone();
                 let target = snap.set(side).alias_target.clone();
                 if let (Some(mut alias), Some(target)) = (set.alias_target.clone(), target) {
@@ -364,10 +649,10 @@ impl Route53Splitter {
                 }
             }
             for side in Side::ALL {
-                let repoint = c.repoint.iter().find(|(s, _)| *s == side).map(|(_, a)| a);
-                let health_check = c.health_check.iter().find(|(s, _)| *s == side).map(|(_, id)| id);
+                let repoint = edit.repoint.iter().find(|(s, _)| *s == side).map(|(_, a)| a);
+                let health_check = edit.health_check.iter().find(|(s, _)| *s == side).map(|(_, id)| id);
                 let unchanged =
-                    c.route.weights.get(side) == c.to.get(side) && repoint.is_none() && health_check.is_none();
+                    c.read.weights.get(side) == c.to.get(side) && repoint.is_none() && health_check.is_none();
                 if unchanged && !guard.compare {
                     continue;
                 }
@@ -388,7 +673,7 @@ impl Route53Splitter {
                     batch.push(change(ChangeAction::Upsert, set)?);
                 }
             }
-            written.push(RouteLive { weights: c.to, raw: Raw::Route53(Box::new(after)), ..c.route.clone() });
+            written.push(Read { weights: c.to, snapshot: after, ..c.read.clone() });
         }
         if batch.is_empty() {
             return Ok(written);
@@ -397,7 +682,7 @@ impl Route53Splitter {
             "cutover: {}",
             changes
                 .iter()
-                .map(|c| format!("{} {}:{}", c.route.name, c.to.blue, c.to.green))
+                .map(|c| format!("{} {}:{}", c.read.name, c.to.blue, c.to.green))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -410,7 +695,7 @@ impl Route53Splitter {
                 if dead.is_empty() {
                     return Err(e);
                 }
-                let kept: Vec<Change> = batch.into_iter().filter(|c| !aliases_any(c, &dead)).collect();
+                let kept: Vec<RecordChange> = batch.into_iter().filter(|c| !aliases_any(c, &dead)).collect();
                 if !kept.is_empty() {
                     self.send_batch(zone_id, &comment, kept, guard).await.map_err(Refusal::into_error)?;
                 }
@@ -435,7 +720,7 @@ impl Route53Splitter {
         &self,
         zone_id: &str,
         comment: &str,
-        batch: Vec<Change>,
+        batch: Vec<RecordChange>,
         guard: WriteGuard,
     ) -> std::result::Result<(), Refusal> {
         let batch = ChangeBatch::builder()
@@ -495,7 +780,7 @@ impl Route53Splitter {
     /// deleted, or re-created under a new DNS name — in any account an alias may point into.
     /// Aliases to other targets, load balancers of other regions and lookups that fail are taken
     /// as alive.
-    async fn dead_targets(&self, batch: &[Change]) -> Vec<String> {
+    async fn dead_targets(&self, batch: &[RecordChange]) -> Vec<String> {
         let region = self.elbs[0].config().region().map(|r| r.to_string()).unwrap_or_default();
         let mut names: Vec<String> = batch
             .iter()
@@ -535,11 +820,11 @@ impl Route53Splitter {
     /// A compare-and-swap batch refused: because a record set changed since it was read (someone
     /// else wrote — the answer is drift, [`Error::Drift`]), or for another reason (the refusal
     /// itself). Told apart by reading the sets again, not by AWS's wording.
-    async fn refused_batch(&self, changes: &[RouteChange], refusal: Error) -> Error {
+    async fn refused_batch(&self, changes: &[Change<Route53>], refusal: Error) -> Error {
         for c in changes {
-            let Raw::Route53(snap) = &c.route.raw else { continue };
+            let snap = &c.read.snapshot;
             let zone = Zone { id: snap.zone_id.clone(), name: snap.zone_name.clone() };
-            let Some(route) = self.routes.get(c.route.index) else { continue };
+            let Some(route) = self.routes.get(c.read.index) else { continue };
             let rtype = RrType::from(route.rtype.as_str());
             let Ok(now) = self.list_record(&zone, &route.record, &rtype).await else {
                 return refusal;
@@ -562,8 +847,8 @@ impl Route53Splitter {
     }
 }
 
-impl Splitter for Route53Splitter {
-    async fn read(&self) -> Result<Vec<RouteLive>> {
+impl Splitter<Route53> for Route53Splitter {
+    async fn read(&self) -> Result<Vec<Read<Snapshot>>> {
         if self.routes.is_empty() {
             return Ok(Vec::new());
         }
@@ -623,26 +908,22 @@ impl Splitter for Route53Splitter {
                                 "create it as an alias (no routing policy) to the candidate's load balancer",
                             )
                         })?;
-                    if let Raw::Route53(snap) = &mut live.raw {
-                        snap.preview = Some(set);
-                    }
+                    live.snapshot.preview = Some(set);
                 }
                 Ok(live)
             })
             .collect()
     }
 
-    async fn write(&self, changes: &[RouteChange], guard: WriteGuard) -> Vec<WriteOutcome> {
-        let mut by_zone: BTreeMap<String, Vec<RouteChange>> = BTreeMap::new();
-        for c in changes.iter().filter(|c| !c.is_noop()) {
-            if let Raw::Route53(s) = &c.route.raw {
-                by_zone.entry(s.zone_id.clone()).or_default().push(c.clone());
-            }
+    async fn write(&self, changes: &[Change<Route53>], guard: WriteGuard) -> Vec<Written<Route53>> {
+        let mut by_zone: BTreeMap<String, Vec<Change<Route53>>> = BTreeMap::new();
+        for c in changes {
+            by_zone.entry(c.read.snapshot.zone_id.clone()).or_default().push(c.clone());
         }
         stream::iter(by_zone)
             .map(|(zone_id, changes)| async move {
                 let result = self.write_zone(&zone_id, &changes, guard).await;
-                WriteOutcome { changes, result }
+                Written { changes, result }
             })
             .buffer_unordered(WRITE_PARALLELISM)
             .collect()
@@ -651,7 +932,7 @@ impl Splitter for Route53Splitter {
 }
 
 /// Picks the blue and green sets out of the record's sets, refusing what cannot be split.
-fn route_live(index: usize, route: &Route53Route, zone: &Zone, sets: Vec<ResourceRecordSet>) -> Result<RouteLive> {
+fn route_live(index: usize, route: &Route53Route, zone: &Zone, sets: Vec<ResourceRecordSet>) -> Result<Read<Snapshot>> {
     let name = format!("{} {}", route.record, route.rtype);
     if sets.is_empty() {
         return Err(Error::refused_hint(
@@ -690,23 +971,16 @@ fn route_live(index: usize, route: &Route53Route, zone: &Zone, sets: Vec<Resourc
     let blue = pick(Side::Blue)?;
     let green = pick(Side::Green)?;
     let weights = Weights::new(blue.weight.unwrap_or(0) as u32, green.weight.unwrap_or(0) as u32);
-    Ok(RouteLive {
+    Ok(Read {
         index,
-        kind: KIND,
         name,
         weights,
-        raw: Raw::Route53(Box::new(Snapshot {
-            zone_id: zone.id.clone(),
-            zone_name: zone.name.clone(),
-            blue,
-            green,
-            preview: None,
-        })),
+        snapshot: Snapshot { zone_id: zone.id.clone(), zone_name: zone.name.clone(), blue, green, preview: None },
     })
 }
 
 /// The UPSERTs a change would send, for `--dry-run`.
-pub(crate) fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
+fn describe_change(s: &Snapshot, to: Weights) -> Vec<String> {
     let mut lines = Vec::new();
     for side in Side::ALL {
         let set = s.set(side);
@@ -748,7 +1022,7 @@ impl Refusal {
 }
 
 /// Whether `change` writes an alias to one of `targets`.
-fn aliases_any(change: &Change, targets: &[String]) -> bool {
+fn aliases_any(change: &RecordChange, targets: &[String]) -> bool {
     change.action != ChangeAction::Delete
         && change
             .resource_record_set
@@ -770,8 +1044,8 @@ pub fn lb_name_of(dns: &str) -> Option<String> {
 }
 
 /// A change of a record set exactly as given.
-fn change(action: ChangeAction, set: ResourceRecordSet) -> Result<Change> {
-    Change::builder()
+fn change(action: ChangeAction, set: ResourceRecordSet) -> Result<RecordChange> {
+    RecordChange::builder()
         .action(action)
         .resource_record_set(set)
         .build()

@@ -7,14 +7,10 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{DynamoStore, Identity};
+use super::dynamo::DynamoStore;
+use super::identity::Identity;
 use crate::rollout::events::{Event, Sink};
-use crate::rollout::record::{AuditEntry, new_id};
-
-/// An entry's sort key: newest last by time, then by its order in the process.
-pub fn sort_key(entry: &AuditEntry) -> String {
-    format!("EVENT#{:013}#{:06}#{}", entry.at_ms, entry.seq, &new_id()[..8])
-}
+use crate::rollout::record::AuditEntry;
 
 /// Turns transitions into audit entries and appends them in the background.
 pub struct AuditSink {

@@ -224,7 +224,7 @@ impl DynamoStore {
         let line = Put::builder()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(self.profile.clone()))
-            .item("sk", AttributeValue::S(super::audit::sort_key(entry)))
+            .item("sk", AttributeValue::S(sort_key(entry)))
             .item("doc", AttributeValue::S(entry_doc));
         let build = |e: aws_sdk_dynamodb::error::BuildError| failed(format!("building a state write: {e}"));
         let sent = self
@@ -259,7 +259,7 @@ impl DynamoStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(self.profile.clone()))
-            .item("sk", AttributeValue::S(super::audit::sort_key(entry)))
+            .item("sk", AttributeValue::S(sort_key(entry)))
             .item("doc", AttributeValue::S(doc))
             .send()
             .await
@@ -329,4 +329,9 @@ impl Store for DynamoStore {
             Some(entry) => self.put_with_entry(state, expected, entry).await,
         }
     }
+}
+
+/// An entry's sort key: newest last by time, then by its order in the process.
+fn sort_key(entry: &AuditEntry) -> String {
+    format!("EVENT#{:013}#{:06}#{}", entry.at_ms, entry.seq, &crate::rollout::record::new_id()[..8])
 }
