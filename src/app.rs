@@ -2,10 +2,9 @@
 //! the documented `{"error": …}` document with `-o json`) and returns the process exit code.
 
 use crate::cli::{Cli, Command, LogFormat, OnInterruptArg, OutputFormat, StateCommand};
-use crate::commands;
+use crate::commands::{self, Invocation};
 use crate::error::Result;
 use crate::exit;
-use crate::rollout::engine::OnInterrupt;
 use crate::settings::Settings;
 
 /// Runs the command and returns the exit code.
@@ -114,46 +113,53 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         )
         .await;
     }
+    let Some(invocation) = resolve(&cli.command) else {
+        return Err(crate::error::Error::Other(format!("`{}` needs no profile", cli.command.name())));
+    };
     let settings = Settings::resolve(&cli).await?;
     let region = settings.sdk.region().map(|r| r.to_string());
-    run_command(&cli, &settings).await.map_err(|e| e.in_region(region.as_deref()))
+    invocation.execute(&settings).await.map_err(|e| e.in_region(region.as_deref()))
 }
 
-async fn run_command(cli: &Cli, settings: &Settings) -> Result<i32> {
-    let s = settings;
-    match &cli.command {
-        Command::Validate => commands::validate::run(s).await,
-        Command::Status { watch, interval } => commands::status::run(s, watch.then_some(*interval)).await,
-        Command::Set { split, dry_run, no_gates, repoint, force, .. } => {
-            let args =
-                commands::set::Args { split, dry_run: *dry_run, gates: !no_gates, repoint: *repoint, force: *force };
-            commands::set::run(s, args).await
-        }
+/// The command line's command with its arguments resolved, once: every later step reads typed
+/// values, never a flag. `None` for the commands that read no profile (handled before).
+fn resolve(command: &Command) -> Option<Invocation> {
+    Some(match command {
+        Command::Validate => Invocation::Validate,
+        Command::Status { watch, interval } => Invocation::Status { watch: watch.then_some(*interval) },
+        Command::Set { split, dry_run, no_gates, repoint, force, .. } => Invocation::Set(commands::set::Args {
+            split: *split,
+            dry_run: *dry_run,
+            gates: !no_gates,
+            repoint: *repoint,
+            force: *force,
+        }),
         Command::Rollout { to, dry_run, on_interrupt, force, repoint } => {
-            let on_interrupt = match on_interrupt {
-                OnInterruptArg::Rollback => OnInterrupt::Rollback,
-                OnInterruptArg::Leave => OnInterrupt::Leave,
-            };
-            let args =
-                commands::rollout::Args { to: *to, dry_run: *dry_run, on_interrupt, force: *force, repoint: *repoint };
-            commands::rollout::run(s, args).await
+            Invocation::Rollout(commands::rollout::Args {
+                to: *to,
+                dry_run: *dry_run,
+                on_interrupt: commands::on_interrupt(*on_interrupt == OnInterruptArg::Leave),
+                force: *force,
+                repoint: *repoint,
+            })
         }
-        Command::Advance { to, dry_run, force, repoint } => {
-            let args = commands::advance::Args { to: *to, dry_run: *dry_run, force: *force, repoint: *repoint };
-            commands::advance::run(s, args).await
-        }
-        Command::Rollback { to, dry_run, wait, wait_timeout, .. } => {
-            let wait = wait.then_some(*wait_timeout);
-            commands::rollback::run(s, commands::rollback::Args { to: *to, dry_run: *dry_run, wait }).await
-        }
-        Command::Promote { dry_run, force, .. } => commands::promote::run(s, *dry_run, *force).await,
-        Command::Pause { dry_run } => commands::pause::run(s, true, *dry_run).await,
-        Command::Resume { dry_run } => commands::pause::run(s, false, *dry_run).await,
-        Command::History { limit } => commands::history::run(s, *limit).await,
-        Command::IamPolicy { read_only } => commands::iam_policy::run(s, *read_only).await,
-        Command::State { command: StateCommand::Init { dry_run } } => commands::state_init::run(s, *dry_run).await,
-        Command::Discover { .. } | Command::Completions { .. } | Command::Man => {
-            unreachable!("handled before a profile is read")
-        }
-    }
+        Command::Advance { to, dry_run, force, repoint } => Invocation::Advance(commands::advance::Args {
+            to: *to,
+            dry_run: *dry_run,
+            force: *force,
+            repoint: *repoint,
+        }),
+        Command::Rollback { to, dry_run, wait, wait_timeout, .. } => Invocation::Rollback(commands::rollback::Args {
+            to: *to,
+            dry_run: *dry_run,
+            wait: wait.then_some(*wait_timeout),
+        }),
+        Command::Promote { dry_run, force, .. } => Invocation::Promote { dry_run: *dry_run, force: *force },
+        Command::Pause { dry_run } => Invocation::Pause { pause: true, dry_run: *dry_run },
+        Command::Resume { dry_run } => Invocation::Pause { pause: false, dry_run: *dry_run },
+        Command::History { limit } => Invocation::History { limit: *limit },
+        Command::IamPolicy { read_only } => Invocation::IamPolicy { read_only: *read_only },
+        Command::State { command: StateCommand::Init { dry_run } } => Invocation::StateInit { dry_run: *dry_run },
+        Command::Discover { .. } | Command::Completions { .. } | Command::Man => return None,
+    })
 }

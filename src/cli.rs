@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::model::Side;
+use crate::model::{Side, Split};
 
 /// The documented exit codes, at the foot of `--help`.
 const EXIT_CODES: &str = "\
@@ -114,8 +114,8 @@ pub enum Command {
         #[arg(short = 'y', long = "yes", id = "command_yes")]
         yes: bool,
         /// SIDE=PERCENT: the share of traffic the side gets (the other side gets the rest).
-        #[arg(value_name = "SIDE=PERCENT")]
-        split: String,
+        #[arg(value_name = "SIDE=PERCENT", value_parser = clap::value_parser!(Split))]
+        split: Split,
         /// Print exactly the changes that would be made, and make none.
         #[arg(long)]
         dry_run: bool,

@@ -337,6 +337,27 @@ pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance:
     Reading::new(OBSERVE, Verdict::Pass, format!("{}{blind_note}", seen.join("; ")))
 }
 
+/// Clients as the rollback protocol watches them leave a side: every route whose both sides are
+/// counted, its shares over `window` since an instant.
+pub struct Clients {
+    pub counts: RequestCounts,
+    pub window: Duration,
+}
+
+impl crate::rollout::restore::Clients for Clients {
+    async fn shares_since(&self, since: SystemTime) -> std::result::Result<Vec<(String, Option<Shares>)>, String> {
+        let counted = self.counts.read(self.window, Some(since)).await.map_err(|e| e.to_string())?;
+        Ok(counted
+            .into_iter()
+            .filter(|c| c.blue.is_some() && c.green.is_some())
+            .map(|c| {
+                let shares = c.shares();
+                (c.name, shares)
+            })
+            .collect())
+    }
+}
+
 /// What counting requests needs in the account of `scope` (when the profile counts them:
 /// `[observe]`, which `status` shows too, or a gate's `min_requests`): `RequestCount` read where
 /// the routes' load balancers are, and for an alias the load balancer found by its DNS name.

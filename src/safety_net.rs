@@ -406,6 +406,29 @@ impl SafetyNet {
     }
 }
 
+/// The safety net of a profile over its routes, as the rollback protocol puts it away.
+pub struct Aftercare<'a> {
+    pub net: Option<SafetyNet>,
+    pub traffic: &'a AwsTraffic,
+}
+
+/// The rollout is over (completed, rolled back, aborted): the net comes off every record, which
+/// gets back its own health check. A failure is a warning — traffic is where it should be — and
+/// the next run cleans up what is left.
+impl crate::rollout::restore::Net for Aftercare<'_> {
+    async fn put_away(&self) {
+        let Some(net) = &self.net else { return };
+        match net.remove(self.traffic).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "safety net removed: the records have their own health checks back"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "could not take the safety net's health checks off the records; the next run of this profile removes them"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The composite-alarm refusal cannot run on the emulator (moto lists composite alarms among

@@ -87,6 +87,12 @@ impl Settings {
         crate::gates::Gates::new(&self.aws, &self.profile.gates, self.profile.observe, routes)
     }
 
+    /// The safety net over `traffic`, as the end of a rollout puts it away (nothing without
+    /// `safety_net`).
+    pub fn aftercare<'a>(&self, traffic: &'a AwsTraffic) -> crate::safety_net::Aftercare<'a> {
+        crate::safety_net::Aftercare { net: crate::safety_net::SafetyNet::of(&self.aws, &self.profile), traffic }
+    }
+
     /// Points every preview record at `side`'s load balancer; says whether it wrote.
     pub async fn point_preview(&self, traffic: &AwsTraffic, side: crate::model::Side) -> Result<bool> {
         let has = self.profile.routes.route53.iter().any(|r| r.preview.is_some());

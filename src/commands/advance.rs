@@ -10,6 +10,7 @@ use crate::report::{RolloutView, StepReport};
 use crate::rollout::engine::{Driver, Parts, write_window};
 use crate::rollout::ledger::{Ledger, Status};
 use crate::rollout::open::{Ask, Opened, open};
+use crate::rollout::outcome::Action;
 use crate::rollout::ports::Clock;
 use crate::settings::Settings;
 
@@ -33,10 +34,10 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         clock.now_ms(),
     )
     .await?;
-    let report = |action: &str, message: String, exit_code: i32, routes, state: Option<&_>| StepReport {
+    let report = |action: Action, message: String, exit_code: i32, routes, state: Option<&_>| StepReport {
         profile: profile.name.clone(),
         command: "advance",
-        action: action.to_string(),
+        action,
         message,
         exit_code,
         before: Vec::new(),
@@ -50,7 +51,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         Opened::Run(o) => o,
         Opened::NothingToDo { views, side } => {
             let msg = format!("all traffic is already on {side}: nothing to do");
-            settings.print(&report("nothing-to-do", msg, exit::OK, views, ledger.state()))?;
+            settings.print(&report(Action::NothingToDo, msg, exit::OK, views, ledger.state()))?;
             return Ok(exit::OK);
         }
         Opened::Idle { views, state } => {
@@ -62,11 +63,11 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
                     state.status
                 )
             };
-            settings.print(&report("nothing-to-do", msg, exit::OK, views, Some(&state)))?;
+            settings.print(&report(Action::NothingToDo, msg, exit::OK, views, Some(&state)))?;
             return Ok(exit::OK);
         }
     };
-    let checked = super::precheck(settings, &mut opening, args.repoint).await?;
+    let checked = super::shared::precheck(settings, &mut opening, args.repoint).await?;
     let (gates, routes) = if args.dry_run {
         (checked.gates, None)
     } else {
@@ -98,10 +99,10 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     let step = driver.step(opening).await;
     bus.close().await;
     let step = step?;
-    if matches!(step.action, "completed" | "rolled-back") {
-        super::drop_safety_net(settings, &traffic).await;
+    if matches!(step.action, Action::Completed | Action::RolledBack) {
+        super::shared::drop_safety_net(settings, &traffic).await;
     }
-    if step.action == "completed"
+    if step.action == Action::Completed
         && let Some(s) = ledger.state()
         && let Err(e) = settings.point_preview(&traffic, s.candidate).await
     {

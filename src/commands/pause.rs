@@ -6,6 +6,7 @@ use crate::exit;
 use crate::report::{RolloutView, StepReport};
 use crate::rollout::events::Event;
 use crate::rollout::ledger::{Ledger, Status};
+use crate::rollout::outcome::Action;
 use crate::rollout::ports::Clock;
 use crate::settings::Settings;
 
@@ -23,10 +24,10 @@ pub async fn run(settings: &Settings, pause: bool, dry_run: bool) -> Result<i32>
             settings.profile.name
         )));
     };
-    let report = |action: &str, message: String, state: Option<&_>| StepReport {
+    let report = |action: Action, message: String, state: Option<&_>| StepReport {
         profile: settings.profile.name.clone(),
         command,
-        action: action.to_string(),
+        action,
         message,
         exit_code: exit::OK,
         before: Vec::new(),
@@ -39,12 +40,12 @@ pub async fn run(settings: &Settings, pause: bool, dry_run: bool) -> Result<i32>
     let (from, to) = if pause { (Status::Progressing, Status::Paused) } else { (Status::Paused, Status::Progressing) };
     if state.status != from {
         let msg = format!("the rollout is {}: nothing to {command}", state.status);
-        settings.print(&report("nothing-to-do", msg, Some(&state)))?;
+        settings.print(&report(Action::NothingToDo, msg, Some(&state)))?;
         return Ok(exit::OK);
     }
     if dry_run {
         let msg = format!("would mark the rollout {to} (no change made)");
-        settings.print(&report("dry-run", msg, Some(&state)))?;
+        settings.print(&report(Action::DryRun, msg, Some(&state)))?;
         return Ok(exit::OK);
     }
     let reason = if pause { Some(format!("paused by {}", settings.identity.actor().await)) } else { None };
@@ -53,7 +54,8 @@ pub async fn run(settings: &Settings, pause: bool, dry_run: bool) -> Result<i32>
             let mut bus = settings.bus(false);
             bus.event(Event::PauseChanged { paused: pause, stage: s.progress.stage, reason, routes: live.clone() });
             bus.close().await;
-            settings.print(&report(command, format!("the rollout is {to}"), Some(&s)))?;
+            let action = if pause { Action::Pause } else { Action::Resume };
+            settings.print(&report(action, format!("the rollout is {to}"), Some(&s)))?;
         }
         None => {
             let now = ledger.state().cloned();
@@ -61,7 +63,7 @@ pub async fn run(settings: &Settings, pause: bool, dry_run: bool) -> Result<i32>
                 "the rollout is {}: nothing to {command}",
                 now.as_ref().map(|s| s.status.to_string()).unwrap_or_else(|| "gone".into())
             );
-            settings.print(&report("nothing-to-do", msg, now.as_ref()))?;
+            settings.print(&report(Action::NothingToDo, msg, now.as_ref()))?;
         }
     }
     Ok(exit::OK)

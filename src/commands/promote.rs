@@ -14,6 +14,7 @@ use crate::rollout::engine::write_window;
 use crate::rollout::events::Event;
 use crate::rollout::ledger::{ClaimKind, Ending, Ledger, LedgerError, Status, fmt_ms};
 use crate::rollout::open::drift;
+use crate::rollout::outcome::Action;
 use crate::rollout::ports::{Clock, Traffic, TrafficError, WriteGuard};
 use crate::rollout::position::{Position, locate};
 use crate::settings::Settings;
@@ -35,10 +36,10 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
             "start one: `cutover rollout` or `cutover advance`",
         ));
     };
-    let report = |action: &str, message: String, routes, before, state: Option<&_>| StepReport {
+    let report = |action: Action, message: String, routes, before, state: Option<&_>| StepReport {
         profile: profile.name.clone(),
         command: "promote",
-        action: action.to_string(),
+        action,
         message,
         exit_code: exit::OK,
         before,
@@ -50,7 +51,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
     };
     if !state.status.is_active() {
         let msg = format!("the rollout is {}: nothing to promote", state.status);
-        settings.print(&report("nothing-to-do", msg, views, Vec::new(), Some(&state)))?;
+        settings.print(&report(Action::NothingToDo, msg, views, Vec::new(), Some(&state)))?;
         return Ok(exit::OK);
     }
     if let Some(l) = state.lease_held_by_other(ledger.me(), clock.now_ms())
@@ -66,12 +67,20 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
         return Err(drift(&state, &views));
     }
     if !force {
-        super::gates_once(settings, &routes, candidate, state.percent(), Percent::FULL, "not promoting", "--force")
-            .await?;
+        super::shared::gates_once(
+            settings,
+            &routes,
+            candidate,
+            state.percent(),
+            Percent::FULL,
+            "not promoting",
+            "--force",
+        )
+        .await?;
     }
     if dry_run {
         let msg = format!("would move all traffic to {candidate} and make it the stable side");
-        settings.print(&report("dry-run", msg, views, Vec::new(), Some(&state)))?;
+        settings.print(&report(Action::DryRun, msg, views, Vec::new(), Some(&state)))?;
         return Ok(exit::OK);
     }
     let plan = views.iter().map(|r| format!("  {} {}: {}\n", r.kind, r.name, r.weights)).collect::<String>();
@@ -127,7 +136,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
             e => e.into(),
         });
     }
-    super::drop_safety_net(settings, &traffic).await;
+    super::shared::drop_safety_net(settings, &traffic).await;
     // The preview hostname moves to the next candidate: the old stable side.
     if let Err(e) = settings.point_preview(&traffic, candidate.other()).await {
         tracing::warn!(error = %e, "could not point the preview record at the next candidate");
@@ -136,7 +145,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
     bus.event(Event::Promoted { side: candidate, before: views.clone(), routes: after.clone() });
     bus.close().await;
     let msg = format!("all traffic on {candidate}, now the stable side");
-    let mut r = report("promoted", msg, after, views, ledger.state());
+    let mut r = report(Action::Promoted, msg, after, views, ledger.state());
     r.elapsed_ms = Some(started.elapsed().as_millis());
     settings.print(&r)?;
     Ok(exit::OK)

@@ -8,16 +8,16 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::ABORT_WITHIN;
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::model::{Percent, Side, fmt_pct, sole_side_of};
-use crate::observe::RequestCounts;
+use crate::model::{Percent, Side, sole_side_of};
+use crate::observe::{Clients, RequestCounts};
 use crate::report::{ChangeReport, Drain, RolloutView, StepReport};
-use crate::rollout::engine::{live_lines, settle};
 use crate::rollout::events::Event;
 use crate::rollout::ledger::{Ledger, LedgerError};
+use crate::rollout::outcome::Action;
 use crate::rollout::ports::Clock;
+use crate::rollout::restore::{Net, Restore, Rollback, drained, settle};
 use crate::settings::Settings;
 use crate::splitter::{AwsTraffic, RouteChange, RouteLive};
 use crate::state::DynamoStore;
@@ -33,9 +33,6 @@ pub struct Args {
     /// `--wait`: until when traffic may take to leave the other side.
     pub wait: Option<Duration>,
 }
-
-/// At most this share of the requests on the side a rollback left counts as "traffic has left".
-const DRAINED_PERCENT: f64 = 1.0;
 
 pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     let Args { to, dry_run, wait } = args;
@@ -96,10 +93,10 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     };
     let clock = Clock::new();
     let view = state.as_ref().ok().and_then(|s| s.as_ref()).map(|s| RolloutView::of(s, clock.now_ms()));
-    let report = |action: &str, message: String, routes, before| StepReport {
+    let report = |action: Action, message: String, routes, before| StepReport {
         profile: settings.profile.name.clone(),
         command: "rollback",
-        action: action.to_string(),
+        action,
         message,
         exit_code: exit::OK,
         before,
@@ -118,7 +115,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         };
     if settled {
         let msg = format!("all traffic is already on {stable} and no rollout is in progress: nothing to change");
-        let mut r = report("nothing-to-do", msg, before.clone(), Vec::new());
+        let mut r = report(Action::NothingToDo, msg, before.clone(), Vec::new());
         if !dry_run {
             r.drain = Some(drain(settings, &read, stable.other(), wait).await?);
         }
@@ -127,7 +124,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     }
     if dry_run {
         let msg = format!("would move all traffic to {stable} and mark the rollout aborted (no change made)");
-        settings.print(&report("dry-run", msg, before, Vec::new()))?;
+        settings.print(&report(Action::DryRun, msg, before, Vec::new()))?;
         return Ok(exit::OK);
     }
     let plan = format!(
@@ -149,94 +146,29 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         return Ok(exit::USAGE);
     }
 
-    let started = Instant::now();
     let reason = format!("rolled back to {stable} by {actor}");
     let planned: Vec<_> = AwsTraffic::plan(&routes, stable, Percent::FULL).iter().map(RouteChange::planned).collect();
-    // Traffic first; the abort goes out as soon as the first write is accepted, beside Route53's
-    // propagation (GetChange) and the other writes — not after them — and carries the rollback's
-    // line of the audit trail in the same request.
     let recorded_rollout = matches!(&state, Ok(Some(_)));
     let entry = recorded_rollout
         .then(|| {
-            crate::state::AuditEntry::of(
-                &Event::Rollback {
-                    to: stable,
-                    by: actor.clone(),
-                    aborted: true,
-                    before: before.clone(),
-                    routes: planned.clone(),
-                },
-                0,
-            )
+            let event = Event::Rollback {
+                to: stable,
+                by: actor.clone(),
+                aborted: true,
+                before: before.clone(),
+                routes: planned.clone(),
+            };
+            crate::state::AuditEntry::of(&event, 0)
         })
         .flatten()
         .map(|e| crate::state::AuditEntry { actor: actor.clone(), ..e });
-    let mut audited = false;
-    let mut accepted = traffic.accepted();
-    let write = settle(&traffic, Some(routes), stable, Percent::FULL, 30);
-    tokio::pin!(write);
-    let settled_first = tokio::select! {
-        biased;
-        after = &mut write => Some(after),
-        _ = accepted.changed() => None,
-    };
-    let (after, aborted) = match settled_first {
-        Some(after) => {
-            let live = match &after {
-                Ok(views) => views.clone(),
-                Err(_) => traffic.read_views().await.unwrap_or(before.clone()),
-            };
-            let aborted = ledger.abort(stable, &reason, &live, ABORT_WITHIN, || clock.now_ms()).await;
-            (after, aborted)
-        }
-        None => {
-            let abort = ledger.abort_noted(stable, &reason, &planned, ABORT_WITHIN, || clock.now_ms(), entry.as_ref());
-            let (after, aborted) = tokio::join!(write, abort);
-            audited = entry.is_some() && matches!(aborted, Ok(Some(_)));
-            (after, aborted)
-        }
-    };
-    let after = match after {
-        Ok(after) => after,
-        Err(e) => {
-            // What could be moved has been; the rollout is stopped all the same, so nothing
-            // moves traffic toward the candidate again while a human looks.
-            let live = traffic.read_views().await.unwrap_or(before.clone());
-            let state = match aborted {
-                Ok(Some(_)) => "the rollout is marked aborted",
-                Ok(None) => "no rollout was recorded",
-                Err(_) => "the rollout state could NOT be updated: pause the schedule",
-            };
-            return Err(Error::SplitUnknown {
-                message: format!("could not put all traffic on {stable} ({state}): {e}\n{}", live_lines(&live)),
-            });
-        }
-    };
-    let (open, recorded) = match aborted {
-        Ok(Some(open)) => (open, true),
-        Ok(None) => (Vec::new(), false),
-        Err(e) => {
-            return Err(Error::SplitUnknown {
-                message: format!(
-                    "traffic is back on {stable}, but the rollout state was NOT updated ({e}): a scheduled `advance` may move traffic again — pause the schedule, then run `cutover rollback` again"
-                ),
-            });
-        }
-    };
-    // Anything written to the state between the read and the abort (a rollout's claim, write and
-    // record of a stage) may have moved traffic after this command's own write: read again.
     let read_version = state.as_ref().ok().and_then(|s| s.as_ref()).map(|s| s.version);
-    let stale = ledger.state().is_some_and(|now| read_version.is_none_or(|v| now.version > v + 1));
-    let after = super::hold_until_claims_pass(&traffic, &mut ledger, stable, Percent::FULL, open, after, stale).await?;
-    let elapsed = started.elapsed();
-    if sole_side_of(&after) != Some(stable) {
-        return Err(Error::SplitUnknown {
-            message: format!("traffic did not stay on {stable}\n{}", live_lines(&after)),
-        });
-    }
-    super::drop_safety_net(settings, &traffic).await;
+    let net = settings.aftercare(&traffic);
+    let mut restore = Restore { traffic: &traffic, ledger: &mut ledger, net: &net, clock };
+    let restored = restore.rollback(routes, Rollback { stable, reason, entry, planned, read_version }).await?;
+    let (after, recorded) = (restored.routes, restored.aborted);
     // Its audit entry went with the abort; notifications still hear of it.
-    let mut bus = if audited { settings.bus_unaudited(false) } else { settings.bus(false) };
+    let mut bus = if restored.audited { settings.bus_unaudited(false) } else { settings.bus(false) };
     bus.event(Event::Rollback {
         to: stable,
         by: actor,
@@ -250,9 +182,9 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     } else {
         format!("all traffic on {stable} (no rollout was recorded)")
     };
-    let mut r = report("rolled-back", msg, after, before);
+    let mut r = report(Action::RolledBack, msg, after, before);
     r.rollout = ledger.state().map(|s| RolloutView::of(s, clock.now_ms()));
-    r.elapsed_ms = Some(elapsed.as_millis());
+    r.elapsed_ms = Some(restored.elapsed.as_millis());
     r.drain = Some(drain(settings, &read, stable.other(), wait).await?);
     settings.print(&r)?;
     Ok(exit::OK)
@@ -260,56 +192,21 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
 
 /// What clients may still do after traffic left `left`: resolvers answer from cache for the DNS
 /// TTL of the Route53 routes that gave it traffic; with `wait`, how long until its observed share
-/// of requests was at most [`DRAINED_PERCENT`] — exit 4 when that does not happen in time.
+/// of requests was at most 1 % — exit 4 when that does not happen in time.
 async fn drain(settings: &Settings, read: &[RouteLive], left: Side, wait: Option<Duration>) -> Result<Drain> {
-    let written = (Instant::now(), SystemTime::now());
+    let written = (tokio::time::Instant::now(), SystemTime::now());
     let dns_ttl_secs =
         read.iter().filter(|r| r.weights.get(left) > 0).filter_map(|r| r.dns_ttl()).max().map(|d| d.as_secs());
     let mut drain = Drain { from: Some(left), dns_ttl_secs, ..Drain::default() };
     let (Some(timeout), Some(observe)) = (wait, settings.profile.observe) else {
         return Ok(drain);
     };
-    let counts = RequestCounts::new(&settings.aws, read);
+    let clients = Clients { counts: RequestCounts::new(&settings.aws, read), window: observe.window };
     let poll = settings.profile.rollout.poll.clamp(Duration::from_millis(100), Duration::from_secs(15));
-    let give_up = written.0 + timeout;
-    loop {
-        let last = match counts.read(observe.window, Some(written.1)).await {
-            Ok(counted) => {
-                let observable: Vec<_> = counted.iter().filter(|c| c.blue.is_some() && c.green.is_some()).collect();
-                let shares: Vec<Option<f64>> = observable.iter().map(|c| c.shares().map(|s| s.get(left))).collect();
-                if !shares.is_empty() && shares.iter().all(|s| s.is_some_and(|p| p <= DRAINED_PERCENT)) {
-                    drain.drained_after_secs = Some(written.0.elapsed().as_secs_f64());
-                    drain.observed_percent = shares.iter().flatten().copied().reduce(f64::max);
-                    return Ok(drain);
-                }
-                let last = observable
-                    .iter()
-                    .zip(&shares)
-                    .map(|(c, s)| match s {
-                        Some(p) => format!("{}: {left} {}% of requests", c.name, fmt_pct(*p)),
-                        None => format!("{}: no requests counted since the rollback", c.name),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                tracing::info!(observed = %last, "waiting for traffic to leave {left}");
-                last
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot count requests this time; trying again");
-                format!("request counts unreadable: {e}")
-            }
-        };
-        if Instant::now() + poll > give_up {
-            return Err(Error::SplitUnknown {
-                message: format!(
-                    "all traffic is configured on {}, but clients had not left {left} {} after the rollback ({last})\nhint: clients that cache DNS past its TTL, or long-lived connections, keep reaching {left}; look at its load balancer before scaling it down",
-                    left.other(),
-                    humantime::format_duration(Duration::from_secs(timeout.as_secs()))
-                ),
-            });
-        }
-        tokio::time::sleep(poll).await;
-    }
+    let (after, observed) = drained(&clients, left, written, poll, timeout).await?;
+    drain.drained_after_secs = Some(after);
+    drain.observed_percent = observed;
+    Ok(drain)
 }
 
 /// `rollback --to SIDE` on a profile without a state table: one blind write, confirmed.
@@ -336,7 +233,7 @@ async fn without_state(
         .await
         .map_err(|e| Error::SplitUnknown { message: format!("could not put all traffic on {side}: {e}") })?;
     report.elapsed_ms = started.elapsed().as_millis();
-    super::drop_safety_net(settings, traffic).await;
+    settings.aftercare(traffic).put_away().await;
     if settings.profile.notify.sns_topic_arn.is_some() || settings.profile.notify.webhook.is_some() {
         let mut bus = settings.bus(false);
         bus.event(Event::Rollback {

@@ -90,7 +90,7 @@ async fn drive<S: Store>(
             });
         }
     };
-    let checked = super::precheck(settings, &mut opening, args.repoint).await?;
+    let checked = super::shared::precheck(settings, &mut opening, args.repoint).await?;
     // Every pre-check passed: from here on things are written.
     let (gates, routes) = checked.commit(settings, traffic, &opening).await?;
     let cancel = on_signal();
@@ -114,7 +114,7 @@ async fn drive<S: Store>(
     let over = matches!(end.outcome, Outcome::Completed | Outcome::RolledBack)
         || end.outcome == Outcome::Interrupted && end.percent == Percent::ZERO;
     if over {
-        super::drop_safety_net(settings, traffic).await;
+        super::shared::drop_safety_net(settings, traffic).await;
     }
     if end.outcome == Outcome::Completed {
         // Promoted: the preview hostname moves to the next candidate, the old stable side.

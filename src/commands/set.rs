@@ -7,38 +7,28 @@
 
 use std::time::Instant;
 
-use super::ABORT_WITHIN;
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::model::{Percent, Side};
+use crate::model::{Percent, Side, Split};
 use crate::report::ChangeReport;
 use crate::rollout::events::Event;
 use crate::rollout::ledger::{Ledger, fmt_ms};
 use crate::rollout::ports::Clock;
+use crate::rollout::restore::{ABORT_WITHIN, Net, Restore};
 use crate::settings::Settings;
 use crate::splitter::{AwsTraffic, RouteChange};
 
-/// `green=25` → (green, 25 %).
-pub fn parse_assignment(s: &str) -> Result<(Side, Percent)> {
-    let usage = |why: String| {
-        Error::refused_hint(format!("invalid split `{s}`: {why}"), "write SIDE=PERCENT, e.g. `cutover set green=25`")
-    };
-    let (side, pct) = s.split_once('=').ok_or_else(|| usage("missing `=`".into()))?;
-    let side: Side = side.parse().map_err(usage)?;
-    let percent: Percent = pct.parse().map_err(usage)?;
-    Ok((side, percent))
-}
-
-pub struct Args<'a> {
-    pub split: &'a str,
+/// What `set` is asked.
+pub struct Args {
+    pub split: Split,
     pub dry_run: bool,
     pub gates: bool,
     pub repoint: bool,
     pub force: bool,
 }
 
-pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
-    let (side, percent) = parse_assignment(args.split)?;
+pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
+    let Split { side, percent } = args.split;
     let traffic = settings.traffic();
     let profile = &settings.profile;
     let mut ledger =
@@ -85,7 +75,8 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
     if let (true, Some(candidate), false) = (args.gates, gaining, profile.gates.is_empty()) {
         let current = Percent::from_f64(routes[0].weights.percent(candidate)).unwrap_or(Percent::ZERO);
         let next = if candidate == side { percent } else { percent.complement() };
-        super::gates_once(settings, &routes, candidate, current, next, "not shifting traffic to", "--no-gates").await?;
+        super::shared::gates_once(settings, &routes, candidate, current, next, "not shifting traffic to", "--no-gates")
+            .await?;
     }
     let mut report = ChangeReport::new(&profile.name, "set", side, percent, &changes, args.dry_run);
     if args.dry_run || !report.changed {
@@ -124,8 +115,10 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
     if let Some(l) = ledger.as_mut() {
         if aborted {
             // Aborted before the write: what a rollout wrote before that, this write overwrote.
-            after = super::hold_until_claims_pass(&traffic, l, side, percent, open, after, false).await?;
-            super::drop_safety_net(settings, &traffic).await;
+            let net = settings.aftercare(&traffic);
+            let mut restore = Restore { traffic: &traffic, ledger: l, net: &net, clock };
+            after = restore.hold(side, percent, open, after, false).await?;
+            net.put_away().await;
         } else if state.is_some()
             && let Err(e) = l.record_split(&after, clock.now_ms()).await
         {
@@ -138,21 +131,4 @@ pub async fn run(settings: &Settings, args: Args<'_>) -> Result<i32> {
     bus.close().await;
     settings.print(&report)?;
     Ok(exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn assignments_parse() {
-        let (s, p) = parse_assignment("green=25").unwrap();
-        assert_eq!((s, p.to_string()), (Side::Green, "25".into()));
-        let (s, p) = parse_assignment("BLUE=0.5%").unwrap();
-        assert_eq!((s, p.to_string()), (Side::Blue, "0.5".into()));
-        for bad in ["green", "red=5", "green=101", "green=-1", "green=x"] {
-            let e = parse_assignment(bad).unwrap_err();
-            assert_eq!(e.exit_code(), exit::USAGE, "{bad}");
-        }
-    }
 }

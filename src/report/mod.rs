@@ -320,8 +320,8 @@ impl fmt::Display for RolloutReport {
 pub struct StepReport {
     pub profile: String,
     pub command: &'static str,
-    /// What was done: `started`, `advanced`, `not-yet`, `nothing-to-do`, `rolled-back`, …
-    pub action: String,
+    /// What was done.
+    pub action: crate::rollout::outcome::Action,
     pub message: String,
     pub exit_code: i32,
     /// The split before, when this command moved traffic.

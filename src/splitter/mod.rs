@@ -635,6 +635,10 @@ impl Traffic for AwsTraffic {
         routes.iter().map(RouteLive::view).collect()
     }
 
+    fn accepted(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.accepted.subscribe())
+    }
+
     async fn read(&self) -> Result<Vec<RouteLive>, TrafficError> {
         AwsTraffic::read(self).await.map_err(traffic_error)
     }

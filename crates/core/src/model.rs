@@ -158,6 +158,32 @@ impl<'de> Deserialize<'de> for Percent {
     }
 }
 
+/// A split asked for: `side` gets `percent` of the traffic, the other side the rest
+/// (`green=25`, as `cutover set` takes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub side: Side,
+    pub percent: Percent,
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.side, self.percent)
+    }
+}
+
+impl FromStr for Split {
+    type Err = String;
+
+    /// `green=25`, `BLUE=0.5%`; the error says what is wrong, with a hint line.
+    fn from_str(s: &str) -> Result<Split, String> {
+        let usage =
+            |why: String| format!("invalid split `{s}`: {why}\nhint: write SIDE=PERCENT, e.g. `cutover set green=25`");
+        let (side, pct) = s.split_once('=').ok_or_else(|| usage("missing `=`".into()))?;
+        Ok(Split { side: side.parse().map_err(usage)?, percent: pct.parse().map_err(usage)? })
+    }
+}
+
 /// Integer weights of the two sides as a splitter stores them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Weights {
@@ -407,6 +433,23 @@ pub fn blocking(readings: &[Reading]) -> Option<(String, bool)> {
 
 /// Two splitter kinds for the core's own tests, shaped like Route53's (weights 0–255) and an ALB's
 /// (0–999).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_parse_and_print_as_typed() {
+        let s: Split = "green=25".parse().unwrap();
+        assert_eq!((s.side, s.percent.to_string(), s.to_string()), (Side::Green, "25".into(), "green=25".into()));
+        let s: Split = "BLUE=0.5%".parse().unwrap();
+        assert_eq!((s.side, s.percent.to_string()), (Side::Blue, "0.5".into()));
+        for bad in ["green", "red=5", "green=101", "green=-1", "green=x"] {
+            let e = bad.parse::<Split>().unwrap_err();
+            assert!(e.contains("invalid split") && e.contains("hint:"), "{bad}: {e}");
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod kinds {
     use super::RouteKind;

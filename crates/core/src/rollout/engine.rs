@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::model::{Percent, Reading, RouteView, Side, sole_side_of};
+use crate::model::{Percent, Reading, RouteView, Side};
 use crate::rollout::decide::{Decision, OnFailure, Progress, Rules, decide};
 use crate::rollout::events::{Event, Halt, Sink};
 use crate::rollout::ledger::{Claim, ClaimKind, Ending, Ledger, LedgerError, Loss, Start, backoff};
@@ -23,6 +23,7 @@ use crate::rollout::open::{Entry, Opening, Pending};
 use crate::rollout::outcome::{End, Outcome};
 use crate::rollout::ports::{Clock, GateContext, Gates, Store, Traffic, TrafficError, WriteGuard};
 use crate::rollout::position::{Position, locate};
+use crate::rollout::restore::{live_lines, settle};
 
 /// What a stopped (Ctrl-C, SIGTERM) rollout does with traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -718,64 +719,6 @@ async fn while_renewing<S: Store, F: Future>(ledger: &mut Ledger<S>, clock: Cloc
     };
     let (out, ()) = tokio::join!(work, renew);
     out
-}
-
-/// Moves every route to `percent` on `side` and makes sure they stay there: reads (or starts from
-/// `read`, routes just read), writes what is not there (without a compare: this write must win),
-/// reads back, and goes on through throttling and 5xx for up to `attempts` rounds. Returns the
-/// routes as read at the end.
-pub async fn settle<T: Traffic>(
-    traffic: &T,
-    read: Option<T::Routes>,
-    side: Side,
-    percent: Percent,
-    attempts: u32,
-) -> Result<Vec<RouteView>> {
-    let mut last: Option<String> = None;
-    let mut read = read;
-    for attempt in 0..attempts {
-        if attempt > 0 {
-            tokio::time::sleep(backoff(attempt - 1)).await;
-        }
-        let routes = match read.take() {
-            Some(r) => r,
-            None => match traffic.read().await {
-                Ok(r) => r,
-                Err(TrafficError::Failed(e)) => return Err(e),
-                Err(e) => {
-                    last = Some(e.to_string());
-                    continue;
-                }
-            },
-        };
-        if holds(&T::views(&routes), side, percent) {
-            return Ok(T::views(&routes));
-        }
-        match traffic.write(&routes, side, percent, WriteGuard::BLIND).await {
-            Ok(after) if holds(&T::views(&after), side, percent) => return Ok(T::views(&after)),
-            Ok(_) => last = Some("the routes changed again right after the write".into()),
-            Err(TrafficError::Failed(e)) => return Err(e),
-            Err(e) => last = Some(e.to_string()),
-        }
-    }
-    Err(Error::Other(last.unwrap_or_else(|| "the routes would not settle".into())))
-}
-
-/// Whether every route gives `side` `percent` of the traffic.
-pub fn holds(routes: &[RouteView], side: Side, percent: Percent) -> bool {
-    if percent == Percent::FULL {
-        return sole_side_of(routes) == Some(side) || routes.is_empty();
-    }
-    routes.iter().all(|r| r.weights == crate::weights::split(r.kind, side, percent))
-}
-
-/// Every route's split, one line each.
-pub fn live_lines(routes: &[RouteView]) -> String {
-    let mut s = String::from("live now:");
-    for r in routes {
-        s.push_str(&format!("\n  {} {}: {}", r.kind, r.name, r.weights));
-    }
-    s
 }
 
 fn round(d: Duration) -> Duration {

@@ -8,6 +8,7 @@
 //! - [`ledger`]: the one writer of the rollout state — lease, claims, transitions.
 //! - [`open`]: where a run starts from; refusals write nothing.
 //! - [`engine`]: the continuous run (`rollout`) and the actions every run shares.
+//! - [`restore`]: the rollback protocol that `rollback` and `set --force` run.
 //! - [`scheduled`]: one `advance` step.
 //! - [`events`], [`outcome`]: what a run tells, and how it ends.
 
@@ -21,6 +22,7 @@ pub mod outcome;
 pub mod ports;
 pub mod position;
 pub mod record;
+pub mod restore;
 pub mod scheduled;
 
 #[cfg(test)]

@@ -37,6 +37,61 @@ impl Outcome {
     }
 }
 
+/// What a command did, as its result says it (`action` in text and JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// A rollout began: stage 1.
+    Started,
+    /// One stage on (or a stopped run's write finished).
+    Advanced,
+    /// Not yet time: baking, holding or watching; the next call goes on.
+    NotYet,
+    /// All traffic on the candidate, which is the stable side now.
+    Completed,
+    /// Traffic back on the stable side.
+    RolledBack,
+    /// The rollout paused (by `on_failure`, or `pause`).
+    Paused,
+    /// Gates inconclusive past `max_hold`: traffic left at the stage.
+    Held,
+    /// `pause`: the rollout marked paused.
+    Pause,
+    /// `resume`: the rollout released.
+    Resume,
+    /// `promote`: all traffic on the candidate, now the stable side.
+    Promoted,
+    /// Nothing was needed.
+    NothingToDo,
+    /// `--dry-run`: what would be done, nothing done.
+    DryRun,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Started => "started",
+            Action::Advanced => "advanced",
+            Action::NotYet => "not-yet",
+            Action::Completed => "completed",
+            Action::RolledBack => "rolled-back",
+            Action::Paused => "paused",
+            Action::Held => "held",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Promoted => "promoted",
+            Action::NothingToDo => "nothing-to-do",
+            Action::DryRun => "dry-run",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a run left things.
 #[derive(Clone, Debug, Serialize)]
 pub struct End {

@@ -79,6 +79,12 @@ pub trait Traffic {
         self.read().await
     }
 
+    /// Changes each time a write is accepted by the service (before it is confirmed applied), for
+    /// a caller that acts the moment traffic is moving; `None` when the backend cannot tell.
+    fn accepted(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
     /// Moves every route of `routes` (as read) that is not there yet to `percent` on `side`, then
     /// reads them back. Part-way failures are not undone: each route holds its old or its new
     /// split, and the caller decides.

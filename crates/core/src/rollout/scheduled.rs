@@ -11,7 +11,7 @@ use crate::model::{Reading, RouteView};
 use crate::rollout::decide::Decision;
 use crate::rollout::engine::{Driver, Flow};
 use crate::rollout::open::{Entry, Opening};
-use crate::rollout::outcome::{End, Outcome};
+use crate::rollout::outcome::{Action, End, Outcome};
 use crate::rollout::ports::{Gates, Store, Traffic};
 
 /// How a call that moved traffic moved it.
@@ -28,8 +28,7 @@ enum Moved {
 /// What one call did.
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
-    /// `started`, `advanced`, `not-yet`, `completed`, `rolled-back`, `paused`, `held`, `dry-run`.
-    pub action: &'static str,
+    pub action: Action,
     pub message: String,
     pub exit_code: i32,
     /// The stage reached after the call.
@@ -48,7 +47,7 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
         }
     }
 
-    fn step_of(&self, action: &'static str, message: String, exit_code: i32) -> Step {
+    fn step_of(&self, action: Action, message: String, exit_code: i32) -> Step {
         Step {
             action,
             message,
@@ -61,18 +60,20 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
 
     fn step_of_end(&self, end: End) -> Step {
         let (action, message) = match end.outcome {
-            Outcome::Completed => ("completed", format!("rollout completed: all traffic on {}", end.to)),
+            Outcome::Completed => (Action::Completed, format!("rollout completed: all traffic on {}", end.to)),
             Outcome::RolledBack => {
-                ("rolled-back", format!("ROLLED BACK to {}: {}", end.from, end.reason.clone().unwrap_or_default()))
+                (Action::RolledBack, format!("ROLLED BACK to {}: {}", end.from, end.reason.clone().unwrap_or_default()))
             }
             Outcome::Paused => {
-                ("paused", format!("PAUSED {}: {}", self.where_(), end.reason.clone().unwrap_or_default()))
+                (Action::Paused, format!("PAUSED {}: {}", self.where_(), end.reason.clone().unwrap_or_default()))
             }
             Outcome::Held => (
-                "held",
+                Action::Held,
                 format!("HELD {}: {}; the rollout is paused", self.where_(), end.reason.clone().unwrap_or_default()),
             ),
-            Outcome::NothingToDo | Outcome::Interrupted => ("nothing-to-do", end.reason.clone().unwrap_or_default()),
+            Outcome::NothingToDo | Outcome::Interrupted => {
+                (Action::NothingToDo, end.reason.clone().unwrap_or_default())
+            }
         };
         Step { action, message, exit_code: end.exit_code, stage: end.stage, routes: end.routes, readings: end.readings }
     }
@@ -118,16 +119,16 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
         self.release().await;
         let stages = self.rules.stages.len();
         let (action, message) = match (waiting, moved) {
-            (Some(why), _) => ("not-yet", why),
+            (Some(why), _) => (Action::NotYet, why),
             (None, _) if self.progress.stage == before => {
-                ("not-yet", format!("could not move on {} this time; the next call tries again", self.where_()))
+                (Action::NotYet, format!("could not move on {} this time; the next call tries again", self.where_()))
             }
             (None, Moved::Started) => (
-                "started",
+                Action::Started,
                 format!("started {} → {}: stage 1/{stages} at {}%", self.stable, self.candidate, self.rules.percent(1)),
             ),
             (None, Moved::Advanced) => (
-                "advanced",
+                Action::Advanced,
                 format!(
                     "stage {}/{stages}: {} at {}%",
                     self.progress.stage,
@@ -136,7 +137,7 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
                 ),
             ),
             (None, Moved::Finished) => {
-                ("advanced", format!("finished the write a stopped run had begun: {}", self.where_()))
+                (Action::Advanced, format!("finished the write a stopped run had begun: {}", self.where_()))
             }
         };
         Ok(self.step_of(action, message, exit::OK))
@@ -155,7 +156,7 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
         let readings = self.gates.read(&ctx).await;
         if let Some(p) = opening.pending {
             return self.step_of(
-                "dry-run",
+                Action::DryRun,
                 format!("would finish the write a stopped run had begun ({p:?})"),
                 exit::OK,
             );
@@ -189,6 +190,6 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
                 format!("would pause the rollout: gates inconclusive past max_hold ({reason})")
             }
         };
-        self.step_of("dry-run", what, exit::OK)
+        self.step_of(Action::DryRun, what, exit::OK)
     }
 }

@@ -17,7 +17,7 @@ use crate::rollout::engine::{Driver, OnInterrupt, Parts};
 use crate::rollout::events::{Event, Recorded};
 use crate::rollout::ledger::{ClaimKind, Ledger, MemoryStore, RolloutState, Status};
 use crate::rollout::open::{Ask, Opened, open};
-use crate::rollout::outcome::{End, Outcome};
+use crate::rollout::outcome::{Action, End, Outcome};
 use crate::rollout::ports::{Clock, GateContext, Gates, Store, StoreError, Traffic, TrafficError, WriteGuard};
 use crate::rollout::scheduled::Step;
 use crate::weights::split;
@@ -289,7 +289,7 @@ impl World {
             Opened::Run(o) => o,
             Opened::NothingToDo { .. } | Opened::Idle { .. } => {
                 return Ok(Step {
-                    action: "nothing-to-do",
+                    action: Action::NothingToDo,
                     message: String::new(),
                     exit_code: 0,
                     stage: 0,
@@ -369,7 +369,7 @@ async fn a_failing_candidate_gets_no_traffic_and_the_rollout_is_not_left_progres
     assert!(w.traffic.writes.borrow().is_empty(), "no write at all");
     assert_eq!(w.state().status, Status::Aborted, "a later advance must not move traffic toward it");
     let step = w.advance().await.unwrap();
-    assert_eq!(step.action, "nothing-to-do");
+    assert_eq!(step.action, Action::NothingToDo);
     assert!(w.traffic.on_all(100, 0));
 }
 
@@ -643,13 +643,13 @@ async fn shifts_of(
             let mut last = None;
             for _ in 0..200 {
                 match w.advance().await {
-                    Ok(step) if step.action == "nothing-to-do" => break,
+                    Ok(step) if step.action == Action::NothingToDo => break,
                     Ok(step) => {
                         last = match step.action {
-                            "completed" => Some(Outcome::Completed),
-                            "rolled-back" => Some(Outcome::RolledBack),
-                            "paused" => Some(Outcome::Paused),
-                            "held" => Some(Outcome::Held),
+                            Action::Completed => Some(Outcome::Completed),
+                            Action::RolledBack => Some(Outcome::RolledBack),
+                            Action::Paused => Some(Outcome::Paused),
+                            Action::Held => Some(Outcome::Held),
                             _ => last,
                         };
                         if last.is_some() {
@@ -690,14 +690,14 @@ async fn advance_and_rollout_agree_on_threshold_bake_max_hold_and_on_failure() {
 async fn advance_counts_failures_across_calls_and_pauses_by_on_failure() {
     let mut w = World::new(100, 0, &[Pass, Fail, Fail]);
     w.rules.on_failure = OnFailure::Pause;
-    assert_eq!(w.advance().await.unwrap().action, "started");
+    assert_eq!(w.advance().await.unwrap().action, Action::Started);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let one = w.advance().await.unwrap();
-    assert_eq!((one.action, one.exit_code), ("not-yet", 0), "one fail of two: {}", one.message);
+    assert_eq!((one.action, one.exit_code), (Action::NotYet, 0), "one fail of two: {}", one.message);
     assert_eq!(w.state().progress.fails.get("scripted"), Some(&1), "kept between calls");
     tokio::time::sleep(Duration::from_secs(10)).await;
     let two = w.advance().await.unwrap();
-    assert_eq!((two.action, two.exit_code), ("paused", exit::HELD));
+    assert_eq!((two.action, two.exit_code), (Action::Paused, exit::HELD));
     assert!(w.traffic.on_all(90, 10));
     assert_eq!(w.state().status, Status::Paused);
 }
@@ -720,7 +720,7 @@ async fn a_claim_whose_write_failed_this_time_outlives_the_run_until_it_can_no_l
     // The first write times out (it may still land, for all the run knows).
     w.traffic.fail_writes.set(1);
     let step = w.advance().await.unwrap();
-    assert_eq!(step.action, "not-yet", "{}", step.message);
+    assert_eq!(step.action, Action::NotYet, "{}", step.message);
     let s = w.state();
     assert!(s.lease.is_none(), "the call let go of the lease");
     assert!(

@@ -1,0 +1,117 @@
+//! What several commands share: one reading of the gates before a shift, the pre-checks of a
+//! run and what they let it write, putting the safety net away.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::model::{Percent, Side};
+use crate::rollout::restore::Net as _;
+use crate::settings::Settings;
+use crate::splitter::AwsTraffic;
+
+/// Reads every gate once against `candidate`, after checking that what they name exists (exit 2
+/// otherwise). Anything but all-pass refuses the command, with nothing changed: exit 3 for a
+/// failing gate, 7 for one that waits.
+pub async fn gates_once(
+    settings: &Settings,
+    routes: &[crate::splitter::RouteLive],
+    candidate: Side,
+    current: Percent,
+    next: Percent,
+    refusal: &str,
+    skip: &str,
+) -> Result<Vec<crate::model::Reading>> {
+    use crate::rollout::ports::Gates as _;
+    let gates = settings.gates(routes);
+    gates.preflight(candidate).await?;
+    let ctx = crate::rollout::ports::GateContext {
+        profile: settings.profile.name.clone(),
+        candidate,
+        stable: candidate.other(),
+        current_percent: current,
+        next_percent: Some(next),
+        stage: 0,
+        stages: 1,
+        stage_age: Duration::ZERO,
+        since: None,
+    };
+    let readings = gates.read(&ctx).await;
+    for r in &readings {
+        tracing::info!(gate = %r.gate, verdict = %r.verdict, detail = %r.detail, "gate read");
+    }
+    match crate::model::blocking(&readings) {
+        None => Ok(readings),
+        Some((why, held)) => Err(Error::Gate {
+            message: format!("{refusal} {candidate}: {why}\nnothing was changed (`{skip}` skips the gates)"),
+            held,
+        }),
+    }
+}
+
+/// The rollout is over (completed, rolled back, aborted): the safety net comes off every record,
+/// which gets back its own health check.
+pub async fn drop_safety_net(settings: &Settings, traffic: &AwsTraffic) {
+    settings.aftercare(traffic).put_away().await;
+}
+
+/// What a run's pre-checks found, before anything is written.
+pub struct Checked {
+    pub gates: crate::gates::Gates,
+    stale: Vec<crate::sides::Stale>,
+}
+
+/// The pre-checks of `rollout` and `advance` beyond the rollout state (which `open` checked):
+/// where the candidate runs (its cluster ACTIVE, every alias at its side's current ingress ALB;
+/// refused unless `--repoint`), and what the gates name. Writes nothing.
+pub async fn precheck(
+    settings: &Settings,
+    opening: &mut crate::rollout::open::Opening<Vec<crate::splitter::RouteLive>>,
+    repoint: bool,
+) -> Result<Checked> {
+    let profile = &settings.profile;
+    opening.rules.dns_ttl = crate::observe::dns_floor(&opening.routes, profile.observe.is_some(), profile.dns_ttl);
+    let stale = crate::sides::check(&settings.aws, &profile.sides, &opening.routes, &[opening.candidate]).await?;
+    if !stale.is_empty() && !repoint {
+        return Err(crate::sides::stale_error(&stale));
+    }
+    let gates = settings.gates(&opening.routes);
+    gates.preflight(opening.candidate).await?;
+    if let Some(net) = crate::safety_net::SafetyNet::of(&settings.aws, profile) {
+        net.preflight(opening.candidate).await?;
+    }
+    Ok(Checked { gates, stale })
+}
+
+impl Checked {
+    /// Every pre-check passed: points stale aliases at their side's ALB (`--repoint`) and, when a
+    /// rollout starts, the preview record at the candidate. Returns the gates to read, and the
+    /// routes as opened when none of that wrote them (the first stage's write starts from them).
+    pub async fn commit(
+        self,
+        settings: &Settings,
+        traffic: &AwsTraffic,
+        opening: &crate::rollout::open::Opening<Vec<crate::splitter::RouteLive>>,
+    ) -> Result<(crate::gates::Gates, Option<Vec<crate::splitter::RouteLive>>)> {
+        let mut gates = self.gates;
+        let mut wrote = false;
+        if !self.stale.is_empty() {
+            let routes = traffic.read().await?;
+            let mut changes = Vec::new();
+            crate::sides::repoint(&routes, &mut changes, self.stale);
+            traffic.apply(&routes, &changes, None).await?;
+            wrote = true;
+            gates = settings.gates(&traffic.read().await?);
+        }
+        if opening.entry == crate::rollout::open::Entry::Fresh && opening.progress.stage == 0 {
+            // The preview hostname follows the candidate from the start of a rollout.
+            wrote |= settings.point_preview(traffic, opening.candidate).await?;
+        }
+        if let Some(net) = crate::safety_net::SafetyNet::of(&settings.aws, &settings.profile) {
+            // Before traffic moves: Route53 withdraws the candidate by itself if an alarm fires
+            // while no cutover process watches.
+            let known = (!wrote).then_some(opening.routes.as_slice());
+            wrote |= net.attach(traffic, known, opening.candidate).await?.1;
+        }
+        Ok((gates, (!wrote).then(|| opening.routes.clone())))
+    }
+}
