@@ -1,26 +1,37 @@
 //! Traffic as clients send it, not as it is configured: each side's requests on every route,
 //! counted by the load balancers (`AWS/ApplicationELB` `RequestCount`, `Sum` per minute).
 //!
-//! An ALB route's sides are counted at their target groups behind the route's ALB (dimensions
-//! `TargetGroup` and `LoadBalancer`); a Route53 alias route's sides at the load balancers their
-//! records point at (`LoadBalancer`). A record that is no alias to a load balancer cannot be
-//! observed. AWS reports `RequestCount` only for minutes with requests, so a series without
-//! datapoints counts 0.
+//! **Counted where the app's requests are.** An ALB route's sides are counted at their target
+//! groups behind the route's ALB (dimensions `TargetGroup` and `LoadBalancer`). A Route53 alias
+//! route's sides are counted at the target groups that the aliased ALB's listener rules route the
+//! record's host to (or its default action's, when no rule names the host) — not the whole ALB,
+//! which on a shared ALB (an IngressGroup) counts other apps' requests too. Where the rules cannot
+//! tell the app's requests apart (a target group another host's rule uses too, or no rule and no
+//! forward), counting is refused unless the profile names the target groups
+//! (`[[route53]] target_groups`). An alias to a Network Load Balancer cannot be counted at all: NLBs
+//! publish no `RequestCount` (`AWS/NetworkELB`). A record that is no alias cannot be observed.
+//!
+//! **Counted when AWS has published it.** Load balancers publish a minute's count a minute or more
+//! after it ends, and only for minutes with requests. So only *settled* minutes are read — whole
+//! minutes that ended at least `settle` ago — and a stage counts only the minutes that began after
+//! its shift (plus the DNS TTL for records whose resolvers must expire). A minute not settled yet
+//! makes a reading *pending*, which neither passes nor restarts a bake; a settled minute without a
+//! datapoint counts 0 (AWS publishes nothing without requests).
 //!
 //! Two readers use the counts: `[observe]` (the observed share of each route against the intended
 //! one) and a gate's `min_requests` (enough traffic reached the candidate for "no data" to mean
 //! "no errors").
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, LoadBalancerTypeEnum, Rule};
 use aws_smithy_types::DateTime;
 use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
-use crate::model::Role;
-use crate::model::{Percent, Reading, Shares, Side, Verdict, fmt_pct};
+use crate::model::{Percent, Reading, Role, Shares, Side, Verdict, fmt_pct};
 use crate::splitter::{RequestSource, RouteLive, same_dns};
 
 /// `[observe]`: how the traffic clients actually send is compared with the configured split.
@@ -28,9 +39,15 @@ use crate::splitter::{RequestSource, RouteLive, same_dns};
 pub struct Observe {
     /// Percentage points the observed share may differ from the intended one.
     pub tolerance: f64,
-    /// How far back request counts are summed (never before the stage began).
+    /// How many settled minutes are summed (the newest ones, never before the stage began).
     pub window: Duration,
+    /// How long after a minute ends its count is taken as published and final.
+    pub settle: Duration,
 }
+
+/// How long after a minute ends its load balancer datapoints are read as final, by default:
+/// AWS documents no delay; ALB metrics are commonly 1–3 minutes late, the newest provisional.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(120);
 
 /// The observation's label among gate readings.
 pub const OBSERVE: &str = "observe";
@@ -39,11 +56,96 @@ const PERIOD: Duration = Duration::from_secs(60);
 /// GetMetricData takes at most 500 queries a call.
 const MAX_QUERIES: usize = 500;
 
+/// Whole minutes `[start, end)`, as CloudWatch buckets them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Minutes {
+    pub start: SystemTime,
+    pub end: SystemTime,
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// `14:03` (UTC) of a minute.
+fn hhmm(t: SystemTime) -> String {
+    let s = secs(t) % 86_400;
+    format!("{:02}:{:02}", s / 3600, s % 3600 / 60)
+}
+
+impl Minutes {
+    pub fn count(&self) -> u64 {
+        secs(self.end).saturating_sub(secs(self.start)) / 60
+    }
+
+    /// `14:03` for one minute, `14:03–14:05` for several (UTC, the last minute named).
+    pub fn label(&self) -> String {
+        let last = at(secs(self.end).saturating_sub(60));
+        if self.count() <= 1 { hhmm(self.start) } else { format!("{}–{}", hhmm(self.start), hhmm(last)) }
+    }
+}
+
+/// What can be counted at an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// These minutes are settled.
+    Minutes(Minutes),
+    /// The first minute needed (`first`) is not settled before `at`.
+    Pending { first: SystemTime, at: SystemTime },
+}
+
+impl Settled {
+    /// What a pending reading says: `pending: minute 14:03 not yet published (read from
+    /// 14:06:00 UTC)`.
+    pub fn pending_detail(first: SystemTime, at: SystemTime) -> String {
+        let s = secs(at) % 86_400;
+        format!(
+            "pending: minute {} not yet published (read from {:02}:{:02}:{:02} UTC)",
+            hhmm(first),
+            s / 3600,
+            s % 3600 / 60,
+            s % 60
+        )
+    }
+}
+
+/// The newest `window` of minutes settled at `now` — a minute is settled once it ended `settle`
+/// ago — none that began before `from` (rounded up to a whole minute: a minute that began before
+/// it holds requests from before).
+pub fn settled(now: SystemTime, settle: Duration, window: Duration, from: Option<SystemTime>) -> Settled {
+    let newest_end = secs(now).saturating_sub(settle.as_secs()) / 60 * 60;
+    let window = window.as_secs().max(60).div_ceil(60) * 60;
+    let mut start = newest_end.saturating_sub(window);
+    if let Some(from) = from {
+        let exact = from.duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos() == 0).unwrap_or(true);
+        let f = secs(from) + u64::from(!exact);
+        start = start.max(f.div_ceil(60) * 60);
+    }
+    if start >= newest_end {
+        return Settled::Pending { first: at(start), at: at(start + 60 + settle.as_secs()) };
+    }
+    Settled::Minutes(Minutes { start: at(start), end: at(newest_end) })
+}
+
 /// One metric series: the account it is read in (see [`RequestCounts`]) and the dimensions of a
 /// `RequestCount`.
 type Series = (usize, Vec<(&'static str, String)>);
 
-/// One route's requests per side over a window; `None` for a side that cannot be counted.
+/// Where one side of a route is counted: the series summed, or why it cannot be.
+#[derive(Clone, Debug)]
+enum Counting {
+    At(Vec<Series>),
+    /// Not an alias to a load balancer (or its load balancer not found): not observable.
+    Blind,
+    /// Counting it would count the wrong requests, or none: refused with this reason.
+    Refused(String),
+}
+
+/// One route's requests per side over some minutes; `None` for a side that cannot be counted.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Counted {
     pub name: String,
@@ -81,14 +183,100 @@ pub struct RequestCounts {
     accounts: Vec<(Option<Role>, (Client, aws_sdk_elasticloadbalancingv2::Client))>,
     /// Per route: its name and where each side is counted.
     routes: Vec<(String, [Option<CountedAt>; 2])>,
-    /// The series of each route's sides, resolved once (aliases looked up by DNS name).
-    series: OnceCell<Vec<[Option<Series>; 2]>>,
+    /// Where each route's sides are counted, resolved once (aliases looked up by DNS name, their
+    /// listener rules read).
+    series: OnceCell<Vec<[Counting; 2]>>,
 }
 
 /// A load balancer's dimension value: `app/front/abc` of `arn:…:loadbalancer/app/front/abc`.
-/// (A target group's is what follows the ARN's last colon: `targetgroup/tg/abc`.)
 fn load_balancer_dimension(arn: &str) -> String {
     arn.split_once(":loadbalancer/").map(|(_, r)| r.to_string()).unwrap_or_else(|| arn.to_string())
+}
+
+/// A target group's dimension value: `targetgroup/tg/abc`, what follows its ARN's last colon.
+fn target_group_dimension(arn: &str) -> String {
+    arn.rsplit(':').next().unwrap_or_default().to_string()
+}
+
+/// Whether `host` (lower case, no trailing dot) matches a listener rule's `host-header` value:
+/// case-insensitive, `*` any run of characters, `?` one character.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    fn glob(p: &[u8], h: &[u8]) -> bool {
+        match (p.first(), h.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], h) || (!h.is_empty() && glob(p, &h[1..])),
+            (Some(b'?'), Some(_)) => glob(&p[1..], &h[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => glob(&p[1..], &h[1..]),
+            _ => false,
+        }
+    }
+    glob(pattern.trim_end_matches('.').as_bytes(), host.as_bytes())
+}
+
+/// The hosts a rule's conditions name (`None`: the rule names no host, so it applies to every one).
+fn rule_hosts(rule: &Rule) -> Option<Vec<String>> {
+    let mut hosts: Option<Vec<String>> = None;
+    for c in rule.conditions() {
+        if c.field() != Some("host-header") {
+            continue;
+        }
+        let values: Vec<String> = c
+            .host_header_config()
+            .map(|h| h.values().to_vec())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| c.values().to_vec());
+        hosts.get_or_insert_with(Vec::new).extend(values);
+    }
+    hosts
+}
+
+/// The target groups a rule forwards to.
+fn rule_target_groups(rule: &Rule) -> Vec<String> {
+    let mut tgs = Vec::new();
+    for a in rule.actions() {
+        if let Some(f) = a.forward_config() {
+            tgs.extend(f.target_groups().iter().filter_map(|t| t.target_group_arn.clone()));
+        }
+        tgs.extend(a.target_group_arn.clone());
+    }
+    tgs.sort();
+    tgs.dedup();
+    tgs
+}
+
+/// The target groups of load balancer `lb` that receive `host`'s requests, as its listener rules
+/// route them: those of every rule naming the host (or no host), else those of the default
+/// actions. Refused where they cannot be told apart from other hosts' (a target group shared with
+/// another host's rule), or where there are none.
+fn host_target_groups(lb: &str, host: &str, rules: &[Rule]) -> std::result::Result<Vec<String>, String> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let (mut mine, mut others, mut defaults) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rules {
+        let tgs = rule_target_groups(r);
+        if r.is_default == Some(true) {
+            defaults.extend(tgs);
+            continue;
+        }
+        match rule_hosts(r) {
+            Some(hosts) if !hosts.iter().any(|h| host_matches(h, &host)) => others.extend(tgs),
+            _ => mine.extend(tgs),
+        }
+    }
+    if mine.is_empty() {
+        mine = defaults;
+    }
+    mine.sort();
+    mine.dedup();
+    if mine.is_empty() {
+        return Err(format!("no listener rule of {lb} forwards host {host}, and its default action forwards nowhere"));
+    }
+    if let Some(shared) = mine.iter().find(|t| others.contains(t)) {
+        return Err(format!(
+            "target group {} of {lb} serves host {host} and other hosts' rules too: its requests cannot be told apart",
+            crate::splitter::alb::target_group_name(shared)
+        ));
+    }
+    Ok(mine)
 }
 
 impl RequestCounts {
@@ -113,60 +301,144 @@ impl RequestCounts {
         RequestCounts { accounts, routes, series: OnceCell::new() }
     }
 
-    /// Whether any route's candidate can be counted at all.
+    /// Whether any route's `side` may be counted (before the load balancers are looked up).
     pub fn can_count(&self, side: Side) -> bool {
         self.routes.iter().any(|(_, s)| s[side.index()].is_some())
     }
 
-    async fn series(&self) -> Result<&Vec<[Option<Series>; 2]>> {
+    /// Refuses (exit 2) counting that would count the wrong requests or none: an alias to an NLB,
+    /// a shared ALB whose rules cannot tell the app's requests apart. `sides`: the sides counted.
+    pub async fn preflight(&self, sides: &[Side]) -> Result<()> {
+        let series = self.series().await?;
+        for ((name, _), counting) in self.routes.iter().zip(series) {
+            for side in sides {
+                if let Counting::Refused(why) = &counting[side.index()] {
+                    return Err(Error::refused_hint(
+                        format!(
+                            "`[observe]` and `min_requests` cannot count the {side} side's requests on {name}: {why}"
+                        ),
+                        "name the target group that serves each side with `target_groups = { blue = \"…\", green = \"…\" }` on the [[route53]] route, or drop `[observe]` and `min_requests` (a DNS-only rollout bakes at least the records' TTL)",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn series(&self) -> Result<&Vec<[Counting; 2]>> {
         self.series.get_or_try_init(|| self.resolve()).await
     }
 
-    /// Target groups are counted behind their ALB; an alias by the load balancer of its DNS name.
-    async fn resolve(&self) -> Result<Vec<[Option<Series>; 2]>> {
+    /// Target groups are counted behind their ALB; an alias at the target groups its load
+    /// balancer (found by DNS name) routes the record's host to.
+    async fn resolve(&self) -> Result<Vec<[Counting; 2]>> {
         // The load balancers of each account an alias is counted in, listed once.
-        let mut lbs = vec![Vec::new(); self.accounts.len()];
+        let mut lbs: Vec<Vec<LoadBalancer>> = vec![Vec::new(); self.accounts.len()];
         for (i, (_, (_, elb))) in self.accounts.iter().enumerate() {
             let mut aliases = self.routes.iter().flat_map(|(_, s)| s.iter().flatten());
-            if aliases.any(|(a, s)| *a == i && matches!(s, RequestSource::Alias(_))) {
+            if aliases.any(|(a, s)| *a == i && matches!(s, RequestSource::Alias { .. })) {
                 lbs[i] = crate::discover::all_load_balancers(elb).await?;
             }
         }
-        let lb_of = |account: usize, dns: &str| {
-            lbs[account]
-                .iter()
-                .find(|lb| lb.dns_name.as_deref().is_some_and(|d| same_dns(d, dns)))
-                .and_then(|lb| lb.load_balancer_arn.clone())
-        };
-        Ok(self
-            .routes
-            .iter()
-            .map(|(_, sources)| {
-                sources.clone().map(|source| {
-                    let (account, source) = source?;
-                    let dimensions = match source {
-                        RequestSource::TargetGroup { target_group_arn, load_balancer_arn } => vec![
-                            ("LoadBalancer", load_balancer_dimension(&load_balancer_arn)),
-                            ("TargetGroup", target_group_arn.rsplit(':').next().unwrap_or_default().to_string()),
+        let mut rules_of: Rules = Default::default();
+        let mut out = Vec::new();
+        for (_, sources) in &self.routes {
+            let mut per_side = [Counting::Blind, Counting::Blind];
+            for side in Side::ALL {
+                let Some((account, source)) = &sources[side.index()] else { continue };
+                per_side[side.index()] = match source {
+                    RequestSource::TargetGroup { target_group_arn, load_balancer_arn } => Counting::At(vec![(
+                        *account,
+                        vec![
+                            ("LoadBalancer", load_balancer_dimension(load_balancer_arn)),
+                            ("TargetGroup", target_group_dimension(target_group_arn)),
                         ],
-                        RequestSource::Alias(dns) => {
-                            let arn = lb_of(account, &dns)?;
-                            vec![("LoadBalancer", load_balancer_dimension(&arn))]
+                    )]),
+                    RequestSource::Alias { dns, host, target_group } => {
+                        let found =
+                            lbs[*account].iter().find(|lb| lb.dns_name.as_deref().is_some_and(|d| same_dns(d, dns)));
+                        match found {
+                            None => Counting::Blind,
+                            Some(lb) => {
+                                self.alias_counting(*account, lb, host, target_group.as_deref(), &mut rules_of).await?
+                            }
                         }
-                    };
-                    Some((account, dimensions))
-                })
-            })
-            .collect())
+                    }
+                };
+            }
+            out.push(per_side);
+        }
+        Ok(out)
     }
 
-    /// Every route's requests per side, summed over `window` back from now (never before
-    /// `not_before`, the start of the stage).
-    pub async fn read(&self, window: Duration, not_before: Option<SystemTime>) -> Result<Vec<Counted>> {
+    /// Where a host's requests are counted on the load balancer its alias names.
+    async fn alias_counting(
+        &self,
+        account: usize,
+        lb: &LoadBalancer,
+        host: &str,
+        named: Option<&str>,
+        rules_of: &mut Rules,
+    ) -> Result<Counting> {
+        let arn = lb.load_balancer_arn.clone().unwrap_or_default();
+        let lb_name = lb.load_balancer_name.clone().unwrap_or_else(|| arn.clone());
+        if lb.r#type.as_ref().is_some_and(|t| *t != LoadBalancerTypeEnum::Application) {
+            let kind = lb.r#type.as_ref().map(|t| t.as_str().to_string()).unwrap_or_default();
+            return Ok(Counting::Refused(format!(
+                "the record aliases {lb_name}, a load balancer of type {kind}: only Application Load Balancers publish RequestCount (a Network Load Balancer publishes flows, in AWS/NetworkELB)"
+            )));
+        }
+        let elb = &self.accounts[account].1.1;
+        let dimension = load_balancer_dimension(&arn);
+        let tgs = match named {
+            Some(name) => {
+                let out = if name.starts_with("arn:") {
+                    elb.describe_target_groups().target_group_arns(name).send().await
+                } else {
+                    elb.describe_target_groups().names(name).send().await
+                };
+                let out = match out {
+                    Ok(o) => o,
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_target_group_not_found_exception()) => {
+                        return Ok(Counting::Refused(format!("target group `{name}` (target_groups) not found")));
+                    }
+                    Err(e) => return Err(crate::aws::error(format!("DescribeTargetGroups {name}"), e)),
+                };
+                let Some(tg) = out.target_groups().iter().find(|t| t.load_balancer_arns().contains(&arn)) else {
+                    return Ok(Counting::Refused(format!(
+                        "target group `{name}` (target_groups) is not behind {lb_name}, which the record aliases"
+                    )));
+                };
+                vec![tg.target_group_arn.clone().unwrap_or_default()]
+            }
+            None => {
+                let key = (account, arn.clone());
+                if !rules_of.contains_key(&key) {
+                    rules_of.insert(key.clone(), rules(elb, &arn).await?);
+                }
+                match host_target_groups(&lb_name, host, &rules_of[&key]) {
+                    Ok(tgs) => tgs,
+                    Err(why) => return Ok(Counting::Refused(why)),
+                }
+            }
+        };
+        Ok(Counting::At(
+            tgs.iter()
+                .map(|tg| {
+                    (account, vec![("LoadBalancer", dimension.clone()), ("TargetGroup", target_group_dimension(tg))])
+                })
+                .collect(),
+        ))
+    }
+
+    /// Every route's requests per side over `minutes`.
+    pub async fn read(&self, minutes: &Minutes) -> Result<Vec<Counted>> {
         let series = self.series().await?;
-        let unique = distinct(series.iter().flatten().flatten());
-        let sums = self.sums(&unique, window, not_before).await?;
-        let sum_of = |s: &Option<Series>| s.as_ref().map(|s| sums[unique.iter().position(|u| *u == s).unwrap_or(0)]);
+        let unique = distinct(series.iter().flatten().filter_map(at_series).flatten());
+        let sums = self.sums(&unique, minutes).await?;
+        let sum_of = |c: &Counting| {
+            at_series(c).map(|all| all.iter().map(|s| sums[unique.iter().position(|u| *u == s).unwrap_or(0)]).sum())
+        };
         Ok(self
             .routes
             .iter()
@@ -175,27 +447,27 @@ impl RequestCounts {
             .collect())
     }
 
-    /// The requests `side` received over `window` (never before `not_before`), every distinct
-    /// series counted once; `None` when no route can count that side.
-    pub async fn total(&self, side: Side, window: Duration, not_before: Option<SystemTime>) -> Result<Option<f64>> {
+    /// The requests `side` received over `minutes`, every distinct series counted once; `None`
+    /// when no route can count that side.
+    pub async fn total(&self, side: Side, minutes: &Minutes) -> Result<Option<f64>> {
         let series = self.series().await?;
-        let unique = distinct(series.iter().filter_map(|s| s[side.index()].as_ref()));
+        let unique = distinct(series.iter().filter_map(|s| at_series(&s[side.index()])).flatten());
         if unique.is_empty() {
             return Ok(None);
         }
-        Ok(Some(self.sums(&unique, window, not_before).await?.iter().sum()))
+        Ok(Some(self.sums(&unique, minutes).await?.iter().sum()))
     }
 
-    /// The Sum of each series over the window: each account's series read with its client, the
+    /// The Sum of each series over the minutes: each account's series read with its client, the
     /// accounts at once.
-    async fn sums(&self, series: &[&Series], window: Duration, not_before: Option<SystemTime>) -> Result<Vec<f64>> {
+    async fn sums(&self, series: &[&Series], minutes: &Minutes) -> Result<Vec<f64>> {
         let per_account = futures::future::try_join_all(self.accounts.iter().enumerate().map(|(a, (_, (cw, _)))| {
             let mine: Vec<&Series> = series.iter().copied().filter(|s| s.0 == a).collect();
             async move {
                 if mine.is_empty() {
                     return Ok((a, Vec::new()));
                 }
-                Ok::<_, Error>((a, sums_in(cw, &mine, window, not_before).await?))
+                Ok::<_, Error>((a, sums_in(cw, &mine, minutes).await?))
             }
         }))
         .await?;
@@ -210,24 +482,49 @@ impl RequestCounts {
     }
 }
 
-/// The Sum of each series (all of one account) over the window, in as few GetMetricData calls as
-/// the series need.
-async fn sums_in(
-    cw: &Client,
-    series: &[&Series],
-    window: Duration,
-    not_before: Option<SystemTime>,
-) -> Result<Vec<f64>> {
-    let now = SystemTime::now();
-    let mut start = now - window;
-    if let Some(t) = not_before
-        && t > start
-    {
-        start = t;
+/// Each load balancer's listener rules, read once: by (account, load balancer ARN).
+type Rules = std::collections::BTreeMap<(usize, String), Vec<Rule>>;
+
+fn at_series(c: &Counting) -> Option<&Vec<Series>> {
+    match c {
+        Counting::At(s) => Some(s),
+        Counting::Blind | Counting::Refused(_) => None,
     }
-    // The end lies a period ahead: datapoints are bucketed by the minute they start, and the
-    // current minute must be included.
-    let end = now + PERIOD;
+}
+
+/// Every rule of every listener of a load balancer (default rules included).
+async fn rules(elb: &aws_sdk_elasticloadbalancingv2::Client, lb: &str) -> Result<Vec<Rule>> {
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(lb)
+        .send()
+        .await
+        .map_err(|e| crate::aws::error(format!("DescribeListeners {lb}"), e))?;
+    let mut rules = Vec::new();
+    for l in listeners.listeners() {
+        let Some(arn) = l.listener_arn() else { continue };
+        let mut marker: Option<String> = None;
+        for _ in 0..100 {
+            let out = elb
+                .describe_rules()
+                .listener_arn(arn)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| crate::aws::error(format!("DescribeRules {arn}"), e))?;
+            rules.extend(out.rules.unwrap_or_default());
+            match out.next_marker {
+                Some(m) if !m.is_empty() && Some(&m) != marker.as_ref() => marker = Some(m),
+                _ => break,
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// The Sum of each series (all of one account) over `minutes`, in as few GetMetricData calls as
+/// the series need. The minutes are whole, so CloudWatch's rounding of StartTime changes nothing.
+async fn sums_in(cw: &Client, series: &[&Series], minutes: &Minutes) -> Result<Vec<f64>> {
     let mut sums = vec![0.0; series.len()];
     for (chunk_no, chunk) in series.chunks(MAX_QUERIES).enumerate() {
         let queries: Vec<MetricDataQuery> = chunk
@@ -259,8 +556,8 @@ async fn sums_in(
             let out = cw
                 .get_metric_data()
                 .set_metric_data_queries(Some(queries.clone()))
-                .start_time(DateTime::from(start))
-                .end_time(DateTime::from(end))
+                .start_time(DateTime::from(minutes.start))
+                .end_time(DateTime::from(minutes.end))
                 .set_next_token(token.take())
                 .send()
                 .await
@@ -286,7 +583,8 @@ async fn sums_in(
 /// `tolerance` percentage points of `intended` passes; a route that lags, or that counted no
 /// request while the candidate should have some, waits. Routes that cannot be observed are said
 /// and do not hold the stage (the DNS TTL bounds their bake instead).
-pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance: f64, window: Duration) -> Reading {
+pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance: f64, minutes: &Minutes) -> Reading {
+    let over = format!(" in {} UTC", minutes.label());
     let want = intended.as_f64();
     let mut lagging = Vec::new();
     let mut quiet = Vec::new();
@@ -297,8 +595,12 @@ pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance:
             (Some(_), Some(_)) => match c.shares() {
                 Some(shares) => {
                     let got = shares.get(candidate);
-                    let line =
-                        format!("{}: {candidate} {}% observed, {}% intended", c.name, fmt_pct(got), fmt_pct(want));
+                    let line = format!(
+                        "{}: {candidate} {}% observed{over}, {}% intended",
+                        c.name,
+                        fmt_pct(got),
+                        fmt_pct(want)
+                    );
                     if (got - want).abs() > tolerance {
                         lagging.push(line);
                     } else {
@@ -324,11 +626,7 @@ pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance:
         return Reading::new(
             OBSERVE,
             Verdict::Wait,
-            format!(
-                "no requests counted in the last {} on {}: the shift is not verified yet{blind_note}",
-                humantime::format_duration(window),
-                quiet.join(", ")
-            ),
+            format!("no requests counted{over} on {}: the shift is not verified yet{blind_note}", quiet.join(", ")),
         );
     }
     if seen.is_empty() {
@@ -338,23 +636,32 @@ pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance:
 }
 
 /// Clients as the rollback protocol watches them leave a side: every route whose both sides are
-/// counted, its shares over `window` since an instant.
+/// counted, its shares over the newest `window` of settled minutes since an instant.
 pub struct Clients {
     pub counts: RequestCounts,
-    pub window: Duration,
+    pub observe: Observe,
 }
 
 impl crate::rollout::restore::Clients for Clients {
-    async fn shares_since(&self, since: SystemTime) -> std::result::Result<Vec<(String, Option<Shares>)>, String> {
-        let counted = self.counts.read(self.window, Some(since)).await.map_err(|e| e.to_string())?;
-        Ok(counted
-            .into_iter()
-            .filter(|c| c.blue.is_some() && c.green.is_some())
-            .map(|c| {
-                let shares = c.shares();
-                (c.name, shares)
-            })
-            .collect())
+    async fn shares_since(
+        &self,
+        since: SystemTime,
+    ) -> std::result::Result<Option<Vec<(String, Option<Shares>)>>, String> {
+        let minutes = match settled(SystemTime::now(), self.observe.settle, self.observe.window, Some(since)) {
+            Settled::Minutes(m) => m,
+            Settled::Pending { .. } => return Ok(None),
+        };
+        let counted = self.counts.read(&minutes).await.map_err(|e| e.to_string())?;
+        Ok(Some(
+            counted
+                .into_iter()
+                .filter(|c| c.blue.is_some() && c.green.is_some())
+                .map(|c| {
+                    let shares = c.shares();
+                    (c.name, shares)
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -368,7 +675,18 @@ pub fn policy(counts: bool, scope: &crate::iam::Scope<'_>) -> Vec<crate::iam::St
     }
     let mut s = Vec::new();
     if scope.alias_lbs_here {
-        s.push(Statement::new("LoadBalancersRead", &["elasticloadbalancing:DescribeLoadBalancers"], ["*".to_string()]));
+        // The aliased load balancer by its DNS name, and the target groups its listener rules
+        // route the record's host to (or those the profile names).
+        s.push(Statement::new(
+            "LoadBalancersRead",
+            &[
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetGroups",
+            ],
+            ["*".to_string()],
+        ));
     }
     s.push(Statement::new("GateMetrics", &["cloudwatch:GetMetricData"], ["*".to_string()]));
     s
@@ -390,48 +708,129 @@ pub fn dns_floor(routes: &[RouteLive], observed: bool, dns_ttl: Option<Duration>
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ForwardActionConfig, HostHeaderConditionConfig, RuleCondition, TargetGroupTuple,
+    };
+
     use super::*;
 
     fn c(name: &str, blue: f64, green: f64) -> Counted {
         Counted { name: name.into(), blue: Some(blue), green: Some(green) }
     }
 
-    const W: Duration = Duration::from_secs(60);
+    /// 14:03 of some day, UTC.
+    const T: u64 = 1_765_000_000 / 86_400 * 86_400 + 14 * 3600 + 3 * 60;
+
+    fn m() -> Minutes {
+        Minutes { start: at(T), end: at(T + 60) }
+    }
 
     #[test]
     fn a_shift_is_verified_once_the_observed_share_is_within_tolerance() {
         let ten: Percent = "10".parse().unwrap();
-        let r = judge(&[c("api A", 1000.0, 0.0)], Side::Green, ten, 5.0, W);
+        let r = judge(&[c("api A", 1000.0, 0.0)], Side::Green, ten, 5.0, &m());
         assert_eq!(r.verdict, Verdict::Wait, "{r:?}");
-        assert!(r.detail.contains("green 0% observed, 10% intended"), "{r:?}");
-        let r = judge(&[c("api A", 900.0, 95.0)], Side::Green, ten, 5.0, W);
+        assert!(r.detail.contains("green 0% observed in 14:03 UTC, 10% intended"), "{r:?}");
+        let r = judge(&[c("api A", 900.0, 95.0)], Side::Green, ten, 5.0, &m());
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
         assert!(r.detail.contains("green 9.548% observed"), "{r:?}");
         // One lagging route holds the stage whatever the others show.
-        let r = judge(&[c("a", 90.0, 10.0), c("b", 100.0, 0.0)], Side::Green, ten, 5.0, W);
+        let r = judge(&[c("a", 90.0, 10.0), c("b", 100.0, 0.0)], Side::Green, ten, 5.0, &m());
         assert_eq!(r.verdict, Verdict::Wait, "{r:?}");
         assert!(r.detail.starts_with("b:"), "{r:?}");
     }
 
     #[test]
     fn no_requests_during_a_stage_is_not_a_verified_shift_but_is_fine_before_one() {
-        let r = judge(&[c("a", 0.0, 0.0)], Side::Green, "25".parse().unwrap(), 5.0, W);
+        let r = judge(&[c("a", 0.0, 0.0)], Side::Green, "25".parse().unwrap(), 5.0, &m());
         assert_eq!(r.verdict, Verdict::Wait, "{r:?}");
-        assert!(r.detail.contains("no requests counted in the last 1m"), "{r:?}");
-        let r = judge(&[c("a", 0.0, 0.0)], Side::Green, Percent::ZERO, 5.0, W);
+        assert!(r.detail.contains("no requests counted in 14:03 UTC"), "{r:?}");
+        let r = judge(&[c("a", 0.0, 0.0)], Side::Green, Percent::ZERO, 5.0, &m());
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
         // Before the first shift nothing is held: the candidate's share is only said.
-        let r = judge(&[c("a", 97.0, 3.0)], Side::Green, Percent::ZERO, 2.0, W);
+        let r = judge(&[c("a", 97.0, 3.0)], Side::Green, Percent::ZERO, 2.0, &m());
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
-        assert!(r.detail.contains("green 3% observed, 0% intended"), "{r:?}");
+        assert!(r.detail.contains("green 3% observed in 14:03 UTC, 0% intended"), "{r:?}");
     }
 
     #[test]
     fn routes_that_cannot_be_observed_are_named_and_do_not_hold() {
         let blind = Counted { name: "txt".into(), blue: None, green: None };
-        let r = judge(&[c("a", 75.0, 25.0), blind], Side::Green, "25".parse().unwrap(), 1.0, W);
+        let r = judge(&[c("a", 75.0, 25.0), blind], Side::Green, "25".parse().unwrap(), 1.0, &m());
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
         assert!(r.detail.contains("not observable: txt"), "{r:?}");
+    }
+
+    #[test]
+    fn only_settled_minutes_that_began_after_the_shift_count() {
+        let settle = Duration::from_secs(120);
+        let w = Duration::from_secs(60);
+        // A shift at 14:03:20: the first minute to count is 14:04, settled from 14:07:00.
+        let shift = at(T + 20);
+        let pending = settled(at(T + 60 + 60 + 119), settle, w, Some(shift));
+        assert_eq!(pending, Settled::Pending { first: at(T + 60), at: at(T + 240) });
+        let Settled::Pending { first, at: when } = pending else { unreachable!() };
+        assert_eq!(
+            Settled::pending_detail(first, when),
+            "pending: minute 14:04 not yet published (read from 14:07:00 UTC)"
+        );
+        assert_eq!(
+            settled(at(T + 240), settle, w, Some(shift)),
+            Settled::Minutes(Minutes { start: at(T + 60), end: at(T + 120) })
+        );
+        // Later, the newest `window` of settled minutes, never one from before the shift.
+        let later = settled(at(T + 600 + 30), settle, Duration::from_secs(180), Some(shift));
+        assert_eq!(later, Settled::Minutes(Minutes { start: at(T + 300), end: at(T + 480) }));
+        let long = settled(at(T + 300), settle, Duration::from_secs(3600), Some(shift));
+        assert_eq!(long, Settled::Minutes(Minutes { start: at(T + 60), end: at(T + 180) }));
+        // A shift on a minute's first second counts that minute.
+        assert_eq!(
+            settled(at(T + 180), settle, w, Some(at(T))),
+            Settled::Minutes(Minutes { start: at(T), end: at(T + 60) })
+        );
+        assert_eq!(Minutes { start: at(T), end: at(T + 180) }.label(), "14:03–14:05");
+    }
+
+    fn rule(default: bool, hosts: &[&str], tgs: &[&str]) -> Rule {
+        let forward = ForwardActionConfig::builder()
+            .set_target_groups(Some(
+                tgs.iter().map(|t| TargetGroupTuple::builder().target_group_arn(*t).build()).collect(),
+            ))
+            .build();
+        let mut r = Rule::builder()
+            .is_default(default)
+            .actions(Action::builder().r#type(ActionTypeEnum::Forward).forward_config(forward).build());
+        if !hosts.is_empty() {
+            let cfg = HostHeaderConditionConfig::builder()
+                .set_values(Some(hosts.iter().map(|h| h.to_string()).collect()))
+                .build();
+            r = r.conditions(RuleCondition::builder().field("host-header").host_header_config(cfg).build());
+        }
+        r.build()
+    }
+
+    #[test]
+    fn a_hosts_requests_are_counted_at_the_target_groups_its_rules_route_it_to() {
+        const A: &str = "arn:aws:elasticloadbalancing:r:1:targetgroup/app-a/1";
+        const B: &str = "arn:aws:elasticloadbalancing:r:1:targetgroup/app-b/2";
+        const D: &str = "arn:aws:elasticloadbalancing:r:1:targetgroup/default/3";
+        // An IngressGroup: one rule per host, a default for the rest.
+        let shared =
+            [rule(false, &["api.example.com"], &[A]), rule(false, &["*.other.com"], &[B]), rule(true, &[], &[D])];
+        assert_eq!(host_target_groups("lb", "API.example.com.", &shared), Ok(vec![A.to_string()]));
+        assert_eq!(host_target_groups("lb", "x.other.com", &shared), Ok(vec![B.to_string()]));
+        // No rule names the host: the default action's.
+        assert_eq!(host_target_groups("lb", "www.example.com", &shared), Ok(vec![D.to_string()]));
+        // One target group behind two hosts' rules: the hosts cannot be told apart.
+        let both =
+            [rule(false, &["api.example.com"], &[A]), rule(false, &["web.example.com"], &[A]), rule(true, &[], &[])];
+        let err = host_target_groups("lb", "api.example.com", &both).unwrap_err();
+        assert!(err.contains("app-a") && err.contains("cannot be told apart"), "{err}");
+        // Nothing forwards the host.
+        let none = [rule(false, &["web.example.com"], &[B]), rule(true, &[], &[])];
+        assert!(host_target_groups("lb", "api.example.com", &none).unwrap_err().contains("forwards nowhere"));
+        assert!(host_matches("*.EXAMPLE.com", "api.example.com") && host_matches("ap?.example.com", "api.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
     }
 
     #[test]
@@ -439,6 +838,10 @@ mod tests {
         assert_eq!(
             load_balancer_dimension("arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/front/abc"),
             "app/front/abc"
+        );
+        assert_eq!(
+            target_group_dimension("arn:aws:elasticloadbalancing:us-west-2:1:targetgroup/tg/abc"),
+            "targetgroup/tg/abc"
         );
     }
 }

@@ -84,13 +84,23 @@ impl Settings {
 
     /// The profile's gates, reading the candidate of `routes` (as read).
     pub fn gates(&self, routes: &[crate::splitter::RouteLive]) -> crate::gates::Gates {
-        crate::gates::Gates::new(&self.aws, &self.profile.gates, self.profile.observe, routes)
+        crate::gates::Gates::new(&self.aws, &self.profile.gates, self.profile.observe, routes, self.profile.dns_ttl)
     }
 
-    /// The safety net over `traffic`, as the end of a rollout puts it away (nothing without
-    /// `safety_net`).
-    pub fn aftercare<'a>(&self, traffic: &'a AwsTraffic) -> crate::safety_net::Aftercare<'a> {
-        crate::safety_net::Aftercare { net: crate::safety_net::SafetyNet::of(&self.aws, &self.profile), traffic }
+    /// What rides on `traffic`'s routes while a rollout runs — the preview record, the safety
+    /// net — put on before the first shift and taken off at the end. `known`: the routes as the
+    /// command read them, before anything wrote them (strays are looked for there first).
+    pub fn attachments<'a>(
+        &self,
+        traffic: &'a AwsTraffic,
+        known: Option<&[crate::splitter::RouteLive]>,
+    ) -> crate::safety_net::Attached<'a> {
+        crate::safety_net::Attached {
+            traffic,
+            net: crate::safety_net::SafetyNet::of(&self.aws, &self.profile),
+            previews: self.profile.routes.route53.iter().any(|r| r.preview.is_some()),
+            known: known.map(<[_]>::to_vec),
+        }
     }
 
     /// Points every preview record at `side`'s load balancer; says whether it wrote.

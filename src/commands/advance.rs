@@ -75,6 +75,8 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         checked.commit(settings, &traffic, &opening).await?
     };
     let mut bus = settings.bus(false);
+    let opening_routes = opening.routes.clone();
+    let attachments = settings.attachments(&traffic, Some(&opening_routes));
     let parts = Parts {
         profile: &profile.name,
         traffic: &traffic,
@@ -83,6 +85,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         sink: bus.sink(),
         clock,
         write_window: write_window(settings.lease()),
+        attachments: &attachments,
     };
     let mut driver = Driver::new(parts, &opening);
     if let Some(routes) = routes {
@@ -100,7 +103,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     bus.close().await;
     let step = step?;
     if matches!(step.action, Action::Completed | Action::RolledBack) {
-        super::shared::drop_safety_net(settings, &traffic).await;
+        super::shared::drop_safety_net(settings, &traffic, &opening_routes).await;
     }
     if step.action == Action::Completed
         && let Some(s) = ledger.state()

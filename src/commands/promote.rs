@@ -136,7 +136,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
             e => e.into(),
         });
     }
-    super::shared::drop_safety_net(settings, &traffic).await;
+    super::shared::drop_safety_net(settings, &traffic, &routes).await;
     // The preview hostname moves to the next candidate: the old stable side.
     if let Err(e) = settings.point_preview(&traffic, candidate.other()).await {
         tracing::warn!(error = %e, "could not point the preview record at the next candidate");

@@ -16,8 +16,9 @@ use crate::report::{ChangeReport, Drain, RolloutView, StepReport};
 use crate::rollout::events::Event;
 use crate::rollout::ledger::{Ledger, LedgerError};
 use crate::rollout::outcome::Action;
+use crate::rollout::ports::Attachments as _;
 use crate::rollout::ports::Clock;
-use crate::rollout::restore::{Net, Restore, Rollback, drained, settle};
+use crate::rollout::restore::{Restore, Rollback, drained, settle};
 use crate::settings::Settings;
 use crate::splitter::{AwsTraffic, RouteChange, RouteLive};
 use crate::state::DynamoStore;
@@ -163,8 +164,8 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         .flatten()
         .map(|e| crate::state::AuditEntry { actor: actor.clone(), ..e });
     let read_version = state.as_ref().ok().and_then(|s| s.as_ref()).map(|s| s.version);
-    let net = settings.aftercare(&traffic);
-    let mut restore = Restore { traffic: &traffic, ledger: &mut ledger, net: &net, clock };
+    let attachments = settings.attachments(&traffic, Some(&read));
+    let mut restore = Restore { traffic: &traffic, ledger: &mut ledger, attachments: &attachments, clock };
     let restored = restore.rollback(routes, Rollback { stable, reason, entry, planned, read_version }).await?;
     let (after, recorded) = (restored.routes, restored.aborted);
     // Its audit entry went with the abort; notifications still hear of it.
@@ -201,7 +202,7 @@ async fn drain(settings: &Settings, read: &[RouteLive], left: Side, wait: Option
     let (Some(timeout), Some(observe)) = (wait, settings.profile.observe) else {
         return Ok(drain);
     };
-    let clients = Clients { counts: RequestCounts::new(&settings.aws, read), window: observe.window };
+    let clients = Clients { counts: RequestCounts::new(&settings.aws, read), observe };
     let poll = settings.profile.rollout.poll.clamp(Duration::from_millis(100), Duration::from_secs(15));
     let (after, observed) = drained(&clients, left, written, poll, timeout).await?;
     drain.drained_after_secs = Some(after);
@@ -233,7 +234,7 @@ async fn without_state(
         .await
         .map_err(|e| Error::SplitUnknown { message: format!("could not put all traffic on {side}: {e}") })?;
     report.elapsed_ms = started.elapsed().as_millis();
-    settings.aftercare(traffic).put_away().await;
+    settings.attachments(traffic, Some(&routes)).detach().await;
     if settings.profile.notify.sns_topic_arn.is_some() || settings.profile.notify.webhook.is_some() {
         let mut bus = settings.bus(false);
         bus.event(Event::Rollback {

@@ -95,6 +95,8 @@ async fn drive<S: Store>(
     let (gates, routes) = checked.commit(settings, traffic, &opening).await?;
     let cancel = on_signal();
     let mut bus = settings.bus(true);
+    let opening_routes = opening.routes.clone();
+    let attachments = settings.attachments(traffic, Some(&opening_routes));
     let parts = Parts {
         profile: &profile.name,
         traffic,
@@ -103,6 +105,7 @@ async fn drive<S: Store>(
         sink: bus.sink(),
         clock,
         write_window: write_window(settings.lease()),
+        attachments: &attachments,
     };
     let mut driver = Driver::new(parts, &opening);
     if let Some(routes) = routes {
@@ -114,7 +117,7 @@ async fn drive<S: Store>(
     let over = matches!(end.outcome, Outcome::Completed | Outcome::RolledBack)
         || end.outcome == Outcome::Interrupted && end.percent == Percent::ZERO;
     if over {
-        super::shared::drop_safety_net(settings, traffic).await;
+        super::shared::drop_safety_net(settings, traffic, &opening_routes).await;
     }
     if end.outcome == Outcome::Completed {
         // Promoted: the preview hostname moves to the next candidate, the old stable side.

@@ -13,8 +13,9 @@ use crate::model::{Percent, Side, Split};
 use crate::report::ChangeReport;
 use crate::rollout::events::Event;
 use crate::rollout::ledger::{Ledger, fmt_ms};
+use crate::rollout::ports::Attachments as _;
 use crate::rollout::ports::Clock;
-use crate::rollout::restore::{ABORT_WITHIN, Net, Restore};
+use crate::rollout::restore::{ABORT_WITHIN, Restore};
 use crate::settings::Settings;
 use crate::splitter::{AwsTraffic, RouteChange};
 
@@ -115,10 +116,10 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     if let Some(l) = ledger.as_mut() {
         if aborted {
             // Aborted before the write: what a rollout wrote before that, this write overwrote.
-            let net = settings.aftercare(&traffic);
-            let mut restore = Restore { traffic: &traffic, ledger: l, net: &net, clock };
+            let attachments = settings.attachments(&traffic, Some(&routes));
+            let mut restore = Restore { traffic: &traffic, ledger: l, attachments: &attachments, clock };
             after = restore.hold(side, percent, open, after, false).await?;
-            net.put_away().await;
+            attachments.detach().await;
         } else if state.is_some()
             && let Err(e) = l.record_split(&after, clock.now_ms()).await
         {

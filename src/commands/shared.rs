@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::model::{Percent, Side};
-use crate::rollout::restore::Net as _;
+use crate::rollout::ports::Attachments as _;
 use crate::settings::Settings;
 use crate::splitter::AwsTraffic;
 
@@ -49,9 +49,9 @@ pub async fn gates_once(
 }
 
 /// The rollout is over (completed, rolled back, aborted): the safety net comes off every record,
-/// which gets back its own health check.
-pub async fn drop_safety_net(settings: &Settings, traffic: &AwsTraffic) {
-    settings.aftercare(traffic).put_away().await;
+/// which gets back its own health check. `known`: the routes as the command read them first.
+pub async fn drop_safety_net(settings: &Settings, traffic: &AwsTraffic, known: &[crate::splitter::RouteLive]) {
+    settings.attachments(traffic, Some(known)).detach().await;
 }
 
 /// What a run's pre-checks found, before anything is written.
@@ -83,9 +83,10 @@ pub async fn precheck(
 }
 
 impl Checked {
-    /// Every pre-check passed: points stale aliases at their side's ALB (`--repoint`) and, when a
-    /// rollout starts, the preview record at the candidate. Returns the gates to read, and the
-    /// routes as opened when none of that wrote them (the first stage's write starts from them).
+    /// Every pre-check passed: points stale aliases at their side's ALB (`--repoint`). Returns the
+    /// gates to read, and the routes as opened when that wrote nothing (the first stage's write
+    /// starts from them). The preview record and the safety net go on at the first shift, once
+    /// the gates passed (the engine's attachments): a refusal writes nothing.
     pub async fn commit(
         self,
         settings: &Settings,
@@ -101,16 +102,6 @@ impl Checked {
             traffic.apply(&routes, &changes, None).await?;
             wrote = true;
             gates = settings.gates(&traffic.read().await?);
-        }
-        if opening.entry == crate::rollout::open::Entry::Fresh && opening.progress.stage == 0 {
-            // The preview hostname follows the candidate from the start of a rollout.
-            wrote |= settings.point_preview(traffic, opening.candidate).await?;
-        }
-        if let Some(net) = crate::safety_net::SafetyNet::of(&settings.aws, &settings.profile) {
-            // Before traffic moves: Route53 withdraws the candidate by itself if an alarm fires
-            // while no cutover process watches.
-            let known = (!wrote).then_some(opening.routes.as_slice());
-            wrote |= net.attach(traffic, known, opening.candidate).await?.1;
         }
         Ok((gates, (!wrote).then(|| opening.routes.clone())))
     }

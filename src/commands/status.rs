@@ -4,14 +4,14 @@
 //! drift.
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::exit;
 use crate::model::{Reading, RouteView, Side, sole_side_of};
-use crate::observe::RequestCounts;
-use crate::report::{RolloutView, RouteReport, SafetyNetView, StatusReport};
+use crate::observe::{RequestCounts, Settled, settled};
+use crate::report::{NetCheck, RolloutView, RouteReport, SafetyNetView, StatusReport};
 use crate::rollout::decide::Rules;
 use crate::rollout::ledger::{Ledger, RolloutState, Status, fmt_ms};
 use crate::rollout::open::{Explained, Pending, explain};
@@ -107,32 +107,50 @@ async fn snapshot(
     let observed = async {
         let observe = settings.profile.observe?;
         let counts = counts.get_or_init(async || RequestCounts::new(&settings.aws, &routes)).await;
-        Some(counts.read(observe.window, None).await)
+        // The newest settled minutes: a minute still being published would skew the shares.
+        Some(match settled(SystemTime::now(), observe.settle, observe.window, None) {
+            Settled::Minutes(m) => counts.read(&m).await.map(|c| (c, m)),
+            Settled::Pending { first, at } => Err(crate::error::Error::Other(Settled::pending_detail(first, at))),
+        })
     };
     let net = async {
         let net = SafetyNet::of(&settings.aws, &settings.profile)?;
-        Some(net.attached(&routes).await)
+        Some(net.found(&routes).await.map(|found| (found, net.enabled)))
     };
     let (observed, net) = tokio::join!(observed, net);
     match observed {
-        Some(Ok(counted)) => {
+        Some(Ok((counted, minutes))) => {
             for (report, c) in reports.iter_mut().zip(&counted) {
                 report.observed = c.shares();
+                report.observed_minutes = match (c.blue, c.green, report.observed) {
+                    (Some(_), Some(_), Some(_)) => Some(minutes.label()),
+                    (Some(_), Some(_), None) => Some(format!("no requests counted in {} UTC", minutes.label())),
+                    _ => None,
+                };
             }
         }
         Some(Err(e)) => tracing::warn!("cannot count requests for the observed split: {e}"),
         None => {}
     }
+    let mut safety_net = Vec::new();
     match net {
-        Some(Ok(attached)) => {
-            for (index, side, id) in attached {
-                let at = routes.iter().position(|r| r.kind == crate::splitter::route53::KIND && r.index == index);
+        Some(Ok((found, enabled))) => {
+            // The net belongs on the candidate's records while a rollout runs; any other is a
+            // stray, which the next ending (or rollout) takes off.
+            let candidate = recorded.as_ref().filter(|s| s.status.is_active()).map(|s| s.candidate);
+            for f in found {
+                let stray = !enabled || candidate != Some(f.side);
+                let at = routes.iter().position(|r| r.route53().is_some() && r.index == f.route);
                 if let Some(report) = at.and_then(|i| reports.get_mut(i)) {
-                    report.safety_net = Some(SafetyNetView { side, health_check_id: id });
+                    report.safety_net = Some(SafetyNetView { side: f.side, health_check_id: f.id.clone(), stray });
+                    safety_net.push(NetCheck { id: f.id, record: report.name.clone(), side: f.side, stray });
                 }
             }
         }
-        Some(Err(e)) => tracing::warn!("cannot list the safety net's health checks: {e}"),
+        Some(Err(e)) if settings.profile.safety_net => {
+            tracing::warn!("cannot list the safety net's health checks: {e}")
+        }
+        Some(Err(e)) => tracing::debug!("cannot look for the safety net's strays: {e}"),
         None => {}
     }
     let drift = StatusReport::disagreement(&reports);
@@ -142,6 +160,7 @@ async fn snapshot(
         routes: reports,
         rollout,
         drift,
+        safety_net,
     };
     Ok((report, recorded, routes))
 }

@@ -15,6 +15,8 @@ pub mod metric;
 pub mod target_health;
 pub mod webhook;
 
+use std::time::{Duration, SystemTime};
+
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -22,7 +24,7 @@ use crate::aws::Accounts;
 use crate::error::Result;
 use crate::iam::{Scope, Statement};
 use crate::model::{Percent, Reading, Role, Side, Verdict};
-use crate::observe::{Observe, RequestCounts, judge};
+use crate::observe::{Observe, RequestCounts, Settled, judge, settled};
 use crate::profile::fields::{Bad, Key, bad, bad_hint, role, section};
 pub use crate::rollout::ports::GateContext;
 use crate::splitter::RouteLive;
@@ -200,12 +202,24 @@ pub struct Gates {
     /// Request counts of every route's sides; read only when `[observe]` or a silent gate with
     /// `min_requests` needs them.
     requests: RequestCounts,
+    /// How long after a minute ends its counts are read as final (`[observe] settle`).
+    settle: Duration,
+    /// How long clients that find the candidate through DNS may keep an answer from before a
+    /// shift: the observation skips the minutes before.
+    dns_lag: Duration,
 }
 
 impl Gates {
     /// Builds the profile's gates. `routes` (as read) tell them where the candidate's target
-    /// groups and load balancers are; a gate with a role reads with it.
-    pub fn new(aws: &Accounts, gates: &[Gate], observe: Option<Observe>, routes: &[RouteLive]) -> Gates {
+    /// groups and load balancers are; a gate with a role reads with it. `dns_ttl`: the profile's
+    /// `[rollout] dns_ttl`, how long clients really keep a DNS answer (else the records' TTL).
+    pub fn new(
+        aws: &Accounts,
+        gates: &[Gate],
+        observe: Option<Observe>,
+        routes: &[RouteLive],
+        dns_ttl: Option<Duration>,
+    ) -> Gates {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -219,6 +233,8 @@ impl Gates {
             min_requests: gates.iter().map(|g| g.min_requests).collect(),
             observe,
             requests: RequestCounts::new(aws, routes),
+            settle: observe.map(|o| o.settle).unwrap_or(crate::observe::DEFAULT_SETTLE),
+            dns_lag: dns_lag(routes, dns_ttl),
         }
     }
 
@@ -240,21 +256,29 @@ impl Gates {
             return Reading::new(&reading.gate, Verdict::Pass, detail);
         }
         let Some(min) = min else { return reading };
-        let since = stage_start(ctx);
-        let window = humantime::format_duration(min.window);
-        match self.requests.total(ctx.candidate, min.window, since).await {
+        // The candidate's requests in the settled minutes of the gate's window since the stage
+        // began: a minute holding requests from before the stage does not count.
+        let minutes = match settled(SystemTime::now(), self.settle, min.window, stage_start(ctx)) {
+            Settled::Minutes(m) => m,
+            Settled::Pending { first, at } => {
+                let why = Settled::pending_detail(first, at);
+                return Reading::pending(&reading.gate, format!("{}; min_requests {why}", reading.detail));
+            }
+        };
+        let over = format!("in {} UTC", minutes.label());
+        match self.requests.total(ctx.candidate, &minutes).await {
             Ok(Some(n)) if n >= min.count as f64 => Reading::new(
                 &reading.gate,
                 Verdict::Pass,
                 format!(
-                    "{}, with {n} requests to {} in the last {window} (min_requests {}): no errors reported",
+                    "{}, with {n} requests to {} {over} (min_requests {}): no errors reported",
                     reading.detail, ctx.candidate, min.count
                 ),
             ),
             Ok(Some(n)) => Reading::no_data(
                 &reading.gate,
                 format!(
-                    "{}, and only {n} of min_requests {} requests reached {} in the last {window}",
+                    "{}, and only {n} of min_requests {} requests reached {} {over}",
                     reading.detail, min.count, ctx.candidate
                 ),
             ),
@@ -267,11 +291,21 @@ impl Gates {
 
     /// The `[observe]` reading: the candidate's observed share on every route against the
     /// intended one.
+    ///
+    /// Only settled minutes that began after the shift count — and, where clients find the
+    /// candidate through DNS, after the records' TTL too (resolvers answer from before until it
+    /// ends). Until such a minute is settled the reading is pending.
     async fn observation(&self, ctx: &GateContext) -> Option<Reading> {
         let observe = self.observe?;
-        let since = stage_start(ctx);
-        Some(match self.requests.read(observe.window, since).await {
-            Ok(counted) => judge(&counted, ctx.candidate, ctx.current_percent, observe.tolerance, observe.window),
+        let from = stage_start(ctx).map(|t| t + self.dns_lag);
+        let minutes = match settled(SystemTime::now(), observe.settle, observe.window, from) {
+            Settled::Minutes(m) => m,
+            Settled::Pending { first, at } => {
+                return Some(Reading::pending(crate::observe::OBSERVE, Settled::pending_detail(first, at)));
+            }
+        };
+        Some(match self.requests.read(&minutes).await {
+            Ok(counted) => judge(&counted, ctx.candidate, ctx.current_percent, observe.tolerance, &minutes),
             Err(e) => Reading::new(crate::observe::OBSERVE, Verdict::Wait, format!("cannot count requests: {e}")),
         })
     }
@@ -287,6 +321,10 @@ impl Gates {
                 ),
                 "requests are counted at an ALB route's target groups or at the load balancer a weighted alias record points at",
             ));
+        }
+        if counts {
+            let sides: &[Side] = if self.observe.is_some() { &Side::ALL } else { &[candidate] };
+            self.requests.preflight(sides).await?;
         }
         for g in &self.gates {
             g.preflight(candidate).await?;
@@ -315,4 +353,15 @@ impl crate::rollout::ports::Gates for Gates {
 /// first shift (and for a one-off reading, such as `set`'s), where the whole window counts.
 fn stage_start(ctx: &GateContext) -> Option<std::time::SystemTime> {
     if ctx.stage == 0 { None } else { std::time::SystemTime::now().checked_sub(ctx.stage_age) }
+}
+
+/// How long clients that reach a side through DNS may keep an answer from before a shift: the
+/// longest TTL of the routes counted at the load balancer a record aliases (`dns_ttl` when the
+/// profile says how long clients really keep one); none when no route is steered by DNS.
+fn dns_lag(routes: &[RouteLive], dns_ttl: Option<Duration>) -> Duration {
+    let dns = routes.iter().filter(|r| {
+        Side::ALL.iter().any(|s| matches!(r.request_source(*s), Some(crate::splitter::RequestSource::Alias { .. })))
+    });
+    let ttl = dns.filter_map(|r| r.dns_ttl()).max().unwrap_or_default();
+    if ttl.is_zero() { ttl } else { dns_ttl.unwrap_or(ttl) }
 }

@@ -117,7 +117,7 @@ impl TargetHealth {
                 let known = &mut accounts[i].1.known[side.index()];
                 match source {
                     RequestSource::TargetGroup { target_group_arn, .. } => known.0.push(target_group_arn),
-                    RequestSource::Alias(dns) => known.1.push(dns),
+                    RequestSource::Alias { dns, .. } => known.1.push(dns),
                 }
             }
         }

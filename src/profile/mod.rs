@@ -223,7 +223,12 @@ green = "green"
     #[test]
     fn observe_min_requests_and_the_safety_net_are_checked_where_they_are_written() {
         let p = parse(&format!("{MIN}\n[observe]\n")).unwrap();
-        assert_eq!(p.observe, Some(Observe { tolerance: 5.0, window: Duration::from_secs(60) }));
+        let settle = crate::observe::DEFAULT_SETTLE;
+        assert_eq!(p.observe, Some(Observe { tolerance: 5.0, window: Duration::from_secs(60), settle }));
+        let p = parse(&format!("{MIN}\n[observe]\nsettle = \"3m\"\n")).unwrap();
+        assert_eq!(p.observe.map(|o| o.settle), Some(Duration::from_secs(180)));
+        let err = parse(&format!("{MIN}\n[observe]\nsettle = \"2h\"\n")).unwrap_err();
+        assert!(err.contains("observe.settle") && err.contains("hint:"), "{err}");
         let err = parse(&format!("{MIN}\n[observe]\ntolerance = 0\n")).unwrap_err();
         assert!(err.contains("observe.tolerance") && err.contains("hint:"), "{err}");
         let err = parse(&format!("{MIN}\n[observe]\nwindow = \"30s\"\n")).unwrap_err();

@@ -56,6 +56,7 @@ pub struct RawRollout {
 pub struct RawObserve {
     pub tolerance: Option<f64>,
     pub window: Option<String>,
+    pub settle: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -234,7 +234,18 @@ impl RawProfile {
                         "ALB request counts are reported per minute",
                     ));
                 }
-                Some(Observe { tolerance, window })
+                let settle = match &o.settle {
+                    Some(w) => duration("observe.settle", w)?,
+                    None => crate::observe::DEFAULT_SETTLE,
+                };
+                if settle > Duration::from_secs(3600) {
+                    return Err(bad_hint(
+                        "observe.settle",
+                        "must be at most 1h",
+                        "how long after a minute ends its request counts are read as published: AWS's ALB metrics are commonly 1–3 minutes late",
+                    ));
+                }
+                Some(Observe { tolerance, window, settle })
             }
         };
 

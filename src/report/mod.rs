@@ -33,6 +33,7 @@ pub fn verdict_word(v: crate::model::Verdict, colour: bool) -> String {
         crate::model::Verdict::Pass => "32",
         crate::model::Verdict::Fail => "31",
         crate::model::Verdict::Wait => "33",
+        crate::model::Verdict::Pending => "36",
     };
     format!("\u{1b}[{code}m{word}\u{1b}[0m")
 }
@@ -62,6 +63,10 @@ pub struct RouteReport {
     /// With `[observe]`: the shares of the requests each side received over the window; `null`
     /// without `[observe]`, for a route whose requests cannot be counted, or without requests.
     pub observed: Option<Shares>,
+    /// With `[observe]`: the minutes the observed shares are of (`14:03–14:05`, UTC), or why
+    /// there are none (nothing counted, nothing published yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_minutes: Option<String>,
     /// With `[rollout] safety_net`: the Route53 health check cutover attached to a side's record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub safety_net: Option<SafetyNetView>,
@@ -72,6 +77,19 @@ pub struct RouteReport {
 pub struct SafetyNetView {
     pub side: Side,
     pub health_check_id: String,
+    /// Not where the net belongs: no rollout runs, the side is not its candidate, or the profile
+    /// has `safety_net` off. The next ending (or rollout) takes it off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stray: bool,
+}
+
+/// A cutover health check on a record of the profile: `status -o json`'s `safety_net` list.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetCheck {
+    pub id: String,
+    pub record: String,
+    pub side: Side,
+    pub stray: bool,
 }
 
 impl From<&RouteLive> for RouteReport {
@@ -83,6 +101,7 @@ impl From<&RouteLive> for RouteReport {
             percent: r.weights.into(),
             preview: r.route53().filter(|s| s.preview.is_some()).map(crate::splitter::route53::preview_side),
             observed: None,
+            observed_minutes: None,
             safety_net: None,
         }
     }
@@ -104,11 +123,17 @@ impl fmt::Display for RouteReport {
             Some(None) => write!(f, "\n          preview record → neither side")?,
             None => {}
         }
-        if let Some(o) = self.observed {
-            write!(f, "\n          observed: {o} of requests (the last [observe] window)")?;
+        match (self.observed, &self.observed_minutes) {
+            (Some(o), Some(m)) => write!(f, "\n          observed: {o} of requests in {m} UTC")?,
+            (Some(o), None) => write!(f, "\n          observed: {o} of requests")?,
+            (None, Some(why)) => write!(f, "\n          observed: {why}")?,
+            (None, None) => {}
         }
         if let Some(n) = &self.safety_net {
             write!(f, "\n          safety net: health check {} on the {} record", n.health_check_id, n.side)?;
+            if n.stray {
+                write!(f, " (a stray: no rollout of this profile puts it there; the next ending takes it off)")?;
+            }
         }
         Ok(())
     }
@@ -128,6 +153,8 @@ pub struct StatusReport {
     /// cut short, or someone changed one by hand).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<String>,
+    /// Every cutover health check found on the routes' records, strays included.
+    pub safety_net: Vec<NetCheck>,
 }
 
 impl StatusReport {
@@ -735,6 +762,7 @@ mod tests {
             percent: weights.into(),
             preview: None,
             observed: None,
+            observed_minutes: None,
             safety_net: None,
         }
     }
@@ -762,7 +790,8 @@ mod tests {
     fn status_while_split_with_the_observed_share_and_the_safety_net() {
         let mut r53 = route(crate::splitter::route53::KIND, "api.myapp.com. A", 75, 25);
         r53.observed = Some(Shares { blue: 81.2, green: 18.8 });
-        r53.safety_net = Some(SafetyNetView { side: Side::Green, health_check_id: "0f1e2d3c".into() });
+        r53.observed_minutes = Some("14:03–14:05".into());
+        r53.safety_net = Some(SafetyNetView { side: Side::Green, health_check_id: "0f1e2d3c".into(), stray: false });
         let alb = route(crate::splitter::alb::KIND, "front/listener:443/default", 75, 25);
         let report = StatusReport {
             profile: "myapp".into(),
@@ -770,6 +799,7 @@ mod tests {
             drift: StatusReport::disagreement(&[r53.clone(), alb.clone()]),
             routes: vec![r53, alb],
             rollout: Some(serde_json::to_value(rollout(Status::Progressing, Side::Blue, 2)).unwrap()),
+            safety_net: Vec::new(),
         };
         let text = report.to_string();
         for line in text.lines() {

@@ -90,8 +90,10 @@ pub enum LbAccess {
 pub enum RequestSource {
     /// The side's target group behind the route's ALB.
     TargetGroup { target_group_arn: String, load_balancer_arn: String },
-    /// The load balancer a weighted alias record points at, by DNS name.
-    Alias(String),
+    /// The load balancer a weighted alias record points at, by DNS name: the requests of `host`
+    /// (the record's name) there — the target groups its listener rules route that host to, or
+    /// `target_group` when the profile names it.
+    Alias { dns: String, host: String, target_group: Option<String> },
 }
 
 /// One route of a kind as read: its place among the profile's routes of the kind, a human name,

@@ -48,8 +48,26 @@ pub struct Section {
     blue: String,
     green: String,
     preview: Option<String>,
+    target_groups: Option<SideNames>,
     role_arn: Option<String>,
     external_id: Option<String>,
+}
+
+/// A name per side: `{ blue = "…", green = "…" }`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SideNames {
+    pub blue: String,
+    pub green: String,
+}
+
+impl SideNames {
+    pub fn get(&self, side: Side) -> &str {
+        match side {
+            Side::Blue => &self.blue,
+            Side::Green => &self.green,
+        }
+    }
 }
 
 fn default_rtype() -> String {
@@ -67,6 +85,9 @@ pub struct Route53Route {
     pub blue: String,
     pub green: String,
     pub preview: Option<String>,
+    /// `target_groups`: which target group counts each side's requests on the load balancer its
+    /// record aliases, when the listener rules cannot tell (a shared ALB).
+    pub target_groups: Option<SideNames>,
     /// The role for the zone's calls (every route of one zone has the same).
     pub role: Option<Role>,
 }
@@ -173,6 +194,18 @@ impl SplitterKind for Route53 {
                 return Err(bad(at.at("preview"), "must be another name than the weighted record"));
             }
         }
+        if let Some(tgs) = &r.target_groups {
+            let key = at.at("target_groups");
+            non_empty(&format!("{key}.blue"), &tgs.blue)?;
+            non_empty(&format!("{key}.green"), &tgs.green)?;
+            if !matches!(rtype.as_str(), "A" | "AAAA") {
+                return Err(bad_hint(
+                    key,
+                    "only an alias record's load balancer has target groups",
+                    "`target_groups` names where each side's requests are counted on the load balancer an A or AAAA alias record points at",
+                ));
+            }
+        }
         let route = Route53Route {
             zone: if is_zone_id(&zone) { zone } else { fqdn(&zone) },
             record,
@@ -180,6 +213,7 @@ impl SplitterKind for Route53 {
             blue: r.blue,
             green: r.green,
             preview: r.preview.map(|p| fqdn(&p)),
+            target_groups: r.target_groups,
             role: role(at, r.role_arn, r.external_id)?,
         };
         if earlier.contains(&route) {
@@ -234,7 +268,12 @@ impl SplitterKind for Route53 {
     }
 
     fn request_source(s: &Snapshot, side: Side) -> Option<RequestSource> {
-        s.set(side).alias_target.as_ref().map(|a| RequestSource::Alias(a.dns_name.clone()))
+        let set = s.set(side);
+        set.alias_target.as_ref().map(|a| RequestSource::Alias {
+            dns: a.dns_name.clone(),
+            host: unescaped(&set.name),
+            target_group: s.target_groups.as_ref().map(|t| t.get(side).to_string()),
+        })
     }
 
     /// The longest TTL of the two record sets; an alias record answers with its target's TTL,
@@ -357,6 +396,8 @@ pub struct Snapshot {
     pub green: ResourceRecordSet,
     /// The plain alias record kept on the candidate side, when the route has one.
     pub preview: Option<ResourceRecordSet>,
+    /// The profile's `target_groups`, where each side's requests are counted.
+    pub target_groups: Option<SideNames>,
 }
 
 impl Snapshot {
@@ -975,7 +1016,14 @@ fn route_live(index: usize, route: &Route53Route, zone: &Zone, sets: Vec<Resourc
         index,
         name,
         weights,
-        snapshot: Snapshot { zone_id: zone.id.clone(), zone_name: zone.name.clone(), blue, green, preview: None },
+        snapshot: Snapshot {
+            zone_id: zone.id.clone(),
+            zone_name: zone.name.clone(),
+            blue,
+            green,
+            preview: None,
+            target_groups: route.target_groups.clone(),
+        },
     })
 }
 

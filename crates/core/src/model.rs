@@ -382,6 +382,9 @@ pub enum Verdict {
     /// Inconclusive: no data, an alarm in INSUFFICIENT_DATA, a webhook that says not yet, a gate
     /// that could not be read this time.
     Wait,
+    /// Not yet judgeable: the data it needs is not published yet (a CloudWatch minute that has
+    /// not settled). Neither a pass nor a break of the passes so far.
+    Pending,
 }
 
 impl fmt::Display for Verdict {
@@ -390,6 +393,7 @@ impl fmt::Display for Verdict {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::Wait => "wait",
+            Verdict::Pending => "pending",
         })
     }
 }
@@ -415,10 +419,16 @@ impl Reading {
     pub fn no_data(gate: &str, detail: impl Into<String>) -> Reading {
         Reading { no_data: true, ..Reading::new(gate, Verdict::Wait, detail) }
     }
+
+    /// Not judgeable yet: what it needs is not published.
+    pub fn pending(gate: &str, detail: impl Into<String>) -> Reading {
+        Reading::new(gate, Verdict::Pending, detail)
+    }
 }
 
 /// What keeps traffic from moving: every reading that is not a pass, said in one line, and
-/// whether they only wait (none failed). `None` when every gate passed.
+/// whether they only wait (none failed). `None` when every gate passed. A pending reading blocks
+/// a one-off shift: what it needs is not known yet.
 pub fn blocking(readings: &[Reading]) -> Option<(String, bool)> {
     let why: Vec<String> = readings
         .iter()

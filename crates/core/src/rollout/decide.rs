@@ -120,6 +120,9 @@ pub enum Decision {
     Bake { remaining: Duration },
     /// Some gate waits; the stage is held, at most this much longer.
     Hold { reason: String, left: Duration },
+    /// What a gate needs is not published yet (and no bake has begun): keep reading. Not a hold:
+    /// it never counts toward `max_hold`.
+    Pending { reason: String },
     /// Some gate failed, fewer than `failure_threshold` times in a row: keep reading.
     Watch { reason: String },
     /// A gate failed `failure_threshold` times in a row.
@@ -135,11 +138,16 @@ pub enum Decision {
 ///   time since the stage was reached (`rollout` reads right after a shift; `advance` reads the
 ///   gates' history over that window); after a reading that was not all pass, it starts now.
 /// - Some wait (and none failed past the threshold): held; past `max_hold` the run ends held.
+/// - A pending reading (its data not published yet) is neither: it neither starts nor breaks the
+///   pass streak, nor a gate's failure streak, nor a hold. With every other gate passing, a streak
+///   under way goes on; none under way, the stage waits for the data without holding.
 /// - No readings at all (a profile without gates) count as all pass.
 pub fn decide(rules: &Rules, progress: &mut Progress, readings: &[Reading], now_ms: u64) -> Decision {
     let first_reading = progress.read_ms.is_none();
     progress.read_ms = Some(now_ms);
-    for r in readings {
+    let (pending, readings): (Vec<&Reading>, Vec<&Reading>) =
+        readings.iter().partition(|r| r.verdict == Verdict::Pending);
+    for r in &readings {
         let n = progress.fails.entry(r.gate.clone()).or_default();
         *n = if r.verdict == Verdict::Fail { *n + 1 } else { 0 };
     }
@@ -150,6 +158,10 @@ pub fn decide(rules: &Rules, progress: &mut Progress, readings: &[Reading], now_
     }
     let stage = progress.stage;
     let all_pass = readings.iter().all(|r| r.verdict == Verdict::Pass);
+    if all_pass && !pending.is_empty() && progress.pass_since_ms.is_none() {
+        let reason = pending.iter().map(|r| format!("{}: {}", r.gate, r.detail)).collect::<Vec<_>>().join("; ");
+        return Decision::Pending { reason };
+    }
     if all_pass {
         progress.hold_since_ms = None;
         let since = *progress.pass_since_ms.get_or_insert(if first_reading {
@@ -165,7 +177,7 @@ pub fn decide(rules: &Rules, progress: &mut Progress, readings: &[Reading], now_
         return Decision::Bake { remaining: bake - baked };
     }
     progress.pass_since_ms = None;
-    let waiting: Vec<&Reading> = readings.iter().filter(|r| r.verdict == Verdict::Wait).collect();
+    let waiting: Vec<&Reading> = readings.iter().copied().filter(|r| r.verdict == Verdict::Wait).collect();
     if waiting.is_empty() {
         progress.hold_since_ms = None;
         let reason = readings
@@ -283,6 +295,33 @@ mod tests {
         // Before the first shift nothing is cached: the gates pass once and traffic moves.
         let mut p = Progress::at(0, 0);
         assert_eq!(decide(&rules, &mut p, &r(Verdict::Pass), 0), Decision::Shift { stage: 1 });
+    }
+
+    #[test]
+    fn a_pending_reading_neither_passes_nor_restarts_the_bake_nor_holds() {
+        let rules = rules(2, OnFailure::Rollback);
+        let pending =
+            |other: Verdict| vec![Reading::pending("observe", "minute 14:03 not published"), r(other)[0].clone()];
+        // No streak yet: the stage waits for the data, without a hold.
+        let mut p = Progress::at(1, 0);
+        assert!(matches!(decide(&rules, &mut p, &pending(Verdict::Pass), 10 * S), Decision::Pending { .. }));
+        assert_eq!((p.pass_since_ms, p.hold_since_ms), (None, None));
+        // Verified at 30 s: the bake begins; a pending reading later does not restart it.
+        decide(&rules, &mut p, &r(Verdict::Pass), 30 * S);
+        assert_eq!(
+            decide(&rules, &mut p, &pending(Verdict::Pass), 60 * S),
+            Decision::Bake { remaining: Duration::from_secs(30) }
+        );
+        assert_eq!(decide(&rules, &mut p, &pending(Verdict::Pass), 90 * S), Decision::Shift { stage: 2 });
+        // A pending reading never hides another gate's failure, nor counts toward max_hold.
+        let mut p = Progress::at(1, 0);
+        assert!(matches!(decide(&rules, &mut p, &pending(Verdict::Fail), 10 * S), Decision::Watch { .. }));
+        assert!(matches!(decide(&rules, &mut p, &pending(Verdict::Fail), 20 * S), Decision::Fail { .. }));
+        let mut p = Progress::at(1, 0);
+        for t in 0..100 {
+            let d = decide(&rules, &mut p, &pending(Verdict::Pass), t * 10 * S);
+            assert!(matches!(d, Decision::Pending { .. }), "{d:?}");
+        }
     }
 
     #[test]

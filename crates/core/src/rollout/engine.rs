@@ -21,7 +21,7 @@ use crate::rollout::events::{Event, Halt, Sink};
 use crate::rollout::ledger::{Claim, ClaimKind, Ending, Ledger, LedgerError, Loss, Start, backoff};
 use crate::rollout::open::{Entry, Opening, Pending};
 use crate::rollout::outcome::{End, Outcome};
-use crate::rollout::ports::{Clock, GateContext, Gates, Store, Traffic, TrafficError, WriteGuard};
+use crate::rollout::ports::{Attachments, Clock, GateContext, Gates, Store, Traffic, TrafficError, WriteGuard};
 use crate::rollout::position::{Position, locate};
 use crate::rollout::restore::{live_lines, settle};
 
@@ -48,6 +48,8 @@ pub struct Parts<'a, T: Traffic, G: Gates, S: Store> {
     pub clock: Clock,
     /// How long a claimed write may take to be sent (its claim's deadline).
     pub write_window: Duration,
+    /// What rides on the routes while the rollout runs: attached before the first shift.
+    pub attachments: &'a dyn Attachments,
 }
 
 /// How long a claimed write may be sent for: long enough for the SDK's retries of a throttled
@@ -71,6 +73,7 @@ pub struct Driver<'a, T: Traffic, G: Gates, S: Store> {
     pub(crate) sink: &'a mut dyn Sink,
     pub(crate) clock: Clock,
     write_window: Duration,
+    attachments: &'a dyn Attachments,
     pub(crate) rules: Rules,
     pub(crate) stable: Side,
     pub(crate) candidate: Side,
@@ -94,6 +97,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             sink: parts.sink,
             clock: parts.clock,
             write_window: parts.write_window,
+            attachments: parts.attachments,
             rules: opening.rules.clone(),
             stable: opening.stable,
             candidate: opening.candidate,
@@ -195,6 +199,17 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
     pub(crate) async fn shift(&mut self, stage: usize) -> Flow {
         let from = self.progress.stage;
         let percent = self.rules.percent(stage);
+        if from == 0 {
+            // The gates passed: what rides on the routes goes on before the candidate gets traffic.
+            match self.attachments.attach(self.candidate).await {
+                Ok(true) => self.routes = None,
+                Ok(false) => {}
+                Err(e) if e.is_transient() => {
+                    return self.weather("attach the safety net and the preview record".into(), e.to_string());
+                }
+                Err(e) => return Flow::Done(Err(e)),
+            }
+        }
         let read = match self.routes.take() {
             Some(last) => self.traffic.reread(&last).await,
             None => self.traffic.read().await,
@@ -552,7 +567,8 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
                 self.sink.event(&Event::Held { stage: self.progress.stage, reason, left });
                 self.save_progress().await
             }
-            Decision::Watch { .. } => self.save_progress().await,
+            // The gate lines say what is awaited; nothing is held.
+            Decision::Watch { .. } | Decision::Pending { .. } => self.save_progress().await,
             Decision::Fail { gate, detail, action } => {
                 let reason = self.failure_reason(&gate, &detail);
                 match action {

@@ -2,6 +2,8 @@
 //! to one split), gates (read them all), and the state store. The splitters, the gate kinds and the
 //! DynamoDB table implement them; the core's tests script them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -142,6 +144,30 @@ impl GateContext {
             stage_age: Duration::from_millis(now_ms.saturating_sub(progress.stage_reached_ms)),
             since,
         }
+    }
+}
+
+/// What rides on the routes while a rollout runs, beside the weights: the preview record pointed
+/// at the candidate, the safety net's health checks on its records. Put in place once the gates
+/// passed before the first shift — a refusal writes nothing — and taken away when the rollout is
+/// over.
+pub trait Attachments {
+    /// Before the first shift to `candidate`: says whether it wrote the routes (a run then reads
+    /// them again before its write).
+    fn attach(&self, candidate: Side) -> Pin<Box<dyn Future<Output = Result<bool, Error>> + '_>>;
+    /// The rollout is over (completed, rolled back, aborted): the records as they were. A failure
+    /// is the implementation's to say; traffic is where it should be.
+    fn detach(&self) -> Pin<Box<dyn Future<Output = ()> + '_>>;
+}
+
+/// Nothing rides on the routes.
+impl Attachments for () {
+    fn attach(&self, _: Side) -> Pin<Box<dyn Future<Output = Result<bool, Error>> + '_>> {
+        Box::pin(async { Ok(false) })
+    }
+
+    fn detach(&self) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+        Box::pin(async {})
     }
 }
 

@@ -2,7 +2,7 @@
 //! stable split (blind: it must land whatever was written meanwhile), mark the rollout aborted as
 //! soon as the write is accepted (beside the service's propagation, with the rollback's audit line
 //! in the same request), hold the split until every write a running rollout had claimed can no
-//! longer land, put the safety net away, and — when asked — wait for clients to leave the other
+//! longer land, take the safety net off (the [`Attachments`] port), and — when asked — wait for clients to leave the other
 //! side. `rollback` and `set --force` call it; the engine's own rollback shares its write
 //! ([`settle`]).
 //!
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::model::{Percent, RouteView, Shares, Side, fmt_pct, sole_side_of};
 use crate::rollout::clock::Clock;
 use crate::rollout::ledger::{Claim, Ledger, backoff};
-use crate::rollout::ports::{Store, Traffic, TrafficError, WriteGuard};
+use crate::rollout::ports::{Attachments, Store, Traffic, TrafficError, WriteGuard};
 use crate::rollout::record::AuditEntry;
 
 /// How long `rollback` (and `set --force`) keep trying to mark the rollout aborted when the state
@@ -25,25 +25,15 @@ pub const ABORT_WITHIN: Duration = Duration::from_secs(10);
 /// At most this share of the requests on the side a rollback left counts as "traffic has left".
 pub const DRAINED_PERCENT: f64 = 1.0;
 
-/// The safety net (Route53 health checks on the candidate's records): put away once traffic is
-/// back — each record gets its own health check again. A failure is the implementation's to say;
-/// traffic is where it should be.
-#[allow(async_fn_in_trait)]
-pub trait Net {
-    async fn put_away(&self);
-}
-
-/// No safety net.
-impl Net for () {
-    async fn put_away(&self) {}
-}
-
 /// What clients do, as the load balancers count them: per route, each side's share of the
-/// requests since an instant (`None` for a route whose sides cannot be counted, or where none was
-/// counted). Read to say when traffic has left a side.
+/// requests since an instant (`None` for a route where none was counted); `Ok(None)` while no
+/// count since then is published yet. Read to say when traffic has left a side.
 #[allow(async_fn_in_trait)]
 pub trait Clients {
-    async fn shares_since(&self, since: SystemTime) -> std::result::Result<Vec<(String, Option<Shares>)>, String>;
+    async fn shares_since(
+        &self,
+        since: SystemTime,
+    ) -> std::result::Result<Option<Vec<(String, Option<Shares>)>>, String>;
 }
 
 /// A rollback to do: where to, why, and what it is recorded as.
@@ -72,15 +62,16 @@ pub struct Restored {
     pub elapsed: Duration,
 }
 
-/// The protocol's parts: the routes, the rollout state, the safety net, the run's clock.
-pub struct Restore<'a, T: Traffic, S: Store, N: Net> {
+/// The protocol's parts: the routes, the rollout state, what rides on the routes (the safety
+/// net), the run's clock.
+pub struct Restore<'a, T: Traffic, S: Store> {
     pub traffic: &'a T,
     pub ledger: &'a mut Ledger<S>,
-    pub net: &'a N,
+    pub attachments: &'a dyn Attachments,
     pub clock: Clock,
 }
 
-impl<T: Traffic, S: Store, N: Net> Restore<'_, T, S, N> {
+impl<T: Traffic, S: Store> Restore<'_, T, S> {
     /// The on-call rollback, from `routes` just read: all traffic to `rb.stable`, the rollout
     /// aborted the moment the write is accepted, the split held until no claimed write can land,
     /// the net put away. Any way it falls short of all that is exit 4, saying where traffic is.
@@ -166,7 +157,7 @@ impl<T: Traffic, S: Store, N: Net> Restore<'_, T, S, N> {
                 message: format!("traffic did not stay on {stable}\n{}", live_lines(&after)),
             });
         }
-        self.net.put_away().await;
+        self.attachments.detach().await;
         Ok(Restored { routes: after, aborted: recorded, audited, elapsed })
     }
 
@@ -240,8 +231,8 @@ impl<T: Traffic, S: Store, N: Net> Restore<'_, T, S, N> {
     }
 
     /// The rollout is over and traffic where it must be: the safety net comes off.
-    pub async fn put_away_net(&self) {
-        self.net.put_away().await;
+    pub async fn detach(&self) {
+        self.attachments.detach().await;
     }
 }
 
@@ -258,7 +249,8 @@ pub async fn drained<C: Clients>(
     let give_up = written.0 + timeout;
     loop {
         let last = match clients.shares_since(written.1).await {
-            Ok(counted) => {
+            Ok(None) => "the minutes since the rollback are not published yet".to_string(),
+            Ok(Some(counted)) => {
                 let shares: Vec<(&String, Option<f64>)> =
                     counted.iter().map(|(name, s)| (name, s.map(|s| s.get(left)))).collect();
                 if !shares.is_empty() && shares.iter().all(|(_, s)| s.is_some_and(|p| p <= DRAINED_PERCENT)) {

@@ -264,6 +264,7 @@ impl World {
             sink,
             clock: self.clock,
             write_window: Duration::from_secs(20),
+            attachments: &(),
         }
     }
 
