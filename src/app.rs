@@ -116,7 +116,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let Some(invocation) = resolve(&cli.command) else {
         return Err(crate::error::Error::Other(format!("`{}` needs no profile", cli.command.name())));
     };
-    let settings = Settings::resolve(&cli).await?;
+    let mut settings = Settings::resolve(&cli).await?;
+    settings.override_freeze = cli.command.override_freeze().map(String::from);
     let region = settings.sdk.region().map(|r| r.to_string());
     invocation.execute(&settings).await.map_err(|e| e.in_region(region.as_deref()))
 }
@@ -134,7 +135,7 @@ fn resolve(command: &Command) -> Option<Invocation> {
             repoint: *repoint,
             force: *force,
         }),
-        Command::Rollout { to, dry_run, on_interrupt, force, repoint } => {
+        Command::Rollout { to, dry_run, on_interrupt, force, repoint, .. } => {
             Invocation::Rollout(commands::rollout::Args {
                 to: *to,
                 dry_run: *dry_run,
@@ -143,7 +144,7 @@ fn resolve(command: &Command) -> Option<Invocation> {
                 repoint: *repoint,
             })
         }
-        Command::Advance { to, dry_run, force, repoint } => Invocation::Advance(commands::advance::Args {
+        Command::Advance { to, dry_run, force, repoint, .. } => Invocation::Advance(commands::advance::Args {
             to: *to,
             dry_run: *dry_run,
             force: *force,

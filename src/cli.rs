@@ -129,6 +129,10 @@ pub enum Command {
         /// (recorded in the audit trail) and its writes in flight are overridden.
         #[arg(long)]
         force: bool,
+        /// Move traffic although a `freeze` gate's calendar is closed (recorded in the audit
+        /// trail with the caller).
+        #[arg(long, value_name = "REASON", value_parser = non_empty_reason)]
+        override_freeze: Option<String>,
     },
     /// Move traffic to a side in the profile's stages, baking and gating each; on a gate failure
     /// roll back (or pause, by `on_failure`).
@@ -145,6 +149,10 @@ pub enum Command {
         /// Go on although the live weights are not what the rollout state says.
         #[arg(long)]
         force: bool,
+        /// Move traffic although a `freeze` gate's calendar is closed (recorded in the audit
+        /// trail with the caller).
+        #[arg(long, value_name = "REASON", value_parser = non_empty_reason)]
+        override_freeze: Option<String>,
         /// Point stale weighted alias records at their side's current ingress ALB first.
         #[arg(long)]
         repoint: bool,
@@ -160,6 +168,10 @@ pub enum Command {
         /// Go on although the live weights are not what the rollout state says.
         #[arg(long)]
         force: bool,
+        /// Move traffic although a `freeze` gate's calendar is closed (recorded in the audit
+        /// trail with the caller).
+        #[arg(long, value_name = "REASON", value_parser = non_empty_reason)]
+        override_freeze: Option<String>,
         /// Point stale weighted alias records at their side's current ingress ALB first.
         #[arg(long)]
         repoint: bool,
@@ -175,6 +187,10 @@ pub enum Command {
         /// Skip the gates and the drift check.
         #[arg(long)]
         force: bool,
+        /// Move traffic although a `freeze` gate's calendar is closed (recorded in the audit
+        /// trail with the caller).
+        #[arg(long, value_name = "REASON", value_parser = non_empty_reason)]
+        override_freeze: Option<String>,
     },
     /// Hold the rollout: `advance` and running rollouts move it no further.
     Pause {
@@ -249,6 +265,11 @@ pub enum Command {
     },
 }
 
+fn non_empty_reason(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() { Err("say why (it is recorded in the audit trail)".into()) } else { Ok(s.to_string()) }
+}
+
 fn parse_limit(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1 (omit --limit for the newest 20)".into()),
@@ -274,6 +295,17 @@ impl Command {
         match self {
             Command::Set { yes, .. } | Command::Promote { yes, .. } | Command::Rollback { yes, .. } => *yes,
             _ => false,
+        }
+    }
+
+    /// `--override-freeze REASON`, on the commands that move traffic toward a candidate.
+    pub fn override_freeze(&self) -> Option<&str> {
+        match self {
+            Command::Set { override_freeze, .. }
+            | Command::Rollout { override_freeze, .. }
+            | Command::Advance { override_freeze, .. }
+            | Command::Promote { override_freeze, .. } => override_freeze.as_deref(),
+            _ => None,
         }
     }
 

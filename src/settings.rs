@@ -36,6 +36,8 @@ pub struct Settings {
     /// The caller's and each role's configuration, for the profile's resources.
     pub aws: crate::aws::Accounts,
     pub identity: Identity,
+    /// `--override-freeze REASON`: `freeze` gates let the move through.
+    pub override_freeze: Option<String>,
 }
 
 impl Settings {
@@ -74,6 +76,7 @@ impl Settings {
             sdk,
             aws,
             identity,
+            override_freeze: None,
         })
     }
 
@@ -85,6 +88,20 @@ impl Settings {
     /// The profile's gates, reading the candidate of `routes` (as read).
     pub fn gates(&self, routes: &[crate::splitter::RouteLive]) -> crate::gates::Gates {
         crate::gates::Gates::new(&self.aws, &self.profile.gates, self.profile.observe, routes, self.profile.dns_ttl)
+            .overriding_freeze(self.override_freeze.clone())
+    }
+
+    /// With `--override-freeze` on a profile with a `freeze` gate: the override, told to the bus
+    /// (the audit trail records it with the caller).
+    pub async fn note_freeze_override(&self, bus: &mut Bus, routes: &[crate::model::RouteView]) {
+        let has_freeze = self.profile.gates.iter().any(|g| matches!(g.spec, crate::gates::GateSpec::Freeze(_)));
+        if let (Some(reason), true) = (&self.override_freeze, has_freeze) {
+            bus.event(Event::FreezeOverridden {
+                reason: reason.clone(),
+                by: self.identity.actor().await,
+                routes: routes.to_vec(),
+            });
+        }
     }
 
     /// What rides on `traffic`'s routes while a rollout runs — the preview record, the safety

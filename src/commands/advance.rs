@@ -75,6 +75,9 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         checked.commit(settings, &traffic, &opening).await?
     };
     let mut bus = settings.bus(false);
+    if !args.dry_run {
+        settings.note_freeze_override(&mut bus, &opening.views).await;
+    }
     let opening_routes = opening.routes.clone();
     let attachments = settings.attachments(&traffic, Some(&opening_routes));
     let parts = Parts {

@@ -75,6 +75,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
             Percent::FULL,
             "not promoting",
             "--force",
+            false,
         )
         .await?;
     }
@@ -142,6 +143,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
         tracing::warn!(error = %e, "could not point the preview record at the next candidate");
     }
     let mut bus = settings.bus(false);
+    settings.note_freeze_override(&mut bus, &views).await;
     bus.event(Event::Promoted { side: candidate, before: views.clone(), routes: after.clone() });
     bus.close().await;
     let msg = format!("all traffic on {candidate}, now the stable side");

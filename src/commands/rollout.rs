@@ -95,6 +95,7 @@ async fn drive<S: Store>(
     let (gates, routes) = checked.commit(settings, traffic, &opening).await?;
     let cancel = on_signal();
     let mut bus = settings.bus(true);
+    settings.note_freeze_override(&mut bus, &opening.views).await;
     let opening_routes = opening.routes.clone();
     let attachments = settings.attachments(traffic, Some(&opening_routes));
     let parts = Parts {

@@ -76,8 +76,18 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     if let (true, Some(candidate), false) = (args.gates, gaining, profile.gates.is_empty()) {
         let current = Percent::from_f64(routes[0].weights.percent(candidate)).unwrap_or(Percent::ZERO);
         let next = if candidate == side { percent } else { percent.complement() };
-        super::shared::gates_once(settings, &routes, candidate, current, next, "not shifting traffic to", "--no-gates")
-            .await?;
+        let toward_stable = state.as_ref().is_some_and(|s| s.stable == candidate);
+        super::shared::gates_once(
+            settings,
+            &routes,
+            candidate,
+            current,
+            next,
+            "not shifting traffic to",
+            "--no-gates",
+            toward_stable,
+        )
+        .await?;
     }
     let mut report = ChangeReport::new(&profile.name, "set", side, percent, &changes, args.dry_run);
     if args.dry_run || !report.changed {
@@ -128,6 +138,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     }
     report.elapsed_ms = started.elapsed().as_millis();
     let mut bus = settings.bus(false);
+    settings.note_freeze_override(&mut bus, &before).await;
     bus.event(Event::Set { side, percent, aborted, before, routes: after });
     bus.close().await;
     settings.print(&report)?;

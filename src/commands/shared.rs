@@ -20,6 +20,7 @@ pub async fn gates_once(
     next: Percent,
     refusal: &str,
     skip: &str,
+    toward_stable: bool,
 ) -> Result<Vec<crate::model::Reading>> {
     use crate::rollout::ports::Gates as _;
     let gates = settings.gates(routes);
@@ -33,9 +34,10 @@ pub async fn gates_once(
         stage: 0,
         stages: 1,
         stage_age: Duration::ZERO,
+        next_bake: Duration::ZERO,
         since: None,
     };
-    let readings = gates.read(&ctx).await;
+    let readings = gates.thaw(gates.read(&ctx).await, toward_stable);
     for r in &readings {
         tracing::info!(gate = %r.gate, verdict = %r.verdict, detail = %r.detail, "gate read");
     }

@@ -303,6 +303,7 @@ mod tests {
             stage: 1,
             stages: 3,
             stage_age: Duration::from_secs(600),
+            next_bake: Duration::ZERO,
             since,
         }
     }

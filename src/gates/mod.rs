@@ -8,6 +8,7 @@
 //! read.
 
 pub mod alarm;
+pub mod freeze;
 pub mod health_check;
 pub mod http;
 pub mod kind;
@@ -134,6 +135,7 @@ gate_kinds! {
     HealthCheck => health_check::Kind,
     Http => http::Kind,
     Webhook => webhook::Kind,
+    Freeze => freeze::Kind,
 }
 
 /// A health gate, as the profile gives it, checked.
@@ -207,6 +209,8 @@ pub struct Gates {
     /// How long clients that find the candidate through DNS may keep an answer from before a
     /// shift: the observation skips the minutes before.
     dns_lag: Duration,
+    /// `--override-freeze REASON`: a frozen reading lets the move through.
+    override_freeze: Option<String>,
 }
 
 impl Gates {
@@ -235,7 +239,34 @@ impl Gates {
             requests: RequestCounts::new(aws, routes),
             settle: observe.map(|o| o.settle).unwrap_or(crate::observe::DEFAULT_SETTLE),
             dns_lag: dns_lag(routes, dns_ttl),
+            override_freeze: None,
         }
+    }
+
+    /// With `--override-freeze REASON`: calendars that forbid the move are overridden.
+    pub fn overriding_freeze(self, reason: Option<String>) -> Gates {
+        Gates { override_freeze: reason, ..self }
+    }
+
+    /// Frozen readings let through, when the command overrides the freeze; a move toward the
+    /// stable side is never frozen (`toward_stable`).
+    pub fn thaw(&self, readings: Vec<Reading>, toward_stable: bool) -> Vec<Reading> {
+        readings
+            .into_iter()
+            .map(|r| match (&self.override_freeze, r.verdict) {
+                (Some(reason), Verdict::Frozen) => Reading::new(
+                    &r.gate,
+                    Verdict::Pass,
+                    format!("{} — overridden (--override-freeze: {reason})", r.detail),
+                ),
+                (None, Verdict::Frozen) if toward_stable => Reading::new(
+                    &r.gate,
+                    Verdict::Pass,
+                    format!("{} — a move toward the stable side is never frozen", r.detail),
+                ),
+                _ => r,
+            })
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -337,7 +368,7 @@ impl Gates {
 impl crate::rollout::ports::Gates for Gates {
     async fn read(&self, ctx: &GateContext) -> Vec<Reading> {
         let gates = async {
-            let readings = read_each(&self.gates, ctx).await;
+            let readings = self.thaw(read_each(&self.gates, ctx).await, false);
             futures::future::join_all(
                 readings.into_iter().zip(&self.min_requests).map(|(reading, min)| self.silence(reading, *min, ctx)),
             )

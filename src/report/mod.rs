@@ -34,6 +34,7 @@ pub fn verdict_word(v: crate::model::Verdict, colour: bool) -> String {
         crate::model::Verdict::Fail => "31",
         crate::model::Verdict::Wait => "33",
         crate::model::Verdict::Pending => "36",
+        crate::model::Verdict::Frozen => "34",
     };
     format!("\u{1b}[{code}m{word}\u{1b}[0m")
 }

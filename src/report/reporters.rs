@@ -127,6 +127,11 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
         Event::RollingBack { to, reason } => format!("ROLLING BACK: all traffic to {to} ({reason})"),
         Event::Retrying { what, error } => format!("could not {what} this time, trying again: {error}"),
         Event::RolledBack { to, .. } => format!("rolled back: all traffic on {to}"),
+        Event::Frozen { stage, reason } => {
+            let where_ = if *stage == 0 { "before the first shift".to_string() } else { format!("at stage {stage}") };
+            format!("FROZEN {where_}, held at its weight: {reason}")
+        }
+        Event::FreezeOverridden { reason, by, .. } => format!("change freeze overridden by {by}: {reason}"),
         Event::Halted { .. }
         | Event::Completed { .. }
         | Event::Rollback { .. }

@@ -385,6 +385,10 @@ pub enum Verdict {
     /// Not yet judgeable: the data it needs is not published yet (a CloudWatch minute that has
     /// not settled). Neither a pass nor a break of the passes so far.
     Pending,
+    /// A calendar forbids moving traffic toward the candidate (a change freeze, outside a
+    /// deployment window, or closing before the next stage's bake would end): the stage bakes on
+    /// and holds at its weight; a rollback, a pause or a move toward the stable side never waits.
+    Frozen,
 }
 
 impl fmt::Display for Verdict {
@@ -394,6 +398,7 @@ impl fmt::Display for Verdict {
             Verdict::Fail => "fail",
             Verdict::Wait => "wait",
             Verdict::Pending => "pending",
+            Verdict::Frozen => "frozen",
         })
     }
 }
@@ -423,6 +428,11 @@ impl Reading {
     /// Not judgeable yet: what it needs is not published.
     pub fn pending(gate: &str, detail: impl Into<String>) -> Reading {
         Reading::new(gate, Verdict::Pending, detail)
+    }
+
+    /// A calendar forbids the move now.
+    pub fn frozen(gate: &str, detail: impl Into<String>) -> Reading {
+        Reading::new(gate, Verdict::Frozen, detail)
     }
 }
 

@@ -83,6 +83,9 @@ pub struct Progress {
     /// Since when some gate has read wait without a pass of all.
     #[serde(default)]
     pub hold_since_ms: Option<u64>,
+    /// Since when a calendar has held a baked stage (a change freeze).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_since_ms: Option<u64>,
     /// Consecutive fail readings per gate.
     #[serde(default)]
     pub fails: BTreeMap<String, u32>,
@@ -123,6 +126,10 @@ pub enum Decision {
     /// What a gate needs is not published yet (and no bake has begun): keep reading. Not a hold:
     /// it never counts toward `max_hold`.
     Pending { reason: String },
+    /// The stage is ready to move on, but a calendar forbids moving toward the candidate (since
+    /// `since_ms`): hold at this weight. `rollout` ends held once that lasts `max_hold`; `advance`
+    /// says "not yet".
+    Frozen { reason: String, since_ms: u64 },
     /// Some gate failed, fewer than `failure_threshold` times in a row: keep reading.
     Watch { reason: String },
     /// A gate failed `failure_threshold` times in a row.
@@ -141,12 +148,36 @@ pub enum Decision {
 /// - A pending reading (its data not published yet) is neither: it neither starts nor breaks the
 ///   pass streak, nor a gate's failure streak, nor a hold. With every other gate passing, a streak
 ///   under way goes on; none under way, the stage waits for the data without holding.
+/// - A frozen reading (a calendar forbids moving toward the candidate) lets the stage bake on and
+///   keeps it from moving on: a stage that would shift holds at its weight instead.
 /// - No readings at all (a profile without gates) count as all pass.
 pub fn decide(rules: &Rules, progress: &mut Progress, readings: &[Reading], now_ms: u64) -> Decision {
+    let decision = judge(rules, progress, readings, now_ms);
+    let frozen: Vec<&Reading> = readings.iter().filter(|r| r.verdict == Verdict::Frozen).collect();
+    match decision {
+        // Completing moves no traffic (the last stage is all on the candidate): never frozen.
+        Decision::Shift { .. } if !frozen.is_empty() => {
+            let since_ms = *progress.frozen_since_ms.get_or_insert(now_ms);
+            let reason = frozen.iter().map(|r| format!("{}: {}", r.gate, r.detail)).collect::<Vec<_>>().join("; ");
+            Decision::Frozen { reason, since_ms }
+        }
+        other => {
+            progress.frozen_since_ms = None;
+            other
+        }
+    }
+}
+
+/// [`decide`] without the calendars: frozen readings count as passes.
+fn judge(rules: &Rules, progress: &mut Progress, readings: &[Reading], now_ms: u64) -> Decision {
     let first_reading = progress.read_ms.is_none();
     progress.read_ms = Some(now_ms);
+    let thawed: Vec<Reading> = readings
+        .iter()
+        .map(|r| if r.verdict == Verdict::Frozen { Reading { verdict: Verdict::Pass, ..r.clone() } } else { r.clone() })
+        .collect();
     let (pending, readings): (Vec<&Reading>, Vec<&Reading>) =
-        readings.iter().partition(|r| r.verdict == Verdict::Pending);
+        thawed.iter().partition(|r| r.verdict == Verdict::Pending);
     for r in &readings {
         let n = progress.fails.entry(r.gate.clone()).or_default();
         *n = if r.verdict == Verdict::Fail { *n + 1 } else { 0 };
@@ -322,6 +353,39 @@ mod tests {
             let d = decide(&rules, &mut p, &pending(Verdict::Pass), t * 10 * S);
             assert!(matches!(d, Decision::Pending { .. }), "{d:?}");
         }
+    }
+
+    #[test]
+    fn a_frozen_calendar_lets_a_stage_bake_and_holds_it_at_its_weight() {
+        let rules = rules(2, OnFailure::Rollback);
+        let freeze = |other: Verdict| vec![Reading::frozen("freeze", "closed until 18:00"), r(other)[0].clone()];
+        let mut p = Progress::at(1, 0);
+        // The stage bakes while frozen…
+        assert_eq!(
+            decide(&rules, &mut p, &freeze(Verdict::Pass), 30 * S),
+            Decision::Bake { remaining: Duration::from_secs(30) }
+        );
+        // …and once baked holds instead of moving on, since the first such reading.
+        match decide(&rules, &mut p, &freeze(Verdict::Pass), 60 * S) {
+            Decision::Frozen { reason, since_ms } => {
+                assert!(reason.contains("closed until 18:00"), "{reason}");
+                assert_eq!(since_ms, 60 * S);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(decide(&rules, &mut p, &freeze(Verdict::Pass), 90 * S), Decision::Frozen { since_ms, .. } if since_ms == 60 * S)
+        );
+        // Thawed: it moves on at once, the bake kept.
+        assert_eq!(decide(&rules, &mut p, &r(Verdict::Pass), 100 * S), Decision::Shift { stage: 2 });
+        assert_eq!(p.frozen_since_ms, None);
+        // A freeze never hides a failure: the rollback is never frozen.
+        let mut p = Progress::at(1, 0);
+        decide(&rules, &mut p, &freeze(Verdict::Fail), 10 * S);
+        assert!(matches!(decide(&rules, &mut p, &freeze(Verdict::Fail), 20 * S), Decision::Fail { .. }));
+        // Before the first shift a freeze keeps the rollout from starting.
+        let mut p = Progress::at(0, 0);
+        assert!(matches!(decide(&rules, &mut p, &freeze(Verdict::Pass), 0), Decision::Frozen { .. }));
     }
 
     #[test]

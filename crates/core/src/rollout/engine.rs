@@ -569,6 +569,18 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             }
             // The gate lines say what is awaited; nothing is held.
             Decision::Watch { .. } | Decision::Pending { .. } => self.save_progress().await,
+            Decision::Frozen { reason, since_ms } => {
+                let now = self.clock.now_ms();
+                let frozen = Duration::from_millis(now.saturating_sub(since_ms));
+                if frozen >= self.rules.max_hold {
+                    let why = format!("frozen for {} (max_hold): {reason}", humantime::format_duration(round(frozen)));
+                    return Flow::Done(self.halt(Halt::Held, why).await);
+                }
+                if since_ms == now {
+                    self.sink.event(&Event::Frozen { stage: self.progress.stage, reason });
+                }
+                self.save_progress().await
+            }
             Decision::Fail { gate, detail, action } => {
                 let reason = self.failure_reason(&gate, &detail);
                 match action {

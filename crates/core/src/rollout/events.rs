@@ -117,6 +117,17 @@ pub enum Event {
         routes: Vec<RouteView>,
     },
     /// `pause` / `resume`.
+    /// A calendar holds a baked stage (a change freeze): said once when the hold begins.
+    Frozen {
+        stage: usize,
+        reason: String,
+    },
+    /// `--override-freeze`: a command moves traffic although a calendar forbids it.
+    FreezeOverridden {
+        reason: String,
+        by: String,
+        routes: Vec<RouteView>,
+    },
     PauseChanged {
         paused: bool,
         stage: usize,
@@ -207,6 +218,15 @@ impl Event {
                 before,
                 routes,
                 Some(format!("all traffic on {side}, now the stable side")),
+                None,
+            ),
+            Event::Frozen { stage, reason } => t("frozen", "frozen", &[], &[], Some(reason.clone()), Some(*stage)),
+            Event::FreezeOverridden { reason, by, routes } => t(
+                "freeze-overridden",
+                "freeze-overridden",
+                routes,
+                routes,
+                Some(format!("a change freeze overridden by {by}: {reason}")),
                 None,
             ),
             Event::PauseChanged { paused, stage, reason, routes } => {

@@ -116,6 +116,9 @@ pub struct GateContext {
     /// How long the current stage has run (read windows of metric gates start no earlier).
     #[serde(skip)]
     pub stage_age: Duration,
+    /// How long the next stage would bake: a calendar that closes before then holds the move.
+    #[serde(skip)]
+    pub next_bake: Duration,
     /// For a scheduled `advance`: read what happened since then (alarm history), not only now.
     #[serde(skip)]
     pub since: Option<SystemTime>,
@@ -142,6 +145,7 @@ impl GateContext {
             stage,
             stages: rules.stages.len(),
             stage_age: Duration::from_millis(now_ms.saturating_sub(progress.stage_reached_ms)),
+            next_bake: if stage < rules.stages.len() { rules.bake_of(stage + 1) } else { Duration::ZERO },
             since,
         }
     }

@@ -104,6 +104,7 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
             }
             Decision::Hold { reason, .. } => Some(format!("holding {}: gates inconclusive ({reason})", self.where_())),
             Decision::Pending { reason } => Some(format!("not yet time: {}, {reason}", self.where_())),
+            Decision::Frozen { reason, .. } => Some(format!("frozen {}: {reason}", self.where_())),
             Decision::Watch { reason } => Some(format!("watching {}: {reason}", self.where_())),
             _ => None,
         };
@@ -180,6 +181,7 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
             ),
             Decision::Hold { reason, .. } => format!("would hold {}: {reason}", self.where_()),
             Decision::Pending { reason } => format!("would wait {}: {reason}", self.where_()),
+            Decision::Frozen { reason, .. } => format!("would hold {}, frozen: {reason}", self.where_()),
             Decision::Watch { reason } => format!("would watch {}: {reason}", self.where_()),
             Decision::Fail { gate, detail, action } => {
                 format!(
