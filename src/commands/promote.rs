@@ -67,17 +67,15 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
         return Err(drift(&state, &views));
     }
     if !force {
-        super::shared::gates_once(
-            settings,
-            &routes,
+        let shift = super::shared::OneShift {
             candidate,
-            state.percent(),
-            Percent::FULL,
-            "not promoting",
-            "--force",
-            false,
-        )
-        .await?;
+            current: state.percent(),
+            next: Percent::FULL,
+            toward_stable: false,
+            refusal: "not promoting",
+            skip: "--force",
+        };
+        super::shared::gates_once(settings, &routes, shift).await?;
     }
     if dry_run {
         let msg = format!("would move all traffic to {candidate} and make it the stable side");

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use super::shared::OneShift;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::model::{Percent, Side, Split};
@@ -77,17 +78,15 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         let current = Percent::from_f64(routes[0].weights.percent(candidate)).unwrap_or(Percent::ZERO);
         let next = if candidate == side { percent } else { percent.complement() };
         let toward_stable = state.as_ref().is_some_and(|s| s.stable == candidate);
-        super::shared::gates_once(
-            settings,
-            &routes,
+        let shift = OneShift {
             candidate,
             current,
             next,
-            "not shifting traffic to",
-            "--no-gates",
             toward_stable,
-        )
-        .await?;
+            refusal: "not shifting traffic to",
+            skip: "--no-gates",
+        };
+        super::shared::gates_once(settings, &routes, shift).await?;
     }
     let mut report = ChangeReport::new(&profile.name, "set", side, percent, &changes, args.dry_run);
     if args.dry_run || !report.changed {

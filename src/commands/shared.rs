@@ -9,19 +9,27 @@ use crate::rollout::ports::Attachments as _;
 use crate::settings::Settings;
 use crate::splitter::AwsTraffic;
 
+/// A one-off shift the gates are read for: `candidate` from `current` to `next`; a move toward
+/// the stable side is never frozen. `refusal` starts the refusal's sentence, `skip` names the flag
+/// that skips the gates.
+pub struct OneShift<'a> {
+    pub candidate: Side,
+    pub current: Percent,
+    pub next: Percent,
+    pub toward_stable: bool,
+    pub refusal: &'a str,
+    pub skip: &'a str,
+}
+
 /// Reads every gate once against `candidate`, after checking that what they name exists (exit 2
 /// otherwise). Anything but all-pass refuses the command, with nothing changed: exit 3 for a
 /// failing gate, 7 for one that waits.
 pub async fn gates_once(
     settings: &Settings,
     routes: &[crate::splitter::RouteLive],
-    candidate: Side,
-    current: Percent,
-    next: Percent,
-    refusal: &str,
-    skip: &str,
-    toward_stable: bool,
+    shift: OneShift<'_>,
 ) -> Result<Vec<crate::model::Reading>> {
+    let OneShift { candidate, current, next, toward_stable, refusal, skip } = shift;
     use crate::rollout::ports::Gates as _;
     let gates = settings.gates(routes);
     gates.preflight(candidate).await?;
