@@ -19,6 +19,17 @@
 //!   AWS's `InvalidChangeBatch`; so is an alias to a record of the same zone that is not there.
 //! - **CloudWatch alarms** (on by default, `proxy_cloudwatch.rs`): a new alarm starts in
 //!   `INSUFFICIENT_DATA`; DescribeAlarmHistory is served from the state changes the kit saw.
+//! - **CloudWatch metric data** (`metrics`, `proxy_metrics.rs`): load balancers' metrics published
+//!   by the minute, late, only for minutes with requests; GetMetricData answered as AWS answers it.
+//! - **Alarms evaluated** (`evaluate_alarms`, `proxy_alarms.rs`) once a minute from that data, as
+//!   CloudWatch evaluates them (periods, datapoints to alarm, missing data).
+//! - **Route53 health checks evaluated** (`health_checks`, `proxy_health_checks.rs`) from their
+//!   alarms and children at Route53's interval; GetHealthCheckStatus answers.
+//! - **Simulated clients** (`proxy_clients.rs`, [`Proxy::clients`]): apps whose clients resolve
+//!   weighted records as resolvers do, follow ALB weights and stickiness, and reach target groups
+//!   whose error rates and latencies a test sets; the load balancers count their requests.
+//! - **The kit's clock** (`clock`, `proxy_clock.rs`): real, or faster and shared with the cutover
+//!   processes under test through libfaketime, so a test waits seconds for CloudWatch's minutes.
 //! - **IAM** (`iam_policy`, `proxy_iam.rs`): every call checked against one identity policy —
 //!   action, resource, Route53's record-name conditions — and refused with AWS's AccessDenied.
 //! - **A log** of every call: service, operation, when it started, reached moto and ended, the
@@ -29,12 +40,26 @@
 
 #![allow(dead_code)]
 
+#[path = "proxy_alarms.rs"]
+mod alarms;
+#[path = "proxy_clients.rs"]
+pub mod clients;
+#[path = "proxy_clock.rs"]
+pub mod clock;
 #[path = "proxy_cloudwatch.rs"]
 mod cloudwatch;
+#[path = "proxy_health_checks.rs"]
+mod health_checks;
 #[path = "proxy_iam.rs"]
 pub mod iam;
+#[path = "proxy_metrics.rs"]
+pub mod metrics;
 #[path = "proxy_route53.rs"]
 mod route53;
+
+pub use clients::{App, Backend, Clients};
+pub use clock::Clock;
+pub use metrics::Publish;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -127,6 +152,17 @@ pub struct Config {
     /// AssumeRole's credentials expire this long after they are handed out (STS: the session's
     /// `DurationSeconds`, 1 h by default); `None`: as the emulator says.
     pub assumed_for: Option<Duration>,
+    /// The kit's time: metric timestamps, publishing, evaluations, the clients' TTLs.
+    pub clock: Clock,
+    /// The kit serves CloudWatch metric data (PutMetricData, GetMetricData) as AWS does, the load
+    /// balancers' minutes published as this says; `None`: moto's metric data.
+    pub metrics: Option<Publish>,
+    /// Metric alarms made through the proxy evaluated every minute from the kit's metric data
+    /// (needs `metrics`).
+    pub evaluate_alarms: bool,
+    /// Route53 health checks made through the proxy evaluated this often (Route53: 30 s or
+    /// 10 s); GetHealthCheckStatus answered; the clients honour them. `None`: moto's.
+    pub health_checks: Option<Duration>,
 }
 
 /// A role's identity policy and trust policy.
@@ -154,6 +190,25 @@ impl Default for Config {
             iam_policy: None,
             roles: std::collections::BTreeMap::new(),
             assumed_for: None,
+            clock: Clock::real(),
+            metrics: None,
+            evaluate_alarms: false,
+            health_checks: None,
+        }
+    }
+}
+
+impl Config {
+    /// The kit as AWS behaves where CloudWatch and Route53 judge traffic: load balancers publish
+    /// a minute `delay` after it ends, alarms are evaluated, health checks checked every 30 s —
+    /// on `clock`.
+    pub fn realistic(clock: Clock, delay: Duration) -> Config {
+        Config {
+            clock,
+            metrics: Some(Publish::After { delay, jitter: Duration::ZERO }),
+            evaluate_alarms: true,
+            health_checks: Some(Duration::from_secs(30)),
+            ..Config::default()
         }
     }
 }
@@ -215,6 +270,14 @@ struct Shared {
     changes: Mutex<HashMap<String, Instant>>,
     /// Credentials AssumeRole handed out: access key id → role ARN.
     assumed: Mutex<HashMap<String, String>>,
+    /// The kit's metric data (`Config::metrics`).
+    store: Mutex<metrics::Store>,
+    /// Metric alarms made through this proxy, to evaluate.
+    alarms: Mutex<alarms::Definitions>,
+    /// Route53 health checks made through this proxy.
+    health: Mutex<health_checks::Registry>,
+    /// The simulated clients.
+    clients: Mutex<Clients>,
     log: Option<Mutex<std::fs::File>>,
     start: Instant,
 }
@@ -259,6 +322,10 @@ impl Proxy {
             zones: Mutex::new(HashMap::new()),
             changes: Mutex::new(HashMap::new()),
             assumed: Mutex::new(HashMap::new()),
+            store: Mutex::new(metrics::Store::default()),
+            alarms: Mutex::new(alarms::Definitions::new()),
+            health: Mutex::new(health_checks::Registry::default()),
+            clients: Mutex::new(Clients::default()),
             log: log.map(Mutex::new),
             start: Instant::now(),
         });
@@ -271,6 +338,7 @@ impl Proxy {
                 .build()
                 .expect("proxy runtime");
             rt.block_on(async move {
+                tokio::spawn(kit(s.clone()));
                 let listener = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
                 let accept = async {
                     loop {
@@ -317,6 +385,22 @@ impl Proxy {
     pub fn clear(&self) {
         self.shared.calls.lock().unwrap().clear();
     }
+
+    /// The kit's clock.
+    pub fn clock(&self) -> Clock {
+        self.shared.config.lock().unwrap().clock
+    }
+
+    /// The simulated clients: start and stop apps, set target groups' backends, read what they
+    /// sent. (Do not hold it across an await.)
+    pub fn clients(&self) -> std::sync::MutexGuard<'_, Clients> {
+        self.shared.clients.lock().unwrap()
+    }
+
+    /// A Route53 health check's status as the kit last evaluated it (`None`: not one it knows).
+    pub fn health_check(&self, id: &str) -> Option<bool> {
+        self.shared.health.lock().unwrap().healthy(id)
+    }
 }
 
 /// What one call will meet.
@@ -343,6 +427,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    if parts.uri.path().starts_with("/_kit/") {
+        return Ok(control(&shared, &parts, &body));
+    }
     let service = service_of(&parts);
     let operation = operation_of(&service, &parts, &body);
     let write = is_write(&operation);
@@ -599,6 +686,212 @@ fn role_account(arn: &str) -> &str {
     arn.split(':').nth(4).unwrap_or(IAM_ACCOUNT)
 }
 
+/// The account an access key acts in: its role's, for credentials from AssumeRole.
+fn account_of(shared: &Shared, akid: &str) -> String {
+    shared.assumed.lock().unwrap().get(akid).map(|r| role_account(r).to_string()).unwrap_or_else(|| IAM_ACCOUNT.into())
+}
+
+// ---- the kit's own work: clients, publishing, evaluations -------------------------------------
+
+/// How often the kit's loop runs (real time).
+const KIT_TICK: Duration = Duration::from_millis(50);
+/// The clients read the configuration at most this often (real time): moto serves everyone.
+const REFRESH_FLOOR: Duration = Duration::from_millis(250);
+
+/// The kit's loop: the simulated clients' requests and what the load balancers count of them,
+/// alarms evaluated at each minute of the kit's clock, health checks at their interval.
+async fn kit(shared: Arc<Shared>) {
+    let up = clients::Upstream::new(&shared.upstream);
+    let mut known = clients::Known::default();
+    let mut evaluated: Option<i64> = None;
+    let mut unsent: Vec<metrics::Counted> = Vec::new();
+    let mut sent = Instant::now();
+    loop {
+        tokio::time::sleep(KIT_TICK).await;
+        let (clock, publish, evaluate_alarms, health_every) = {
+            let c = shared.config.lock().unwrap();
+            (c.clock, c.metrics, c.evaluate_alarms, c.health_checks)
+        };
+        // The clients: the configuration they must read again, then their requests.
+        let floor = REFRESH_FLOOR.mul_f64(clock.speed());
+        let plans = shared.clients.lock().unwrap().due(clock.now(), floor);
+        for plan in plans {
+            if let Some(view) = clients::view(&up, &mut known, &plan).await {
+                shared.clients.lock().unwrap().install(&plan.app, view);
+            }
+        }
+        let points = {
+            let health = shared.health.lock().unwrap();
+            let healthy = |id: &str| if health_every.is_some() { health.healthy(id) } else { None };
+            let mut c = shared.clients.lock().unwrap();
+            c.advance(clock.now(), &healthy);
+            c.take(IAM_ACCOUNT)
+        };
+        match publish {
+            Some(publish) => {
+                let mut store = shared.store.lock().unwrap();
+                for (key, minute, unit, stats) in points {
+                    store.publish(key, minute, unit, &stats, &publish);
+                }
+            }
+            None => {
+                unsent.extend(points);
+                if !unsent.is_empty() && sent.elapsed() >= Duration::from_secs(1) {
+                    clients::put_to_emulator(&up, &merged(std::mem::take(&mut unsent)), clock.now()).await;
+                    sent = Instant::now();
+                }
+            }
+        }
+        // Alarms, once a minute at the minute.
+        let minute = clock::epoch(clock::minute_of(clock.now()));
+        if evaluate_alarms && publish.is_some() && evaluated != Some(minute) {
+            if evaluated.is_some() {
+                evaluate_alarms_at(&shared, clock::at_epoch(minute), &clock).await;
+            }
+            evaluated = Some(minute);
+        }
+        // Health checks at their interval.
+        if let Some(every) = health_every {
+            let now = clock.now();
+            let due = shared.health.lock().unwrap().last.is_none_or(|t| now >= t + every);
+            if due {
+                check_health(&shared, now, publish.is_some()).await;
+            }
+        }
+    }
+}
+
+/// Datapoints of one series and minute added up.
+fn merged(points: Vec<metrics::Counted>) -> Vec<metrics::Counted> {
+    let mut by: std::collections::BTreeMap<(metrics::SeriesKey, i64), (&'static str, metrics::Stats)> =
+        std::collections::BTreeMap::new();
+    for (key, minute, unit, stats) in points {
+        by.entry((key, minute)).or_insert_with(|| (unit, metrics::Stats::empty())).1.merge(&stats);
+    }
+    by.into_iter().map(|((key, minute), (unit, stats))| (key, minute, unit, stats)).collect()
+}
+
+/// Every alarm made through the proxy, evaluated at `at`; changes written to moto and the history.
+async fn evaluate_alarms_at(shared: &Shared, at: std::time::SystemTime, clock: &Clock) {
+    let defs: Vec<alarms::Definition> = shared.alarms.lock().unwrap().values().cloned().collect();
+    if defs.is_empty() {
+        return;
+    }
+    let mut wanted: std::collections::BTreeMap<(String, String), Vec<String>> = std::collections::BTreeMap::new();
+    for d in &defs {
+        wanted.entry((d.akid.clone(), d.region.clone())).or_default().push(d.name.clone());
+    }
+    let states = cloudwatch::states(shared, &wanted).await;
+    for d in defs {
+        let verdict = alarms::evaluate(&d, &shared.store.lock().unwrap(), at);
+        let Some(new) = verdict.state else { continue };
+        let key = (d.akid.clone(), d.region.clone(), d.name.clone());
+        let Some(old) = states.get(&key) else { continue };
+        if old != new {
+            cloudwatch::set_state(
+                shared,
+                &d.akid,
+                &d.region,
+                &d.name,
+                old,
+                new,
+                &verdict.reason,
+                &verdict.data,
+                clock.now(),
+            )
+            .await;
+        }
+    }
+}
+
+/// Every health check evaluated at `now` from its alarm's state; `HealthCheckStatus` published.
+async fn check_health(shared: &Shared, now: std::time::SystemTime, publish: bool) {
+    let wanted = shared.health.lock().unwrap().alarms();
+    let states = cloudwatch::states(shared, &wanted).await;
+    let verdicts = shared.health.lock().unwrap().evaluate(now, &states);
+    if !publish {
+        return;
+    }
+    let mut store = shared.store.lock().unwrap();
+    for (id, akid, healthy) in verdicts {
+        let key = metrics::SeriesKey::new(
+            &account_of(shared, &akid),
+            "us-east-1",
+            "AWS/Route53",
+            "HealthCheckStatus",
+            &[("HealthCheckId", id.as_str())],
+        );
+        let mut stats = metrics::Stats::empty();
+        stats.add(if healthy { 1.0 } else { 0.0 });
+        store.put(key, now, Some("None".into()), stats, now);
+    }
+}
+
+/// The kit's control API, for processes that drive the kit from outside (the demo's seed):
+/// `POST /_kit/clients` `{"apps": [App…], "seconds": 300}` starts apps' clients (for that long);
+/// `DELETE /_kit/clients` stops them all; `POST /_kit/backends` `{"TARGET GROUP": Backend…}` sets
+/// how target groups answer; `GET /_kit/served?app=NAME&seconds=60` says what an app's clients
+/// sent lately, per destination.
+fn control(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer {
+    #[derive(serde::Deserialize)]
+    struct Start {
+        apps: Vec<App>,
+        #[serde(default)]
+        seconds: Option<f64>,
+    }
+    let json = |status: u16, v: serde_json::Value| {
+        let mut a = Response::new(Full::new(Bytes::from(v.to_string())));
+        *a.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        a.headers_mut().insert("content-type", "application/json".parse().unwrap());
+        a
+    };
+    let clock = shared.config.lock().unwrap().clock;
+    let now = clock.now();
+    match (parts.method.as_str(), parts.uri.path()) {
+        ("POST", "/_kit/clients") => match serde_json::from_slice::<Start>(body) {
+            Ok(start) => {
+                let until = start.seconds.map(|s| now + Duration::from_secs_f64(s.max(0.0)));
+                let names: Vec<String> = start.apps.iter().map(|a| a.name.clone()).collect();
+                let mut c = shared.clients.lock().unwrap();
+                for app in start.apps {
+                    c.start(app, until);
+                }
+                json(200, serde_json::json!({"started": names}))
+            }
+            Err(e) => json(400, serde_json::json!({"error": e.to_string()})),
+        },
+        ("DELETE", "/_kit/clients") => {
+            shared.clients.lock().unwrap().stop(None);
+            json(200, serde_json::json!({"stopped": true}))
+        }
+        ("POST", "/_kit/backends") => {
+            match serde_json::from_slice::<std::collections::BTreeMap<String, Backend>>(body) {
+                Ok(backends) => {
+                    let mut c = shared.clients.lock().unwrap();
+                    for (tg, b) in backends {
+                        c.backend(&tg, b);
+                    }
+                    json(200, serde_json::json!({"ok": true}))
+                }
+                Err(e) => json(400, serde_json::json!({"error": e.to_string()})),
+            }
+        }
+        ("GET", "/_kit/served") => {
+            let q: Vec<(String, String)> = parts.uri.query().map(|q| form_params(q.as_bytes())).unwrap_or_default();
+            let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let app = get("app").unwrap_or_default();
+            let secs = get("seconds").and_then(|s| s.parse::<f64>().ok()).unwrap_or(60.0);
+            let from = now - Duration::from_secs_f64(secs.max(0.0));
+            let served = shared.clients.lock().unwrap().served(&app, from, now + Duration::from_secs(1));
+            json(200, serde_json::json!({"app": app, "served": served}))
+        }
+        _ => json(
+            404,
+            serde_json::json!({"error": "the kit's control API: /_kit/clients, /_kit/backends, /_kit/served"}),
+        ),
+    }
+}
+
 /// A call the kit lets through: to the emulator, with AWS's semantics where moto's differ.
 async fn apply(
     shared: &Shared,
@@ -644,6 +937,57 @@ async fn apply(
         ("route53", "GetChange") => {
             let answer = forward(shared, parts, body.clone()).await;
             route53::pending(shared, answer, None).await
+        }
+        ("route53", "CreateHealthCheck") => {
+            let answer = forward(shared, parts, body.clone()).await;
+            let (head, answer_body) = answer.into_parts();
+            let bytes = answer_body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            if head.status.is_success() {
+                let (akid, _) = scope_of(parts);
+                shared.health.lock().unwrap().register(
+                    &akid,
+                    &String::from_utf8_lossy(body),
+                    &String::from_utf8_lossy(&bytes),
+                );
+            }
+            Response::from_parts(head, Full::new(bytes))
+        }
+        ("route53", "DeleteHealthCheck") => {
+            let id = parts.uri.path().trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+            let parent = shared.health.lock().unwrap().used_by(&id);
+            if let (Some(parent), Some(_)) = (parent, config.health_checks) {
+                return health_checks::in_use(&id, &parent);
+            }
+            let answer = forward(shared, parts, body.clone()).await;
+            if answer.status().is_success() {
+                shared.health.lock().unwrap().forget(&id);
+            }
+            answer
+        }
+        ("route53", "GetHealthCheckStatus") if config.health_checks.is_some() => {
+            let path = parts.uri.path().trim_end_matches('/');
+            let id = path.trim_end_matches("/status").rsplit('/').next().unwrap_or_default();
+            let known = shared.health.lock().unwrap().status(id);
+            match known {
+                Some(answer) => answer,
+                None => forward(shared, parts, body.clone()).await,
+            }
+        }
+        ("monitoring", "GetMetricData") if config.metrics.is_some() => {
+            let (akid, region) = scope_of(parts);
+            let store = shared.store.lock().unwrap();
+            metrics::get(&store, &form_params(body), &account_of(shared, &akid), &region, config.clock.now())
+        }
+        ("monitoring", "PutMetricData") if config.metrics.is_some() => {
+            let answer = forward(shared, parts, body.clone()).await;
+            if answer.status().is_success() {
+                let (akid, region) = scope_of(parts);
+                let publish = config.metrics.unwrap_or(Publish::Live);
+                let mut store = shared.store.lock().unwrap();
+                let now = config.clock.now();
+                metrics::put(&mut store, &form_params(body), &account_of(shared, &akid), &region, now, &publish);
+            }
+            answer
         }
         ("monitoring", _) if config.cloudwatch_semantics => cloudwatch::call(shared, parts, operation, body).await,
         _ => forward(shared, parts, body.clone()).await,

@@ -52,21 +52,21 @@ pub(super) async fn pending(shared: &Shared, answer: Answer, after: Option<Durat
 /// A record set's identity: name, type, SetIdentifier.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct SetKey {
-    name: String,
-    rtype: String,
-    id: Option<String>,
+    pub(super) name: String,
+    pub(super) rtype: String,
+    pub(super) id: Option<String>,
 }
 
 /// The values AWS compares a DELETE against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct SetValues {
-    weight: Option<String>,
-    ttl: Option<String>,
-    records: Vec<String>,
-    alias: Option<(String, String, String)>,
-    health_check: Option<String>,
-    region: Option<String>,
-    failover: Option<String>,
+    pub(super) weight: Option<String>,
+    pub(super) ttl: Option<String>,
+    pub(super) records: Vec<String>,
+    pub(super) alias: Option<(String, String, String)>,
+    pub(super) health_check: Option<String>,
+    pub(super) region: Option<String>,
+    pub(super) failover: Option<String>,
 }
 
 pub(super) fn dns_name(name: &str) -> String {
@@ -261,10 +261,7 @@ async fn alias_problem(
     };
     let bare = dns.trim_start_matches("dualstack.").trim_end_matches('.').to_string();
     if bare.ends_with(".elb.amazonaws.com") || bare.contains(".elb.") {
-        let region = bare.split('.').find(|l| {
-            let parts: Vec<&str> = l.split('-').collect();
-            parts.len() >= 3 && parts.last().is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
-        })?;
+        let region = elb_region(&bare)?;
         // An alias may name a load balancer of another account: looked for in the zone's
         // account first, then in every account the kit has handed credentials for (and the
         // default one), as AWS finds it wherever it is.
@@ -392,4 +389,12 @@ pub(super) async fn list_sets(
         start = Some(next);
     }
     None
+}
+
+/// The region of a load balancer's DNS name: the label before `elb` (`name-1.us-west-2.elb.…`;
+/// a name's own label may look like a region too: `demo-blue-ingress-1`).
+pub(super) fn elb_region(dns: &str) -> Option<&str> {
+    let labels: Vec<&str> = dns.split('.').collect();
+    let at = labels.iter().position(|l| *l == "elb")?;
+    labels.get(at.checked_sub(1)?).copied()
 }
