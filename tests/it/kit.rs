@@ -340,7 +340,7 @@ async fn resolvers_follow_the_weights_once_their_ttl_ends_and_the_overstaying_sh
     let (blue, green) = (Lb::new(&w, false).await, Lb::new(&w, false).await);
     let pair = crate::Pair::new(&w, (100, 0), (&blue.dns, &green.dns), &blue.zone).await;
     w.profile("svc", &format!("{}[rollout]\nstages = [100]\n", pair.route()));
-    let app = App::dns("api", &pair.zone_id, &pair.record, 100.0).overstay(0.1, secs(600));
+    let app = App::dns("api", &pair.zone_id, &pair.record, 100.0).overstay(0.1, secs(300));
     kit.clients().start(app, None);
     until(&clock, clock.now() + secs(90)).await;
 
@@ -357,9 +357,9 @@ async fn resolvers_follow_the_weights_once_their_ttl_ends_and_the_overstaying_sh
     let share = g as f64 / all as f64;
     assert!((0.87..=0.93).contains(&share), "green {share} after the TTL, 10% of resolvers overstaying");
     // …and the overstaying ones once they let go too.
-    until(&clock, set + secs(690)).await;
-    let (g, all) = served(&kit, "api", &green.tg, (set + secs(660), set + secs(690)));
-    assert_eq!(g, all, "every resolver on green after 10 minutes");
+    until(&clock, set + secs(360)).await;
+    let (g, all) = served(&kit, "api", &green.tg, (set + secs(330), set + secs(360)));
+    assert_eq!(g, all, "every resolver on green after 5 minutes");
     // The load balancers count what the clients sent.
     let window = (minute_of(set) + secs(300), minute_of(set) + secs(360));
     let counted =
@@ -452,13 +452,14 @@ async fn metric_check(w: &World, alarm: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alb_clients_follow_the_weights_and_sticky_ones_keep_their_target_group_until_the_duration_ends() {
+    // (The kit binds a client for the duration from its first request, refreshed by none.)
     let clock = Clock::scaled(30.0);
     let kit = proxy(Config { clock, metrics: Some(Publish::Live), ..Config::default() });
     let w = world(&kit).await;
     let lb = Lb::new(&w, false).await;
     let (vpc, _) = w.aws.network().await;
     let green = w.aws.target_group(&unique("g"), &vpc, &["10.0.2.9"]).await;
-    w.aws.set_action(&lb.listener, None, Aws::forward(&[(&lb.tg, 80), (&green, 20)], Some(300))).await;
+    w.aws.set_action(&lb.listener, None, Aws::forward(&[(&lb.tg, 80), (&green, 20)], Some(120))).await;
     kit.clients().start(App::load_balancer("front", &lb.arn, 100.0).clients(200), None);
     until(&clock, clock.now() + secs(30)).await;
     let t = clock.now();
@@ -466,14 +467,14 @@ async fn alb_clients_follow_the_weights_and_sticky_ones_keep_their_target_group_
     assert!((0.17..=0.23).contains(&(g as f64 / all as f64)), "{g} of {all} on green at 20%");
 
     // All weight to green: the clients bound to blue stay there while their stickiness lasts.
-    w.aws.set_action(&lb.listener, None, Aws::forward(&[(&lb.tg, 0), (&green, 100)], Some(300))).await;
+    w.aws.set_action(&lb.listener, None, Aws::forward(&[(&lb.tg, 0), (&green, 100)], Some(120))).await;
     let moved = clock.now();
     until(&clock, moved + secs(60)).await;
     let (g, all) = served(&kit, "front", &green, (moved + secs(20), moved + secs(60)));
     assert!((0.15..=0.3).contains(&(g as f64 / all as f64)), "sticky clients stay: {g} of {all} on green");
-    until(&clock, moved + secs(360)).await;
-    let (g, all) = served(&kit, "front", &green, (moved + secs(320), moved + secs(360)));
-    assert_eq!(g, all, "every binding expired after 300 s");
+    until(&clock, moved + secs(170)).await;
+    let (g, all) = served(&kit, "front", &green, (moved + secs(130), moved + secs(170)));
+    assert_eq!(g, all, "every binding expired after 120 s");
 
     // Without stickiness a weight change applies to the next request.
     w.aws.set_action(&lb.listener, None, Aws::forward(&[(&lb.tg, 50), (&green, 50)], None)).await;
