@@ -1009,6 +1009,16 @@ fn form_params(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Form encoding of one value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Form/URL decoding (`%2F`, `+`).
 pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -1049,22 +1059,9 @@ fn scope_of(parts: &Parts) -> (String, String) {
 /// The emulator's answer to a query-protocol call the kit makes itself, as `akid` in `region`
 /// (the emulator checks no signature); `None` when it fails.
 async fn upstream_query(shared: &Shared, akid: &str, service: &str, region: &str, form: &str) -> Option<String> {
-    let response = shared
-        .client
-        .post(format!("{}/", shared.upstream))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(
-            "authorization",
-            format!("AWS4-HMAC-SHA256 Credential={akid}/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=kit"),
-        )
-        .body(form.to_string())
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.text().await.ok()
+    let up =
+        clients::Upstream { http: shared.client.clone(), endpoint: shared.upstream.clone(), access_key: akid.into() };
+    up.query(service, region, form).await
 }
 
 /// The request as it came, to the emulator; its answer as it came back.

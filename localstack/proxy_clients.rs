@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use super::clock::{epoch, minute_of};
 use super::metrics::{Counted, SeriesKey, Stats};
 use super::route53::record_set;
+use super::{child_text, encode};
 
 /// How the clients reach the app.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -682,27 +683,9 @@ pub fn bare_dns(dns: &str) -> String {
     dns.trim().trim_end_matches('.').to_ascii_lowercase().trim_start_matches("dualstack.").to_string()
 }
 
-/// ELB's wildcards: `*` any characters, `?` one.
+/// ELB's wildcards are IAM's: `*` any run of characters, `?` one.
 fn wildcard(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
-    while j < t.len() {
-        if i < p.len() && (p[i] == '?' || p[i] == t[j]) {
-            i += 1;
-            j += 1;
-        } else if i < p.len() && p[i] == '*' {
-            star = Some(i);
-            mark = j;
-            i += 1;
-        } else if let Some(s) = star {
-            i = s + 1;
-            mark += 1;
-            j = mark;
-        } else {
-            return false;
-        }
-    }
-    p[i..].iter().all(|c| *c == '*')
+    super::iam::glob(pattern, text)
 }
 
 // ---- reading the live configuration ---------------------------------------------------------
@@ -781,11 +764,11 @@ impl Known {
             }
             let Some(text) = up.query("elasticloadbalancing", region, &form).await else { return };
             let Ok(doc) = roxmltree::Document::parse(&text) else { return };
-            for lb in doc.descendants().filter(|n| n.has_tag_name("member") && child(*n, "DNSName").is_some()) {
-                let arn = child(lb, "LoadBalancerArn").unwrap_or_default();
-                let network = child(lb, "Type").as_deref() == Some("network");
-                self.by_dns.insert(bare_dns(&child(lb, "DNSName").unwrap_or_default()), (arn.clone(), network));
-                self.by_name.insert(child(lb, "LoadBalancerName").unwrap_or_default(), (arn, network));
+            for lb in doc.descendants().filter(|n| n.has_tag_name("member") && child_text(*n, "DNSName").is_some()) {
+                let arn = child_text(lb, "LoadBalancerArn").unwrap_or_default();
+                let network = child_text(lb, "Type").as_deref() == Some("network");
+                self.by_dns.insert(bare_dns(&child_text(lb, "DNSName").unwrap_or_default()), (arn.clone(), network));
+                self.by_name.insert(child_text(lb, "LoadBalancerName").unwrap_or_default(), (arn, network));
             }
             marker =
                 doc.descendants().find(|n| n.has_tag_name("NextMarker")).and_then(|n| n.text()).map(str::to_string);
@@ -794,19 +777,6 @@ impl Known {
             }
         }
     }
-}
-
-fn child(node: roxmltree::Node, name: &str) -> Option<String> {
-    node.children().find(|c| c.has_tag_name(name)).and_then(|c| c.text()).map(|t| t.trim().to_string())
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// What `plan`'s clients must know now: the record's sets and the load balancers they alias, or
@@ -877,18 +847,18 @@ async fn describe(up: &Upstream, arn: &str, network: bool) -> Option<LoadBalance
     let text = up.query("elasticloadbalancing", &region, &form).await?;
     let doc = roxmltree::Document::parse(&text).ok()?;
     let mut listeners = Vec::new();
-    for l in doc.descendants().filter(|n| n.has_tag_name("member") && child(*n, "ListenerArn").is_some()) {
-        let listener_arn = child(l, "ListenerArn").unwrap_or_default();
-        let port = child(l, "Port").and_then(|p| p.parse().ok()).unwrap_or(80);
+    for l in doc.descendants().filter(|n| n.has_tag_name("member") && child_text(*n, "ListenerArn").is_some()) {
+        let listener_arn = child_text(l, "ListenerArn").unwrap_or_default();
+        let port = child_text(l, "Port").and_then(|p| p.parse().ok()).unwrap_or(80);
         let default = l.children().find(|c| c.has_tag_name("DefaultActions")).and_then(|a| forward(a, &listener_arn));
         let form = format!("Action=DescribeRules&Version=2015-12-01&ListenerArn={}", encode(&listener_arn));
         let mut rules = Vec::new();
         if let Some(text) = up.query("elasticloadbalancing", &region, &form).await
             && let Ok(doc) = roxmltree::Document::parse(&text)
         {
-            for r in doc.descendants().filter(|n| n.has_tag_name("member") && child(*n, "RuleArn").is_some()) {
-                let Some(priority) = child(r, "Priority").and_then(|p| p.parse::<i64>().ok()) else { continue };
-                let rule_arn = child(r, "RuleArn").unwrap_or_default();
+            for r in doc.descendants().filter(|n| n.has_tag_name("member") && child_text(*n, "RuleArn").is_some()) {
+                let Some(priority) = child_text(r, "Priority").and_then(|p| p.parse::<i64>().ok()) else { continue };
+                let rule_arn = child_text(r, "RuleArn").unwrap_or_default();
                 let (mut hosts, mut paths) = (Vec::new(), Vec::new());
                 if let Some(conditions) = r.children().find(|c| c.has_tag_name("Conditions")) {
                     for c in conditions.children().filter(|c| c.has_tag_name("member")) {
@@ -898,7 +868,7 @@ async fn describe(up: &Upstream, arn: &str, network: bool) -> Option<LoadBalance
                             .filter_map(|v| v.text().map(|t| t.trim().to_string()))
                             .filter(|v| !v.is_empty())
                             .collect();
-                        match child(c, "Field").as_deref() {
+                        match child_text(c, "Field").as_deref() {
                             Some("host-header") => hosts.extend(values),
                             Some("path-pattern") => paths.extend(values),
                             _ => {}
@@ -921,26 +891,26 @@ fn forward(actions: roxmltree::Node, key: &str) -> Option<Forward> {
     let action = actions
         .children()
         .filter(|c| c.has_tag_name("member"))
-        .find(|a| child(*a, "Type").as_deref() == Some("forward"))?;
+        .find(|a| child_text(*a, "Type").as_deref() == Some("forward"))?;
     let mut groups = Vec::new();
     let mut sticky = None;
     if let Some(config) = action.children().find(|c| c.has_tag_name("ForwardConfig")) {
         if let Some(tgs) = config.children().find(|c| c.has_tag_name("TargetGroups")) {
             for tg in tgs.children().filter(|c| c.has_tag_name("member")) {
-                let arn = child(tg, "TargetGroupArn").unwrap_or_default();
-                let weight = child(tg, "Weight").and_then(|w| w.parse().ok()).unwrap_or(1);
+                let arn = child_text(tg, "TargetGroupArn").unwrap_or_default();
+                let weight = child_text(tg, "Weight").and_then(|w| w.parse().ok()).unwrap_or(1);
                 groups.push((arn, weight));
             }
         }
         if let Some(s) = config.children().find(|c| c.has_tag_name("TargetGroupStickinessConfig"))
-            && child(s, "Enabled").as_deref() == Some("true")
+            && child_text(s, "Enabled").as_deref() == Some("true")
         {
-            let secs = child(s, "DurationSeconds").and_then(|d| d.parse().ok()).unwrap_or(3600);
+            let secs = child_text(s, "DurationSeconds").and_then(|d| d.parse().ok()).unwrap_or(3600);
             sticky = Some(Duration::from_secs(secs));
         }
     }
     if groups.is_empty()
-        && let Some(arn) = child(action, "TargetGroupArn")
+        && let Some(arn) = child_text(action, "TargetGroupArn")
     {
         groups.push((arn, 1));
     }

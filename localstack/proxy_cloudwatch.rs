@@ -24,7 +24,9 @@ use hyper::Response;
 use hyper::http::request::Parts;
 
 use super::alarms::Definition;
-use super::{Answer, Shared, account_of, form_params, forward, scope_of, upstream_query, xml_error, xml_escape};
+use super::{
+    Answer, Shared, account_of, encode, form_params, forward, scope_of, upstream_query, xml_error, xml_escape,
+};
 
 #[derive(Clone, Debug)]
 struct Item {
@@ -312,14 +314,4 @@ fn describe_history(parts: &Parts, params: &[(String, String)]) -> Answer {
     let mut answer = Response::new(Full::new(Bytes::from(xml)));
     answer.headers_mut().insert("content-type", "text/xml".parse().unwrap());
     answer
-}
-
-/// Form encoding of one value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -21,11 +21,18 @@ use crate::proxy::clock::minute_of;
 use crate::proxy::{App, Backend, Clock, Config, Proxy, Publish};
 use crate::{World, finish, wait_until};
 
-/// A world whose SDK clients and cutover talk to `kit`.
-async fn world(kit: &Proxy) -> World {
+/// A kit of this test's own, and a world whose SDK clients and cutover talk to it.
+async fn kit(config: Config) -> (Clock, Proxy, World) {
+    let clock = config.clock;
+    let kit = proxy(config);
     let mut w = World::new().await;
     w.aws = Aws::new(&kit.endpoint).await;
-    w
+    (clock, kit, w)
+}
+
+/// The kit's metric data, each minute readable as it is counted, on a clock `speed` times as fast.
+fn live(speed: f64) -> Config {
+    Config { clock: Clock::scaled(speed), metrics: Some(Publish::Live), ..Config::default() }
 }
 
 /// `cutover` on the kit's clock (libfaketime at its speed, from its time now).
@@ -176,13 +183,8 @@ fn secs(s: u64) -> Duration {
 /// One load balancer's minutes with publish delay `delay` (jitter up to 15 s): a minute is seen
 /// no earlier than its end + the delay, and the idle minute after it never.
 async fn published_after(delay: u64) {
-    let clock = Clock::scaled(60.0);
-    let kit = proxy(Config {
-        clock,
-        metrics: Some(Publish::After { delay: secs(delay), jitter: secs(15) }),
-        ..Config::default()
-    });
-    let w = world(&kit).await;
+    let publish = Publish::After { delay: secs(delay), jitter: secs(15) };
+    let (clock, kit, w) = kit(Config { metrics: Some(publish), ..live(60.0) }).await;
     let lb = Lb::new(&w, false).await;
     kit.clients().start(App::load_balancer("a", &lb.arn, 5.0), None);
     // Minute m is busy, m+1 idle, m+2 busy again.
@@ -222,9 +224,7 @@ async fn a_load_balancers_minute_is_published_only_after_its_delay_and_an_idle_m
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alb_publishes_per_load_balancer_and_per_target_group_and_its_own_5xx_per_load_balancer_only() {
-    let clock = Clock::scaled(60.0);
-    let kit = proxy(Config { clock, metrics: Some(Publish::Live), ..Config::default() });
-    let w = world(&kit).await;
+    let (clock, kit, w) = kit(live(60.0)).await;
     let lb = Lb::new(&w, false).await;
     let backend = Backend { error_rate: 0.2, connection_errors: 0.1, ..Backend::default() }
         .latency(Duration::from_millis(100), Duration::from_millis(200));
@@ -298,9 +298,7 @@ async fn an_alb_publishes_per_load_balancer_and_per_target_group_and_its_own_5xx
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_nlb_publishes_flows_in_aws_network_elb_and_no_request_count() {
-    let clock = Clock::scaled(60.0);
-    let kit = proxy(Config { clock, metrics: Some(Publish::Live), ..Config::default() });
-    let w = world(&kit).await;
+    let (clock, kit, w) = kit(live(60.0)).await;
     let nlb = Lb::new(&w, true).await;
     let pair = crate::Pair::zone(&w).await;
     let set = ResourceRecordSet::builder()
@@ -334,9 +332,7 @@ async fn an_nlb_publishes_flows_in_aws_network_elb_and_no_request_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolvers_follow_the_weights_once_their_ttl_ends_and_the_overstaying_share_later() {
-    let clock = Clock::scaled(30.0);
-    let kit = proxy(Config { clock, metrics: Some(Publish::Live), ..Config::default() });
-    let w = world(&kit).await;
+    let (clock, kit, w) = kit(live(30.0)).await;
     let (blue, green) = (Lb::new(&w, false).await, Lb::new(&w, false).await);
     let pair = crate::Pair::new(&w, (100, 0), (&blue.dns, &green.dns), &blue.zone).await;
     w.profile("svc", &format!("{}[rollout]\nstages = [100]\n", pair.route()));
@@ -371,9 +367,7 @@ async fn resolvers_follow_the_weights_once_their_ttl_ends_and_the_overstaying_sh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route53_leaves_out_a_record_whose_health_check_fails_and_answers_all_when_none_is_healthy() {
-    let clock = Clock::scaled(30.0);
-    let kit = proxy(Config { clock, metrics: Some(Publish::Live), health_checks: Some(secs(10)), ..Config::default() });
-    let w = world(&kit).await;
+    let (clock, kit, w) = kit(Config { health_checks: Some(secs(10)), ..live(30.0) }).await;
     let (blue, green) = (Lb::new(&w, false).await, Lb::new(&w, false).await);
     let pair = crate::Pair::zone(&w).await;
     let mut checks = Vec::new();
@@ -382,25 +376,11 @@ async fn route53_leaves_out_a_record_whose_health_check_fails_and_answers_all_wh
         w.aws.alarm(&alarm).await;
         checks.push((alarm.clone(), metric_check(&w, &alarm).await));
     }
-    let set = |id: &str, lb: &Lb, check: &str| {
-        ResourceRecordSet::builder()
-            .name(&pair.record)
-            .r#type(RrType::A)
-            .set_identifier(id)
-            .weight(50)
-            .health_check_id(check)
-            .alias_target(
-                AliasTarget::builder()
-                    .hosted_zone_id(&lb.zone)
-                    .dns_name(&lb.dns)
-                    .evaluate_target_health(false)
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap()
-    };
-    w.aws.upsert(&pair.zone_id, vec![set("blue", &blue, &checks[0].1), set("green", &green, &checks[1].1)]).await;
+    let sets = vec![
+        weighted(&pair.record, ("blue", 50), &blue, Some(&checks[0].1)),
+        weighted(&pair.record, ("green", 50), &green, Some(&checks[1].1)),
+    ];
+    w.aws.upsert(&pair.zone_id, sets).await;
     kit.clients().start(App::dns("api", &pair.zone_id, &pair.record, 100.0).ttl(secs(20)), None);
     until(&clock, clock.now() + secs(40)).await;
     let t = clock.now();
@@ -430,6 +410,13 @@ async fn route53_leaves_out_a_record_whose_health_check_fails_and_answers_all_wh
     assert!((0.4..=0.6).contains(&(g as f64 / all as f64)), "none healthy, all answered: {g} of {all}");
 }
 
+/// A weighted alias of `record` to `lb`, with a health check when given.
+fn weighted(record: &str, (id, weight): (&str, i64), lb: &Lb, check: Option<&str>) -> ResourceRecordSet {
+    let mut set = Aws::weighted_alias(record, (id, weight), &lb.dns, &lb.zone, false);
+    set.health_check_id = check.map(String::from);
+    set
+}
+
 /// A `CLOUDWATCH_METRIC` health check on `alarm` (us-west-2), healthy without data.
 async fn metric_check(w: &World, alarm: &str) -> String {
     let config = HealthCheckConfig::builder()
@@ -453,9 +440,7 @@ async fn metric_check(w: &World, alarm: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alb_clients_follow_the_weights_and_sticky_ones_keep_their_target_group_until_the_duration_ends() {
     // (The kit binds a client for the duration from its first request, refreshed by none.)
-    let clock = Clock::scaled(30.0);
-    let kit = proxy(Config { clock, metrics: Some(Publish::Live), ..Config::default() });
-    let w = world(&kit).await;
+    let (clock, kit, w) = kit(live(30.0)).await;
     let lb = Lb::new(&w, false).await;
     let (vpc, _) = w.aws.network().await;
     let green = w.aws.target_group(&unique("g"), &vpc, &["10.0.2.9"]).await;
@@ -486,9 +471,7 @@ async fn alb_clients_follow_the_weights_and_sticky_ones_keep_their_target_group_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_app_on_a_shared_alb_is_counted_at_the_load_balancer_and_its_own_target_group_only() {
-    let clock = Clock::scaled(60.0);
-    let kit = proxy(Config { clock, metrics: Some(Publish::Live), ..Config::default() });
-    let w = world(&kit).await;
+    let (clock, kit, w) = kit(live(60.0)).await;
     // The shared ALB: the other app on the default action, ours on a host rule.
     let shared = Lb::new(&w, false).await;
     let (vpc, _) = w.aws.network().await;
@@ -560,9 +543,7 @@ async fn alarm_state(w: &World, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_goes_to_alarm_from_the_clients_errors_once_they_are_published_and_says_why() {
-    let clock = Clock::scaled(60.0);
-    let kit = proxy(Config::realistic(clock, secs(60)));
-    let w = world(&kit).await;
+    let (clock, kit, w) = kit(Config::realistic(Clock::scaled(60.0), secs(60))).await;
     let lb = Lb::new(&w, false).await;
     let alarm = errors_alarm(&w, &lb, (2, 2), 20.0).await;
     assert_eq!(alarm_state(&w, &alarm).await, "INSUFFICIENT_DATA", "a new alarm has not evaluated yet");
@@ -598,32 +579,16 @@ async fn an_alarm_goes_to_alarm_from_the_clients_errors_once_they_are_published_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cloudwatch_metric_health_check_goes_unhealthy_with_its_alarm_and_the_clients_leave_its_record() {
-    let clock = Clock::scaled(60.0);
-    let kit = proxy(Config::realistic(clock, secs(60)));
-    let w = world(&kit).await;
+    let (clock, kit, w) = kit(Config::realistic(Clock::scaled(60.0), secs(60))).await;
     let (blue, green) = (Lb::new(&w, false).await, Lb::new(&w, false).await);
     let alarm = errors_alarm(&w, &green, (1, 1), 10.0).await;
     let check = metric_check(&w, &alarm).await;
     let pair = crate::Pair::zone(&w).await;
-    let set = |id: &str, lb: &Lb, check: Option<&str>| {
-        ResourceRecordSet::builder()
-            .name(&pair.record)
-            .r#type(RrType::A)
-            .set_identifier(id)
-            .weight(50)
-            .set_health_check_id(check.map(String::from))
-            .alias_target(
-                AliasTarget::builder()
-                    .hosted_zone_id(&lb.zone)
-                    .dns_name(&lb.dns)
-                    .evaluate_target_health(false)
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap()
-    };
-    w.aws.upsert(&pair.zone_id, vec![set("blue", &blue, None), set("green", &green, Some(&check))]).await;
+    let sets = vec![
+        weighted(&pair.record, ("blue", 50), &blue, None),
+        weighted(&pair.record, ("green", 50), &green, Some(&check)),
+    ];
+    w.aws.upsert(&pair.zone_id, sets).await;
     kit.clients().start(App::dns("api", &pair.zone_id, &pair.record, 50.0), None);
     until(&clock, clock.now() + secs(70)).await;
     kit.clients().backend(&green.tg, Backend::failing(0.5));
@@ -663,9 +628,7 @@ async fn a_cloudwatch_metric_health_check_goes_unhealthy_with_its_alarm_and_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_failing_at_its_first_stage_is_rolled_back_by_its_alarm_and_the_clients_leave_it_within_the_ttl() {
-    let clock = Clock::scaled(30.0);
-    let kit = proxy(Config::realistic(clock, secs(60)));
-    let w = world(&kit).await;
+    let (clock, kit, w) = kit(Config::realistic(Clock::scaled(30.0), secs(60))).await;
     let (blue, green) = (Lb::new(&w, false).await, Lb::new(&w, false).await);
     let alarm = errors_alarm(&w, &green, (1, 1), 10.0).await;
     let pair = crate::Pair::new(&w, (100, 0), (&blue.dns, &green.dns), &blue.zone).await;
