@@ -219,9 +219,19 @@ impl Backend {
 pub struct RecordSet {
     pub id: Option<String>,
     pub weight: Option<i64>,
+    /// The alias target's DNS name.
     pub alias: Option<String>,
+    /// Else its first value (a CNAME to a load balancer is followed too).
+    pub value: Option<String>,
     pub ttl: Option<u64>,
     pub health_check: Option<String>,
+}
+
+impl RecordSet {
+    /// The name the answer sends clients to.
+    fn target(&self) -> Option<&str> {
+        self.alias.as_deref().or(self.value.as_deref())
+    }
 }
 
 /// A forward action: target groups and weights, stickiness.
@@ -280,8 +290,9 @@ pub struct View {
 }
 
 struct Resolver {
-    /// (the record set's index in the view, when it expires).
-    answer: Option<(usize, SystemTime)>,
+    /// (the answer: the load balancer's DNS name, when it expires). An answer is what a resolver
+    /// keeps: the record set may change or go meanwhile.
+    answer: Option<(String, SystemTime)>,
     overstays: bool,
     answered: bool,
 }
@@ -291,8 +302,10 @@ struct AppState {
     view: Option<View>,
     refreshed: Option<SystemTime>,
     resolvers: Vec<Resolver>,
-    /// Smooth weighted round-robin state, per record set id / target group ARN.
-    rr: HashMap<String, f64>,
+    /// Smooth weighted round-robin state of Route53's answers, per record set.
+    rr_sets: HashMap<String, f64>,
+    /// And of weighted forward actions, per target group.
+    rr_groups: HashMap<String, f64>,
     /// (client, forward action) → (target group, until).
     sticky: HashMap<(usize, String), (String, SystemTime)>,
     carry: f64,
@@ -359,7 +372,8 @@ impl Clients {
             view: None,
             refreshed: None,
             resolvers,
-            rr: HashMap::new(),
+            rr_sets: HashMap::new(),
+            rr_groups: HashMap::new(),
             sticky: HashMap::new(),
             carry: 0.0,
             next_client: 0,
@@ -564,12 +578,14 @@ impl AppState {
             return Some(direct.clone());
         }
         let r = client % self.resolvers.len().max(1);
-        let fresh = match self.resolvers[r].answer {
-            Some((i, until)) if t < until && i < view.records.len() => Some(i),
+        // A kept answer whose load balancer the record no longer names is asked again (as a
+        // client whose connection fails would).
+        let fresh = match &self.resolvers[r].answer {
+            Some((dns, until)) if t < *until && view.by_dns.contains_key(dns) => Some(dns.clone()),
             _ => None,
         };
-        let i = match fresh {
-            Some(i) => i,
+        let dns = match fresh {
+            Some(dns) => dns,
             None => {
                 let i = self.resolve(view, healthy)?;
                 let ttl = self.app.ttl.unwrap_or_else(|| {
@@ -588,12 +604,12 @@ impl AppState {
                     keep = keep.mul_f64((r + 1) as f64 / n as f64);
                     resolver.answered = true;
                 }
-                resolver.answer = Some((i, t + keep));
-                i
+                let dns = bare_dns(view.records[i].target()?);
+                resolver.answer = Some((dns.clone(), t + keep));
+                dns
             }
         };
-        let dns = view.records[i].alias.as_deref()?;
-        view.by_dns.get(&bare_dns(dns)).cloned()
+        view.by_dns.get(&dns).cloned()
     }
 
     /// Route53's answer for the record: one set, by weight among the healthy ones.
@@ -624,7 +640,7 @@ impl AppState {
             }
         }
         let keyed: Vec<(String, f64)> = candidates.iter().map(|(i, w)| (key(*i), *w)).collect();
-        let pick = round_robin(&mut self.rr, &keyed)?;
+        let pick = round_robin(&mut self.rr_sets, &keyed)?;
         Some(candidates[pick].0)
     }
 
@@ -669,7 +685,7 @@ impl AppState {
             return Some(tg.clone());
         }
         let pool: Vec<(String, f64)> = f.groups.iter().map(|(g, w)| (g.clone(), *w as f64)).collect();
-        let i = round_robin(&mut self.rr, &pool)?;
+        let i = round_robin(&mut self.rr_groups, &pool)?;
         let tg = f.groups[i].0.clone();
         if let Some(d) = f.sticky {
             self.sticky.insert(bind, (tg.clone(), t + d));
@@ -799,12 +815,14 @@ pub async fn view(up: &Upstream, known: &mut Known, plan: &Plan) -> Option<View>
                     id: key.id,
                     weight: values.weight.as_deref().and_then(|w| w.parse().ok()),
                     alias: values.alias.map(|(_, dns, _)| dns),
+                    value: values.records.first().cloned(),
                     ttl: values.ttl.as_deref().and_then(|t| t.parse().ok()),
                     health_check: values.health_check,
                 });
             }
-            for dns in view.records.iter().filter_map(|r| r.alias.as_deref()).map(bare_dns).collect::<Vec<_>>() {
-                let region = super::route53::elb_region(&dns).unwrap_or("us-west-2").to_string();
+            for dns in view.records.iter().filter_map(|r| r.target()).map(bare_dns).collect::<Vec<_>>() {
+                // Only a load balancer's name is looked up (listing them all again when new).
+                let Some(region) = super::route53::elb_region(&dns).map(str::to_string) else { continue };
                 if !known.by_dns.contains_key(&dns) {
                     known.list(up, &region).await;
                 }
