@@ -278,6 +278,8 @@ struct Shared {
     health: Mutex<health_checks::Registry>,
     /// The simulated clients.
     clients: Mutex<Clients>,
+    /// Wakes the kit's loop (clients started, the configuration changed).
+    wake: tokio::sync::Notify,
     log: Option<Mutex<std::fs::File>>,
     start: Instant,
 }
@@ -326,6 +328,7 @@ impl Proxy {
             alarms: Mutex::new(alarms::Definitions::new()),
             health: Mutex::new(health_checks::Registry::default()),
             clients: Mutex::new(Clients::default()),
+            wake: tokio::sync::Notify::new(),
             log: log.map(Mutex::new),
             start: Instant::now(),
         });
@@ -363,6 +366,7 @@ impl Proxy {
     /// Changes what the proxy does from now on.
     pub fn set(&self, edit: impl FnOnce(&mut Config)) {
         edit(&mut self.shared.config.lock().unwrap());
+        self.shared.wake.notify_one();
     }
 
     /// Every call so far.
@@ -394,6 +398,7 @@ impl Proxy {
     /// The simulated clients: start and stop apps, set target groups' backends, read what they
     /// sent. (Do not hold it across an await.)
     pub fn clients(&self) -> std::sync::MutexGuard<'_, Clients> {
+        self.shared.wake.notify_one();
         self.shared.clients.lock().unwrap()
     }
 
@@ -693,8 +698,10 @@ fn account_of(shared: &Shared, akid: &str) -> String {
 
 // ---- the kit's own work: clients, publishing, evaluations -------------------------------------
 
-/// How often the kit's loop runs (real time).
+/// How often the kit's loop runs (real time), and how often while it has nothing to do (no
+/// clients, no evaluations): most proxies of a test run never use it.
 const KIT_TICK: Duration = Duration::from_millis(50);
+const KIT_IDLE: Duration = Duration::from_millis(500);
 /// The clients read the configuration at most this often (real time): moto serves everyone.
 const REFRESH_FLOOR: Duration = Duration::from_millis(250);
 
@@ -706,12 +713,18 @@ async fn kit(shared: Arc<Shared>) {
     let mut evaluated: Option<i64> = None;
     let mut unsent: Vec<metrics::Counted> = Vec::new();
     let mut sent = Instant::now();
+    let mut tick = KIT_TICK;
     loop {
-        tokio::time::sleep(KIT_TICK).await;
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shared.wake.notified() => {}
+        }
         let (clock, publish, evaluate_alarms, health_every) = {
             let c = shared.config.lock().unwrap();
             (c.clock, c.metrics, c.evaluate_alarms, c.health_checks)
         };
+        let idle = !evaluate_alarms && health_every.is_none() && unsent.is_empty();
+        tick = if idle && shared.clients.lock().unwrap().is_empty() { KIT_IDLE } else { KIT_TICK };
         // The clients: the configuration they must read again, then their requests.
         let floor = REFRESH_FLOOR.mul_f64(clock.speed());
         let plans = shared.clients.lock().unwrap().due(clock.now(), floor);
@@ -847,6 +860,7 @@ fn control(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer {
     };
     let clock = shared.config.lock().unwrap().clock;
     let now = clock.now();
+    shared.wake.notify_one();
     match (parts.method.as_str(), parts.uri.path()) {
         ("POST", "/_kit/clients") => match serde_json::from_slice::<Start>(body) {
             Ok(start) => {
