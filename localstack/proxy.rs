@@ -749,7 +749,9 @@ async fn kit(shared: Arc<Shared>) {
             }
             None => {
                 unsent.extend(points);
-                if !unsent.is_empty() && sent.elapsed() >= Duration::from_secs(1) {
+                // Stamped when sent: often, so that few requests from before a shift are
+                // stamped after it.
+                if !unsent.is_empty() && sent.elapsed() >= Duration::from_millis(250) {
                     clients::put_to_emulator(&up, &merged(std::mem::take(&mut unsent)), clock.now()).await;
                     sent = Instant::now();
                 }

@@ -165,14 +165,16 @@ async fn main() {
 }
 
 /// The demo's clients for `run`: 100 requests a second through the record (its resolvers keep
-/// answers 3 s, not the alias's 60 s, so the demo's stages are verified in seconds) and 100 at the
+/// answers 1 s, not the alias's 60 s, so the demo's stages are verified in seconds) and 100 at the
 /// front ALB. The kit's proxy runs them (its control API); an emulator without the kit gets them
 /// from this process, their counts written with PutMetricData.
 async fn clients(aws: &Aws, endpoint: &str, run: std::time::Duration) {
     let zone = aws.zone(ZONE).await;
+    // They read the live configuration every half second, as the old demo's clients did.
+    let every = std::time::Duration::from_millis(500);
     let apps = vec![
-        App::dns("api", &zone, RECORD, 100.0).ttl(std::time::Duration::from_secs(3)),
-        App::load_balancer("front", FRONT, 100.0),
+        App::dns("api", &zone, RECORD, 100.0).ttl(std::time::Duration::from_secs(1)).refresh(every),
+        App::load_balancer("front", FRONT, 100.0).refresh(every),
     ];
     let start = serde_json::json!({"apps": apps, "seconds": run.as_secs_f64()});
     let kit = reqwest::Client::new().post(format!("{endpoint}/_kit/clients")).json(&start).send().await;
