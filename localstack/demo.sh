@@ -8,11 +8,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . localstack/env.sh
 cutover=./target/debug/cutover
 
-# The demo's clients: requests counted by the load balancers, split as the weights say, until the
-# demo ends (at most 5 minutes). `status` and every rollout compare them with the weights.
-./target/debug/examples/seed traffic 300 &
+# The demo's clients, run by the kit's proxy until the demo ends (at most 10 minutes): resolvers
+# following the weighted record, clients of the front ALB following its weights; the load
+# balancers count their requests. `status` and every rollout compare them with the weights.
+./target/debug/examples/seed traffic 600 &
 clients=$!
-trap 'kill $clients 2>/dev/null || true' EXIT
+trap 'kill $clients 2>/dev/null || true; ./target/debug/examples/seed traffic stop >/dev/null 2>&1 || true' EXIT
 
 # Bold commands on a terminal only, and never with NO_COLOR set.
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi

@@ -8,7 +8,7 @@
 //!   REST-XML `Throttling` / `PriorRequestNotComplete`, the query protocol's `Throttling` "Rate
 //!   exceeded", DynamoDB's `ThrottlingException`), 5xx, and dropped connections (before or after
 //!   the call was applied).
-//! - **Route53 change semantics** (on by default): a batch is checked against the zone as AWS
+//! - **Route53 change semantics** (on by default, `proxy_route53.rs`): a batch is checked against the zone as AWS
 //!   does — a DELETE must match the live record set exactly, a CREATE must not find one — and
 //!   applied whole or not at all. moto checks neither (and refuses a CREATE it has seen before,
 //!   whatever its SetIdentifier), so without this a compare-and-swap batch cannot be tested.
@@ -19,6 +19,17 @@
 //!   AWS's `InvalidChangeBatch`; so is an alias to a record of the same zone that is not there.
 //! - **CloudWatch alarms** (on by default, `proxy_cloudwatch.rs`): a new alarm starts in
 //!   `INSUFFICIENT_DATA`; DescribeAlarmHistory is served from the state changes the kit saw.
+//! - **CloudWatch metric data** (`metrics`, `proxy_metrics.rs`): load balancers' metrics published
+//!   by the minute, late, only for minutes with requests; GetMetricData answered as AWS answers it.
+//! - **Alarms evaluated** (`evaluate_alarms`, `proxy_alarms.rs`) once a minute from that data, as
+//!   CloudWatch evaluates them (periods, datapoints to alarm, missing data).
+//! - **Route53 health checks evaluated** (`health_checks`, `proxy_health_checks.rs`) from their
+//!   alarms and children at Route53's interval; GetHealthCheckStatus answers.
+//! - **Simulated clients** (`proxy_clients.rs`, [`Proxy::clients`]): apps whose clients resolve
+//!   weighted records as resolvers do, follow ALB weights and stickiness, and reach target groups
+//!   whose error rates and latencies a test sets; the load balancers count their requests.
+//! - **The kit's clock** (`clock`, `proxy_clock.rs`): real, or faster and shared with the cutover
+//!   processes under test through libfaketime, so a test waits seconds for CloudWatch's minutes.
 //! - **IAM** (`iam_policy`, `proxy_iam.rs`): every call checked against one identity policy —
 //!   action, resource, Route53's record-name conditions — and refused with AWS's AccessDenied.
 //! - **A log** of every call: service, operation, when it started, reached moto and ended, the
@@ -29,10 +40,26 @@
 
 #![allow(dead_code)]
 
+#[path = "proxy_alarms.rs"]
+mod alarms;
+#[path = "proxy_clients.rs"]
+pub mod clients;
+#[path = "proxy_clock.rs"]
+pub mod clock;
 #[path = "proxy_cloudwatch.rs"]
 mod cloudwatch;
+#[path = "proxy_health_checks.rs"]
+mod health_checks;
 #[path = "proxy_iam.rs"]
 pub mod iam;
+#[path = "proxy_metrics.rs"]
+pub mod metrics;
+#[path = "proxy_route53.rs"]
+mod route53;
+
+pub use clients::{App, Backend, Clients};
+pub use clock::Clock;
+pub use metrics::Publish;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -125,6 +152,17 @@ pub struct Config {
     /// AssumeRole's credentials expire this long after they are handed out (STS: the session's
     /// `DurationSeconds`, 1 h by default); `None`: as the emulator says.
     pub assumed_for: Option<Duration>,
+    /// The kit's time: metric timestamps, publishing, evaluations, the clients' TTLs.
+    pub clock: Clock,
+    /// The kit serves CloudWatch metric data (PutMetricData, GetMetricData) as AWS does, the load
+    /// balancers' minutes published as this says; `None`: moto's metric data.
+    pub metrics: Option<Publish>,
+    /// Metric alarms made through the proxy evaluated every minute from the kit's metric data
+    /// (needs `metrics`).
+    pub evaluate_alarms: bool,
+    /// Route53 health checks made through the proxy evaluated this often (Route53: 30 s or
+    /// 10 s); GetHealthCheckStatus answered; the clients honour them. `None`: moto's.
+    pub health_checks: Option<Duration>,
 }
 
 /// A role's identity policy and trust policy.
@@ -152,6 +190,25 @@ impl Default for Config {
             iam_policy: None,
             roles: std::collections::BTreeMap::new(),
             assumed_for: None,
+            clock: Clock::real(),
+            metrics: None,
+            evaluate_alarms: false,
+            health_checks: None,
+        }
+    }
+}
+
+impl Config {
+    /// The kit as AWS behaves where CloudWatch and Route53 judge traffic: load balancers publish
+    /// a minute `delay` after it ends, alarms are evaluated, health checks checked every 30 s —
+    /// on `clock`.
+    pub fn realistic(clock: Clock, delay: Duration) -> Config {
+        Config {
+            clock,
+            metrics: Some(Publish::After { delay, jitter: Duration::ZERO }),
+            evaluate_alarms: true,
+            health_checks: Some(Duration::from_secs(30)),
+            ..Config::default()
         }
     }
 }
@@ -213,6 +270,16 @@ struct Shared {
     changes: Mutex<HashMap<String, Instant>>,
     /// Credentials AssumeRole handed out: access key id → role ARN.
     assumed: Mutex<HashMap<String, String>>,
+    /// The kit's metric data (`Config::metrics`).
+    store: Mutex<metrics::Store>,
+    /// Metric alarms made through this proxy, to evaluate.
+    alarms: Mutex<alarms::Definitions>,
+    /// Route53 health checks made through this proxy.
+    health: Mutex<health_checks::Registry>,
+    /// The simulated clients.
+    clients: Mutex<Clients>,
+    /// Wakes the kit's loop (clients started, the configuration changed).
+    wake: tokio::sync::Notify,
     log: Option<Mutex<std::fs::File>>,
     start: Instant,
 }
@@ -257,6 +324,11 @@ impl Proxy {
             zones: Mutex::new(HashMap::new()),
             changes: Mutex::new(HashMap::new()),
             assumed: Mutex::new(HashMap::new()),
+            store: Mutex::new(metrics::Store::default()),
+            alarms: Mutex::new(alarms::Definitions::new()),
+            health: Mutex::new(health_checks::Registry::default()),
+            clients: Mutex::new(Clients::default()),
+            wake: tokio::sync::Notify::new(),
             log: log.map(Mutex::new),
             start: Instant::now(),
         });
@@ -269,6 +341,7 @@ impl Proxy {
                 .build()
                 .expect("proxy runtime");
             rt.block_on(async move {
+                tokio::spawn(kit(s.clone()));
                 let listener = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
                 let accept = async {
                     loop {
@@ -293,6 +366,7 @@ impl Proxy {
     /// Changes what the proxy does from now on.
     pub fn set(&self, edit: impl FnOnce(&mut Config)) {
         edit(&mut self.shared.config.lock().unwrap());
+        self.shared.wake.notify_one();
     }
 
     /// Every call so far.
@@ -314,6 +388,23 @@ impl Proxy {
     /// Forgets the calls logged so far.
     pub fn clear(&self) {
         self.shared.calls.lock().unwrap().clear();
+    }
+
+    /// The kit's clock.
+    pub fn clock(&self) -> Clock {
+        self.shared.config.lock().unwrap().clock
+    }
+
+    /// The simulated clients: start and stop apps, set target groups' backends, read what they
+    /// sent. (Do not hold it across an await.)
+    pub fn clients(&self) -> std::sync::MutexGuard<'_, Clients> {
+        self.shared.wake.notify_one();
+        self.shared.clients.lock().unwrap()
+    }
+
+    /// A Route53 health check's status as the kit last evaluated it (`None`: not one it knows).
+    pub fn health_check(&self, id: &str) -> Option<bool> {
+        self.shared.health.lock().unwrap().healthy(id)
     }
 }
 
@@ -341,6 +432,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    if parts.uri.path().starts_with("/_kit/") {
+        return Ok(control(&shared, &parts, &body));
+    }
     let service = service_of(&parts);
     let operation = operation_of(&service, &parts, &body);
     let write = is_write(&operation);
@@ -597,6 +691,223 @@ fn role_account(arn: &str) -> &str {
     arn.split(':').nth(4).unwrap_or(IAM_ACCOUNT)
 }
 
+/// The account an access key acts in: its role's, for credentials from AssumeRole.
+fn account_of(shared: &Shared, akid: &str) -> String {
+    shared.assumed.lock().unwrap().get(akid).map(|r| role_account(r).to_string()).unwrap_or_else(|| IAM_ACCOUNT.into())
+}
+
+// ---- the kit's own work: clients, publishing, evaluations -------------------------------------
+
+/// How often the kit's loop runs (real time), and how often while it has nothing to do (no
+/// clients, no evaluations): most proxies of a test run never use it.
+const KIT_TICK: Duration = Duration::from_millis(50);
+const KIT_IDLE: Duration = Duration::from_millis(500);
+/// The clients read the configuration at most this often (real time): moto serves everyone.
+const REFRESH_FLOOR: Duration = Duration::from_millis(250);
+
+/// The kit's loop: the simulated clients' requests and what the load balancers count of them,
+/// alarms evaluated at each minute of the kit's clock, health checks at their interval.
+async fn kit(shared: Arc<Shared>) {
+    let up = clients::Upstream::new(&shared.upstream);
+    let mut known = clients::Known::default();
+    let mut evaluated: Option<i64> = None;
+    let mut unsent: Vec<metrics::Counted> = Vec::new();
+    let mut sent = Instant::now();
+    let mut tick = KIT_TICK;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shared.wake.notified() => {}
+        }
+        let (clock, publish, evaluate_alarms, health_every) = {
+            let c = shared.config.lock().unwrap();
+            (c.clock, c.metrics, c.evaluate_alarms, c.health_checks)
+        };
+        let idle = !evaluate_alarms && health_every.is_none() && unsent.is_empty();
+        tick = if idle && shared.clients.lock().unwrap().is_empty() { KIT_IDLE } else { KIT_TICK };
+        // The clients: the configuration they must read again, then their requests.
+        let floor = REFRESH_FLOOR.mul_f64(clock.speed());
+        let plans = shared.clients.lock().unwrap().due(clock.now(), floor);
+        for plan in plans {
+            if let Some(view) = clients::view(&up, &mut known, &plan).await {
+                shared.clients.lock().unwrap().install(&plan.app, view);
+            }
+        }
+        let points = {
+            let health = shared.health.lock().unwrap();
+            let healthy = |id: &str| if health_every.is_some() { health.healthy(id) } else { None };
+            let mut c = shared.clients.lock().unwrap();
+            c.advance(clock.now(), &healthy);
+            c.take(IAM_ACCOUNT)
+        };
+        match publish {
+            Some(publish) => {
+                let mut store = shared.store.lock().unwrap();
+                for (key, minute, unit, stats) in points {
+                    store.publish(key, minute, unit, &stats, &publish);
+                }
+            }
+            None => {
+                unsent.extend(points);
+                // Stamped when sent: often, so that few requests from before a shift are
+                // stamped after it.
+                if !unsent.is_empty() && sent.elapsed() >= Duration::from_millis(250) {
+                    clients::put_to_emulator(&up, &merged(std::mem::take(&mut unsent)), clock.now()).await;
+                    sent = Instant::now();
+                }
+            }
+        }
+        // Alarms, once a minute at the minute.
+        let minute = clock::epoch(clock::minute_of(clock.now()));
+        if evaluate_alarms && publish.is_some() && evaluated != Some(minute) {
+            if evaluated.is_some() {
+                evaluate_alarms_at(&shared, clock::at_epoch(minute), &clock).await;
+            }
+            evaluated = Some(minute);
+        }
+        // Health checks at their interval.
+        if let Some(every) = health_every {
+            let now = clock.now();
+            let due = shared.health.lock().unwrap().last.is_none_or(|t| now >= t + every);
+            if due {
+                check_health(&shared, now, publish.is_some()).await;
+            }
+        }
+    }
+}
+
+/// Datapoints of one series and minute added up.
+fn merged(points: Vec<metrics::Counted>) -> Vec<metrics::Counted> {
+    let mut by: std::collections::BTreeMap<(metrics::SeriesKey, i64), (&'static str, metrics::Stats)> =
+        std::collections::BTreeMap::new();
+    for (key, minute, unit, stats) in points {
+        by.entry((key, minute)).or_insert_with(|| (unit, metrics::Stats::empty())).1.merge(&stats);
+    }
+    by.into_iter().map(|((key, minute), (unit, stats))| (key, minute, unit, stats)).collect()
+}
+
+/// Every alarm made through the proxy, evaluated at `at`; changes written to moto and the history.
+async fn evaluate_alarms_at(shared: &Shared, at: std::time::SystemTime, clock: &Clock) {
+    let defs: Vec<alarms::Definition> = shared.alarms.lock().unwrap().values().cloned().collect();
+    if defs.is_empty() {
+        return;
+    }
+    let mut wanted: std::collections::BTreeMap<(String, String), Vec<String>> = std::collections::BTreeMap::new();
+    for d in &defs {
+        wanted.entry((d.akid.clone(), d.region.clone())).or_default().push(d.name.clone());
+    }
+    let states = cloudwatch::states(shared, &wanted).await;
+    for d in defs {
+        let verdict = alarms::evaluate(&d, &shared.store.lock().unwrap(), at);
+        let Some(new) = verdict.state else { continue };
+        let key = (d.akid.clone(), d.region.clone(), d.name.clone());
+        let Some(old) = states.get(&key) else { continue };
+        if old != new {
+            cloudwatch::set_state(
+                shared,
+                &d.akid,
+                &d.region,
+                &d.name,
+                old,
+                new,
+                &verdict.reason,
+                &verdict.data,
+                clock.now(),
+            )
+            .await;
+        }
+    }
+}
+
+/// Every health check evaluated at `now` from its alarm's state; `HealthCheckStatus` published.
+async fn check_health(shared: &Shared, now: std::time::SystemTime, publish: bool) {
+    let wanted = shared.health.lock().unwrap().alarms();
+    let states = cloudwatch::states(shared, &wanted).await;
+    let verdicts = shared.health.lock().unwrap().evaluate(now, &states);
+    if !publish {
+        return;
+    }
+    let mut store = shared.store.lock().unwrap();
+    for (id, akid, healthy) in verdicts {
+        let key = metrics::SeriesKey::new(
+            &account_of(shared, &akid),
+            "us-east-1",
+            "AWS/Route53",
+            "HealthCheckStatus",
+            &[("HealthCheckId", id.as_str())],
+        );
+        let mut stats = metrics::Stats::empty();
+        stats.add(if healthy { 1.0 } else { 0.0 });
+        store.put(key, now, Some("None".into()), stats, now);
+    }
+}
+
+/// The kit's control API, for processes that drive the kit from outside (the demo's seed):
+/// `POST /_kit/clients` `{"apps": [App…], "seconds": 300}` starts apps' clients (for that long);
+/// `DELETE /_kit/clients` stops them all; `POST /_kit/backends` `{"TARGET GROUP": Backend…}` sets
+/// how target groups answer; `GET /_kit/served?app=NAME&seconds=60` says what an app's clients
+/// sent lately, per destination.
+fn control(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer {
+    #[derive(serde::Deserialize)]
+    struct Start {
+        apps: Vec<App>,
+        #[serde(default)]
+        seconds: Option<f64>,
+    }
+    let json = |status: u16, v: serde_json::Value| {
+        let mut a = Response::new(Full::new(Bytes::from(v.to_string())));
+        *a.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        a.headers_mut().insert("content-type", "application/json".parse().unwrap());
+        a
+    };
+    let clock = shared.config.lock().unwrap().clock;
+    let now = clock.now();
+    shared.wake.notify_one();
+    match (parts.method.as_str(), parts.uri.path()) {
+        ("POST", "/_kit/clients") => match serde_json::from_slice::<Start>(body) {
+            Ok(start) => {
+                let until = start.seconds.map(|s| now + Duration::from_secs_f64(s.max(0.0)));
+                let names: Vec<String> = start.apps.iter().map(|a| a.name.clone()).collect();
+                let mut c = shared.clients.lock().unwrap();
+                for app in start.apps {
+                    c.start(app, until);
+                }
+                json(200, serde_json::json!({"started": names}))
+            }
+            Err(e) => json(400, serde_json::json!({"error": e.to_string()})),
+        },
+        ("DELETE", "/_kit/clients") => {
+            shared.clients.lock().unwrap().stop(None);
+            json(200, serde_json::json!({"stopped": true}))
+        }
+        ("POST", "/_kit/backends") => {
+            match serde_json::from_slice::<std::collections::BTreeMap<String, Backend>>(body) {
+                Ok(backends) => {
+                    let mut c = shared.clients.lock().unwrap();
+                    for (tg, b) in backends {
+                        c.backend(&tg, b);
+                    }
+                    json(200, serde_json::json!({"ok": true}))
+                }
+                Err(e) => json(400, serde_json::json!({"error": e.to_string()})),
+            }
+        }
+        ("GET", "/_kit/served") => {
+            let q: Vec<(String, String)> = parts.uri.query().map(|q| form_params(q.as_bytes())).unwrap_or_default();
+            let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let app = get("app").unwrap_or_default();
+            let secs = get("seconds").and_then(|s| s.parse::<f64>().ok()).unwrap_or(60.0);
+            let from = now - Duration::from_secs_f64(secs.max(0.0));
+            let served = shared.clients.lock().unwrap().served(&app, from, now + Duration::from_secs(1));
+            json(200, serde_json::json!({"app": app, "served": served}))
+        }
+        _ => json(
+            404,
+            serde_json::json!({"error": "the kit's control API: /_kit/clients, /_kit/backends, /_kit/served"}),
+        ),
+    }
+}
+
 /// A call the kit lets through: to the emulator, with AWS's semantics where moto's differ.
 async fn apply(
     shared: &Shared,
@@ -630,50 +941,73 @@ async fn apply(
         }
         ("route53", "ChangeResourceRecordSets") => {
             let answer = if config.route53_semantics {
-                route53_change(shared, parts, body, config.alias_targets_checked).await
+                route53::change(shared, parts, body, config.alias_targets_checked).await
             } else {
                 forward(shared, parts, body.clone()).await
             };
             match config.route53_insync_after {
-                Some(after) if answer.status().is_success() => pending(shared, answer, Some(after)).await,
+                Some(after) if answer.status().is_success() => route53::pending(shared, answer, Some(after)).await,
                 _ => answer,
             }
         }
         ("route53", "GetChange") => {
             let answer = forward(shared, parts, body.clone()).await;
-            pending(shared, answer, None).await
+            route53::pending(shared, answer, None).await
+        }
+        ("route53", "CreateHealthCheck") => {
+            let answer = forward(shared, parts, body.clone()).await;
+            let (head, answer_body) = answer.into_parts();
+            let bytes = answer_body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            if head.status.is_success() {
+                let (akid, _) = scope_of(parts);
+                shared.health.lock().unwrap().register(
+                    &akid,
+                    &String::from_utf8_lossy(body),
+                    &String::from_utf8_lossy(&bytes),
+                );
+            }
+            Response::from_parts(head, Full::new(bytes))
+        }
+        ("route53", "DeleteHealthCheck") => {
+            let id = parts.uri.path().trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+            let parent = shared.health.lock().unwrap().used_by(&id);
+            if let (Some(parent), Some(_)) = (parent, config.health_checks) {
+                return health_checks::in_use(&id, &parent);
+            }
+            let answer = forward(shared, parts, body.clone()).await;
+            if answer.status().is_success() {
+                shared.health.lock().unwrap().forget(&id);
+            }
+            answer
+        }
+        ("route53", "GetHealthCheckStatus") if config.health_checks.is_some() => {
+            let path = parts.uri.path().trim_end_matches('/');
+            let id = path.trim_end_matches("/status").rsplit('/').next().unwrap_or_default();
+            let known = shared.health.lock().unwrap().status(id);
+            match known {
+                Some(answer) => answer,
+                None => forward(shared, parts, body.clone()).await,
+            }
+        }
+        ("monitoring", "GetMetricData") if config.metrics.is_some() => {
+            let (akid, region) = scope_of(parts);
+            let store = shared.store.lock().unwrap();
+            metrics::get(&store, &form_params(body), &account_of(shared, &akid), &region, config.clock.now())
+        }
+        ("monitoring", "PutMetricData") if config.metrics.is_some() => {
+            let answer = forward(shared, parts, body.clone()).await;
+            if answer.status().is_success() {
+                let (akid, region) = scope_of(parts);
+                let publish = config.metrics.unwrap_or(Publish::Live);
+                let mut store = shared.store.lock().unwrap();
+                let now = config.clock.now();
+                metrics::put(&mut store, &form_params(body), &account_of(shared, &akid), &region, now, &publish);
+            }
+            answer
         }
         ("monitoring", _) if config.cloudwatch_semantics => cloudwatch::call(shared, parts, operation, body).await,
         _ => forward(shared, parts, body.clone()).await,
     }
-}
-
-/// A Route53 ChangeInfo answered `PENDING` until its change is due INSYNC: a new change (`after`
-/// given) is due then; a GetChange answer is rewritten while its change is not yet due.
-async fn pending(shared: &Shared, answer: Answer, after: Option<Duration>) -> Answer {
-    let (head, body) = answer.into_parts();
-    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let id = text
-        .split("<Id>")
-        .nth(1)
-        .and_then(|r| r.split("</Id>").next())
-        .map(|i| i.trim_start_matches("/change/").to_string())
-        .unwrap_or_default();
-    let due = {
-        let mut changes = shared.changes.lock().unwrap();
-        if let Some(after) = after {
-            changes.insert(id.clone(), Instant::now() + after);
-        }
-        changes.get(&id).copied()
-    };
-    let text = match due {
-        Some(due) if Instant::now() < due => text.replace("<Status>INSYNC</Status>", "<Status>PENDING</Status>"),
-        _ => text,
-    };
-    let mut answer = Response::from_parts(head, Full::new(Bytes::from(text)));
-    answer.headers_mut().remove("content-length");
-    answer
 }
 
 /// The query protocol's form (or a URL's query), decoded.
@@ -687,6 +1021,16 @@ fn form_params(body: &[u8]) -> Vec<(String, String)> {
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Form encoding of one value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
         })
         .collect()
 }
@@ -731,22 +1075,9 @@ fn scope_of(parts: &Parts) -> (String, String) {
 /// The emulator's answer to a query-protocol call the kit makes itself, as `akid` in `region`
 /// (the emulator checks no signature); `None` when it fails.
 async fn upstream_query(shared: &Shared, akid: &str, service: &str, region: &str, form: &str) -> Option<String> {
-    let response = shared
-        .client
-        .post(format!("{}/", shared.upstream))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(
-            "authorization",
-            format!("AWS4-HMAC-SHA256 Credential={akid}/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=kit"),
-        )
-        .body(form.to_string())
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.text().await.ok()
+    let up =
+        clients::Upstream { http: shared.client.clone(), endpoint: shared.upstream.clone(), access_key: akid.into() };
+    up.query(service, region, form).await
 }
 
 /// The request as it came, to the emulator; its answer as it came back.
@@ -827,71 +1158,8 @@ fn error_answer(service: &str, operation: &str, id: u64, throttling: bool) -> An
     answer
 }
 
-// ---- Route53 change semantics ----------------------------------------------------------------
-
-/// A record set's identity: name, type, SetIdentifier.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct SetKey {
-    name: String,
-    rtype: String,
-    id: Option<String>,
-}
-
-/// The values AWS compares a DELETE against.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct SetValues {
-    weight: Option<String>,
-    ttl: Option<String>,
-    records: Vec<String>,
-    alias: Option<(String, String, String)>,
-    health_check: Option<String>,
-    region: Option<String>,
-    failover: Option<String>,
-}
-
 fn child_text<'a>(node: roxmltree::Node<'a, 'a>, name: &str) -> Option<String> {
     node.children().find(|c| c.tag_name().name() == name).and_then(|c| c.text()).map(|t| t.trim().to_string())
-}
-
-fn dns_name(name: &str) -> String {
-    let n = name.trim().replace("\\052", "*").to_ascii_lowercase();
-    if n.ends_with('.') { n } else { format!("{n}.") }
-}
-
-/// A `ResourceRecordSet` element: its key, its values.
-fn record_set(node: roxmltree::Node) -> (SetKey, SetValues) {
-    let key = SetKey {
-        name: dns_name(&child_text(node, "Name").unwrap_or_default()),
-        rtype: child_text(node, "Type").unwrap_or_default(),
-        id: child_text(node, "SetIdentifier"),
-    };
-    let mut records: Vec<String> = node
-        .descendants()
-        .filter(|n| n.tag_name().name() == "ResourceRecord")
-        .filter_map(|n| child_text(n, "Value"))
-        .collect();
-    records.sort();
-    let alias = node.children().find(|c| c.tag_name().name() == "AliasTarget").map(|a| {
-        (
-            child_text(a, "HostedZoneId").unwrap_or_default(),
-            dns_name(&child_text(a, "DNSName").unwrap_or_default()),
-            child_text(a, "EvaluateTargetHealth").unwrap_or_default().to_ascii_lowercase(),
-        )
-    });
-    let values = SetValues {
-        weight: child_text(node, "Weight"),
-        ttl: child_text(node, "TTL"),
-        records,
-        alias,
-        health_check: child_text(node, "HealthCheckId"),
-        region: child_text(node, "Region"),
-        failover: child_text(node, "Failover"),
-    };
-    (key, values)
-}
-
-fn invalid_change_batch(message: &str) -> Answer {
-    xml_error(400, "InvalidChangeBatch", &format!("[{message}]"))
 }
 
 /// A sender's error in the shape Route53 and the query protocol share.
@@ -904,288 +1172,4 @@ fn xml_error(status: u16, code: &str, message: &str) -> Answer {
     *answer.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     answer.headers_mut().insert("content-type", "text/xml".parse().unwrap());
     answer
-}
-
-fn describe(key: &SetKey) -> String {
-    match &key.id {
-        Some(id) => format!("[name='{}', type='{}', set-identifier='{id}']", key.name, key.rtype),
-        None => format!("[name='{}', type='{}']", key.name, key.rtype),
-    }
-}
-
-/// ChangeResourceRecordSets as AWS applies it: every change checked in order against the zone
-/// (a DELETE must match the live set's values, a CREATE must not find one), all or nothing; then
-/// handed to the emulator as the UPSERTs and DELETEs that give the same zone.
-async fn route53_change(shared: &Shared, parts: &Parts, body: &Bytes, check_alias: bool) -> Answer {
-    let path = parts.uri.path();
-    let zone = path.split("/hostedzone/").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_string();
-    let lock = shared.zones.lock().unwrap().entry(zone.clone()).or_default().clone();
-    let _one_at_a_time = lock.lock().await;
-
-    let text = String::from_utf8_lossy(body).into_owned();
-    let Ok(doc) = roxmltree::Document::parse(&text) else {
-        return forward(shared, parts, body.clone()).await;
-    };
-    // (action, key, values, the ResourceRecordSet element as sent)
-    let mut changes: Vec<(String, SetKey, SetValues, String)> = Vec::new();
-    for change in doc.descendants().filter(|n| n.tag_name().name() == "Change") {
-        let action = child_text(change, "Action").unwrap_or_default();
-        let Some(set) = change.children().find(|c| c.tag_name().name() == "ResourceRecordSet") else { continue };
-        let (key, values) = record_set(set);
-        changes.push((action, key, values, text[set.range()].to_string()));
-    }
-
-    // The zone as it is, for the names the batch touches: listed name by name for a few, the
-    // whole zone at once for many. A zone that cannot be read to check the batch is a server
-    // error, as AWS answers when it cannot serve — never the batch applied without its checks.
-    let mut names: Vec<(String, String)> =
-        changes.iter().map(|(_, k, _, _)| (k.name.clone(), k.rtype.clone())).collect();
-    names.sort();
-    names.dedup();
-    let mut zone_now: HashMap<SetKey, SetValues> = HashMap::new();
-    if names.len() <= 3 {
-        for (name, rtype) in &names {
-            match list_sets(shared, parts, &zone, Some((name, rtype))).await {
-                Some(sets) => zone_now.extend(sets),
-                None => return error_answer("route53", "ChangeResourceRecordSets", 0, false),
-            }
-        }
-    } else {
-        match list_sets(shared, parts, &zone, None).await {
-            Some(sets) => {
-                zone_now.extend(sets.into_iter().filter(|(k, _)| names.contains(&(k.name.clone(), k.rtype.clone()))))
-            }
-            None => return error_answer("route53", "ChangeResourceRecordSets", 0, false),
-        }
-    }
-
-    // Apply in order to a working copy; remember the XML each key ends with.
-    let mut work: HashMap<SetKey, Option<(SetValues, String)>> =
-        zone_now.iter().map(|(k, v)| (k.clone(), Some((v.clone(), String::new())))).collect();
-    let mut order: Vec<SetKey> = Vec::new();
-    for (action, key, values, xml) in &changes {
-        if !order.contains(key) {
-            order.push(key.clone());
-        }
-        let current = work.get(key).cloned().flatten();
-        match action.as_str() {
-            "DELETE" => match current {
-                None => {
-                    return invalid_change_batch(&format!(
-                        "Tried to delete resource record set {} but it was not found",
-                        describe(key)
-                    ));
-                }
-                Some((live, _)) if live != *values => {
-                    return invalid_change_batch(&format!(
-                        "Tried to delete resource record set {} but the values provided do not match the current values",
-                        describe(key)
-                    ));
-                }
-                Some(_) => {
-                    work.insert(key.clone(), None);
-                }
-            },
-            "CREATE" => {
-                if current.is_some() {
-                    return invalid_change_batch(&format!(
-                        "Tried to create resource record set {} but it already exists",
-                        describe(key)
-                    ));
-                }
-                work.insert(key.clone(), Some((values.clone(), xml.clone())));
-            }
-            _ => {
-                work.insert(key.clone(), Some((values.clone(), xml.clone())));
-            }
-        }
-    }
-
-    // Every alias written must have a target, checked as AWS checks it.
-    if check_alias {
-        for (action, key, values, _) in &changes {
-            let Some(alias) = &values.alias else { continue };
-            if action == "DELETE" {
-                continue;
-            }
-            if let Some(problem) = alias_problem(shared, parts, &zone, key, alias, &work).await {
-                return invalid_change_batch(&problem);
-            }
-        }
-    }
-
-    // The same end state, as the emulator applies it right.
-    let mut out = String::new();
-    for key in &order {
-        match work.get(key).cloned().flatten() {
-            Some((_, xml)) if !xml.is_empty() => {
-                out.push_str(&format!("<Change><Action>UPSERT</Action>{xml}</Change>"));
-            }
-            Some(_) => {}
-            None => {
-                let deleted = changes.iter().rev().find(|(a, k, _, _)| a == "DELETE" && k == key).map(|c| c.3.clone());
-                if let Some(xml) = deleted {
-                    out.push_str(&format!("<Change><Action>DELETE</Action>{xml}</Change>"));
-                }
-            }
-        }
-    }
-    let rewritten = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ChangeResourceRecordSetsRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeBatch><Changes>{out}</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"
-    );
-    forward(shared, parts, Bytes::from(rewritten)).await
-}
-
-/// Why AWS would refuse an alias of `key` to `alias` (zone id, DNS name, evaluate health): a load
-/// balancer that does not exist or lies in another canonical zone, a record of this zone that is
-/// not there. Other targets (CloudFront, S3, API Gateway, …) are let through.
-async fn alias_problem(
-    shared: &Shared,
-    parts: &Parts,
-    zone: &str,
-    key: &SetKey,
-    alias: &(String, String, String),
-    work: &HashMap<SetKey, Option<(SetValues, String)>>,
-) -> Option<String> {
-    let (target_zone, dns, _) = alias;
-    let shown = dns.clone();
-    let not_found = || {
-        format!(
-            "Tried to create an alias that targets {shown}, type {} in zone {target_zone}, but that target was not found",
-            key.rtype
-        )
-    };
-    let bare = dns.trim_start_matches("dualstack.").trim_end_matches('.').to_string();
-    if bare.ends_with(".elb.amazonaws.com") || bare.contains(".elb.") {
-        let region = bare.split('.').find(|l| {
-            let parts: Vec<&str> = l.split('-').collect();
-            parts.len() >= 3 && parts.last().is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
-        })?;
-        // An alias may name a load balancer of another account: looked for in the zone's
-        // account first, then in every account the kit has handed credentials for (and the
-        // default one), as AWS finds it wherever it is.
-        let (akid, _) = scope_of(parts);
-        let mut keys = vec![akid.clone()];
-        {
-            let assumed = shared.assumed.lock().unwrap();
-            let mut accounts: Vec<(String, String)> =
-                assumed.iter().map(|(key, role)| (role_account(role).to_string(), key.clone())).collect();
-            accounts.sort();
-            accounts.dedup_by(|a, b| a.0 == b.0);
-            keys.extend(accounts.into_iter().map(|(_, key)| key));
-            keys.push("test".into());
-        }
-        keys.dedup();
-        for akid in keys {
-            match lb_in_account(shared, &akid, region, &bare).await {
-                LbFound::Here(canonical) if !canonical.is_empty() && canonical != *target_zone => {
-                    return Some(format!(
-                        "Tried to create an alias that targets {shown}, type {} in zone {target_zone}, but the alias target name does not lie within the target zone",
-                        key.rtype
-                    ));
-                }
-                LbFound::Here(_) => return None,
-                // An emulator that cannot answer does not refuse the change on the kit's account.
-                LbFound::Unanswered => return None,
-                LbFound::NotHere => {}
-            }
-        }
-        return Some(not_found());
-    }
-    if target_zone == zone {
-        let there = work.iter().any(|(k, v)| v.is_some() && k.name == *dns);
-        if there {
-            return None;
-        }
-        let listed = list_sets(shared, parts, zone, Some((dns, &key.rtype))).await?;
-        return if listed.is_empty() { Some(not_found()) } else { None };
-    }
-    None
-}
-
-/// Whether a load balancer of DNS name `bare` is in the account `akid` acts in.
-enum LbFound {
-    /// Found, with its canonical hosted zone id.
-    Here(String),
-    NotHere,
-    Unanswered,
-}
-
-async fn lb_in_account(shared: &Shared, akid: &str, region: &str, bare: &str) -> LbFound {
-    let mut marker: Option<String> = None;
-    for _ in 0..100 {
-        let mut form = "Action=DescribeLoadBalancers&Version=2015-12-01&PageSize=400".to_string();
-        if let Some(m) = &marker {
-            form.push_str(&format!("&Marker={m}"));
-        }
-        let Some(text) = upstream_query(shared, akid, "elasticloadbalancing", region, &form).await else {
-            return LbFound::Unanswered;
-        };
-        let Ok(doc) = roxmltree::Document::parse(&text) else { return LbFound::Unanswered };
-        for lb in doc.descendants().filter(|n| n.tag_name().name() == "member" && child_text(*n, "DNSName").is_some()) {
-            let lb_dns = child_text(lb, "DNSName").unwrap_or_default().to_ascii_lowercase();
-            if lb_dns.trim_end_matches('.') == bare {
-                return LbFound::Here(child_text(lb, "CanonicalHostedZoneId").unwrap_or_default());
-            }
-        }
-        marker =
-            doc.descendants().find(|n| n.tag_name().name() == "NextMarker").and_then(|n| n.text()).map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
-    LbFound::NotHere
-}
-
-/// The record sets of `name`/`rtype` in `zone` (or of the whole zone), as the emulator lists them,
-/// page by page.
-async fn list_sets(
-    shared: &Shared,
-    parts: &Parts,
-    zone: &str,
-    only: Option<(&str, &str)>,
-) -> Option<Vec<(SetKey, SetValues)>> {
-    let mut found = Vec::new();
-    let mut start: Option<(String, String, Option<String>)> = only.map(|(n, t)| (n.to_string(), t.to_string(), None));
-    for _ in 0..1000 {
-        let mut url = format!("{}/2013-04-01/hostedzone/{zone}/rrset?maxitems=300", shared.upstream);
-        if let Some((name, rtype, id)) = &start {
-            url.push_str(&format!("&name={name}&type={rtype}"));
-            if let Some(id) = id {
-                url.push_str(&format!("&identifier={id}"));
-            }
-        }
-        let mut request = shared.client.get(url);
-        if let Some(auth) = parts.headers.get("authorization") {
-            request = request.header("authorization", auth);
-        }
-        let response = request.send().await.ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        let text = response.text().await.ok()?;
-        let doc = roxmltree::Document::parse(&text).ok()?;
-        let sets: Vec<(SetKey, SetValues)> =
-            doc.descendants().filter(|n| n.tag_name().name() == "ResourceRecordSet").map(record_set).collect();
-        let root = doc.root_element();
-        if let Some((name, rtype)) = only {
-            // Listed from the name on: the name's sets come first; one page holds them.
-            found.extend(sets.into_iter().filter(|(k, _)| k.name == dns_name(name) && k.rtype == rtype));
-            return Some(found);
-        }
-        found.extend(sets);
-        if child_text(root, "IsTruncated").as_deref() != Some("true") {
-            return Some(found);
-        }
-        let next = (
-            child_text(root, "NextRecordName")?,
-            child_text(root, "NextRecordType")?,
-            child_text(root, "NextRecordIdentifier"),
-        );
-        if start.as_ref() == Some(&next) {
-            return None;
-        }
-        start = Some(next);
-    }
-    None
 }

@@ -11,7 +11,10 @@
 //! - PutCompositeAlarm (moto answers 500) is handed to moto as a PutMetricAlarm, and the kit
 //!   remembers the alarm is composite (moto's DescribeAlarms lists it with the metric alarms; its
 //!   state changes only by SetAlarmState).
+//! - Metric alarms are remembered for the kit to evaluate (`proxy_alarms.rs`); the history is
+//!   stamped with the kit's clock.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -20,7 +23,10 @@ use http_body_util::Full;
 use hyper::Response;
 use hyper::http::request::Parts;
 
-use super::{Answer, Shared, form_params, forward, scope_of, upstream_query, xml_error, xml_escape};
+use super::alarms::Definition;
+use super::{
+    Answer, Shared, account_of, encode, form_params, forward, scope_of, upstream_query, xml_error, xml_escape,
+};
 
 #[derive(Clone, Debug)]
 struct Item {
@@ -72,26 +78,110 @@ async fn alarm(shared: &Shared, parts: &Parts, name: &str) -> Option<(String, St
     None
 }
 
-fn record(parts: &Parts, name: &str, alarm_type: &str, kind: &'static str, summary: String, data: String) {
-    let (akid, region) = scope_of(parts);
+/// One history item of alarm `name` in `akid`'s account and `region`, at `at` (the kit's time).
+#[allow(clippy::too_many_arguments)]
+fn record(
+    akid: &str,
+    region: &str,
+    at: SystemTime,
+    name: &str,
+    alarm_type: &str,
+    kind: &'static str,
+    summary: String,
+    data: String,
+) {
     history().lock().unwrap().push(Item {
-        account: akid,
-        region,
+        account: akid.to_string(),
+        region: region.to_string(),
         name: name.to_string(),
         alarm_type: alarm_type.to_string(),
-        at: SystemTime::now(),
+        at,
         kind,
         summary,
         data,
     });
 }
 
+/// The states of alarms, by (access key, region, name), as moto has them: one DescribeAlarms
+/// per hundred names of an account and region.
+pub(super) async fn states(
+    shared: &Shared,
+    wanted: &BTreeMap<(String, String), Vec<String>>,
+) -> HashMap<(String, String, String), String> {
+    let mut out = HashMap::new();
+    for ((akid, region), names) in wanted {
+        let mut names = names.clone();
+        names.sort();
+        names.dedup();
+        for chunk in names.chunks(100) {
+            let mut form = "Action=DescribeAlarms&Version=2010-08-01&MaxRecords=100".to_string();
+            for (i, n) in chunk.iter().enumerate() {
+                form.push_str(&format!("&AlarmNames.member.{}={}", i + 1, encode(n)));
+            }
+            let Some(text) = upstream_query(shared, akid, "monitoring", region, &form).await else { continue };
+            let Ok(doc) = roxmltree::Document::parse(&text) else { continue };
+            for m in doc.descendants().filter(|n| n.has_tag_name("member")) {
+                let child =
+                    |t: &str| m.children().find(|c| c.has_tag_name(t)).and_then(|c| c.text()).map(str::to_string);
+                if let (Some(name), Some(state)) = (child("AlarmName"), child("StateValue")) {
+                    out.insert((akid.clone(), region.clone(), name), state);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Alarm `name` goes from `old` to `new` as CloudWatch's evaluation decided: written to moto,
+/// and into the history at `at`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn set_state(
+    shared: &Shared,
+    akid: &str,
+    region: &str,
+    name: &str,
+    old: &str,
+    new: &str,
+    reason: &str,
+    reason_data: &str,
+    at: SystemTime,
+) {
+    let form = format!(
+        "Action=SetAlarmState&Version=2010-08-01&AlarmName={}&StateValue={new}&StateReason={}&StateReasonData={}",
+        encode(name),
+        encode(reason),
+        encode(reason_data)
+    );
+    if upstream_query(shared, akid, "monitoring", region, &form).await.is_none() {
+        return;
+    }
+    let data = serde_json::json!({
+        "version": "1.0",
+        "oldState": {"stateValue": old},
+        "newState": {"stateValue": new, "stateReason": reason, "stateReasonData": serde_json::from_str::<serde_json::Value>(reason_data).unwrap_or_default()},
+    })
+    .to_string();
+    record(akid, region, at, name, "MetricAlarm", "StateUpdate", format!("Alarm updated from {old} to {new}"), data);
+}
+
 /// A CloudWatch call, with AWS's alarm semantics where moto's differ.
 pub(super) async fn call(shared: &Shared, parts: &Parts, operation: &str, body: &Bytes) -> Answer {
     let params = form_params(body);
     let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let now = shared.config.lock().unwrap().clock.now();
+    let (akid, region) = scope_of(parts);
     match operation {
         "DescribeAlarmHistory" => describe_history(parts, &params),
+        "DeleteAlarms" => {
+            let answer = forward(shared, parts, body.clone()).await;
+            if answer.status().is_success() {
+                let mut alarms = shared.alarms.lock().unwrap();
+                for (_, name) in params.iter().filter(|(k, _)| k.starts_with("AlarmNames.member.")) {
+                    alarms.remove(&(akid.clone(), region.clone(), name.clone()));
+                }
+            }
+            answer
+        }
         "PutMetricAlarm" | "PutCompositeAlarm" => {
             let name = param("AlarmName").unwrap_or_default();
             let existed = alarm(shared, parts, &name).await.is_some();
@@ -106,11 +196,17 @@ pub(super) async fn call(shared: &Shared, parts: &Parts, operation: &str, body: 
             };
             let answer = forward(shared, parts, body).await;
             if answer.status().is_success() && operation == "PutCompositeAlarm" {
-                let (akid, region) = scope_of(parts);
-                composites().lock().unwrap().insert((akid, region, name.clone()));
+                composites().lock().unwrap().insert((akid.clone(), region.clone(), name.clone()));
+            }
+            if answer.status().is_success() && operation == "PutMetricAlarm" {
+                let key = (akid.clone(), region.clone(), name.clone());
+                let mut alarms = shared.alarms.lock().unwrap();
+                match Definition::parse(&params, &account_of(shared, &akid), &akid, &region) {
+                    Some(def) => alarms.insert(key, def),
+                    None => alarms.remove(&key),
+                };
             }
             if answer.status().is_success() && !existed {
-                let (akid, region) = scope_of(parts);
                 let form = format!(
                     "Action=SetAlarmState&Version=2010-08-01&AlarmName={}&StateValue=INSUFFICIENT_DATA&StateReason={}",
                     encode(&name),
@@ -118,7 +214,16 @@ pub(super) async fn call(shared: &Shared, parts: &Parts, operation: &str, body: 
                 );
                 let _ = upstream_query(shared, &akid, "monitoring", &region, &form).await;
                 let kind = if operation == "PutCompositeAlarm" { "CompositeAlarm" } else { "MetricAlarm" };
-                record(parts, &name, kind, "ConfigurationUpdate", format!("Alarm \"{name}\" created"), "{}".into());
+                record(
+                    &akid,
+                    &region,
+                    now,
+                    &name,
+                    kind,
+                    "ConfigurationUpdate",
+                    format!("Alarm \"{name}\" created"),
+                    "{}".into(),
+                );
             }
             answer
         }
@@ -137,7 +242,16 @@ pub(super) async fn call(shared: &Shared, parts: &Parts, operation: &str, body: 
                     "newState": {"stateValue": new, "stateReason": reason},
                 })
                 .to_string();
-                record(parts, &name, &kind, "StateUpdate", format!("Alarm updated from {old} to {new}"), data);
+                record(
+                    &akid,
+                    &region,
+                    now,
+                    &name,
+                    &kind,
+                    "StateUpdate",
+                    format!("Alarm updated from {old} to {new}"),
+                    data,
+                );
             }
             answer
         }
@@ -200,14 +314,4 @@ fn describe_history(parts: &Parts, params: &[(String, String)]) -> Answer {
     let mut answer = Response::new(Full::new(Bytes::from(xml)));
     answer.headers_mut().insert("content-type", "text/xml".parse().unwrap());
     answer
-}
-
-/// Form encoding of one value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

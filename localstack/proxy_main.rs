@@ -1,12 +1,13 @@
 //! `cargo run --example proxy -- --port 4566 --upstream http://127.0.0.1:14566`: the emulator
 //! kit's proxy in front of a running moto server (see `proxy.rs`). `up.sh` starts it with AWS's
-//! Route53 change semantics and no latency; the benchmarks start it with AWS-like latency.
+//! Route53 change semantics and no latency; the benchmarks start it with AWS-like latency. Its
+//! simulated clients are started over its control API (`POST /_kit/clients`; `seed traffic`).
 
 #[path = "proxy.rs"]
 mod proxy;
 
 use clap::Parser;
-use proxy::{Config, Latency, Proxy};
+use proxy::{Config, Latency, Proxy, Publish};
 
 /// The emulator kit's proxy: AWS-like latency, faults and Route53 semantics in front of moto.
 #[derive(Parser)]
@@ -44,6 +45,16 @@ struct Args {
     /// A Route53 change turns INSYNC this long after it was accepted (`2s`); at once when absent.
     #[arg(long, value_parser = Latency::parse)]
     route53_insync_after: Option<Latency>,
+    /// The kit serves CloudWatch metric data, the load balancers' minutes published `live` (as
+    /// counted) or a delay after each minute ends (`90s`, or `60s..75s` with jitter).
+    #[arg(long, value_parser = Publish::parse)]
+    metrics: Option<Publish>,
+    /// Evaluate metric alarms every minute from the kit's metric data (needs --metrics).
+    #[arg(long, requires = "metrics")]
+    evaluate_alarms: bool,
+    /// Evaluate Route53 health checks this often (`30s`); the simulated clients honour them.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    health_checks: Option<std::time::Duration>,
 }
 
 fn main() {
@@ -67,6 +78,9 @@ fn main() {
         drop: a.drops,
         route53_semantics: !a.raw_route53,
         route53_insync_after: a.route53_insync_after.map(|l| l.max),
+        metrics: a.metrics,
+        evaluate_alarms: a.evaluate_alarms,
+        health_checks: a.health_checks,
         ..Config::default()
     };
     let proxy = match Proxy::start_on(&format!("127.0.0.1:{}", a.port), &a.upstream, config, log) {

@@ -9,8 +9,11 @@
 
 #[path = "fixtures.rs"]
 mod fixtures;
+#[path = "proxy.rs"]
+mod proxy;
 
 use fixtures::Aws;
+use proxy::App;
 
 pub const ZONE: &str = "demo.cutover.test.";
 pub const RECORD: &str = "api.demo.cutover.test.";
@@ -37,14 +40,18 @@ async fn main() {
         return;
     }
 
-    // `seed traffic SECONDS`: the demo's clients. Every half second, for at most SECONDS, the
-    // requests they send are counted as the load balancers would count them (`RequestCount`):
-    // split by the live weights of the record and of the front listener.
+    // `seed traffic SECONDS`: the demo's clients, run by the kit's proxy for SECONDS (`seed
+    // traffic stop` stops them): through the record as resolvers follow it, and at the front ALB
+    // as its listener's weights send them; the load balancers count their requests.
     if let [cmd, secs] = args.as_slice()
         && cmd == "traffic"
     {
+        if secs == "stop" {
+            let _ = reqwest::Client::new().delete(format!("{endpoint}/_kit/clients")).send().await;
+            return;
+        }
         let secs: u64 = secs.parse().unwrap_or(120).min(3600);
-        clients(&aws, std::time::Duration::from_secs(secs)).await;
+        clients(&aws, &endpoint, std::time::Duration::from_secs(secs)).await;
         return;
     }
 
@@ -157,44 +164,41 @@ async fn main() {
     println!("  alarms demo-blue-5xx, demo-green-5xx in OK");
 }
 
-/// Requests of the demo's simulated clients, as the load balancers count them, until `run` has
-/// passed: 200 a tick through the record (to each side's ingress ALB by the record's weights) and
-/// 200 through the front ALB (to its target groups by the listener's weights).
-async fn clients(aws: &Aws, run: std::time::Duration) {
-    let lbs = aws
-        .elb
-        .describe_load_balancers()
-        .names("demo-blue-ingress")
-        .names("demo-green-ingress")
-        .names(FRONT)
-        .send()
-        .await
-        .expect("the demo is seeded (DescribeLoadBalancers)");
-    let arn = |name: &str| {
-        lbs.load_balancers()
-            .iter()
-            .find(|l| l.load_balancer_name() == Some(name))
-            .and_then(|l| l.load_balancer_arn())
-            .expect("a demo load balancer")
-            .to_string()
-    };
-    let (blue_ing, green_ing, front) = (arn("demo-blue-ingress"), arn("demo-green-ingress"), arn(FRONT));
-    let listener = aws.elb.describe_listeners().load_balancer_arn(&front).send().await.expect("DescribeListeners");
-    let listener = listener.listeners()[0].listener_arn().unwrap_or_default().to_string();
+/// The demo's clients for `run`: 100 requests a second through the record (its resolvers keep
+/// answers 1 s, not the alias's 60 s, so the demo's stages are verified in seconds) and 100 at the
+/// front ALB. The kit's proxy runs them (its control API); an emulator without the kit gets them
+/// from this process, their counts written with PutMetricData.
+async fn clients(aws: &Aws, endpoint: &str, run: std::time::Duration) {
     let zone = aws.zone(ZONE).await;
-    let share =
-        |b: f64, g: f64, n: f64| if b + g > 0.0 { (n * b / (b + g), n * g / (b + g)) } else { (n / 2.0, n / 2.0) };
+    // They read the live configuration every half second, as the old demo's clients did.
+    let every = std::time::Duration::from_millis(500);
+    let apps = vec![
+        App::dns("api", &zone, RECORD, 100.0).ttl(std::time::Duration::from_secs(1)).refresh(every),
+        App::load_balancer("front", FRONT, 100.0).refresh(every),
+    ];
+    let start = serde_json::json!({"apps": apps, "seconds": run.as_secs_f64()});
+    let kit = reqwest::Client::new().post(format!("{endpoint}/_kit/clients")).json(&start).send().await;
+    if kit.is_ok_and(|r| r.status().is_success()) {
+        println!("the kit's clients: {} requests a second for {}s", 200, run.as_secs());
+        return;
+    }
+    eprintln!("seed: {endpoint} is no kit proxy: the clients run here, their counts put with PutMetricData");
+    let up = proxy::clients::Upstream::new(endpoint);
+    let mut known = proxy::clients::Known::default();
+    let mut c = proxy::Clients::default();
+    for app in apps {
+        c.start(app, None);
+    }
     let until = std::time::Instant::now() + run;
     while std::time::Instant::now() < until {
-        let (rb, rg) = (aws.weight(&zone, RECORD, "blue").await, aws.weight(&zone, RECORD, "green").await);
-        let (b, g) = share(rb as f64, rg as f64, 200.0);
-        aws.requests(&blue_ing, None, b.round()).await;
-        aws.requests(&green_ing, None, g.round()).await;
-        let fw = aws.forward_weights(&listener, None).await;
-        let (tb, tg) = (&fw[0], &fw[1]);
-        let (b, g) = share(f64::from(tb.1), f64::from(tg.1), 200.0);
-        aws.requests(&front, Some(&tb.0), b.round()).await;
-        aws.requests(&front, Some(&tg.0), g.round()).await;
+        let now = std::time::SystemTime::now();
+        for plan in c.due(now, std::time::Duration::from_secs(1)) {
+            if let Some(view) = proxy::clients::view(&up, &mut known, &plan).await {
+                c.install(&plan.app, view);
+            }
+        }
+        c.advance(now, &|_| None);
+        proxy::clients::put_to_emulator(&up, &c.take(proxy::IAM_ACCOUNT), now).await;
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

@@ -3,8 +3,9 @@
 #
 # Default: moto server (installed into localstack/.venv on first use) on the port 10000 above,
 # behind the kit's proxy (localstack/proxy.rs, built with cargo) on the port itself: the proxy
-# gives Route53 changes AWS's semantics, which moto lacks. CUTOVER_PROXY_ARGS passes more options
-# to it (e.g. "--latency 30ms..50ms --log calls.jsonl"). With a running Docker engine and
+# gives Route53 changes AWS's semantics, which moto lacks, evaluates Route53 health checks every
+# 10 s, and runs the demo's simulated clients. CUTOVER_PROXY_ARGS passes more options to it (e.g.
+# "--latency 30ms..50ms --log calls.jsonl", "--metrics 60s..75s --evaluate-alarms"). With a running Docker engine and
 # LOCALSTACK_AUTH_TOKEN set, LocalStack via docker compose instead (ELBv2 and EKS need its Pro
 # image). Does nothing when something already answers on the port. `down.sh` stops it.
 set -euo pipefail
@@ -33,7 +34,7 @@ else
   echo $! > "$run/moto.pid"
   # shellcheck disable=SC2086
   nohup "$here/../target/debug/examples/proxy" --port "$port" --upstream "http://127.0.0.1:$moto_port" \
-    ${CUTOVER_PROXY_ARGS:-} >"$run/proxy.log" 2>&1 &
+    --health-checks 10s ${CUTOVER_PROXY_ARGS:-} >"$run/proxy.log" 2>&1 &
   echo $! > "$run/proxy.pid"
   echo moto > "$run/kind"
 fi
