@@ -193,6 +193,11 @@ pub fn request_of(call: &Call) -> Request {
         ("route53", "GetHealthCheckStatus" | "GetHealthCheck" | "DeleteHealthCheck") => {
             segment("/healthcheck/").map(|h| format!("arn:aws:route53:::healthcheck/{h}"))
         }
+        // Tags of a health check: its ARN (`/2013-04-01/tags/healthcheck/ID`).
+        ("route53", "ChangeTagsForResource" | "ListTagsForResource") => {
+            segment("/tags/healthcheck/").map(|h| format!("arn:aws:route53:::healthcheck/{h}"))
+        }
+        ("route53", "ListTagsForResources") => None,
         ("route53", "ListHostedZonesByName") => None,
         ("route53", _) => segment("/hostedzone/").map(|z| format!("arn:aws:route53:::hostedzone/{z}")),
         ("elasticloadbalancing", "ModifyListener") => param("ListenerArn"),
