@@ -56,6 +56,8 @@ pub mod iam;
 pub mod metrics;
 #[path = "proxy_route53.rs"]
 mod route53;
+#[path = "proxy_ssm.rs"]
+mod ssm;
 
 pub use clients::{App, Backend, Clients};
 pub use clock::Clock;
@@ -1009,6 +1011,8 @@ async fn apply(
             answer
         }
         ("monitoring", _) if config.cloudwatch_semantics => cloudwatch::call(shared, parts, operation, body).await,
+        // moto keeps Change Calendars but does not serve their state.
+        ("ssm", "GetCalendarState") => ssm::calendar_state(shared, parts, body, config.clock.now()).await,
         _ => forward(shared, parts, body.clone()).await,
     }
 }

@@ -213,6 +213,10 @@ pub fn request_of(call: &Call) -> Request {
         ("dynamodb", _) => {
             json.and_then(|j| j["TableName"].as_str()).map(|t| format!("arn:aws:dynamodb:{region}:{account}:table/{t}"))
         }
+        // A Change Calendar by name or ARN (the kit checks the first one named).
+        ("ssm", "GetCalendarState") => json.and_then(|j| j["CalendarNames"][0].as_str()).map(|c| {
+            if c.starts_with("arn:") { c.to_string() } else { format!("arn:aws:ssm:{region}:{account}:document/{c}") }
+        }),
         ("sns", "Publish") => param("TopicArn"),
         ("sts", "AssumeRole") => param("RoleArn"),
         ("eks", "DescribeCluster") => {
