@@ -404,20 +404,54 @@ impl fmt::Display for Verdict {
 }
 
 /// One gate's reading: its verdict and why.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// As JSON: `{"gate", "verdict", "detail"}`, `"no_data": true` for a wait for want of data,
+/// `"shadow": true` for a shadow gate's, and a gate's own evidence merged in (the judge's counts
+/// and interval; its `verdict` — `inconclusive`, `no_data` — is the JSON's).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Reading {
     pub gate: String,
     pub verdict: Verdict,
     pub detail: String,
     /// A wait because the gate saw no data at all (no datapoint, an alarm in INSUFFICIENT_DATA):
     /// AWS reports nothing for a candidate without requests, so traffic decides what it means.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub no_data: bool,
+    /// A shadow gate's (`shadow = true`): read, reported and audited, never acted on.
+    #[serde(default)]
+    pub shadow: bool,
+    /// The gate's own evidence, as JSON fields of the reading.
+    #[serde(default, skip)]
+    pub evidence: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Serialize for Reading {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let evidence = self.evidence.as_ref();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("gate", &self.gate)?;
+        match evidence.and_then(|e| e.get("verdict")) {
+            Some(v) => m.serialize_entry("verdict", v)?,
+            None => m.serialize_entry("verdict", &self.verdict)?,
+        }
+        m.serialize_entry("detail", &self.detail)?;
+        if self.no_data {
+            m.serialize_entry("no_data", &true)?;
+        }
+        if self.shadow || evidence.is_some() {
+            m.serialize_entry("shadow", &self.shadow)?;
+        }
+        for (k, v) in evidence.into_iter().flatten().filter(|(k, _)| !matches!(k.as_str(), "verdict" | "gate" | "detail")) {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
 }
 
 impl Reading {
     pub fn new(gate: &str, verdict: Verdict, detail: impl Into<String>) -> Reading {
-        Reading { gate: gate.to_string(), verdict, detail: detail.into(), no_data: false }
+        Reading { gate: gate.to_string(), verdict, detail: detail.into(), no_data: false, shadow: false, evidence: None }
     }
 
     /// A wait for want of data.
