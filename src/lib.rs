@@ -13,6 +13,7 @@ pub mod discover;
 pub mod error;
 pub mod exit;
 pub mod gates;
+pub mod judge_stats;
 pub mod lambda;
 pub mod model;
 pub mod notify;
