@@ -15,6 +15,7 @@ pub mod commands;
 pub mod discover;
 pub mod gates;
 pub mod iam;
+pub mod judge_stats;
 pub mod lambda;
 pub mod notify;
 pub mod observe;
