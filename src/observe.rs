@@ -482,6 +482,135 @@ impl RequestCounts {
     }
 }
 
+/// One side's traffic in one minute, as its load balancers publish it: requests, errors (5xx
+/// answers of the targets and connections to them that failed) and requests slower than an SLO.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SideMinute {
+    pub requests: f64,
+    pub errors: f64,
+    pub slow: f64,
+}
+
+impl RequestCounts {
+    /// `side`'s traffic in every minute of `minutes`, every route's series summed: a settled
+    /// minute without a datapoint counted nothing (AWS publishes only non-zero counts). `slo`:
+    /// requests slower count as slow, from `TargetResponseTime`'s `PR(:slo)` — the share at most
+    /// that slow. Keyed by the minute's start, seconds since the Unix epoch.
+    pub async fn side_minutes(
+        &self,
+        side: Side,
+        minutes: &Minutes,
+        slo: Option<Duration>,
+    ) -> Result<std::collections::BTreeMap<u64, SideMinute>> {
+        let series = self.series().await?;
+        let unique = distinct(series.iter().filter_map(|s| at_series(&s[side.index()])).flatten());
+        let mut out: std::collections::BTreeMap<u64, SideMinute> = Default::default();
+        let mut m = secs(minutes.start);
+        while m < secs(minutes.end) {
+            out.insert(m, SideMinute::default());
+            m += 60;
+        }
+        let pr = slo.map(|d| format!("PR(:{})", d.as_secs_f64()));
+        let mut metrics: Vec<(&str, String)> = vec![
+            ("RequestCount", "Sum".into()),
+            ("HTTPCode_Target_5XX_Count", "Sum".into()),
+            ("TargetConnectionErrorCount", "Sum".into()),
+        ];
+        if let Some(pr) = &pr {
+            metrics.push(("TargetResponseTime", pr.clone()));
+        }
+        for (account, (_, (cw, _))) in self.accounts.iter().enumerate() {
+            let mine: Vec<&Series> = unique.iter().copied().filter(|s| s.0 == account).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let values = per_minute(cw, &mine, &metrics, minutes).await?;
+            // Per series: each minute's requests, then what counts against them.
+            for per_series in values {
+                for (minute, v) in per_series {
+                    let Some(slot) = out.get_mut(&minute) else { continue };
+                    let requests = v[0].unwrap_or(0.0);
+                    slot.requests += requests;
+                    slot.errors += v[1].unwrap_or(0.0) + v[2].unwrap_or(0.0);
+                    if let Some(Some(at_most)) = v.get(3) {
+                        slot.slow += requests * (1.0 - (at_most / 100.0).clamp(0.0, 1.0));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Per series (all of one account), per minute of `minutes`, the value of each metric (with its
+/// statistic) where one was published.
+async fn per_minute(
+    cw: &Client,
+    series: &[&Series],
+    metrics: &[(&str, String)],
+    minutes: &Minutes,
+) -> Result<Vec<std::collections::BTreeMap<u64, Vec<Option<f64>>>>> {
+    let mut out: Vec<std::collections::BTreeMap<u64, Vec<Option<f64>>>> = vec![Default::default(); series.len()];
+    let ids: Vec<(usize, usize)> = (0..series.len()).flat_map(|s| (0..metrics.len()).map(move |m| (s, m))).collect();
+    for chunk in ids.chunks(MAX_QUERIES) {
+        let queries: Vec<MetricDataQuery> = chunk
+            .iter()
+            .map(|(s, m)| {
+                let dims = &series[*s].1;
+                let dimensions = dims.iter().map(|(k, v)| Dimension::builder().name(*k).value(v).build()).collect();
+                MetricDataQuery::builder()
+                    .id(format!("s{s}m{m}"))
+                    .metric_stat(
+                        MetricStat::builder()
+                            .metric(
+                                Metric::builder()
+                                    .namespace("AWS/ApplicationELB")
+                                    .metric_name(metrics[*m].0)
+                                    .set_dimensions(Some(dimensions))
+                                    .build(),
+                            )
+                            .period(PERIOD.as_secs() as i32)
+                            .stat(&metrics[*m].1)
+                            .build(),
+                    )
+                    .return_data(true)
+                    .build()
+            })
+            .collect();
+        let mut token: Option<String> = None;
+        for _ in 0..50 {
+            let answer = cw
+                .get_metric_data()
+                .set_metric_data_queries(Some(queries.clone()))
+                .start_time(DateTime::from(minutes.start))
+                .end_time(DateTime::from(minutes.end))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| crate::aws::error("GetMetricData (the judge's metrics)", e))?;
+            for r in answer.metric_data_results.unwrap_or_default() {
+                let Some((s, m)) = r.id.as_deref().and_then(|id| {
+                    let (s, m) = id.strip_prefix('s')?.split_once('m')?;
+                    Some((s.parse::<usize>().ok()?, m.parse::<usize>().ok()?))
+                }) else {
+                    continue;
+                };
+                let times = r.timestamps.unwrap_or_default();
+                for (t, v) in times.iter().zip(r.values.unwrap_or_default()) {
+                    let minute = u64::try_from(t.secs()).unwrap_or(0) / 60 * 60;
+                    let slot = out[s].entry(minute).or_insert_with(|| vec![None; metrics.len()]);
+                    slot[m] = Some(slot[m].unwrap_or(0.0) + v);
+                }
+            }
+            token = answer.next_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Each load balancer's listener rules, read once: by (account, load balancer ARN).
 type Rules = std::collections::BTreeMap<(usize, String), Vec<Rule>>;
 

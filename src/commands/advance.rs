@@ -46,6 +46,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         readings: Vec::new(),
         elapsed_ms: None,
         drain: None,
+        shadow: Vec::new(),
     };
     let mut opening = match opened {
         Opened::Run(o) => o,
@@ -116,6 +117,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     }
     let mut r = report(step.action, step.message, step.exit_code, step.routes, ledger.state());
     r.readings = step.readings;
+    r.shadow = step.shadow;
     settings.print(&r)?;
     Ok(r.exit_code)
 }

@@ -36,6 +36,7 @@ pub async fn run(settings: &Settings, pause: bool, dry_run: bool) -> Result<i32>
         readings: Vec::new(),
         elapsed_ms: None,
         drain: None,
+        shadow: Vec::new(),
     };
     let (from, to) = if pause { (Status::Progressing, Status::Paused) } else { (Status::Paused, Status::Progressing) };
     if state.status != from {

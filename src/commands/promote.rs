@@ -48,6 +48,7 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
         readings: Vec::new(),
         elapsed_ms: None,
         drain: None,
+        shadow: Vec::new(),
     };
     if !state.status.is_active() {
         let msg = format!("the rollout is {}: nothing to promote", state.status);

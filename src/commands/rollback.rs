@@ -106,6 +106,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         readings: Vec::new(),
         elapsed_ms: None,
         drain: None,
+        shadow: Vec::new(),
     };
     // Already there, and no rollout to stop: nothing is written, nothing enters the audit trail.
     let settled = sole_side_of(&before) == Some(stable)

@@ -79,6 +79,7 @@ async fn drive<S: Store>(
                 routes: views,
                 reason: None,
                 readings: Vec::new(),
+                shadow: Vec::new(),
             };
             let report = RolloutReport::new(&profile.name, end, started.elapsed().as_secs_f64());
             settings.print(&report)?;

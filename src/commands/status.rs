@@ -211,9 +211,40 @@ fn watch_frame(
     }
     for r in gates.unwrap_or_default() {
         text.push_str(&format!("  gate {} {}: {}\n", r.gate, crate::report::verdict_word(r.verdict, colour), r.detail));
+        if let Some(chart) = r.evidence.as_ref().and_then(|e| e.get("per_minute")).and_then(rate_chart) {
+            text.push_str(&chart);
+        }
     }
     text.push_str(&format!("(every {}; Ctrl-C to stop)\n", humantime::format_duration(every)));
     text
+}
+
+/// A judge's error rates per minute, both sides on one scale, one bar per minute (oldest first;
+/// `·` a minute the side served nothing): what the verdict weighs, at a glance.
+fn rate_chart(per_minute: &serde_json::Value) -> Option<String> {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let minutes = per_minute.as_array().filter(|m| !m.is_empty())?;
+    let rates = |side: &str| -> Vec<Option<f64>> {
+        minutes.iter().map(|m| m.get(side).and_then(|r| r.as_f64()).filter(|r| r.is_finite() && *r >= 0.0)).collect()
+    };
+    let (candidate, stable) = (rates("candidate"), rates("stable"));
+    let top = candidate.iter().chain(&stable).flatten().fold(0.0_f64, |a, b| a.max(*b));
+    let row = |rates: &[Option<f64>]| -> String {
+        rates
+            .iter()
+            .map(|r| match r {
+                None => '·',
+                Some(_) if top == 0.0 => BARS[0],
+                Some(r) => BARS[((r / top) * (BARS.len() - 1) as f64).round() as usize],
+            })
+            .collect()
+    };
+    Some(format!(
+        "    error rate per minute (top {:.3} %)\n    candidate {}\n    stable    {}\n",
+        top * 100.0,
+        row(&candidate),
+        row(&stable)
+    ))
 }
 
 /// Where the live split stands against the recorded rollout, in words.
@@ -240,5 +271,24 @@ fn position(s: &RolloutState, views: &[RouteView], rules: &Rules) -> String {
                 Explained::Drift => format!("DRIFT: {live}, but the rollout recorded stage {stage}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod chart_tests {
+    use super::rate_chart;
+
+    #[test]
+    fn a_judges_minutes_chart_on_one_scale_and_a_silent_minute_is_a_dot() {
+        let minutes = serde_json::json!([
+            {"minute": 60, "candidate": 0.02, "stable": 0.01},
+            {"minute": 120, "candidate": null, "stable": 0.0},
+            {"minute": 180, "candidate": 0.04, "stable": 0.01},
+        ]);
+        let chart = rate_chart(&minutes).unwrap();
+        assert!(chart.contains("top 4.000 %"), "{chart}");
+        assert!(chart.contains("candidate ▅·█"), "{chart}");
+        assert!(chart.contains("stable    ▃▁▃"), "{chart}");
+        assert_eq!(rate_chart(&serde_json::json!([])), None);
     }
 }

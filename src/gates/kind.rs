@@ -92,6 +92,8 @@ pub struct Env<'a> {
     pub routes: &'a [RouteLive],
     /// One HTTP client for every gate that calls a URL.
     pub http: &'a reqwest::Client,
+    /// How old a minute must be before its metrics are read as final (`[observe] settle`).
+    pub settle: std::time::Duration,
 }
 
 impl Env<'_> {

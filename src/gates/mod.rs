@@ -11,6 +11,7 @@ pub mod alarm;
 pub mod freeze;
 pub mod health_check;
 pub mod http;
+pub mod judge;
 pub mod kind;
 pub mod metric;
 pub mod target_health;
@@ -136,6 +137,7 @@ gate_kinds! {
     Http => http::Kind,
     Webhook => webhook::Kind,
     Freeze => freeze::Kind,
+    Judge => judge::Kind,
 }
 
 /// A health gate, as the profile gives it, checked.
@@ -149,6 +151,8 @@ pub struct Gate {
     /// The role the gate reads with. A target-health gate without one reads each route's target
     /// groups with that route's load balancers' role.
     pub role: Option<Role>,
+    /// `shadow = true`: read, reported and audited, never acted on.
+    pub shadow: bool,
 }
 
 impl Gate {
@@ -172,6 +176,10 @@ impl Gate {
             ));
         };
         let label = field(&mut table, "name")?;
+        let shadow = match table.remove("shadow") {
+            Some(v) => section::<bool>(v, &Key::new(at.at("shadow")), text)?,
+            None => false,
+        };
         let role = if GateSpec::calls_aws(&type_name) {
             let arn = field(&mut table, "role_arn")?;
             let external_id = field(&mut table, "external_id")?;
@@ -190,7 +198,7 @@ impl Gate {
             ));
         };
         let name = label.unwrap_or_else(|| format!("{}#{}", spec.type_name(), i + 1));
-        Ok(Gate { name, spec, min_requests, role })
+        Ok(Gate { name, spec, min_requests, role, shadow })
     }
 }
 
@@ -200,6 +208,8 @@ pub struct Gates {
     gates: Vec<AnyGate>,
     /// Per gate: when "no data" means "no errors" (`min_requests`).
     min_requests: Vec<Option<MinRequests>>,
+    /// Per gate: a shadow's readings are marked so, never acted on.
+    shadow: Vec<bool>,
     observe: Option<Observe>,
     /// Request counts of every route's sides; read only when `[observe]` or a silent gate with
     /// `min_requests` needs them.
@@ -228,16 +238,18 @@ impl Gates {
             .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
+        let settle = observe.map(|o| o.settle).unwrap_or(crate::observe::DEFAULT_SETTLE);
         let readers = gates
             .iter()
-            .map(|g| g.spec.reader(&Env { name: &g.name, role: g.role.as_ref(), aws, routes, http: &http }))
+            .map(|g| g.spec.reader(&Env { name: &g.name, role: g.role.as_ref(), aws, routes, http: &http, settle }))
             .collect();
         Gates {
             gates: readers,
             min_requests: gates.iter().map(|g| g.min_requests).collect(),
+            shadow: gates.iter().map(|g| g.shadow).collect(),
             observe,
             requests: RequestCounts::new(aws, routes),
-            settle: observe.map(|o| o.settle).unwrap_or(crate::observe::DEFAULT_SETTLE),
+            settle,
             dns_lag: dns_lag(routes, dns_ttl),
             override_freeze: None,
         }
@@ -369,10 +381,15 @@ impl crate::rollout::ports::Gates for Gates {
     async fn read(&self, ctx: &GateContext) -> Vec<Reading> {
         let gates = async {
             let readings = self.thaw(read_each(&self.gates, ctx).await, false);
-            futures::future::join_all(
+            let readings = futures::future::join_all(
                 readings.into_iter().zip(&self.min_requests).map(|(reading, min)| self.silence(reading, *min, ctx)),
             )
-            .await
+            .await;
+            readings
+                .into_iter()
+                .zip(&self.shadow)
+                .map(|(r, shadow)| Reading { shadow: *shadow, ..r })
+                .collect::<Vec<_>>()
         };
         let (mut readings, observed) = tokio::join!(gates, self.observation(ctx));
         readings.extend(observed);

@@ -185,6 +185,40 @@ green = "green"
     }
 
     #[test]
+    fn a_judge_takes_the_contracts_keys_and_refuses_what_cannot_be_judged() {
+        let judge = |body: &str| parse(&format!("{MIN}\n[[gate]]\ntype = \"judge\"\n{body}"));
+        let p = judge(
+            "errors = { ratio = 2, margin = 0.1 }\nlatency = { slo = \"300ms\", ratio = 1.5 }\nconfidence = 0.95\n\
+             warmup = \"3m\"\nshadow = true\n",
+        )
+        .unwrap();
+        let gate = &p.gates[0];
+        assert_eq!(gate.name, "judge#1");
+        assert!(gate.shadow);
+        let GateSpec::Judge(spec) = &gate.spec else { panic!("{:?}", gate.spec) };
+        assert_eq!((spec.settings.errors.ratio, spec.settings.errors.margin), (2.0, 0.1));
+        assert_eq!(spec.settings.latency.map(|l| l.ratio), Some(1.5));
+        assert_eq!(spec.slo, Some(std::time::Duration::from_millis(300)));
+        assert_eq!(spec.settings.confidence, 0.95);
+        assert_eq!(spec.settings.warmup, std::time::Duration::from_secs(180));
+        let GateSpec::Judge(defaults) = &judge("").unwrap().gates[0].spec else { panic!() };
+        assert_eq!(defaults.settings, crate::judge_stats::Settings::default());
+        for (body, key) in [
+            ("errors = { ratio = 0.5 }", "gate[0].errors.ratio"),
+            ("errors = { margin = -1 }", "gate[0].errors.margin"),
+            ("latency = { slo = \"0s\" }", "gate[0].latency.slo"),
+            ("latency = { ratio = 2 }", "gate[0].latency"),
+            ("confidence = 1.0", "gate[0].confidence"),
+            ("confidence = 0.3", "gate[0].confidence"),
+            ("warmup = \"2h\"", "gate[0].warmup"),
+            ("errors = { ratio = 2, limit = 1 }", "gate[0].errors"),
+        ] {
+            let err = judge(body).unwrap_err();
+            assert!(err.contains(key), "{body}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_file_and_path() {
         let err = parse(&format!("{MIN}\n[rollout]\nstagez = [1]\n")).unwrap_err();
         assert!(err.contains("profiles/t.toml"), "{err}");

@@ -338,6 +338,12 @@ impl fmt::Display for RolloutReport {
         for r in &e.routes {
             writeln!(f, "  {:<8}{:<44} {}", r.kind.to_string(), r.name, r.weights)?;
         }
+        if !e.shadow.is_empty() {
+            writeln!(f, "  shadow gates (read, never acted on):")?;
+            for s in &e.shadow {
+                writeln!(f, "    {} {} at stage {}: {}", s.gate, s.would, s.stage, s.reading)?;
+            }
+        }
         Ok(())
     }
 }
@@ -364,6 +370,9 @@ pub struct StepReport {
     /// After a rollback: how long clients may still reach the other side.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain: Option<Drain>,
+    /// What the shadow gates would have done (`advance`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<crate::rollout::decide::Shadow>,
 }
 
 /// After a rollback: how long clients may still send traffic to the side it left, and — with
@@ -411,6 +420,9 @@ impl fmt::Display for StepReport {
         }
         if let Some(r) = &self.rollout {
             write!(f, "{r}")?;
+        }
+        for s in &self.shadow {
+            writeln!(f, "  shadow {} {} at stage {} (nothing done): {}", s.gate, s.would, s.stage, s.reading)?;
         }
         Ok(())
     }

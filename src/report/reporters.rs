@@ -132,6 +132,9 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
             format!("FROZEN {where_}, held at its weight: {reason}")
         }
         Event::FreezeOverridden { reason, by, .. } => format!("change freeze overridden by {by}: {reason}"),
+        Event::Shadow { note } => {
+            format!("shadow {} {} at stage {} (nothing done): {}", note.gate, note.would, note.stage, note.reading)
+        }
         Event::Halted { .. }
         | Event::Completed { .. }
         | Event::Rollback { .. }

@@ -442,7 +442,9 @@ impl Serialize for Reading {
         if self.shadow || evidence.is_some() {
             m.serialize_entry("shadow", &self.shadow)?;
         }
-        for (k, v) in evidence.into_iter().flatten().filter(|(k, _)| !matches!(k.as_str(), "verdict" | "gate" | "detail")) {
+        for (k, v) in
+            evidence.into_iter().flatten().filter(|(k, _)| !matches!(k.as_str(), "verdict" | "gate" | "detail"))
+        {
             m.serialize_entry(k, v)?;
         }
         m.end()
@@ -451,7 +453,14 @@ impl Serialize for Reading {
 
 impl Reading {
     pub fn new(gate: &str, verdict: Verdict, detail: impl Into<String>) -> Reading {
-        Reading { gate: gate.to_string(), verdict, detail: detail.into(), no_data: false, shadow: false, evidence: None }
+        Reading {
+            gate: gate.to_string(),
+            verdict,
+            detail: detail.into(),
+            no_data: false,
+            shadow: false,
+            evidence: None,
+        }
     }
 
     /// A wait for want of data.
@@ -472,9 +481,10 @@ impl Reading {
 
 /// What keeps traffic from moving: every reading that is not a pass, said in one line, and
 /// whether they only wait (none failed). `None` when every gate passed. A pending reading blocks
-/// a one-off shift: what it needs is not known yet.
+/// a one-off shift: what it needs is not known yet. Shadow gates' readings never block.
 pub fn blocking(readings: &[Reading]) -> Option<(String, bool)> {
-    let why: Vec<String> = readings
+    let real: Vec<&Reading> = readings.iter().filter(|r| !r.shadow).collect();
+    let why: Vec<String> = real
         .iter()
         .filter(|r| r.verdict != Verdict::Pass)
         .map(|r| format!("{} {}: {}", r.gate, r.verdict.to_string().to_uppercase(), r.detail))
@@ -482,7 +492,7 @@ pub fn blocking(readings: &[Reading]) -> Option<(String, bool)> {
     if why.is_empty() {
         return None;
     }
-    Some((why.join("; "), readings.iter().all(|r| r.verdict != Verdict::Fail)))
+    Some((why.join("; "), real.iter().all(|r| r.verdict != Verdict::Fail)))
 }
 
 /// Two splitter kinds for the core's own tests, shaped like Route53's (weights 0–255) and an ALB's

@@ -86,6 +86,9 @@ pub struct Progress {
     /// Since when a calendar has held a baked stage (a change freeze).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen_since_ms: Option<u64>,
+    /// Consecutive fail readings per shadow gate (never acted on).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shadow_fails: BTreeMap<String, u32>,
     /// Consecutive fail readings per gate.
     #[serde(default)]
     pub fails: BTreeMap<String, u32>,
@@ -151,7 +154,12 @@ pub enum Decision {
 /// - A frozen reading (a calendar forbids moving toward the candidate) lets the stage bake on and
 ///   keeps it from moving on: a stage that would shift holds at its weight instead.
 /// - No readings at all (a profile without gates) count as all pass.
+///
+/// Shadow gates' readings (`shadow = true`) are not among them: they never change what is decided
+/// — see [`shadow`] for what they would have done.
 pub fn decide(rules: &Rules, progress: &mut Progress, readings: &[Reading], now_ms: u64) -> Decision {
+    let real: Vec<Reading> = readings.iter().filter(|r| !r.shadow).cloned().collect();
+    let readings = real.as_slice();
     let decision = judge(rules, progress, readings, now_ms);
     let frozen: Vec<&Reading> = readings.iter().filter(|r| r.verdict == Verdict::Frozen).collect();
     match decision {
@@ -166,6 +174,51 @@ pub fn decide(rules: &Rules, progress: &mut Progress, readings: &[Reading], now_
             other
         }
     }
+}
+
+/// What a shadow gate would have done, had it not been a shadow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shadow {
+    pub gate: String,
+    /// The stage it was read at.
+    pub stage: usize,
+    /// `would have rolled back`, `would have paused`, `would have held stage 2`.
+    pub would: String,
+    /// Its reading: `FAIL: …`.
+    pub reading: String,
+}
+
+/// What the shadow gates among `readings` would have done with `decision` (the real gates'):
+/// roll back or pause where one failed `failure_threshold` times in a row, hold a shift one did
+/// not pass. Updates their failure streaks in `progress`; changes nothing else.
+pub fn shadow(rules: &Rules, progress: &mut Progress, readings: &[Reading], decision: &Decision) -> Vec<Shadow> {
+    let threshold = rules.failure_threshold.max(1);
+    let stage = progress.stage;
+    let mut notes = Vec::new();
+    for r in readings.iter().filter(|r| r.shadow) {
+        let n = progress.shadow_fails.entry(r.gate.clone()).or_default();
+        *n = if r.verdict == Verdict::Fail { *n + 1 } else { 0 };
+        let said = format!("{}: {}", r.verdict.to_string().to_uppercase(), r.detail);
+        if *n == threshold {
+            let would = match rules.on_failure {
+                OnFailure::Rollback => "would have rolled back",
+                OnFailure::Pause => "would have paused",
+            };
+            notes.push(Shadow { gate: r.gate.clone(), stage, would: would.into(), reading: said });
+        } else if r.verdict != Verdict::Pass
+            && r.verdict != Verdict::Fail
+            && let Decision::Shift { stage: next } = decision
+        {
+            notes.push(Shadow {
+                gate: r.gate.clone(),
+                stage,
+                would: format!("would have held the shift to stage {next}"),
+                reading: said,
+            });
+        }
+    }
+    progress.shadow_fails.retain(|_, n| *n > 0);
+    notes
 }
 
 /// [`decide`] without the calendars: frozen readings count as passes.
@@ -386,6 +439,43 @@ mod tests {
         // Before the first shift a freeze keeps the rollout from starting.
         let mut p = Progress::at(0, 0);
         assert!(matches!(decide(&rules, &mut p, &freeze(Verdict::Pass), 0), Decision::Frozen { .. }));
+    }
+
+    #[test]
+    fn a_shadow_gate_never_changes_what_is_decided_and_says_what_it_would_have_done() {
+        let rules = rules(2, OnFailure::Rollback);
+        let shadow_fail = Reading { shadow: true, ..Reading::new("judge#1", Verdict::Fail, "candidate 5× worse") };
+        let shadow_wait = Reading { shadow: true, ..Reading::new("judge#1", Verdict::Wait, "inconclusive") };
+        let with = |s: &Reading, v: Verdict| vec![s.clone(), r(v)[0].clone()];
+        // The same decisions as without the shadow gate, at every reading.
+        let (mut p, mut q) = (Progress::at(1, 0), Progress::at(1, 0));
+        let mut notes = Vec::new();
+        for t in [10, 20, 30, 60, 70] {
+            let d = decide(&rules, &mut p, &with(&shadow_fail, Verdict::Pass), t * S);
+            assert_eq!(d, decide(&rules, &mut q, &r(Verdict::Pass), t * S));
+            notes.extend(shadow(&rules, &mut p, &with(&shadow_fail, Verdict::Pass), &d));
+        }
+        // It would have rolled back once its failures reached the threshold, and said so once.
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!((notes[0].would.as_str(), notes[0].stage), ("would have rolled back", 1));
+        assert!(notes[0].reading.starts_with("FAIL: candidate 5× worse"), "{notes:?}");
+        // A run of only shadow gates bakes and moves on.
+        let mut p = Progress::at(1, 0);
+        let d = decide(&rules, &mut p, std::slice::from_ref(&shadow_wait), 60 * S);
+        assert_eq!(d, Decision::Shift { stage: 2 });
+        let notes = shadow(&rules, &mut p, std::slice::from_ref(&shadow_wait), &d);
+        assert_eq!(notes[0].would, "would have held the shift to stage 2");
+        // A shadow failure never masks a real one.
+        let mut p = Progress::at(1, 0);
+        decide(
+            &rules,
+            &mut p,
+            &with(&Reading { verdict: Verdict::Pass, ..shadow_fail.clone() }, Verdict::Fail),
+            10 * S,
+        );
+        let d =
+            decide(&rules, &mut p, &with(&Reading { verdict: Verdict::Pass, ..shadow_fail }, Verdict::Fail), 20 * S);
+        assert!(matches!(d, Decision::Fail { gate, .. } if gate == "g"));
     }
 
     #[test]

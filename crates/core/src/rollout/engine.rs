@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::model::{Percent, Reading, RouteView, Side};
-use crate::rollout::decide::{Decision, OnFailure, Progress, Rules, decide};
+use crate::rollout::decide::{Decision, OnFailure, Progress, Rules, Shadow, decide, shadow};
 use crate::rollout::events::{Event, Halt, Sink};
 use crate::rollout::ledger::{Claim, ClaimKind, Ending, Ledger, LedgerError, Loss, Start, backoff};
 use crate::rollout::open::{Entry, Opening, Pending};
@@ -85,6 +85,8 @@ pub struct Driver<'a, T: Traffic, G: Gates, S: Store> {
     /// A `rollout` run, reading the gates every poll (not `advance`, one reading a call).
     continuous: bool,
     pub(crate) readings: Vec<Reading>,
+    /// What the shadow gates would have done, this run.
+    pub(crate) shadows: Vec<Shadow>,
 }
 
 impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
@@ -106,6 +108,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             routes: None,
             continuous: false,
             readings: Vec::new(),
+            shadows: Vec::new(),
         }
     }
 
@@ -184,6 +187,10 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             readings: readings.clone(),
             fails: self.progress.fails.clone(),
         });
+        for note in shadow(&self.rules, &mut self.progress, &readings, &decision) {
+            self.sink.event(&Event::Shadow { note: note.clone() });
+            self.shadows.push(note);
+        }
         self.readings = readings;
         decision
     }
@@ -522,6 +529,7 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             routes: self.views.clone(),
             reason,
             readings: self.readings.clone(),
+            shadow: self.shadows.clone(),
         }
     }
 

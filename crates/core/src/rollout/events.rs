@@ -117,6 +117,11 @@ pub enum Event {
         routes: Vec<RouteView>,
     },
     /// `pause` / `resume`.
+    /// A shadow gate would have acted (rolled back, paused, held a shift): nothing was done.
+    Shadow {
+        #[serde(flatten)]
+        note: crate::rollout::decide::Shadow,
+    },
     /// A calendar holds a baked stage (a change freeze): said once when the hold begins.
     Frozen {
         stage: usize,
@@ -221,6 +226,14 @@ impl Event {
                 None,
             ),
             Event::Frozen { stage, reason } => t("frozen", "frozen", &[], &[], Some(reason.clone()), Some(*stage)),
+            Event::Shadow { note } => t(
+                "shadow",
+                "shadow",
+                &[],
+                &[],
+                Some(format!("{} {} at stage {}: {}", note.gate, note.would, note.stage, note.reading)),
+                Some(note.stage),
+            ),
             Event::FreezeOverridden { reason, by, routes } => t(
                 "freeze-overridden",
                 "freeze-overridden",

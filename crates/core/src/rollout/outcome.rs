@@ -109,4 +109,7 @@ pub struct End {
     pub reason: Option<String>,
     /// The last gate readings.
     pub readings: Vec<Reading>,
+    /// What the shadow gates would have done during the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<crate::rollout::decide::Shadow>,
 }

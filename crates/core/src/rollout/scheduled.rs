@@ -35,6 +35,8 @@ pub struct Step {
     pub stage: usize,
     pub routes: Vec<RouteView>,
     pub readings: Vec<Reading>,
+    /// What the shadow gates would have done this call.
+    pub shadow: Vec<crate::rollout::decide::Shadow>,
 }
 
 impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
@@ -55,6 +57,7 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
             stage: self.progress.stage,
             routes: self.views.clone(),
             readings: self.readings.clone(),
+            shadow: self.shadows.clone(),
         }
     }
 
@@ -75,7 +78,15 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
                 (Action::NothingToDo, end.reason.clone().unwrap_or_default())
             }
         };
-        Step { action, message, exit_code: end.exit_code, stage: end.stage, routes: end.routes, readings: end.readings }
+        Step {
+            action,
+            message,
+            exit_code: end.exit_code,
+            stage: end.stage,
+            routes: end.routes,
+            readings: end.readings,
+            shadow: end.shadow,
+        }
     }
 
     /// One scheduled step.

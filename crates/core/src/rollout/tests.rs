@@ -296,6 +296,7 @@ impl World {
                     stage: 0,
                     routes: vec![],
                     readings: vec![],
+                    shadow: vec![],
                 });
             }
         };
