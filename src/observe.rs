@@ -45,9 +45,15 @@ pub struct Observe {
     pub settle: Duration,
 }
 
-/// How long after a minute ends its load balancer datapoints are read as final, by default:
-/// AWS documents no delay; ALB metrics are commonly 1–3 minutes late, the newest provisional.
-pub const DEFAULT_SETTLE: Duration = Duration::from_secs(120);
+/// How old a minute must be before it is judged, by default: a load balancer reports every 60
+/// seconds, and a minute's datapoint is commonly published 1–3 minutes after it ends (AWS
+/// documents no bound). A minute is judged once it is this old *and* published — see
+/// [`published_until`] — so a longer delay makes a reading pending, never a zero.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
+
+/// How long past `settle` a minute a load balancer published nothing for is awaited before it is
+/// read as a minute without requests (ALBs publish no zero datapoints).
+pub const ABSENT_AFTER: Duration = Duration::from_secs(300);
 
 /// The observation's label among gate readings.
 pub const OBSERVE: &str = "observe";
@@ -129,6 +135,56 @@ pub fn settled(now: SystemTime, settle: Duration, window: Duration, from: Option
         return Settled::Pending { first: at(start), at: at(start + 60 + settle.as_secs()) };
     }
     Settled::Minutes(Minutes { start: at(start), end: at(newest_end) })
+}
+
+/// The end (seconds since the epoch, exclusive) of the newest minute in `[start, newest_end)` that
+/// can be judged at `now`: every minute up to it is published on every series — the series has a
+/// datapoint for it or a later minute (`newest`: each series' newest minute with one), or another
+/// series has already published the minute after it (load balancers publish a minute or so apart)
+/// — or is `settle` + [`ABSENT_AFTER`] old, when a missing datapoint means no request. `start`
+/// when none is: the reading is pending.
+pub fn published_until(start: u64, newest_end: u64, now: u64, settle: Duration, newest: &[Option<u64>]) -> u64 {
+    let witness = newest.iter().flatten().max().copied();
+    let mut end = start;
+    while end + 60 <= newest_end {
+        let m = end;
+        let absent = m + 60 + settle.as_secs() + ABSENT_AFTER.as_secs() <= now;
+        let published = newest.iter().all(|f| f.is_some_and(|f| f >= m) || witness.is_some_and(|w| w >= m + 60));
+        if !(absent || published) {
+            break;
+        }
+        end += 60;
+    }
+    end
+}
+
+/// What `[observe]` can count at an instant: the newest `window` of published minutes, or none yet.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Published {
+    Counted {
+        minutes: Minutes,
+        counted: Vec<Counted>,
+    },
+    /// Minute `first` is not published yet; without a datapoint it is read as one without
+    /// requests from `absent_at`.
+    Pending {
+        first: SystemTime,
+        absent_at: SystemTime,
+    },
+}
+
+impl Published {
+    /// `pending: minute 14:03 not yet published (read as no requests from 14:10:00 UTC if none comes)`.
+    pub fn pending_detail(first: SystemTime, absent_at: SystemTime) -> String {
+        let s = secs(absent_at) % 86_400;
+        format!(
+            "pending: minute {} not yet published (without a datapoint by {:02}:{:02}:{:02} UTC it counts no request)",
+            hhmm(first),
+            s / 3600,
+            s % 3600 / 60,
+            s % 60
+        )
+    }
 }
 
 /// One metric series: the account it is read in (see [`RequestCounts`]) and the dimensions of a
@@ -431,20 +487,77 @@ impl RequestCounts {
         ))
     }
 
-    /// Every route's requests per side over `minutes`.
-    pub async fn read(&self, minutes: &Minutes) -> Result<Vec<Counted>> {
+    /// Every route's requests per side over the newest `window` of minutes that are `settle` old
+    /// and published (see [`published_until`]), none that began before `from` (rounded up to a
+    /// whole minute) — in one GetMetricData call per account.
+    pub async fn published(
+        &self,
+        now: SystemTime,
+        settle: Duration,
+        window: Duration,
+        from: Option<SystemTime>,
+    ) -> Result<Published> {
+        let window = window.as_secs().max(60).div_ceil(60) * 60;
+        // Far enough back for the window, the settle and a minute awaited as absent.
+        let lookback = window + settle.as_secs().div_ceil(60) * 60 + ABSENT_AFTER.as_secs() + 120;
+        let range = match settled(now, settle, Duration::from_secs(lookback), from) {
+            Settled::Minutes(m) => m,
+            Settled::Pending { first, .. } => {
+                let absent_at = at(secs(first) + 60 + settle.as_secs() + ABSENT_AFTER.as_secs());
+                return Ok(Published::Pending { first, absent_at });
+            }
+        };
         let series = self.series().await?;
         let unique = distinct(series.iter().flatten().filter_map(at_series).flatten());
-        let sums = self.sums(&unique, minutes).await?;
+        let per_series = self.per_series(&unique, &[("RequestCount", "Sum".into())], &range).await?;
+        let newest: Vec<Option<u64>> = per_series.iter().map(|m| m.keys().next_back().copied()).collect();
+        let start = secs(range.start);
+        let end = published_until(start, secs(range.end), secs(now), settle, &newest);
+        if end == start {
+            let absent_at = at(start + 60 + settle.as_secs() + ABSENT_AFTER.as_secs());
+            return Ok(Published::Pending { first: range.start, absent_at });
+        }
+        let minutes = Minutes { start: at(end.saturating_sub(window).max(start)), end: at(end) };
+        let sums: Vec<f64> =
+            per_series.iter().map(|m| m.range(secs(minutes.start)..end).filter_map(|(_, v)| v[0]).sum()).collect();
         let sum_of = |c: &Counting| {
             at_series(c).map(|all| all.iter().map(|s| sums[unique.iter().position(|u| *u == s).unwrap_or(0)]).sum())
         };
-        Ok(self
+        let counted = self
             .routes
             .iter()
             .zip(series)
             .map(|((name, _), [b, g])| Counted { name: name.clone(), blue: sum_of(b), green: sum_of(g) })
-            .collect())
+            .collect();
+        Ok(Published::Counted { minutes, counted })
+    }
+
+    /// Per series of `series` (in that order), per minute of `minutes`, each metric's value where
+    /// one was published: each account's series read with its client, the accounts at once.
+    async fn per_series(
+        &self,
+        series: &[&Series],
+        metrics: &[(&str, String)],
+        minutes: &Minutes,
+    ) -> Result<Vec<std::collections::BTreeMap<u64, Vec<Option<f64>>>>> {
+        let per_account = futures::future::try_join_all(self.accounts.iter().enumerate().map(|(a, (_, (cw, _)))| {
+            let mine: Vec<&Series> = series.iter().copied().filter(|s| s.0 == a).collect();
+            async move {
+                if mine.is_empty() {
+                    return Ok((a, Vec::new()));
+                }
+                Ok::<_, Error>((a, per_minute(cw, &mine, metrics, minutes).await?))
+            }
+        }))
+        .await?;
+        let mut out = vec![std::collections::BTreeMap::new(); series.len()];
+        for (a, values) in per_account {
+            let positions = series.iter().enumerate().filter(|(_, s)| s.0 == a).map(|(i, _)| i);
+            for (i, v) in positions.zip(values) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
     }
 
     /// The requests `side` received over `minutes`, every distinct series counted once; `None`
@@ -458,27 +571,10 @@ impl RequestCounts {
         Ok(Some(self.sums(&unique, minutes).await?.iter().sum()))
     }
 
-    /// The Sum of each series over the minutes: each account's series read with its client, the
-    /// accounts at once.
+    /// The Sum of each series over the minutes.
     async fn sums(&self, series: &[&Series], minutes: &Minutes) -> Result<Vec<f64>> {
-        let per_account = futures::future::try_join_all(self.accounts.iter().enumerate().map(|(a, (_, (cw, _)))| {
-            let mine: Vec<&Series> = series.iter().copied().filter(|s| s.0 == a).collect();
-            async move {
-                if mine.is_empty() {
-                    return Ok((a, Vec::new()));
-                }
-                Ok::<_, Error>((a, sums_in(cw, &mine, minutes).await?))
-            }
-        }))
-        .await?;
-        let mut sums = vec![0.0; series.len()];
-        for (a, account_sums) in per_account {
-            let positions = series.iter().enumerate().filter(|(_, s)| s.0 == a).map(|(i, _)| i);
-            for (i, sum) in positions.zip(account_sums) {
-                sums[i] = sum;
-            }
-        }
-        Ok(sums)
+        let values = self.per_series(series, &[("RequestCount", "Sum".into())], minutes).await?;
+        Ok(values.iter().map(|m| m.values().filter_map(|v| v[0]).sum()).collect())
     }
 }
 
@@ -492,16 +588,17 @@ pub struct SideMinute {
 }
 
 impl RequestCounts {
-    /// `side`'s traffic in every minute of `minutes`, every route's series summed: a settled
-    /// minute without a datapoint counted nothing (AWS publishes only non-zero counts). `slo`:
-    /// requests slower count as slow, from `TargetResponseTime`'s `PR(:slo)` — the share at most
-    /// that slow. Keyed by the minute's start, seconds since the Unix epoch.
+    /// `side`'s traffic in every minute of `minutes`, every route's series summed: a minute
+    /// without a datapoint counted nothing (AWS publishes only non-zero counts) — once published:
+    /// the second value is each series' newest minute with requests, for [`published_until`].
+    /// `slo`: requests slower count as slow, from `TargetResponseTime`'s `PR(:slo)` — the share
+    /// at most that slow. Keyed by the minute's start, seconds since the Unix epoch.
     pub async fn side_minutes(
         &self,
         side: Side,
         minutes: &Minutes,
         slo: Option<Duration>,
-    ) -> Result<std::collections::BTreeMap<u64, SideMinute>> {
+    ) -> Result<(std::collections::BTreeMap<u64, SideMinute>, Vec<Option<u64>>)> {
         let series = self.series().await?;
         let unique = distinct(series.iter().filter_map(|s| at_series(&s[side.index()])).flatten());
         let mut out: std::collections::BTreeMap<u64, SideMinute> = Default::default();
@@ -510,35 +607,29 @@ impl RequestCounts {
             out.insert(m, SideMinute::default());
             m += 60;
         }
-        let pr = slo.map(|d| format!("PR(:{})", d.as_secs_f64()));
         let mut metrics: Vec<(&str, String)> = vec![
             ("RequestCount", "Sum".into()),
             ("HTTPCode_Target_5XX_Count", "Sum".into()),
             ("TargetConnectionErrorCount", "Sum".into()),
         ];
-        if let Some(pr) = &pr {
-            metrics.push(("TargetResponseTime", pr.clone()));
+        if let Some(slo) = slo {
+            metrics.push(("TargetResponseTime", format!("PR(:{})", slo.as_secs_f64())));
         }
-        for (account, (_, (cw, _))) in self.accounts.iter().enumerate() {
-            let mine: Vec<&Series> = unique.iter().copied().filter(|s| s.0 == account).collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let values = per_minute(cw, &mine, &metrics, minutes).await?;
-            // Per series: each minute's requests, then what counts against them.
-            for per_series in values {
-                for (minute, v) in per_series {
-                    let Some(slot) = out.get_mut(&minute) else { continue };
-                    let requests = v[0].unwrap_or(0.0);
-                    slot.requests += requests;
-                    slot.errors += v[1].unwrap_or(0.0) + v[2].unwrap_or(0.0);
-                    if let Some(Some(at_most)) = v.get(3) {
-                        slot.slow += requests * (1.0 - (at_most / 100.0).clamp(0.0, 1.0));
-                    }
+        let values = self.per_series(&unique, &metrics, minutes).await?;
+        let newest = values.iter().map(|m| m.iter().rev().find(|(_, v)| v[0].is_some()).map(|(t, _)| *t)).collect();
+        // Per series: each minute's requests, then what counts against them.
+        for per_series in values {
+            for (minute, v) in per_series {
+                let Some(slot) = out.get_mut(&minute) else { continue };
+                let requests = v[0].unwrap_or(0.0);
+                slot.requests += requests;
+                slot.errors += v[1].unwrap_or(0.0) + v[2].unwrap_or(0.0);
+                if let Some(Some(at_most)) = v.get(3) {
+                    slot.slow += requests * (1.0 - (at_most / 100.0).clamp(0.0, 1.0));
                 }
             }
         }
-        Ok(out)
+        Ok((out, newest))
     }
 }
 
@@ -587,7 +678,7 @@ async fn per_minute(
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|e| crate::aws::error("GetMetricData (the judge's metrics)", e))?;
+                .map_err(|e| crate::aws::error("GetMetricData (the load balancers' metrics)", e))?;
             for r in answer.metric_data_results.unwrap_or_default() {
                 let Some((s, m)) = r.id.as_deref().and_then(|id| {
                     let (s, m) = id.strip_prefix('s')?.split_once('m')?;
@@ -649,63 +740,6 @@ async fn rules(elb: &aws_sdk_elasticloadbalancingv2::Client, lb: &str) -> Result
         }
     }
     Ok(rules)
-}
-
-/// The Sum of each series (all of one account) over `minutes`, in as few GetMetricData calls as
-/// the series need. The minutes are whole, so CloudWatch's rounding of StartTime changes nothing.
-async fn sums_in(cw: &Client, series: &[&Series], minutes: &Minutes) -> Result<Vec<f64>> {
-    let mut sums = vec![0.0; series.len()];
-    for (chunk_no, chunk) in series.chunks(MAX_QUERIES).enumerate() {
-        let queries: Vec<MetricDataQuery> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, (_, dims))| {
-                let dimensions = dims.iter().map(|(k, v)| Dimension::builder().name(*k).value(v).build()).collect();
-                MetricDataQuery::builder()
-                    .id(format!("r{}", chunk_no * MAX_QUERIES + i))
-                    .metric_stat(
-                        MetricStat::builder()
-                            .metric(
-                                Metric::builder()
-                                    .namespace("AWS/ApplicationELB")
-                                    .metric_name("RequestCount")
-                                    .set_dimensions(Some(dimensions))
-                                    .build(),
-                            )
-                            .period(PERIOD.as_secs() as i32)
-                            .stat("Sum")
-                            .build(),
-                    )
-                    .return_data(true)
-                    .build()
-            })
-            .collect();
-        let mut token: Option<String> = None;
-        for _ in 0..20 {
-            let out = cw
-                .get_metric_data()
-                .set_metric_data_queries(Some(queries.clone()))
-                .start_time(DateTime::from(minutes.start))
-                .end_time(DateTime::from(minutes.end))
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| crate::aws::error("GetMetricData (RequestCount)", e))?;
-            for r in out.metric_data_results.unwrap_or_default() {
-                let Some(i) = r.id.as_deref().and_then(|id| id.strip_prefix('r')?.parse::<usize>().ok()) else {
-                    continue;
-                };
-                if let Some(sum) = sums.get_mut(i) {
-                    *sum += r.values.unwrap_or_default().iter().sum::<f64>();
-                }
-            }
-            token = out.next_token.filter(|t| !t.is_empty());
-            if token.is_none() {
-                break;
-            }
-        }
-    }
-    Ok(sums)
 }
 
 /// The `[observe]` reading: every observable route's candidate share of the requests within
@@ -776,11 +810,11 @@ impl crate::rollout::restore::Clients for Clients {
         &self,
         since: SystemTime,
     ) -> std::result::Result<Option<Vec<(String, Option<Shares>)>>, String> {
-        let minutes = match settled(SystemTime::now(), self.observe.settle, self.observe.window, Some(since)) {
-            Settled::Minutes(m) => m,
-            Settled::Pending { .. } => return Ok(None),
+        let published = self.counts.published(SystemTime::now(), self.observe.settle, self.observe.window, Some(since));
+        let counted = match published.await.map_err(|e| e.to_string())? {
+            Published::Counted { counted, .. } => counted,
+            Published::Pending { .. } => return Ok(None),
         };
-        let counted = self.counts.read(&minutes).await.map_err(|e| e.to_string())?;
         Ok(Some(
             counted
                 .into_iter()
@@ -918,6 +952,26 @@ mod tests {
             Settled::Minutes(Minutes { start: at(T), end: at(T + 60) })
         );
         assert_eq!(Minutes { start: at(T), end: at(T + 180) }.label(), "14:03–14:05");
+    }
+
+    #[test]
+    fn a_minute_is_judged_once_published_on_every_load_balancer_or_long_enough_absent() {
+        let settle = Duration::from_secs(60);
+        // Minutes T, T+60, T+120 are settled at T+250 (T+180 ended 70 s ago).
+        let (start, end, now) = (T, T + 180, T + 250);
+        // Both load balancers have published T+60: T and T+60 are judged, T+120 waits.
+        assert_eq!(published_until(start, end, now, settle, &[Some(T + 60), Some(T + 60)]), T + 120);
+        // One has published only T (the other T+60): T+60 is not published there yet…
+        assert_eq!(published_until(start, end, now, settle, &[Some(T), Some(T + 60)]), T + 60);
+        // …but once the other has published the minute after it, it has had its turn.
+        assert_eq!(published_until(start, end, now, settle, &[Some(T), Some(T + 120)]), T + 120);
+        // Idle (no datapoint at all, nowhere): pending — a missing datapoint is not a zero…
+        assert_eq!(published_until(start, end, now, settle, &[None, None]), start);
+        // …until the minute is settle + ABSENT_AFTER old: then it counted no request.
+        let late = T + 60 + 60 + ABSENT_AFTER.as_secs();
+        assert_eq!(published_until(start, end, late, settle, &[None, None]), T + 60);
+        // Nothing to count (no series): nothing to wait for.
+        assert_eq!(published_until(start, end, now, settle, &[]), end);
     }
 
     fn rule(default: bool, hosts: &[&str], tgs: &[&str]) -> Rule {

@@ -10,7 +10,7 @@ use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::exit;
 use crate::model::{Reading, RouteView, Side, sole_side_of};
-use crate::observe::{RequestCounts, Settled, settled};
+use crate::observe::{Published, RequestCounts};
 use crate::report::{NetCheck, RolloutView, RouteReport, SafetyNetView, StatusReport};
 use crate::rollout::decide::Rules;
 use crate::rollout::ledger::{Ledger, RolloutState, Status, fmt_ms};
@@ -107,10 +107,13 @@ async fn snapshot(
     let observed = async {
         let observe = settings.profile.observe?;
         let counts = counts.get_or_init(async || RequestCounts::new(&settings.aws, &routes)).await;
-        // The newest settled minutes: a minute still being published would skew the shares.
-        Some(match settled(SystemTime::now(), observe.settle, observe.window, None) {
-            Settled::Minutes(m) => counts.read(&m).await.map(|c| (c, m)),
-            Settled::Pending { first, at } => Err(crate::error::Error::Other(Settled::pending_detail(first, at))),
+        // The newest published minutes: a minute still being published would skew the shares.
+        Some(match counts.published(SystemTime::now(), observe.settle, observe.window, None).await {
+            Ok(Published::Counted { minutes, counted }) => Ok((counted, minutes)),
+            Ok(Published::Pending { first, absent_at }) => {
+                Err(crate::error::Error::Other(Published::pending_detail(first, absent_at)))
+            }
+            Err(e) => Err(e),
         })
     };
     let net = async {

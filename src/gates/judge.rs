@@ -25,7 +25,7 @@ use crate::error::Result;
 use crate::iam::{Scope, Statement};
 use crate::judge_stats::{self, Bound, Minute, Served};
 use crate::model::{Percent, Reading, Role, Side, Verdict};
-use crate::observe::{RequestCounts, Settled, settled};
+use crate::observe::{RequestCounts, Settled, SideMinute, published_until, settled};
 use crate::profile::fields::{Bad, Key, bad, bad_hint, duration};
 
 /// The `judge` gate kind.
@@ -160,26 +160,34 @@ fn ms(t: SystemTime) -> u64 {
 }
 
 impl Judge {
-    /// Both sides' traffic in every settled minute since the shift.
+    /// Both sides' traffic in every minute since the shift that is settled and published on both
+    /// sides' load balancers (`None` before the first is).
     async fn minutes(&self, ctx: &GateContext, shifted: SystemTime) -> Result<Option<Vec<Minute>>> {
-        let minutes = match settled(SystemTime::now(), self.settle, Duration::from_secs(86_400), Some(shifted)) {
+        let now = SystemTime::now();
+        let minutes = match settled(now, self.settle, Duration::from_secs(86_400), Some(shifted)) {
             Settled::Minutes(m) => m,
             Settled::Pending { .. } => return Ok(None),
         };
-        let (candidate, stable) = tokio::try_join!(
+        let ((candidate, mut newest), (stable, newest_stable)) = tokio::try_join!(
             self.counts.side_minutes(ctx.candidate, &minutes, self.spec.slo),
             self.counts.side_minutes(ctx.stable, &minutes, self.spec.slo)
         )?;
-        let served = |m: Option<&crate::observe::SideMinute>| {
+        newest.extend(newest_stable);
+        let start = ms(minutes.start) / 1000;
+        let end = published_until(start, ms(minutes.end) / 1000, ms(now) / 1000, self.settle, &newest);
+        if end == start {
+            return Ok(None);
+        }
+        let served = |m: Option<&SideMinute>| {
             let m = m.copied().unwrap_or_default();
             Served { requests: m.requests.round() as u64, errors: m.errors.round() as u64, slow: m.slow.round() as u64 }
         };
         Ok(Some(
             candidate
-                .keys()
-                .map(|start| Minute {
+                .range(start..end)
+                .map(|(start, c)| Minute {
                     start_ms: start * 1000,
-                    candidate: served(candidate.get(start)),
+                    candidate: served(Some(c)),
                     stable: served(stable.get(start)),
                 })
                 .collect(),

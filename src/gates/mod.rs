@@ -26,7 +26,7 @@ use crate::aws::Accounts;
 use crate::error::Result;
 use crate::iam::{Scope, Statement};
 use crate::model::{Percent, Reading, Role, Side, Verdict};
-use crate::observe::{Observe, RequestCounts, Settled, judge, settled};
+use crate::observe::{Observe, Published, RequestCounts, Settled, judge, settled};
 use crate::profile::fields::{Bad, Key, bad, bad_hint, role, section};
 pub use crate::rollout::ports::GateContext;
 use crate::splitter::RouteLive;
@@ -341,14 +341,13 @@ impl Gates {
     async fn observation(&self, ctx: &GateContext) -> Option<Reading> {
         let observe = self.observe?;
         let from = stage_start(ctx).map(|t| t + self.dns_lag);
-        let minutes = match settled(SystemTime::now(), observe.settle, observe.window, from) {
-            Settled::Minutes(m) => m,
-            Settled::Pending { first, at } => {
-                return Some(Reading::pending(crate::observe::OBSERVE, Settled::pending_detail(first, at)));
+        Some(match self.requests.published(SystemTime::now(), observe.settle, observe.window, from).await {
+            Ok(Published::Counted { minutes, counted }) => {
+                judge(&counted, ctx.candidate, ctx.current_percent, observe.tolerance, &minutes)
             }
-        };
-        Some(match self.requests.read(&minutes).await {
-            Ok(counted) => judge(&counted, ctx.candidate, ctx.current_percent, observe.tolerance, &minutes),
+            Ok(Published::Pending { first, absent_at }) => {
+                Reading::pending(crate::observe::OBSERVE, Published::pending_detail(first, absent_at))
+            }
             Err(e) => Reading::new(crate::observe::OBSERVE, Verdict::Wait, format!("cannot count requests: {e}")),
         })
     }
