@@ -13,68 +13,53 @@ use std::time::{Duration, Instant};
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
 use crate::proxy::{Call, Config, Latency, Proxy, percent_decode};
-use crate::{Pair, World, expect, finish, run, wait_until};
+use crate::scenario::{Front, Gate, Observe, Profile, Records, Rollout};
+use crate::{World, expect, finish, run, wait_until};
 
 /// Routes of both kinds (the front ALB's default action; a weighted alias pair to the two
-/// ingress ALBs) and a state table.
+/// ingress ALBs, whose listeners forward to the front's target groups) and a state table.
 struct Rig {
     w: World,
-    listener: String,
-    blue_tg: String,
-    green_tg: String,
-    pair: Pair,
+    front: Front,
+    pair: Records,
     table: String,
-    /// The front ALB and the (blue, green) ingress ALBs the alias pair points at.
-    front: String,
+    /// The (blue, green) ingress ALBs the alias pair points at.
     ingress: (String, String),
 }
 
 impl Rig {
     async fn new() -> Rig {
         let w = World::new().await;
-        let (vpc, subnets) = w.aws.network().await;
-        let blue_tg = w.aws.target_group(&unique("fb"), &vpc, &["10.0.1.7"]).await;
-        let green_tg = w.aws.target_group(&unique("fg"), &vpc, &["10.0.2.7"]).await;
-        let (front, _, _) = w.aws.load_balancer(&unique("ff"), &subnets, &[]).await;
-        let listener = w.aws.listener(&front, 80, Aws::forward(&[(&blue_tg, 100), (&green_tg, 0)], None), &[]).await;
-        let (blue_lb, blue_dns, lb_zone) = w.aws.load_balancer(&unique("fib"), &subnets, &[]).await;
-        let (green_lb, green_dns, _) = w.aws.load_balancer(&unique("fig"), &subnets, &[]).await;
-        w.aws.listener(&blue_lb, 80, Aws::forward(&[(&blue_tg, 1)], None), &[]).await;
-        w.aws.listener(&green_lb, 80, Aws::forward(&[(&green_tg, 1)], None), &[]).await;
-        let pair = Pair::new(&w, (100, 0), (&blue_dns, &green_dns), &lb_zone).await;
-        let table = unique("faults-");
-        let rig = Rig { w, listener, blue_tg, green_tg, pair, table, front, ingress: (blue_lb, green_lb) };
-        rig.profile("init", "", "", "30s");
+        let front = Front::new(&w.aws).await;
+        let (blue_lb, blue_dns, lb_zone) = w.aws.load_balancer(&unique("fib"), &front.subnets, &[]).await;
+        let (green_lb, green_dns, _) = w.aws.load_balancer(&unique("fig"), &front.subnets, &[]).await;
+        w.aws.listener(&blue_lb, 80, Aws::forward(&[(&front.blue, 1)], None), &[]).await;
+        w.aws.listener(&green_lb, 80, Aws::forward(&[(&front.green, 1)], None), &[]).await;
+        let pair = Records::alias_to(&w.aws, (100, 0), (&blue_dns, &green_dns), &lb_zone).await;
+        let rig = Rig { w, front, pair, table: unique("faults-"), ingress: (blue_lb, green_lb) };
+        rig.write("init", rig.profile(None, "30s"));
         expect(rig.w.cutover().args(["-p", "init", "state", "init"]), 0);
         rig
     }
 
-    /// Writes profile `name`: both routes, `rollout` and `extra` tables, the state table.
-    fn profile(&self, name: &str, rollout: &str, extra: &str, lease: &str) {
-        self.w.profile(
-            name,
-            &format!(
-                "{}[[alb]]\nlistener = \"{}\"\nblue = \"{}\"\ngreen = \"{}\"\n{rollout}{extra}[state]\ntable = \"{}\"\nlease = \"{lease}\"\n",
-                self.pair.route(),
-                self.listener,
-                self.blue_tg,
-                self.green_tg,
-                self.table
-            ),
-        );
+    /// Both routes, `rollout`, the state table with a lease of `lease`.
+    fn profile(&self, rollout: Option<Rollout>, lease: &str) -> Profile {
+        let p = Profile::new().route53(self.pair.route()).alb(self.front.route()).state_leased(&self.table, lease);
+        match rollout {
+            Some(r) => p.rollout(r),
+            None => p,
+        }
+    }
+
+    fn write(&self, name: &str, profile: Profile) {
+        self.w.write(name, &profile);
     }
 
     /// (ALB blue, ALB green, Route53 blue, Route53 green), read around any proxy.
     async fn weights(&self) -> (i64, i64, i64, i64) {
-        let fw = self.w.aws.forward_weights(&self.listener, None).await;
-        let get = |arn: &str| fw.iter().find(|(a, _)| a == arn).map(|(_, w)| i64::from(*w)).unwrap();
-        let (zone, record) = (&self.pair.zone_id, &self.pair.record);
-        (
-            get(&self.blue_tg),
-            get(&self.green_tg),
-            self.w.aws.weight(zone, record, "blue").await,
-            self.w.aws.weight(zone, record, "green").await,
-        )
+        let (ab, ag) = self.front.weights().await;
+        let (rb, rg) = self.pair.weights().await;
+        (i64::from(ab), i64::from(ag), rb, rg)
     }
 
     /// `cutover` talking to AWS through `proxy`.
@@ -86,7 +71,7 @@ impl Rig {
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
         let (out, _) = expect(self.w.cutover().args(args), 0);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+        crate::json(&out)
     }
 }
 
@@ -140,8 +125,10 @@ fn aws_latency(seed: u64) -> Config {
     }
 }
 
-const RACE_ROLLOUT: &str =
-    "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
+/// Stages 10, 50, 100 baked `bake`, polled every `poll`, no DNS floor.
+fn stages(bake: &str, poll: &str) -> Rollout {
+    Rollout::new(&[10.0, 50.0, 100.0]).bake(bake).poll(poll).dns_ttl("0s")
+}
 
 /// One lane of races: a rollout, and `rollback` fired at one of its first writes while it is in
 /// flight, at a seeded moment. Returns how many of the rollout's writes toward green landed after
@@ -157,7 +144,7 @@ async fn race_lane(lane: u64, races: u64) -> usize {
         let target = rng.u64(1..=4);
         let delay = Duration::from_millis(rng.u64(0..250));
         let name = format!("race{race}");
-        rig.profile(&name, RACE_ROLLOUT, "", "10s");
+        rig.write(&name, rig.profile(Some(stages("300ms", "50ms").max_hold("30s")), "10s"));
         assert_eq!(rig.weights().await, (100, 0, 100, 0), "race {seed} starts from blue");
 
         let base = proxy.writes_started();
@@ -189,7 +176,7 @@ async fn race_lane(lane: u64, races: u64) -> usize {
                         c.operation,
                         c.applied,
                         at(c.forwarded),
-                        raises_green(c, &rig.green_tg)
+                        raises_green(c, &rig.front.green)
                     )
                 })
                 .collect();
@@ -205,7 +192,7 @@ async fn race_lane(lane: u64, races: u64) -> usize {
             calls
                 .iter()
                 .filter(|c| c.is_write() && c.applied && c.forwarded.is_some_and(|f| f > t))
-                .filter(|c| raises_green(c, &rig.green_tg))
+                .filter(|c| raises_green(c, &rig.front.green))
                 .count()
         };
         assert_eq!(
@@ -238,14 +225,12 @@ async fn storm(seed: u64) -> (usize, usize) {
     let rig = Rig::new().await;
     let alarm = unique("storm-green-");
     rig.w.aws.alarm(&alarm).await;
-    let gates = format!(
-        "[[gate]]\ntype = \"alarm\"\nalarms = [\"{}\"]\n[[gate]]\ntype = \"target-health\"\n",
-        alarm.replace("green", "{side}")
-    );
     rig.w.aws.alarm(&alarm.replace("green", "blue")).await;
-    let rollout =
-        "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"100ms\"\nmax_hold = \"2m\"\ndns_ttl = \"0s\"\n";
-    rig.profile("storm", rollout, &gates, "30s");
+    let profile = rig
+        .profile(Some(stages("300ms", "100ms").max_hold("2m")), "30s")
+        .gate(Gate::alarm(&[&alarm.replace("green", "{side}")]))
+        .gate(Gate::target_health());
+    rig.write("storm", profile);
     let proxy = proxy(Config {
         seed,
         latency: Latency::between(Duration::from_millis(5), Duration::from_millis(20)),
@@ -290,10 +275,9 @@ async fn clients(rig: &Rig, child: std::process::Child, secs: u64) -> ((i32, Str
         aws.requests(&rig.ingress.0, None, b).await;
         aws.requests(&rig.ingress.1, None, g).await;
         let (b, g) = split(ab, ag);
-        aws.requests(&rig.front, Some(&rig.blue_tg), b).await;
-        aws.requests(&rig.front, Some(&rig.green_tg), g).await;
+        rig.front.served(b, g).await;
         for side in ["blue", "green"] {
-            if let Some(id) = aws.record_health_check(&rig.pair.zone_id, &rig.pair.record, side).await
+            if let Some(id) = rig.pair.health_check(side).await
                 && !checks.contains(&id)
             {
                 checks.push(id);
@@ -312,13 +296,12 @@ async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and
     rig.w.aws.alarm(&alarm.replace("green", "blue")).await;
     // Both routes can be observed, so no stage waits for the records' DNS TTL: the clients' own
     // split says when a shift has happened.
-    let rollout =
-        "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"100ms\"\nmax_hold = \"1m\"\nsafety_net = true\n";
-    let extra = format!(
-        "[[gate]]\ntype = \"alarm\"\nalarms = [\"{}\"]\n[observe]\ntolerance = 5\n",
-        alarm.replace("green", "{side}")
-    );
-    rig.profile("seen", rollout, &extra, "30s");
+    let rollout = Rollout::new(&[10.0, 50.0, 100.0]).bake("300ms").poll("100ms").max_hold("1m").safety_net(true);
+    let profile = rig
+        .profile(Some(rollout), "30s")
+        .gate(Gate::alarm(&[&alarm.replace("green", "{side}")]))
+        .observe(Observe::new().tolerance(5.0));
+    rig.write("seen", profile);
     let mut config = aws_latency(21);
     config.throttle = 0.2;
     let proxy = proxy(config);
@@ -335,7 +318,7 @@ async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and
         assert!(!left.contains(id), "health check {id} was left behind");
     }
     for side in ["blue", "green"] {
-        assert_eq!(rig.w.aws.record_health_check(&rig.pair.zone_id, &rig.pair.record, side).await, None);
+        assert_eq!(rig.pair.health_check(side).await, None);
     }
     let calls = proxy.calls();
     let throttled = calls.iter().filter(|c| c.fault == Some("throttling")).count();
@@ -353,14 +336,13 @@ async fn kill_lane(lane: u64, kills: u64) {
     let proxy = proxy(Config { throttle: 0.15, ..aws_latency(100 + lane) });
     // Three bakes of 700 ms outlast the kill window (50 ms – 2 s): every kill lands while the
     // rollout runs — before, during or after one of its writes — never after it has ended.
-    let rollout =
-        "[rollout]\nstages = [10, 50, 100]\nbake = \"700ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
+    let rollout = stages("700ms", "50ms").max_hold("30s");
     let written = [(100, 0), (90, 10), (50, 50), (0, 100)];
     for kill in 0..kills {
         let seed = lane * 1000 + kill;
         let mut rng = fastrand::Rng::with_seed(seed);
         let name = format!("kill{kill}");
-        rig.profile(&name, rollout, "", "1s");
+        rig.write(&name, rig.profile(Some(rollout.clone()), "1s"));
         let mut child = rig.cutover(&proxy).args(["-p", &name, "rollout"]).spawn().unwrap();
         let at = rng.u64(50..2000);
         tokio::time::sleep(Duration::from_millis(at)).await;
@@ -413,17 +395,17 @@ async fn snapshot(
         status["rollout"].clone(),
         history["entries"].as_array().unwrap().len(),
         rig.w.aws.record_sets(&rig.pair.zone_id, &rig.pair.record).await,
-        rig.w.aws.forward_weights(&rig.listener, None).await,
+        rig.w.aws.forward_weights(&rig.front.listener, None).await,
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_leaves_the_state_the_audit_trail_and_every_record_untouched() {
     let rig = Rig::new().await;
-    let rollout = "[rollout]\nstages = [10, 50, 100]\nbake = \"1h\"\npoll = \"50ms\"\ndns_ttl = \"0s\"\n";
+    let rollout = || Some(stages("1h", "50ms"));
 
     // Before any rollout: a gate naming an alarm that does not exist (exit 2).
-    rig.profile("fresh", rollout, "[[gate]]\ntype = \"alarm\"\nalarms = [\"no-such-{side}\"]\n", "30s");
+    rig.write("fresh", rig.profile(rollout(), "30s").gate(Gate::alarm(&["no-such-{side}"])));
     let before = snapshot(&rig, "fresh").await;
     assert!(before.0.is_null(), "no rollout recorded yet");
     for cmd in [&["rollout"][..], &["advance"][..]] {
@@ -433,7 +415,7 @@ async fn every_refusal_leaves_the_state_the_audit_trail_and_every_record_untouch
     }
 
     // A rollout in progress, its run killed: the lease is still held (exit 5 for everyone).
-    rig.profile("held", rollout, "", "1h");
+    rig.write("held", rig.profile(rollout(), "1h"));
     let mut child = rig
         .w
         .std_cutover()
@@ -462,7 +444,7 @@ async fn every_refusal_leaves_the_state_the_audit_trail_and_every_record_untouch
 
     // A rollout whose run died and whose lease ran out, but the live split is not what it
     // recorded: drift (exit 6).
-    rig.profile("drifted", rollout, "", "1s");
+    rig.write("drifted", rig.profile(rollout(), "1s"));
     let mut child = rig
         .w
         .std_cutover()
@@ -482,15 +464,7 @@ async fn every_refusal_leaves_the_state_the_audit_trail_and_every_record_untouch
         rig.json(&["-p", "drifted", "-o", "json", "status"])["rollout"]["lease_holder"].is_null()
     })
     .await;
-    rig.w
-        .aws
-        .elb
-        .modify_listener()
-        .listener_arn(&rig.listener)
-        .default_actions(Aws::forward(&[(&rig.blue_tg, 70), (&rig.green_tg, 30)], None))
-        .send()
-        .await
-        .unwrap();
+    rig.front.set_weights(70, 30).await;
     let before = snapshot(&rig, "drifted").await;
     for args in [&["rollout"][..], &["advance"][..], &["promote"][..]] {
         let (_, err) = expect(rig.w.cutover().args(["-p", "drifted"]).args(args), 6);

@@ -12,51 +12,26 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
 use crate::proxy::Config;
+use crate::scenario::{Front, Gate, Ingress, Notify, Profile, Records, Rollout};
 use crate::{World, run};
 
 /// Everything a profile of every feature names, in the emulator.
 struct Estate {
-    zone: String,
-    zone_id: String,
-    record: String,
+    ingress: Ingress,
+    records: Records,
     preview: String,
-    ingress: (String, String, String),
-    listener: String,
+    front: Front,
     rule: String,
-    forward: (String, String),
     id: String,
-    cluster: String,
     topic: String,
     hooks: MockServer,
 }
 
 async fn estate(w: &World) -> Estate {
-    let (vpc, subnets) = w.aws.network().await;
-    let cluster = unique("eks");
-    w.aws.cluster(&cluster, &subnets).await;
-    let tags = |stack| {
-        [
-            ("elbv2.k8s.aws/cluster", cluster.clone()),
-            ("ingress.k8s.aws/resource", "LoadBalancer".to_string()),
-            ("ingress.k8s.aws/stack", stack),
-        ]
-    };
-    let mut ingress = Vec::new();
-    for side in ["blue", "green"] {
-        let t = tags(format!("{side}/app"));
-        let t: Vec<(&str, &str)> = t.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (lb, dns, zone) = w.aws.load_balancer(&unique(&format!("i{side}")), &subnets, &t).await;
-        let tg = w.aws.target_group(&unique(&format!("it{side}")), &vpc, &["10.0.1.9"]).await;
-        w.aws.listener(&lb, 80, Aws::forward(&[(&tg, 1)], None), &[]).await;
-        ingress.push((dns, zone));
-    }
-    let (front, _, _) = w.aws.load_balancer(&unique("front"), &subnets, &[]).await;
-    let blue = w.aws.target_group(&unique("fb"), &vpc, &["10.0.1.7"]).await;
-    let green = w.aws.target_group(&unique("fg"), &vpc, &["10.0.2.7"]).await;
-    let listener = w.aws.listener(&front, 80, Aws::forward(&[(&blue, 100), (&green, 0)], None), &[]).await;
-    let rule = w.aws.rule(&listener, 4, "/p/*", Aws::forward(&[(&blue, 100), (&green, 0)], None), &[]).await;
-    let zone = format!("{}.test.", unique("z"));
-    let zone_id = w.aws.zone(&zone).await;
+    let ingress = Ingress::new(&w.aws).await;
+    let front = Front::new(&w.aws).await;
+    let rule = front.rule(&front.listener, 4, "/p/*", &[]).await;
+    let records = Records::zone(&w.aws).await;
     let id = unique("");
     for side in ["blue", "green"] {
         w.aws.alarm(&format!("pol-{side}-{id}")).await;
@@ -66,66 +41,48 @@ async fn estate(w: &World) -> Estate {
     let hooks = MockServer::start().await;
     Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).mount(&hooks).await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&hooks).await;
-    Estate {
-        record: format!("api.{zone}"),
-        preview: format!("preprod.{zone}"),
-        zone,
-        zone_id,
-        ingress: (ingress[0].0.clone(), ingress[1].0.clone(), ingress[0].1.clone()),
-        listener,
-        rule,
-        forward: (blue, green),
-        id,
-        cluster,
-        topic,
-        hooks,
-    }
+    Estate { preview: format!("preprod.{}", records.zone), ingress, records, front, rule, id, topic, hooks }
 }
 
 impl Estate {
-    fn profile(&self, table: &str) -> String {
-        let (id, c, hooks) = (&self.id, &self.cluster, self.hooks.uri());
-        let (blue, green) = &self.forward;
-        format!(
-            "[sides.blue]\neks = {{ cluster = \"{c}\", namespace = \"blue\", ingress = \"app\" }}\n\
-             [sides.green]\neks = {{ cluster = \"{c}\", namespace = \"green\", ingress = \"app\" }}\n\
-             [[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\npreview = \"{}\"\n\
-             [[alb]]\nlistener = \"{l}\"\nblue = \"{blue}\"\ngreen = \"{green}\"\n\
-             [[alb]]\nlistener = \"{l}\"\nrule = \"{}\"\nblue = \"{blue}\"\ngreen = \"{green}\"\n\
-             [rollout]\nstages = [50, 100]\nbake = \"200ms\"\npoll = \"100ms\"\nmax_hold = \"2s\"\ndns_ttl = \"0s\"\nsafety_net = true\n\
-             [[gate]]\ntype = \"alarm\"\nalarms = [\"pol-{{side}}-{id}\"]\n\
-             [[gate]]\ntype = \"target-health\"\nmin_healthy = 0.0\n\
-             [[gate]]\ntype = \"metric\"\nnamespace = \"Pol{id}\"\nmetric = \"Errors{id}\"\nmax = 1\n\
-             [[gate]]\ntype = \"route53-health-check\"\nhealth_check_id = \"hc-{{side}}-{id}\"\n\
-             [[gate]]\ntype = \"http\"\nurl = \"{hooks}/health\"\n\
-             [[gate]]\ntype = \"webhook\"\nurl = \"{hooks}/confirm\"\n\
-             [state]\ntable = \"{table}\"\n\
-             [notify]\nsns_topic_arn = \"arn:aws:sns:us-west-2:123456789012:{}\"\n",
-            self.zone,
-            self.record,
-            self.preview,
-            self.rule,
-            self.topic,
-            l = self.listener,
-        )
+    fn profile(&self, table: &str) -> Profile {
+        let (id, hooks) = (&self.id, self.hooks.uri());
+        let rollout =
+            Rollout::new(&[50.0, 100.0]).bake("200ms").poll("100ms").max_hold("2s").dns_ttl("0s").safety_net(true);
+        let notify =
+            Notify { sns_topic_arn: Some(format!("arn:aws:sns:us-west-2:123456789012:{}", self.topic)), webhook: None };
+        Profile::new()
+            .sides(self.ingress.sides())
+            .route53(self.records.route().preview(self.preview.as_str()))
+            .alb(self.front.route())
+            .alb(self.front.route().rule(self.rule.as_str()))
+            .rollout(rollout)
+            .gate(Gate::alarm(&[&format!("pol-{{side}}-{id}")]))
+            .gate(Gate::target_health().min_healthy(0.0))
+            .gate(Gate::metric(&format!("Pol{id}"), &format!("Errors{id}")).max(1.0))
+            .gate(Gate::route53_health_check(&format!("hc-{{side}}-{id}")))
+            .gate(Gate::http(&format!("{hooks}/health")))
+            .gate(Gate::webhook(&format!("{hooks}/confirm")))
+            .state(table)
+            .notify(notify)
     }
 
     /// All traffic on blue, the preview on blue, fresh gate data: the start of every run.
     async fn reset(&self, w: &World) {
-        let (b, g, lb_zone) = &self.ingress;
+        let ((b, lb_zone), (g, _)) = (&self.ingress.blue, &self.ingress.green);
+        let record = &self.records.record;
         w.aws
             .upsert(
-                &self.zone_id,
+                &self.records.zone_id,
                 vec![
-                    Aws::weighted_alias(&self.record, ("blue", 100), b, lb_zone, true),
-                    Aws::weighted_alias(&self.record, ("green", 0), g, lb_zone, true),
+                    Aws::weighted_alias(record, ("blue", 100), b, lb_zone, true),
+                    Aws::weighted_alias(record, ("green", 0), g, lb_zone, true),
                     Aws::simple_alias(&self.preview, b, lb_zone),
                 ],
             )
             .await;
-        let (blue, green) = &self.forward;
         for rule in [None, Some(self.rule.as_str())] {
-            w.aws.set_action(&self.listener, rule, Aws::forward(&[(blue, 100), (green, 0)], None)).await;
+            w.aws.set_action(&self.front.listener, rule, self.front.forward(100, 0)).await;
         }
         for side in ["blue", "green"] {
             w.aws.put_metric(&format!("Pol{}", self.id), &format!("Errors{}", self.id), ("Side", side), 0.0).await;
@@ -172,7 +129,7 @@ async fn run_all(
 ) -> (Vec<(i32, String)>, serde_json::Value) {
     e.reset(w).await;
     let name = unique("svc");
-    w.profile(&name, &e.profile(&unique("pol-")));
+    w.write(&name, &e.profile(&unique("pol-")));
     let (out, _) = crate::expect(w.cutover().args(["-p", &name, "iam-policy"]), 0);
     let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
     let policy = match iam {
@@ -261,7 +218,7 @@ async fn every_command_runs_under_exactly_the_printed_policy_and_not_without_any
 
     // The read-only policy runs status and validate, and allows no write.
     e.reset(&w).await;
-    w.profile("print", &e.profile("pol-print"));
+    w.write("print", &e.profile("pol-print"));
     let (out, _) = crate::expect(w.cutover().args(["-p", "print", "iam-policy", "--read-only"]), 0);
     let ro: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(

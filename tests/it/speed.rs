@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
 use crate::proxy::{Call, Config, Latency};
-use crate::{Pair, World, expect};
+use crate::scenario::{Front, Profile, Records, Rollout, mixed};
+use crate::{World, expect};
 
 /// AWS-like enough to order calls: a few milliseconds each, a change PENDING until asked again.
 pub(crate) fn aws_like() -> Config {
@@ -34,37 +35,20 @@ fn first<'a>(calls: &'a [Call], operation: &str) -> &'a Call {
         .unwrap_or_else(|| panic!("no {operation} among {:?}", calls.iter().map(|c| &c.operation).collect::<Vec<_>>()))
 }
 
-/// A weighted pair on the shared load balancers in a zone named by id, and a front listener.
-async fn mixed(w: &World, green: i32) -> (String, Pair, String, (String, String)) {
-    let (b, g, lb_zone) = crate::elbs().await;
-    let pair = Pair::new(w, (i64::from(100 - green), i64::from(green)), (&b, &g), &lb_zone).await;
-    let (vpc, subnets) = w.aws.network().await;
-    let (lb, _, _) = w.aws.load_balancer(&unique("sp"), &subnets, &[]).await;
-    let tb = w.aws.target_group(&unique("sb"), &vpc, &["10.0.1.5"]).await;
-    let tg = w.aws.target_group(&unique("sg"), &vpc, &["10.0.2.5"]).await;
-    let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&tb, 100 - green), (&tg, green)], None), &[]).await;
-    let profile = format!(
-        "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n\
-         [[alb]]\nlistener = \"{listener}\"\nblue = \"{tb}\"\ngreen = \"{tg}\"\n",
-        pair.zone_id, pair.record
-    );
-    (profile, pair, listener, (tb, tg))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_writes_after_one_read_and_confirms_with_get_change_alone() {
     let w = World::new().await;
     let kit = proxy(aws_like());
-    let (profile, pair, listener, (tb, tg)) = mixed(&w, 50).await;
-    w.profile("rb", &profile);
+    let (pair, front) = mixed(&w.aws, 50).await;
+    // The zone given by id.
+    w.write("rb", &Profile::new().route53(pair.route_by_id()).alb(front.route()));
     expect(
         w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "rb", "rollback", "--to", "blue", "--yes"]),
         0,
     );
 
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 0);
-    let weights = w.aws.forward_weights(&listener, None).await;
-    assert!(weights.contains(&(tb.clone(), 100)) && weights.contains(&(tg.clone(), 0)), "{weights:?}");
+    assert_eq!(pair.weight("green").await, 0);
+    assert_eq!(front.weights().await, (100, 0));
     let calls = kit.calls();
     // A zone given by id is not looked up; the change is the read-back (no second listing).
     assert_eq!(ops(&calls, "route53"), ["ListResourceRecordSets", "ChangeResourceRecordSets", "GetChange"]);
@@ -88,7 +72,7 @@ async fn a_rollback_writes_after_one_read_and_confirms_with_get_change_alone() {
 async fn many_records_in_a_big_zone_are_read_in_one_name_range() {
     let w = World::new().await;
     let kit = proxy(aws_like());
-    let pair = Pair::zone(&w).await;
+    let pair = Records::zone(&w.aws).await;
     // 400 other records around them, 30 weighted pairs named by the profile.
     let others: Vec<_> = (0..400)
         .map(|i| Aws::weighted_cname(&format!("svc{i:03}.{}", pair.zone), ("only", 1), 300, "x.example.com", None))
@@ -105,16 +89,10 @@ async fn many_records_in_a_big_zone_are_read_in_one_name_range() {
         })
         .collect();
     w.aws.upsert(&pair.zone_id, sets).await;
-    let profile: String = records
+    let profile = records
         .iter()
-        .map(|r| {
-            format!(
-                "[[route53]]\nzone = \"{}\"\nrecord = \"{r}\"\ntype = \"CNAME\"\nblue = \"blue\"\ngreen = \"green\"\n",
-                pair.zone_id
-            )
-        })
-        .collect();
-    w.profile("many", &profile);
+        .fold(Profile::new(), |p, r| p.route53(crate::scenario::Route53::new(&pair.zone_id, r).kind("CNAME")));
+    w.write("many", &profile);
     expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "many", "set", "green=25", "--yes"]), 0);
 
     for r in &records {
@@ -130,30 +108,18 @@ async fn route53_never_gets_more_than_five_of_cutovers_calls_a_second() {
     let w = World::new().await;
     let kit = proxy(aws_like());
     // Seven zones: seven listings, seven change batches and seven GetChanges, all wanted at once.
-    let mut profile = String::new();
+    let mut profile = Profile::new();
     let mut pairs = Vec::new();
     for _ in 0..7 {
-        let pair = Pair::zone(&w).await;
-        w.aws
-            .upsert(
-                &pair.zone_id,
-                vec![
-                    Aws::weighted_cname(&pair.record, ("blue", 100), 60, "blue.example.com", None),
-                    Aws::weighted_cname(&pair.record, ("green", 0), 60, "green.example.com", None),
-                ],
-            )
-            .await;
-        profile.push_str(&format!(
-            "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\ntype = \"CNAME\"\nblue = \"blue\"\ngreen = \"green\"\n",
-            pair.zone_id, pair.record
-        ));
+        let pair = Records::cname(&w.aws, 60).await;
+        profile = profile.route53(pair.route_by_id());
         pairs.push(pair);
     }
-    w.profile("zones", &profile);
+    w.write("zones", &profile);
     expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "zones", "set", "green=25", "--yes"]), 0);
 
     for pair in &pairs {
-        assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 25);
+        assert_eq!(pair.weight("green").await, 25);
     }
     let mut starts: Vec<_> = kit.calls().into_iter().filter(|c| c.service == "route53").map(|c| c.started).collect();
     starts.sort();
@@ -170,26 +136,18 @@ async fn route53_never_gets_more_than_five_of_cutovers_calls_a_second() {
 async fn alb_edits_run_side_by_side_and_all_land_through_elb_throttling() {
     let w = World::new().await;
     let kit = proxy(Config { throttle: 0.3, fault_operations: vec!["ModifyRule".into()], seed: 13, ..aws_like() });
-    let (vpc, subnets) = w.aws.network().await;
-    let (lb, _, _) = w.aws.load_balancer(&unique("sr"), &subnets, &[]).await;
-    let tb = w.aws.target_group(&unique("rb"), &vpc, &["10.0.1.5"]).await;
-    let tg = w.aws.target_group(&unique("rg"), &vpc, &["10.0.2.5"]).await;
-    let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&tb, 1), (&tg, 0)], None), &[]).await;
+    let front = Front::spec(&w.aws).weights(1, 0).make().await;
+    let listener = front.listener.clone();
     let mut rules = Vec::new();
     for i in 0..30 {
-        let action = Aws::forward(&[(&tb, 100), (&tg, 0)], None);
-        rules.push(w.aws.rule(&listener, i + 1, &format!("/r{i}/*"), action, &[]).await);
+        rules.push(front.rule(&listener, i + 1, &format!("/r{i}/*"), &[]).await);
     }
-    let profile: String = rules
-        .iter()
-        .map(|r| format!("[[alb]]\nlistener = \"{listener}\"\nrule = \"{r}\"\nblue = \"{tb}\"\ngreen = \"{tg}\"\n"))
-        .collect();
-    w.profile("rules", &profile);
+    let profile = rules.iter().fold(Profile::new(), |p, r| p.alb(front.route().rule(r.as_str())));
+    w.write("rules", &profile);
     expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "rules", "set", "green=25", "--yes"]), 0);
 
     for r in &rules {
-        let weights = w.aws.forward_weights(&listener, Some(r)).await;
-        assert!(weights.contains(&(tb.clone(), 75)) && weights.contains(&(tg.clone(), 25)), "{r}: {weights:?}");
+        assert_eq!(front.weights_at(&listener, Some(r)).await, (75, 25), "{r}");
     }
     let calls = kit.calls();
     let edits: Vec<&Call> = calls.iter().filter(|c| c.operation == "ModifyRule").collect();
@@ -205,20 +163,12 @@ async fn alb_edits_run_side_by_side_and_all_land_through_elb_throttling() {
 async fn a_stateful_rollback_aborts_beside_route53s_propagation_with_its_audit_line_in_the_same_write() {
     let w = World::new().await;
     let kit = proxy(aws_like());
-    let (b, g, lb_zone) = crate::elbs().await;
-    let pair = Pair::new(&w, (100, 0), (&b, &g), &lb_zone).await;
-    let table = unique("speed-");
-    w.profile(
-        "st",
-        &format!(
-            "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n\
-             [rollout]\nstages = [50, 100]\nbake = \"1h\"\ndns_ttl = \"0s\"\n[state]\ntable = \"{table}\"\n",
-            pair.zone_id, pair.record
-        ),
-    );
+    let pair = Records::alias(&w.aws, (100, 0)).await;
+    let rollout = Rollout::new(&[50.0, 100.0]).bake("1h").dns_ttl("0s");
+    w.write("st", &Profile::new().route53(pair.route_by_id()).rollout(rollout).state(&unique("speed-")));
     expect(w.cutover().args(["-p", "st", "state", "init"]), 0);
     expect(w.cutover().args(["-p", "st", "advance", "--to", "green"]), 0);
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 50);
+    assert_eq!(pair.weight("green").await, 50);
 
     // Under exactly the policy `iam-policy` prints: the transaction's items are PutItems.
     let (printed, _) = expect(w.cutover().args(["-p", "st", "iam-policy"]), 0);
@@ -226,7 +176,7 @@ async fn a_stateful_rollback_aborts_beside_route53s_propagation_with_its_audit_l
     kit.set(|c| c.iam_policy = Some(printed));
     kit.clear();
     expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "st", "rollback", "--yes"]), 0);
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 0);
+    assert_eq!(pair.weight("green").await, 0);
     let calls = kit.calls();
     let abort = first(&calls, "TransactWriteItems");
     assert!(abort.started >= first(&calls, "ChangeResourceRecordSets").ended, "traffic first");
