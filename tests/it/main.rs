@@ -8,6 +8,7 @@ mod fixtures;
 mod proxy;
 
 mod scenario;
+mod snap;
 
 mod accounts;
 mod alb;
@@ -16,6 +17,7 @@ mod cli;
 mod discover;
 mod faults;
 mod lambda;
+mod outputs;
 mod policy;
 mod rollout;
 mod route53;
