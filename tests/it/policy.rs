@@ -1,8 +1,10 @@
 //! `cutover iam-policy`, tried as IAM tries it: every command runs through a proxy of the kit that
 //! checks each call against exactly the printed policy (action, resource, Route53's record-name
 //! condition), on a profile using every feature — `[sides]`, a preview record, every gate kind,
-//! `[state]`, `[notify]`. Then the same commands run once per action with that one action taken
-//! out: each run must show it (an exit code that differs, or the AccessDenied in what it prints).
+//! `[state]`, `[notify]`. Then, once per action, with that one action taken out: the first command
+//! that called it runs again, after only the commands it needs, and must show it (an exit code
+//! that is not 0, or the AccessDenied in what it prints); should it not, every command runs in
+//! order. The cases run side by side, in lanes of their own estate and proxy.
 
 use std::time::Duration;
 
@@ -11,9 +13,12 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
-use crate::proxy::Config;
+use crate::proxy::{Call, Config, Proxy};
 use crate::scenario::{Front, Gate, Ingress, Notify, Profile, Records, Rollout};
 use crate::{World, run};
+
+/// How many cases run side by side.
+const LANES: usize = 4;
 
 /// Everything a profile of every feature names, in the emulator.
 struct Estate {
@@ -91,66 +96,115 @@ impl Estate {
     }
 }
 
-/// Every command, in an order that takes a rollout through each state.
-const COMMANDS: &[&[&str]] = &[
-    &["state", "init"],
-    &["validate"],
-    &["status"],
-    &["set", "green=10", "--no-gates"],
-    &["rollback", "--to", "blue"],
-    &["advance"],
-    &["advance"],
-    &["pause"],
-    &["resume"],
-    &["promote"],
-    &["rollout", "--to", "blue"],
-    &["rollback"],
-    &["history"],
+/// Every command, in an order that takes a rollout through each state; each with the commands
+/// before it that make the state it needs.
+const COMMANDS: &[(&[&str], &[usize])] = &[
+    (&["state", "init"], &[]),
+    (&["validate"], &[0]),
+    (&["status"], &[0]),
+    (&["set", "green=10", "--no-gates"], &[0]),
+    (&["rollback", "--to", "blue"], &[0, 3]),
+    (&["advance"], &[0]),
+    (&["advance"], &[0, 5]),
+    (&["pause"], &[0, 5]),
+    (&["resume"], &[0, 5, 7]),
+    (&["promote"], &[0, 5]),
+    (&["rollout", "--to", "blue"], &[0, 5, 9]),
+    (&["rollback"], &[0, 5, 9, 10]),
+    (&["history"], &[0]),
 ];
 
 /// What a run's calls are checked against.
 enum Iam<'a> {
-    /// Nothing: every call allowed.
-    Off,
     /// The policy `iam-policy` prints for the run's profile.
     Printed,
     /// That policy without one action.
     Without(&'a str),
 }
 
-/// Runs [`COMMANDS`] through the kit's proxy on a fresh state table, under `iam`; (exit code,
-/// output) of each, up to the first that `stop` picks; and the policy printed.
+/// One command's exit code and output, and the calls it made.
+struct Ran {
+    code: i32,
+    text: String,
+    calls: Vec<Call>,
+}
+
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}: {}", self.code, self.text)
+    }
+}
+
+/// Runs the commands numbered `which` (of [`COMMANDS`]) through the kit's proxy on a fresh state
+/// table, under `iam`, up to the first that `stop` picks; and the policy printed.
 async fn run_all(
     w: &World,
     e: &Estate,
-    kit: &crate::proxy::Proxy,
+    kit: &Proxy,
     iam: Iam<'_>,
-    stop: impl Fn(usize, i32, &str) -> bool,
-) -> (Vec<(i32, String)>, serde_json::Value) {
+    which: &[usize],
+    stop: impl Fn(i32, &str) -> bool,
+) -> (Vec<Ran>, serde_json::Value) {
     e.reset(w).await;
     let name = unique("svc");
     w.write(&name, &e.profile(&unique("pol-")));
     let (out, _) = crate::expect(w.cutover().args(["-p", &name, "iam-policy"]), 0);
     let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
     let policy = match iam {
-        Iam::Off => None,
-        Iam::Printed => Some(printed.clone()),
-        Iam::Without(action) => Some(without(&printed, action)),
+        Iam::Printed => printed.clone(),
+        Iam::Without(action) => without(&printed, action),
     };
-    kit.set(|c| c.iam_policy = policy);
+    kit.set(|c| c.iam_policy = Some(policy));
     let mut seen = Vec::new();
-    for (i, args) in COMMANDS.iter().enumerate() {
+    for &i in which {
+        let args = COMMANDS[i].0;
+        kit.clear();
         let mut cmd = w.cutover();
-        cmd.env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", &name]).args(*args);
+        cmd.env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", &name]).args(args);
         let (code, out, err) = run(&mut cmd);
         let text = format!("$ cutover {}\n{out}{err}", args.join(" "));
-        let end = stop(i, code, &text);
-        seen.push((code, text));
+        let end = stop(code, &text);
+        seen.push(Ran { code, text, calls: kit.calls() });
         if end {
             break;
         }
     }
     (seen, printed)
+}
+
+/// The IAM actions a call is authorised as (a transaction's items as their own writes).
+fn actions_of(call: &Call) -> Vec<String> {
+    let prefix = if call.service == "monitoring" { "cloudwatch" } else { call.service.as_str() };
+    match call.operation.as_str() {
+        "TransactWriteItems" => ["PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
+            .iter()
+            .map(|a| format!("dynamodb:{a}"))
+            .collect(),
+        op => vec![format!("{prefix}:{op}")],
+    }
+}
+
+/// Whether a run without `action` shows it missing: an exit code that is not 0, or the
+/// AccessDenied in what it printed.
+fn shows(action: &str, code: i32, text: &str) -> bool {
+    code != 0 || text.contains(&format!("not authorized to perform: {action}"))
+}
+
+/// A run without `action`: the first command that called it under the printed policy (`first`),
+/// after only the commands it needs; when that does not show it (or nothing called it), every
+/// command in order. The runs, if none showed it.
+async fn unnoticed(w: &World, e: &Estate, kit: &Proxy, action: &str, first: Option<usize>) -> Option<Vec<Ran>> {
+    if let Some(k) = first {
+        let which: Vec<usize> = COMMANDS[k].1.iter().copied().chain([k]).collect();
+        let (seen, _) = run_all(w, e, kit, Iam::Without(action), &which, |code, text| shows(action, code, text)).await;
+        if seen.iter().any(|r| shows(action, r.code, &r.text)) {
+            return None;
+        }
+    }
+    eprintln!("{action}: {first:?} did not show it alone; every command in order");
+    let all: Vec<usize> = (0..COMMANDS.len()).collect();
+    let (seen, _) = run_all(w, e, kit, Iam::Without(action), &all, |code, text| shows(action, code, text)).await;
+    (!seen.iter().any(|r| shows(action, r.code, &r.text))).then_some(seen)
 }
 
 fn actions(policy: &serde_json::Value) -> Vec<String> {
@@ -182,39 +236,59 @@ fn without(policy: &serde_json::Value, action: &str) -> serde_json::Value {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_command_runs_under_exactly_the_printed_policy_and_not_without_any_one_action() {
     let w = World::new().await;
-    let e = estate(&w).await;
-    // Route53 changes PENDING for a moment, so GetChange is called as on AWS.
-    let kit = proxy(Config { route53_insync_after: Some(Duration::from_millis(150)), ..Config::default() });
+    // Lanes, each an estate and a kit proxy of its own, run the cases side by side. Route53
+    // changes PENDING for a moment, so GetChange is called as on AWS.
+    let kit = || proxy(Config { route53_insync_after: Some(Duration::from_millis(150)), ..Config::default() });
+    let lanes: Vec<(Estate, Proxy)> =
+        futures::future::join_all((0..LANES).map(|_| async { (estate(&w).await, kit()) })).await;
+    let (e, kit) = &lanes[0];
 
-    // Without IAM: what each command does.
-    let (baseline, _) = run_all(&w, &e, &kit, Iam::Off, |_, _, _| false).await;
-    let codes: Vec<i32> = baseline.iter().map(|(c, _)| *c).collect();
-    assert_eq!(codes, vec![0; COMMANDS.len()], "every command succeeds without IAM:\n{baseline:#?}");
-
-    // Under exactly the printed policy: the same, and nothing refused.
-    kit.clear();
-    let (under, policy) = run_all(&w, &e, &kit, Iam::Printed, |_, _, _| false).await;
+    // Under exactly the printed policy: every command succeeds, and nothing is refused.
+    let all: Vec<usize> = (0..COMMANDS.len()).collect();
+    let (under, policy) = run_all(&w, e, kit, Iam::Printed, &all, |_, _| false).await;
     let out = serde_json::to_string_pretty(&policy).unwrap();
-    for ((code, text), want) in under.iter().zip(&codes) {
-        assert_eq!(code, want, "under the printed policy:\n{text}\n--- policy:\n{out}");
-        assert!(!text.contains("not authorized"), "{text}\n--- policy:\n{out}");
+    for ran in &under {
+        assert_eq!(ran.code, 0, "under the printed policy:\n{}\n--- policy:\n{out}", ran.text);
+        assert!(!ran.text.contains("not authorized"), "{}\n--- policy:\n{out}", ran.text);
     }
-    let refused: Vec<String> =
-        kit.calls().iter().filter(|c| c.status == 403).map(|c| format!("{}:{}", c.service, c.operation)).collect();
+    let refused: Vec<String> = under
+        .iter()
+        .flat_map(|r| &r.calls)
+        .filter(|c| c.status == 403)
+        .map(|c| format!("{}:{}", c.service, c.operation))
+        .collect();
     assert!(refused.is_empty(), "calls refused under the printed policy: {refused:?}\n{out}");
 
-    // Without any one action: some command shows it.
-    for action in actions(&policy) {
-        let needle = format!("not authorized to perform: {action}");
-        let (seen, _) =
-            run_all(&w, &e, &kit, Iam::Without(&action), |i, code, text| code != codes[i] || text.contains(&needle))
-                .await;
-        let shown = seen.iter().enumerate().any(|(i, (code, text))| *code != codes[i] || text.contains(&needle));
-        assert!(shown, "a policy without {action} went unnoticed:\n{seen:#?}");
-    }
+    // Without any one action: some command shows it. A case runs the first command that called
+    // the action, after only the commands that command needs.
+    let first =
+        |action: &str| under.iter().position(|r| r.calls.iter().any(|c| actions_of(c).iter().any(|a| a == action)));
+    let cases: Vec<(String, Option<usize>)> = actions(&policy)
+        .into_iter()
+        .map(|a| {
+            let k = first(&a);
+            (a, k)
+        })
+        .collect();
+    let found = futures::future::join_all(lanes.iter().enumerate().map(|(l, (e, kit))| {
+        let mine: Vec<&(String, Option<usize>)> = cases.iter().skip(l).step_by(LANES).collect();
+        let w = &w;
+        async move {
+            let mut unnoticed_here = Vec::new();
+            for (action, k) in mine {
+                if let Some(seen) = unnoticed(w, e, kit, action, *k).await {
+                    unnoticed_here.push(format!("a policy without {action} went unnoticed:\n{seen:#?}"));
+                }
+            }
+            unnoticed_here
+        }
+    }))
+    .await;
+    let unnoticed: Vec<String> = found.into_iter().flatten().collect();
+    assert!(unnoticed.is_empty(), "{}", unnoticed.join("\n"));
 
     // The read-only policy runs status and validate, and allows no write.
     e.reset(&w).await;
