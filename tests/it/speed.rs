@@ -116,20 +116,157 @@ async fn route53_never_gets_more_than_five_of_cutovers_calls_a_second() {
         pairs.push(pair);
     }
     w.write("zones", &profile);
-    expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "zones", "set", "green=25", "--yes"]), 0);
+    // Between cutover and the kit: when each request reached loopback, as the kernel stamped it —
+    // what cutover's limiter let out, not when this busy test process got round to reading it.
+    let tap = tap::Tap::start(&kit.endpoint);
+    expect(w.cutover().env("AWS_ENDPOINT_URL", &tap.endpoint).args(["-p", "zones", "set", "green=25", "--yes"]), 0);
 
     for pair in &pairs {
         assert_eq!(pair.weight("green").await, 25);
     }
-    let mut starts: Vec<_> = kit.calls().into_iter().filter(|c| c.service == "route53").map(|c| c.started).collect();
-    starts.sort();
-    assert_eq!(starts.len(), 21, "a listing, a batch and a GetChange per zone");
-    let peak = starts
-        .iter()
-        .map(|s| starts.iter().filter(|t| **t >= *s && t.duration_since(*s) < Duration::from_secs(1)).count())
-        .max()
-        .unwrap();
-    assert!(peak <= 5, "{peak} Route53 calls began within one second (AWS allows 5 a second per account)");
+    assert_eq!(ops(&kit.calls(), "route53").len(), 21, "a listing, a batch and a GetChange per zone");
+    let requests = tap.requests();
+    let mut sent: Vec<std::time::SystemTime> =
+        requests.iter().filter(|(_, line)| line.contains(" /2013-04-01/")).map(|(at, _)| *at).collect();
+    assert_eq!(sent.len(), 21, "every Route53 request passed the tap: {requests:?}");
+    sent.sort();
+    let within = |a: &std::time::SystemTime, b: &std::time::SystemTime| {
+        b.duration_since(*a).is_ok_and(|d| d < Duration::from_secs(1))
+    };
+    let peak = sent.iter().map(|s| sent.iter().filter(|t| within(s, t)).count()).max().unwrap();
+    let ms = |t: &std::time::SystemTime| t.duration_since(sent[0]).unwrap_or_default().as_millis();
+    let offsets: Vec<u128> = sent.iter().map(ms).collect();
+    assert!(
+        peak <= 5,
+        "{peak} Route53 calls were sent within one second (AWS allows 5 a second per account); sent at ms {offsets:?}"
+    );
+}
+
+/// A TCP relay that notes when each HTTP request's first bytes reached this machine's loopback,
+/// by the kernel's receive timestamp (`SO_TIMESTAMPNS`): a write on loopback is stamped in the
+/// sender's own system call, so the time is when cutover sent the request, however late this
+/// process's threads read it.
+mod tap {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// (when it was sent, its request line).
+    type Requests = Arc<Mutex<Vec<(SystemTime, String)>>>;
+
+    pub struct Tap {
+        pub endpoint: String,
+        requests: Requests,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl Tap {
+        /// A relay on a free loopback port to `upstream` (`http://127.0.0.1:PORT`).
+        pub fn start(upstream: &str) -> Tap {
+            let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let endpoint = format!("http://{}", listener.local_addr().unwrap());
+            let (requests, stop) = (Requests::default(), Arc::new(AtomicBool::new(false)));
+            let (r, s) = (requests.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((client, _)) => relay(client, TcpStream::connect(&upstream).unwrap(), r.clone()),
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            });
+            Tap { endpoint, requests, stop }
+        }
+
+        pub fn requests(&self) -> Vec<(SystemTime, String)> {
+            self.requests.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for Tap {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Copies both ways; a client's bytes after an answer (or first) begin a request.
+    fn relay(client: TcpStream, upstream: TcpStream, requests: Requests) {
+        client.set_nonblocking(false).unwrap();
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and an int option of the right size.
+        let set = unsafe {
+            libc::setsockopt(
+                client.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&raw const on).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0, "SO_TIMESTAMPNS");
+        let answered = Arc::new(AtomicBool::new(true));
+        let (mut down_from, mut down_to) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+        let a = answered.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = down_from.read(&mut buf) {
+                if n == 0 || down_to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                a.store(true, Ordering::SeqCst);
+            }
+            let _ = down_to.shutdown(std::net::Shutdown::Both);
+        });
+        let mut up_to = upstream;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Some((n, at)) = receive(&client, &mut buf) {
+                if answered.swap(false, Ordering::SeqCst) {
+                    let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string();
+                    requests.lock().unwrap().push((at, line));
+                }
+                if up_to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = up_to.shutdown(std::net::Shutdown::Both);
+        });
+    }
+
+    /// One `recvmsg`: the bytes read and the kernel's timestamp of them; `None` at the end.
+    fn receive(socket: &TcpStream, buf: &mut [u8]) -> Option<(usize, SystemTime)> {
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut control = [0u64; 16];
+        // SAFETY: a zeroed msghdr is valid; it points at live buffers of the lengths given.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: as above; the kernel writes at most the lengths given.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+        if n <= 0 {
+            return None;
+        }
+        let mut at = None;
+        // SAFETY: walking the control messages the kernel wrote, with the libc macros.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    at = Some(UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Some((n as usize, at.expect("the kernel's receive timestamp")))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
