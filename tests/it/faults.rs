@@ -327,60 +327,132 @@ async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and
     assert!(throttled > 0, "the proxy throttled nothing");
 }
 
-/// One lane of kills: a rollout killed with SIGKILL at a seeded moment; every route must hold a
-/// split cutover wrote, and the next run must finish the rollout.
-async fn kill_lane(lane: u64, kills: u64) {
+/// Where in a rollout (stages 10, 50, 100 over two routes: two writes a stage) a kill lands.
+#[derive(Clone, Copy, Debug)]
+enum Moment {
+    /// The rollout recorded and its lease taken, before any write: a webhook gate holds it
+    /// before the first shift.
+    Held,
+    /// While stage `n`'s first write is in flight.
+    InFlight(usize),
+    /// While stage `n` bakes, both its writes landed.
+    Baking(usize),
+    /// Stage `n`'s zone written, its listener's write throttled and waiting to be tried again:
+    /// the routes at two stages.
+    Throttled(usize),
+}
+
+/// One kill: a rollout killed with SIGKILL at `moment`; every route must hold a split cutover
+/// wrote (the one the moment aims at, where it decides it), and the next run must finish the
+/// rollout without `--force`.
+async fn kill_at(lane: u64, moment: Moment) -> String {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
     let rig = Rig::new().await;
     // Some calls throttled: a route's write then waits out the SDK's backoff while the other
     // route's has landed — the window in which a kill leaves the routes at two stages.
     let proxy = proxy(Config { throttle: 0.15, ..aws_latency(100 + lane) });
-    // Three bakes of 700 ms outlast the kill window (50 ms – 2 s): every kill lands while the
-    // rollout runs — before, during or after one of its writes — never after it has ended.
-    let rollout = stages("700ms", "50ms").max_hold("30s");
-    let written = [(100, 0), (90, 10), (50, 50), (0, 100)];
-    for kill in 0..kills {
-        let seed = lane * 1000 + kill;
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let name = format!("kill{kill}");
-        rig.write(&name, rig.profile(Some(rollout.clone()), "1s"));
-        let mut child = rig.cutover(&proxy).args(["-p", &name, "rollout"]).spawn().unwrap();
-        let at = rng.u64(50..2000);
-        tokio::time::sleep(Duration::from_millis(at)).await;
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "kill {seed}: the rollout ended by itself before its kill at {at} ms");
-        settled(&proxy).await;
-        let (ab, ag, rb, rg) = rig.weights().await;
-        assert!(
-            written.contains(&(ab, ag)) && written.contains(&(rb, rg)),
-            "kill {seed} ({status}): a split cutover never writes: alb {ab}:{ag}, route53 {rb}:{rg}"
-        );
-
-        // The next run, once the killed run's lease has run out, finishes without --force.
-        wait_until(20, "the killed run's lease to run out", || async {
-            let (code, out, _) = run(rig.w.cutover().args(["-p", &name, "-o", "json", "status"]));
-            code == 0 && serde_json::from_str::<serde_json::Value>(&out).unwrap()["rollout"]["lease_holder"].is_null()
-        })
-        .await;
-        let next = rig.cutover(&proxy).args(["-p", &name, "rollout"]).spawn().unwrap();
-        let (code, out, err) = finish(next, 60).await;
-        assert_eq!(code, 0, "kill {seed}: the next run converges\n{out}\n{err}");
-        let first = err.lines().next().unwrap_or(out.lines().next().unwrap_or_default());
-        eprintln!("kill {seed} at {at} ms: alb {ab}:{ag}, route53 {rb}:{rg}; next run: {first}");
-        assert_eq!(rig.weights().await, (0, 100, 0, 100), "kill {seed}");
-        let doc = rig.json(&["-p", &name, "-o", "json", "status"]);
-        assert_eq!(doc["rollout"]["status"], "completed", "kill {seed}");
-        assert_eq!(doc["live"], "green", "kill {seed}");
-
-        // Back to blue for the next one.
-        expect(rig.w.cutover().args(["-p", &name, "rollback", "--to", "blue"]), 0);
-        proxy.clear();
+    // Bakes of 700 ms: every kill lands while the rollout runs, never after it has ended.
+    let mut profile = rig.profile(Some(stages("700ms", "50ms").max_hold("30s")), "1s");
+    let hook = MockServer::start().await;
+    if let Moment::Held = moment {
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&hook).await;
+        profile = profile.gate(Gate::webhook(&format!("{}/confirm", hook.uri())));
     }
+    rig.write("kill", profile);
+    let written = [(100, 0), (90, 10), (50, 50), (0, 100)];
+    let mut child = rig.cutover(&proxy).args(["-p", "kill", "rollout"]).spawn().unwrap();
+    let mut rng = fastrand::Rng::with_seed(lane);
+    let landed = |op: Option<&str>| {
+        proxy.calls().iter().filter(|c| c.is_write() && c.applied && op.is_none_or(|o| c.operation == o)).count()
+    };
+    match moment {
+        Moment::Held => {
+            let asked = || async { hook.received_requests().await.map(|r| r.len()).unwrap_or(0) >= 2 };
+            wait_until(30, "the webhook to hold the rollout", asked).await;
+        }
+        Moment::InFlight(stage) => {
+            // The stage before has landed and baking takes 700 ms: the next write is this stage's.
+            wait_until(30, "the stage before to land", || async { landed(None) >= 2 * (stage - 1) }).await;
+            let before = proxy.writes_started();
+            wait_until(30, "the stage's write to be sent", || async { proxy.writes_started() > before }).await;
+            // Writes take 100–300 ms, landing at a random point of it.
+            tokio::time::sleep(Duration::from_millis(rng.u64(0..100))).await;
+        }
+        Moment::Baking(stage) => {
+            wait_until(30, "the stage's writes to land", || async { landed(None) >= 2 * stage }).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(50..400))).await;
+        }
+        Moment::Throttled(stage) => {
+            wait_until(30, "the stage before to land", || async { landed(None) >= 2 * (stage - 1) }).await;
+            let from = Instant::now();
+            proxy.set(|c| (c.throttle, c.fault_operations) = (1.0, vec!["ModifyListener".into()]));
+            let throttled = || {
+                proxy
+                    .calls()
+                    .iter()
+                    .any(|c| c.operation == "ModifyListener" && c.fault == Some("throttling") && c.started > from)
+            };
+            wait_until(30, "the zone written and the listener throttled", || async {
+                throttled() && landed(Some("ChangeResourceRecordSets")) >= stage
+            })
+            .await;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "kill {moment:?}: the rollout ended by itself before its kill");
+    settled(&proxy).await;
+    proxy.set(|c| (c.throttle, c.fault_operations) = (0.15, Vec::new()));
+    let (ab, ag, rb, rg) = rig.weights().await;
+    assert!(
+        written.contains(&(ab, ag)) && written.contains(&(rb, rg)),
+        "kill {moment:?} ({status}): a split cutover never writes: alb {ab}:{ag}, route53 {rb}:{rg}"
+    );
+    match moment {
+        Moment::Held => assert_eq!((ab, ag, rb, rg), (100, 0, 100, 0), "no write before the first shift"),
+        Moment::Throttled(n) => {
+            assert_eq!(((rb, rg), (ab, ag)), (written[n], written[n - 1]), "the routes at two stages")
+        }
+        _ => {}
+    }
+
+    // The next run, once the killed run's lease has run out, finishes without --force.
+    hook.reset().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&hook).await;
+    wait_until(20, "the killed run's lease to run out", || async {
+        let (code, out, _) = run(rig.w.cutover().args(["-p", "kill", "-o", "json", "status"]));
+        code == 0 && crate::json(&out)["rollout"]["lease_holder"].is_null()
+    })
+    .await;
+    let next = rig.cutover(&proxy).args(["-p", "kill", "rollout"]).spawn().unwrap();
+    let (code, out, err) = finish(next, 60).await;
+    assert_eq!(code, 0, "kill {moment:?}: the next run converges\n{out}\n{err}");
+    assert_eq!(rig.weights().await, (0, 100, 0, 100), "kill {moment:?}");
+    let doc = rig.json(&["-p", "kill", "-o", "json", "status"]);
+    assert_eq!(doc["rollout"]["status"], "completed", "kill {moment:?}");
+    assert_eq!(doc["live"], "green", "kill {moment:?}");
+    let first = err.lines().next().unwrap_or(out.lines().next().unwrap_or_default());
+    format!("kill {moment:?}: alb {ab}:{ag}, route53 {rb}:{rg}; next run: {first}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rollout_killed_at_any_moment_leaves_a_split_cutover_wrote_and_the_next_run_finishes_it() {
-    futures::future::join_all((1..=3).map(|lane| kill_lane(lane, 10))).await;
+    // Each moment a kill can meet, in a lane of its own: held before any write; a stage's writes
+    // in flight; the routes at two stages (one written, the other throttled); a bake; the last
+    // stage's writes in flight.
+    let moments = [
+        Moment::Held,
+        Moment::InFlight(1),
+        Moment::Throttled(1),
+        Moment::Baking(1),
+        Moment::InFlight(2),
+        Moment::Throttled(2),
+        Moment::InFlight(3),
+    ];
+    let kills = futures::future::join_all(moments.into_iter().zip(1..).map(|(m, lane)| kill_at(lane, m))).await;
+    eprintln!("{}", kills.join("\n"));
 }
 
 /// What a refusal must leave as it was: the state item (its version moves on any write), the
