@@ -96,6 +96,37 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Runs a command without blocking its task, so that lanes of one test run side by side:
+/// (exit code, stdout, stderr). Killed after 60 s, as [`World::cutover`] is.
+pub async fn run_async(mut cmd: std::process::Command) -> (i32, String, String) {
+    use tokio::io::AsyncReadExt;
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn().expect("run cutover");
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf).await;
+        buf
+    });
+    let err = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf).await;
+        buf
+    });
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait()).await;
+    let Ok(status) = status else {
+        let _ = child.kill().await;
+        let err = String::from_utf8_lossy(&err.await.unwrap()).into_owned();
+        panic!("cutover {args:?} did not exit within 60s\n{err}");
+    };
+    (
+        status.expect("wait for cutover").code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.await.unwrap()).into_owned(),
+        String::from_utf8_lossy(&err.await.unwrap()).into_owned(),
+    )
+}
+
 /// Runs a command that must exit `code`; returns stdout and stderr.
 #[track_caller]
 pub fn expect(cmd: &mut Command, code: i32) -> (String, String) {

@@ -15,7 +15,7 @@ use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
 use crate::proxy::{Call, Config, Proxy};
 use crate::scenario::{Front, Gate, Ingress, Notify, Profile, Records, Rollout};
-use crate::{World, run};
+use crate::{World, run, run_async};
 
 /// How many cases run side by side.
 const LANES: usize = 4;
@@ -148,8 +148,10 @@ async fn run_all(
     e.reset(w).await;
     let name = unique("svc");
     w.write(&name, &e.profile(&unique("pol-")));
-    let (out, _) = crate::expect(w.cutover().args(["-p", &name, "iam-policy"]), 0);
-    let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut print = w.std_cutover();
+    print.args(["-p", &name, "iam-policy"]);
+    let (_, out, _) = run_async(print).await;
+    let printed: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let policy = match iam {
         Iam::Printed => printed.clone(),
         Iam::Without(action) => without(&printed, action),
@@ -159,9 +161,9 @@ async fn run_all(
     for &i in which {
         let args = COMMANDS[i].0;
         kit.clear();
-        let mut cmd = w.cutover();
+        let mut cmd = w.std_cutover();
         cmd.env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", &name]).args(args);
-        let (code, out, err) = run(&mut cmd);
+        let (code, out, err) = run_async(cmd).await;
         let text = format!("$ cutover {}\n{out}{err}", args.join(" "));
         let end = stop(code, &text);
         seen.push(Ran { code, text, calls: kit.calls() });
