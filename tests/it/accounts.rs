@@ -156,19 +156,19 @@ fn without(policy: &mut serde_json::Value, action: &str) {
     statements.retain(|s| !s["Action"].as_array().unwrap().iter().any(|a| a == action));
 }
 
-/// The hub and spoke with both roles and a target-health gate as profile `both`, and the
+/// The hub and spoke with both roles and a target-health gate as profile `name`, and the
 /// policies `iam-policy` prints for it.
-async fn gated_hub(w: &World) -> (HubAndSpoke, serde_json::Value) {
+async fn gated_hub(w: &World, name: &str) -> (HubAndSpoke, serde_json::Value) {
     let hub = HubAndSpoke::new(w).await;
-    w.write("both", &hub.profile(Some(NETWORK), Some(WORKLOAD)).gate(Gate::target_health()));
-    let (out, _) = expect(w.cutover().args(["-p", "both", "iam-policy"]), 0);
+    w.write(name, &hub.profile(Some(NETWORK), Some(WORKLOAD)).gate(Gate::target_health()));
+    let (out, _) = expect(w.cutover().args(["-p", name, "iam-policy"]), 0);
     (hub, serde_json::from_str(&out).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cross_account_rollout_runs_under_exactly_the_printed_policies_and_each_part_is_needed() {
     let w = World::new().await;
-    let (hub, policies) = gated_hub(&w).await;
+    let (hub, policies) = gated_hub(&w, "both").await;
     let role_index =
         |arn: &str| policies["roles"].as_array().unwrap().iter().position(|r| r["role_arn"] == arn).unwrap();
     let (network, workload) = (role_index(NETWORK), role_index(WORKLOAD));
@@ -334,34 +334,64 @@ async fn a_rollback_across_two_accounts_assumes_both_roles_at_once_then_makes_th
     assert_eq!(elb, ["DescribeListeners", "DescribeLoadBalancers", "DescribeTags", "ModifyListener"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The actions of a policy.
+fn actions_of(policy: &serde_json::Value) -> Vec<String> {
+    let statements = policy["Statement"].as_array().unwrap();
+    statements.iter().flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_action_of_each_printed_role_policy_is_needed() {
+    // Each action of each role taken out in turn, a rollout under the rest: it must fail, or show
+    // the action refused. The cases run in four lanes side by side, each a hub and spoke and a
+    // profile of its own.
+    const LANES: usize = 4;
     let w = World::new().await;
-    let (_hub, policies) = gated_hub(&w).await;
-    let mut unneeded = Vec::new();
-    for (r, role) in policies["roles"].as_array().unwrap().iter().enumerate() {
-        let actions: Vec<String> = role["policy"]["Statement"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()))
-            .collect();
-        for action in actions {
-            let kit = kit_with(&policies, |p| {
-                for s in p["roles"][r]["policy"]["Statement"].as_array_mut().unwrap() {
-                    s["Action"].as_array_mut().unwrap().retain(|a| a != action.as_str());
+    let names: Vec<String> = (0..LANES).map(|l| format!("both{l}")).collect();
+    let lanes = futures::future::join_all(names.iter().map(|name| async {
+        let (hub, policies) = gated_hub(&w, name).await;
+        // A gate that cannot be read waits: held past two seconds, the run ends (exit 7).
+        let profile = hub.profile(Some(NETWORK), Some(WORKLOAD));
+        let rollout = profile.rollout.clone().unwrap().max_hold("2s");
+        w.write(name, &profile.rollout(rollout).gate(Gate::target_health()));
+        (hub, policies)
+    }))
+    .await;
+    let roles = lanes[0].1["roles"].as_array().unwrap();
+    let cases: Vec<(String, String)> = roles
+        .iter()
+        .flat_map(|r| actions_of(&r["policy"]).into_iter().map(|a| (r["role_arn"].as_str().unwrap().to_string(), a)))
+        .collect();
+    let unneeded =
+        futures::future::join_all(lanes.iter().zip(&names).enumerate().map(|(l, ((_hub, policies), name))| {
+            let (w, mine) = (&w, cases.iter().skip(l).step_by(LANES));
+            async move {
+                let mut unneeded = Vec::new();
+                for (role, action) in mine {
+                    let kit = kit_with(policies, |p| {
+                        let r = p["roles"].as_array_mut().unwrap().iter_mut().find(|r| r["role_arn"] == role.as_str());
+                        for s in r.unwrap()["policy"]["Statement"].as_array_mut().unwrap() {
+                            s["Action"].as_array_mut().unwrap().retain(|a| a != action.as_str());
+                        }
+                    });
+                    let mut rollout = w.std_cutover();
+                    rollout.env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", name, "rollout", "--to", "green"]);
+                    let (code, out, err) = crate::run_async(rollout).await;
+                    let shown =
+                        err.contains("AccessDenied") && err.contains(action.as_str()) || out.contains(action.as_str());
+                    if code == 0 && !shown {
+                        unneeded.push(format!("{role}: {action}"));
+                    }
+                    // Back on blue for the next run, with the caller's own credentials.
+                    let mut back = w.std_cutover();
+                    back.args(["-p", name, "set", "blue=100", "--yes"]);
+                    let (code, out, err) = crate::run_async(back).await;
+                    assert_eq!(code, 0, "{out}{err}");
                 }
-            });
-            let mut rollout = w.cutover();
-            rollout.env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "both", "rollout", "--to", "green"]);
-            let (code, out, err) = crate::run(&mut rollout);
-            let shown = err.contains("AccessDenied") && err.contains(&action) || out.contains(&action);
-            if code == 0 && !shown {
-                unneeded.push(format!("{}: {action}", role["role_arn"]));
+                unneeded
             }
-            // Back on blue for the next run, with the caller's own credentials.
-            expect(w.cutover().args(["-p", "both", "set", "blue=100", "--yes"]), 0);
-        }
-    }
+        }))
+        .await;
+    let unneeded: Vec<String> = unneeded.into_iter().flatten().collect();
     assert!(unneeded.is_empty(), "printed but not needed by a rollout: {unneeded:#?}");
 }
