@@ -471,10 +471,10 @@ impl Front {
     pub fn names(&self) -> Vec<(String, &'static str)> {
         vec![
             (self.listener.clone(), "[listener]"),
-            (self.lb.clone(), "[front]"),
+            (self.lb.clone(), "[front-arn]"),
             (self.lb_name.clone(), "[front]"),
-            (self.blue.clone(), "[tg-blue]"),
-            (self.green.clone(), "[tg-green]"),
+            (self.blue.clone(), "[tg-blue-arn]"),
+            (self.green.clone(), "[tg-green-arn]"),
             (self.blue_name.clone(), "[tg-blue]"),
             (self.green_name.clone(), "[tg-green]"),
         ]
