@@ -69,6 +69,14 @@ impl Rig {
         cmd
     }
 
+    /// The rollout of profile `name` completed: all traffic on green, and recorded so.
+    async fn assert_completed(&self, name: &str, what: &str) {
+        assert_eq!(self.weights().await, (0, 100, 0, 100), "{what}");
+        let status = self.json(&["-p", name, "-o", "json", "status"]);
+        assert_eq!(status["rollout"]["status"], "completed", "{what}");
+        assert_eq!(status["live"], "green", "{what}");
+    }
+
     fn json(&self, args: &[&str]) -> serde_json::Value {
         let (out, _) = expect(self.w.cutover().args(args), 0);
         crate::json(&out)
@@ -240,10 +248,7 @@ async fn storm(seed: u64) -> (usize, usize) {
     let child = rig.cutover(&proxy).args(["-p", "storm", "rollout"]).spawn().unwrap();
     let (code, out, err) = finish(child, 400).await;
     assert_eq!(code, 0, "seed {seed}: the rollout completes through the storm\n{out}\n{err}");
-    assert_eq!(rig.weights().await, (0, 100, 0, 100), "seed {seed}");
-    let status = rig.json(&["-p", "storm", "-o", "json", "status"]);
-    assert_eq!(status["rollout"]["status"], "completed", "seed {seed}");
-    assert_eq!(status["live"], "green", "seed {seed}");
+    rig.assert_completed("storm", &format!("seed {seed}")).await;
     let calls = proxy.calls();
     (calls.len(), calls.iter().filter(|c| c.fault == Some("throttling")).count())
 }
@@ -429,10 +434,7 @@ async fn kill_at(lane: u64, moment: Moment) -> String {
     let next = rig.cutover(&proxy).args(["-p", "kill", "rollout"]).spawn().unwrap();
     let (code, out, err) = finish(next, 60).await;
     assert_eq!(code, 0, "kill {moment:?}: the next run converges\n{out}\n{err}");
-    assert_eq!(rig.weights().await, (0, 100, 0, 100), "kill {moment:?}");
-    let doc = rig.json(&["-p", "kill", "-o", "json", "status"]);
-    assert_eq!(doc["rollout"]["status"], "completed", "kill {moment:?}");
-    assert_eq!(doc["live"], "green", "kill {moment:?}");
+    rig.assert_completed("kill", &format!("kill {moment:?}")).await;
     let first = err.lines().next().unwrap_or(out.lines().next().unwrap_or_default());
     format!("kill {moment:?}: alb {ab}:{ag}, route53 {rb}:{rg}; next run: {first}")
 }

@@ -37,6 +37,21 @@ fn svc(w: &World, args: &[&str], code: i32) -> (String, String) {
     expect(w.cutover().args(["-p", "svc"]).args(args), code)
 }
 
+/// Runs `cutover -p svc ARGS` for each (snapshot, ARGS, exit code), in order: what each printed
+/// is that snapshot — its result, or its error on stderr when it exits non-zero with text output;
+/// JSON redacted as JSON.
+fn snap_each(w: &World, r: &Redact, runs: &[(&str, &[&str], i32)]) {
+    for (name, args, code) in runs {
+        let (out, err) = svc(w, args, *code);
+        let text = match (args.iter().any(|a| *a == "json" || *a == "iam-policy"), *code) {
+            (true, _) => r.json(&out),
+            (false, 0) => r.text(&out),
+            (false, _) => r.text(&err),
+        };
+        assert_snapshot!(*name, text);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_status_validate_and_rollback_to_a_side_print_the_same_words() {
     let w = World::new().await;
@@ -46,24 +61,21 @@ async fn set_status_validate_and_rollback_to_a_side_print_the_same_words() {
     w.write("svc", &Profile::new().route53(pair.route()).alb(front.route()).rollout(rollout));
     let r = redact(&w, &front, Some(&pair), None).await;
 
-    let (out, _) = svc(&w, &["validate"], 0);
-    assert_snapshot!("validate", r.text(&out));
-    let (out, _) = svc(&w, &["status"], 0);
-    assert_snapshot!("status-all-on-blue", r.text(&out));
-    let (out, _) = svc(&w, &["set", "green=25", "--dry-run"], 0);
-    assert_snapshot!("set-dry-run", r.text(&out));
-    let (out, _) = svc(&w, &["set", "green=25"], 0);
-    assert_snapshot!("set", r.text(&out));
-    let (out, _) = svc(&w, &["-o", "json", "set", "green=50"], 0);
-    assert_snapshot!("set-json", r.json(&out));
-    let (out, _) = svc(&w, &["status"], 0);
-    assert_snapshot!("status-split", r.text(&out));
-    let (out, _) = svc(&w, &["-o", "json", "status"], 0);
-    assert_snapshot!("status-split-json", r.json(&out));
-    let (out, _) = svc(&w, &["rollback", "--to", "blue"], 0);
-    assert_snapshot!("rollback-to-blue", r.text(&out));
-    let (out, _) = svc(&w, &["-o", "json", "rollback", "--to", "blue"], 0);
-    assert_snapshot!("rollback-to-blue-again-json", r.json(&out));
+    snap_each(
+        &w,
+        &r,
+        &[
+            ("validate", &["validate"], 0),
+            ("status-all-on-blue", &["status"], 0),
+            ("set-dry-run", &["set", "green=25", "--dry-run"], 0),
+            ("set", &["set", "green=25"], 0),
+            ("set-json", &["-o", "json", "set", "green=50"], 0),
+            ("status-split", &["status"], 0),
+            ("status-split-json", &["-o", "json", "status"], 0),
+            ("rollback-to-blue", &["rollback", "--to", "blue"], 0),
+            ("rollback-to-blue-again-json", &["-o", "json", "rollback", "--to", "blue"], 0),
+        ],
+    );
     assert_eq!((pair.weights().await, front.weights().await), ((100, 0), (100, 0)));
 }
 
@@ -88,46 +100,38 @@ async fn a_scheduled_rollout_prints_each_step_of_advance_and_the_on_call_command
     w.write("svc", &profile("1h"));
     let r = redact(&w, &front, Some(&pair), Some(&table)).await.name(&alarm, "[alarm]");
 
-    let (out, _) = svc(&w, &["state", "init"], 0);
-    assert_snapshot!("state-init", r.text(&out));
-    let (out, _) = svc(&w, &["iam-policy"], 0);
-    assert_snapshot!("iam-policy", r.json(&out));
-    let (out, _) = svc(&w, &["advance"], 0);
-    assert_snapshot!("advance-started", r.text(&out));
-    let (out, _) = svc(&w, &["-o", "json", "advance"], 0);
-    assert_snapshot!("advance-not-yet-json", r.json(&out));
-    let (out, _) = svc(&w, &["advance"], 0);
-    assert_snapshot!("advance-not-yet", r.text(&out));
-    let (out, _) = svc(&w, &["status"], 0);
-    assert_snapshot!("status-progressing", r.text(&out));
-    let (out, _) = svc(&w, &["-o", "json", "status"], 0);
-    assert_snapshot!("status-progressing-json", r.json(&out));
-
-    // Refused while a rollout is progressing: exit 5, and the same as a JSON error.
-    let (_, err) = svc(&w, &["set", "green=10", "--no-gates"], 5);
-    assert_snapshot!("set-during-a-rollout-refused", r.text(&err));
-    let (out, _) = svc(&w, &["-o", "json", "set", "green=10", "--no-gates"], 5);
-    assert_snapshot!("set-during-a-rollout-refused-json", r.json(&out));
-
-    let (out, _) = svc(&w, &["pause"], 0);
-    assert_snapshot!("pause", r.text(&out));
-    let (out, _) = svc(&w, &["advance"], 0);
-    assert_snapshot!("advance-paused", r.text(&out));
-    let (out, _) = svc(&w, &["resume"], 0);
-    assert_snapshot!("resume", r.text(&out));
-    let (out, _) = svc(&w, &["rollback"], 0);
-    assert_snapshot!("rollback", r.text(&out));
-    let (out, _) = svc(&w, &["-o", "json", "advance"], 0);
-    assert_snapshot!("advance-aborted-json", r.json(&out));
-
+    snap_each(
+        &w,
+        &r,
+        &[
+            ("state-init", &["state", "init"], 0),
+            ("iam-policy", &["iam-policy"], 0),
+            ("advance-started", &["advance"], 0),
+            ("advance-not-yet-json", &["-o", "json", "advance"], 0),
+            ("advance-not-yet", &["advance"], 0),
+            ("status-progressing", &["status"], 0),
+            ("status-progressing-json", &["-o", "json", "status"], 0),
+            // Refused while a rollout is progressing: exit 5, and the same as a JSON error.
+            ("set-during-a-rollout-refused", &["set", "green=10", "--no-gates"], 5),
+            ("set-during-a-rollout-refused-json", &["-o", "json", "set", "green=10", "--no-gates"], 5),
+            ("pause", &["pause"], 0),
+            ("advance-paused", &["advance"], 0),
+            ("resume", &["resume"], 0),
+            ("rollback", &["rollback"], 0),
+            ("advance-aborted-json", &["-o", "json", "advance"], 0),
+        ],
+    );
     // Started anew and promoted; then, with nothing left, the last actions of `advance`.
     svc(&w, &["advance", "--to", "green"], 0);
-    let (out, _) = svc(&w, &["-o", "json", "promote"], 0);
-    assert_snapshot!("promote-json", r.json(&out));
-    let (out, _) = svc(&w, &["status"], 0);
-    assert_snapshot!("status-completed", r.text(&out));
-    let (out, _) = svc(&w, &["advance"], 0);
-    assert_snapshot!("advance-nothing-to-do", r.text(&out));
+    snap_each(
+        &w,
+        &r,
+        &[
+            ("promote-json", &["-o", "json", "promote"], 0),
+            ("status-completed", &["status"], 0),
+            ("advance-nothing-to-do", &["advance"], 0),
+        ],
+    );
 
     // Back to blue one stage per call: started, advanced, completed.
     w.write("svc", &profile("0s"));
@@ -135,10 +139,7 @@ async fn a_scheduled_rollout_prints_each_step_of_advance_and_the_on_call_command
         let (out, _) = svc(&w, &["-o", "json", "advance", "--to", "blue"], 0);
         assert_snapshot!(format!("advance-{action}-json"), r.json(&out));
     }
-    let (out, _) = svc(&w, &["history"], 0);
-    assert_snapshot!("history", r.text(&out));
-    let (out, _) = svc(&w, &["-o", "json", "history", "--limit", "3"], 0);
-    assert_snapshot!("history-json", r.json(&out));
+    snap_each(&w, &r, &[("history", &["history"], 0), ("history-json", &["-o", "json", "history", "--limit", "3"], 0)]);
     assert_eq!((pair.weights().await, front.weights().await), ((100, 0), (100, 0)));
 }
 
@@ -192,10 +193,14 @@ async fn refusals_say_why_with_exit_2_5_and_6() {
     w.write("bad", &Profile::new().alb(front.route()).rollout(Rollout::new(&[50.0, 10.0])));
     let (_, err) = expect(w.cutover().args(["-p", "bad", "validate"]), 2);
     assert_snapshot!("refused-invalid-profile", r.text(&err));
-    let (_, err) = svc(&w, &["set", "purple=10"], 2);
-    assert_snapshot!("refused-invalid-split", r.text(&err));
-    let (out, _) = svc(&w, &["-o", "json", "set", "green=150"], 2);
-    assert_snapshot!("refused-invalid-split-json", r.json(&out));
+    snap_each(
+        &w,
+        &r,
+        &[
+            ("refused-invalid-split", &["set", "purple=10"], 2),
+            ("refused-invalid-split-json", &["-o", "json", "set", "green=150"], 2),
+        ],
+    );
     w.write("half", &Profile::new().alb(AlbRoute::new(&front.listener, &front.blue, "no-such-tg")));
     let (_, err) = expect(w.cutover().args(["-p", "half", "status"]), 2);
     assert_snapshot!("refused-target-group-not-found", r.text(&err));
@@ -204,10 +209,11 @@ async fn refusals_say_why_with_exit_2_5_and_6() {
     let child =
         w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_until(30, "the first stage", || async { front.weights().await == (90, 10) }).await;
-    let (_, err) = svc(&w, &["advance"], 5);
-    assert_snapshot!("refused-lease-held", r.text(&err));
-    let (out, _) = svc(&w, &["-o", "json", "rollout"], 5);
-    assert_snapshot!("refused-lease-held-json", r.json(&out));
+    snap_each(
+        &w,
+        &r,
+        &[("refused-lease-held", &["advance"], 5), ("refused-lease-held-json", &["-o", "json", "rollout"], 5)],
+    );
     let mut child = child;
     child.kill().unwrap();
     child.wait().unwrap();
@@ -219,11 +225,14 @@ async fn refusals_say_why_with_exit_2_5_and_6() {
         code == 0 && crate::json(&out)["rollout"]["lease_holder"].is_null()
     })
     .await;
-    let (_, err) = svc(&w, &["advance"], 6);
-    assert_snapshot!("refused-drift", r.text(&err));
-    let (out, _) = svc(&w, &["-o", "json", "promote"], 6);
-    assert_snapshot!("refused-drift-json", r.json(&out));
-    let (out, _) = svc(&w, &["status"], 0);
-    assert_snapshot!("status-drift", r.text(&out));
+    snap_each(
+        &w,
+        &r,
+        &[
+            ("refused-drift", &["advance"], 6),
+            ("refused-drift-json", &["-o", "json", "promote"], 6),
+            ("status-drift", &["status"], 0),
+        ],
+    );
     assert_eq!(front.weights().await, (70, 30));
 }
