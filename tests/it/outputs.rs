@@ -147,8 +147,9 @@ async fn a_scheduled_rollout_prints_each_step_of_advance_and_the_on_call_command
 async fn a_rollout_prints_its_progress_and_result_completed_rolled_back_or_held() {
     let w = World::new().await;
     let front = Front::new(&w.aws).await;
-    let ns = format!("Out/{}", unique("ns"));
-    let r = redact(&w, &front, None, None).await.name(&ns, "[namespace]");
+    // A metric of its own name: moto matches a dimensioned query by name and dimensions alone.
+    let (ns, errors) = (format!("Out/{}", unique("ns")), unique("Errors"));
+    let r = redact(&w, &front, None, None).await.name(&ns, "[namespace]").name(&errors, "[metric]");
     let rollout = Rollout::new(&[50.0, 100.0]).bake("0s").poll("100ms").max_hold("1s");
     let with = |gate: Gate| Profile::new().alb(front.route()).rollout(rollout.clone()).gate(gate);
 
@@ -161,7 +162,7 @@ async fn a_rollout_prints_its_progress_and_result_completed_rolled_back_or_held(
     assert_snapshot!("rollout-completed-json", r.json(&out));
 
     // Held: no datapoint, so the candidate's first stage holds past max_hold (exit 7).
-    let metric = Gate::metric(&ns, "Errors").dimension("Side", "{side}").stat("Maximum").max(10.0);
+    let metric = Gate::metric(&ns, &errors).dimension("Side", "{side}").stat("Maximum").max(10.0);
     w.write("svc", &with(metric));
     let (out, err) = svc(&w, &["rollout"], 7);
     assert_snapshot!("rollout-held-progress", r.text(&err));
@@ -169,7 +170,7 @@ async fn a_rollout_prints_its_progress_and_result_completed_rolled_back_or_held(
     svc(&w, &["rollback", "--to", "blue"], 0);
 
     // Rolled back before any traffic moved: a datapoint above max (exit 3).
-    w.aws.put_metric(&ns, "Errors", ("Side", "green"), 50.0).await;
+    w.aws.put_metric(&ns, &errors, ("Side", "green"), 50.0).await;
     let (out, err) = svc(&w, &["rollout"], 3);
     assert_snapshot!("rollout-rolled-back-progress", r.text(&err));
     assert_snapshot!("rollout-rolled-back", r.text(&out));
