@@ -124,11 +124,17 @@ async fn route53_never_gets_more_than_five_of_cutovers_calls_a_second() {
     for pair in &pairs {
         assert_eq!(pair.weight("green").await, 25);
     }
-    assert_eq!(ops(&kit.calls(), "route53").len(), 21, "a listing, a batch and a GetChange per zone");
+    // A listing, a batch and a GetChange per zone (another GetChange where the first found the
+    // change still PENDING, which AWS-like latency allows now and then).
+    let all = kit.calls();
+    let calls = ops(&all, "route53");
+    let count = |op: &str| calls.iter().filter(|c| **c == op).count();
+    assert_eq!((count("ListResourceRecordSets"), count("ChangeResourceRecordSets")), (7, 7), "{calls:?}");
+    assert!(count("GetChange") >= 7 && calls.len() == 14 + count("GetChange"), "{calls:?}");
     let requests = tap.requests();
     let mut sent: Vec<std::time::SystemTime> =
         requests.iter().filter(|(_, line)| line.contains(" /2013-04-01/")).map(|(at, _)| *at).collect();
-    assert_eq!(sent.len(), 21, "every Route53 request passed the tap: {requests:?}");
+    assert_eq!(sent.len(), calls.len(), "every Route53 request passed the tap: {requests:?}");
     sent.sort();
     let within = |a: &std::time::SystemTime, b: &std::time::SystemTime| {
         b.duration_since(*a).is_ok_and(|d| d < Duration::from_secs(1))
