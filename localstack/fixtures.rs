@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use aws_sdk_cloudwatch as cloudwatch;
-use aws_sdk_ec2 as ec2;
 use aws_sdk_eks as eks;
 use aws_sdk_elasticloadbalancingv2 as elbv2;
 use aws_sdk_route53 as route53;
@@ -22,7 +21,7 @@ pub struct Aws {
     pub endpoint: String,
     pub r53: route53::Client,
     pub elb: elbv2::Client,
-    pub ec2: ec2::Client,
+    pub ec2: Ec2,
     pub cw: cloudwatch::Client,
     pub eks: eks::Client,
     /// Path-style: the emulator on 127.0.0.1 has no bucket subdomains.
@@ -68,14 +67,14 @@ impl Aws {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-west-2"))
-            .credentials_provider(credentials)
+            .credentials_provider(credentials.clone())
             .load()
             .await;
         Aws {
             endpoint: endpoint.to_string(),
             r53: route53::Client::new(&config),
             elb: elbv2::Client::new(&config),
-            ec2: ec2::Client::new(&config),
+            ec2: Ec2 { endpoint: endpoint.to_string(), credentials: credentials.clone(), http: reqwest::Client::new() },
             cw: cloudwatch::Client::new(&config),
             eks: eks::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(
@@ -225,29 +224,14 @@ impl Aws {
 
     /// A new VPC with two subnets in two zones.
     pub async fn network(&self) -> (String, Vec<String>) {
-        let vpc = self
-            .ec2
-            .create_vpc()
-            .cidr_block("10.0.0.0/16")
-            .send()
-            .await
-            .expect("CreateVpc")
-            .vpc
-            .unwrap()
-            .vpc_id
-            .unwrap();
+        let vpc = self.ec2.call("CreateVpc", &[("CidrBlock", "10.0.0.0/16")]).await;
+        let vpc = Ec2::texts(&vpc, &["vpc", "vpcId"]).remove(0);
         let mut subnets = Vec::new();
         for (i, az) in ["us-west-2a", "us-west-2b"].iter().enumerate() {
-            let s = self
-                .ec2
-                .create_subnet()
-                .vpc_id(&vpc)
-                .cidr_block(format!("10.0.{}.0/24", i + 1))
-                .availability_zone(*az)
-                .send()
-                .await
-                .expect("CreateSubnet");
-            subnets.push(s.subnet.unwrap().subnet_id.unwrap());
+            let cidr = format!("10.0.{}.0/24", i + 1);
+            let params = [("VpcId", vpc.as_str()), ("CidrBlock", cidr.as_str()), ("AvailabilityZone", az)];
+            let subnet = self.ec2.call("CreateSubnet", &params).await;
+            subnets.push(Ec2::texts(&subnet, &["subnet", "subnetId"]).remove(0));
         }
         (vpc, subnets)
     }
@@ -496,17 +480,11 @@ impl Aws {
 
     /// EC2 instances in a subnet, registered in an instance target group; returns their ids.
     pub async fn instance_targets(&self, name: &str, vpc: &str, subnet: &str, n: i32) -> (String, Vec<String>) {
-        let out = self
-            .ec2
-            .run_instances()
-            .image_id("ami-12345678")
-            .min_count(n)
-            .max_count(n)
-            .subnet_id(subnet)
-            .send()
-            .await
-            .expect("RunInstances");
-        let ids: Vec<String> = out.instances.unwrap_or_default().into_iter().filter_map(|i| i.instance_id).collect();
+        let n = n.to_string();
+        let params =
+            [("ImageId", "ami-12345678"), ("MinCount", n.as_str()), ("MaxCount", n.as_str()), ("SubnetId", subnet)];
+        let out = self.ec2.call("RunInstances", &params).await;
+        let ids = Ec2::texts(&out, &["instancesSet", "item", "instanceId"]);
         let tg = self.new_target_group(name, vpc, elbv2::types::TargetTypeEnum::Instance).await;
         let targets = ids.iter().map(|id| TargetDescription::builder().id(id).build()).collect();
         self.elb
@@ -520,7 +498,9 @@ impl Aws {
     }
 
     pub async fn stop_instances(&self, ids: &[String]) {
-        self.ec2.stop_instances().set_instance_ids(Some(ids.to_vec())).send().await.expect("StopInstances");
+        let keys: Vec<String> = (1..=ids.len()).map(|i| format!("InstanceId.{i}")).collect();
+        let params: Vec<(&str, &str)> = keys.iter().map(String::as_str).zip(ids.iter().map(String::as_str)).collect();
+        self.ec2.call("StopInstances", &params).await;
     }
 
     /// One datapoint of a metric with one dimension, timestamped now.
@@ -603,5 +583,73 @@ impl Aws {
             .send()
             .await
             .expect("CreateCluster");
+    }
+}
+
+/// EC2's query API, for the few calls the fixtures make (VPCs, subnets, instances), signed with
+/// the SDK's own SigV4 signer — in place of aws-sdk-ec2, the largest SDK crate, which took
+/// minutes of a cold build for these four calls.
+#[derive(Clone)]
+pub struct Ec2 {
+    endpoint: String,
+    credentials: route53::config::Credentials,
+    http: reqwest::Client,
+}
+
+impl Ec2 {
+    /// Calls `action` with `params`; its answer's XML. Panics unless it succeeded.
+    pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> String {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let encode = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let body = [("Action", action), ("Version", "2016-11-15")]
+            .iter()
+            .chain(params)
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let url = format!("{}/", self.endpoint.trim_end_matches('/'));
+        let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_string();
+        let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8"), ("host", host.as_str())];
+        let identity = self.credentials.clone().into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-west-2")
+            .name("ec2")
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .expect("signing parameters")
+            .into();
+        let signable =
+            SignableRequest::new("POST", &url, headers.iter().copied(), SignableBody::Bytes(body.as_bytes()))
+                .expect("a signable request");
+        let (signed, _) = sign(signable, &params).expect("SigV4").into_parts();
+        let mut request = self.http.post(&url).header(headers[0].0, headers[0].1).body(body.clone());
+        for (name, value) in signed.headers() {
+            request = request.header(name, value);
+        }
+        let answer = request.send().await.unwrap_or_else(|e| panic!("EC2 {action}: {e}"));
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        assert!(status.is_success(), "EC2 {action}: {status}: {text}");
+        text
+    }
+
+    /// The text of every element at `path` (element names, each a child of the one before) in
+    /// an answer.
+    pub fn texts(xml: &str, path: &[&str]) -> Vec<String> {
+        let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+        let mut nodes: Vec<roxmltree::Node> = doc.descendants().filter(|n| n.has_tag_name(path[0])).collect();
+        for name in &path[1..] {
+            nodes = nodes.iter().flat_map(|n| n.children().filter(|c| c.has_tag_name(*name))).collect();
+        }
+        nodes.iter().filter_map(|n| n.text()).map(str::to_string).collect()
     }
 }

@@ -5,82 +5,46 @@
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
 use crate::proxy::{Config, RoleIam};
+use crate::scenario::{Front, Gate, Profile, Records, Rollout, Route53, Sides};
 use crate::{World, expect};
 
 const NETWORK: &str = "arn:aws:iam::111111111111:role/cutover-network";
 const WORKLOAD: &str = "arn:aws:iam::222222222222:role/cutover-workload";
 
-/// A new hosted zone of the network account: its name, its id and the name of the pair's record.
-async fn hub_zone(network: &Aws) -> (String, String, String) {
-    let zone = format!("{}.test.", unique("hub"));
-    let zone_id = network.zone(&zone).await;
-    let record = format!("api.{zone}");
-    (zone, zone_id, record)
-}
-
 /// A weighted CNAME pair in a zone of the network account and a listener forwarding to two
 /// target groups in the workload account, all on blue.
 struct HubAndSpoke {
-    network: Aws,
-    workload: Aws,
-    zone: String,
-    zone_id: String,
-    record: String,
-    listener: String,
-    blue: String,
-    green: String,
-    lb_name: String,
-    blue_name: String,
-    green_name: String,
+    hub: Records,
+    spoke: Front,
 }
 
 impl HubAndSpoke {
     async fn new(w: &World) -> HubAndSpoke {
         let network = w.aws.assuming(NETWORK).await;
         let workload = w.aws.assuming(WORKLOAD).await;
-        let (zone, zone_id, record) = hub_zone(&network).await;
-        network
-            .upsert(
-                &zone_id,
-                vec![
-                    Aws::weighted_cname(&record, ("blue", 100), 60, "blue.example.test", None),
-                    Aws::weighted_cname(&record, ("green", 0), 60, "green.example.test", None),
-                ],
-            )
-            .await;
-        let (vpc, subnets) = workload.network().await;
-        let lb_name = unique("spoke");
-        let (lb, _, _) = workload.load_balancer(&lb_name, &subnets, &[]).await;
-        let (blue_name, green_name) = (unique("tb"), unique("tg"));
-        let blue = workload.target_group(&blue_name, &vpc, &["10.0.1.5"]).await;
-        let green = workload.target_group(&green_name, &vpc, &["10.0.2.5"]).await;
-        let listener = workload.listener(&lb, 80, Aws::forward(&[(&blue, 100), (&green, 0)], None), &[]).await;
-        HubAndSpoke { network, workload, zone, zone_id, record, listener, blue, green, lb_name, blue_name, green_name }
+        let hub = Records::cname(&network, 60).await;
+        let spoke = Front::new(&workload).await;
+        HubAndSpoke { hub, spoke }
     }
 
-    /// The profile, each route with the given role (or none); the zone's role with an external id.
-    fn profile(&self, zone_role: Option<&str>, alb_role: Option<&str>) -> String {
-        let zone_role = zone_role.map(|r| format!("role_arn = \"{r}\"\nexternal_id = \"hub-7\"\n")).unwrap_or_default();
-        let alb_role = alb_role.map(|r| format!("role_arn = \"{r}\"\n")).unwrap_or_default();
-        format!(
-            "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\ntype = \"CNAME\"\nblue = \"blue\"\ngreen = \"green\"\n{zone_role}\n\
-             [[alb]]\nlistener = \"{}:80\"\nblue = \"{}\"\ngreen = \"{}\"\n{alb_role}\n\
-             [rollout]\nstages = [50, 100]\nbake = \"0s\"\npoll = \"50ms\"\ndns_ttl = \"0s\"\n",
-            self.zone, self.record, self.lb_name, self.blue_name, self.green_name,
-        )
+    /// The profile, each route with the given role (or none); the zone's role with an external
+    /// id; the listener named `LB:80` and its target groups by name.
+    fn profile(&self, zone_role: Option<&str>, alb_role: Option<&str>) -> Profile {
+        let mut zone = self.hub.route();
+        if let Some(role) = zone_role {
+            zone = zone.role_arn(role).external_id("hub-7");
+        }
+        let mut alb = self.spoke.route_by_name(&format!("{}:80", self.spoke.lb_name));
+        if let Some(role) = alb_role {
+            alb = alb.role_arn(role);
+        }
+        let rollout = Rollout::new(&[50.0, 100.0]).bake("0s").poll("50ms").dns_ttl("0s");
+        Profile::new().route53(zone).alb(alb).rollout(rollout)
     }
 
     /// (Route53 blue:green, ALB blue:green), read in each resource's own account.
     async fn weights(&self) -> ((i64, i64), (i32, i32)) {
-        let alb = self.workload.forward_weights(&self.listener, None).await;
-        let of = |arn: &str| alb.iter().find(|(a, _)| a == arn).map(|(_, w)| *w).expect("a forward weight");
-        (
-            (
-                self.network.weight(&self.zone_id, &self.record, "blue").await,
-                self.network.weight(&self.zone_id, &self.record, "green").await,
-            ),
-            (of(&self.blue), of(&self.green)),
-        )
+        (self.hub.weights().await, self.spoke.weights().await)
     }
 }
 
@@ -90,19 +54,18 @@ async fn a_zone_in_one_account_and_an_alb_in_another_move_in_one_rollout_with_th
     let hub = HubAndSpoke::new(&w).await;
 
     // Without the workload role, the listener is looked for in the caller's account: not there.
-    w.profile("spoke", &hub.profile(Some(NETWORK), None));
+    w.write("spoke", &hub.profile(Some(NETWORK), None));
     let (_, err) = expect(w.cutover().args(["-p", "spoke", "status"]), 2);
-    assert!(err.contains(&hub.lb_name) && err.contains("not found"), "{err}");
+    assert!(err.contains(&hub.spoke.lb_name) && err.contains("not found"), "{err}");
     // Without the network role, the zone is not found either.
-    w.profile("hub", &hub.profile(None, Some(WORKLOAD)));
+    w.write("hub", &hub.profile(None, Some(WORKLOAD)));
     let (_, err) = expect(w.cutover().args(["-p", "hub", "status"]), 2);
-    assert!(err.contains(hub.zone.trim_end_matches('.')) && err.contains("not found"), "{err}");
+    assert!(err.contains(hub.hub.zone.trim_end_matches('.')) && err.contains("not found"), "{err}");
     assert_eq!(hub.weights().await, ((100, 0), (100, 0)), "a refused run changes nothing");
 
     // With both roles, one rollout moves both accounts' routes. Its target-health gate names no
     // role: it reads the listener's target groups with the listener's.
-    let gated = format!("{}\n[[gate]]\ntype = \"target-health\"\n", hub.profile(Some(NETWORK), Some(WORKLOAD)));
-    w.profile("both", &gated);
+    w.write("both", &hub.profile(Some(NETWORK), Some(WORKLOAD)).gate(Gate::target_health()));
     let kit = proxy(Config::default());
     let (out, err) =
         expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "both", "rollout", "--to", "green"]), 0);
@@ -129,7 +92,7 @@ async fn a_zone_in_one_account_and_an_alb_in_another_move_in_one_rollout_with_th
 async fn iam_policy_prints_the_callers_policy_with_assume_role_and_each_roles_policy_and_trust() {
     let w = World::new().await;
     let hub = HubAndSpoke::new(&w).await;
-    w.profile("both", &hub.profile(Some(NETWORK), Some(WORKLOAD)));
+    w.write("both", &hub.profile(Some(NETWORK), Some(WORKLOAD)));
     let (out, _) = expect(w.cutover().args(["-p", "both", "iam-policy"]), 0);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let text = |v: &serde_json::Value| v.to_string();
@@ -193,20 +156,19 @@ fn without(policy: &mut serde_json::Value, action: &str) {
     statements.retain(|s| !s["Action"].as_array().unwrap().iter().any(|a| a == action));
 }
 
-/// The hub and spoke with both roles and a target-health gate as profile `both`, and the
+/// The hub and spoke with both roles and a target-health gate as profile `name`, and the
 /// policies `iam-policy` prints for it.
-async fn gated_hub(w: &World) -> (HubAndSpoke, serde_json::Value) {
+async fn gated_hub(w: &World, name: &str) -> (HubAndSpoke, serde_json::Value) {
     let hub = HubAndSpoke::new(w).await;
-    let gated = format!("{}\n[[gate]]\ntype = \"target-health\"\n", hub.profile(Some(NETWORK), Some(WORKLOAD)));
-    w.profile("both", &gated);
-    let (out, _) = expect(w.cutover().args(["-p", "both", "iam-policy"]), 0);
+    w.write(name, &hub.profile(Some(NETWORK), Some(WORKLOAD)).gate(Gate::target_health()));
+    let (out, _) = expect(w.cutover().args(["-p", name, "iam-policy"]), 0);
     (hub, serde_json::from_str(&out).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cross_account_rollout_runs_under_exactly_the_printed_policies_and_each_part_is_needed() {
     let w = World::new().await;
-    let (hub, policies) = gated_hub(&w).await;
+    let (hub, policies) = gated_hub(&w, "both").await;
     let role_index =
         |arn: &str| policies["roles"].as_array().unwrap().iter().position(|r| r["role_arn"] == arn).unwrap();
     let (network, workload) = (role_index(NETWORK), role_index(WORKLOAD));
@@ -264,39 +226,25 @@ async fn aliases_in_the_network_zone_to_workload_load_balancers_are_followed_wit
         workload.listener(&lb, 80, Aws::forward(&[(&tg, 1)], None), &[]).await;
         sides.push((dns, lb_zone));
     }
-    let (zone, zone_id, record) = hub_zone(&network).await;
     // Route53 takes an alias to a load balancer of another account (the kit looks in every one).
-    network
-        .upsert(
-            &zone_id,
-            vec![
-                Aws::weighted_alias(&record, ("blue", 100), &sides[0].0, &sides[0].1, true),
-                Aws::weighted_alias(&record, ("green", 0), &sides[1].0, &sides[1].1, true),
-            ],
-        )
-        .await;
-    let profile = |sides_role: &str| {
-        format!(
-            "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\nrole_arn = \"{NETWORK}\"\n\n\
-             {sides_role}\
-             [rollout]\nstages = [100]\nbake = \"0s\"\npoll = \"50ms\"\ndns_ttl = \"0s\"\n\n\
-             [[gate]]\ntype = \"target-health\"\n"
-        )
-    };
+    let records = Records::alias_to(&network, (100, 0), (&sides[0].0, &sides[1].0), &sides[0].1).await;
+    let profile = Profile::new()
+        .route53(records.route().role_arn(NETWORK))
+        .rollout(Rollout::new(&[100.0]).bake("0s").poll("50ms").dns_ttl("0s"))
+        .gate(Gate::target_health());
     // Without a role for the sides, the aliases' load balancers are looked for in the zone's
     // account, and the gate finds none: nothing moves.
-    w.profile("zone-only", &profile(""));
+    w.write("zone-only", &profile);
     let (code, out, err) = crate::run(w.cutover().args(["-p", "zone-only", "rollout", "--to", "green"]));
     assert_ne!(code, 0, "{out}\n{err}");
     assert!(err.contains("no load balancer found for the green record's alias"), "{out}\n{err}");
-    assert_eq!(network.weight(&zone_id, &record, "green").await, 0);
+    assert_eq!(records.weight("green").await, 0);
 
-    let sides_role = format!("[sides.blue]\nrole_arn = \"{WORKLOAD}\"\n[sides.green]\nrole_arn = \"{WORKLOAD}\"\n\n");
-    w.profile("spoke", &profile(&sides_role));
+    w.write("spoke", &profile.sides(Sides::role(WORKLOAD)));
     let (out, err) = expect(w.cutover().args(["-p", "spoke", "rollout", "--to", "green"]), 0);
     assert!(err.contains("1/1 targets healthy"), "{out}\n{err}");
-    assert_eq!(network.weight(&zone_id, &record, "green").await, 100, "{out}\n{err}");
-    assert_eq!(network.weight(&zone_id, &record, "blue").await, 0);
+    assert_eq!(records.weight("green").await, 100, "{out}\n{err}");
+    assert_eq!(records.weight("blue").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +255,8 @@ async fn a_rollback_tells_a_dead_alias_target_by_looking_in_the_sides_account_to
     let (_, subnets) = workload.network().await;
     let (_, blue_dns, lb_zone) = workload.load_balancer(&unique("rb"), &subnets, &[]).await;
     let (green_arn, green_dns, _) = workload.load_balancer(&unique("rg"), &subnets, &[]).await;
-    let (zone, zone_id, record) = hub_zone(&network).await;
+    let records = Records::zone(&network).await;
+    let (zone, zone_id, record) = (records.zone.clone(), records.zone_id.clone(), records.record.clone());
     let other = format!("www.{zone}");
     let other_blue = workload.load_balancer(&unique("ob"), &subnets, &[]).await.1;
     let other_green = workload.load_balancer(&unique("og"), &subnets, &[]).await.1;
@@ -322,13 +271,8 @@ async fn a_rollback_tells_a_dead_alias_target_by_looking_in_the_sides_account_to
             ],
         )
         .await;
-    let route = |name: &str| {
-        format!(
-            "[[route53]]\nzone = \"{zone}\"\nrecord = \"{name}\"\nblue = \"blue\"\ngreen = \"green\"\nrole_arn = \"{NETWORK}\"\n"
-        )
-    };
-    let sides = format!("[sides.blue]\nrole_arn = \"{WORKLOAD}\"\n[sides.green]\nrole_arn = \"{WORKLOAD}\"\n");
-    w.profile("svc", &format!("{}{}{sides}", route(&record), route(&other)));
+    let route = |name: &str| Route53::new(&zone, name).role_arn(NETWORK);
+    w.write("svc", &Profile::new().route53(route(&record)).route53(route(&other)).sides(Sides::role(WORKLOAD)));
     // Green's ingress ALB is deleted; the other load balancers live on in the workload account,
     // where the zone's own account cannot see them.
     workload.elb.delete_load_balancer().load_balancer_arn(&green_arn).send().await.unwrap();
@@ -351,8 +295,9 @@ async fn a_role_whose_credentials_expire_during_a_rollout_is_assumed_again() {
     // buffer of 10 s, less a jitter of up to half), so each set serves at most 7 s of a rollout
     // that bakes two stages of at least 4 s, its target-health gate reading the workload role's
     // target groups all along.
-    let profile = hub.profile(Some(NETWORK), Some(WORKLOAD)).replace("bake = \"0s\"", "bake = \"4s\"");
-    w.profile("long", &format!("{profile}\n[[gate]]\ntype = \"target-health\"\n"));
+    let profile = hub.profile(Some(NETWORK), Some(WORKLOAD));
+    let rollout = profile.rollout.clone().unwrap().bake("4s");
+    w.write("long", &profile.rollout(rollout).gate(Gate::target_health()));
     let kit = proxy(Config { assumed_for: Some(std::time::Duration::from_secs(12)), ..Config::default() });
     let (out, err) =
         expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "long", "rollout", "--to", "green"]), 0);
@@ -366,7 +311,7 @@ async fn a_role_whose_credentials_expire_during_a_rollout_is_assumed_again() {
 async fn a_rollback_across_two_accounts_assumes_both_roles_at_once_then_makes_the_usual_calls() {
     let w = World::new().await;
     let hub = HubAndSpoke::new(&w).await;
-    w.profile("both", &hub.profile(Some(NETWORK), Some(WORKLOAD)));
+    w.write("both", &hub.profile(Some(NETWORK), Some(WORKLOAD)));
     expect(w.cutover().args(["-p", "both", "set", "green=50", "--yes"]), 0);
     let kit = proxy(crate::speed::aws_like());
     expect(
@@ -389,34 +334,64 @@ async fn a_rollback_across_two_accounts_assumes_both_roles_at_once_then_makes_th
     assert_eq!(elb, ["DescribeListeners", "DescribeLoadBalancers", "DescribeTags", "ModifyListener"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The actions of a policy.
+fn actions_of(policy: &serde_json::Value) -> Vec<String> {
+    let statements = policy["Statement"].as_array().unwrap();
+    statements.iter().flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_action_of_each_printed_role_policy_is_needed() {
+    // Each action of each role taken out in turn, a rollout under the rest: it must fail, or show
+    // the action refused. The cases run in four lanes side by side, each a hub and spoke and a
+    // profile of its own.
+    const LANES: usize = 4;
     let w = World::new().await;
-    let (_hub, policies) = gated_hub(&w).await;
-    let mut unneeded = Vec::new();
-    for (r, role) in policies["roles"].as_array().unwrap().iter().enumerate() {
-        let actions: Vec<String> = role["policy"]["Statement"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()))
-            .collect();
-        for action in actions {
-            let kit = kit_with(&policies, |p| {
-                for s in p["roles"][r]["policy"]["Statement"].as_array_mut().unwrap() {
-                    s["Action"].as_array_mut().unwrap().retain(|a| a != action.as_str());
+    let names: Vec<String> = (0..LANES).map(|l| format!("both{l}")).collect();
+    let lanes = futures::future::join_all(names.iter().map(|name| async {
+        let (hub, policies) = gated_hub(&w, name).await;
+        // A gate that cannot be read waits: held past two seconds, the run ends (exit 7).
+        let profile = hub.profile(Some(NETWORK), Some(WORKLOAD));
+        let rollout = profile.rollout.clone().unwrap().max_hold("2s");
+        w.write(name, &profile.rollout(rollout).gate(Gate::target_health()));
+        (hub, policies)
+    }))
+    .await;
+    let roles = lanes[0].1["roles"].as_array().unwrap();
+    let cases: Vec<(String, String)> = roles
+        .iter()
+        .flat_map(|r| actions_of(&r["policy"]).into_iter().map(|a| (r["role_arn"].as_str().unwrap().to_string(), a)))
+        .collect();
+    let unneeded =
+        futures::future::join_all(lanes.iter().zip(&names).enumerate().map(|(l, ((_hub, policies), name))| {
+            let (w, mine) = (&w, cases.iter().skip(l).step_by(LANES));
+            async move {
+                let mut unneeded = Vec::new();
+                for (role, action) in mine {
+                    let kit = kit_with(policies, |p| {
+                        let r = p["roles"].as_array_mut().unwrap().iter_mut().find(|r| r["role_arn"] == role.as_str());
+                        for s in r.unwrap()["policy"]["Statement"].as_array_mut().unwrap() {
+                            s["Action"].as_array_mut().unwrap().retain(|a| a != action.as_str());
+                        }
+                    });
+                    let mut rollout = w.std_cutover();
+                    rollout.env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", name, "rollout", "--to", "green"]);
+                    let (code, out, err) = crate::run_async(rollout).await;
+                    let shown =
+                        err.contains("AccessDenied") && err.contains(action.as_str()) || out.contains(action.as_str());
+                    if code == 0 && !shown {
+                        unneeded.push(format!("{role}: {action}"));
+                    }
+                    // Back on blue for the next run, with the caller's own credentials.
+                    let mut back = w.std_cutover();
+                    back.args(["-p", name, "set", "blue=100", "--yes"]);
+                    let (code, out, err) = crate::run_async(back).await;
+                    assert_eq!(code, 0, "{out}{err}");
                 }
-            });
-            let mut rollout = w.cutover();
-            rollout.env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "both", "rollout", "--to", "green"]);
-            let (code, out, err) = crate::run(&mut rollout);
-            let shown = err.contains("AccessDenied") && err.contains(&action) || out.contains(&action);
-            if code == 0 && !shown {
-                unneeded.push(format!("{}: {action}", role["role_arn"]));
+                unneeded
             }
-            // Back on blue for the next run, with the caller's own credentials.
-            expect(w.cutover().args(["-p", "both", "set", "blue=100", "--yes"]), 0);
-        }
-    }
+        }))
+        .await;
+    let unneeded: Vec<String> = unneeded.into_iter().flatten().collect();
     assert!(unneeded.is_empty(), "printed but not needed by a rollout: {unneeded:#?}");
 }

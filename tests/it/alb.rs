@@ -3,49 +3,28 @@
 
 use crate::emulator::unique;
 use crate::fixtures::Aws;
+use crate::scenario::{Front, Profile, Records};
+use crate::snap::Redact;
 use crate::{World, expect};
-
-/// A front ALB we own with blue/green (and a third) target group.
-struct Front {
-    lb: String,
-    lb_name: String,
-    vpc: String,
-    blue: String,
-    green: String,
-    blue_name: String,
-    green_name: String,
-}
-
-async fn front(w: &World, lb_tags: &[(&str, &str)]) -> Front {
-    let (vpc, subnets) = w.aws.network().await;
-    let lb_name = unique("f");
-    let (lb, _, _) = w.aws.load_balancer(&lb_name, &subnets, lb_tags).await;
-    let blue_name = unique("tb");
-    let green_name = unique("tg");
-    let blue = w.aws.target_group(&blue_name, &vpc, &["10.0.1.5"]).await;
-    let green = w.aws.target_group(&green_name, &vpc, &["10.0.2.5"]).await;
-    Front { lb, lb_name, vpc, blue, green, blue_name, green_name }
-}
-
-fn alb_profile(listener: &str, rule: &str, f: &Front) -> String {
-    format!(
-        "[[alb]]\nlistener = \"{listener}\"\nrule = \"{rule}\"\nblue = \"{}\"\ngreen = \"{}\"\n",
-        f.blue_name, f.green_name
-    )
-}
 
 fn weight_of(weights: &[(String, i32)], arn: &str) -> i32 {
     weights.iter().find(|(a, _)| a == arn).map(|(_, w)| *w).unwrap_or_else(|| panic!("{arn} not in {weights:?}"))
 }
 
+/// The profile of one `[[alb]]` route on `listener` (an ARN or `LB:PORT`) and `rule`, naming the
+/// front's target groups by name.
+fn alb_profile(f: &Front, listener: &str, rule: &str) -> Profile {
+    Profile::new().alb(f.route_by_name(listener).rule(rule))
+}
+
 #[tokio::test]
 async fn default_action_keeps_stickiness_and_a_third_target_group() {
     let w = World::new().await;
-    let f = front(&w, &[]).await;
+    let f = Front::new(&w.aws).await;
     let third = w.aws.target_group(&unique("tx"), &f.vpc, &[]).await;
-    let listener =
-        w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0), (&third, 5)], Some(300)), &[]).await;
-    w.profile("front", &alb_profile(&listener, "default", &f));
+    let listener = f.listener.clone();
+    w.aws.set_action(&listener, None, Aws::forward(&[(&f.blue, 100), (&f.green, 0), (&third, 5)], Some(300))).await;
+    w.write("front", &alb_profile(&f, &listener, "default"));
 
     let (out, _) = expect(w.cutover().args(["-p", "front", "set", "green=25"]), 0);
     assert!(out.contains("alb"), "{out}");
@@ -67,10 +46,11 @@ async fn default_action_keeps_stickiness_and_a_third_target_group() {
 #[tokio::test]
 async fn a_rule_keeps_its_conditions_and_priority() {
     let w = World::new().await;
-    let f = front(&w, &[]).await;
-    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 1)], None), &[]).await;
-    let rule = w.aws.rule(&listener, 17, "/api/*", Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    w.profile("api", &alb_profile(&listener, &rule, &f));
+    let f = Front::new(&w.aws).await;
+    let listener = f.listener.clone();
+    w.aws.set_action(&listener, None, Aws::forward(&[(&f.blue, 1)], None)).await;
+    let rule = f.rule(&listener, 17, "/api/*", &[]).await;
+    w.write("api", &alb_profile(&f, &listener, &rule));
 
     expect(w.cutover().args(["-p", "api", "set", "green=0.1"]), 0);
     let weights = w.aws.forward_weights(&listener, Some(&rule)).await;
@@ -89,45 +69,34 @@ async fn a_rule_keeps_its_conditions_and_priority() {
 #[tokio::test]
 async fn a_listener_named_by_load_balancer_and_port_is_found() {
     let w = World::new().await;
-    let f = front(&w, &[]).await;
-    let listener = w.aws.listener(&f.lb, 8080, Aws::forward(&[(&f.blue, 0), (&f.green, 100)], None), &[]).await;
-    w.profile("named", &alb_profile(&format!("{}:8080", f.lb_name), "default", &f));
+    let f = Front::spec(&w.aws).port(8080).weights(0, 100).make().await;
+    w.write("named", &alb_profile(&f, &format!("{}:8080", f.lb_name), "default"));
     expect(w.cutover().args(["-p", "named", "rollback", "--to", "blue"]), 0);
-    let weights = w.aws.forward_weights(&listener, None).await;
-    assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 
-    w.profile("noport", &alb_profile(&format!("{}:9999", f.lb_name), "default", &f));
+    w.write("noport", &alb_profile(&f, &format!("{}:9999", f.lb_name), "default"));
     let (_, err) = expect(w.cutover().args(["-p", "noport", "status"]), 2);
-    assert!(err.contains("no listener on port 9999 (ports: 8080)"), "{err}");
+    insta::assert_snapshot!("refused-no-listener-on-the-port", Redact::new().names(f.names()).text(&err));
 }
 
 #[tokio::test]
 async fn a_controller_owned_listener_is_refused_and_nothing_changes() {
     let w = World::new().await;
-    let f = front(&w, &[("elbv2.k8s.aws/cluster", "prod"), ("ingress.k8s.aws/stack", "green/myapp")]).await;
-    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    w.profile("owned", &alb_profile(&listener, "default", &f));
+    let controller = [("elbv2.k8s.aws/cluster", "prod"), ("ingress.k8s.aws/stack", "green/myapp")];
+    let f = Front::spec(&w.aws).lb_tags(&controller).make().await;
+    w.write("owned", &alb_profile(&f, &f.listener, "default"));
     let (_, err) = expect(w.cutover().args(["-p", "owned", "set", "green=50"]), 2);
-    assert!(err.contains("AWS Load Balancer Controller") && err.contains("hint:"), "{err}");
-    let weights = w.aws.forward_weights(&listener, None).await;
-    assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (100, 0));
+    insta::assert_snapshot!("refused-controller-owned-listener", Redact::new().names(f.names()).text(&err));
+    assert_eq!(f.weights().await, (100, 0));
 
     // A rule carrying the controller's tags on an ALB we own is refused the same way.
-    let g = front(&w, &[]).await;
-    let l2 = w.aws.listener(&g.lb, 80, Aws::forward(&[(&g.blue, 1)], None), &[]).await;
-    let rule = w
-        .aws
-        .rule(
-            &l2,
-            5,
-            "/x/*",
-            Aws::forward(&[(&g.blue, 100), (&g.green, 0)], None),
-            &[("ingress.k8s.aws/stack", "ns/app")],
-        )
-        .await;
-    w.profile("owned-rule", &alb_profile(&l2, &rule, &g));
+    let g = Front::new(&w.aws).await;
+    w.aws.set_action(&g.listener, None, Aws::forward(&[(&g.blue, 1)], None)).await;
+    let rule = g.rule(&g.listener, 5, "/x/*", &[("ingress.k8s.aws/stack", "ns/app")]).await;
+    w.write("owned-rule", &alb_profile(&g, &g.listener, &rule));
     let (_, err) = expect(w.cutover().args(["-p", "owned-rule", "set", "green=50"]), 2);
-    assert!(err.contains("ingress.k8s.aws/stack"), "{err}");
+    let names = Redact::new().names(g.names()).name(&rule, "[rule]");
+    insta::assert_snapshot!("refused-controller-owned-rule", names.text(&err));
 }
 
 #[tokio::test]
@@ -135,76 +104,73 @@ async fn a_listener_or_rule_of_a_cloudformation_stack_is_refused_unless_owner_ok
     let w = World::new().await;
     // The load balancer came from a stack too: that alone does not own the listener's weights.
     let stack = [("aws:cloudformation:stack-name", "front-prod")];
-    let f = front(&w, &stack).await;
-    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &stack).await;
-    w.profile("cfn", &alb_profile(&listener, "default", &f));
+    let f = Front::spec(&w.aws).lb_tags(&stack).listener_tags(&stack).make().await;
+    let listener = f.listener.clone();
+    w.write("cfn", &alb_profile(&f, &listener, "default"));
     let (_, err) = expect(w.cutover().args(["-p", "cfn", "set", "green=50"]), 2);
-    assert!(err.contains("CloudFormation stack `front-prod`") && err.contains("owner_ok = true"), "{err}");
-    assert!(err.contains("ignore_changes"), "a hint for Terraform users too: {err}");
-    let weights = w.aws.forward_weights(&listener, None).await;
-    assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (100, 0), "nothing moved");
+    // The stack named, `owner_ok = true` to say it is looked after, a hint for Terraform too.
+    insta::assert_snapshot!("refused-cloudformation-listener", Redact::new().names(f.names()).text(&err));
+    assert_eq!(f.weights().await, (100, 0), "nothing moved");
 
     // Said to be looked after: it moves.
-    w.profile("cfn-ok", &format!("{}owner_ok = true\n", alb_profile(&listener, "default", &f)));
+    w.write("cfn-ok", &Profile::new().alb(f.route_by_name(&listener).rule("default").owner_ok(true)));
     expect(w.cutover().args(["-p", "cfn-ok", "set", "green=50"]), 0);
-    let weights = w.aws.forward_weights(&listener, None).await;
-    assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (50, 50));
+    assert_eq!(f.weights().await, (50, 50));
 
     // A rule of a stack, on a listener of none, is refused the same way; the stack's load
     // balancer alone refuses nothing (the listener above moved once owner_ok said so, and this
     // one's default action is not edited).
-    let l2 = w.aws.listener(&f.lb, 81, Aws::forward(&[(&f.blue, 1)], None), &[]).await;
-    let rule = w.aws.rule(&l2, 5, "/x/*", Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &stack).await;
-    w.profile("cfn-rule", &alb_profile(&l2, &rule, &f));
+    let l2 = f.listen(81, Aws::forward(&[(&f.blue, 1)], None), &[]).await;
+    let rule = f.rule(&l2, 5, "/x/*", &stack).await;
+    w.write("cfn-rule", &alb_profile(&f, &l2, &rule));
     let (_, err) = expect(w.cutover().args(["-p", "cfn-rule", "set", "green=50"]), 2);
-    assert!(err.contains(&rule) && err.contains("front-prod"), "{err}");
-    let l3 = w.aws.listener(&f.lb, 82, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    w.profile("cfn-lb", &alb_profile(&l3, "default", &f));
+    let names = Redact::new().names(f.names()).name(&rule, "[rule]").name(&l2, "[listener-81]");
+    insta::assert_snapshot!("refused-cloudformation-rule", names.text(&err));
+    let l3 = f.listen(82, f.forward(100, 0), &[]).await;
+    w.write("cfn-lb", &alb_profile(&f, &l3, "default"));
     expect(w.cutover().args(["-p", "cfn-lb", "set", "green=50"]), 0);
 }
 
 #[tokio::test]
 async fn a_target_group_not_in_the_action_is_refused_by_name() {
     let w = World::new().await;
-    let f = front(&w, &[]).await;
-    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100)], None), &[]).await;
-    w.profile("half", &alb_profile(&listener, "default", &f));
+    let f = Front::new(&w.aws).await;
+    let listener = f.listener.clone();
+    w.aws.set_action(&listener, None, Aws::forward(&[(&f.blue, 100)], None)).await;
+    w.write("half", &alb_profile(&f, &listener, "default"));
     let (_, err) = expect(w.cutover().args(["-p", "half", "set", "green=10"]), 2);
-    assert!(err.contains(&format!("target group `{}` (green) is not in the forward action", f.green_name)), "{err}");
-    assert!(err.contains(&format!("it forwards to: {}", f.blue_name)), "{err}");
+    insta::assert_snapshot!("refused-target-group-not-in-the-action", Redact::new().names(f.names()).text(&err));
     assert_eq!(w.aws.forward_weights(&listener, None).await, vec![(f.blue.clone(), 100)]);
 }
 
 #[tokio::test]
 async fn a_mixed_profile_moves_every_route_to_one_split() {
     let w = World::new().await;
-    let f = front(&w, &[]).await;
-    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    let rule = w.aws.rule(&listener, 3, "/v2/*", Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    let (b, g, lb_zone) = crate::elbs().await;
-    let pair = crate::Pair::new(&w, (100, 0), (&b, &g), &lb_zone).await;
-    let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
-    let r53 = format!("[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n");
-    let profile = format!("{r53}\n{}\n{}", alb_profile(&listener, "default", &f), alb_profile(&listener, &rule, &f));
-    w.profile("mixed", &profile);
+    let f = Front::new(&w.aws).await;
+    let listener = f.listener.clone();
+    let rule = f.rule(&listener, 3, "/v2/*", &[]).await;
+    let pair = Records::alias(&w.aws, (100, 0)).await;
+    let profile = Profile::new()
+        .route53(pair.route())
+        .alb(f.route_by_name(&listener).rule("default"))
+        .alb(f.route_by_name(&listener).rule(rule.as_str()));
+    w.write("mixed", &profile);
 
     let (out, _) = expect(w.cutover().args(["-p", "mixed", "-o", "json", "set", "green=25"]), 0);
-    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let doc = crate::json(&out);
     assert_eq!(doc["routes"].as_array().unwrap().len(), 3);
-    assert_eq!(w.aws.weight(&zone_id, &record, "green").await, 25);
+    assert_eq!(pair.weight("green").await, 25);
     for r in [None, Some(rule.as_str())] {
-        let weights = w.aws.forward_weights(&listener, r).await;
-        assert_eq!((weight_of(&weights, &f.blue), weight_of(&weights, &f.green)), (75, 25));
+        assert_eq!(f.weights_at(&listener, r).await, (75, 25));
     }
 
     // One bad route refuses them all: nothing moves.
-    let only_blue = w.aws.listener(&f.lb, 81, Aws::forward(&[(&f.blue, 1)], None), &[]).await;
-    w.profile("mixed-bad", &format!("{profile}\n{}", alb_profile(&only_blue, "default", &f)));
+    let only_blue = f.listen(81, Aws::forward(&[(&f.blue, 1)], None), &[]).await;
+    w.write("mixed-bad", &profile.alb(f.route_by_name(&only_blue).rule("default")));
     let (_, err) = expect(w.cutover().args(["-p", "mixed-bad", "set", "green=50"]), 2);
     assert!(err.contains("is not in the forward action"), "{err}");
-    assert_eq!(w.aws.weight(&zone_id, &record, "green").await, 25);
-    let weights = w.aws.forward_weights(&listener, None).await;
-    assert_eq!(weight_of(&weights, &f.green), 25);
+    assert_eq!(pair.weight("green").await, 25);
+    assert_eq!(f.weights().await.1, 25);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,11 +179,9 @@ async fn a_write_failing_part_way_puts_back_the_routes_already_written() {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     let w = World::new().await;
-    let f = front(&w, &[]).await;
-    let listener = w.aws.listener(&f.lb, 80, Aws::forward(&[(&f.blue, 100), (&f.green, 0)], None), &[]).await;
-    let (b, g, lb_zone) = crate::elbs().await;
-    let pair = crate::Pair::new(&w, (100, 0), (&b, &g), &lb_zone).await;
-    let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
+    let f = Front::new(&w.aws).await;
+    let listener = f.listener.clone();
+    let pair = Records::alias(&w.aws, (100, 0)).await;
 
     // ELBv2 answers reads as the emulator does, and refuses the write.
     let elb = MockServer::start().await;
@@ -253,13 +217,7 @@ async fn a_write_failing_part_way_puts_back_the_routes_already_written() {
         .mount(&elb)
         .await;
 
-    w.profile(
-        "mixed",
-        &format!(
-            "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n{}",
-            alb_profile(&listener, "default", &f)
-        ),
-    );
+    w.write("mixed", &alb_profile(&f, &listener, "default").route53(pair.route()));
     let (_, err) = expect(
         w.cutover()
             .env("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", elb.uri())
@@ -269,6 +227,5 @@ async fn a_write_failing_part_way_puts_back_the_routes_already_written() {
     assert!(err.contains("injected failure"), "{err}");
     assert!(err.contains("traffic is as before"), "{err}");
     // The Route53 route, written before the ALB write failed, is back where it was.
-    assert_eq!(w.aws.weight(&zone_id, &record, "green").await, 0);
-    assert_eq!(w.aws.weight(&zone_id, &record, "blue").await, 100);
+    assert_eq!(pair.weights().await, (100, 0));
 }

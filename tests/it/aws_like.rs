@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
 use crate::proxy::Config;
-use crate::{Pair, World, expect, run};
+use crate::scenario::{Front, Gate, Profile, Records, Rollout, elbs, mixed};
+use crate::{World, expect, run};
 
 /// Allow everything but `denied`.
 fn all_but(denied: &str) -> serde_json::Value {
@@ -22,35 +23,21 @@ fn all_but(denied: &str) -> serde_json::Value {
     ]})
 }
 
-/// A weighted pair on the shared load balancers, and a front ALB's listener forwarding to two
-/// target groups: (profile text, pair, listener, (blue tg, green tg)).
-async fn mixed(w: &World, (blue, green): (i64, i32)) -> (String, Pair, String, (String, String)) {
-    let (b, g, lb_zone) = crate::elbs().await;
-    let pair = Pair::new(w, (blue, i64::from(green)), (&b, &g), &lb_zone).await;
-    let (vpc, subnets) = w.aws.network().await;
-    let (lb, _, _) = w.aws.load_balancer(&unique("f"), &subnets, &[]).await;
-    let tb = w.aws.target_group(&unique("tb"), &vpc, &["10.0.1.5"]).await;
-    let tg = w.aws.target_group(&unique("tg"), &vpc, &["10.0.2.5"]).await;
-    let blue_w = 100 - green;
-    let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&tb, blue_w), (&tg, green)], None), &[]).await;
-    let profile = format!("{}[[alb]]\nlistener = \"{listener}\"\nblue = \"{tb}\"\ngreen = \"{tg}\"\n", pair.route());
-    (profile, pair, listener, (tb, tg))
-}
-
-async fn alb_weights(w: &World, listener: &str, (tb, tg): &(String, String)) -> (i32, i32) {
-    let weights = w.aws.forward_weights(listener, None).await;
-    let of = |arn: &str| weights.iter().find(|(a, _)| a == arn).map(|(_, w)| *w).unwrap();
-    (of(tb), of(tg))
+/// The mixed profile: a weighted pair on the shared load balancers (the zone named) and a front
+/// ALB, `green` percent on green.
+async fn mixed_profile(w: &World, green: i32) -> (Profile, Records, Front) {
+    let (pair, front) = mixed(&w.aws, green).await;
+    (Profile::new().route53(pair.route()).alb(front.route()), pair, front)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route53_change_stays_pending_for_a_while_and_set_waits_until_it_is_insync() {
     let w = World::new().await;
     let kit = proxy(Config { route53_insync_after: Some(Duration::from_millis(700)), ..Config::default() });
-    let (profile, pair, _, _) = mixed(&w, (100, 0)).await;
-    w.profile("svc", &profile);
+    let (profile, pair, _) = mixed_profile(&w, 0).await;
+    w.write("svc", &profile);
     expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "svc", "set", "green=25"]), 0);
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 25);
+    assert_eq!(pair.weight("green").await, 25);
     let polls = kit.calls().iter().filter(|c| c.operation == "GetChange").count();
     assert!(polls >= 2, "GetChange answered PENDING at first and was asked again: {polls} call(s)");
 }
@@ -58,7 +45,7 @@ async fn a_route53_change_stays_pending_for_a_while_and_set_waits_until_it_is_in
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route53_refuses_an_alias_to_a_load_balancer_that_does_not_exist() {
     let w = World::new().await;
-    let (_, _, lb_zone) = crate::elbs().await;
+    let (_, _, lb_zone) = elbs().await;
     let zone_id = w.aws.zone(&format!("{}.test.", unique("z"))).await;
     let set = Aws::weighted_alias("api.x.test.", ("green", 0), "gone-1.us-west-2.elb.amazonaws.com", &lb_zone, true);
     let batch = aws_sdk_route53::types::ChangeBatch::builder()
@@ -116,27 +103,20 @@ async fn a_composite_alarm_that_fired_and_recovered_between_two_advances_fails_t
     w.aws.alarm(&child).await;
     // One composite alarm named for both sides: `{side}` is not in its name.
     w.aws.composite_alarm(&composite, &format!("ALARM(\"{child}\")")).await;
-    let (b, g, lb_zone) = crate::elbs().await;
-    let pair = Pair::new(&w, (100, 0), (&b, &g), &lb_zone).await;
-    let table = unique("comp-");
-    w.profile(
-        "svc",
-        &format!(
-            "{}[rollout]\nstages = [50, 100]\nbake = \"1h\"\nfailure_threshold = 1\n\
-             [[gate]]\ntype = \"alarm\"\nalarms = [\"{composite}\"]\n[state]\ntable = \"{table}\"\n",
-            pair.route()
-        ),
-    );
+    let pair = Records::alias(&w.aws, (100, 0)).await;
+    let rollout = Rollout::new(&[50.0, 100.0]).bake("1h").failure_threshold(1);
+    let gate = Gate::alarm(&[&composite]);
+    w.write("svc", &Profile::new().route53(pair.route()).rollout(rollout).gate(gate).state(&unique("comp-")));
     expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
     let (out, _) = expect(w.cutover().args(["-p", "svc", "advance"]), 0);
     assert!(out.contains("stage 1/2"), "{out}");
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 50);
+    assert_eq!(pair.weight("green").await, 50);
     // Between two calls of the schedule, the composite alarm fires and recovers.
     w.aws.set_alarm(&composite, "ALARM").await;
     w.aws.set_alarm(&composite, "OK").await;
     let (out, err) = expect(w.cutover().args(["-p", "svc", "advance"]), 3);
     assert!(format!("{out}{err}").contains("went into ALARM during the stage"), "{out}{err}");
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 0);
+    assert_eq!(pair.weight("green").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,21 +127,21 @@ async fn an_accepted_route53_change_whose_get_change_fails_is_written_and_nothin
         iam_policy: Some(all_but("route53:GetChange")),
         ..Config::default()
     });
-    let (profile, pair, listener, tgs) = mixed(&w, (100, 0)).await;
-    w.profile("svc", &profile);
+    let (profile, pair, front) = mixed_profile(&w, 0).await;
+    w.write("svc", &profile);
     let (out, err) =
         expect(w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "svc", "set", "green=25"]), 0);
     assert!(err.contains("propagation") && err.contains("unconfirmed"), "{out}{err}");
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 25);
-    assert_eq!(alb_weights(&w, &listener, &tgs).await, (75, 25), "the other route is not put back");
+    assert_eq!(pair.weight("green").await, 25);
+    assert_eq!(front.weights().await, (75, 25), "the other route is not put back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_refused_part_way_is_put_back_as_read_back_but_never_off_the_stable_side() {
     let w = World::new().await;
     let kit = proxy(Config { iam_policy: Some(all_but("elasticloadbalancing:ModifyListener")), ..Config::default() });
-    let (profile, pair, listener, tgs) = mixed(&w, (50, 50)).await;
-    w.profile("svc", &profile);
+    let (profile, pair, front) = mixed_profile(&w, 50).await;
+    w.write("svc", &profile);
     let cutover = || {
         let mut c = w.cutover();
         c.env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "svc"]);
@@ -170,12 +150,12 @@ async fn a_write_refused_part_way_is_put_back_as_read_back_but_never_off_the_sta
     // Toward the candidate: the Route53 route that moved is put back, and the read-back says so.
     let (out, err) = expect(cutover().args(["set", "green=75"]), 1);
     assert!(err.contains("traffic is as before"), "{out}{err}");
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 50);
-    assert_eq!(alb_weights(&w, &listener, &tgs).await, (50, 50));
+    assert_eq!(pair.weight("green").await, 50);
+    assert_eq!(front.weights().await, (50, 50));
     // All on one side — what a rollback does: what moved stays moved; a human is told.
     let (out, err) = expect(cutover().args(["set", "blue=100"]), 4);
     assert!(err.contains("never undone") && err.contains("50:50"), "{out}{err}");
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 0, "not put back toward green");
+    assert_eq!(pair.weight("green").await, 0, "not put back toward green");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,8 +164,8 @@ async fn a_rollback_whose_other_side_load_balancer_is_gone_moves_what_it_can_and
     let (_, subnets) = w.aws.network().await;
     let (_, blue_dns, lb_zone) = w.aws.load_balancer(&unique("rb"), &subnets, &[]).await;
     let (green_arn, green_dns, _) = w.aws.load_balancer(&unique("rg"), &subnets, &[]).await;
-    let pair = Pair::new(&w, (50, 50), (&blue_dns, &green_dns), &lb_zone).await;
-    let (b, g, _) = crate::elbs().await;
+    let pair = Records::alias_to(&w.aws, (50, 50), (&blue_dns, &green_dns), &lb_zone).await;
+    let (b, g, _) = elbs().await;
     let other = format!("www.{}", pair.zone);
     w.aws
         .upsert(
@@ -196,14 +176,7 @@ async fn a_rollback_whose_other_side_load_balancer_is_gone_moves_what_it_can_and
             ],
         )
         .await;
-    w.profile(
-        "svc",
-        &format!(
-            "{}[[route53]]\nzone = \"{}\"\nrecord = \"{other}\"\nblue = \"blue\"\ngreen = \"green\"\n",
-            pair.route(),
-            pair.zone
-        ),
-    );
+    w.write("svc", &Profile::new().route53(pair.route()).route53(crate::scenario::Route53::new(&pair.zone, &other)));
     // Green's ingress ALB is deleted (the namespace torn down, the Ingress re-created, …).
     w.aws.elb.delete_load_balancer().load_balancer_arn(&green_arn).send().await.unwrap();
 
@@ -211,8 +184,8 @@ async fn a_rollback_whose_other_side_load_balancer_is_gone_moves_what_it_can_and
     assert_eq!(code, 4, "{out}{err}");
     assert!(err.contains("alias target no longer exists") && err.contains(&green_dns.to_ascii_lowercase()), "{err}");
     // What could move has: blue's set of the stuck record, and the whole other record (same batch).
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "blue").await, 100);
-    assert_eq!(w.aws.weight(&pair.zone_id, &pair.record, "green").await, 50, "its set cannot be written");
+    assert_eq!(pair.weight("blue").await, 100);
+    assert_eq!(pair.weight("green").await, 50, "its set cannot be written");
     assert_eq!(w.aws.weight(&pair.zone_id, &other, "blue").await, 100);
     assert_eq!(w.aws.weight(&pair.zone_id, &other, "green").await, 0);
 }

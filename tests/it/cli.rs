@@ -1,6 +1,13 @@
 //! The command-line contract: finding profiles, profile errors, usage errors and exit codes.
 
+use crate::scenario::{AlbRoute, Profile, Records, Rollout, Route53};
+use crate::snap::Redact;
 use crate::{World, expect};
+
+/// A profile of one route in a zone that need not exist.
+fn somewhere() -> Profile {
+    Profile::new().route53(Route53::new("a.test.", "x.a.test.").sets("b", "g"))
+}
 
 #[test]
 fn every_shipped_profile_parses() {
@@ -19,11 +26,12 @@ fn every_shipped_profile_parses() {
 #[tokio::test]
 async fn a_profile_in_s3_runs_status_and_a_missing_one_names_its_bucket_and_key() {
     let w = World::new().await;
-    let (b, g, lb_zone) = crate::elbs().await;
-    let pair = crate::Pair::new(&w, (90, 10), (&b, &g), &lb_zone).await;
+    let pair = Records::alias(&w.aws, (90, 10)).await;
     let bucket = crate::emulator::unique("profiles-");
-    w.aws.object(&bucket, "cutover/myapp.toml", &pair.route()).await;
-    w.aws.object(&bucket, "cutover/broken.toml", &format!("{}[rollout]\nstages = [50, 10]\n", pair.route())).await;
+    let profile = Profile::new().route53(pair.route());
+    w.aws.object(&bucket, "cutover/myapp.toml", &profile.to_string()).await;
+    let broken = profile.rollout(Rollout::new(&[50.0, 10.0]));
+    w.aws.object(&bucket, "cutover/broken.toml", &broken.to_string()).await;
 
     let url = format!("s3://{bucket}/cutover/myapp.toml");
     let (out, _) = expect(w.cutover().args(["-p", &url, "-o", "json", "status"]), 0);
@@ -57,30 +65,24 @@ async fn a_profile_in_s3_runs_status_and_a_missing_one_names_its_bucket_and_key(
 #[tokio::test]
 async fn an_unknown_profile_lists_the_known_ones() {
     let w = World::new().await;
-    w.profile("alpha", "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
-    w.profile("beta", "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
-    let (_, err) = expect(w.cutover().args(["-p", "gamma", "status"]), 2);
-    assert!(err.contains("profile `gamma` not found") && err.contains("known: alpha, beta"), "{err}");
-    let (_, err) = expect(w.cutover().args(["status"]), 2);
-    assert!(err.contains("no profile given") && err.contains("CUTOVER_PROFILE"), "{err}");
+    w.write("alpha", &somewhere());
+    w.write("beta", &somewhere());
+    let (_, unknown) = expect(w.cutover().args(["-p", "gamma", "status"]), 2);
+    let (_, none) = expect(w.cutover().args(["status"]), 2);
+    let r = Redact::new().name(&w.dir.path().display().to_string(), "[dir]");
+    insta::assert_snapshot!("refused-unknown-profile", r.text(&format!("{unknown}---\n{none}")));
 }
 
 #[tokio::test]
 async fn an_invalid_profile_names_the_file_and_key_path_and_exits_2() {
     let w = World::new().await;
-    let path = w.profile(
-        "bad",
-        "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n[rollout]\nstages = [10, 50, 25, 100]\n",
-    );
-    let (_, err) = expect(w.cutover().args(["-p", "bad", "set", "green=10"]), 2);
-    assert!(
-        err.contains("profiles/bad.toml") && err.contains("rollout.stages[2]") && err.contains("ascending"),
-        "{err}"
-    );
+    let path = w.write("bad", &somewhere().rollout(Rollout::new(&[10.0, 50.0, 25.0, 100.0])));
+    let (_, bad) = expect(w.cutover().args(["-p", "bad", "set", "green=10"]), 2);
 
     w.profile("typo", "[[route53]]\nzone = \"a.test.\"\nrecords = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
-    let (out, err) = expect(w.cutover().args(["-p", "typo", "-o", "json", "validate"]), 2);
-    assert!(err.contains("profiles/typo.toml") && err.contains("route53[0]") && err.contains("records"), "{err}");
+    let (out, typo) = expect(w.cutover().args(["-p", "typo", "-o", "json", "validate"]), 2);
+    // The file, the key path and what is wrong there.
+    insta::assert_snapshot!("refused-invalid-profiles", format!("{bad}---\n{typo}"));
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["error"]["exit_code"], 2);
 
@@ -94,7 +96,7 @@ async fn an_invalid_profile_names_the_file_and_key_path_and_exits_2() {
 #[tokio::test]
 async fn rollback_without_a_side_needs_the_state_table() {
     let w = World::new().await;
-    w.profile("svc", "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
+    w.write("svc", &somewhere());
     let (_, err) = expect(w.cutover().args(["-p", "svc", "rollback"]), 2);
     assert!(err.contains("[state]") && err.contains("rollback --to blue"), "{err}");
 }
@@ -118,12 +120,14 @@ async fn usage_errors_exit_2() {
 #[tokio::test]
 async fn without_a_region_anywhere_the_command_is_refused_naming_where_one_goes() {
     let w = World::new().await;
-    w.profile("noregion", "[[route53]]\nzone = \"x.test.\"\nrecord = \"api.x.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
+    let route = Route53::new("x.test.", "api.x.test.").sets("b", "g");
+    w.write("noregion", &Profile::new().route53(route.clone()));
     let (out, err) = expect(w.cutover().env_remove("AWS_REGION").args(["-p", "noregion", "status"]), 2);
     assert!(out.is_empty(), "{out}");
-    assert!(err.contains("no AWS region") && err.contains("noregion.toml") && err.contains("AWS_REGION"), "{err}");
+    let r = Redact::new().name(&w.dir.path().display().to_string(), "[dir]");
+    insta::assert_snapshot!("refused-no-region", r.text(&err));
     // The profile's region applies when the environment names none.
-    w.profile("withregion", "region = \"eu-west-1\"\n[[route53]]\nzone = \"x.test.\"\nrecord = \"api.x.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
+    w.write("withregion", &Profile::new().region("eu-west-1").route53(route));
     let (_, err) = expect(w.cutover().env_remove("AWS_REGION").args(["-p", "withregion", "status"]), 2);
     assert!(!err.contains("no AWS region") && err.contains("x.test."), "{err}");
 }
@@ -154,7 +158,7 @@ async fn usage_errors_with_json_output_print_the_error_document_on_stdout() {
 #[tokio::test]
 async fn a_closed_pipe_ends_the_output_quietly() {
     let w = World::new().await;
-    w.profile("svc", "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
+    w.write("svc", &somewhere());
     for args in [&["-p", "svc", "iam-policy"][..], &["completions", "bash"], &["man"]] {
         // The reader is gone before cutover writes (`cutover … | head -0`).
         let mut child = w
@@ -195,32 +199,24 @@ async fn profiles_fall_back_to_the_users_config_folder_and_not_found_names_every
     let config = w.dir.path().join("config");
     let dir = config.join("cutover").join("profiles");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("mine.toml"), "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n[rollout]\nstages = [50, 25, 100]\n").unwrap();
+    std::fs::write(dir.join("mine.toml"), somewhere().rollout(Rollout::new(&[50.0, 25.0, 100.0])).to_string()).unwrap();
     // Found in $XDG_CONFIG_HOME/cutover/profiles (its error names that file).
-    let (_, err) = expect(w.cutover().env("XDG_CONFIG_HOME", &config).args(["-p", "mine", "validate"]), 2);
-    assert!(
-        err.contains(&format!("{}", dir.join("mine.toml").display())) && err.contains("rollout.stages[1]"),
-        "{err}"
-    );
+    let (_, found) = expect(w.cutover().env("XDG_CONFIG_HOME", &config).args(["-p", "mine", "validate"]), 2);
     // Not found: every folder searched, and how to point elsewhere.
-    let (_, err) = expect(w.cutover().env("XDG_CONFIG_HOME", &config).args(["-p", "theirs", "validate"]), 2);
-    assert!(err.contains(&format!("not found in profiles, then {}", dir.display())), "{err}");
-    assert!(
-        err.contains("known: mine") && err.contains("--profiles-dir") && err.contains("CUTOVER_PROFILES_DIR"),
-        "{err}"
-    );
+    let (_, missing) = expect(w.cutover().env("XDG_CONFIG_HOME", &config).args(["-p", "theirs", "validate"]), 2);
     // An explicit folder is the only one searched.
-    let (_, err) = expect(
+    let (_, elsewhere) = expect(
         w.cutover().env("XDG_CONFIG_HOME", &config).args(["--profiles-dir", "elsewhere", "-p", "mine", "validate"]),
         2,
     );
-    assert!(err.contains("not found in elsewhere\n") || err.contains("not found in elsewhere\nhint"), "{err}");
+    let r = Redact::new().name(&w.dir.path().display().to_string(), "[dir]");
+    insta::assert_snapshot!("profiles-in-the-config-folder", r.text(&format!("{found}---\n{missing}---\n{elsewhere}")));
 }
 
 #[tokio::test]
 async fn an_endpoint_where_nothing_listens_fails_at_once_in_one_sentence_with_a_hint() {
     let w = World::new().await;
-    w.profile("svc", "[[route53]]\nzone = \"a.test.\"\nrecord = \"x.a.test.\"\nblue = \"b\"\ngreen = \"g\"\n");
+    w.write("svc", &somewhere());
     // A loopback port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
@@ -229,8 +225,8 @@ async fn an_endpoint_where_nothing_listens_fails_at_once_in_one_sentence_with_a_
     let (out, err) =
         expect(w.cutover().env("AWS_ENDPOINT_URL", &endpoint).args(["-p", "svc", "-o", "json", "status"]), 1);
     let took = started.elapsed();
-    assert!(err.contains("route53 ListHostedZonesByName a.test.: could not connect"), "{err}");
-    assert!(err.contains("hint: nothing listens at the endpoint") && err.contains("AWS_ENDPOINT_URL"), "{err}");
+    // One sentence, the call and the zone named, a hint.
+    insta::assert_snapshot!("an-endpoint-where-nothing-listens", Redact::new().text(&err));
     assert!(!err.contains("DispatchFailure") && !err.contains("ConnectorError"), "no debug dumps: {err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["error"]["exit_code"], 1);
@@ -241,9 +237,8 @@ async fn an_endpoint_where_nothing_listens_fails_at_once_in_one_sentence_with_a_
 #[tokio::test]
 async fn log_lines_carry_no_colour_codes_off_a_terminal() {
     let w = World::new().await;
-    let (b, g, zone) = crate::elbs().await;
-    let pair = crate::Pair::new(&w, (100, 0), (&b, &g), &zone).await;
-    w.profile("svc", &pair.route());
+    let pair = Records::alias(&w.aws, (100, 0)).await;
+    w.write("svc", &Profile::new().route53(pair.route()));
     let (_, err) = expect(w.cutover().env("CUTOVER_LOG", "debug").args(["-p", "svc", "status"]), 0);
     assert!(err.contains("DEBUG"), "debug logs: {err}");
     assert!(!err.contains('\u{1b}'), "no escape codes in piped stderr: {err:?}");
@@ -267,10 +262,9 @@ async fn with_json_logs_an_error_is_a_json_line_too() {
 async fn help_groups_global_options_lists_the_sides_and_ends_with_the_exit_codes() {
     let w = World::new().await;
     let (out, _) = expect(w.cutover().args(["rollback", "--help"]), 0);
-    assert!(out.contains("Global options:"), "{out}");
-    assert!(out.contains("[possible values: blue, green]"), "{out}");
+    insta::assert_snapshot!("help-rollback", out);
     let (top, _) = expect(w.cutover().args(["--help"]), 0);
-    assert!(top.contains("Exit codes:") && top.contains("6  drift"), "{top}");
+    insta::assert_snapshot!("help", top);
     let (_, err) = expect(w.cutover().args(["-p", "x", "rollout", "--to", "purple"]), 2);
     assert!(err.contains("[possible values: blue, green]"), "{err}");
 }
@@ -280,7 +274,7 @@ async fn a_missing_regional_resource_names_the_region_it_was_looked_up_in() {
     let w = World::new().await;
     let listener =
         "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener/app/nope/0123456789abcdef/0123456789abcdef";
-    w.profile("svc", &format!("[[alb]]\nlistener = \"{listener}\"\nblue = \"a\"\ngreen = \"b\"\n"));
+    w.write("svc", &Profile::new().alb(AlbRoute::new(listener, "a", "b")));
     let (_, err) = expect(w.cutover().args(["-p", "svc", "status"]), 2);
     assert!(err.contains("not found") && err.contains("(looked up in region us-west-2)"), "{err}");
 }

@@ -90,12 +90,14 @@ fn start() -> Server {
     Server { endpoint: format!("http://{addr}"), _child: Some(Mutex::new(child)) }
 }
 
-/// A name no other test (or earlier run against the same emulator) uses.
+/// A name no other test (or earlier run against the same emulator) uses, eleven characters
+/// after `prefix`: of one length, so output that aligns columns by name lengths is the same from
+/// run to run once the name is redacted (`snap.rs`).
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
+    let n = N.fetch_add(1, Ordering::Relaxed) % 10000;
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}{}{n}{:x}", std::process::id() % 10000, nanos % 0xfff)
+    format!("{prefix}{:04}{n:04}{:03x}", std::process::id() % 10000, nanos % 0xfff)
 }
 
 /// The emulator's raw answer to one call of `service` (`route53`, `elasticloadbalancing`, …):

@@ -13,68 +13,53 @@ use std::time::{Duration, Instant};
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
 use crate::proxy::{Call, Config, Latency, Proxy, percent_decode};
-use crate::{Pair, World, expect, finish, run, wait_until};
+use crate::scenario::{Front, Gate, Observe, Profile, Records, Rollout};
+use crate::{World, expect, finish, run, wait_until};
 
 /// Routes of both kinds (the front ALB's default action; a weighted alias pair to the two
-/// ingress ALBs) and a state table.
+/// ingress ALBs, whose listeners forward to the front's target groups) and a state table.
 struct Rig {
     w: World,
-    listener: String,
-    blue_tg: String,
-    green_tg: String,
-    pair: Pair,
+    front: Front,
+    pair: Records,
     table: String,
-    /// The front ALB and the (blue, green) ingress ALBs the alias pair points at.
-    front: String,
+    /// The (blue, green) ingress ALBs the alias pair points at.
     ingress: (String, String),
 }
 
 impl Rig {
     async fn new() -> Rig {
         let w = World::new().await;
-        let (vpc, subnets) = w.aws.network().await;
-        let blue_tg = w.aws.target_group(&unique("fb"), &vpc, &["10.0.1.7"]).await;
-        let green_tg = w.aws.target_group(&unique("fg"), &vpc, &["10.0.2.7"]).await;
-        let (front, _, _) = w.aws.load_balancer(&unique("ff"), &subnets, &[]).await;
-        let listener = w.aws.listener(&front, 80, Aws::forward(&[(&blue_tg, 100), (&green_tg, 0)], None), &[]).await;
-        let (blue_lb, blue_dns, lb_zone) = w.aws.load_balancer(&unique("fib"), &subnets, &[]).await;
-        let (green_lb, green_dns, _) = w.aws.load_balancer(&unique("fig"), &subnets, &[]).await;
-        w.aws.listener(&blue_lb, 80, Aws::forward(&[(&blue_tg, 1)], None), &[]).await;
-        w.aws.listener(&green_lb, 80, Aws::forward(&[(&green_tg, 1)], None), &[]).await;
-        let pair = Pair::new(&w, (100, 0), (&blue_dns, &green_dns), &lb_zone).await;
-        let table = unique("faults-");
-        let rig = Rig { w, listener, blue_tg, green_tg, pair, table, front, ingress: (blue_lb, green_lb) };
-        rig.profile("init", "", "", "30s");
+        let front = Front::new(&w.aws).await;
+        let (blue_lb, blue_dns, lb_zone) = w.aws.load_balancer(&unique("fib"), &front.subnets, &[]).await;
+        let (green_lb, green_dns, _) = w.aws.load_balancer(&unique("fig"), &front.subnets, &[]).await;
+        w.aws.listener(&blue_lb, 80, Aws::forward(&[(&front.blue, 1)], None), &[]).await;
+        w.aws.listener(&green_lb, 80, Aws::forward(&[(&front.green, 1)], None), &[]).await;
+        let pair = Records::alias_to(&w.aws, (100, 0), (&blue_dns, &green_dns), &lb_zone).await;
+        let rig = Rig { w, front, pair, table: unique("faults-"), ingress: (blue_lb, green_lb) };
+        rig.write("init", rig.profile(None, "30s"));
         expect(rig.w.cutover().args(["-p", "init", "state", "init"]), 0);
         rig
     }
 
-    /// Writes profile `name`: both routes, `rollout` and `extra` tables, the state table.
-    fn profile(&self, name: &str, rollout: &str, extra: &str, lease: &str) {
-        self.w.profile(
-            name,
-            &format!(
-                "{}[[alb]]\nlistener = \"{}\"\nblue = \"{}\"\ngreen = \"{}\"\n{rollout}{extra}[state]\ntable = \"{}\"\nlease = \"{lease}\"\n",
-                self.pair.route(),
-                self.listener,
-                self.blue_tg,
-                self.green_tg,
-                self.table
-            ),
-        );
+    /// Both routes, `rollout`, the state table with a lease of `lease`.
+    fn profile(&self, rollout: Option<Rollout>, lease: &str) -> Profile {
+        let p = Profile::new().route53(self.pair.route()).alb(self.front.route()).state_leased(&self.table, lease);
+        match rollout {
+            Some(r) => p.rollout(r),
+            None => p,
+        }
+    }
+
+    fn write(&self, name: &str, profile: Profile) {
+        self.w.write(name, &profile);
     }
 
     /// (ALB blue, ALB green, Route53 blue, Route53 green), read around any proxy.
     async fn weights(&self) -> (i64, i64, i64, i64) {
-        let fw = self.w.aws.forward_weights(&self.listener, None).await;
-        let get = |arn: &str| fw.iter().find(|(a, _)| a == arn).map(|(_, w)| i64::from(*w)).unwrap();
-        let (zone, record) = (&self.pair.zone_id, &self.pair.record);
-        (
-            get(&self.blue_tg),
-            get(&self.green_tg),
-            self.w.aws.weight(zone, record, "blue").await,
-            self.w.aws.weight(zone, record, "green").await,
-        )
+        let (ab, ag) = self.front.weights().await;
+        let (rb, rg) = self.pair.weights().await;
+        (i64::from(ab), i64::from(ag), rb, rg)
     }
 
     /// `cutover` talking to AWS through `proxy`.
@@ -84,9 +69,17 @@ impl Rig {
         cmd
     }
 
+    /// The rollout of profile `name` completed: all traffic on green, and recorded so.
+    async fn assert_completed(&self, name: &str, what: &str) {
+        assert_eq!(self.weights().await, (0, 100, 0, 100), "{what}");
+        let status = self.json(&["-p", name, "-o", "json", "status"]);
+        assert_eq!(status["rollout"]["status"], "completed", "{what}");
+        assert_eq!(status["live"], "green", "{what}");
+    }
+
     fn json(&self, args: &[&str]) -> serde_json::Value {
         let (out, _) = expect(self.w.cutover().args(args), 0);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+        crate::json(&out)
     }
 }
 
@@ -140,8 +133,10 @@ fn aws_latency(seed: u64) -> Config {
     }
 }
 
-const RACE_ROLLOUT: &str =
-    "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
+/// Stages 10, 50, 100 baked `bake`, polled every `poll`, no DNS floor.
+fn stages(bake: &str, poll: &str) -> Rollout {
+    Rollout::new(&[10.0, 50.0, 100.0]).bake(bake).poll(poll).dns_ttl("0s")
+}
 
 /// One lane of races: a rollout, and `rollback` fired at one of its first writes while it is in
 /// flight, at a seeded moment. Returns how many of the rollout's writes toward green landed after
@@ -157,7 +152,7 @@ async fn race_lane(lane: u64, races: u64) -> usize {
         let target = rng.u64(1..=4);
         let delay = Duration::from_millis(rng.u64(0..250));
         let name = format!("race{race}");
-        rig.profile(&name, RACE_ROLLOUT, "", "10s");
+        rig.write(&name, rig.profile(Some(stages("300ms", "50ms").max_hold("30s")), "10s"));
         assert_eq!(rig.weights().await, (100, 0, 100, 0), "race {seed} starts from blue");
 
         let base = proxy.writes_started();
@@ -189,7 +184,7 @@ async fn race_lane(lane: u64, races: u64) -> usize {
                         c.operation,
                         c.applied,
                         at(c.forwarded),
-                        raises_green(c, &rig.green_tg)
+                        raises_green(c, &rig.front.green)
                     )
                 })
                 .collect();
@@ -205,7 +200,7 @@ async fn race_lane(lane: u64, races: u64) -> usize {
             calls
                 .iter()
                 .filter(|c| c.is_write() && c.applied && c.forwarded.is_some_and(|f| f > t))
-                .filter(|c| raises_green(c, &rig.green_tg))
+                .filter(|c| raises_green(c, &rig.front.green))
                 .count()
         };
         assert_eq!(
@@ -238,14 +233,12 @@ async fn storm(seed: u64) -> (usize, usize) {
     let rig = Rig::new().await;
     let alarm = unique("storm-green-");
     rig.w.aws.alarm(&alarm).await;
-    let gates = format!(
-        "[[gate]]\ntype = \"alarm\"\nalarms = [\"{}\"]\n[[gate]]\ntype = \"target-health\"\n",
-        alarm.replace("green", "{side}")
-    );
     rig.w.aws.alarm(&alarm.replace("green", "blue")).await;
-    let rollout =
-        "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"100ms\"\nmax_hold = \"2m\"\ndns_ttl = \"0s\"\n";
-    rig.profile("storm", rollout, &gates, "30s");
+    let profile = rig
+        .profile(Some(stages("300ms", "100ms").max_hold("2m")), "30s")
+        .gate(Gate::alarm(&[&alarm.replace("green", "{side}")]))
+        .gate(Gate::target_health());
+    rig.write("storm", profile);
     let proxy = proxy(Config {
         seed,
         latency: Latency::between(Duration::from_millis(5), Duration::from_millis(20)),
@@ -255,10 +248,7 @@ async fn storm(seed: u64) -> (usize, usize) {
     let child = rig.cutover(&proxy).args(["-p", "storm", "rollout"]).spawn().unwrap();
     let (code, out, err) = finish(child, 400).await;
     assert_eq!(code, 0, "seed {seed}: the rollout completes through the storm\n{out}\n{err}");
-    assert_eq!(rig.weights().await, (0, 100, 0, 100), "seed {seed}");
-    let status = rig.json(&["-p", "storm", "-o", "json", "status"]);
-    assert_eq!(status["rollout"]["status"], "completed", "seed {seed}");
-    assert_eq!(status["live"], "green", "seed {seed}");
+    rig.assert_completed("storm", &format!("seed {seed}")).await;
     let calls = proxy.calls();
     (calls.len(), calls.iter().filter(|c| c.fault == Some("throttling")).count())
 }
@@ -290,10 +280,9 @@ async fn clients(rig: &Rig, child: std::process::Child, secs: u64) -> ((i32, Str
         aws.requests(&rig.ingress.0, None, b).await;
         aws.requests(&rig.ingress.1, None, g).await;
         let (b, g) = split(ab, ag);
-        aws.requests(&rig.front, Some(&rig.blue_tg), b).await;
-        aws.requests(&rig.front, Some(&rig.green_tg), g).await;
+        rig.front.served(b, g).await;
         for side in ["blue", "green"] {
-            if let Some(id) = aws.record_health_check(&rig.pair.zone_id, &rig.pair.record, side).await
+            if let Some(id) = rig.pair.health_check(side).await
                 && !checks.contains(&id)
             {
                 checks.push(id);
@@ -312,13 +301,12 @@ async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and
     rig.w.aws.alarm(&alarm.replace("green", "blue")).await;
     // Both routes can be observed, so no stage waits for the records' DNS TTL: the clients' own
     // split says when a shift has happened.
-    let rollout =
-        "[rollout]\nstages = [10, 50, 100]\nbake = \"300ms\"\npoll = \"100ms\"\nmax_hold = \"1m\"\nsafety_net = true\n";
-    let extra = format!(
-        "[[gate]]\ntype = \"alarm\"\nalarms = [\"{}\"]\n[observe]\ntolerance = 5\n",
-        alarm.replace("green", "{side}")
-    );
-    rig.profile("seen", rollout, &extra, "30s");
+    let rollout = Rollout::new(&[10.0, 50.0, 100.0]).bake("300ms").poll("100ms").max_hold("1m").safety_net(true);
+    let profile = rig
+        .profile(Some(rollout), "30s")
+        .gate(Gate::alarm(&[&alarm.replace("green", "{side}")]))
+        .observe(Observe::new().tolerance(5.0));
+    rig.write("seen", profile);
     let mut config = aws_latency(21);
     config.throttle = 0.2;
     let proxy = proxy(config);
@@ -335,7 +323,7 @@ async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and
         assert!(!left.contains(id), "health check {id} was left behind");
     }
     for side in ["blue", "green"] {
-        assert_eq!(rig.w.aws.record_health_check(&rig.pair.zone_id, &rig.pair.record, side).await, None);
+        assert_eq!(rig.pair.health_check(side).await, None);
     }
     let calls = proxy.calls();
     let throttled = calls.iter().filter(|c| c.fault == Some("throttling")).count();
@@ -344,61 +332,129 @@ async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and
     assert!(throttled > 0, "the proxy throttled nothing");
 }
 
-/// One lane of kills: a rollout killed with SIGKILL at a seeded moment; every route must hold a
-/// split cutover wrote, and the next run must finish the rollout.
-async fn kill_lane(lane: u64, kills: u64) {
+/// Where in a rollout (stages 10, 50, 100 over two routes: two writes a stage) a kill lands.
+#[derive(Clone, Copy, Debug)]
+enum Moment {
+    /// The rollout recorded and its lease taken, before any write: a webhook gate holds it
+    /// before the first shift.
+    Held,
+    /// While stage `n`'s first write is in flight.
+    InFlight(usize),
+    /// While stage `n` bakes, both its writes landed.
+    Baking(usize),
+    /// Stage `n`'s zone written, its listener's write throttled and waiting to be tried again:
+    /// the routes at two stages.
+    Throttled(usize),
+}
+
+/// One kill: a rollout killed with SIGKILL at `moment`; every route must hold a split cutover
+/// wrote (the one the moment aims at, where it decides it), and the next run must finish the
+/// rollout without `--force`.
+async fn kill_at(lane: u64, moment: Moment) -> String {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
     let rig = Rig::new().await;
     // Some calls throttled: a route's write then waits out the SDK's backoff while the other
     // route's has landed — the window in which a kill leaves the routes at two stages.
     let proxy = proxy(Config { throttle: 0.15, ..aws_latency(100 + lane) });
-    // Three bakes of 700 ms outlast the kill window (50 ms – 2 s): every kill lands while the
-    // rollout runs — before, during or after one of its writes — never after it has ended.
-    let rollout =
-        "[rollout]\nstages = [10, 50, 100]\nbake = \"700ms\"\npoll = \"50ms\"\nmax_hold = \"30s\"\ndns_ttl = \"0s\"\n";
-    let written = [(100, 0), (90, 10), (50, 50), (0, 100)];
-    for kill in 0..kills {
-        let seed = lane * 1000 + kill;
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let name = format!("kill{kill}");
-        rig.profile(&name, rollout, "", "1s");
-        let mut child = rig.cutover(&proxy).args(["-p", &name, "rollout"]).spawn().unwrap();
-        let at = rng.u64(50..2000);
-        tokio::time::sleep(Duration::from_millis(at)).await;
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "kill {seed}: the rollout ended by itself before its kill at {at} ms");
-        settled(&proxy).await;
-        let (ab, ag, rb, rg) = rig.weights().await;
-        assert!(
-            written.contains(&(ab, ag)) && written.contains(&(rb, rg)),
-            "kill {seed} ({status}): a split cutover never writes: alb {ab}:{ag}, route53 {rb}:{rg}"
-        );
-
-        // The next run, once the killed run's lease has run out, finishes without --force.
-        wait_until(20, "the killed run's lease to run out", || async {
-            let (code, out, _) = run(rig.w.cutover().args(["-p", &name, "-o", "json", "status"]));
-            code == 0 && serde_json::from_str::<serde_json::Value>(&out).unwrap()["rollout"]["lease_holder"].is_null()
-        })
-        .await;
-        let next = rig.cutover(&proxy).args(["-p", &name, "rollout"]).spawn().unwrap();
-        let (code, out, err) = finish(next, 60).await;
-        assert_eq!(code, 0, "kill {seed}: the next run converges\n{out}\n{err}");
-        let first = err.lines().next().unwrap_or(out.lines().next().unwrap_or_default());
-        eprintln!("kill {seed} at {at} ms: alb {ab}:{ag}, route53 {rb}:{rg}; next run: {first}");
-        assert_eq!(rig.weights().await, (0, 100, 0, 100), "kill {seed}");
-        let doc = rig.json(&["-p", &name, "-o", "json", "status"]);
-        assert_eq!(doc["rollout"]["status"], "completed", "kill {seed}");
-        assert_eq!(doc["live"], "green", "kill {seed}");
-
-        // Back to blue for the next one.
-        expect(rig.w.cutover().args(["-p", &name, "rollback", "--to", "blue"]), 0);
-        proxy.clear();
+    // Bakes of 700 ms: every kill lands while the rollout runs, never after it has ended.
+    let mut profile = rig.profile(Some(stages("700ms", "50ms").max_hold("30s")), "1s");
+    let hook = MockServer::start().await;
+    if let Moment::Held = moment {
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&hook).await;
+        profile = profile.gate(Gate::webhook(&format!("{}/confirm", hook.uri())));
     }
+    rig.write("kill", profile);
+    let written = [(100, 0), (90, 10), (50, 50), (0, 100)];
+    let mut child = rig.cutover(&proxy).args(["-p", "kill", "rollout"]).spawn().unwrap();
+    let mut rng = fastrand::Rng::with_seed(lane);
+    let landed = |op: Option<&str>| {
+        proxy.calls().iter().filter(|c| c.is_write() && c.applied && op.is_none_or(|o| c.operation == o)).count()
+    };
+    match moment {
+        Moment::Held => {
+            let asked = || async { hook.received_requests().await.map(|r| r.len()).unwrap_or(0) >= 2 };
+            wait_until(30, "the webhook to hold the rollout", asked).await;
+        }
+        Moment::InFlight(stage) => {
+            // The stage before has landed and baking takes 700 ms: the next write is this stage's.
+            wait_until(30, "the stage before to land", || async { landed(None) >= 2 * (stage - 1) }).await;
+            let before = proxy.writes_started();
+            wait_until(30, "the stage's write to be sent", || async { proxy.writes_started() > before }).await;
+            // Writes take 100–300 ms, landing at a random point of it.
+            tokio::time::sleep(Duration::from_millis(rng.u64(0..100))).await;
+        }
+        Moment::Baking(stage) => {
+            wait_until(30, "the stage's writes to land", || async { landed(None) >= 2 * stage }).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(50..400))).await;
+        }
+        Moment::Throttled(stage) => {
+            wait_until(30, "the stage before to land", || async { landed(None) >= 2 * (stage - 1) }).await;
+            let from = Instant::now();
+            proxy.set(|c| (c.throttle, c.fault_operations) = (1.0, vec!["ModifyListener".into()]));
+            let throttled = || {
+                proxy
+                    .calls()
+                    .iter()
+                    .any(|c| c.operation == "ModifyListener" && c.fault == Some("throttling") && c.started > from)
+            };
+            wait_until(30, "the zone written and the listener throttled", || async {
+                throttled() && landed(Some("ChangeResourceRecordSets")) >= stage
+            })
+            .await;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "kill {moment:?}: the rollout ended by itself before its kill");
+    settled(&proxy).await;
+    proxy.set(|c| (c.throttle, c.fault_operations) = (0.15, Vec::new()));
+    let (ab, ag, rb, rg) = rig.weights().await;
+    assert!(
+        written.contains(&(ab, ag)) && written.contains(&(rb, rg)),
+        "kill {moment:?} ({status}): a split cutover never writes: alb {ab}:{ag}, route53 {rb}:{rg}"
+    );
+    match moment {
+        Moment::Held => assert_eq!((ab, ag, rb, rg), (100, 0, 100, 0), "no write before the first shift"),
+        Moment::Throttled(n) => {
+            assert_eq!(((rb, rg), (ab, ag)), (written[n], written[n - 1]), "the routes at two stages")
+        }
+        _ => {}
+    }
+
+    // The next run, once the killed run's lease has run out, finishes without --force.
+    hook.reset().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&hook).await;
+    wait_until(20, "the killed run's lease to run out", || async {
+        let (code, out, _) = run(rig.w.cutover().args(["-p", "kill", "-o", "json", "status"]));
+        code == 0 && crate::json(&out)["rollout"]["lease_holder"].is_null()
+    })
+    .await;
+    let next = rig.cutover(&proxy).args(["-p", "kill", "rollout"]).spawn().unwrap();
+    let (code, out, err) = finish(next, 60).await;
+    assert_eq!(code, 0, "kill {moment:?}: the next run converges\n{out}\n{err}");
+    rig.assert_completed("kill", &format!("kill {moment:?}")).await;
+    let first = err.lines().next().unwrap_or(out.lines().next().unwrap_or_default());
+    format!("kill {moment:?}: alb {ab}:{ag}, route53 {rb}:{rg}; next run: {first}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rollout_killed_at_any_moment_leaves_a_split_cutover_wrote_and_the_next_run_finishes_it() {
-    futures::future::join_all((1..=3).map(|lane| kill_lane(lane, 10))).await;
+    // Each moment a kill can meet, in a lane of its own: held before any write; a stage's writes
+    // in flight; the routes at two stages (one written, the other throttled); a bake; the last
+    // stage's writes in flight.
+    let moments = [
+        Moment::Held,
+        Moment::InFlight(1),
+        Moment::Throttled(1),
+        Moment::Baking(1),
+        Moment::InFlight(2),
+        Moment::Throttled(2),
+        Moment::InFlight(3),
+    ];
+    let kills = futures::future::join_all(moments.into_iter().zip(1..).map(|(m, lane)| kill_at(lane, m))).await;
+    eprintln!("{}", kills.join("\n"));
 }
 
 /// What a refusal must leave as it was: the state item (its version moves on any write), the
@@ -413,17 +469,17 @@ async fn snapshot(
         status["rollout"].clone(),
         history["entries"].as_array().unwrap().len(),
         rig.w.aws.record_sets(&rig.pair.zone_id, &rig.pair.record).await,
-        rig.w.aws.forward_weights(&rig.listener, None).await,
+        rig.w.aws.forward_weights(&rig.front.listener, None).await,
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_leaves_the_state_the_audit_trail_and_every_record_untouched() {
     let rig = Rig::new().await;
-    let rollout = "[rollout]\nstages = [10, 50, 100]\nbake = \"1h\"\npoll = \"50ms\"\ndns_ttl = \"0s\"\n";
+    let rollout = || Some(stages("1h", "50ms"));
 
     // Before any rollout: a gate naming an alarm that does not exist (exit 2).
-    rig.profile("fresh", rollout, "[[gate]]\ntype = \"alarm\"\nalarms = [\"no-such-{side}\"]\n", "30s");
+    rig.write("fresh", rig.profile(rollout(), "30s").gate(Gate::alarm(&["no-such-{side}"])));
     let before = snapshot(&rig, "fresh").await;
     assert!(before.0.is_null(), "no rollout recorded yet");
     for cmd in [&["rollout"][..], &["advance"][..]] {
@@ -433,7 +489,7 @@ async fn every_refusal_leaves_the_state_the_audit_trail_and_every_record_untouch
     }
 
     // A rollout in progress, its run killed: the lease is still held (exit 5 for everyone).
-    rig.profile("held", rollout, "", "1h");
+    rig.write("held", rig.profile(rollout(), "1h"));
     let mut child = rig
         .w
         .std_cutover()
@@ -462,7 +518,7 @@ async fn every_refusal_leaves_the_state_the_audit_trail_and_every_record_untouch
 
     // A rollout whose run died and whose lease ran out, but the live split is not what it
     // recorded: drift (exit 6).
-    rig.profile("drifted", rollout, "", "1s");
+    rig.write("drifted", rig.profile(rollout(), "1s"));
     let mut child = rig
         .w
         .std_cutover()
@@ -482,15 +538,7 @@ async fn every_refusal_leaves_the_state_the_audit_trail_and_every_record_untouch
         rig.json(&["-p", "drifted", "-o", "json", "status"])["rollout"]["lease_holder"].is_null()
     })
     .await;
-    rig.w
-        .aws
-        .elb
-        .modify_listener()
-        .listener_arn(&rig.listener)
-        .default_actions(Aws::forward(&[(&rig.blue_tg, 70), (&rig.green_tg, 30)], None))
-        .send()
-        .await
-        .unwrap();
+    rig.front.set_weights(70, 30).await;
     let before = snapshot(&rig, "drifted").await;
     for args in [&["rollout"][..], &["advance"][..], &["promote"][..]] {
         let (_, err) = expect(rig.w.cutover().args(["-p", "drifted"]).args(args), 6);

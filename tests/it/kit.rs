@@ -19,6 +19,7 @@ use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
 use crate::proxy::clock::minute_of;
 use crate::proxy::{App, Backend, Clock, Config, Proxy, Publish};
+use crate::scenario::{Gate, Profile, Records, Rollout};
 use crate::{World, finish, wait_until};
 
 /// A kit of this test's own, and a world whose SDK clients and cutover talk to it.
@@ -300,7 +301,7 @@ async fn an_alb_publishes_per_load_balancer_and_per_target_group_and_its_own_5xx
 async fn an_nlb_publishes_flows_in_aws_network_elb_and_no_request_count() {
     let (clock, kit, w) = kit(live(60.0)).await;
     let nlb = Lb::new(&w, true).await;
-    let pair = crate::Pair::zone(&w).await;
+    let pair = Records::zone(&w.aws).await;
     let set = ResourceRecordSet::builder()
         .name(&pair.record)
         .r#type(RrType::A)
@@ -334,8 +335,8 @@ async fn an_nlb_publishes_flows_in_aws_network_elb_and_no_request_count() {
 async fn resolvers_follow_the_weights_once_their_ttl_ends_and_the_overstaying_share_later() {
     let (clock, kit, w) = kit(live(30.0)).await;
     let (blue, green) = (Lb::new(&w, false).await, Lb::new(&w, false).await);
-    let pair = crate::Pair::new(&w, (100, 0), (&blue.dns, &green.dns), &blue.zone).await;
-    w.profile("svc", &format!("{}[rollout]\nstages = [100]\n", pair.route()));
+    let pair = Records::alias_to(&w.aws, (100, 0), (&blue.dns, &green.dns), &blue.zone).await;
+    w.write("svc", &Profile::new().route53(pair.route()).rollout(Rollout::new(&[100.0])));
     let app = App::dns("api", &pair.zone_id, &pair.record, 100.0).overstay(0.1, secs(300));
     kit.clients().start(app, None);
     until(&clock, clock.now() + secs(90)).await;
@@ -369,7 +370,7 @@ async fn resolvers_follow_the_weights_once_their_ttl_ends_and_the_overstaying_sh
 async fn route53_leaves_out_a_record_whose_health_check_fails_and_answers_all_when_none_is_healthy() {
     let (clock, kit, w) = kit(Config { health_checks: Some(secs(10)), ..live(30.0) }).await;
     let (blue, green) = (Lb::new(&w, false).await, Lb::new(&w, false).await);
-    let pair = crate::Pair::zone(&w).await;
+    let pair = Records::zone(&w.aws).await;
     let mut checks = Vec::new();
     for side in ["blue", "green"] {
         let alarm = unique(&format!("hc-{side}-"));
@@ -583,7 +584,7 @@ async fn a_cloudwatch_metric_health_check_goes_unhealthy_with_its_alarm_and_the_
     let (blue, green) = (Lb::new(&w, false).await, Lb::new(&w, false).await);
     let alarm = errors_alarm(&w, &green, (1, 1), 10.0).await;
     let check = metric_check(&w, &alarm).await;
-    let pair = crate::Pair::zone(&w).await;
+    let pair = Records::zone(&w.aws).await;
     let sets = vec![
         weighted(&pair.record, ("blue", 50), &blue, None),
         weighted(&pair.record, ("green", 50), &green, Some(&check)),
@@ -631,14 +632,9 @@ async fn a_candidate_failing_at_its_first_stage_is_rolled_back_by_its_alarm_and_
     let (clock, kit, w) = kit(Config::realistic(Clock::scaled(30.0), secs(60))).await;
     let (blue, green) = (Lb::new(&w, false).await, Lb::new(&w, false).await);
     let alarm = errors_alarm(&w, &green, (1, 1), 10.0).await;
-    let pair = crate::Pair::new(&w, (100, 0), (&blue.dns, &green.dns), &blue.zone).await;
-    w.profile(
-        "svc",
-        &format!(
-            "{}[rollout]\nstages = [10, 50, 100]\nbake = \"10m\"\npoll = \"10s\"\nfailure_threshold = 1\nmax_hold = \"30m\"\n\n[[gate]]\ntype = \"alarm\"\nalarms = [\"{alarm}\"]\n",
-            pair.route()
-        ),
-    );
+    let pair = Records::alias_to(&w.aws, (100, 0), (&blue.dns, &green.dns), &blue.zone).await;
+    let rollout = Rollout::new(&[10.0, 50.0, 100.0]).bake("10m").poll("10s").failure_threshold(1).max_hold("30m");
+    w.write("svc", &Profile::new().route53(pair.route()).rollout(rollout).gate(Gate::alarm(&[&alarm])));
     kit.clients().backend(&green.tg, Backend::failing(0.5));
     kit.clients().start(App::dns("api", &pair.zone_id, &pair.record, 50.0), None);
     wait_until(30, "the alarm OK", || async { alarm_state(&w, &alarm).await == "OK" }).await;

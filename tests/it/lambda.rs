@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 
 use crate::emulator::unique;
-use crate::fixtures::Aws;
+use crate::scenario::{Front, Gate, Profile, Rollout};
 use crate::{World, expect, wait_until};
 
 /// What the runtime API was told: (`response` or `error`, request id, body).
@@ -82,21 +82,13 @@ async fn runtime_api() -> (String, Queue, Told) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_events_advance_a_rollout_and_a_rolled_back_stage_fails_the_invocation() {
     let w = World::new().await;
-    let (vpc, subnets) = w.aws.network().await;
-    let (lb, _, _) = w.aws.load_balancer(&unique("lam"), &subnets, &[]).await;
-    let tb = w.aws.target_group(&unique("lb"), &vpc, &["10.0.1.5"]).await;
-    let tg = w.aws.target_group(&unique("lg"), &vpc, &["10.0.2.5"]).await;
-    let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&tb, 100), (&tg, 0)], None), &[]).await;
+    let front = Front::new(&w.aws).await;
     let alarm = unique("lam-green-");
     w.aws.alarm(&alarm).await;
-    let table = unique("lam-");
-    w.profile(
+    let rollout = Rollout::new(&[10.0, 50.0, 100.0]).bake("1h").failure_threshold(1);
+    w.write(
         "lam",
-        &format!(
-            "[[alb]]\nlistener = \"{listener}\"\nblue = \"{tb}\"\ngreen = \"{tg}\"\n\
-             [rollout]\nstages = [10, 50, 100]\nbake = \"1h\"\nfailure_threshold = 1\n[state]\ntable = \"{table}\"\n\
-             [[gate]]\ntype = \"alarm\"\nalarms = [\"{alarm}\"]\n"
-        ),
+        &Profile::new().alb(front.route()).rollout(rollout).state(&unique("lam-")).gate(Gate::alarm(&[&alarm])),
     );
     expect(w.cutover().args(["-p", "lam", "state", "init"]), 0);
 
@@ -118,8 +110,8 @@ async fn scheduler_events_advance_a_rollout_and_a_rolled_back_stage_fails_the_in
     let (kind, id, doc) = told.lock().unwrap()[0].clone();
     assert_eq!((kind.as_str(), id.as_str()), ("response", "req-0"), "{doc}");
     assert_eq!(doc["command"], "advance", "the command's own JSON result: {doc}");
-    let weights = w.aws.forward_weights(&listener, None).await;
-    assert!(weights.contains(&(tg.clone(), 10)), "stage 1 is live: {weights:?}");
+    let weights = front.weights().await;
+    assert_eq!(weights.1, 10, "stage 1 is live: {weights:?}");
 
     // The alarm fires; then the schedule's next tick.
     w.aws.set_alarm(&alarm, "ALARM").await;
@@ -130,6 +122,5 @@ async fn scheduler_events_advance_a_rollout_and_a_rolled_back_stage_fails_the_in
     assert_eq!((kind.as_str(), id.as_str()), ("error", "req-1"), "a rolled-back stage fails the invocation: {doc}");
     let message = doc["errorMessage"].as_str().unwrap_or_default();
     assert!(message.contains("exited 3"), "{doc}");
-    let weights = w.aws.forward_weights(&listener, None).await;
-    assert!(weights.contains(&(tb.clone(), 100)) && weights.contains(&(tg.clone(), 0)), "{weights:?}");
+    assert_eq!(front.weights().await, (100, 0));
 }

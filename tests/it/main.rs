@@ -7,6 +7,9 @@ mod fixtures;
 #[path = "../../localstack/proxy.rs"]
 mod proxy;
 
+mod scenario;
+mod snap;
+
 mod accounts;
 mod alb;
 mod aws_like;
@@ -15,6 +18,7 @@ mod discover;
 mod faults;
 mod kit;
 mod lambda;
+mod outputs;
 mod policy;
 mod rollout;
 mod route53;
@@ -53,6 +57,11 @@ impl World {
         path
     }
 
+    /// Writes `profile` as `profiles/NAME.toml`.
+    pub fn write(&self, name: &str, profile: &scenario::Profile) -> PathBuf {
+        self.profile(name, &profile.to_string())
+    }
+
     /// `cutover` with the emulator's endpoint and test credentials, run in this world's folder
     /// (so `-p NAME` finds `profiles/NAME.toml`), never from a terminal.
     pub fn cutover(&self) -> Command {
@@ -88,12 +97,49 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Runs a command without blocking its task, so that lanes of one test run side by side:
+/// (exit code, stdout, stderr). Killed after 60 s, as [`World::cutover`] is.
+pub async fn run_async(mut cmd: std::process::Command) -> (i32, String, String) {
+    use tokio::io::AsyncReadExt;
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn().expect("run cutover");
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf).await;
+        buf
+    });
+    let err = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf).await;
+        buf
+    });
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait()).await;
+    let Ok(status) = status else {
+        let _ = child.kill().await;
+        let err = String::from_utf8_lossy(&err.await.unwrap()).into_owned();
+        panic!("cutover {args:?} did not exit within 60s\n{err}");
+    };
+    (
+        status.expect("wait for cutover").code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.await.unwrap()).into_owned(),
+        String::from_utf8_lossy(&err.await.unwrap()).into_owned(),
+    )
+}
+
 /// Runs a command that must exit `code`; returns stdout and stderr.
 #[track_caller]
 pub fn expect(cmd: &mut Command, code: i32) -> (String, String) {
     let (got, out, err) = run(cmd);
     assert_eq!(got, code, "exit code\n--- stdout:\n{out}\n--- stderr:\n{err}");
     (out, err)
+}
+
+/// A JSON document cutover printed.
+#[track_caller]
+pub fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 /// Polls `cond` every 20 ms until it holds; panics after `secs` seconds.
@@ -129,60 +175,6 @@ pub async fn finish(mut child: std::process::Child, secs: u64) -> (i32, String, 
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// A weighted alias pair (blue evaluates target health, green does not) in a new hosted zone.
-pub struct Pair {
-    pub zone: String,
-    pub zone_id: String,
-    pub record: String,
-}
-
-impl Pair {
-    pub async fn new(w: &World, (blue, green): (i64, i64), (blue_dns, green_dns): (&str, &str), lb_zone: &str) -> Pair {
-        let Pair { zone, zone_id, record } = Pair::zone(w).await;
-        w.aws
-            .upsert(
-                &zone_id,
-                vec![
-                    Aws::weighted_alias(&record, ("blue", blue), blue_dns, lb_zone, true),
-                    Aws::weighted_alias(&record, ("green", green), green_dns, lb_zone, false),
-                ],
-            )
-            .await;
-        Pair { zone, zone_id, record }
-    }
-
-    /// A new hosted zone and the name of the pair's record in it; no record sets yet.
-    pub async fn zone(w: &World) -> Pair {
-        let zone = format!("{}.test.", emulator::unique("z"));
-        let zone_id = w.aws.zone(&zone).await;
-        let record = format!("api.{zone}");
-        Pair { zone, zone_id, record }
-    }
-
-    /// The `[[route53]]` table of this pair.
-    pub fn route(&self) -> String {
-        format!(
-            "[[route53]]\nzone = \"{}\"\nrecord = \"{}\"\nblue = \"blue\"\ngreen = \"green\"\n",
-            self.zone, self.record
-        )
-    }
-}
-
-/// Two load balancers that alias records may point at (AWS refuses an alias to one that does not
-/// exist): (blue DNS name, green DNS name, their canonical hosted zone). Made once per test process.
-pub async fn elbs() -> (String, String, String) {
-    static ELBS: tokio::sync::OnceCell<(String, String, String)> = tokio::sync::OnceCell::const_new();
-    ELBS.get_or_init(|| async {
-        let aws = Aws::new(emulator::endpoint()).await;
-        let (_, subnets) = aws.network().await;
-        let (_, blue, zone) = aws.load_balancer(&emulator::unique("eb"), &subnets, &[]).await;
-        let (_, green, _) = aws.load_balancer(&emulator::unique("eg"), &subnets, &[]).await;
-        (blue, green, zone)
-    })
-    .await
-    .clone()
 }
 
 /// Two DNS names of one load balancer (case, trailing dot and `dualstack.` aside).

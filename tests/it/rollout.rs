@@ -7,46 +7,22 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::emulator::unique;
 use crate::fixtures::Aws;
+use crate::scenario::{Front, Gate, Profile, Records, Rollout};
 use crate::{World, expect, finish, wait_until};
 
-/// A front ALB we own: its listener's default action forwards blue 100 / green 0.
-struct Front {
-    listener: String,
-    blue: String,
-    green: String,
-    vpc: String,
-    subnet: String,
-}
-
+/// A front ALB we own (green with two targets), blue 100 / green 0.
 async fn front(w: &World) -> Front {
-    let (vpc, subnets) = w.aws.network().await;
-    let (lb, _, _) = w.aws.load_balancer(&unique("r"), &subnets, &[]).await;
-    let blue = w.aws.target_group(&unique("rb"), &vpc, &["10.0.1.7"]).await;
-    let green = w.aws.target_group(&unique("rg"), &vpc, &["10.0.2.7", "10.0.2.8"]).await;
-    let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&blue, 100), (&green, 0)], None), &[]).await;
-    Front { listener, blue, green, vpc, subnet: subnets[0].clone() }
+    Front::spec(&w.aws).green_ips(&["10.0.2.7", "10.0.2.8"]).make().await
 }
 
-impl Front {
-    fn route(&self) -> String {
-        format!("[[alb]]\nlistener = \"{}\"\nblue = \"{}\"\ngreen = \"{}\"\n", self.listener, self.blue, self.green)
-    }
-
-    async fn weights(&self, w: &World) -> (i32, i32) {
-        let fw = w.aws.forward_weights(&self.listener, None).await;
-        let get = |arn: &str| fw.iter().find(|(a, _)| a == arn).map(|(_, w)| *w).unwrap();
-        (get(&self.blue), get(&self.green))
-    }
+/// Stages 10, 50, 100, polled every 100 ms, two failures in a row to fail, no DNS floor.
+fn timing(bake: &str, max_hold: &str) -> Rollout {
+    Rollout::new(&[10.0, 50.0, 100.0]).bake(bake).poll("100ms").failure_threshold(2).max_hold(max_hold).dns_ttl("0s")
 }
 
-fn timing(bake: &str, max_hold: &str) -> String {
-    format!(
-        "[rollout]\nstages = [10, 50, 100]\nbake = \"{bake}\"\npoll = \"100ms\"\nfailure_threshold = 2\nmax_hold = \"{max_hold}\"\ndns_ttl = \"0s\"\n"
-    )
-}
-
-fn alarm_gate(name: &str) -> String {
-    format!("[[gate]]\ntype = \"alarm\"\nalarms = [\"{name}\"]\n")
+/// The profile of the front's route with `rollout` and `gate`.
+fn gated(f: &Front, rollout: Rollout, gate: Gate) -> Profile {
+    Profile::new().alb(f.route()).rollout(rollout).gate(gate)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,25 +31,17 @@ async fn all_green_moves_every_route_through_every_stage_to_100() {
     let f = front(&w).await;
     let alarm = unique("al-green-");
     w.aws.alarm(&alarm).await;
-    let (b, g, lb_zone) = crate::elbs().await;
-    let pair = crate::Pair::new(&w, (100, 0), (&b, &g), &lb_zone).await;
-    let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
-    let profile = format!(
-        "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n{}{}{}",
-        f.route(),
-        timing("300ms", "10s"),
-        alarm_gate(&alarm.replace("green", "{side}"))
-    );
-    w.profile("svc", &profile);
+    let pair = Records::alias(&w.aws, (100, 0)).await;
+    let gate = Gate::alarm(&[&alarm.replace("green", "{side}")]);
+    w.write("svc", &gated(&f, timing("300ms", "10s"), gate).route53(pair.route()));
     let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 0);
     assert!(out.contains("rollout completed: all traffic on green"), "{out}");
     for stage in ["stage 1/3: green 10% applied", "stage 2/3: green 50% applied", "stage 3/3: green 100% applied"] {
         assert!(err.contains(stage), "missing {stage:?} in:\n{err}");
     }
     assert!(err.contains("gates before the first shift"), "{err}");
-    assert_eq!(f.weights(&w).await, (0, 100));
-    assert_eq!(w.aws.weight(&zone_id, &record, "green").await, 100);
-    assert_eq!(w.aws.weight(&zone_id, &record, "blue").await, 0);
+    assert_eq!(f.weights().await, (0, 100));
+    assert_eq!(pair.weights().await, (0, 100));
 
     // Again: nothing to do.
     let (out, _) = expect(w.cutover().args(["-p", "svc", "rollout", "--to", "green"]), 0);
@@ -86,7 +54,7 @@ async fn an_alarm_flipping_to_alarm_at_the_first_stage_rolls_back_with_exit_3() 
     let f = front(&w).await;
     let alarm = unique("al-");
     w.aws.alarm(&alarm).await;
-    w.profile("svc", &format!("{}{}{}", f.route(), timing("60s", "60s"), alarm_gate(&alarm)));
+    w.write("svc", &gated(&f, timing("60s", "60s"), Gate::alarm(&[&alarm])));
     let child = w
         .std_cutover()
         .args(["-p", "svc", "-o", "json", "rollout"])
@@ -95,11 +63,11 @@ async fn an_alarm_flipping_to_alarm_at_the_first_stage_rolls_back_with_exit_3() 
         .spawn()
         .unwrap();
 
-    wait_until(30, "the first stage to reach the listener", || async { f.weights(&w).await == (90, 10) }).await;
+    wait_until(30, "the first stage to reach the listener", || async { f.weights().await == (90, 10) }).await;
     w.aws.set_alarm(&alarm, "ALARM").await;
     let (code, out, err) = finish(child, 30).await;
     assert_eq!(code, 3, "{out}\n{err}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["outcome"], "rolled-back");
     assert_eq!(doc["stage"], 1);
@@ -113,17 +81,17 @@ async fn insufficient_data_holds_then_exits_7_with_traffic_left_at_the_stage() {
     let f = front(&w).await;
     let alarm = unique("al-");
     w.aws.alarm(&alarm).await;
-    w.profile("svc", &format!("{}{}{}", f.route(), timing("60s", "1s"), alarm_gate(&alarm)));
+    w.write("svc", &gated(&f, timing("60s", "1s"), Gate::alarm(&[&alarm])));
     let child =
         w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
 
-    wait_until(30, "the first stage", || async { f.weights(&w).await == (90, 10) }).await;
+    wait_until(30, "the first stage", || async { f.weights().await == (90, 10) }).await;
     w.aws.set_alarm(&alarm, "INSUFFICIENT_DATA").await;
     let (code, out, err) = finish(child, 30).await;
     assert_eq!(code, 7, "{out}\n{err}");
     assert!(out.contains("HELD at stage 1/3"), "{out}");
     assert!(err.contains("INSUFFICIENT_DATA"), "{err}");
-    assert_eq!(f.weights(&w).await, (90, 10), "traffic left at the stage");
+    assert_eq!(f.weights().await, (90, 10), "traffic left at the stage");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,8 +100,8 @@ async fn a_webhook_answering_500_holds_and_200_lets_the_rollout_finish() {
     let f = front(&w).await;
     let hook = MockServer::start().await;
     Mock::given(method("POST")).and(path("/confirm")).respond_with(ResponseTemplate::new(500)).mount(&hook).await;
-    let gate = format!("[[gate]]\ntype = \"webhook\"\nurl = \"{}/confirm?token=s3cret\"\n", hook.uri());
-    w.profile("svc", &format!("{}{}{gate}", f.route(), timing("200ms", "60s")));
+    let gate = Gate::webhook(&format!("{}/confirm?token=s3cret", hook.uri()));
+    w.write("svc", &gated(&f, timing("200ms", "60s"), gate));
     let child =
         w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
 
@@ -141,7 +109,7 @@ async fn a_webhook_answering_500_holds_and_200_lets_the_rollout_finish() {
         hook.received_requests().await.map(|r| r.len()).unwrap_or(0) >= 3
     })
     .await;
-    assert_eq!(f.weights(&w).await, (100, 0), "held before the first shift");
+    assert_eq!(f.weights().await, (100, 0), "held before the first shift");
     let first: serde_json::Value = hook.received_requests().await.unwrap()[0].body_json().unwrap();
     assert_eq!(first["candidate"], "green");
     assert_eq!(first["stable"], "blue");
@@ -151,7 +119,7 @@ async fn a_webhook_answering_500_holds_and_200_lets_the_rollout_finish() {
     Mock::given(method("POST")).and(path("/confirm")).respond_with(ResponseTemplate::new(200)).mount(&hook).await;
     let (code, out, err) = finish(child, 60).await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(f.weights(&w).await, (0, 100));
+    assert_eq!(f.weights().await, (0, 100));
     assert!(!err.contains("s3cret") && !out.contains("s3cret"), "a webhook token is never printed:\n{err}");
 }
 
@@ -160,23 +128,13 @@ async fn stopped_instance_targets_fail_target_health_and_get_no_traffic() {
     let w = World::new().await;
     let f = front(&w).await;
     // Green's target group: two EC2 instances, one stopped.
-    let (green_tg, ids) = w.aws.instance_targets(&unique("ri"), &f.vpc, &f.subnet, 2).await;
+    let (green_tg, ids) = w.aws.instance_targets(&unique("ri"), &f.vpc, &f.subnets[0], 2).await;
     w.aws.stop_instances(&ids[..1]).await;
     let listener = f.listener.clone();
-    w.aws
-        .elb
-        .modify_listener()
-        .listener_arn(&listener)
-        .default_actions(Aws::forward(&[(&f.blue, 100), (&green_tg, 0)], None))
-        .send()
-        .await
-        .unwrap();
-    let profile = format!(
-        "[[alb]]\nlistener = \"{listener}\"\nblue = \"{}\"\ngreen = \"{green_tg}\"\n{}[[gate]]\ntype = \"target-health\"\nmin_healthy = 1.0\n",
-        f.blue,
-        timing("200ms", "10s")
-    );
-    w.profile("svc", &profile);
+    w.aws.set_action(&listener, None, Aws::forward(&[(&f.blue, 100), (&green_tg, 0)], None)).await;
+    let route = crate::scenario::AlbRoute::new(&listener, &f.blue, &green_tg);
+    let gate = Gate::target_health().min_healthy(1.0);
+    w.write("svc", &Profile::new().alb(route).rollout(timing("200ms", "10s")).gate(gate));
     let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 3);
     assert!(out.contains("ROLLED BACK") && out.contains("before any traffic moved"), "{out}");
     assert!(err.contains("1/2 targets healthy"), "{err}");
@@ -194,16 +152,15 @@ async fn an_http_probe_of_the_candidate_gates_the_rollout() {
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
         .mount(&probe)
         .await;
-    let gate =
-        format!("[[gate]]\ntype = \"http\"\nurl = \"{}/{{side}}/health\"\nbody_contains = \"ok\"\n", probe.uri());
-    w.profile("svc", &format!("{}{}{gate}", f.route(), timing("200ms", "10s")));
+    let gate = Gate::http(&format!("{}/{{side}}/health", probe.uri())).body_contains("ok");
+    w.write("svc", &gated(&f, timing("200ms", "10s"), gate));
     expect(w.cutover().args(["-p", "svc", "rollout"]), 0);
-    assert_eq!(f.weights(&w).await, (0, 100));
+    assert_eq!(f.weights().await, (0, 100));
 
     // Back to blue: nothing serves /blue/health (404), so the rollout is refused.
     let (out, _) = expect(w.cutover().args(["-p", "svc", "rollout"]), 3);
     assert!(out.contains("404") || out.contains("expected 200"), "{out}");
-    assert_eq!(f.weights(&w).await, (0, 100));
+    assert_eq!(f.weights().await, (0, 100));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,41 +172,41 @@ async fn set_reads_the_gates_once_unless_told_not_to() {
         w.aws.alarm(&format!("al-{side}-{id}")).await;
     }
     w.aws.set_alarm(&format!("al-green-{id}"), "ALARM").await;
-    w.profile("svc", &format!("{}{}", f.route(), alarm_gate(&format!("al-{{side}}-{id}"))));
+    w.write("svc", &Profile::new().alb(f.route()).gate(Gate::alarm(&[&format!("al-{{side}}-{id}")])));
     let (_, err) = expect(w.cutover().args(["-p", "svc", "set", "green=10"]), 3);
     assert!(err.contains("not shifting traffic to green") && err.contains("in ALARM"), "{err}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
     expect(w.cutover().args(["-p", "svc", "set", "green=10", "--no-gates"]), 0);
-    assert_eq!(f.weights(&w).await, (90, 10));
+    assert_eq!(f.weights().await, (90, 10));
     // Moving traffic away from the failing side needs no gate.
     expect(w.cutover().args(["-p", "svc", "set", "green=0"]), 0);
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_alarm_is_refused_before_any_write() {
     let w = World::new().await;
     let f = front(&w).await;
-    w.profile("svc", &format!("{}{}", f.route(), alarm_gate("no-such-alarm-{side}")));
+    w.write("svc", &Profile::new().alb(f.route()).gate(Gate::alarm(&["no-such-alarm-{side}"])));
     let (_, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 2);
     assert!(err.contains("no-such-alarm-green"), "{err}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_rollout_rolls_back_by_default() {
     let w = World::new().await;
     let f = front(&w).await;
-    w.profile("svc", &format!("{}{}", f.route(), timing("60s", "60s")));
+    w.write("svc", &Profile::new().alb(f.route()).rollout(timing("60s", "60s")));
     let child =
         w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    wait_until(30, "the first stage", || async { f.weights(&w).await == (90, 10) }).await;
+    wait_until(30, "the first stage", || async { f.weights().await == (90, 10) }).await;
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let (code, out, err) = finish(child, 30).await;
     assert_eq!(code, 3, "{out}\n{err}");
     assert!(out.contains("INTERRUPTED") || out.contains("interrupted"), "{out}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,18 +219,13 @@ async fn target_health_follows_a_route53_alias_to_the_candidate_alb() {
     let (green_tg, ids) = w.aws.instance_targets(&unique("igt"), &vpc, &subnets[0], 2).await;
     w.aws.listener(&blue_lb, 80, Aws::forward(&[(&blue_tg, 1)], None), &[]).await;
     w.aws.listener(&green_lb, 80, Aws::forward(&[(&green_tg, 1)], None), &[]).await;
-    let pair =
-        crate::Pair::new(&w, (100, 0), (&format!("dualstack.{blue_dns}"), &format!("dualstack.{green_dns}")), &lb_zone)
-            .await;
-    let (zone, zone_id, record) = (pair.zone.clone(), pair.zone_id.clone(), pair.record.clone());
-    let profile = format!(
-        "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\nblue = \"blue\"\ngreen = \"green\"\n{}[[gate]]\ntype = \"target-health\"\n",
-        timing("200ms", "10s")
-    );
-    w.profile("svc", &profile);
+    let dns = (format!("dualstack.{blue_dns}"), format!("dualstack.{green_dns}"));
+    let pair = Records::alias_to(&w.aws, (100, 0), (&dns.0, &dns.1), &lb_zone).await;
+    let profile = Profile::new().route53(pair.route()).rollout(timing("200ms", "10s")).gate(Gate::target_health());
+    w.write("svc", &profile);
 
     // Healthy: the rollout goes through.
-    w.profile("check", &profile);
+    w.write("check", &profile);
     let (out, _) = expect(w.cutover().args(["-p", "svc", "rollout", "--dry-run"]), 0);
     assert!(out.contains("target-health"), "{out}");
 
@@ -282,7 +234,7 @@ async fn target_health_follows_a_route53_alias_to_the_candidate_alb() {
     let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 3);
     assert!(err.contains("1/2 targets healthy"), "{err}");
     assert!(out.contains("before any traffic moved"), "{out}");
-    assert_eq!(w.aws.weight(&zone_id, &record, "green").await, 0);
+    assert_eq!(pair.weight("green").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,10 +242,9 @@ async fn a_metric_gate_waits_without_data_and_fails_above_max() {
     let w = World::new().await;
     let f = front(&w).await;
     let ns = format!("Test/{}", unique("ns"));
-    let gate = format!(
-        "[[gate]]\ntype = \"metric\"\nnamespace = \"{ns}\"\nmetric = \"Errors\"\ndimensions = {{ Side = \"{{side}}\" }}\nstat = \"Maximum\"\nperiod = \"1m\"\nwindow = \"5m\"\nmax = 10\n"
-    );
-    w.profile("svc", &format!("{}{}{gate}", f.route(), timing("200ms", "500ms")));
+    let gate =
+        Gate::metric(&ns, "Errors").dimension("Side", "{side}").stat("Maximum").period("1m").window("5m").max(10.0);
+    w.write("svc", &gated(&f, timing("200ms", "500ms"), gate));
 
     // No datapoints: before the first shift the candidate has had no traffic to judge, so it gets
     // the first stage; there no datapoints is inconclusive: held (exit 7), traffic left at 10 %.
@@ -301,12 +252,12 @@ async fn a_metric_gate_waits_without_data_and_fails_above_max() {
     assert!(err.contains("gates before the first shift: metric#1 PASS: no datapoints"), "{err}");
     assert!(err.contains("held at stage 1") && err.contains("no datapoints"), "{err}");
     assert!(out.contains("HELD at stage 1/3"), "{out}");
-    assert_eq!(f.weights(&w).await, (90, 10));
+    assert_eq!(f.weights().await, (90, 10));
     expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
 
     // A datapoint above max: fails, no traffic.
     w.aws.put_metric(&ns, "Errors", ("Side", "green"), 50.0).await;
     let (_, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 3);
     assert!(err.contains("50 above max 10"), "{err}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 }

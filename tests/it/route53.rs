@@ -1,24 +1,25 @@
 //! The Route53 splitter end to end: weights in the emulator, fields kept, refusals, dry runs.
 
-use crate::emulator::unique;
 use crate::fixtures::Aws;
-use crate::{Pair, World, expect};
+use crate::scenario::{Profile, Records, Rollout, Route53, elbs};
+use crate::snap::Redact;
+use crate::{World, expect};
 
 /// A zone with one weighted alias pair (blue → blue ALB, green → green ALB).
-async fn alias_pair(w: &World, blue: i64, green: i64) -> Pair {
-    let (b, g, lb_zone) = crate::elbs().await;
-    Pair::new(w, (blue, green), (&b, &g), &lb_zone).await
+async fn alias_pair(w: &World, blue: i64, green: i64) -> Records {
+    Records::alias(&w.aws, (blue, green)).await
 }
 
-fn route53_profile(p: &Pair) -> String {
-    p.route()
+/// The profile of the pair's one route.
+fn route53_profile(p: &Records) -> Profile {
+    Profile::new().route53(p.route())
 }
 
 #[tokio::test]
 async fn status_json_reports_weights_percentages_and_the_live_side() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
-    w.profile("svc", &route53_profile(&p));
+    w.write("svc", &route53_profile(&p));
     let (out, _) = expect(w.cutover().args(["-p", "svc", "status", "-o", "json"]), 0);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["profile"], "svc");
@@ -42,7 +43,7 @@ async fn status_json_reports_weights_percentages_and_the_live_side() {
 async fn set_changes_only_the_weight_of_alias_records() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
-    w.profile("svc", &route53_profile(&p));
+    w.write("svc", &route53_profile(&p));
     let before = w.aws.record_sets(&p.zone_id, &p.record).await;
 
     let (out, _) = expect(w.cutover().args(["-p", "svc", "set", "green=25"]), 0);
@@ -66,9 +67,8 @@ async fn set_changes_only_the_weight_of_alias_records() {
 #[tokio::test]
 async fn set_keeps_ttl_values_and_health_check_of_plain_records() {
     let w = World::new().await;
-    let zone = format!("{}.test.", unique("z"));
-    let zone_id = w.aws.zone(&zone).await;
-    let record = format!("www.{zone}");
+    let zone = Records::zone(&w.aws).await;
+    let (zone_id, record) = (zone.zone_id.clone(), format!("www.{}", zone.zone));
     w.aws
         .upsert(
             &zone_id,
@@ -84,12 +84,7 @@ async fn set_keeps_ttl_values_and_health_check_of_plain_records() {
             ],
         )
         .await;
-    w.profile(
-        "www",
-        &format!(
-            "[[route53]]\nzone = \"{zone}\"\nrecord = \"{record}\"\ntype = \"CNAME\"\nblue = \"b\"\ngreen = \"g\"\n"
-        ),
-    );
+    w.write("www", &Profile::new().route53(Route53::new(&zone.zone, &record).kind("CNAME").sets("b", "g")));
     expect(w.cutover().args(["-p", "www", "set", "green=10"]), 0);
 
     let sets = w.aws.record_sets(&zone_id, &record).await;
@@ -108,7 +103,7 @@ async fn routes_in_one_zone_move_in_one_change_batch() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
     let second = format!("www.{}", p.zone);
-    let (b, g, lb_zone) = crate::elbs().await;
+    let (b, g, lb_zone) = elbs().await;
     w.aws
         .upsert(
             &p.zone_id,
@@ -118,12 +113,7 @@ async fn routes_in_one_zone_move_in_one_change_batch() {
             ],
         )
         .await;
-    let profile = format!(
-        "{}\n[[route53]]\nzone = \"{}\"\nrecord = \"{second}\"\nblue = \"blue\"\ngreen = \"green\"\n",
-        route53_profile(&p),
-        p.zone_id
-    );
-    w.profile("two", &profile);
+    w.write("two", &route53_profile(&p).route53(Route53::new(&p.zone_id, &second)));
     let (_, err) = expect(w.cutover().args(["-p", "two", "-v", "set", "green=50"]), 0);
     assert_eq!(err.matches("route53 change submitted").count(), 1, "one change batch for one zone:\n{err}");
     for record in [&p.record, &second] {
@@ -136,11 +126,12 @@ async fn routes_in_one_zone_move_in_one_change_batch() {
 async fn dry_run_prints_the_change_and_writes_nothing() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
-    w.profile("svc", &route53_profile(&p));
+    w.write("svc", &route53_profile(&p));
     let (out, _) = expect(w.cutover().args(["-p", "svc", "set", "green=25", "--dry-run"]), 0);
-    assert!(out.contains("dry run"), "{out}");
-    assert!(out.contains("UPSERT") && out.contains("SetIdentifier=green Weight 0 → 25"), "{out}");
-    assert!(out.contains("SetIdentifier=blue Weight 100 → 75"), "{out}");
+    let (b, g, lb_zone) = elbs().await;
+    let r = Redact::new().names(p.names()).name(&b, "[elb-blue]").name(&g, "[elb-green]").name(&lb_zone, "[elb-zone]");
+    // Each UPSERT with its SetIdentifier and old → new weight.
+    insta::assert_snapshot!("route53-set-dry-run", r.text(&out));
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 100);
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
 
@@ -155,7 +146,7 @@ async fn dry_run_prints_the_change_and_writes_nothing() {
 async fn rollback_to_a_side_puts_all_traffic_there() {
     let w = World::new().await;
     let p = alias_pair(&w, 50, 50).await;
-    w.profile("svc", &route53_profile(&p));
+    w.write("svc", &route53_profile(&p));
     let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
     assert!(out.contains("all traffic on blue"), "{out}");
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 100);
@@ -169,7 +160,7 @@ async fn rollback_to_a_side_puts_all_traffic_there() {
 async fn half_a_percent_is_written_as_199_to_1() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
-    w.profile("svc", &route53_profile(&p));
+    w.write("svc", &route53_profile(&p));
     expect(w.cutover().args(["-p", "svc", "set", "green=0.5"]), 0);
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "blue").await, 199);
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 1);
@@ -179,26 +170,31 @@ async fn half_a_percent_is_written_as_199_to_1() {
 async fn unknown_zone_record_or_set_identifier_is_refused_and_nothing_moves() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
-    let good = route53_profile(&p);
+    let good = p.route();
 
-    w.profile("nozone", &good.replace(&p.zone, &format!("nope-{}", p.zone)));
+    // The zone renamed (its record with it).
+    let nozone = Route53 { zone: format!("nope-{}", p.zone), record: format!("api.nope-{}", p.zone), ..good.clone() };
+    w.write("nozone", &Profile::new().route53(nozone));
+    let r = Redact::new().names(p.names());
     let (_, err) = expect(w.cutover().args(["-p", "nozone", "set", "green=10"]), 2);
-    assert!(err.contains(&format!("hosted zone `nope-{}` not found", p.zone)), "{err}");
+    let mut refusals = vec![r.text(&err)];
 
-    w.profile("norecord", &good.replace("record = \"api.", "record = \"missing."));
+    let norecord = Route53 { record: format!("missing.{}", p.zone), ..good.clone() };
+    w.write("norecord", &Profile::new().route53(norecord));
     let (_, err) = expect(w.cutover().args(["-p", "norecord", "set", "green=10"]), 2);
-    assert!(err.contains(&format!("record `missing.{}` of type A not found", p.zone)), "{err}");
+    refusals.push(r.text(&err));
 
-    w.profile("noset", &good.replace("green = \"green\"", "green = \"verde\""));
+    w.write("noset", &Profile::new().route53(good.clone().sets("blue", "verde")));
     let (_, err) = expect(w.cutover().args(["-p", "noset", "set", "green=10"]), 2);
-    assert!(err.contains("SetIdentifier `verde`") && err.contains("found: blue, green"), "{err}");
+    refusals.push(r.text(&err));
 
     // One good route and one bad one: the good one is not touched either.
     let other = alias_pair(&w, 100, 0).await;
-    let mixed = format!("{good}\n{}", route53_profile(&other).replace("blue = \"blue\"", "blue = \"azul\""));
-    w.profile("mixed", &mixed);
+    w.write("mixed", &Profile::new().route53(good).route53(other.route().sets("azul", "green")));
     let (_, err) = expect(w.cutover().args(["-p", "mixed", "set", "green=10"]), 2);
-    assert!(err.contains("SetIdentifier `azul`"), "{err}");
+    refusals.push(Redact::new().names(other.names()).text(&r.text(&err)));
+    // The zone, the record, each SetIdentifier (and the ones found) named.
+    insta::assert_snapshot!("refused-unknown-zone-record-or-set-identifier", refusals.join("---\n"));
 
     for (zone_id, record) in [(&p.zone_id, &p.record), (&other.zone_id, &other.record)] {
         assert_eq!(w.aws.weight(zone_id, record, "blue").await, 100);
@@ -210,11 +206,13 @@ async fn unknown_zone_record_or_set_identifier_is_refused_and_nothing_moves() {
 async fn percent_outside_0_to_100_is_refused() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
-    w.profile("svc", &route53_profile(&p));
+    w.write("svc", &route53_profile(&p));
+    let mut refusals = Vec::new();
     for bad in ["green=150", "green=-5", "green=abc", "purple=10"] {
         let (_, err) = expect(w.cutover().args(["-p", "svc", "set", bad]), 2);
-        assert!(err.contains("invalid split") && err.contains("hint:"), "{bad}: {err}");
+        refusals.push(err);
     }
+    insta::assert_snapshot!("refused-percent-outside-0-to-100", refusals.join("---\n"));
     assert_eq!(w.aws.weight(&p.zone_id, &p.record, "green").await, 0);
 }
 
@@ -222,11 +220,9 @@ async fn percent_outside_0_to_100_is_refused() {
 async fn validate_resolves_every_route_and_prints_the_stage_plan() {
     let w = World::new().await;
     let p = alias_pair(&w, 100, 0).await;
-    w.profile("svc", &format!("{}\n[rollout]\nstages = [0.5, 50, 100]\n", route53_profile(&p)));
+    w.write("svc", &route53_profile(&p).rollout(Rollout::new(&[0.5, 50.0, 100.0])));
     let (out, _) = expect(w.cutover().args(["-p", "svc", "validate"]), 0);
-    assert!(out.contains("is valid"), "{out}");
-    assert!(out.contains("stage 1: green 0.5%  route53 199:1"), "{out}");
-    assert!(out.contains("stage 3: green 100%  route53 0:100"), "{out}");
+    insta::assert_snapshot!("validate-stage-plan", Redact::new().names(p.names()).text(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +237,7 @@ async fn throttling_and_prior_request_not_complete_are_retried() {
     let zones = get(format!("/2013-04-01/hostedzonesbyname?dnsname={}", p.zone)).await;
     let rrset = format!("/2013-04-01/hostedzone/{}/rrset?name={}&type=A&maxitems=300", p.zone_id, p.record);
     let after = get(rrset.clone()).await;
-    let (b, g, lb_zone) = crate::elbs().await;
+    let (b, g, lb_zone) = elbs().await;
     w.aws
         .upsert(
             &p.zone_id,
@@ -302,7 +298,7 @@ async fn throttling_and_prior_request_not_complete_are_retried() {
         .mount(&r53)
         .await;
 
-    w.profile("svc", &route53_profile(&p));
+    w.write("svc", &route53_profile(&p));
     let (out, _) =
         expect(w.cutover().env("AWS_ENDPOINT_URL_ROUTE_53", r53.uri()).args(["-p", "svc", "set", "green=25"]), 0);
     assert!(out.contains("done"), "{out}");

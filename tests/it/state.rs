@@ -5,45 +5,25 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::emulator::unique;
-use crate::fixtures::Aws;
-use crate::{World, expect, finish, run, wait_until};
+use crate::scenario::{Front, Gate, Notify, Profile, Rollout};
+use crate::{World, expect, finish, json, run, wait_until};
 
-struct Front {
-    listener: String,
-    blue: String,
-    green: String,
+/// The front's route, stages 10/50/100 baked `bake` and polled every 100 ms, held at most 30 s,
+/// on `table` with a lease of `lease`.
+fn profile(f: &Front, table: &str, bake: &str, lease: &str) -> Profile {
+    Profile::new()
+        .alb(f.route())
+        .rollout(Rollout::new(&[10.0, 50.0, 100.0]).bake(bake).poll("100ms").max_hold("30s"))
+        .state_leased(table, lease)
 }
 
-impl Front {
-    async fn new(w: &World) -> Front {
-        let (vpc, subnets) = w.aws.network().await;
-        let (lb, _, _) = w.aws.load_balancer(&unique("s"), &subnets, &[]).await;
-        let blue = w.aws.target_group(&unique("sb"), &vpc, &["10.0.1.7"]).await;
-        let green = w.aws.target_group(&unique("sg"), &vpc, &["10.0.2.7"]).await;
-        let listener = w.aws.listener(&lb, 80, Aws::forward(&[(&blue, 100), (&green, 0)], None), &[]).await;
-        Front { listener, blue, green }
-    }
-
-    async fn weights(&self, w: &World) -> (i32, i32) {
-        let fw = w.aws.forward_weights(&self.listener, None).await;
-        let get = |arn: &str| fw.iter().find(|(a, _)| a == arn).map(|(_, w)| *w).unwrap();
-        (get(&self.blue), get(&self.green))
-    }
-
-    /// A profile with a state table of its own; `extra` is appended.
-    fn profile(&self, table: &str, bake: &str, lease: &str, extra: &str) -> String {
-        format!(
-            "[[alb]]\nlistener = \"{}\"\nblue = \"{}\"\ngreen = \"{}\"\n[rollout]\nstages = [10, 50, 100]\nbake = \"{bake}\"\npoll = \"100ms\"\nmax_hold = \"30s\"\n[state]\ntable = \"{table}\"\nlease = \"{lease}\"\n{extra}",
-            self.listener, self.blue, self.green
-        )
-    }
-}
-
-async fn setup(bake: &str, lease: &str, extra: &str) -> (World, Front) {
+/// A front ALB and profile `svc` with a state table of its own (made by `state init`), `extra`
+/// added; the profile written.
+async fn setup(bake: &str, lease: &str, extra: impl FnOnce(Profile) -> Profile) -> (World, Front, Profile) {
     let w = World::new().await;
-    let f = Front::new(&w).await;
-    let table = unique("state-");
-    w.profile("svc", &f.profile(&table, bake, lease, extra));
+    let f = Front::new(&w.aws).await;
+    let svc = extra(profile(&f, &unique("state-"), bake, lease));
+    w.write("svc", &svc);
     let (out, _) = expect(w.cutover().args(["-p", "svc", "state", "init", "--dry-run"]), 0);
     assert!(out.contains("would create state table"), "{out}");
     let (out, _) = expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
@@ -51,24 +31,20 @@ async fn setup(bake: &str, lease: &str, extra: &str) -> (World, Front) {
     // Idempotent.
     let (out, _) = expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
     assert!(out.contains("already exists"), "{out}");
-    (w, f)
-}
-
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    (w, f, svc)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn advance_moves_one_stage_per_call_and_nothing_within_the_bake() {
-    let (w, f) = setup("1s", "30s", "").await;
+    let (w, f, _) = setup("1s", "30s", |p| p).await;
     let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "advance"]), 0);
     assert_eq!(json(&out)["action"], "started");
-    assert_eq!(f.weights(&w).await, (90, 10));
+    assert_eq!(f.weights().await, (90, 10));
 
     // Within the bake: nothing moves.
     let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "advance"]), 0);
     assert_eq!(json(&out)["action"], "not-yet", "{out}");
-    assert_eq!(f.weights(&w).await, (90, 10));
+    assert_eq!(f.weights().await, (90, 10));
 
     // Called like a scheduler until done: each call moves at most one stage, in order.
     let mut seen = vec![(90, 10)];
@@ -76,7 +52,7 @@ async fn advance_moves_one_stage_per_call_and_nothing_within_the_bake() {
     loop {
         let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "advance"]), 0);
         let action = json(&out)["action"].as_str().unwrap().to_string();
-        let now = f.weights(&w).await;
+        let now = f.weights().await;
         if now != *seen.last().unwrap() {
             seen.push(now);
         }
@@ -95,23 +71,23 @@ async fn advance_moves_one_stage_per_call_and_nothing_within_the_bake() {
     // Completed: later calls move nothing.
     let (out, _) = expect(w.cutover().args(["-p", "svc", "advance"]), 0);
     assert!(out.contains("nothing to do"), "{out}");
-    assert_eq!(f.weights(&w).await, (0, 100));
+    assert_eq!(f.weights().await, (0, 100));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_without_a_side_restores_the_stable_side_and_later_advances_move_nothing() {
-    let (w, f) = setup("60s", "30s", "").await;
+    let (w, f, _) = setup("60s", "30s", |p| p).await;
     expect(w.cutover().args(["-p", "svc", "advance"]), 0);
-    assert_eq!(f.weights(&w).await, (90, 10));
+    assert_eq!(f.weights().await, (90, 10));
 
     let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
     assert!(out.contains("all traffic on blue") && out.contains("aborted"), "{out}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 
     for _ in 0..3 {
         let (out, _) = expect(w.cutover().args(["-p", "svc", "advance"]), 0);
         assert!(out.contains("aborted: nothing to do"), "{out}");
-        assert_eq!(f.weights(&w).await, (100, 0));
+        assert_eq!(f.weights().await, (100, 0));
     }
     // A running rollout is refused a start toward the aborted candidate? No: `rollout` starts anew
     // only when asked; the status says aborted.
@@ -121,27 +97,27 @@ async fn rollback_without_a_side_restores_the_stable_side_and_later_advances_mov
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_during_a_running_rollout_wins_and_stays_won() {
-    let (w, f) = setup("1s", "30s", "").await;
+    let (w, f, _) = setup("1s", "30s", |p| p).await;
     let child =
         w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    wait_until(30, "the first stage", || async { f.weights(&w).await == (90, 10) }).await;
+    wait_until(30, "the first stage", || async { f.weights().await == (90, 10) }).await;
 
     expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
     // For three seconds afterwards — longer than a stage's bake — traffic never leaves blue.
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
-        assert_eq!(f.weights(&w).await, (100, 0), "a write toward the candidate after the rollback");
+        assert_eq!(f.weights().await, (100, 0), "a write toward the candidate after the rollback");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (code, out, err) = finish(child, 30).await;
     assert_eq!(code, 5, "the running rollout stops with exit 5\n{out}\n{err}");
     assert!(err.contains("aborted"), "{err}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_concurrent_rollouts_exactly_one_exits_5() {
-    let (w, f) = setup("300ms", "30s", "").await;
+    let (w, f, _) = setup("300ms", "30s", |p| p).await;
     let spawn = || {
         w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     };
@@ -152,15 +128,15 @@ async fn of_two_concurrent_rollouts_exactly_one_exits_5() {
     assert_eq!(codes, vec![0, 5], "\n{}\n{}\n{}\n{}", ra.1, ra.2, rb.1, rb.2);
     let loser = if ra.0 == 5 { &ra.2 } else { &rb.2 };
     assert!(loser.contains("another run") || loser.contains("changed under this run"), "{loser}");
-    assert_eq!(f.weights(&w).await, (0, 100));
+    assert_eq!(f.weights().await, (0, 100));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_rollout_leaves_a_lease_that_expires_and_the_next_run_continues_from_the_live_stage() {
-    let (w, f) = setup("60s", "1s", "").await;
+    let (w, f, svc) = setup("60s", "1s", |p| p).await;
     let mut child =
         w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    wait_until(30, "the first stage", || async { f.weights(&w).await == (90, 10) }).await;
+    wait_until(30, "the first stage", || async { f.weights().await == (90, 10) }).await;
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -170,55 +146,40 @@ async fn a_killed_rollout_leaves_a_lease_that_expires_and_the_next_run_continues
         code == 0 && json(&out)["rollout"]["lease_holder"].is_null()
     })
     .await;
-    assert_eq!(f.weights(&w).await, (90, 10), "nothing moved meanwhile");
+    assert_eq!(f.weights().await, (90, 10), "nothing moved meanwhile");
 
     // The next run, with a short bake, continues from stage 1.
-    let table = {
-        let text = std::fs::read_to_string(w.dir.path().join("profiles/svc.toml")).unwrap();
-        text.lines()
-            .find(|l| l.starts_with("table = "))
-            .unwrap()
-            .trim_start_matches("table = ")
-            .trim_matches('"')
-            .to_string()
-    };
-    w.profile("svc", &f.profile(&table, "300ms", "1s", ""));
+    let table = svc.state.as_ref().unwrap().table.clone();
+    w.write("svc", &profile(&f, &table, "300ms", "1s"));
     let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 0);
     assert!(err.contains("resuming at stage 1"), "{err}");
     assert!(out.contains("rollout completed"), "{out}");
-    assert_eq!(f.weights(&w).await, (0, 100));
+    assert_eq!(f.weights().await, (0, 100));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_refused_with_exit_6() {
-    let (w, f) = setup("60s", "30s", "").await;
+    let (w, f, _) = setup("60s", "30s", |p| p).await;
     expect(w.cutover().args(["-p", "svc", "advance"]), 0);
     // Someone changes the weights by hand.
-    w.aws
-        .elb
-        .modify_listener()
-        .listener_arn(&f.listener)
-        .default_actions(Aws::forward(&[(&f.blue, 70), (&f.green, 30)], None))
-        .send()
-        .await
-        .unwrap();
+    f.set_weights(70, 30).await;
     let (_, err) = expect(w.cutover().args(["-p", "svc", "advance"]), 6);
     assert!(err.contains("drift") && err.contains("live 70:30, recorded 90:10"), "{err}");
     let (_, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 6);
     assert!(err.contains("drift"), "{err}");
-    assert_eq!(f.weights(&w).await, (70, 30));
+    assert_eq!(f.weights().await, (70, 30));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_lists_every_step_newest_first() {
-    let (w, f) = setup("60s", "30s", "").await;
+    let (w, f, _) = setup("60s", "30s", |p| p).await;
     expect(w.cutover().env("CUTOVER_ACTOR", "alice").args(["-p", "svc", "advance"]), 0);
     expect(w.cutover().env("CUTOVER_ACTOR", "bob").args(["-p", "svc", "pause"]), 0);
     let (out, _) = expect(w.cutover().args(["-p", "svc", "advance"]), 0);
     assert!(out.contains("paused"), "{out}");
     expect(w.cutover().env("CUTOVER_ACTOR", "bob").args(["-p", "svc", "resume"]), 0);
     expect(w.cutover().env("CUTOVER_ACTOR", "carol").args(["-p", "svc", "rollback"]), 0);
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 
     let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "history"]), 0);
     let doc = json(&out);
@@ -241,11 +202,11 @@ async fn history_lists_every_step_newest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_makes_the_candidate_the_stable_side() {
-    let (w, f) = setup("60s", "30s", "").await;
+    let (w, f, _) = setup("60s", "30s", |p| p).await;
     expect(w.cutover().args(["-p", "svc", "advance"]), 0);
     let (out, _) = expect(w.cutover().args(["-p", "svc", "promote"]), 0);
     assert!(out.contains("now the stable side"), "{out}");
-    assert_eq!(f.weights(&w).await, (0, 100));
+    assert_eq!(f.weights().await, (0, 100));
     let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
     let doc = json(&out);
     assert_eq!(doc["live"], "green");
@@ -253,23 +214,26 @@ async fn promote_makes_the_candidate_the_stable_side() {
     // `rollback` now means green: the stable side.
     let (out, _) = expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
     assert!(out.contains("all traffic is already on green"), "{out}");
-    assert_eq!(f.weights(&w).await, (0, 100));
+    assert_eq!(f.weights().await, (0, 100));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_notification_never_stops_a_rollback() {
-    let extra = "[notify]\nsns_topic_arn = \"arn:aws:sns:us-west-2:123456789012:no-such-topic\"\nwebhook = \"http://127.0.0.1:9/hook\"\n";
-    let (w, f) = setup("60s", "30s", extra).await;
+    let notify = Notify {
+        sns_topic_arn: Some("arn:aws:sns:us-west-2:123456789012:no-such-topic".into()),
+        webhook: Some("http://127.0.0.1:9/hook".into()),
+    };
+    let (w, f, _) = setup("60s", "30s", |p| p.notify(notify)).await;
     expect(w.cutover().args(["-p", "svc", "advance"]), 0);
     let (out, err) = expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
     assert!(out.contains("all traffic on blue"), "{out}");
     assert!(err.contains("notification"), "the failure is said: {err}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_rollout_is_not_advanced_nor_run() {
-    let (w, f) = setup("1s", "30s", "").await;
+    let (w, f, _) = setup("1s", "30s", |p| p).await;
     expect(w.cutover().args(["-p", "svc", "advance"]), 0);
     let (out, _) = expect(w.cutover().args(["-p", "svc", "pause", "--dry-run"]), 0);
     assert!(out.contains("would mark the rollout paused"), "{out}");
@@ -281,12 +245,12 @@ async fn a_paused_rollout_is_not_advanced_nor_run() {
     assert!(out.contains("paused"), "{out}");
     let (_, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 7);
     assert!(err.contains("paused"), "{err}");
-    assert_eq!(f.weights(&w).await, (90, 10));
+    assert_eq!(f.weights().await, (90, 10));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_state_table_unreachable_rollback_still_moves_traffic_and_says_so() {
-    let (w, f) = setup("60s", "30s", "").await;
+    let (w, f, _) = setup("60s", "30s", |p| p).await;
     expect(w.cutover().args(["-p", "svc", "advance"]), 0);
     // Port 9 on loopback: nothing listens; DynamoDB calls fail at once.
     let down = |cmd: &mut assert_cmd::Command| {
@@ -296,45 +260,38 @@ async fn with_the_state_table_unreachable_rollback_still_moves_traffic_and_says_
     down(&mut cmd);
     let (_, err) = expect(cmd.args(["-p", "svc", "rollback", "--to", "blue"]), 4);
     assert!(err.contains("traffic is back on blue") && err.contains("NOT updated"), "{err}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 
     // Without a side, the stable side is unknown: nothing moves, and it says what to type.
-    w.aws
-        .elb
-        .modify_listener()
-        .listener_arn(&f.listener)
-        .default_actions(Aws::forward(&[(&f.blue, 90), (&f.green, 10)], None))
-        .send()
-        .await
-        .unwrap();
+    f.set_weights(90, 10).await;
     let mut cmd = w.cutover();
     down(&mut cmd);
     let (_, err) = expect(cmd.args(["-p", "svc", "rollback"]), 4);
     assert!(err.contains("rollback --to SIDE"), "{err}");
-    assert_eq!(f.weights(&w).await, (90, 10));
+    assert_eq!(f.weights().await, (90, 10));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_during_a_rollout_is_refused_and_force_aborts_the_rollout_audited() {
-    let (w, f) = setup("60s", "30s", "").await;
+    let (w, f, _) = setup("60s", "30s", |p| p).await;
     let child =
         w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    wait_until(30, "the first stage", || async { f.weights(&w).await == (90, 10) }).await;
+    wait_until(30, "the first stage", || async { f.weights().await == (90, 10) }).await;
 
     let (_, err) = expect(w.cutover().args(["-p", "svc", "set", "green=50", "--no-gates"]), 5);
     assert!(err.contains("would fight it") && err.contains("--force"), "{err}");
-    assert_eq!(f.weights(&w).await, (90, 10), "refused: nothing moved");
+    assert_eq!(f.weights().await, (90, 10), "refused: nothing moved");
 
     let (out, _) = expect(
         w.cutover().env("CUTOVER_ACTOR", "dave").args(["-p", "svc", "set", "green=50", "--no-gates", "--force"]),
         0,
     );
     assert!(out.contains("done"), "{out}");
-    assert_eq!(f.weights(&w).await, (50, 50));
+    assert_eq!(f.weights().await, (50, 50));
     let (code, out, err) = finish(child, 30).await;
     assert_eq!(code, 5, "the rollout stops: it was aborted\n{out}\n{err}");
     assert!(err.contains("aborted"), "{err}");
-    assert_eq!(f.weights(&w).await, (50, 50), "the split set by hand stands");
+    assert_eq!(f.weights().await, (50, 50), "the split set by hand stands");
 
     let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
     assert_eq!(json(&out)["rollout"]["status"], "aborted");
@@ -346,7 +303,7 @@ async fn set_during_a_rollout_is_refused_and_force_aborts_the_rollout_audited() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_with_nothing_to_do_changes_nothing_and_enters_nothing_in_the_audit_trail() {
-    let (w, f) = setup("1s", "30s", "").await;
+    let (w, f, _) = setup("1s", "30s", |p| p).await;
     // A finished rollout: everything on blue, as recorded.
     expect(w.cutover().args(["-p", "svc", "advance"]), 0);
     expect(w.cutover().args(["-p", "svc", "rollback"]), 0);
@@ -357,21 +314,21 @@ async fn a_rollback_with_nothing_to_do_changes_nothing_and_enters_nothing_in_the
     assert!(out.contains("nothing to change"), "{out}");
     let (after, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "history"]), 0);
     assert_eq!(json(&before)["entries"], json(&after)["entries"], "no audit entry for a rollback that did nothing");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stable_side_unknown_is_one_refusal_whether_the_table_is_empty_or_missing() {
-    let (w, f) = setup("1s", "30s", "").await;
+    let (w, f, _) = setup("1s", "30s", |p| p).await;
     // The table exists and holds no rollout of this profile.
     let (_, empty) = expect(w.cutover().args(["-p", "svc", "rollback"]), 2);
     assert!(empty.contains("stable side is unknown") && empty.contains("rollback --to blue"), "{empty}");
     // No such table.
-    w.profile("gone", &f.profile(&unique("no-such-table-"), "1s", "30s", ""));
+    w.write("gone", &profile(&f, &unique("no-such-table-"), "1s", "30s"));
     let (_, missing) = expect(w.cutover().args(["-p", "gone", "rollback"]), 2);
     assert!(missing.contains("stable side is unknown") && missing.contains("not found"), "{missing}");
     assert!(missing.contains("rollback --to blue"), "{missing}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 }
 
 /// Runs `cutover ARGS` on a pseudo-terminal (util-linux `script`), answering `answer` at its
@@ -408,7 +365,7 @@ fn on_a_terminal_with(w: &World, args: &[&str], answer: &str, env: &[(&str, &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_terminal_a_write_shows_its_plan_asks_naming_side_and_profile_then_says_what_it_did() {
-    let (w, f) = setup("1h", "30s", "").await;
+    let (w, f, _) = setup("1h", "30s", |p| p).await;
     // No: the plan is a plan, the question names the side and the profile, nothing changes, exit 2.
     let (code, screen) = on_a_terminal(&w, &["-p", "svc", "set", "green=25", "--no-gates"], "n\n");
     assert_eq!(code, 2, "{screen}");
@@ -416,13 +373,13 @@ async fn on_a_terminal_a_write_shows_its_plan_asks_naming_side_and_profile_then_
     assert!(screen.contains("move green to 25% on profile svc? [y/N]"), "{screen}");
     assert!(screen.contains("not confirmed: nothing changed"), "{screen}");
     assert!(!screen.contains("done in"), "nothing was done: {screen}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 
     // Yes: done, and how long the writes took.
     let (code, screen) = on_a_terminal(&w, &["-p", "svc", "set", "green=25", "--no-gates"], "y\n");
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("set green=25% on profile svc: done in"), "{screen}");
-    assert_eq!(f.weights(&w).await, (75, 25));
+    assert_eq!(f.weights().await, (75, 25));
 
     // A rollback during a rollout says it will stop it.
     expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
@@ -434,20 +391,20 @@ async fn on_a_terminal_a_write_shows_its_plan_asks_naming_side_and_profile_then_
         screen.contains("move all traffic to blue on profile svc and stop the rollout in progress? [y/N]"),
         "{screen}"
     );
-    assert_eq!(f.weights(&w).await, (90, 10));
+    assert_eq!(f.weights().await, (90, 10));
     let (code, screen) = on_a_terminal(&w, &["-p", "svc", "-y", "rollback"], "");
     assert_eq!(code, 0, "{screen}");
     assert!(!screen.contains("[y/N]"), "-y does not ask: {screen}");
-    assert_eq!(f.weights(&w).await, (100, 0));
+    assert_eq!(f.weights().await, (100, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdicts_are_coloured_on_a_terminal_unless_no_color_is_set() {
-    let (w, f) = setup("0s", "30s", "[[gate]]\ntype = \"target-health\"\n").await;
+    let (w, f, _) = setup("0s", "30s", |p| p.gate(Gate::target_health())).await;
     let (code, screen) = on_a_terminal(&w, &["-p", "svc", "rollout"], "");
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("\u{1b}[32mPASS\u{1b}[0m"), "PASS in green: {screen:?}");
-    assert_eq!(f.weights(&w).await, (0, 100));
+    assert_eq!(f.weights().await, (0, 100));
     expect(w.cutover().args(["-p", "svc", "rollback", "--to", "blue"]), 0);
     let (code, screen) = on_a_terminal(&w, &["-p", "svc", "rollout"], "");
     assert_eq!(code, 0, "{screen}");
@@ -461,9 +418,9 @@ async fn verdicts_are_coloured_on_a_terminal_unless_no_color_is_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_watch_redraws_stage_bake_and_gates_until_the_rollout_ends() {
     use std::io::Read;
-    let (w, f) = setup("1h", "30s", "[[gate]]\ntype = \"target-health\"\n").await;
+    let (w, f, _) = setup("1h", "30s", |p| p.gate(Gate::target_health())).await;
     expect(w.cutover().args(["-p", "svc", "advance"]), 0);
-    assert_eq!(f.weights(&w).await, (90, 10));
+    assert_eq!(f.weights().await, (90, 10));
     let bin = assert_cmd::cargo::cargo_bin!("cutover");
     let cmd = w.std_cutover();
     let line = format!("'{}' -p svc status -w --interval 200ms", bin.display());
