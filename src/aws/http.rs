@@ -26,30 +26,51 @@ pub(super) fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpC
 }
 
 /// Route53 allows five API requests a second per account. Every Route53 call (each attempt of
-/// it) waits here until fewer than five were sent in the last second, so cutover's own calls
-/// never exceed the limit — and are not throttled into seconds of backoff.
+/// it) waits here until fewer than five were let out or answered within the last second, so
+/// cutover's own calls never exceed the limit — and are not throttled into seconds of backoff.
 pub const ROUTE53_PER_SECOND: usize = 5;
-/// A little over a second: requests reach AWS a few milliseconds apart from when they were sent.
+/// A little over a second.
 const ROUTE53_WINDOW: Duration = Duration::from_millis(1020);
 
-/// When the last [`ROUTE53_PER_SECOND`] Route53 requests were sent.
-static ROUTE53_SENT: std::sync::Mutex<std::collections::VecDeque<tokio::time::Instant>> =
-    std::sync::Mutex::new(std::collections::VecDeque::new());
+/// The Route53 requests of the last second: each (its number, when it was answered, or `None`
+/// while it is in flight). A request counts until a second after its answer, not after its turn:
+/// it reaches AWS somewhere between the two, and one sent on a new connection (DNS, TCP, TLS)
+/// reaches it well after its turn — counted from its turn, a sixth request on a warm connection
+/// arrived within the same second (`speed::route53_never_gets_more_than_five…`).
+static ROUTE53_SENT: std::sync::Mutex<Route53Window> = std::sync::Mutex::new(Route53Window(0, Vec::new()));
 
-/// Waits until one more Route53 request may be sent, and counts it as sent.
-async fn route53_turn() {
+/// The last number given, and each request's (number, when it was answered).
+struct Route53Window(u64, Vec<(u64, Option<tokio::time::Instant>)>);
+
+/// A Route53 request's place in the window; dropped (answered, failed or given up), it counts
+/// from then on for one more window.
+struct Route53Turn(u64);
+
+impl Drop for Route53Turn {
+    fn drop(&mut self) {
+        let Ok(mut sent) = ROUTE53_SENT.lock() else { return };
+        if let Some(place) = sent.1.iter_mut().find(|(n, _)| *n == self.0) {
+            place.1 = Some(tokio::time::Instant::now());
+        }
+    }
+}
+
+/// Waits until one more Route53 request may be sent, and takes its place.
+async fn route53_turn() -> Route53Turn {
     loop {
         let wait_until = {
-            let mut sent = ROUTE53_SENT.lock().expect("route53 limiter");
+            let mut sent = ROUTE53_SENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = tokio::time::Instant::now();
-            while sent.front().is_some_and(|t| now.duration_since(*t) >= ROUTE53_WINDOW) {
-                sent.pop_front();
+            sent.1.retain(|(_, answered)| answered.is_none_or(|t| now.duration_since(t) < ROUTE53_WINDOW));
+            if sent.1.len() < ROUTE53_PER_SECOND {
+                sent.0 += 1;
+                let n = sent.0;
+                sent.1.push((n, None));
+                return Route53Turn(n);
             }
-            if sent.len() < ROUTE53_PER_SECOND {
-                sent.push_back(now);
-                return;
-            }
-            *sent.front().expect("full") + ROUTE53_WINDOW
+            // The first answered place frees first; with every place in flight, look again soon.
+            let freed = sent.1.iter().filter_map(|(_, answered)| *answered).min();
+            freed.map_or(now + Duration::from_millis(10), |t| t + ROUTE53_WINDOW)
         };
         tokio::time::sleep_until(wait_until).await;
     }
@@ -84,7 +105,7 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for Route53LimitedConne
     ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
         let inner = self.0.clone();
         aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
-            route53_turn().await;
+            let _turn = route53_turn().await;
             inner.call(request).await
         })
     }
