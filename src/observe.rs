@@ -138,11 +138,12 @@ pub fn settled(now: SystemTime, settle: Duration, window: Duration, from: Option
 }
 
 /// The end (seconds since the epoch, exclusive) of the newest minute in `[start, newest_end)` that
-/// can be judged at `now`: every minute up to it is published on every series — the series has a
-/// datapoint for it or a later minute (`newest`: each series' newest minute with one), or another
-/// series has already published the minute after it (load balancers publish a minute or so apart)
-/// — or is `settle` + [`ABSENT_AFTER`] old, when a missing datapoint means no request. `start`
-/// when none is: the reading is pending.
+/// can be judged at `now`: every minute up to it is published on every load balancer read — it
+/// has a datapoint for that minute or a later one (`newest`: each load balancer's newest minute
+/// with one, over the series read there: a load balancer publishes a minute of all its target
+/// groups at once), or another load balancer has already published the minute after it (load
+/// balancers publish a minute or so apart) — or is `settle` + [`ABSENT_AFTER`] old, when a
+/// missing datapoint means no request. `start` when none is: the reading is pending.
 pub fn published_until(start: u64, newest_end: u64, now: u64, settle: Duration, newest: &[Option<u64>]) -> u64 {
     let witness = newest.iter().flatten().max().copied();
     let mut end = start;
@@ -185,6 +186,22 @@ impl Published {
             s % 60
         )
     }
+}
+
+/// Each load balancer's newest minute with a datapoint among `series`' per-minute values: keyed
+/// by (account, `LoadBalancer` dimension), for [`published_until`].
+fn newest_by_load_balancer(
+    series: &[&Series],
+    values: &[std::collections::BTreeMap<u64, Vec<Option<f64>>>],
+) -> std::collections::BTreeMap<(usize, String), Option<u64>> {
+    let mut newest = std::collections::BTreeMap::new();
+    for (s, v) in series.iter().zip(values) {
+        let lb = s.1.iter().find(|(k, _)| *k == "LoadBalancer").map(|(_, v)| v.clone()).unwrap_or_default();
+        let mine = v.iter().rev().find(|(_, v)| v.first().copied().flatten().is_some()).map(|(t, _)| *t);
+        let slot: &mut Option<u64> = newest.entry((s.0, lb)).or_default();
+        *slot = (*slot).max(mine);
+    }
+    newest
 }
 
 /// One metric series: the account it is read in (see [`RequestCounts`]) and the dimensions of a
@@ -510,7 +527,7 @@ impl RequestCounts {
         let series = self.series().await?;
         let unique = distinct(series.iter().flatten().filter_map(at_series).flatten());
         let per_series = self.per_series(&unique, &[("RequestCount", "Sum".into())], &range).await?;
-        let newest: Vec<Option<u64>> = per_series.iter().map(|m| m.keys().next_back().copied()).collect();
+        let newest: Vec<Option<u64>> = newest_by_load_balancer(&unique, &per_series).into_values().collect();
         let start = secs(range.start);
         let end = published_until(start, secs(range.end), secs(now), settle, &newest);
         if end == start {
@@ -590,7 +607,8 @@ pub struct SideMinute {
 impl RequestCounts {
     /// `side`'s traffic in every minute of `minutes`, every route's series summed: a minute
     /// without a datapoint counted nothing (AWS publishes only non-zero counts) — once published:
-    /// the second value is each series' newest minute with requests, for [`published_until`].
+    /// the second value is each load balancer's newest minute with requests, for
+    /// [`published_until`] (merge both sides' by key: they may share one).
     /// `slo`: requests slower count as slow, from `TargetResponseTime`'s `PR(:slo)` — the share
     /// at most that slow. Keyed by the minute's start, seconds since the Unix epoch.
     pub async fn side_minutes(
@@ -598,7 +616,8 @@ impl RequestCounts {
         side: Side,
         minutes: &Minutes,
         slo: Option<Duration>,
-    ) -> Result<(std::collections::BTreeMap<u64, SideMinute>, Vec<Option<u64>>)> {
+    ) -> Result<(std::collections::BTreeMap<u64, SideMinute>, std::collections::BTreeMap<(usize, String), Option<u64>>)>
+    {
         let series = self.series().await?;
         let unique = distinct(series.iter().filter_map(|s| at_series(&s[side.index()])).flatten());
         let mut out: std::collections::BTreeMap<u64, SideMinute> = Default::default();
@@ -616,7 +635,7 @@ impl RequestCounts {
             metrics.push(("TargetResponseTime", format!("PR(:{})", slo.as_secs_f64())));
         }
         let values = self.per_series(&unique, &metrics, minutes).await?;
-        let newest = values.iter().map(|m| m.iter().rev().find(|(_, v)| v[0].is_some()).map(|(t, _)| *t)).collect();
+        let newest = newest_by_load_balancer(&unique, &values);
         // Per series: each minute's requests, then what counts against them.
         for per_series in values {
             for (minute, v) in per_series {

@@ -172,7 +172,11 @@ impl Judge {
             self.counts.side_minutes(ctx.candidate, &minutes, self.spec.slo),
             self.counts.side_minutes(ctx.stable, &minutes, self.spec.slo)
         )?;
-        newest.extend(newest_stable);
+        for (lb, n) in newest_stable {
+            let slot = newest.entry(lb).or_default();
+            *slot = (*slot).max(n);
+        }
+        let newest: Vec<Option<u64>> = newest.into_values().collect();
         let start = ms(minutes.start) / 1000;
         let end = published_until(start, ms(minutes.end) / 1000, ms(now) / 1000, self.settle, &newest);
         if end == start {
