@@ -42,11 +42,28 @@ pub fn run(cli: Cli) -> i32 {
 pub fn usage_error(e: clap::Error, args: impl IntoIterator<Item = String>) -> i32 {
     use clap::error::ErrorKind;
     let code = e.exit_code();
-    let _ = e.print();
+    // A value our own parser refused (`set purple=10`) says why in its own words, with its hint,
+    // not wrapped in clap's "invalid value … for '<SIDE=PERCENT>'".
+    let own = (e.kind() == ErrorKind::ValueValidation)
+        .then(|| std::error::Error::source(&e).map(|s| s.to_string()))
+        .flatten()
+        .filter(|s| s.contains("\nhint: "));
+    let text = match &own {
+        Some(own) => {
+            eprintln!("error: {own}");
+            format!("error: {own}")
+        }
+        None => {
+            let _ = e.print();
+            e.render().to_string()
+        }
+    };
     let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
     if !informational && wants_json(args) {
-        let text = e.render().to_string();
-        let message = text.lines().next().unwrap_or_default().trim_start_matches("error: ").trim().to_string();
+        let message = match own {
+            Some(own) => own,
+            None => text.lines().next().unwrap_or_default().trim_start_matches("error: ").trim().to_string(),
+        };
         let doc = serde_json::json!({ "error": { "message": message, "exit_code": code } });
         crate::report::out(format!("{doc}\n"));
     }
