@@ -165,6 +165,10 @@ pub struct Config {
     /// Route53 health checks made through the proxy evaluated this often (Route53: 30 s or
     /// 10 s); GetHealthCheckStatus answered; the clients honour them. `None`: moto's.
     pub health_checks: Option<Duration>,
+    /// Route53's limit of active health checks per account (200 by default on AWS): a
+    /// CreateHealthCheck past it is refused with `TooManyHealthChecks`, counting the checks made
+    /// through the proxy. `None`: no limit.
+    pub health_check_quota: Option<usize>,
 }
 
 /// A role's identity policy and trust policy.
@@ -196,6 +200,7 @@ impl Default for Config {
             metrics: None,
             evaluate_alarms: false,
             health_checks: None,
+            health_check_quota: None,
         }
     }
 }
@@ -960,6 +965,16 @@ async fn apply(
             route53::pending(shared, answer, None).await
         }
         ("route53", "CreateHealthCheck") => {
+            if let Some(quota) = config.health_check_quota {
+                let (akid, _) = scope_of(parts);
+                if shared.health.lock().unwrap().active(&akid) >= quota {
+                    return xml_error(
+                        400,
+                        "TooManyHealthChecks",
+                        "You have reached the maximum number of active health checks for an AWS account. To request a higher limit, create a case with the AWS Support Center.",
+                    );
+                }
+            }
             let answer = forward(shared, parts, body.clone()).await;
             let (head, answer_body) = answer.into_parts();
             let bytes = answer_body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();

@@ -104,6 +104,11 @@ impl Registry {
         );
     }
 
+    /// How many checks made with access key `akid` are there.
+    pub fn active(&self, akid: &str) -> usize {
+        self.checks.values().filter(|c| c.akid == akid).count()
+    }
+
     pub fn forget(&mut self, id: &str) {
         self.checks.remove(id);
     }
