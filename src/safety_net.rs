@@ -410,9 +410,11 @@ impl SafetyNet {
 
     /// With `safety_net = false`: cutover checks still on the routes' records (the profile was
     /// edited mid-rollout, say) come off, with a warning. Reads nothing when no record of
-    /// `routes` (as read) carries a health check. Says whether a record was written.
-    pub async fn remove_strays(&self, traffic: &AwsTraffic, routes: Option<&[RouteLive]>) -> Result<bool> {
-        if let Some(routes) = routes
+    /// `known` (the routes as read when the command began) carries a health check. The records
+    /// are read again before they are written: the command may have moved their weights since
+    /// (a rollback's), and a write from the old read would put the old weights back.
+    pub async fn remove_strays(&self, traffic: &AwsTraffic, known: Option<&[RouteLive]>) -> Result<bool> {
+        if let Some(routes) = known
             && !routes.iter().any(|r| Side::ALL.iter().any(|s| health_check_id(r, *s).is_some()))
         {
             return Ok(false);
@@ -422,10 +424,7 @@ impl SafetyNet {
         if on_records.is_empty() {
             return Ok(false);
         }
-        let routes = match routes {
-            Some(r) => r.to_vec(),
-            None => traffic.read().await?,
-        };
+        let routes = traffic.read().await?;
         let strays: Vec<String> = routes
             .iter()
             .flat_map(|r| Side::ALL.map(|s| health_check_id(r, s)))
