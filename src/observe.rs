@@ -204,6 +204,11 @@ fn newest_by_load_balancer(
     newest
 }
 
+/// A sum of request counts: 0 (not Rust's -0 of an empty float sum, which prints as `-0`).
+fn count(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(0.0, |a, b| a + b)
+}
+
 /// One metric series: the account it is read in (see [`RequestCounts`]) and the dimensions of a
 /// `RequestCount`.
 type Series = (usize, Vec<(&'static str, String)>);
@@ -536,9 +541,9 @@ impl RequestCounts {
         }
         let minutes = Minutes { start: at(end.saturating_sub(window).max(start)), end: at(end) };
         let sums: Vec<f64> =
-            per_series.iter().map(|m| m.range(secs(minutes.start)..end).filter_map(|(_, v)| v[0]).sum()).collect();
+            per_series.iter().map(|m| count(m.range(secs(minutes.start)..end).filter_map(|(_, v)| v[0]))).collect();
         let sum_of = |c: &Counting| {
-            at_series(c).map(|all| all.iter().map(|s| sums[unique.iter().position(|u| *u == s).unwrap_or(0)]).sum())
+            at_series(c).map(|all| count(all.iter().map(|s| sums[unique.iter().position(|u| *u == s).unwrap_or(0)])))
         };
         let counted = self
             .routes
@@ -585,13 +590,13 @@ impl RequestCounts {
         if unique.is_empty() {
             return Ok(None);
         }
-        Ok(Some(self.sums(&unique, minutes).await?.iter().sum()))
+        Ok(Some(count(self.sums(&unique, minutes).await?.into_iter())))
     }
 
     /// The Sum of each series over the minutes.
     async fn sums(&self, series: &[&Series], minutes: &Minutes) -> Result<Vec<f64>> {
         let values = self.per_series(series, &[("RequestCount", "Sum".into())], minutes).await?;
-        Ok(values.iter().map(|m| m.values().filter_map(|v| v[0]).sum()).collect())
+        Ok(values.iter().map(|m| count(m.values().filter_map(|v| v[0]))).collect())
     }
 }
 
