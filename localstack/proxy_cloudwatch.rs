@@ -19,7 +19,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::Response;
 use hyper::http::request::Parts;
 
@@ -164,6 +164,57 @@ pub(super) async fn set_state(
     record(akid, region, at, name, "MetricAlarm", "StateUpdate", format!("Alarm updated from {old} to {new}"), data);
 }
 
+/// DescribeAlarms as AWS answers it: a composite alarm (which moto lists among the metric alarms)
+/// under `CompositeAlarms`, and only when `AlarmTypes` asks for composite alarms — without it AWS
+/// returns metric alarms only.
+async fn composites_apart(answer: Answer, akid: &str, region: &str, types: &[String]) -> Answer {
+    let (head, body) = answer.into_parts();
+    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let rewritten = (|| {
+        let doc = roxmltree::Document::parse(&text).ok()?;
+        let list = |name: &str| doc.descendants().find(|n| n.tag_name().name() == name);
+        let metric = list("MetricAlarms")?;
+        let known = composites().lock().unwrap().clone();
+        let moved: Vec<roxmltree::Node> = metric
+            .children()
+            .filter(|m| m.tag_name().name() == "member")
+            .filter(|m| {
+                let name = m.children().find(|c| c.tag_name().name() == "AlarmName").and_then(|c| c.text());
+                name.is_some_and(|n| known.contains(&(akid.to_string(), region.to_string(), n.to_string())))
+            })
+            .collect();
+        if moved.is_empty() {
+            return None;
+        }
+        let wanted = types.iter().any(|t| t == "CompositeAlarm");
+        let members: String = if wanted { moved.iter().map(|m| &text[m.range()]).collect() } else { String::new() };
+        // Edits from the end of the text backwards, so earlier ranges stay valid.
+        let mut edits: Vec<(std::ops::Range<usize>, String)> =
+            moved.iter().map(|m| (m.range(), String::new())).collect();
+        match list("CompositeAlarms") {
+            Some(c) if c.has_children() => {
+                let end = c.last_child().map(|l| l.range().end).unwrap_or(c.range().end);
+                edits.push((end..end, members));
+            }
+            Some(c) => edits.push((c.range(), format!("<CompositeAlarms>{members}</CompositeAlarms>"))),
+            None => {
+                let end = metric.range().end;
+                edits.push((end..end, format!("<CompositeAlarms>{members}</CompositeAlarms>")));
+            }
+        }
+        edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+        let mut out = text.clone();
+        for (range, with) in edits {
+            out.replace_range(range, &with);
+        }
+        Some(out)
+    })();
+    let mut head = head;
+    head.headers.remove("content-length");
+    Response::from_parts(head, Full::new(Bytes::from(rewritten.unwrap_or(text))))
+}
+
 /// A CloudWatch call, with AWS's alarm semantics where moto's differ.
 pub(super) async fn call(shared: &Shared, parts: &Parts, operation: &str, body: &Bytes) -> Answer {
     let params = form_params(body);
@@ -172,6 +223,12 @@ pub(super) async fn call(shared: &Shared, parts: &Parts, operation: &str, body: 
     let (akid, region) = scope_of(parts);
     match operation {
         "DescribeAlarmHistory" => describe_history(parts, &params),
+        "DescribeAlarms" => {
+            let answer = forward(shared, parts, body.clone()).await;
+            let types: Vec<String> =
+                params.iter().filter(|(k, _)| k.starts_with("AlarmTypes.member.")).map(|(_, v)| v.clone()).collect();
+            composites_apart(answer, &akid, &region, &types).await
+        }
         "DeleteAlarms" => {
             let answer = forward(shared, parts, body.clone()).await;
             if answer.status().is_success() {
