@@ -20,6 +20,7 @@ mod kit;
 mod lambda;
 mod outputs;
 mod policy;
+mod published;
 mod rollout;
 mod route53;
 mod sides;
