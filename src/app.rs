@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> i32 {
             match log_format {
                 // One JSON object per line on stderr, like every other event (CloudWatch Logs).
                 LogFormat::Json => tracing::error!(exit_code = code, "{e}"),
-                LogFormat::Text => eprintln!("error: {e}"),
+                LogFormat::Text => eprintln!("error: {}", crate::terminal::clean(&e.to_string())),
             }
             if output == OutputFormat::Json {
                 let doc = serde_json::json!({ "error": { "message": e.to_string(), "exit_code": code } });
@@ -42,7 +42,12 @@ pub fn run(cli: Cli) -> i32 {
 pub fn usage_error(e: clap::Error, args: impl IntoIterator<Item = String>) -> i32 {
     use clap::error::ErrorKind;
     let code = e.exit_code();
-    let _ = e.print();
+    // As clap says it, with any control character of the arguments escaped.
+    let said = e.render().to_string();
+    match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => crate::report::out(&said),
+        _ => eprint!("{}", crate::terminal::clean(&said)),
+    }
     let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
     if !informational && wants_json(args) {
         let text = e.render().to_string();
@@ -158,7 +163,10 @@ fn resolve(command: &Command) -> Option<Invocation> {
         Command::Pause { dry_run } => Invocation::Pause { pause: true, dry_run: *dry_run },
         Command::Resume { dry_run } => Invocation::Pause { pause: false, dry_run: *dry_run },
         Command::History { limit } => Invocation::History { limit: *limit },
-        Command::IamPolicy { read_only } => Invocation::IamPolicy { read_only: *read_only },
+        Command::IamPolicy { read_only, for_command } => Invocation::IamPolicy {
+            read_only: *read_only,
+            state_init: *for_command == Some(crate::cli::PolicyFor::StateInit),
+        },
         Command::State { command: StateCommand::Init { dry_run } } => Invocation::StateInit { dry_run: *dry_run },
         Command::Discover { .. } | Command::Completions { .. } | Command::Man => return None,
     })
