@@ -206,8 +206,10 @@ impl Gates {
     /// Builds the profile's gates. `routes` (as read) tell them where the candidate's target
     /// groups and load balancers are; a gate with a role reads with it.
     pub fn new(aws: &Accounts, gates: &[Gate], observe: Option<Observe>, routes: &[RouteLive]) -> Gates {
+        // Redirects are answers, never followed (`kind::redirect_of`).
         let http = reqwest::Client::builder()
             .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         let readers = gates
