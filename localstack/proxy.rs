@@ -29,10 +29,14 @@
 
 #![allow(dead_code)]
 
+#[path = "proxy_cloudformation.rs"]
+pub mod cloudformation;
 #[path = "proxy_cloudwatch.rs"]
 mod cloudwatch;
 #[path = "proxy_iam.rs"]
 pub mod iam;
+#[path = "proxy_s3.rs"]
+pub mod s3;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -606,6 +610,10 @@ async fn apply(
     parts: &Parts,
     body: &Bytes,
 ) -> Answer {
+    if let Some(answer) = s3::answer(service, parts).or_else(|| cloudformation::answer(service, operation, parts, body))
+    {
+        return answer;
+    }
     match (service, operation) {
         ("sts", "AssumeRole") => {
             // Which role the handed-out access key acts as, for the kit's IAM.
