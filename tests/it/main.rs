@@ -13,6 +13,7 @@ mod aws_like;
 mod cli;
 mod discover;
 mod faults;
+mod hostile;
 mod lambda;
 mod policy;
 mod rollout;
