@@ -307,7 +307,8 @@ async fn a_command_stopped_at_the_deadline_has_streamed_its_log_and_an_overlappi
     let gate = format!("[[gate]]\ntype = \"webhook\"\nurl = \"{}/confirm\"\ntimeout = \"4m\"\n", slow.base);
     stateful(&w, "tick", &slow_alb, &gate).await;
     stateful(&w, "busy", &busy_alb, "").await;
-    let (api, queue, told) = runtime_api(Duration::from_secs(6)).await;
+    // A deadline the tick's reads reach well within, even on a busy machine; its gate never answers.
+    let (api, queue, told) = runtime_api(Duration::from_secs(15)).await;
     let (mut child, log) = function(
         &w,
         &api,
