@@ -46,6 +46,8 @@ mod alarms;
 pub mod clients;
 #[path = "proxy_clock.rs"]
 pub mod clock;
+#[path = "proxy_cloudformation.rs"]
+pub mod cloudformation;
 #[path = "proxy_cloudwatch.rs"]
 mod cloudwatch;
 #[path = "proxy_health_checks.rs"]
@@ -56,6 +58,8 @@ pub mod iam;
 pub mod metrics;
 #[path = "proxy_route53.rs"]
 mod route53;
+#[path = "proxy_s3.rs"]
+pub mod s3;
 #[path = "proxy_ssm.rs"]
 mod ssm;
 
@@ -927,6 +931,10 @@ async fn apply(
     parts: &Parts,
     body: &Bytes,
 ) -> Answer {
+    if let Some(answer) = s3::answer(service, parts).or_else(|| cloudformation::answer(service, operation, parts, body))
+    {
+        return answer;
+    }
     match (service, operation) {
         ("sts", "AssumeRole") => {
             // Which role the handed-out access key acts as, for the kit's IAM.

@@ -110,6 +110,8 @@ fn conditions_hold(condition: Option<&Value>, context: &BTreeMap<String, Vec<Str
             "StringEquals" => |p, v| p == v,
             "StringLike" => |p, v| glob(p, v),
             "StringEqualsIgnoreCase" => |p, v| p.eq_ignore_ascii_case(v),
+            "ArnEquals" => |p, v| p == v,
+            "ArnLike" => |p, v| glob(p, v),
             _ => return false,
         };
         for (key, want) in keys {
@@ -211,12 +213,18 @@ pub fn request_of(call: &Call) -> Request {
             }
         }
         ("dynamodb", _) => {
+            if let Some(keys) = json.map(leading_keys) {
+                context.insert("dynamodb:LeadingKeys".into(), keys);
+            }
             json.and_then(|j| j["TableName"].as_str()).map(|t| format!("arn:aws:dynamodb:{region}:{account}:table/{t}"))
         }
         // A Change Calendar by name or ARN (the kit checks the first one named).
         ("ssm", "GetCalendarState") => json.and_then(|j| j["CalendarNames"][0].as_str()).map(|c| {
             if c.starts_with("arn:") { c.to_string() } else { format!("arn:aws:ssm:{region}:{account}:document/{c}") }
         }),
+        ("cloudformation", "DescribeStackResources") => {
+            param("PhysicalResourceId").map(|p| super::cloudformation::stack_arn_of(&p, region, account))
+        }
         ("sns", "Publish") => param("TopicArn"),
         ("sts", "AssumeRole") => param("RoleArn"),
         ("eks", "DescribeCluster") => {
@@ -225,6 +233,20 @@ pub fn request_of(call: &Call) -> Request {
         _ => None,
     };
     Request { action: format!("{prefix}:{operation}"), resource: resource.unwrap_or_else(|| "*".into()), context }
+}
+
+/// `dynamodb:LeadingKeys` of a DynamoDB request: the partition key values it names — the `pk`
+/// of its `Key` or `Item`, or the value a Query's key condition gives `pk`.
+fn leading_keys(json: &Value) -> Vec<String> {
+    let mut keys: Vec<String> =
+        ["Key", "Item"].iter().filter_map(|k| json[*k]["pk"]["S"].as_str().map(String::from)).collect();
+    if let Some(condition) = json["KeyConditionExpression"].as_str() {
+        let placeholder = condition.split("pk = ").nth(1).and_then(|r| r.split_whitespace().next());
+        if let Some(value) = placeholder.and_then(|p| json["ExpressionAttributeValues"][p]["S"].as_str()) {
+            keys.push(value.to_string());
+        }
+    }
+    keys
 }
 
 /// The requests a call makes of IAM: one, or for DynamoDB's TransactWriteItems one per item —
@@ -250,7 +272,7 @@ pub fn requests_of(call: &Call) -> Vec<Request> {
             Some(Request {
                 action: format!("dynamodb:{action}"),
                 resource: format!("arn:aws:dynamodb:{}:{}:table/{table}", call.region, call.account),
-                context: BTreeMap::new(),
+                context: BTreeMap::from([("dynamodb:LeadingKeys".to_string(), leading_keys(body))]),
             })
         })
         .collect()
@@ -264,6 +286,8 @@ pub fn trusts(trust: &Value, caller_account: &str, external_id: Option<&str>) ->
     if let Some(id) = external_id {
         context.insert("sts:ExternalId".to_string(), vec![id.to_string()]);
     }
+    // Who the kit's caller is to IAM: moto's user for the tests' credentials.
+    context.insert("aws:PrincipalArn".to_string(), vec![format!("arn:aws:iam::{caller_account}:user/moto")]);
     evaluate(trust, |s| {
         let action = strings(&s["Action"]).iter().any(|a| glob(&a.to_ascii_lowercase(), "sts:assumerole"));
         let principal = match &s["Principal"] {

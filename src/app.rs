@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> i32 {
             match log_format {
                 // One JSON object per line on stderr, like every other event (CloudWatch Logs).
                 LogFormat::Json => tracing::error!(exit_code = code, "{e}"),
-                LogFormat::Text => eprintln!("error: {e}"),
+                LogFormat::Text => eprintln!("error: {}", crate::terminal::clean(&e.to_string())),
             }
             if output == OutputFormat::Json {
                 let doc = serde_json::json!({ "error": { "message": e.to_string(), "exit_code": code } });
@@ -48,16 +48,15 @@ pub fn usage_error(e: clap::Error, args: impl IntoIterator<Item = String>) -> i3
         .then(|| std::error::Error::source(&e).map(|s| s.to_string()))
         .flatten()
         .filter(|s| s.contains("\nhint: "));
+    // As clap (or our parser) says it, with any control character of the arguments escaped.
     let text = match &own {
-        Some(own) => {
-            eprintln!("error: {own}");
-            format!("error: {own}")
-        }
-        None => {
-            let _ = e.print();
-            e.render().to_string()
-        }
+        Some(own) => format!("error: {own}\n"),
+        None => e.render().to_string(),
     };
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => crate::report::out(&text),
+        _ => eprint!("{}", crate::terminal::clean(&text)),
+    }
     let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
     if !informational && wants_json(args) {
         let message = match own {
@@ -176,7 +175,10 @@ fn resolve(command: &Command) -> Option<Invocation> {
         Command::Pause { dry_run } => Invocation::Pause { pause: true, dry_run: *dry_run },
         Command::Resume { dry_run } => Invocation::Pause { pause: false, dry_run: *dry_run },
         Command::History { limit } => Invocation::History { limit: *limit },
-        Command::IamPolicy { read_only } => Invocation::IamPolicy { read_only: *read_only },
+        Command::IamPolicy { read_only, for_command } => Invocation::IamPolicy {
+            read_only: *read_only,
+            state_init: *for_command == Some(crate::cli::PolicyFor::StateInit),
+        },
         Command::State { command: StateCommand::Init { dry_run } } => Invocation::StateInit { dry_run: *dry_run },
         Command::Discover { .. } | Command::Completions { .. } | Command::Man => return None,
     })

@@ -77,6 +77,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// `iam-policy --for COMMAND`: the policy of a one-off command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFor {
+    /// `cutover state init`: CreateTable and DescribeTable on the `[state]` table.
+    StateInit,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnInterruptArg {
     /// All traffic back to the stable side.
@@ -105,7 +112,7 @@ pub enum Command {
         #[arg(short = 'w', long)]
         watch: bool,
         /// How often `--watch` redraws.
-        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, requires = "watch")]
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_interval, requires = "watch")]
         interval: std::time::Duration,
     },
     /// Move traffic to one split, e.g. `set green=25`.
@@ -228,8 +235,12 @@ pub enum Command {
     /// Print the least-privilege IAM policy (JSON) this profile needs.
     IamPolicy {
         /// A policy that allows `status` and `validate` only.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "for_command")]
         read_only: bool,
+        /// The policy of a one-off command instead of the everyday one: `state-init` creates the
+        /// `[state]` table.
+        #[arg(long = "for", id = "for_command", value_enum, value_name = "COMMAND")]
+        for_command: Option<PolicyFor>,
     },
     /// The rollout state table.
     State {
@@ -260,7 +271,7 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
         /// How long `--wait` waits for traffic to leave before giving up (exit 4).
-        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "wait")]
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait_timeout, requires = "wait")]
         wait_timeout: std::time::Duration,
     },
 }
@@ -278,8 +289,29 @@ fn parse_limit(s: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. \"90s\" or \"10m\""))
+/// A duration within `min`..=`max`: every duration cutover takes is bounded (no wait that never
+/// ends, no instant past what the clock holds).
+fn parse_duration(s: &str, min: std::time::Duration, max: std::time::Duration) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. \"90s\" or \"10m\""))?;
+    if d < min || d > max {
+        return Err(format!(
+            "`{s}` is outside {} – {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// `status --interval`: 100 ms – 1 hour.
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s, std::time::Duration::from_millis(100), std::time::Duration::from_secs(3600))
+}
+
+/// `rollback --wait-timeout`: 1 second – 1 day.
+fn parse_wait_timeout(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s, std::time::Duration::from_secs(1), std::time::Duration::from_secs(86_400))
 }
 
 /// `blue` or `green`, listed as such in `--help` and in the error for anything else.

@@ -22,6 +22,8 @@ pub mod observe;
 pub mod policy;
 pub mod profile;
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 pub(crate) mod replay;
 pub mod report;
 pub mod safety_net;
@@ -29,5 +31,6 @@ pub mod settings;
 pub mod sides;
 pub mod splitter;
 pub mod state;
+pub mod terminal;
 
 pub use cutover_core::{error, exit, model, rollout, weights};

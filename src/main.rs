@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 fn main() {
@@ -7,7 +9,11 @@ fn main() {
     }
     let cli = match cutover::cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => std::process::exit(cutover::app::usage_error(e, std::env::args())),
+        // Arguments as the system gave them: one that is not UTF-8 is a usage error, not a panic.
+        Err(e) => std::process::exit(cutover::app::usage_error(
+            e,
+            std::env::args_os().map(|a| a.to_string_lossy().into_owned()),
+        )),
     };
     std::process::exit(cutover::app::run(cli));
 }

@@ -94,7 +94,15 @@ impl NotifySink {
         let notifier = Notifier {
             profile: profile.to_string(),
             sns: notify.sns_topic_arn.as_ref().map(|arn| (crate::client!(aws_sdk_sns, sdk), arn.clone())),
-            webhook: notify.webhook.as_ref().map(|url| (reqwest::Client::new(), url.clone())),
+            webhook: notify.webhook.as_ref().map(|url| {
+                // A redirect is not followed (it would post the text elsewhere): it is a refusal.
+                let client = reqwest::Client::builder()
+                    .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap_or_default();
+                (client, url.clone())
+            }),
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         let task = tokio::spawn(async move {

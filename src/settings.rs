@@ -17,7 +17,7 @@ use crate::profile::source::ProfileSource;
 use crate::report::reporters::{JsonReporter, PlainReporter, ProgressReporter};
 use crate::rollout::events::{Event, Fanout, Sink};
 use crate::splitter::AwsTraffic;
-use crate::state::{AuditSink, DynamoStore, Identity};
+use crate::state::{AuditSink, DynamoStore, Identity, ProfileId};
 
 /// The default lease of a run over the rollout state.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -128,7 +128,17 @@ impl Settings {
 
     /// The state table, when the profile has one.
     pub fn store(&self) -> Option<DynamoStore> {
-        self.profile.state.as_ref().map(|s| DynamoStore::new(&self.sdk, &s.table, &self.profile.name))
+        self.profile.state.as_ref().map(|s| DynamoStore::new(&self.sdk, &s.table, self.profile_id()))
+    }
+
+    /// The profile as the state table knows it: name, where it was read, the traffic it moves.
+    pub fn profile_id(&self) -> ProfileId {
+        let p = &self.profile;
+        let source = match p.path.to_str().filter(|s| s.starts_with("s3://")) {
+            Some(url) => url.to_string(),
+            None => std::fs::canonicalize(&p.path).unwrap_or_else(|_| p.path.clone()).display().to_string(),
+        };
+        ProfileId { name: p.name.clone(), source, routes: p.routes.identities() }
     }
 
     /// The state table, which `command` cannot do without.
@@ -167,8 +177,8 @@ impl Settings {
         if self.yes || !self.interactive {
             return true;
         }
-        eprint!("{plan}");
-        eprint!("{question} [y/N] ");
+        eprint!("{}", crate::terminal::clean(plan));
+        eprint!("{} [y/N] ", crate::terminal::clean(question));
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         if std::io::stdin().lock().read_line(&mut answer).is_err() {

@@ -47,6 +47,8 @@ pub enum Invocation {
     },
     IamPolicy {
         read_only: bool,
+        /// `--for state-init`: the policy of `state init` instead of the everyday one.
+        state_init: bool,
     },
     StateInit {
         dry_run: bool,
@@ -66,7 +68,7 @@ impl Invocation {
             Invocation::Promote { dry_run, force } => promote::run(s, dry_run, force).await,
             Invocation::Pause { pause, dry_run } => pause::run(s, pause, dry_run).await,
             Invocation::History { limit } => history::run(s, limit).await,
-            Invocation::IamPolicy { read_only } => iam_policy::run(s, read_only).await,
+            Invocation::IamPolicy { read_only, state_init } => iam_policy::run(s, read_only, state_init).await,
             Invocation::StateInit { dry_run } => state_init::run(s, dry_run).await,
         }
     }

@@ -49,7 +49,7 @@ pub async fn run(settings: &Settings, pause: bool, dry_run: bool) -> Result<i32>
         settings.print(&report(Action::DryRun, msg, Some(&state)))?;
         return Ok(exit::OK);
     }
-    let reason = if pause { Some(format!("paused by {}", settings.identity.actor().await)) } else { None };
+    let reason = if pause { Some(format!("paused by {}", settings.identity.who().await)) } else { None };
     match ledger.set_paused(pause, reason.clone(), || clock.now_ms()).await? {
         Some(s) => {
             let mut bus = settings.bus(false);

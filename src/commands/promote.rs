@@ -55,6 +55,9 @@ pub async fn run(settings: &Settings, dry_run: bool, force: bool) -> Result<i32>
         settings.print(&report(Action::NothingToDo, msg, views, Vec::new(), Some(&state)))?;
         return Ok(exit::OK);
     }
+    if let Some(problem) = state.problem_at(clock.now_ms()) {
+        return Err(crate::rollout::open::unsound(&profile.name, &problem));
+    }
     if let Some(l) = state.lease_held_by_other(ledger.me(), clock.now_ms())
         && !force
     {

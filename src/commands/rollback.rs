@@ -56,15 +56,24 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         };
         return without_state(settings, &traffic, side, dry_run, wait).await;
     };
-    let store = DynamoStore::new(&settings.sdk, &cfg.table, &settings.profile.name).with_attempts(STATE_ATTEMPTS);
+    let store = DynamoStore::new(&settings.sdk, &cfg.table, settings.profile_id()).with_attempts(STATE_ATTEMPTS);
     let holder = format!("rollback pid {}", std::process::id());
     let mut ledger = Ledger::new(store, holder, settings.lease());
     // The routes, the state and (for the audit entry) who is acting, all at once.
     let (routes, state, actor) = tokio::join!(traffic.read(), ledger.load(), settings.identity.actor());
+    let who = match crate::state::identity::actor_note() {
+        Some(note) => format!("{actor} (CUTOVER_ACTOR {note})"),
+        None => actor.clone(),
+    };
     let routes = routes?;
     let read = routes.clone();
     let before: Vec<_> = routes.iter().map(|r| r.view()).collect();
-    let state = state.map(|s| s.cloned());
+    let state = match state.map(|s| s.cloned()) {
+        // The state item is another profile's (of the same name): nothing of it, nor of its
+        // traffic, is this command's to touch — not even with `--to`.
+        Err(LedgerError::Failed(e @ Error::Profile(_))) => return Err(e),
+        state => state,
+    };
     let stable = match (to, &state) {
         (Some(side), _) => side,
         (None, Ok(Some(s))) => s.stable,
@@ -148,14 +157,14 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         return Ok(exit::USAGE);
     }
 
-    let reason = format!("rolled back to {stable} by {actor}");
+    let reason = format!("rolled back to {stable} by {who}");
     let planned: Vec<_> = AwsTraffic::plan(&routes, stable, Percent::FULL).iter().map(RouteChange::planned).collect();
     let recorded_rollout = matches!(&state, Ok(Some(_)));
     let entry = recorded_rollout
         .then(|| {
             let event = Event::Rollback {
                 to: stable,
-                by: actor.clone(),
+                by: who.clone(),
                 aborted: true,
                 before: before.clone(),
                 routes: planned.clone(),
@@ -163,7 +172,11 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
             crate::state::AuditEntry::of(&event, 0)
         })
         .flatten()
-        .map(|e| crate::state::AuditEntry { actor: actor.clone(), ..e });
+        .map(|e| crate::state::AuditEntry {
+            actor: actor.clone(),
+            actor_note: crate::state::identity::actor_note(),
+            ..e
+        });
     let read_version = state.as_ref().ok().and_then(|s| s.as_ref()).map(|s| s.version);
     let attachments = settings.attachments(&traffic, Some(&read));
     let mut restore = Restore { traffic: &traffic, ledger: &mut ledger, attachments: &attachments, clock };
@@ -173,7 +186,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     let mut bus = if restored.audited { settings.bus_unaudited(false) } else { settings.bus(false) };
     bus.event(Event::Rollback {
         to: stable,
-        by: actor,
+        by: who,
         aborted: recorded,
         before: before.clone(),
         routes: after.clone(),

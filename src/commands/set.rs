@@ -109,7 +109,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     let mut open = Vec::new();
     let aborted = match (active, ledger.as_mut()) {
         (Some(s), Some(l)) => {
-            let reason = format!("aborted by `set {} --force` ({})", args.split, settings.identity.actor().await);
+            let reason = format!("aborted by `set {} --force` ({})", args.split, settings.identity.who().await);
             match l.abort(s.stable, &reason, &planned, ABORT_WITHIN, || clock.now_ms()).await {
                 Ok(claims) => open = claims.unwrap_or_default(),
                 Err(e) => return Err(Error::from(e)),

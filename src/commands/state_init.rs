@@ -12,7 +12,7 @@ pub async fn run(settings: &Settings, dry_run: bool) -> Result<i32> {
             "add `[state] table = \"cutover-state\"` to the profile",
         ));
     };
-    let store = crate::state::DynamoStore::new(&settings.sdk, &cfg.table, &settings.profile.name);
+    let store = crate::state::DynamoStore::new(&settings.sdk, &cfg.table, settings.profile_id());
     if dry_run {
         let exists = store.exists().await?;
         let doc = serde_json::json!({ "table": cfg.table, "created": false, "dry_run": true, "exists": exists });

@@ -55,7 +55,10 @@ pub async fn run(settings: &Settings, watch: Option<Duration>) -> Result<i32> {
                 crate::report::out(format!("{doc}\n"));
             }
             // A terminal is redrawn in place; a log gets one block per tick.
-            OutputFormat::Text if terminal => crate::report::out(format!("\u{1b}[H\u{1b}[2J{text}")),
+            OutputFormat::Text if terminal => {
+                crate::terminal::home_and_clear();
+                crate::report::out(text);
+            }
             OutputFormat::Text => crate::report::out(format!("--- {}\n{text}", fmt_ms(Clock::new().now_ms()))),
         }
         // It ends with the rollout it saw running; before one starts it waits for one.
@@ -97,6 +100,8 @@ async fn snapshot(
             recorded = Some(s);
             Some(serde_json::to_value(view).unwrap_or_default())
         }
+        // Another profile's (of the same name): not this profile's to show.
+        Some(Err(crate::rollout::ledger::LedgerError::Failed(e @ crate::error::Error::Profile(_)))) => return Err(e),
         Some(Err(e)) => {
             tracing::warn!("cannot read the rollout state: {e}");
             Some(serde_json::json!({ "error": e.to_string() }))

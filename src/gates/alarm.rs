@@ -1,8 +1,6 @@
 //! `alarm` gate: CloudWatch alarms by name, all in one DescribeAlarms call. ALARM fails,
 //! INSUFFICIENT_DATA waits, OK passes.
 
-use std::time::Duration;
-
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{AlarmType, HistoryItemType, StateValue};
 use serde::Deserialize;
@@ -11,7 +9,7 @@ use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, min_requests, 
 use crate::error::{Error, Result};
 use crate::iam::{Scope, Statement};
 use crate::model::{Reading, Role, Side, Verdict};
-use crate::profile::fields::{Bad, Key, bad, bad_hint, duration, non_empty};
+use crate::profile::fields::{self, Bad, Key, bad, duration, non_empty};
 
 /// The `alarm` gate kind.
 pub struct Kind;
@@ -51,10 +49,7 @@ impl GateKind for Kind {
         for (j, a) in g.alarms.iter().enumerate() {
             non_empty(&format!("{}[{j}]", at.at("alarms")), a)?;
         }
-        let window = duration(&at.at("window"), &g.window)?;
-        if window < Duration::from_secs(60) {
-            return Err(bad_hint(at.at("window"), "must be at least 1m", "ALB request counts are reported per minute"));
-        }
+        let window = duration(&at.at("window"), &g.window, fields::REQUEST_WINDOW)?;
         Ok(Checked { spec: Spec { alarms: g.alarms }, min_requests: min_requests(at, g.min_requests, window)? })
     }
 

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use super::kind::{Checked, Env, GateCheck, GateContext, GateKind};
 use crate::iam::{Scope, Statement};
 use crate::model::{Reading, Role, Verdict};
-use crate::profile::fields::{Bad, Key, bad, bad_hint, duration, non_empty};
+use crate::profile::fields::{self, Bad, Key, bad, bad_hint, duration, non_empty};
 
 /// The `freeze` gate kind.
 pub struct Kind;
@@ -417,10 +417,7 @@ impl GateKind for Kind {
                 other => return Err(bad(wat.at("kind"), format!("`{other}` is neither \"allow\" nor \"deny\""))),
             };
             let start = civil(&wat.at("start"), &w.start)?;
-            let length = duration(&wat.at("duration"), &w.duration)?;
-            if length.is_zero() || length > Duration::from_secs(86_400 * HORIZON_DAYS as u64) {
-                return Err(bad(wat.at("duration"), format!("must be more than 0 and at most {HORIZON_DAYS} days")));
-            }
+            let length = duration(&wat.at("duration"), &w.duration, fields::FREEZE_WINDOW)?;
             let tz = w.tz.unwrap_or_else(|| "UTC".into());
             if TimeZone::get(&tz).is_err() {
                 return Err(bad_hint(

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, redact_url, substitute};
+use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, body_capped, redact_url, redirect_of, substitute};
 use crate::iam::{Scope, Statement};
 use crate::model::{Reading, Role, Verdict};
-use crate::profile::fields::{Bad, Key, bad, duration, http_url};
+use crate::profile::fields::{self, Bad, Key, bad, duration, http_url};
 
 /// The `http` gate kind.
 pub struct Kind;
@@ -54,7 +54,7 @@ impl GateKind for Kind {
         if !(100..=599).contains(&g.expect_status) {
             return Err(bad(at.at("expect_status"), format!("{} is not an HTTP status", g.expect_status)));
         }
-        let timeout = duration(&at.at("timeout"), &g.timeout)?;
+        let timeout = duration(&at.at("timeout"), &g.timeout, fields::TIMEOUT)?;
         Ok(Checked::new(Spec {
             url: g.url,
             expect_status: g.expect_status as u16,
@@ -108,6 +108,11 @@ impl GateCheck for Http {
             }
         };
         let status = resp.status().as_u16();
+        if let Some(redirect) = redirect_of(&resp)
+            && status != self.expect_status
+        {
+            return Reading::new(&self.name, Verdict::Fail, format!("GET {shown}: {redirect}"));
+        }
         if status != self.expect_status {
             return Reading::new(
                 &self.name,
@@ -116,15 +121,18 @@ impl GateCheck for Http {
             );
         }
         if let Some(want) = &self.body_contains {
-            let body = match resp.text().await {
-                Ok(b) => b,
-                Err(_) => return Reading::new(&self.name, Verdict::Fail, format!("GET {shown}: body unreadable")),
+            let body = match body_capped(resp).await {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(why) => return Reading::new(&self.name, Verdict::Fail, format!("GET {shown}: {status}, {why}")),
             };
             if !body.contains(want.as_str()) {
                 return Reading::new(
                     &self.name,
                     Verdict::Fail,
-                    format!("GET {shown}: {status} but the body lacks {want:?}"),
+                    format!(
+                        "GET {shown}: {status} but the body lacks {}",
+                        crate::terminal::one_line(&format!("{want:?}"))
+                    ),
                 );
             }
         }

@@ -26,7 +26,7 @@ use crate::iam::{Scope, Statement};
 use crate::judge_stats::{self, Bound, Minute, Served};
 use crate::model::{Percent, Reading, Role, Side, Verdict};
 use crate::observe::{RequestCounts, Settled, SideMinute, published_until, settled};
-use crate::profile::fields::{Bad, Key, bad, bad_hint, duration};
+use crate::profile::fields::{self, Bad, Key, bad_hint, duration};
 
 /// The `judge` gate kind.
 pub struct Kind;
@@ -104,10 +104,7 @@ impl GateKind for Kind {
         let (latency, slo) = match g.latency {
             None => (None, None),
             Some(l) => {
-                let slo = duration(&at.at("latency.slo"), &l.slo)?;
-                if slo.is_zero() || slo > Duration::from_secs(3600) {
-                    return Err(bad(at.at("latency.slo"), "must be more than 0 and at most 1h"));
-                }
+                let slo = duration(&at.at("latency.slo"), &l.slo, fields::SLO)?;
                 let r = ratio(at.at("latency.ratio"), l.ratio, defaults.errors.ratio)?;
                 (Some(Bound { ratio: r, margin: 0.0 }), Some(slo))
             }
@@ -121,12 +118,9 @@ impl GateKind for Kind {
             ));
         }
         let warmup = match &g.warmup {
-            Some(w) => duration(&at.at("warmup"), w)?,
+            Some(w) => duration(&at.at("warmup"), w, fields::WARMUP)?,
             None => defaults.warmup,
         };
-        if warmup > Duration::from_secs(3600) {
-            return Err(bad(at.at("warmup"), "must be at most 1h"));
-        }
         let settings = judge_stats::Settings { errors, latency, confidence, warmup };
         Ok(Checked::new(Spec { settings, slo }))
     }

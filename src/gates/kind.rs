@@ -108,17 +108,67 @@ pub fn substitute(s: &str, side: Side) -> String {
     s.replace("{side}", side.as_str())
 }
 
-/// A URL fit for logs: no user info, no query string (tokens live there).
+/// A URL fit for output, logs, the state table and notifications: its scheme and host (and port)
+/// only. Tokens live in the rest — Slack's, Teams' and Chime's in the path, others in the query
+/// or the user info — so the rest is never shown: a short hash of it (`#1a2b3c4d`) tells two
+/// URLs of one host apart without saying anything of it.
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let had_user = authority.contains('@');
+    let tail = tail.trim_start_matches('/');
+    let shown = format!("{scheme}://{}", crate::terminal::one_line(host));
+    if tail.is_empty() && !had_user {
+        return shown;
+    }
+    // FNV-1a over what is hidden: stable across runs and hosts, 32 bits (says nothing of a token).
+    let hash = url.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("{shown}/…#{hash:08x}")
+}
+
+/// The most of a response body a gate reads: 1 MiB. A body that goes on is not read further.
+pub const BODY_CAP: usize = 1024 * 1024;
+
+/// A redirect the gate's URL answered — never followed: a 307 would send the gate's POST (or GET)
+/// to wherever the Location says, and the verdict would be that host's — as `307 redirect to
+/// other.example.com (not followed)`, naming the Location's host only.
+pub fn redirect_of(resp: &reqwest::Response) -> Option<String> {
+    if !resp.status().is_redirection() {
+        return None;
+    }
+    let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+    let to = match location.map(|l| resp.url().join(l)) {
+        Some(Ok(u)) => {
+            u.host_str().map(|h| crate::terminal::one_line(h).into_owned()).unwrap_or_else(|| "no host".into())
+        }
+        Some(Err(_)) => "an unreadable Location".into(),
+        None => "no Location".into(),
     };
-    let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
-    let had_query = url.contains('?');
-    format!("{scheme}://{host}{path}{}", if had_query { "?…" } else { "" })
+    Some(format!("{} redirect to {to} (not followed)", resp.status().as_u16()))
+}
+
+/// A response's body, at most [`BODY_CAP`] bytes of it: `Err` past the cap or when the body
+/// cannot be read.
+pub async fn body_capped(mut resp: reqwest::Response) -> std::result::Result<Vec<u8>, String> {
+    if resp.content_length().is_some_and(|n| n > BODY_CAP as u64) {
+        return Err("body larger than 1 MiB (not read)".into());
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > BODY_CAP {
+                    return Err("body larger than 1 MiB (read no further)".into());
+                }
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if e.is_timeout() => return Err("body not read whole within the timeout".into()),
+            Err(_) => return Err("body unreadable".into()),
+        }
+    }
 }
 
 /// A `min_requests` count at `at`, over `window`.
@@ -139,10 +189,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_lose_their_secrets_in_logs() {
-        assert_eq!(redact_url("https://user:pw@hooks.example.com/x?token=abc"), "https://hooks.example.com/x?…");
-        assert_eq!(redact_url("http://127.0.0.1:8080/health"), "http://127.0.0.1:8080/health");
+    fn urls_keep_their_scheme_and_host_only() {
+        let slack = redact_url("https://hooks.slack.com/services/T000/B000/SECRET");
+        assert!(slack.starts_with("https://hooks.slack.com/…#") && !slack.contains("SECRET"), "{slack}");
+        let user = redact_url("https://user:pw@hooks.example.com/x?token=abc");
+        assert!(user.starts_with("https://hooks.example.com/…#") && !user.contains("pw") && !user.contains("abc"));
+        assert!(redact_url("http://127.0.0.1:8080/health").starts_with("http://127.0.0.1:8080/…#"));
         assert_eq!(redact_url("https://h.example.com"), "https://h.example.com");
+        assert_eq!(redact_url("https://h.example.com/"), "https://h.example.com");
+        // Two URLs of one host are told apart; one URL reads the same every time.
+        assert_ne!(redact_url("https://h.example.com/a"), redact_url("https://h.example.com/b"));
+        assert_eq!(redact_url("https://h.example.com/a"), redact_url("https://h.example.com/a"));
+        assert!(!redact_url("https://h.example.com#frag").contains("frag"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, min_requests, substitute};
 use crate::iam::{Scope, Statement};
 use crate::model::{Reading, Role, Side, Verdict};
-use crate::profile::fields::{Bad, Key, bad, bad_hint, duration};
+use crate::profile::fields::{self, Bad, Key, bad, bad_hint, duration, finite};
 
 /// The GetMetricData query id of the series a metric gate judges; profiles' metric ids may not use it.
 pub const RESULT_ID: &str = "cutover_gate";
@@ -122,8 +122,15 @@ impl GateKind for Kind {
                 "`max` fails above it, `min` fails below it",
             ));
         }
-        let period = duration(&at.at("period"), &g.period)?;
-        let window = duration(&at.at("window"), &g.window)?;
+        let period = duration(&at.at("period"), &g.period, fields::PERIOD)?;
+        let window = duration(&at.at("window"), &g.window, fields::WINDOW)?;
+        let max = g.max.map(|m| finite(&at.at("max"), m)).transpose()?;
+        let min = g.min.map(|m| finite(&at.at("min"), m)).transpose()?;
+        if let (Some(lo), Some(hi)) = (min, max)
+            && lo > hi
+        {
+            return Err(bad(at.at("min"), format!("{lo} is above max {hi}: no datapoint could pass")));
+        }
         // GetMetricData accepts these periods and no others.
         let secs = period.as_secs();
         if period.subsec_nanos() != 0 || !(matches!(secs, 1 | 5 | 10 | 20 | 30) || secs > 0 && secs % 60 == 0) {
@@ -156,7 +163,7 @@ impl GateKind for Kind {
             return Err(bad(at.at("window"), "must be at least one period"));
         }
         let min_requests = min_requests(at, g.min_requests, window.max(Duration::from_secs(60)))?;
-        Ok(Checked { spec: Spec { query, period, window, max: g.max, min: g.min }, min_requests })
+        Ok(Checked { spec: Spec { query, period, window, max, min }, min_requests })
     }
 
     fn reader(spec: &Spec, env: &Env<'_>) -> Metric {
@@ -213,7 +220,8 @@ fn metric_stat(
                 .set_dimensions(Some(dimensions))
                 .build(),
         )
-        .period(period.as_secs() as i32)
+        // At most a day (the profile's bounds): never past i32.
+        .period(i32::try_from(period.as_secs()).unwrap_or(i32::MAX))
         .stat(stat)
         .build()
 }

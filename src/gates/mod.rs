@@ -234,8 +234,10 @@ impl Gates {
         routes: &[RouteLive],
         dns_ttl: Option<Duration>,
     ) -> Gates {
+        // Redirects are answers, never followed (`kind::redirect_of`).
         let http = reqwest::Client::builder()
             .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         let settle = observe.map(|o| o.settle).unwrap_or(crate::observe::DEFAULT_SETTLE);

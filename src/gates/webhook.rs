@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, redact_url};
+use super::kind::{Checked, Env, GateCheck, GateContext, GateKind, redact_url, redirect_of};
 use crate::iam::{Scope, Statement};
 use crate::model::{Reading, Role, Verdict};
-use crate::profile::fields::{Bad, Key, duration, http_url};
+use crate::profile::fields::{self, Bad, Key, duration, http_url};
 
 /// The `webhook` gate kind.
 pub struct Kind;
@@ -42,7 +42,7 @@ impl GateKind for Kind {
 
     fn check(g: Section, at: &Key) -> std::result::Result<Checked<Spec>, Bad> {
         http_url(&at.at("url"), &g.url)?;
-        let timeout = duration(&at.at("timeout"), &g.timeout)?;
+        let timeout = duration(&at.at("timeout"), &g.timeout, fields::TIMEOUT)?;
         Ok(Checked::new(Spec { url: g.url, rollback: g.rollback, timeout }))
     }
 
@@ -89,7 +89,7 @@ impl GateCheck for Webhook {
             Err(_) => false,
         };
         let said = match &answer {
-            Ok(r) => r.status().as_u16().to_string(),
+            Ok(r) => redirect_of(r).unwrap_or_else(|| r.status().as_u16().to_string()),
             Err(e) if e.is_timeout() => "no answer".to_string(),
             Err(_) => "unreachable".to_string(),
         };

@@ -82,30 +82,125 @@ pub fn toml_message(e: &toml::de::Error, text: &str) -> String {
     }
 }
 
-pub fn duration(key: &str, value: &str) -> Result<Duration, Bad> {
-    humantime::parse_duration(value.trim()).map_err(|e| {
+/// The shortest and the longest a duration key may be: every duration of a profile is bounded, so
+/// none can wrap a clock, overflow an instant or a cast, or make a wait that never ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+const fn within(min: Duration, max: Duration) -> Bounds {
+    Bounds { min, max }
+}
+
+const DAY: u64 = 86_400;
+
+/// `[rollout] bake`: 0 – 7 days.
+pub const BAKE: Bounds = within(Duration::ZERO, secs(7 * DAY));
+/// `[rollout] poll`: 10 ms – 1 hour.
+pub const POLL: Bounds = within(Duration::from_millis(10), secs(3600));
+/// `[rollout] max_hold`: 0 – 7 days.
+pub const MAX_HOLD: Bounds = within(Duration::ZERO, secs(7 * DAY));
+/// `[rollout] dns_ttl`: 0 – 2 days (Route53's own TTLs reach 68 years; no client keeps one that long).
+pub const DNS_TTL: Bounds = within(Duration::ZERO, secs(2 * DAY));
+/// `[observe] window`: 1 minute (ALB request counts are per minute) – 1 day.
+pub const OBSERVE_WINDOW: Bounds = within(secs(60), secs(DAY));
+/// `[observe] settle`: 0 – 1 hour (AWS's ALB metrics are commonly 1–3 minutes late).
+pub const SETTLE: Bounds = within(Duration::ZERO, secs(3600));
+/// A `judge` gate's `warmup`: 0 – 1 hour.
+pub const WARMUP: Bounds = within(Duration::ZERO, secs(3600));
+/// A `judge` gate's `latency.slo`: 1 ms – 1 minute.
+pub const SLO: Bounds = within(Duration::from_millis(1), secs(60));
+/// A `freeze` window's `duration`: 1 minute – 366 days.
+pub const FREEZE_WINDOW: Bounds = within(secs(60), secs(366 * DAY));
+/// `[state] lease`: 1 second – 1 hour (a run renews it while it drives).
+pub const LEASE: Bounds = within(secs(1), crate::rollout::record::MAX_LEASE);
+/// `http` and `webhook` gates' `timeout`: 100 ms – 5 minutes.
+pub const TIMEOUT: Bounds = within(Duration::from_millis(100), secs(300));
+/// A `metric` gate's `period`: 1 second – 1 day (and one CloudWatch accepts).
+pub const PERIOD: Bounds = within(secs(1), secs(DAY));
+/// A `metric` gate's `window`: 1 second – 1 day.
+pub const WINDOW: Bounds = within(secs(1), secs(DAY));
+/// An `alarm` gate's `window` (its request count's, ALB counts are per minute): 1 minute – 1 day.
+pub const REQUEST_WINDOW: Bounds = within(secs(60), secs(DAY));
+
+/// A duration key, within `bounds`.
+pub fn duration(key: &str, value: &str, bounds: Bounds) -> Result<Duration, Bad> {
+    let d = humantime::parse_duration(value.trim()).map_err(|e| {
         bad_hint(
             key,
             format!("`{value}` is not a duration ({e})"),
             "write durations like \"30s\", \"5m\" or \"1h 30m\"",
         )
-    })
+    })?;
+    if d < bounds.min || d > bounds.max {
+        let show = |d: Duration| if d.is_zero() { "0s".to_string() } else { humantime::format_duration(d).to_string() };
+        return Err(bad_hint(
+            key,
+            format!("`{value}` is outside {} – {}", show(bounds.min), show(bounds.max)),
+            format!("a duration from {} to {}", show(bounds.min), show(bounds.max)),
+        ));
+    }
+    Ok(d)
+}
+
+/// A number that must be finite (not NaN, not infinite).
+pub fn finite(key: &str, value: f64) -> Result<f64, Bad> {
+    if value.is_finite() { Ok(value) } else { Err(bad(key, format!("{value} is not a finite number"))) }
 }
 
 pub fn non_empty(key: &str, value: &str) -> Result<(), Bad> {
     if value.trim().is_empty() { Err(bad(key, "must not be empty")) } else { Ok(()) }
 }
 
+/// An `http://` or `https://` URL with a host, as it parses once `{side}` is each side.
 pub fn http_url(key: &str, url: &str) -> Result<(), Bad> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(bad_hint(
-            key,
-            "must be an http:// or https:// URL",
-            "for example \"https://{side}.preprod.myapp.com/health\"",
-        ))
+    let refuse = |why: String| bad_hint(key, why, "for example \"https://{side}.preprod.myapp.com/health\"");
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(refuse("must be an http:// or https:// URL".into()));
     }
+    for side in ["blue", "green"] {
+        let parsed =
+            reqwest::Url::parse(&url.replace("{side}", side)).map_err(|e| refuse(format!("is not a URL ({e})")))?;
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(refuse("names no host".into()));
+        }
+    }
+    Ok(())
+}
+
+/// A DNS name as Route53 takes it: at most 253 bytes without the final dot (255 octets on the
+/// wire), labels of 1–63 bytes, printable ASCII (Route53 writes other bytes as `\ooo` escapes).
+pub fn dns_name(key: &str, name: &str) -> Result<(), Bad> {
+    let n = name.trim().trim_end_matches('.');
+    let refuse = |why: String| bad_hint(key, why, "a DNS name such as \"api.myapp.com.\"");
+    if n.is_empty() {
+        return Err(refuse("is not a DNS name".into()));
+    }
+    if n.len() > 253 {
+        return Err(refuse(format!("is {} bytes long: a DNS name has at most 253", n.len())));
+    }
+    if let Some(label) = n.split('.').find(|l| l.is_empty() || l.len() > 63) {
+        return Err(refuse(if label.is_empty() {
+            "has an empty label (two dots in a row)".into()
+        } else {
+            format!("has a label of {} bytes: at most 63", label.len())
+        }));
+    }
+    if let Some(c) = n.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(refuse(format!("holds `{}`, which is not printable ASCII", c.escape_default())));
+    }
+    Ok(())
+}
+
+/// Whether `name` can be an AWS region (`us-west-2`): lower-case letters, digits and `-`, at most 32.
+pub fn region_name(name: &str) -> bool {
+    (1..=32).contains(&name.len()) && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// `role_arn` and `external_id` of the table at `at`: an IAM role ARN, and the external id
@@ -129,7 +224,7 @@ pub fn role(at: &Key, arn: Option<String>, external_id: Option<String>) -> Resul
         && parts[3].is_empty()
         && parts[4].len() == 12
         && parts[4].chars().all(|c| c.is_ascii_digit())
-        && parts[5].strip_prefix("role/").is_some_and(|name| !name.is_empty() && !name.ends_with('/'));
+        && parts[5].strip_prefix("role/").is_some_and(role_path_and_name);
     if !well_formed {
         return Err(bad_hint(
             at.at("role_arn"),
@@ -149,6 +244,14 @@ pub fn role(at: &Key, arn: Option<String>, external_id: Option<String>) -> Resul
         }
     }
     Ok(Some(Role { arn, external_id }))
+}
+
+/// `[/path/]name` of a role ARN in IAM's characters: each part letters, digits and `+=,.@_-`, the
+/// name at most 64 characters, the path at most 512.
+fn role_path_and_name(rest: &str) -> bool {
+    let iam = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    let (path, name) = rest.rsplit_once('/').unwrap_or(("", rest));
+    name.len() <= 64 && iam(name) && path.len() < 512 && (path.is_empty() || path.split('/').all(iam))
 }
 
 /// A DNS name as Route53 returns it: lower case, with a trailing dot.

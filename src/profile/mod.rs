@@ -26,10 +26,24 @@ use crate::splitter::Routes;
 use crate::state::StateConfig;
 pub use error::ProfileError;
 
+/// The most a profile may hold, from a file or from S3: 1 MiB (a large one is a few kilobytes).
+pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
+
+/// A profile past [`MAX_PROFILE_BYTES`]: refused before it is parsed, read no further.
+pub fn too_big(path: &std::path::Path) -> ProfileError {
+    ProfileError::Invalid {
+        path: path.to_path_buf(),
+        key: String::new(),
+        message: "is larger than 1 MiB".into(),
+        hint: Some("a profile is a few kilobytes of TOML: is this the right file?".into()),
+    }
+}
+
 /// A validated profile.
 #[derive(Clone, Debug)]
 pub struct Profile {
-    /// The profile's name: its file stem.
+    /// The profile's name: `name = "…"`, else its file's stem. Its partition key in the state
+    /// table, and its roles' session names.
     pub name: String,
     pub path: PathBuf,
     pub description: Option<String>,

@@ -9,11 +9,12 @@ use crate::rollout::decide::OnFailure;
 use crate::sides::EksSide;
 
 /// The top-level keys of a profile that are neither a splitter kind's table nor `gate`.
-pub const KEYS: &[&str] = &["description", "region", "sides", "rollout", "observe", "state", "notify"];
+pub const KEYS: &[&str] = &["name", "description", "region", "sides", "rollout", "observe", "state", "notify"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProfile {
+    pub name: Option<String>,
     pub description: Option<String>,
     pub region: Option<String>,
     pub sides: Option<RawSides>,

@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::error::ProfileError;
-use super::fields::{Bad, Key, bad, bad_hint, duration, http_url, non_empty, role, section, toml_message};
+use super::fields::{self, Bad, Key, bad, bad_hint, duration, http_url, non_empty, role, section, toml_message};
 use super::raw::{KEYS, RawProfile, RawSide};
 use super::{Profile, Rollout};
 use crate::gates::Gate;
@@ -22,17 +22,29 @@ use crate::splitter::{Routes, TABLES};
 use crate::state::StateConfig;
 
 impl Profile {
-    /// Reads and validates the profile at `path`.
+    /// Reads and validates the profile at `path`: a regular file of at most
+    /// [`MAX_PROFILE_BYTES`](super::MAX_PROFILE_BYTES) of UTF-8 text.
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ProfileError::Read { path: path.to_path_buf(), source })?;
+        use std::io::Read;
+        let read = |source| ProfileError::Read { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(read)?;
+        // A device (`/dev/zero`), a pipe or a folder is no profile: refused before reading it.
+        if !file.metadata().map_err(read)?.is_file() {
+            return Err(read(std::io::Error::other("it is not a regular file")));
+        }
+        let mut bytes = Vec::new();
+        file.take(super::MAX_PROFILE_BYTES + 1).read_to_end(&mut bytes).map_err(read)?;
+        if bytes.len() as u64 > super::MAX_PROFILE_BYTES {
+            return Err(super::too_big(path));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| read(std::io::Error::other("it is not UTF-8 text")))?;
         Profile::parse(path, &text)
     }
 
     /// Parses and validates profile text; `path` is used for the name and in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Profile, ProfileError> {
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("profile").to_string();
-        checked(name, path, text).map_err(|Bad { key, message, hint }| ProfileError::Invalid {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("profile").to_string();
+        checked(stem, path, text).map_err(|Bad { key, message, hint }| ProfileError::Invalid {
             path: path.to_path_buf(),
             key,
             message,
@@ -43,7 +55,7 @@ impl Profile {
 
 /// Every top-level key the profile may have, in the order a message lists them.
 fn known_keys() -> Vec<&'static str> {
-    let mut keys = KEYS[..2].to_vec();
+    let mut keys = KEYS[..3].to_vec();
     keys.push("sides");
     keys.extend(TABLES);
     keys.extend(["rollout", "gate", "observe", "state", "notify"]);
@@ -54,6 +66,13 @@ fn checked(name: String, path: &Path, text: &str) -> Result<Profile, Bad> {
     let doc = DeTable::parse(text).map_err(|e| bad("", toml_message(&e, text)))?;
     let span = doc.span();
     let mut table = doc.into_inner();
+    if let Some(key) = control_character(&table, "") {
+        return Err(bad_hint(
+            key,
+            "holds a control character (an escape, a bell, a carriage return, …)",
+            "profile text is printed on terminals and in logs: write it without control characters",
+        ));
+    }
     let known = known_keys();
     if let Some((key, _)) = table.iter().find(|(k, _)| !known.contains(&k.get_ref().as_ref())) {
         let line = text[..key.span().start.min(text.len())].matches('\n').count() + 1;
@@ -86,11 +105,54 @@ fn checked(name: String, path: &Path, text: &str) -> Result<Profile, Bad> {
     raw.validate(name, path, routes, gates)
 }
 
+/// The key path of the first key or string of `table` (at `at`) holding a control character;
+/// `description` may hold newlines and tabs.
+fn control_character(table: &DeTable<'_>, at: &str) -> Option<String> {
+    fn walk(value: &DeValue<'_>, at: &str, multiline: bool) -> Option<String> {
+        match value {
+            DeValue::String(s) => {
+                s.chars().any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t'))).then(|| at.to_string())
+            }
+            DeValue::Array(items) => {
+                items.iter().enumerate().find_map(|(i, v)| walk(v.get_ref(), &format!("{at}[{i}]"), false))
+            }
+            DeValue::Table(t) => control_character(t, at),
+            _ => None,
+        }
+    }
+    table.iter().find_map(|(k, v)| {
+        let path = if at.is_empty() { k.get_ref().to_string() } else { format!("{at}.{}", k.get_ref()) };
+        if k.get_ref().chars().any(char::is_control) {
+            return Some(if at.is_empty() { String::new() } else { at.to_string() });
+        }
+        walk(v.get_ref(), &path, at.is_empty() && k.get_ref() == "description")
+    })
+}
+
+/// `name`: the profile's identity in the state table (its partition key) and in the session
+/// name of its roles — letters, digits, `.`, `_` and `-`, at most 64.
+fn profile_name(name: &str) -> Result<String, Bad> {
+    let ok = (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(bad_hint(
+            "name",
+            format!("`{name}` is not a profile name"),
+            "1–64 letters, digits, `.`, `_` or `-`, e.g. name = \"myapp-prod\"",
+        ))
+    }
+}
+
 impl RawProfile {
-    fn validate(self, name: String, path: &Path, routes: Routes, gates: Vec<Gate>) -> Result<Profile, Bad> {
+    fn validate(self, stem: String, path: &Path, routes: Routes, gates: Vec<Gate>) -> Result<Profile, Bad> {
+        let name = match &self.name {
+            Some(n) => profile_name(n)?,
+            None => stem,
+        };
         if let Some(region) = &self.region {
-            let ok =
-                !region.is_empty() && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            let ok = (1..=32).contains(&region.len())
+                && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !ok {
                 return Err(bad_hint(
                     "region",
@@ -142,7 +204,7 @@ impl RawProfile {
         if let Some(r) = self.rollout {
             safety_net = r.safety_net.unwrap_or(false);
             if let Some(t) = &r.dns_ttl {
-                dns_ttl = Some(duration("rollout.dns_ttl", t)?);
+                dns_ttl = Some(duration("rollout.dns_ttl", t, fields::DNS_TTL)?);
             }
             if let Some(stages) = r.stages {
                 if stages.is_empty() {
@@ -187,13 +249,10 @@ impl RawProfile {
                 rollout.stages = stages;
             }
             if let Some(b) = r.bake {
-                rollout.bake = duration("rollout.bake", &b)?;
+                rollout.bake = duration("rollout.bake", &b, fields::BAKE)?;
             }
             if let Some(p) = r.poll {
-                rollout.poll = duration("rollout.poll", &p)?;
-                if rollout.poll.is_zero() {
-                    return Err(bad("rollout.poll", "must be longer than zero"));
-                }
+                rollout.poll = duration("rollout.poll", &p, fields::POLL)?;
             }
             if let Some(t) = r.failure_threshold {
                 if !(1..=1000).contains(&t) {
@@ -205,7 +264,7 @@ impl RawProfile {
                 rollout.on_failure = o;
             }
             if let Some(h) = r.max_hold {
-                rollout.max_hold = duration("rollout.max_hold", &h)?;
+                rollout.max_hold = duration("rollout.max_hold", &h, fields::MAX_HOLD)?;
             }
         }
 
@@ -224,27 +283,13 @@ impl RawProfile {
                     ));
                 }
                 let window = match &o.window {
-                    Some(w) => duration("observe.window", w)?,
+                    Some(w) => duration("observe.window", w, fields::OBSERVE_WINDOW)?,
                     None => Duration::from_secs(60),
                 };
-                if window < Duration::from_secs(60) {
-                    return Err(bad_hint(
-                        "observe.window",
-                        "must be at least 1m",
-                        "ALB request counts are reported per minute",
-                    ));
-                }
                 let settle = match &o.settle {
-                    Some(w) => duration("observe.settle", w)?,
+                    Some(w) => duration("observe.settle", w, fields::SETTLE)?,
                     None => crate::observe::DEFAULT_SETTLE,
                 };
-                if settle > Duration::from_secs(3600) {
-                    return Err(bad_hint(
-                        "observe.settle",
-                        "must be at most 1h",
-                        "how long after a minute ends its request counts are read as published: AWS's ALB metrics are commonly 1–3 minutes late",
-                    ));
-                }
                 Some(Observe { tolerance, window, settle })
             }
         };
@@ -262,12 +307,9 @@ impl RawProfile {
                     ));
                 }
                 let lease = match &s.lease {
-                    Some(l) => duration("state.lease", l)?,
+                    Some(l) => duration("state.lease", l, fields::LEASE)?,
                     None => Duration::from_secs(60),
                 };
-                if lease < Duration::from_secs(1) {
-                    return Err(bad("state.lease", "must be at least 1s"));
-                }
                 Some(StateConfig { table: s.table, lease })
             }
         };
@@ -275,7 +317,7 @@ impl RawProfile {
             None => Notify::default(),
             Some(n) => {
                 if let Some(arn) = &n.sns_topic_arn
-                    && !(arn.starts_with("arn:") && arn.contains(":sns:"))
+                    && !(arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sns") && arn.len() <= 1024)
                 {
                     return Err(bad("notify.sns_topic_arn", format!("`{arn}` is not an SNS topic ARN")));
                 }

@@ -13,6 +13,7 @@ use crate::profile::Profile;
 use crate::rollout::ledger::{RolloutState, RouteWeights, Status, fmt_ms};
 use crate::rollout::outcome::{End, Outcome};
 use crate::splitter::{RouteChange, RouteLive};
+use crate::terminal::one_line;
 use crate::weights::choose_weights;
 
 pub use crate::model::Shares;
@@ -44,7 +45,9 @@ pub fn verdict_word(v: crate::model::Verdict, colour: bool) -> String {
 pub fn out(text: impl fmt::Display) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = write!(stdout, "{text}").and_then(|()| stdout.flush())
+    // Control characters of strings cutover did not write itself are escaped (crate::terminal).
+    let text = text.to_string();
+    if let Err(e) = write!(stdout, "{}", crate::terminal::clean(&text)).and_then(|()| stdout.flush())
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         eprintln!("error: cannot write the result: {e}");
@@ -221,6 +224,9 @@ pub struct RolloutView {
     pub position: Option<String>,
     pub version: u64,
     pub reason: Option<String>,
+    /// What makes the recorded rollout one no cutover could have written (`stage 99 of 2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 impl RolloutView {
@@ -241,6 +247,7 @@ impl RolloutView {
             position: None,
             version: s.version,
             reason: s.reason.clone(),
+            problem: s.problem_at(now_ms),
         }
     }
 }
@@ -273,17 +280,24 @@ impl fmt::Display for RolloutView {
                 self.stage_reached_at
             )?,
         }
+        if let Some(p) = &self.problem {
+            writeln!(
+                f,
+                "  UNSOUND: {} (no cutover writes this; `cutover rollback` records a sound state)",
+                one_line(p)
+            )?;
+        }
         if let Some(p) = &self.position {
             writeln!(f, "  traffic: {p}")?;
         }
         if let (Some(h), Some(until)) = (&self.lease_holder, &self.lease_expires_at) {
-            writeln!(f, "  lease: {h} until {until}")?;
+            writeln!(f, "  lease: {} until {until}", one_line(h))?;
         }
         if self.open_claims > 0 {
             writeln!(f, "  writes in flight: {}", self.open_claims)?;
         }
         if let Some(r) = &self.reason {
-            writeln!(f, "  why: {r}")?;
+            writeln!(f, "  why: {}", one_line(r))?;
         }
         Ok(())
     }
@@ -443,9 +457,20 @@ impl fmt::Display for HistoryReport {
         for e in &self.entries {
             let split =
                 |w: &[RouteWeights]| w.first().map(|w| format!("{}:{}", w.blue, w.green)).unwrap_or_else(|| "-".into());
-            write!(f, "{}  {:<12} {:>7} → {:<7} {}", e.at, e.action, split(&e.before), split(&e.after), e.actor)?;
+            write!(
+                f,
+                "{}  {:<12} {:>7} → {:<7} {}",
+                one_line(&e.at),
+                one_line(&e.action),
+                split(&e.before),
+                split(&e.after),
+                one_line(&e.actor)
+            )?;
+            if let Some(note) = &e.actor_note {
+                write!(f, " (CUTOVER_ACTOR: {})", one_line(note))?;
+            }
             if let Some(w) = &e.why {
-                write!(f, "  ({w})")?;
+                write!(f, "  ({})", one_line(w))?;
             }
             writeln!(f)?;
         }
@@ -796,6 +821,7 @@ mod tests {
             position: Some("at stage 2, as recorded".into()),
             version: 7,
             reason: None,
+            problem: None,
         }
     }
 

@@ -22,7 +22,7 @@ impl<W: Write> PlainReporter<W> {
 
     fn line(&mut self, text: &str) {
         let t = self.start.elapsed().as_secs_f64();
-        let _ = writeln!(self.out, "[{t:7.1}s] {text}");
+        let _ = writeln!(self.out, "[{t:7.1}s] {}", crate::terminal::clean(text));
     }
 }
 
@@ -236,12 +236,12 @@ impl Sink for ProgressReporter {
             _ => {}
         }
         if let Some(line) = describe(event, &mut self.seen) {
-            self.bar.println(line);
+            self.bar.println(crate::terminal::clean(&line));
         }
         if matches!(event, Event::Ended { .. }) {
             self.bar.finish_and_clear();
         } else {
-            self.bar.set_message(format!("{} | {}", self.stage, self.gates));
+            self.bar.set_message(crate::terminal::clean(&format!("{} | {}", self.stage, self.gates)).into_owned());
         }
     }
 }

@@ -145,6 +145,13 @@ impl SplitterKind for Alb {
         Ok(route)
     }
 
+    fn identity(route: &AlbRoute) -> String {
+        match &route.rule {
+            RuleRef::Default => format!("{} default", route.listener),
+            RuleRef::Arn(rule) => rule.clone(),
+        }
+    }
+
     fn role(route: &AlbRoute) -> Option<&Role> {
         route.role.as_ref()
     }
@@ -188,10 +195,18 @@ impl SplitterKind for Alb {
             reads.push("elasticloadbalancing:DescribeLoadBalancers");
         }
         s.push(Statement::new("LoadBalancersRead", &reads, ["*".to_string()]));
+        let (arn, region, account) = (scope.arn(), scope.region, scope.account);
+        if routes.iter().any(|a| !a.owner_ok) {
+            // Which stack made a listener or rule: authorised on the stack that made it.
+            s.push(Statement::new(
+                "OwnerStacksRead",
+                &["cloudformation:DescribeStackResources"],
+                [format!("{arn}cloudformation:{region}:{account}:stack/*/*")],
+            ));
+        }
         if scope.read_only {
             return s;
         }
-        let (arn, region, account) = (scope.arn(), scope.region, scope.account);
         let listener_arn = |l: &str| -> String {
             if l.starts_with("arn:") {
                 l.to_string()
@@ -283,6 +298,8 @@ pub struct Snapshot {
 
 pub struct AlbSplitter {
     client: Client,
+    /// CloudFormation, asked which stack made a listener or rule.
+    stacks: aws_sdk_cloudformation::Client,
     routes: Vec<AlbRoute>,
     /// The routes with every listener as an ARN, and checked for controller ownership: done by
     /// the first read, so a later read only describes the actions again.
@@ -292,10 +309,12 @@ pub struct AlbSplitter {
 
 /// A listener or rule a CloudFormation stack made: the stack's next update (or drift
 /// remediation) writes the template's weights back over a rollout's.
-fn cloudformation_owned(arn: &str, stack: &str) -> Error {
+fn cloudformation_owned(arn: &str, stack: &str, tagged: bool) -> Error {
+    let how = if tagged { format!("tag {CLOUDFORMATION_TAG}") } else { "DescribeStackResources".to_string() };
     Error::refused_hint(
         format!(
-            "`{arn}` belongs to CloudFormation stack `{stack}` (tag {CLOUDFORMATION_TAG}): the stack's next update would put the template's weights back"
+            "`{arn}` belongs to CloudFormation stack `{}` ({how}): the stack's next update would put the template's weights back",
+            crate::terminal::one_line(stack)
         ),
         concat!(
             "keep the weights out of the template's reach, then set `owner_ok = true` on this [[alb]] route: ",
@@ -304,6 +323,14 @@ fn cloudformation_owned(arn: &str, stack: &str) -> Error {
             "`lifecycle { ignore_changes = [default_action] }` on the listener (`[action]` on a listener rule)",
         ),
     )
+}
+
+/// What a route edits: its listener (the default action) or its rule.
+fn edited_arn(r: &AlbRoute) -> String {
+    match &r.rule {
+        RuleRef::Default => r.listener.clone(),
+        RuleRef::Arn(rule) => rule.clone(),
+    }
 }
 
 /// The load balancer ARN a listener or rule ARN belongs to.
@@ -339,6 +366,7 @@ impl AlbSplitter {
         let (sdk, accepted) = (env.sdk, env.accepted.clone());
         AlbSplitter {
             client: crate::client!(aws_sdk_elasticloadbalancingv2, sdk),
+            stacks: crate::client!(aws_sdk_cloudformation, sdk),
             routes,
             checked: tokio::sync::OnceCell::new(),
             accepted,
@@ -510,7 +538,13 @@ impl AlbSplitter {
         let mut arns: Vec<String> = resolved.iter().flat_map(owned_by).collect();
         arns.sort();
         arns.dedup();
-        let tags = self.tags(arns).await?;
+        // What each route edits (its listener's default action, or its rule), asked of
+        // CloudFormation beside the tags, unless the route says the stack cannot put weights back.
+        let mut edited: Vec<String> = resolved.iter().filter(|r| !r.owner_ok).map(edited_arn).collect();
+        edited.sort();
+        edited.dedup();
+        let (tags, stacks) = tokio::join!(self.tags(arns), self.stacks_of(edited));
+        let tags = tags?;
         for r in resolved {
             for arn in owned_by(r) {
                 let tags_of_arn = tags.get(&arn).map(Vec::as_slice).unwrap_or_default();
@@ -528,13 +562,54 @@ impl AlbSplitter {
                     RuleRef::Default => arn == r.listener,
                     RuleRef::Arn(rule) => arn == *rule,
                 };
+                // The stack tag is the fast path; without it, CloudFormation's own answer.
                 let stack = tags_of_arn.iter().find(|(k, _)| k == CLOUDFORMATION_TAG);
                 if let (true, false, Some((_, stack))) = (edited, r.owner_ok, stack) {
-                    return Err(cloudformation_owned(&arn, stack));
+                    return Err(cloudformation_owned(&arn, stack, true));
                 }
             }
         }
+        let stacks = stacks?;
+        for r in resolved.iter().filter(|r| !r.owner_ok) {
+            let arn = edited_arn(r);
+            if let Some(Some(stack)) = stacks.get(&arn) {
+                return Err(cloudformation_owned(&arn, stack, false));
+            }
+        }
         Ok(())
+    }
+
+    /// The stack that made each of `arns`, as CloudFormation says it: DescribeStackResources with
+    /// the ARN as `PhysicalResourceId` answers the resources of the stack that made it (a
+    /// ValidationError when none did). A resource its stack left behind on deletion
+    /// (`DELETE_SKIPPED`) or deleted is no stack's.
+    async fn stacks_of(&self, arns: Vec<String>) -> Result<BTreeMap<String, Option<String>>> {
+        stream::iter(arns)
+            .map(|arn| async move {
+                match self.stacks.describe_stack_resources().physical_resource_id(&arn).send().await {
+                    Ok(out) => {
+                        let stack = out
+                            .stack_resources()
+                            .iter()
+                            .find(|r| {
+                                r.physical_resource_id() == Some(arn.as_str())
+                                    && !matches!(
+                                        r.resource_status().map(|s| s.as_str()),
+                                        Some("DELETE_COMPLETE" | "DELETE_SKIPPED")
+                                    )
+                            })
+                            .map(|r| r.stack_name().unwrap_or("an unnamed stack").to_string());
+                        Ok((arn, stack))
+                    }
+                    Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some("ValidationError") => {
+                        Ok((arn, None))
+                    }
+                    Err(e) => Err(crate::aws::error(format!("CloudFormation DescribeStackResources of {arn}"), e)),
+                }
+            })
+            .buffer_unordered(READ_PARALLELISM)
+            .try_collect()
+            .await
     }
 
     /// Describes every listener and rule the routes edit, in as few calls as the API allows:

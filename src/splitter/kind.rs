@@ -43,6 +43,11 @@ pub trait SplitterKind: Sized + 'static {
     /// The role the route's own calls are made with.
     fn role(route: &Self::Route) -> Option<&Role>;
 
+    /// What traffic the route moves, as the profile names it (`api.myapp.com. A in myapp.com.`):
+    /// the state table records a profile's routes, and refuses another profile of the same name
+    /// that moves other traffic.
+    fn identity(route: &Self::Route) -> String;
+
     /// How the load balancer that serves `side` on this route is found, and the role it is read
     /// with (`side_role`: the side's `[sides.X] role_arn`); `None` when the route has none.
     fn load_balancer(route: &Self::Route, side_role: Option<&Role>) -> Option<(Option<Role>, LbAccess)>;

@@ -81,6 +81,15 @@ macro_rules! kinds {
                 kinds
             }
 
+            /// What traffic every route moves, kind by kind, sorted: the profile's identity in
+            /// the state table.
+            pub fn identities(&self) -> Vec<String> {
+                let mut all = Vec::new();
+                $(all.extend(self.$field.iter().map(|r| format!("{} {}", stringify!($field), <$Kind>::identity(r))));)+
+                all.sort();
+                all
+            }
+
             /// Every route's role, with where the profile gives it (`route53[0].role_arn`).
             pub fn roles(&self) -> Vec<(String, &Role)> {
                 let mut roles = Vec::new();

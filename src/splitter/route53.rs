@@ -28,7 +28,7 @@ use super::kind::{
 use crate::error::{Error, Result};
 use crate::iam::{Scope, Statement};
 use crate::model::{Role, RouteKind, Side, Weights};
-use crate::profile::fields::{Bad, Key, bad, bad_hint, fqdn, non_empty, role};
+use crate::profile::fields::{Bad, Key, bad, bad_hint, dns_name, fqdn, non_empty, role};
 use crate::rollout::ports::WriteGuard;
 
 /// The kind: weighted record sets, weights 0–255.
@@ -111,7 +111,9 @@ const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA",
 /// A hosted zone id (`Z0123…` or `/hostedzone/Z0123…`) rather than a zone name.
 pub fn is_zone_id(zone: &str) -> bool {
     let id = zone.trim_start_matches("/hostedzone/");
-    !id.contains('.') && id.len() >= 5 && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    !id.contains('.')
+        && (5..=32).contains(&id.len())
+        && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// A record name as Route53 matches it in `route53:ChangeResourceRecordSetsNormalizedRecordNames`:
@@ -165,6 +167,18 @@ impl SplitterKind for Route53 {
         non_empty(&at.at("record"), &r.record)?;
         non_empty(&at.at("blue"), &r.blue)?;
         non_empty(&at.at("green"), &r.green)?;
+        for (key, id) in [("blue", &r.blue), ("green", &r.green)] {
+            if id.len() > 128 {
+                return Err(bad(at.at(key), format!("a SetIdentifier has at most 128 characters, not {}", id.len())));
+            }
+        }
+        dns_name(&at.at("record"), &r.record)?;
+        if !is_zone_id(r.zone.trim()) {
+            dns_name(&at.at("zone"), &r.zone)?;
+        }
+        if let Some(p) = &r.preview {
+            dns_name(&at.at("preview"), p)?;
+        }
         if r.blue == r.green {
             return Err(bad_hint(
                 at.at("green"),
@@ -230,6 +244,10 @@ impl SplitterKind for Route53 {
             ));
         }
         Ok(route)
+    }
+
+    fn identity(route: &Route53Route) -> String {
+        format!("{} {} in {}", route.record, route.rtype, route.zone)
     }
 
     fn role(route: &Route53Route) -> Option<&Role> {
@@ -316,9 +334,15 @@ impl SplitterKind for Route53 {
                 .flat_map(|r| std::iter::once(r.record.clone()).chain(r.preview.clone()))
                 .map(|n| normalized_record_name(&n))
                 .collect();
+            // The record names, and their types: a zone given by name is `hostedzone/*`, so the
+            // conditions are what keeps the statement to these records.
+            let types: std::collections::BTreeSet<&str> = routes.iter().map(|r| r.rtype.as_str()).collect();
             s.push(Statement::new("Route53ChangeOnlyTheseRecords", &["route53:ChangeResourceRecordSets"], zones).when(
                 serde_json::json!({
-                    "ForAllValues:StringEquals": { "route53:ChangeResourceRecordSetsNormalizedRecordNames": names }
+                    "ForAllValues:StringEquals": {
+                        "route53:ChangeResourceRecordSetsNormalizedRecordNames": names,
+                        "route53:ChangeResourceRecordSetsRecordTypes": types,
+                    }
                 }),
             ));
             s.push(Statement::new(

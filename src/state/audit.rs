@@ -26,6 +26,7 @@ impl AuditSink {
         let task = tokio::spawn(async move {
             while let Some(mut entry) = rx.recv().await {
                 entry.actor = identity.actor().await;
+                entry.actor_note = super::identity::actor_note();
                 if let Err(e) = store.append(&entry).await {
                     tracing::warn!(error = %e, action = %entry.action, "could not append to the audit trail");
                 }

@@ -3,7 +3,11 @@
 //! Layout (one table serves many profiles): partition key `pk` (S) = profile name, sort key `sk`
 //! (S) = `STATE` for the state item, `EVENT#<ms>#<seq>#<id>` for audit entries. The state item
 //! keeps its version in `version` (N), its status in `status` (S) and the whole state as JSON in
-//! `doc`; every write of it is conditional on `version` (or on its absence when created).
+//! `doc`; every write of it is conditional on `version` (or on its absence when created). It also
+//! records which profile wrote it — `source` (S, where the profile was read) and `routes` (S, the
+//! traffic it moves, a line each) — and a profile of the same name moving other traffic is refused
+//! (exit 2): two files `p/base.toml` and `other/base.toml` never share a rollout. An audit entry is
+//! only ever created (conditional on its sort key being new), never overwritten.
 //!
 //! The client retries like every other AWS client of cutover (standard mode, jittered backoff);
 //! what still fails is reported as unavailable, and the rollout core tries again at its next poll.
@@ -24,12 +28,32 @@ use crate::rollout::record::AuditEntry;
 
 const STATE_SK: &str = "STATE";
 
+/// Which profile a state item belongs to: its name (the partition key), where it was read (a
+/// path, `s3://…`), and what traffic it moves (its routes, as the profile names them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileId {
+    pub name: String,
+    pub source: String,
+    pub routes: Vec<String>,
+}
+
+/// A state item another profile of the same name wrote: the profile's identity is in question,
+/// not the table (exit 2), and not even `rollback --to` may touch that rollout.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{message}\nhint: two profiles share a name (the file's stem by default): give one of them its own, `name = \"myapp-eu\"` at the top of the profile"
+)]
+pub struct ForeignState {
+    message: String,
+}
+
 /// The state table of one profile.
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
     pub table: String,
     profile: String,
+    id: ProfileId,
 }
 
 fn build(e: impl std::fmt::Display) -> Error {
@@ -42,12 +66,38 @@ fn store_error(e: Error) -> StoreError {
 }
 
 impl DynamoStore {
-    pub fn new(sdk: &SdkConfig, table: &str, profile: &str) -> DynamoStore {
+    pub fn new(sdk: &SdkConfig, table: &str, id: ProfileId) -> DynamoStore {
         DynamoStore {
             client: crate::client!(aws_sdk_dynamodb, sdk),
             table: table.to_string(),
-            profile: profile.to_string(),
+            profile: id.name.clone(),
+            id,
         }
+    }
+
+    /// Refuses a state item another profile of the same name wrote (other routes): its rollout
+    /// is not this profile's to show, drive or abort.
+    fn check_owner(&self, item: &HashMap<String, AttributeValue>) -> Result<()> {
+        let Some(AttributeValue::S(routes)) = item.get("routes") else { return Ok(()) };
+        let theirs: Vec<&str> = routes.lines().collect();
+        if theirs == self.id.routes.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Ok(());
+        }
+        let source = match item.get("source") {
+            Some(AttributeValue::S(s)) => s.as_str(),
+            _ => "another profile",
+        };
+        Err(Error::Profile(Box::new(ForeignState {
+            message: format!(
+                "the rollout state of `{}` in {} belongs to another profile of that name: {} (moving {}), not {} (moving {}); nothing was changed",
+                self.profile,
+                self.table,
+                crate::terminal::one_line(source),
+                crate::terminal::one_line(&theirs.join(", ")),
+                self.id.source,
+                self.id.routes.join(", "),
+            ),
+        })))
     }
 
     /// The same store, its calls tried at most `attempts` times (a rollback must not wait long
@@ -151,6 +201,7 @@ impl DynamoStore {
             .await
             .map_err(|e| self.failed("GetItem", e))?;
         let Some(item) = out.item else { return Ok(None) };
+        self.check_owner(&item)?;
         let doc = match item.get("doc") {
             Some(AttributeValue::S(s)) => s,
             _ => return Err(Error::Other(format!("state item of `{}` in {} has no doc", self.profile, self.table))),
@@ -175,6 +226,8 @@ impl DynamoStore {
             ("version".to_string(), AttributeValue::N(state.version.to_string())),
             ("status".to_string(), AttributeValue::S(state.status.to_string())),
             ("doc".to_string(), AttributeValue::S(doc)),
+            ("source".to_string(), AttributeValue::S(self.id.source.clone())),
+            ("routes".to_string(), AttributeValue::S(self.id.routes.join("\n"))),
         ]);
         Ok(match expected {
             Some(v) => StateItem {
@@ -200,6 +253,10 @@ impl DynamoStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::Conflict)
             }
+            // A transaction (a rollback's abort) holds the item this moment: try again.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_conflict_exception()) => {
+                Err(StoreError::Unavailable(format!("PutItem on {}: a transaction held the item", self.table)))
+            }
             Err(e) => Err(store_error(self.failed("PutItem", e))),
         }
     }
@@ -221,11 +278,13 @@ impl DynamoStore {
             .set_item(Some(s.item))
             .condition_expression(s.condition)
             .set_expression_attribute_values(s.values);
+        // A new line of the trail: never over an existing one.
         let line = Put::builder()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(self.profile.clone()))
             .item("sk", AttributeValue::S(sort_key(entry)))
-            .item("doc", AttributeValue::S(entry_doc));
+            .item("doc", AttributeValue::S(entry_doc))
+            .condition_expression("attribute_not_exists(sk)");
         let build = |e: aws_sdk_dynamodb::error::BuildError| failed(format!("building a state write: {e}"));
         let sent = self
             .client
@@ -234,41 +293,65 @@ impl DynamoStore {
             .transact_items(TransactWriteItem::builder().put(line.build().map_err(build)?).build())
             .send()
             .await;
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         match sent {
             Ok(_) => Ok(()),
-            // The item's condition failed: someone wrote it since it was read.
-            Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    matches!(
-                        s,
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)
-                            if c.cancellation_reasons().first().is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
-                    )
-                }) =>
-            {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(store_error(self.failed("TransactWriteItems", e))),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    let codes: Vec<Option<&str>> = c.cancellation_reasons().iter().map(|r| r.code()).collect();
+                    Err(cancelled(&codes, &self.table))
+                }
+                // A transaction of the same request still in progress: tried again.
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => Err(StoreError::Unavailable(
+                    format!("TransactWriteItems on {}: another transaction held the item", self.table),
+                )),
+                _ => Err(store_error(self.failed("TransactWriteItems", e))),
+            },
         }
     }
 
-    /// Appends one entry to the audit trail.
+    /// Appends one entry to the audit trail: a new item, conditional on its sort key being new
+    /// — an append never overwrites a line (a key taken is tried again under a new one).
     pub async fn append(&self, entry: &AuditEntry) -> Result<()> {
         let doc = serde_json::to_string(entry).map_err(|e| Error::Other(format!("encoding an audit entry: {e}")))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(self.profile.clone()))
-            .item("sk", AttributeValue::S(sort_key(entry)))
-            .item("doc", AttributeValue::S(doc))
-            .send()
-            .await
-            .map_err(|e| crate::aws::error(format!("PutItem (audit) on {}", self.table), e))?;
-        Ok(())
+        for _ in 0..3 {
+            let sent = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(self.profile.clone()))
+                .item("sk", AttributeValue::S(sort_key(entry)))
+                .item("doc", AttributeValue::S(doc.clone()))
+                .condition_expression("attribute_not_exists(sk)")
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => continue,
+                Err(e) => return Err(crate::aws::error(format!("PutItem (audit) on {}", self.table), e)),
+            }
+        }
+        Err(Error::Other(format!("PutItem (audit) on {}: every sort key tried was taken", self.table)))
     }
 
-    /// The audit trail, newest first.
+    /// The audit trail, newest first — of this profile: a trail another profile of the same name
+    /// wrote is refused, as its state item is.
     pub async fn history(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(self.profile.clone()))
+            .key("sk", AttributeValue::S(STATE_SK.into()))
+            .projection_expression("#r, #s")
+            .expression_attribute_names("#r", "routes")
+            .expression_attribute_names("#s", "source")
+            .send()
+            .await
+            .map_err(|e| self.failed("GetItem", e))?;
+        if let Some(item) = &item.item {
+            self.check_owner(item)?;
+        }
         let mut entries = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -331,7 +414,154 @@ impl Store for DynamoStore {
     }
 }
 
+/// A cancelled transaction of the state item (first) and an audit line (second), by the
+/// cancellation reasons' codes: the item's condition failing is a conflict (someone wrote it since
+/// it was read); a conflicting transaction, throttling, or the line's key taken (a new key is
+/// drawn on the next attempt) may pass when tried again.
+fn cancelled(codes: &[Option<&str>], table: &str) -> StoreError {
+    let said = codes.iter().map(|c| c.unwrap_or("None")).collect::<Vec<_>>().join(", ");
+    match codes.first().copied().flatten() {
+        Some("ConditionalCheckFailed") => StoreError::Conflict,
+        _ if codes.iter().flatten().all(|c| {
+            matches!(*c, "None" | "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
+                || *c == "ConditionalCheckFailed"
+        }) =>
+        {
+            StoreError::Unavailable(format!("TransactWriteItems on {table} cancelled ({said}): trying again"))
+        }
+        _ => StoreError::Failed(Error::Other(format!("TransactWriteItems on {table} cancelled: {said}"))),
+    }
+}
+
 /// An entry's sort key: newest last by time, then by its order in the process.
 fn sort_key(entry: &AuditEntry) -> String {
     format!("EVENT#{:013}#{:06}#{}", entry.at_ms, entry.seq, &crate::rollout::record::new_id()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+    use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::{ConditionalCheckFailedException, TransactionCanceledException};
+    use aws_smithy_mocks::mock;
+
+    use super::*;
+    use crate::model::Side;
+    use crate::rollout::ledger::{Ledger, MemoryStore};
+
+    fn store(client: Client) -> DynamoStore {
+        let id = ProfileId { name: "p".into(), source: "profiles/p.toml".into(), routes: vec!["route53 r".into()] };
+        DynamoStore { client, table: "t".into(), profile: "p".into(), id }
+    }
+
+    fn entry() -> AuditEntry {
+        AuditEntry {
+            at_ms: 1,
+            at: "1970-01-01T00:00:00Z".into(),
+            actor: "arn:aws:sts::123456789012:assumed-role/ops/alice".into(),
+            actor_note: None,
+            action: "rollback".into(),
+            before: Vec::new(),
+            after: Vec::new(),
+            why: None,
+            stage: None,
+            seq: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_audit_append_is_conditional_on_a_new_sort_key_and_never_overwrites_a_line() {
+        let keys: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (k1, k2) = (keys.clone(), keys.clone());
+        let conditional = |r: &aws_sdk_dynamodb::operation::put_item::PutItemInput| {
+            r.condition_expression() == Some("attribute_not_exists(sk)")
+        };
+        // The first key is taken (another line has it): the entry goes under a new key.
+        let taken = mock!(Client::put_item)
+            .match_requests(move |r| {
+                k1.lock().unwrap().extend(r.item().and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()).cloned());
+                conditional(r)
+            })
+            .then_error(|| {
+                PutItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build())
+            });
+        let written = mock!(Client::put_item)
+            .match_requests(move |r| {
+                k2.lock().unwrap().extend(r.item().and_then(|i| i.get("sk")).and_then(|v| v.as_s().ok()).cloned());
+                conditional(r)
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        store(crate::replay::dynamodb(&[&taken, &written])).append(&entry()).await.unwrap();
+        let keys = keys.lock().unwrap().clone();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_ne!(keys[0], keys[1], "a new key after a taken one");
+        assert!(keys.iter().all(|k| k.starts_with("EVENT#")), "{keys:?}");
+    }
+
+    fn cancelled_by(codes: &[&str]) -> TransactWriteItemsError {
+        let reasons = codes.iter().map(|c| CancellationReason::builder().code(*c).build()).collect();
+        TransactWriteItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder().set_cancellation_reasons(Some(reasons)).build(),
+        )
+    }
+
+    #[test]
+    fn a_cancelled_transaction_is_a_conflict_only_when_the_items_condition_failed() {
+        assert!(matches!(cancelled(&[Some("ConditionalCheckFailed"), Some("None")], "t"), StoreError::Conflict));
+        for transient in [
+            [Some("TransactionConflict"), Some("None")],
+            [Some("None"), Some("TransactionConflict")],
+            [Some("ThrottlingError"), Some("None")],
+            [Some("None"), Some("ConditionalCheckFailed")],
+        ] {
+            assert!(matches!(cancelled(&transient, "t"), StoreError::Unavailable(_)), "{transient:?}");
+        }
+        assert!(matches!(cancelled(&[Some("ValidationError"), Some("None")], "t"), StoreError::Failed(_)));
+    }
+
+    /// A rollback's abort racing a rollout's lease write: the transaction is cancelled for a
+    /// conflict, and the abort is tried again — not "state NOT updated".
+    #[tokio::test]
+    async fn an_abort_cancelled_for_a_transaction_conflict_is_tried_again_and_lands() {
+        let memory = MemoryStore::default();
+        let mut seed = Ledger::new(memory.clone(), "run".into(), std::time::Duration::from_secs(60));
+        let views = vec![crate::model::RouteView {
+            kind: crate::splitter::route53::KIND,
+            name: "r".into(),
+            weights: crate::model::Weights::new(90, 10),
+        }];
+        let stages: Vec<crate::model::Percent> = vec!["10".parse().unwrap(), "100".parse().unwrap()];
+        seed.load().await.unwrap();
+        let start = crate::rollout::ledger::Start {
+            stable: Side::Blue,
+            stages: &stages,
+            progress: crate::rollout::decide::Progress::at(1, 1),
+            routes: &views,
+        };
+        seed.begin(start, 1).await.unwrap();
+        let state = memory.get().unwrap();
+        let doc = serde_json::to_string(&state).unwrap();
+        let item = move || {
+            aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder()
+                .item("doc", AttributeValue::S(doc.clone()))
+                .item("version", AttributeValue::N(state.version.to_string()))
+                .build()
+        };
+        let read = mock!(Client::get_item).then_output(item.clone());
+        let conflict =
+            mock!(Client::transact_write_items).then_error(|| cancelled_by(&["TransactionConflict", "None"]));
+        let read_again = mock!(Client::get_item).then_output(item);
+        let landed = mock!(Client::transact_write_items).then_output(|| TransactWriteItemsOutput::builder().build());
+        let client = crate::replay::dynamodb(&[&read, &conflict, &read_again, &landed]);
+        let mut ledger = Ledger::new(store(client), "rollback".into(), std::time::Duration::from_secs(60));
+        ledger.load().await.unwrap();
+        let aborted = ledger
+            .abort_noted(Side::Blue, "rolled back", &views, std::time::Duration::from_secs(10), || 2, Some(&entry()))
+            .await;
+        assert!(aborted.is_ok(), "{:?}", aborted.err().map(|e| e.to_string()));
+        assert_eq!(ledger.state().map(|s| s.status), Some(crate::rollout::ledger::Status::Aborted));
+    }
 }

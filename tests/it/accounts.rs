@@ -121,7 +121,10 @@ async fn iam_policy_prints_the_callers_policy_with_assume_role_and_each_roles_po
         "{out}"
     );
     assert!(!policy.contains("route53:"), "{out}");
-    assert!(workload["trust_policy"]["Statement"][0].get("Condition").is_none(), "{out}");
+    // The caller alone (as STS names it), not its whole account; no external id without one.
+    let condition = &workload["trust_policy"]["Statement"][0]["Condition"];
+    assert_eq!(condition["ArnEquals"]["aws:PrincipalArn"], "arn:aws:iam::123456789012:user/moto", "{out}");
+    assert!(condition.get("StringEquals").is_none(), "{out}");
 }
 
 /// A change to the printed policies.

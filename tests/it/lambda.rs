@@ -102,6 +102,9 @@ async fn scheduler_events_advance_a_rollout_and_a_rolled_back_stage_fails_the_in
         .env("AWS_LAMBDA_FUNCTION_NAME", "cutover")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        // The function's configuration: its profile, and events may name the side.
+        .env("CUTOVER_PROFILE", "lam")
+        .env("CUTOVER_LAMBDA_ALLOW_TO", "true")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let mut child = tokio::process::Command::from(function).kill_on_drop(true).spawn().unwrap();

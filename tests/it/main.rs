@@ -16,6 +16,7 @@ mod aws_like;
 mod cli;
 mod discover;
 mod faults;
+mod hostile;
 mod kit;
 mod lambda;
 mod outputs;

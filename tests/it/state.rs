@@ -187,8 +187,10 @@ async fn history_lists_every_step_newest_first() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .map(|e| (e["action"].as_str().unwrap(), e["actor_note"].as_str().unwrap()))
         .collect();
+    // Who acted is the caller as STS says it; CUTOVER_ACTOR is a note beside it.
+    assert!(doc["entries"].as_array().unwrap().iter().all(|e| e["actor"] == "arn:aws:sts::123456789012:user/moto"));
     assert_eq!(
         actions,
         vec![("rollback", "carol"), ("resume", "bob"), ("pause", "bob"), ("stage", "alice"), ("started", "alice")]
@@ -297,7 +299,7 @@ async fn set_during_a_rollout_is_refused_and_force_aborts_the_rollout_audited() 
     assert_eq!(json(&out)["rollout"]["status"], "aborted");
     let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "history"]), 0);
     let top = &json(&out)["entries"][0];
-    assert_eq!((top["action"].as_str(), top["actor"].as_str()), (Some("set"), Some("dave")));
+    assert_eq!((top["action"].as_str(), top["actor_note"].as_str()), (Some("set"), Some("dave")));
     assert!(top["why"].as_str().unwrap().contains("aborted"), "{top}");
 }
 

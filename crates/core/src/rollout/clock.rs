@@ -18,12 +18,14 @@ impl Clock {
     }
 
     pub fn now_ms(&self) -> u64 {
-        self.base_ms + self.base.elapsed().as_millis() as u64
+        self.base_ms.saturating_add(self.base.elapsed().as_millis() as u64)
     }
 
     /// The local instant of a wall-clock time (for deadlines).
     pub fn instant_of(&self, ms: u64) -> tokio::time::Instant {
-        self.base + Duration::from_millis(ms.saturating_sub(self.base_ms))
+        // A deadline read from a state item may lie any distance ahead: a century at most.
+        let ahead = Duration::from_millis(ms.saturating_sub(self.base_ms)).min(Duration::from_secs(100 * 365 * 86_400));
+        self.base.checked_add(ahead).unwrap_or(self.base)
     }
 }
 

@@ -56,7 +56,11 @@ impl Default for Rules {
 impl Rules {
     /// The candidate's share at `stage` (0: before the first shift).
     pub fn percent(&self, stage: usize) -> Percent {
-        if stage == 0 { Percent::ZERO } else { self.stages[stage - 1] }
+        if stage == 0 {
+            Percent::ZERO
+        } else {
+            self.stages.get(stage - 1).or(self.stages.last()).copied().unwrap_or(Percent::FULL)
+        }
     }
 
     /// How long `stage` must read pass before the next step: nothing before the first shift (the

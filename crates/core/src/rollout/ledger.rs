@@ -154,7 +154,12 @@ impl<S: Store> Ledger<S> {
     }
 
     fn lease_from(&self, now_ms: u64) -> Lease {
-        Lease { holder: self.me.clone(), expires_ms: now_ms + self.lease.as_millis() as u64 }
+        Lease { holder: self.me.clone(), expires_ms: now_ms.saturating_add(self.lease_ms()) }
+    }
+
+    /// The lease in milliseconds (a profile bounds it to an hour; never wrapping whatever it is).
+    fn lease_ms(&self) -> u64 {
+        u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Until when this run's lease is known to hold (as last written).
@@ -301,8 +306,8 @@ impl<S: Store> Ledger<S> {
         let id = self.current.as_ref().map(|s| s.id.clone()).ok_or(LedgerError::Lost(Loss::Superseded))?;
         self.current = self.store.load().await.map_err(store_error)?;
         self.driven(&id, now_ms)?;
-        let half = self.lease.as_millis() as u64 / 2;
-        if self.lease_until().is_none_or(|until| now_ms + half >= until) {
+        let half = self.lease_ms() / 2;
+        if self.lease_until().is_none_or(|until| now_ms.saturating_add(half) >= until) {
             self.drive(now_ms, |_| {}).await
         } else {
             Ok(())
@@ -316,7 +321,7 @@ impl<S: Store> Ledger<S> {
 
     /// Claims a write: returns its id. The claim's deadline is within the lease it renews.
     pub async fn claim(&mut self, kind: ClaimKind, deadline_ms: u64, now_ms: u64) -> Result<Claim, LedgerError> {
-        let deadline_ms = deadline_ms.min(now_ms + self.lease.as_millis() as u64);
+        let deadline_ms = deadline_ms.min(now_ms.saturating_add(self.lease_ms()));
         let claim = Claim { id: new_id(), holder: self.me.clone(), kind, deadline_ms };
         let c = claim.clone();
         self.drive(now_ms, move |s| {
@@ -456,7 +461,8 @@ impl<S: Store> Ledger<S> {
     ) -> Result<Option<Vec<Claim>>, LedgerError> {
         let weights = RouteWeights::of(routes);
         let mut last = String::new();
-        let give_up = tokio::time::Instant::now() + within;
+        let started = tokio::time::Instant::now();
+        let give_up = started.checked_add(within).unwrap_or(started);
         for attempt in 0..100u32 {
             if attempt > 0 && tokio::time::Instant::now() >= give_up {
                 break;
@@ -484,6 +490,7 @@ impl<S: Store> Ledger<S> {
             next.progress = Progress::at(0, now_ms);
             next.weights = weights.clone();
             next.lease = None;
+            next.drop_impossible_claims(now_ms);
             match self.put_noted(next, Some(cur.version), now_ms, entry).await {
                 Ok(()) => return Ok(self.current.as_ref().map(|s| s.forward_writes_open(now_ms))),
                 Err(StoreError::Conflict) => last = "the rollout state kept changing".into(),

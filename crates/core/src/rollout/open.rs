@@ -79,6 +79,9 @@ pub async fn open<T: Traffic, S: Store>(
     let (routes, state) = tokio::join!(traffic.read(), ledger.load());
     let routes = routes?;
     let state = state.map_err(Error::from)?.cloned();
+    if let Some(problem) = state.as_ref().filter(|s| s.status.is_active()).and_then(|s| s.problem_at(now_ms)) {
+        return Err(unsound(profile, &problem));
+    }
     let views = T::views(&routes);
     match state {
         Some(s) if s.status == Status::Progressing => {
@@ -110,6 +113,14 @@ pub async fn open<T: Traffic, S: Store>(
         Some(s) if to.is_none() && !restart => Ok(Opened::Idle { views, state: s }),
         _ => fresh(routes, views, rules, to, now_ms),
     }
+}
+
+/// A recorded rollout no cutover could have written: refused, nothing moved — `rollback` restores
+/// the stable side and records a sound (aborted) state.
+pub fn unsound(profile: &str, problem: &str) -> Error {
+    Error::Other(format!(
+        "the recorded rollout of `{profile}` cannot be driven: {problem}; nothing was moved\nhint: `cutover rollback` restores its stable side and marks it aborted, which records a sound state"
+    ))
 }
 
 /// What the live split means to a recorded rollout in progress.

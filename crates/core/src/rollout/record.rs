@@ -93,13 +93,22 @@ pub struct Claim {
 impl Claim {
     /// Until when a write of this claim may still land.
     pub fn lands_by_ms(&self) -> u64 {
-        self.deadline_ms + LAND_MARGIN.as_millis() as u64
+        self.deadline_ms.saturating_add(LAND_MARGIN.as_millis() as u64)
     }
 }
 
 /// How long after its send deadline a write may still reach AWS and be applied (a request in
 /// transit when the client gave up, clocks of two hosts a little apart).
 pub const LAND_MARGIN: Duration = Duration::from_secs(2);
+
+/// The longest lease a profile may give (`[state] lease`): no claim or lease cutover writes lies
+/// further ahead than this (and [`LAND_MARGIN`]). One that does was written by something else.
+pub const MAX_LEASE: Duration = Duration::from_secs(3600);
+
+/// The furthest ahead of `now_ms` a lease or a claim cutover wrote can end.
+fn horizon(now_ms: u64) -> u64 {
+    now_ms.saturating_add((MAX_LEASE + LAND_MARGIN).as_millis() as u64)
+}
 
 /// The state item of one profile.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,7 +149,11 @@ impl RolloutState {
     /// The writes toward the candidate that may still land at `now_ms`: what a rollback waits on
     /// (a rollback a run began needs no waiting).
     pub fn forward_writes_open(&self, now_ms: u64) -> Vec<Claim> {
-        self.open_claims(now_ms).filter(|c| matches!(c.kind, ClaimKind::Forward { .. })).cloned().collect()
+        // A claim past any lease no cutover made: nothing waits on it (`problem_at` reports it).
+        self.open_claims(now_ms)
+            .filter(|c| matches!(c.kind, ClaimKind::Forward { .. }) && c.lands_by_ms() <= horizon(now_ms))
+            .cloned()
+            .collect()
     }
 
     /// The candidate's share at the stage reached; none once the rollout is over (a completed
@@ -149,8 +162,50 @@ impl RolloutState {
         match self.status {
             Status::Completed | Status::Aborted => Percent::ZERO,
             _ if self.progress.stage == 0 => Percent::ZERO,
-            _ => self.stages[self.progress.stage - 1],
+            // Past the stages (an item no cutover wrote, see `problem`): as far as it says.
+            _ => self.stages.get(self.progress.stage - 1).or(self.stages.last()).copied().unwrap_or(Percent::ZERO),
         }
+    }
+
+    /// What makes the item one no cutover could have written — a stage past its stages, stages
+    /// that do not ascend to 100, a side that is its own candidate — or `None`. A run refuses to
+    /// drive such a rollout; `rollback` restores traffic and marks it aborted all the same (which
+    /// writes a sound item), and `status` says what is wrong.
+    pub fn problem(&self) -> Option<String> {
+        if self.stable == self.candidate {
+            return Some(format!("the stable side and the candidate are both {}", self.stable));
+        }
+        if self.stages.is_empty() {
+            return Some("the rollout has no stages".into());
+        }
+        if self.stages.windows(2).any(|w| w[0] >= w[1]) || self.stages.last() != Some(&Percent::FULL) {
+            return Some("its stages do not ascend to 100 %".into());
+        }
+        if self.progress.stage > self.stages.len() {
+            return Some(format!("it is at stage {} of {}", self.progress.stage, self.stages.len()));
+        }
+        None
+    }
+
+    /// Drops the claims no cutover could have made (ending past any lease): a rollback records a
+    /// sound state.
+    pub fn drop_impossible_claims(&mut self, now_ms: u64) {
+        self.claims.retain(|c| c.lands_by_ms() <= horizon(now_ms));
+    }
+
+    /// [`RolloutState::problem`], and at `now_ms`: a lease or a claim ending further ahead than
+    /// any lease a profile may give.
+    pub fn problem_at(&self, now_ms: u64) -> Option<String> {
+        if let Some(p) = self.problem() {
+            return Some(p);
+        }
+        if self.lease.as_ref().is_some_and(|l| l.expires_ms > horizon(now_ms)) {
+            return Some(format!("its lease runs past any lease ({} at most)", humantime::format_duration(MAX_LEASE)));
+        }
+        if self.claims.iter().any(|c| c.lands_by_ms() > horizon(now_ms)) {
+            return Some(format!("a claim runs past any lease ({} at most)", humantime::format_duration(MAX_LEASE)));
+        }
+        None
     }
 }
 
@@ -160,7 +215,12 @@ pub struct AuditEntry {
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
     pub at: String,
+    /// Who acted: the caller's identity as STS says it (an ARN), never a name the caller gave.
     pub actor: String,
+    /// `CUTOVER_ACTOR`, when given: who the caller says it acts for — an annotation beside the
+    /// ARN, not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_note: Option<String>,
     pub action: String,
     pub before: Vec<RouteWeights>,
     pub after: Vec<RouteWeights>,
@@ -180,6 +240,7 @@ impl AuditEntry {
             at_ms,
             at: fmt_ms(at_ms),
             actor: String::new(),
+            actor_note: None,
             action: t.action.to_string(),
             before: RouteWeights::of(t.before),
             after: RouteWeights::of(t.after),
@@ -205,5 +266,11 @@ pub fn new_id() -> String {
 
 /// Milliseconds since the Unix epoch as an RFC 3339 time.
 pub fn fmt_ms(ms: u64) -> String {
+    // RFC 3339 ends at the year 9999 (and humantime will not format past it): a time read from
+    // a state item no cutover wrote may lie beyond.
+    const LAST_MS: u64 = 253_402_300_799_000;
+    if ms > LAST_MS {
+        return format!("{ms} ms after 1970 (past the year 9999)");
+    }
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }

@@ -246,7 +246,8 @@ pub async fn drained<C: Clients>(
     poll: Duration,
     timeout: Duration,
 ) -> Result<(f64, Option<f64>)> {
-    let give_up = written.0 + timeout;
+    // `--wait-timeout` is bounded (a day); an instant past what the clock holds is never reached.
+    let give_up = written.0.checked_add(timeout);
     loop {
         let last = match clients.shares_since(written.1).await {
             Ok(None) => "the minutes since the rollback are not published yet".to_string(),
@@ -273,7 +274,7 @@ pub async fn drained<C: Clients>(
                 format!("request counts unreadable: {e}")
             }
         };
-        if tokio::time::Instant::now() + poll > give_up {
+        if give_up.is_some_and(|g| tokio::time::Instant::now() + poll > g) {
             return Err(Error::SplitUnknown {
                 message: format!(
                     "all traffic is configured on {}, but clients had not left {left} {} after the rollback ({last})\nhint: clients that cache DNS past its TTL, or long-lived connections, keep reaching {left}; look at its load balancer before scaling it down",
