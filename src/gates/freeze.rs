@@ -468,60 +468,104 @@ pub struct Freeze {
     spec: Spec,
 }
 
+/// Why a source of the gate holds a move, and until when it will (`None`: not known).
+struct Held {
+    why: String,
+    until: Option<Timestamp>,
+}
+
+/// A time as the readings say it: UTC, to the second.
+fn utc(t: Timestamp) -> String {
+    t.round(jiff::Unit::Second).unwrap_or(t).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 impl Freeze {
-    /// Why the calendars hold a move now, or before `bake_end`; `None` when they let it through.
-    async fn calendars(&self, now: Timestamp, bake_end: Timestamp) -> Option<String> {
-        let client = self.client.as_ref()?;
-        let at = aws_smithy_types::DateTime::from_secs(now.as_second());
-        let out = match client
+    /// GetCalendarState of every calendar at `at`: OPEN or not, and the next transition.
+    async fn calendar_state(
+        &self,
+        client: &aws_sdk_ssm::Client,
+        at: Timestamp,
+    ) -> std::result::Result<(Option<CalendarState>, Option<Timestamp>), String> {
+        let at = aws_smithy_types::DateTime::from_secs(at.as_second());
+        let out = client
             .get_calendar_state()
             .set_calendar_names(Some(self.spec.calendars.clone()))
             .at_time(at.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default())
             .send()
             .await
-        {
-            Ok(out) => out,
+            .map_err(|e| crate::aws::error("GetCalendarState", e).to_string())?;
+        let next = out.next_transition_time().and_then(|t| t.parse::<Timestamp>().ok());
+        Ok((out.state().cloned(), next))
+    }
+
+    /// Why the calendars hold a move now, or before `bake_end`; `None` when they let it through.
+    async fn calendars(&self, now: Timestamp, bake_end: Timestamp) -> Option<Held> {
+        let client = self.client.as_ref()?;
+        let names = self.spec.calendars.join(", ");
+        let (state, next) = match self.calendar_state(client, now).await {
+            Ok(s) => s,
             Err(e) => {
-                let e = crate::aws::error("GetCalendarState", e);
-                return Some(format!("the change calendar cannot be read ({e}): held, a freeze fails closed"));
+                return Some(Held {
+                    why: format!("change calendar {names} cannot be read ({e}): held, a freeze fails closed"),
+                    until: None,
+                });
             }
         };
-        let next = out.next_transition_time().and_then(|t| t.parse::<Timestamp>().ok());
-        let names = self.spec.calendars.join(", ");
-        match out.state() {
+        match state {
             Some(CalendarState::Open) => match next {
-                Some(t) if t <= bake_end => Some(format!(
-                    "change calendar {names} closes at {t}, before the next stage's bake would end at {}",
-                    bake_end.round(jiff::Unit::Second).unwrap_or(bake_end)
-                )),
+                Some(t) if t <= bake_end => {
+                    // Until when the closing lasts: the calendars' state at the closing.
+                    let until = match self.calendar_state(client, t).await {
+                        Ok((Some(CalendarState::Closed), reopens)) => reopens,
+                        _ => None,
+                    };
+                    Some(Held {
+                        why: format!(
+                            "change calendar {names} closes at {}, before the next stage's bake would end at {}",
+                            utc(t),
+                            utc(bake_end)
+                        ),
+                        until,
+                    })
+                }
                 _ => None,
             },
-            Some(CalendarState::Closed) => Some(match next {
-                Some(t) => format!("change calendar {names} is CLOSED until {t}"),
-                None => format!("change calendar {names} is CLOSED"),
+            Some(CalendarState::Closed) => Some(Held {
+                why: match next {
+                    Some(t) => format!("change calendar {names} is CLOSED until {}", utc(t)),
+                    None => format!("change calendar {names} is CLOSED"),
+                },
+                until: next,
             }),
-            other => Some(format!("change calendar {names} answered state {other:?}: held")),
+            other => Some(Held { why: format!("change calendar {names} answered state {other:?}: held"), until: None }),
         }
     }
 
     /// Why the inline windows hold a move now, or before `bake_end`.
-    fn windows(&self, now: Timestamp, bake_end: Timestamp) -> Option<String> {
+    fn windows(&self, now: Timestamp, bake_end: Timestamp) -> Option<Held> {
         if self.spec.windows.is_empty() {
             return None;
         }
-        let horizon = now.checked_add(Span::new().hours(24 * HORIZON_DAYS)).unwrap_or(now);
-        let (open, change) = windows_state(&self.spec.windows, now, horizon);
+        let horizon = |from: Timestamp| from.checked_add(Span::new().hours(24 * HORIZON_DAYS)).unwrap_or(from);
+        let (open, change) = windows_state(&self.spec.windows, now, horizon(now));
         if !open {
             return Some(match change {
-                Some(t) => format!("closed by a freeze window until {t}"),
-                None => format!("closed by a freeze window, with no opening within {HORIZON_DAYS} days"),
+                Some(t) => Held { why: format!("closed by a freeze window until {}", utc(t)), until: Some(t) },
+                None => Held {
+                    why: format!("closed by a freeze window, with no opening within {HORIZON_DAYS} days"),
+                    until: None,
+                },
             });
         }
         match change {
-            Some(t) if t <= bake_end => Some(format!(
-                "a freeze window closes at {t}, before the next stage's bake would end at {}",
-                bake_end.round(jiff::Unit::Second).unwrap_or(bake_end)
-            )),
+            Some(t) if t <= bake_end => Some(Held {
+                why: format!(
+                    "a freeze window closes at {}, before the next stage's bake would end at {}",
+                    utc(t),
+                    utc(bake_end)
+                ),
+                until: windows_state(&self.spec.windows, t, horizon(t)).1,
+            }),
             _ => None,
         }
     }
@@ -532,18 +576,22 @@ impl GateCheck for Freeze {
         let now = Timestamp::now();
         let bake = Span::new().seconds(ctx.next_bake.as_secs() as i64);
         let bake_end = now.checked_add(bake).unwrap_or(now);
-        let why: Vec<String> =
+        let held: Vec<Held> =
             [self.windows(now, bake_end), self.calendars(now, bake_end).await].into_iter().flatten().collect();
-        if why.is_empty() {
+        if held.is_empty() {
             let what = match (self.spec.calendars.is_empty(), self.spec.windows.is_empty()) {
                 (false, false) => "the change calendars are OPEN and no freeze window applies",
                 (false, true) => "the change calendars are OPEN",
                 _ => "no freeze window applies",
             };
-            Reading::new(&self.name, Verdict::Pass, what)
-        } else {
-            Reading::frozen(&self.name, why.join("; "))
+            return Reading::new(&self.name, Verdict::Pass, what);
         }
+        // Open again once every source is: the latest of their openings, if each says one.
+        let until = held.iter().map(|h| h.until).collect::<Option<Vec<Timestamp>>>().and_then(|u| u.into_iter().max());
+        let why = held.into_iter().map(|h| h.why).collect::<Vec<_>>().join("; ");
+        let mut evidence = serde_json::Map::new();
+        evidence.insert("until".into(), until.map(utc).into());
+        Reading { evidence: Some(evidence), ..Reading::frozen(&self.name, why) }
     }
 }
 
