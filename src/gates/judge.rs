@@ -237,13 +237,15 @@ impl GateCheck for Judge {
             .map(|m| serde_json::json!({ "minute": m.start_ms / 1000, "candidate": rate(&m.candidate), "stable": rate(&m.stable) }))
             .collect();
         evidence.insert("per_minute".into(), serde_json::Value::Array(chart));
-        let detail = if published {
-            format!("{}: {judged}", judged.verdict.to_string().to_uppercase())
-        } else {
-            format!(
-                "PENDING: no minute since the shift is settled yet (published about {}s after it ends)",
+        // The reading's verdict word comes first in every line; the judge's own only where it
+        // says more (a wait is NO_DATA or INCONCLUSIVE).
+        let detail = match (published, verdict) {
+            (false, _) => format!(
+                "no minute since the shift is settled yet (a minute is read {}s after it ends)",
                 self.settle.as_secs()
-            )
+            ),
+            (true, Verdict::Wait) => format!("{}: {judged}", judged.verdict.to_string().to_uppercase()),
+            (true, _) => judged.to_string(),
         };
         Reading { no_data, evidence: Some(evidence), ..Reading::new(&self.name, verdict, detail) }
     }
