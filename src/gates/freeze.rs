@@ -372,6 +372,31 @@ pub fn windows_state(windows: &[Window], from: Timestamp, to: Timestamp) -> (boo
     (now_open, change)
 }
 
+/// How a rule repeats, for `validate`: `, every week (FR)`.
+fn repeats(rule: &Rule) -> String {
+    let unit = match rule.freq {
+        Freq::Daily => "day",
+        Freq::Weekly => "week",
+        Freq::Monthly => "month",
+        Freq::Yearly => "year",
+    };
+    let every = if rule.interval == 1 { format!("every {unit}") } else { format!("every {} {unit}s", rule.interval) };
+    let day = |(n, d): &(Option<i8>, Weekday)| {
+        let name = &format!("{d:?}")[..2];
+        format!("{}{}", n.map(|n| n.to_string()).unwrap_or_default(), name.to_uppercase())
+    };
+    let mut by: Vec<String> = rule.by_day.iter().map(day).collect();
+    by.extend(rule.by_month_day.iter().map(|d| format!("day {d}")));
+    by.extend(rule.by_month.iter().map(|m| format!("month {m}")));
+    let by = if by.is_empty() { String::new() } else { format!(" ({})", by.join(", ")) };
+    let end = match (rule.count, rule.until) {
+        (Some(n), _) => format!(", {n} times"),
+        (_, Some(u)) => format!(", until {}", utc(u)),
+        _ => String::new(),
+    };
+    format!(", {every}{by}{end}")
+}
+
 fn civil(key: &str, text: &str) -> std::result::Result<DateTime, Bad> {
     text.trim().parse::<DateTime>().map_err(|e| {
         bad_hint(key, format!("`{text}` is not a local date and time ({e})"), "for example \"2026-12-18T17:00\"")
@@ -446,6 +471,43 @@ impl GateKind for Kind {
             client: (!spec.calendars.is_empty()).then(|| crate::client!(aws_sdk_ssm, env.sdk())),
             spec: spec.clone(),
         }
+    }
+
+    fn describe(spec: &Spec) -> Option<String> {
+        let mut parts = Vec::new();
+        if !spec.calendars.is_empty() {
+            parts.push(format!("change calendars {} (read before every shift)", spec.calendars.join(", ")));
+        }
+        for w in &spec.windows {
+            let kind = match w.kind {
+                WindowKind::Allow => "allow",
+                WindowKind::Deny => "deny",
+            };
+            let repeat = w.rule.as_ref().map(repeats).unwrap_or_default();
+            let secs = w.duration.as_secs();
+            let length = match secs {
+                s if s % 3600 == 0 => format!("{}h", s / 3600),
+                s if s % 60 == 0 => format!("{}m", s / 60),
+                _ => humantime::format_duration(w.duration).to_string(),
+            };
+            parts.push(format!(
+                "{kind} window from {} {} for {length}{repeat}",
+                w.start.strftime("%Y-%m-%dT%H:%M"),
+                w.tz
+            ));
+        }
+        if !spec.windows.is_empty() {
+            let now = Timestamp::now();
+            let horizon = now.checked_add(Span::new().hours(24 * HORIZON_DAYS)).unwrap_or(now);
+            parts.push(match windows_state(&spec.windows, now, horizon) {
+                (true, Some(t)) => format!("the windows are open now, closing at {}", utc(t)),
+                (true, None) => format!("the windows are open now, and stay open for {HORIZON_DAYS} days"),
+                (false, Some(t)) => format!("the windows are closed now, until {}", utc(t)),
+                (false, None) => format!("the windows are closed now, for {HORIZON_DAYS} days at least"),
+            });
+        }
+        parts.push("a stage starts only if its bake ends before a closing; rollbacks are never frozen".into());
+        Some(parts.join("; "))
     }
 
     /// GetCalendarState on the calendars, in the gate's account.

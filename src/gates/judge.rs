@@ -140,6 +140,26 @@ impl GateKind for Kind {
         }
     }
 
+    fn describe(spec: &Spec) -> Option<String> {
+        let s = &spec.settings;
+        let mut line = format!(
+            "the candidate's errors (5xx and connection errors) against the stable side's, per settled minute: \
+             FAIL when credibly {}× and {} points worse, PASS when credibly not, at {} % confidence, after a {} warm-up",
+            s.errors.ratio,
+            s.errors.margin,
+            s.confidence * 100.0,
+            humantime::format_duration(s.warmup)
+        );
+        if let (Some(l), Some(slo)) = (s.latency, spec.slo) {
+            line.push_str(&format!(
+                "; requests slower than {} the same way, FAIL at {}×",
+                humantime::format_duration(slo),
+                l.ratio
+            ));
+        }
+        Some(line)
+    }
+
     /// GetMetricData where the sides' load balancers are, and for an alias its load balancer and
     /// the target groups its rules route the record's host to.
     fn policy(_: &Spec, _: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement> {
