@@ -22,7 +22,7 @@ use crate::proxy::{App, Backend, Clock, Config, Proxy, Publish};
 use crate::{World, finish, wait_until};
 
 /// A kit of this test's own, and a world whose SDK clients and cutover talk to it.
-async fn kit(config: Config) -> (Clock, Proxy, World) {
+pub(crate) async fn kit(config: Config) -> (Clock, Proxy, World) {
     let clock = config.clock;
     let kit = proxy(config);
     let mut w = World::new().await;
@@ -31,19 +31,19 @@ async fn kit(config: Config) -> (Clock, Proxy, World) {
 }
 
 /// The kit's metric data, each minute readable as it is counted, on a clock `speed` times as fast.
-fn live(speed: f64) -> Config {
+pub(crate) fn live(speed: f64) -> Config {
     Config { clock: Clock::scaled(speed), metrics: Some(Publish::Live), ..Config::default() }
 }
 
 /// `cutover` on the kit's clock (libfaketime at its speed, from its time now).
-fn cutover(w: &World, kit: &Proxy) -> std::process::Command {
+pub(crate) fn cutover(w: &World, kit: &Proxy) -> std::process::Command {
     let mut cmd = w.std_cutover();
     cmd.envs(kit.clock().faketime_env().expect("libfaketime"));
     cmd
 }
 
 /// Waits (real time, bounded) until the kit's clock reads `t`.
-async fn until(clock: &Clock, t: SystemTime) {
+pub(crate) async fn until(clock: &Clock, t: SystemTime) {
     let deadline =
         Instant::now() + clock.real_time(t.duration_since(clock.now()).unwrap_or_default()) + Duration::from_secs(30);
     while clock.now() < t {
@@ -53,16 +53,16 @@ async fn until(clock: &Clock, t: SystemTime) {
 }
 
 /// An ALB (or NLB) whose port-80 listener forwards to one target group of its own.
-struct Lb {
-    arn: String,
-    dns: String,
-    zone: String,
-    tg: String,
-    listener: String,
+pub(crate) struct Lb {
+    pub(crate) arn: String,
+    pub(crate) dns: String,
+    pub(crate) zone: String,
+    pub(crate) tg: String,
+    pub(crate) listener: String,
 }
 
 impl Lb {
-    async fn new(w: &World, network: bool) -> Lb {
+    pub(crate) async fn new(w: &World, network: bool) -> Lb {
         let (vpc, subnets) = w.aws.network().await;
         let name = unique(if network { "n" } else { "a" });
         let out = w
@@ -124,11 +124,11 @@ impl Lb {
     }
 
     /// The `LoadBalancer` dimension.
-    fn dim(&self) -> String {
+    pub(crate) fn dim(&self) -> String {
         self.arn.split_once(":loadbalancer/").unwrap().1.to_string()
     }
 
-    fn tg_dim(&self) -> String {
+    pub(crate) fn tg_dim(&self) -> String {
         self.tg.rsplit(':').next().unwrap().to_string()
     }
 }
@@ -170,13 +170,13 @@ async fn datapoints(
 
 /// Requests the kit's clients of `app` sent to destinations containing `dest`, and in all, over
 /// `[from, to)` of the kit's clock.
-fn served(kit: &Proxy, app: &str, dest: &str, (from, to): (SystemTime, SystemTime)) -> (u64, u64) {
+pub(crate) fn served(kit: &Proxy, app: &str, dest: &str, (from, to): (SystemTime, SystemTime)) -> (u64, u64) {
     let all = kit.clients().served(app, from, to);
     let mine = all.iter().filter(|(d, _)| d.contains(dest)).map(|(_, n)| n).sum();
     (mine, all.values().sum())
 }
 
-fn secs(s: u64) -> Duration {
+pub(crate) fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
@@ -513,7 +513,7 @@ async fn another_app_on_a_shared_alb_is_counted_at_the_load_balancer_and_its_own
 
 /// A 5xx alarm on `lb`'s target group as a team would write it: Sum over a minute above
 /// `threshold`, `m` of `n` periods, no data not breaching (an ALB publishes no zero).
-async fn errors_alarm(w: &World, lb: &Lb, (m, n): (i32, i32), threshold: f64) -> String {
+pub(crate) async fn errors_alarm(w: &World, lb: &Lb, (m, n): (i32, i32), threshold: f64) -> String {
     let name = unique("errors-");
     w.aws
         .cw
@@ -536,7 +536,7 @@ async fn errors_alarm(w: &World, lb: &Lb, (m, n): (i32, i32), threshold: f64) ->
     name
 }
 
-async fn alarm_state(w: &World, name: &str) -> String {
+pub(crate) async fn alarm_state(w: &World, name: &str) -> String {
     let out = w.aws.cw.describe_alarms().alarm_names(name).send().await.expect("DescribeAlarms");
     out.metric_alarms()[0].state_value().unwrap().as_str().to_string()
 }

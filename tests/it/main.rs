@@ -13,6 +13,8 @@ mod aws_like;
 mod cli;
 mod discover;
 mod faults;
+mod freeze;
+mod judge;
 mod kit;
 mod lambda;
 mod policy;
