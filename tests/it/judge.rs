@@ -141,6 +141,14 @@ async fn a_judge_says_pending_until_a_minute_is_published_and_reads_them_with_wh
     };
     let metrics = allows("cloudwatch:GetMetricData").unwrap_or_else(|| panic!("no GetMetricData: {policy}"));
     assert!(allows("elasticloadbalancing:DescribeRules").is_some(), "where the sides' requests are: {policy}");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "validate"]), 0);
+    assert!(
+        out.contains(
+            "  judge#1 (judge): the candidate's errors (5xx and connection errors) against the stable side's, per settled \
+             minute: FAIL when credibly 2× and 0.1 points worse, PASS when credibly not, at 95 % confidence, after a 1m warm-up\n"
+        ),
+        "{out}"
+    );
 
     let config = Config { iam_policy: Some(policy.clone()), ..Config::realistic(Clock::scaled(60.0), secs(60)) };
     let (clock, kit, mut w2) = kit(config).await;
@@ -197,6 +205,8 @@ async fn a_failing_shadow_gate_changes_no_write_and_its_verdicts_are_listed_and_
     w.profile("plain", &front.profile(rollout, &real));
     w.profile("shadowed", &front.profile(rollout, &shadow));
     expect(w.cutover().args(["-p", "plain", "state", "init"]), 0);
+    let (out, _) = expect(w.cutover().args(["-p", "shadowed", "validate"]), 0);
+    assert!(out.contains("  alarm#1 (alarm)\n  alarm#2 (alarm, shadow: read and reported, never acted on)\n"), "{out}");
 
     // The traffic writes of a rollout, as the emulator received them.
     let writes = || -> Vec<(String, String)> {
