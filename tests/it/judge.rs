@@ -235,6 +235,7 @@ async fn a_failing_shadow_gate_changes_no_write_and_its_verdicts_are_listed_and_
     assert_eq!((note["gate"].as_str(), note["would"].as_str()), (Some("alarm#2"), Some("would have rolled back")));
     assert!(note["reading"].as_str().unwrap().starts_with("FAIL:"), "{note}");
     assert!(err.contains("shadow alarm#2 would have rolled back at stage 0 (nothing done)"), "{err}");
+    assert!(err.contains(&format!("alarm#1 PASS: 1 OK; alarm#2 (shadow) FAIL: in ALARM: {sick}")), "{err}");
     let reading = shadowed["readings"].as_array().unwrap().iter().find(|r| r["gate"] == "alarm#2").unwrap().clone();
     assert_eq!((reading["verdict"].as_str(), reading["shadow"].as_bool()), (Some("fail"), Some(true)), "{reading}");
     let (out, _) = expect(w.cutover().args(["-p", "shadowed", "-o", "json", "history"]), 0);
