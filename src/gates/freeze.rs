@@ -24,8 +24,9 @@ use jiff::{Span, Timestamp};
 use serde::Deserialize;
 
 use super::kind::{Checked, Env, GateCheck, GateContext, GateKind};
+use crate::error::{Error, Result};
 use crate::iam::{Scope, Statement};
-use crate::model::{Reading, Role, Verdict};
+use crate::model::{Reading, Role, Side, Verdict};
 use crate::profile::fields::{Bad, Key, bad, bad_hint, duration, non_empty};
 
 /// The `freeze` gate kind.
@@ -634,6 +635,34 @@ impl Freeze {
 }
 
 impl GateCheck for Freeze {
+    /// A calendar that does not exist, or is no Change Calendar, is refused before any traffic
+    /// moves (a typo would otherwise hold every rollout). Any other failure is left to the
+    /// readings, which hold while it lasts.
+    async fn preflight(&self, _candidate: Side) -> Result<()> {
+        let Some(client) = &self.client else { return Ok(()) };
+        let at = aws_smithy_types::DateTime::from_secs(Timestamp::now().as_second());
+        let asked = client
+            .get_calendar_state()
+            .set_calendar_names(Some(self.spec.calendars.clone()))
+            .at_time(at.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default())
+            .send()
+            .await;
+        let Err(e) = asked else { return Ok(()) };
+        let not_one = e.as_service_error().filter(|s| s.is_invalid_document() || s.is_invalid_document_type());
+        match not_one {
+            Some(s) => Err(Error::refused_hint(
+                format!(
+                    "gate `{}`: change calendar {} cannot be used: {}",
+                    self.name,
+                    self.spec.calendars.join(", "),
+                    s.meta().message().unwrap_or("not a Change Calendar")
+                ),
+                "check `calendars` of the gate: `aws ssm list-documents --filters Key=DocumentType,Values=ChangeCalendar`",
+            )),
+            None => Ok(()),
+        }
+    }
+
     async fn read(&self, ctx: &GateContext) -> Reading {
         let now = Timestamp::now();
         let bake = Span::new().seconds(ctx.next_bake.as_secs() as i64);

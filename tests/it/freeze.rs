@@ -279,6 +279,18 @@ async fn a_calendar_that_cannot_be_read_holds_and_never_lets_a_stage_through() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_that_does_not_exist_is_refused_before_any_traffic_moves() {
+    let w = World::new().await;
+    let front = Front::new(&w).await;
+    let missing = unique("no-such-freeze-");
+    let gate = format!("[[gate]]\ntype = \"freeze\"\ncalendars = [\"{missing}\"]\n");
+    w.profile("svc", &front.profile("stages = [50, 100]\nbake = \"1s\"\n", &gate));
+    let (_, err) = crate::expect(w.cutover().args(["-p", "svc", "rollout"]), 2);
+    assert!(err.contains(&format!("gate `freeze#1`: change calendar {missing} cannot be used")), "{err}");
+    assert_eq!(front.weights(&w).await, (100, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_policy_allows_get_calendar_state_on_the_calendars_and_validate_describes_the_freeze() {
     let w = World::new().await;
     let front = Front::new(&w).await;
