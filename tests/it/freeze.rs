@@ -249,32 +249,41 @@ async fn an_override_of_a_freeze_moves_traffic_and_is_audited_with_the_caller() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_calendar_that_cannot_be_read_holds_and_never_lets_a_stage_through() {
-    // GetCalendarState answers 500 every time (the SDK's retries included).
-    let config = Config { server_error: 1.0, fault_operations: vec!["GetCalendarState".into()], ..Config::default() };
-    let kit = crate::emulator::proxy(config);
-    let mut w = World::new().await;
-    w.aws = Aws::new(&kit.endpoint).await;
+    // GetCalendarState answers 500 every time. cutover retries each call up to 8 times over some
+    // 20 s: on the kit's clock at x30 that is under a second.
+    let config = Config {
+        clock: Clock::scaled(30.0),
+        server_error: 1.0,
+        fault_operations: vec!["GetCalendarState".into()],
+        ..Config::default()
+    };
+    let (_, kit, w) = kit(config).await;
     let front = Front::new(&w).await;
     let calendar = unique("freeze-");
     w.aws.change_calendar(&calendar, &[]).await;
     let gate = format!("[[gate]]\ntype = \"freeze\"\ncalendars = [\"{calendar}\"]\n");
-    let rollout = "stages = [50, 100]\nbake = \"1s\"\npoll = \"300ms\"\nmax_hold = \"3s\"\n";
+    let rollout = "stages = [50, 100]\nbake = \"1m\"\npoll = \"10s\"\nmax_hold = \"2m\"\n";
     w.profile("svc", &front.profile(rollout, &gate));
 
-    let (out, err) = crate::expect(w.cutover().args(["-p", "svc", "-o", "json", "rollout"]), 7);
-    let doc = json(&out);
-    let reason = doc["reason"].as_str().unwrap();
+    let (code, out, err) = on_kit(&w, &kit, &["-p", "svc", "-o", "json", "rollout"], 60).await;
+    assert_eq!(code, 7, "held\n{out}\n{err}");
+    let reason = json(&out)["reason"].as_str().unwrap().to_string();
     assert!(reason.contains("cannot be read") && reason.contains("fails closed"), "{reason}\n{err}");
     assert_eq!(front.weights(&w).await, (100, 0), "no traffic moved");
-    let calls = kit.calls();
-    assert!(
-        calls.iter().any(|c| c.operation == "GetCalendarState" && c.fault == Some("server-error")),
-        "the calendar was asked, and failed"
-    );
+    let failed =
+        kit.calls().iter().filter(|c| c.operation == "GetCalendarState" && c.fault == Some("server-error")).count();
+    assert!(failed >= 8, "the calendar was asked, and failed each time: {failed}");
+
+    // A shift by hand toward the candidate is held the same way; nothing moves.
+    let (code, out, err) = on_kit(&w, &kit, &["-p", "svc", "set", "green=20"], 60).await;
+    assert_eq!(code, 7, "{out}\n{err}");
+    assert!(err.contains("cannot be read") && err.contains("nothing was changed"), "{err}");
+    assert_eq!(front.weights(&w).await, (100, 0));
 
     // The calendar answers again (OPEN): the same rollout goes through.
     kit.set(|c| c.server_error = 0.0);
-    crate::expect(w.cutover().args(["-p", "svc", "rollout"]), 0);
+    let (code, out, err) = on_kit(&w, &kit, &["-p", "svc", "rollout"], 60).await;
+    assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(front.weights(&w).await, (0, 100));
 }
 
