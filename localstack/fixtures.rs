@@ -26,6 +26,8 @@ pub struct Aws {
     pub eks: eks::Client,
     /// Path-style: the emulator on 127.0.0.1 has no bucket subdomains.
     pub s3: aws_sdk_s3::Client,
+    /// Change Calendars (`freeze` gates) are SSM documents.
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 /// Weighted records are given as (SetIdentifier, weight).
@@ -80,7 +82,38 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
             ),
+            ssm: aws_sdk_ssm::Client::new(&config),
         }
+    }
+
+    /// A Change Calendar `name` (an SSM document of type ChangeCalendar, iCalendar content, as the
+    /// console writes one): open by default, closed during each `(start, end)` event.
+    pub async fn change_calendar(&self, name: &str, closed: &[(std::time::SystemTime, std::time::SystemTime)]) {
+        let stamp = |t: std::time::SystemTime| {
+            let secs = t.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs() as i64;
+            jiff::Timestamp::from_second(secs).expect("a time").strftime("%Y%m%dT%H%M%SZ").to_string()
+        };
+        let mut ics = String::from(
+            "BEGIN:VCALENDAR\r\nPRODID:-//AWS//Change Calendar 1.0//EN\r\nVERSION:2.0\r\nX-CALENDAR-TYPE:DEFAULT_OPEN\r\nX-WR-CALDESC:test freezes\r\n",
+        );
+        for (i, (start, end)) in closed.iter().enumerate() {
+            ics.push_str(&format!(
+                "BEGIN:VEVENT\r\nDTSTAMP:{}\r\nUID:{name}-{i}\r\nSEQUENCE:0\r\nDTSTART:{}\r\nDTEND:{}\r\nSUMMARY:freeze {i}\r\nEND:VEVENT\r\n",
+                stamp(*start),
+                stamp(*start),
+                stamp(*end)
+            ));
+        }
+        ics.push_str("END:VCALENDAR\r\n");
+        self.ssm
+            .create_document()
+            .name(name)
+            .content(ics)
+            .document_type(aws_sdk_ssm::types::DocumentType::ChangeCalendar)
+            .document_format(aws_sdk_ssm::types::DocumentFormat::Text)
+            .send()
+            .await
+            .expect("CreateDocument (ChangeCalendar)");
     }
 
     /// Puts `body` at `key` of `bucket`, making the bucket (in us-west-2) first.

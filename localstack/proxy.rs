@@ -679,6 +679,11 @@ fn denied(
             serde_json::json!({"__type": "com.amazon.coral.service#AccessDeniedException", "message": message})
                 .to_string(),
         ),
+        "ssm" => (
+            400,
+            "application/x-amz-json-1.1",
+            serde_json::json!({"__type": "AccessDeniedException", "message": message}).to_string(),
+        ),
         "eks" => (403, "application/json", serde_json::json!({"message": message}).to_string()),
         _ => {
             return Some(xml_error(
@@ -1034,8 +1039,11 @@ async fn apply(
             answer
         }
         ("monitoring", _) if config.cloudwatch_semantics => cloudwatch::call(shared, parts, operation, body).await,
-        // moto keeps Change Calendars but does not serve their state.
+        // moto neither keeps Change Calendars nor serves their state.
         ("ssm", "GetCalendarState") => ssm::calendar_state(shared, parts, body, config.clock.now()).await,
+        ("ssm", "CreateDocument" | "GetDocument" | "DescribeDocument") => {
+            ssm::document(shared, parts, operation, body).await
+        }
         _ => forward(shared, parts, body.clone()).await,
     }
 }

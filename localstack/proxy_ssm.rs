@@ -1,6 +1,9 @@
-//! SSM Change Calendars as AWS answers them, for the emulator kit's proxy: moto keeps a
-//! `ChangeCalendar` document (its iCalendar content) but does not serve `GetCalendarState`. The
-//! kit does, from the documents' content:
+//! SSM Change Calendars as AWS answers them, for the emulator kit's proxy. moto (5.2.5) refuses a
+//! `ChangeCalendar` document (its content is iCalendar, `DocumentFormat` TEXT: moto takes JSON or
+//! YAML only) and does not serve `GetCalendarState`. So the kit stores a calendar in moto wrapped
+//! in a JSON document (`{"schemaVersion": "1.0", "kitChangeCalendar": "<iCalendar>"}`) and unwraps
+//! it again — CreateDocument, GetDocument and DescribeDocument answer TEXT as AWS does — and
+//! answers `GetCalendarState` from the content, as AWS does:
 //!
 //! - `X-CALENDAR-TYPE:DEFAULT_OPEN` (the default) makes each event a closed period;
 //!   `DEFAULT_CLOSED` makes each event an open one.
@@ -105,31 +108,109 @@ fn parse(content: &str) -> Result<Calendar, (&'static str, String)> {
     Ok(Calendar { default_open, events })
 }
 
-/// The content of a ChangeCalendar document, fetched from the emulator as the caller.
-async fn content(shared: &Shared, parts: &Parts, name: &str) -> Result<String, Answer> {
-    let url = format!("{}/", shared.upstream);
-    let mut request = shared.client.post(url);
-    for (k, v) in &parts.headers {
-        if !matches!(k.as_str(), "host" | "content-length" | "connection" | "transfer-encoding" | "x-amz-target") {
-            request = request.header(k, v);
+/// The key of the iCalendar text in the JSON document moto keeps for a Change Calendar.
+const WRAPPED: &str = "kitChangeCalendar";
+
+/// A JSON-protocol answer.
+fn json_answer(status: hyper::StatusCode, doc: &serde_json::Value) -> Answer {
+    let mut answer = Response::new(Full::new(Bytes::from(doc.to_string())));
+    *answer.status_mut() = status;
+    answer.headers_mut().insert("content-type", "application/x-amz-json-1.1".parse().expect("a header value"));
+    answer
+}
+
+/// The emulator's answer to the SSM call `operation` with `body`, as the caller of `parts`.
+async fn upstream(
+    shared: &Shared,
+    parts: &Parts,
+    operation: &str,
+    body: String,
+) -> (hyper::StatusCode, serde_json::Value) {
+    let mut request = shared.client.post(format!("{}/", shared.upstream));
+    for (h, v) in &parts.headers {
+        if !matches!(h.as_str(), "host" | "content-length" | "connection" | "transfer-encoding" | "x-amz-target") {
+            request = request.header(h, v);
         }
     }
-    let body = serde_json::json!({ "Name": name }).to_string();
-    let answer = request
-        .header("x-amz-target", "AmazonSSM.GetDocument")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| json_error("InternalServerError", &e.to_string()))?;
-    let ok = answer.status().is_success();
-    let doc: serde_json::Value = answer.json().await.unwrap_or_default();
-    if !ok {
+    match request.header("x-amz-target", format!("AmazonSSM.{operation}")).body(body).send().await {
+        Ok(answer) => {
+            let status =
+                hyper::StatusCode::from_u16(answer.status().as_u16()).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+            (status, answer.json().await.unwrap_or_default())
+        }
+        Err(e) => (
+            hyper::StatusCode::BAD_GATEWAY,
+            serde_json::json!({ "__type": "InternalServerError", "message": e.to_string() }),
+        ),
+    }
+}
+
+/// A document description of a Change Calendar as AWS gives it: TEXT, with no schema version.
+fn unwrap_description(d: &mut serde_json::Value) {
+    if d["DocumentType"] == "ChangeCalendar" {
+        d["DocumentFormat"] = "TEXT".into();
+        if let Some(m) = d.as_object_mut() {
+            m.remove("SchemaVersion");
+            m.remove("PlatformTypes");
+        }
+    }
+}
+
+/// The iCalendar text of a document moto answered with, if it is a Change Calendar the kit wrapped.
+fn unwrapped(doc: &serde_json::Value) -> Option<String> {
+    if doc["DocumentType"] != "ChangeCalendar" {
+        return None;
+    }
+    let inner: serde_json::Value = serde_json::from_str(doc["Content"].as_str()?).ok()?;
+    inner[WRAPPED].as_str().map(String::from)
+}
+
+/// The SSM document calls about Change Calendars, in and out of moto's JSON wrapping.
+pub async fn document(shared: &Shared, parts: &Parts, operation: &str, body: &Bytes) -> Answer {
+    let mut request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    if operation == "CreateDocument" && request["DocumentType"] == "ChangeCalendar" {
+        if request["DocumentFormat"] != "TEXT" {
+            return json_error("ValidationException", "a ChangeCalendar document's DocumentFormat must be TEXT");
+        }
+        let content = request["Content"].as_str().unwrap_or_default().to_string();
+        if let Err((_, message)) = parse(&content) {
+            return json_error("InvalidDocumentContent", &message);
+        }
+        request["DocumentFormat"] = "JSON".into();
+        request["Content"] = serde_json::json!({ "schemaVersion": "1.0", WRAPPED: content }).to_string().into();
+    }
+    if operation == "GetDocument"
+        && request["DocumentFormat"] == "TEXT"
+        && let Some(m) = request.as_object_mut()
+    {
+        // Asked as TEXT: the calendar moto keeps is JSON; it is answered as TEXT below.
+        m.remove("DocumentFormat");
+    }
+    let (status, mut answer) = upstream(shared, parts, operation, request.to_string()).await;
+    if status.is_success() {
+        match operation {
+            "GetDocument" => {
+                if let Some(text) = unwrapped(&answer) {
+                    answer["Content"] = text.into();
+                    answer["DocumentFormat"] = "TEXT".into();
+                }
+            }
+            "CreateDocument" => unwrap_description(&mut answer["DocumentDescription"]),
+            "DescribeDocument" => unwrap_description(&mut answer["Document"]),
+            _ => {}
+        }
+    }
+    json_answer(status, &answer)
+}
+
+/// The content of the Change Calendar `name` (or ARN), as the caller of `parts` sees it.
+async fn content(shared: &Shared, parts: &Parts, name: &str) -> Result<String, Answer> {
+    let name = name.rsplit_once(":document/").map(|(_, n)| n).unwrap_or(name);
+    let (status, doc) = upstream(shared, parts, "GetDocument", serde_json::json!({ "Name": name }).to_string()).await;
+    if !status.is_success() {
         return Err(json_error("InvalidDocument", &format!("calendar {name} does not exist")));
     }
-    if doc["DocumentType"] != "ChangeCalendar" {
-        return Err(json_error("InvalidDocumentType", &format!("{name} is not a change calendar")));
-    }
-    Ok(doc["Content"].as_str().unwrap_or_default().to_string())
+    unwrapped(&doc).ok_or_else(|| json_error("InvalidDocumentType", &format!("{name} is not a change calendar")))
 }
 
 /// `GetCalendarState`: the state of every named calendar at `AtTime` (the kit's now without
@@ -152,7 +233,6 @@ pub async fn calendar_state(shared: &Shared, parts: &Parts, body: &Bytes, now: S
     };
     let mut calendars = Vec::new();
     for name in &names {
-        let name = name.rsplit_once(":document/").map(|(_, n)| n).unwrap_or(name);
         let text = match content(shared, parts, name).await {
             Ok(t) => t,
             Err(answer) => return answer,
@@ -175,9 +255,7 @@ pub async fn calendar_state(shared: &Shared, parts: &Parts, body: &Bytes, now: S
     if let Some(t) = next {
         doc["NextTransitionTime"] = serde_json::Value::String(t.to_string());
     }
-    let mut answer = Response::new(Full::new(Bytes::from(doc.to_string())));
-    answer.headers_mut().insert("content-type", "application/x-amz-json-1.1".parse().expect("a header value"));
-    answer
+    json_answer(hyper::StatusCode::OK, &doc)
 }
 
 #[cfg(test)]

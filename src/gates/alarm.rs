@@ -255,6 +255,8 @@ impl Reader {
             },
         };
         let names = self.names(ctx.candidate);
+        // Read together, the states are every alarm gate's: this gate judges its own alarms only.
+        let states: Vec<(String, StateValue)> = states.into_iter().filter(|(n, _)| names.contains(n)).collect();
         let missing: Vec<&String> = names.iter().filter(|n| !states.iter().any(|(f, _)| f == *n)).collect();
         let in_alarm: Vec<&str> =
             states.iter().filter(|(_, s)| *s == StateValue::Alarm).map(|(n, _)| n.as_str()).collect();

@@ -24,8 +24,9 @@ use jiff::{Span, Timestamp};
 use serde::Deserialize;
 
 use super::kind::{Checked, Env, GateCheck, GateContext, GateKind};
+use crate::error::{Error, Result};
 use crate::iam::{Scope, Statement};
-use crate::model::{Reading, Role, Verdict};
+use crate::model::{Reading, Role, Side, Verdict};
 use crate::profile::fields::{self, Bad, Key, bad, bad_hint, duration, non_empty};
 
 /// The `freeze` gate kind.
@@ -372,6 +373,31 @@ pub fn windows_state(windows: &[Window], from: Timestamp, to: Timestamp) -> (boo
     (now_open, change)
 }
 
+/// How a rule repeats, for `validate`: `, every week (FR)`.
+fn repeats(rule: &Rule) -> String {
+    let unit = match rule.freq {
+        Freq::Daily => "day",
+        Freq::Weekly => "week",
+        Freq::Monthly => "month",
+        Freq::Yearly => "year",
+    };
+    let every = if rule.interval == 1 { format!("every {unit}") } else { format!("every {} {unit}s", rule.interval) };
+    let day = |(n, d): &(Option<i8>, Weekday)| {
+        let name = &format!("{d:?}")[..2];
+        format!("{}{}", n.map(|n| n.to_string()).unwrap_or_default(), name.to_uppercase())
+    };
+    let mut by: Vec<String> = rule.by_day.iter().map(day).collect();
+    by.extend(rule.by_month_day.iter().map(|d| format!("day {d}")));
+    by.extend(rule.by_month.iter().map(|m| format!("month {m}")));
+    let by = if by.is_empty() { String::new() } else { format!(" ({})", by.join(", ")) };
+    let end = match (rule.count, rule.until) {
+        (Some(n), _) => format!(", {n} times"),
+        (_, Some(u)) => format!(", until {}", utc(u)),
+        _ => String::new(),
+    };
+    format!(", {every}{by}{end}")
+}
+
 fn civil(key: &str, text: &str) -> std::result::Result<DateTime, Bad> {
     text.trim().parse::<DateTime>().map_err(|e| {
         bad_hint(key, format!("`{text}` is not a local date and time ({e})"), "for example \"2026-12-18T17:00\"")
@@ -445,6 +471,43 @@ impl GateKind for Kind {
         }
     }
 
+    fn describe(spec: &Spec) -> Option<String> {
+        let mut parts = Vec::new();
+        if !spec.calendars.is_empty() {
+            parts.push(format!("change calendars {} (read before every shift)", spec.calendars.join(", ")));
+        }
+        for w in &spec.windows {
+            let kind = match w.kind {
+                WindowKind::Allow => "allow",
+                WindowKind::Deny => "deny",
+            };
+            let repeat = w.rule.as_ref().map(repeats).unwrap_or_default();
+            let secs = w.duration.as_secs();
+            let length = match secs {
+                s if s % 3600 == 0 => format!("{}h", s / 3600),
+                s if s % 60 == 0 => format!("{}m", s / 60),
+                _ => humantime::format_duration(w.duration).to_string(),
+            };
+            parts.push(format!(
+                "{kind} window from {} {} for {length}{repeat}",
+                w.start.strftime("%Y-%m-%dT%H:%M"),
+                w.tz
+            ));
+        }
+        if !spec.windows.is_empty() {
+            let now = Timestamp::now();
+            let horizon = now.checked_add(Span::new().hours(24 * HORIZON_DAYS)).unwrap_or(now);
+            parts.push(match windows_state(&spec.windows, now, horizon) {
+                (true, Some(t)) => format!("the windows are open now, closing at {}", utc(t)),
+                (true, None) => format!("the windows are open now, and stay open for {HORIZON_DAYS} days"),
+                (false, Some(t)) => format!("the windows are closed now, until {}", utc(t)),
+                (false, None) => format!("the windows are closed now, for {HORIZON_DAYS} days at least"),
+            });
+        }
+        parts.push("a stage starts only if its bake ends before a closing; rollbacks are never frozen".into());
+        Some(parts.join("; "))
+    }
+
     /// GetCalendarState on the calendars, in the gate's account.
     fn policy(spec: &Spec, role: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement> {
         if scope.read_only || spec.calendars.is_empty() || !scope.here(role) {
@@ -465,82 +528,158 @@ pub struct Freeze {
     spec: Spec,
 }
 
+/// Why a source of the gate holds a move, and until when it will (`None`: not known).
+struct Held {
+    why: String,
+    until: Option<Timestamp>,
+}
+
+/// A time as the readings say it: UTC, to the second.
+fn utc(t: Timestamp) -> String {
+    t.round(jiff::Unit::Second).unwrap_or(t).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 impl Freeze {
-    /// Why the calendars hold a move now, or before `bake_end`; `None` when they let it through.
-    async fn calendars(&self, now: Timestamp, bake_end: Timestamp) -> Option<String> {
-        let client = self.client.as_ref()?;
-        let at = aws_smithy_types::DateTime::from_secs(now.as_second());
-        let out = match client
+    /// GetCalendarState of every calendar at `at`: OPEN or not, and the next transition.
+    async fn calendar_state(
+        &self,
+        client: &aws_sdk_ssm::Client,
+        at: Timestamp,
+    ) -> std::result::Result<(Option<CalendarState>, Option<Timestamp>), String> {
+        let at = aws_smithy_types::DateTime::from_secs(at.as_second());
+        let out = client
             .get_calendar_state()
             .set_calendar_names(Some(self.spec.calendars.clone()))
             .at_time(at.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default())
             .send()
             .await
-        {
-            Ok(out) => out,
+            .map_err(|e| crate::aws::error("GetCalendarState", e).to_string())?;
+        let next = out.next_transition_time().and_then(|t| t.parse::<Timestamp>().ok());
+        Ok((out.state().cloned(), next))
+    }
+
+    /// Why the calendars hold a move now, or before `bake_end`; `None` when they let it through.
+    async fn calendars(&self, now: Timestamp, bake_end: Timestamp) -> Option<Held> {
+        let client = self.client.as_ref()?;
+        let names = self.spec.calendars.join(", ");
+        let (state, next) = match self.calendar_state(client, now).await {
+            Ok(s) => s,
             Err(e) => {
-                let e = crate::aws::error("GetCalendarState", e);
-                return Some(format!("the change calendar cannot be read ({e}): held, a freeze fails closed"));
+                return Some(Held {
+                    why: format!("change calendar {names} cannot be read ({e}): held, a freeze fails closed"),
+                    until: None,
+                });
             }
         };
-        let next = out.next_transition_time().and_then(|t| t.parse::<Timestamp>().ok());
-        let names = self.spec.calendars.join(", ");
-        match out.state() {
+        match state {
             Some(CalendarState::Open) => match next {
-                Some(t) if t <= bake_end => Some(format!(
-                    "change calendar {names} closes at {t}, before the next stage's bake would end at {}",
-                    bake_end.round(jiff::Unit::Second).unwrap_or(bake_end)
-                )),
+                Some(t) if t <= bake_end => {
+                    // Until when the closing lasts: the calendars' state at the closing.
+                    let until = match self.calendar_state(client, t).await {
+                        Ok((Some(CalendarState::Closed), reopens)) => reopens,
+                        _ => None,
+                    };
+                    Some(Held {
+                        why: format!(
+                            "change calendar {names} closes at {}, before the next stage's bake would end at {}",
+                            utc(t),
+                            utc(bake_end)
+                        ),
+                        until,
+                    })
+                }
                 _ => None,
             },
-            Some(CalendarState::Closed) => Some(match next {
-                Some(t) => format!("change calendar {names} is CLOSED until {t}"),
-                None => format!("change calendar {names} is CLOSED"),
+            Some(CalendarState::Closed) => Some(Held {
+                why: match next {
+                    Some(t) => format!("change calendar {names} is CLOSED until {}", utc(t)),
+                    None => format!("change calendar {names} is CLOSED"),
+                },
+                until: next,
             }),
-            other => Some(format!("change calendar {names} answered state {other:?}: held")),
+            other => Some(Held { why: format!("change calendar {names} answered state {other:?}: held"), until: None }),
         }
     }
 
     /// Why the inline windows hold a move now, or before `bake_end`.
-    fn windows(&self, now: Timestamp, bake_end: Timestamp) -> Option<String> {
+    fn windows(&self, now: Timestamp, bake_end: Timestamp) -> Option<Held> {
         if self.spec.windows.is_empty() {
             return None;
         }
-        let horizon = now.checked_add(Span::new().hours(24 * HORIZON_DAYS)).unwrap_or(now);
-        let (open, change) = windows_state(&self.spec.windows, now, horizon);
+        let horizon = |from: Timestamp| from.checked_add(Span::new().hours(24 * HORIZON_DAYS)).unwrap_or(from);
+        let (open, change) = windows_state(&self.spec.windows, now, horizon(now));
         if !open {
             return Some(match change {
-                Some(t) => format!("closed by a freeze window until {t}"),
-                None => format!("closed by a freeze window, with no opening within {HORIZON_DAYS} days"),
+                Some(t) => Held { why: format!("closed by a freeze window until {}", utc(t)), until: Some(t) },
+                None => Held {
+                    why: format!("closed by a freeze window, with no opening within {HORIZON_DAYS} days"),
+                    until: None,
+                },
             });
         }
         match change {
-            Some(t) if t <= bake_end => Some(format!(
-                "a freeze window closes at {t}, before the next stage's bake would end at {}",
-                bake_end.round(jiff::Unit::Second).unwrap_or(bake_end)
-            )),
+            Some(t) if t <= bake_end => Some(Held {
+                why: format!(
+                    "a freeze window closes at {}, before the next stage's bake would end at {}",
+                    utc(t),
+                    utc(bake_end)
+                ),
+                until: windows_state(&self.spec.windows, t, horizon(t)).1,
+            }),
             _ => None,
         }
     }
 }
 
 impl GateCheck for Freeze {
+    /// A calendar that does not exist, or is no Change Calendar, is refused before any traffic
+    /// moves (a typo would otherwise hold every rollout). Any other failure is left to the
+    /// readings, which hold while it lasts.
+    async fn preflight(&self, _candidate: Side) -> Result<()> {
+        let Some(client) = &self.client else { return Ok(()) };
+        let at = aws_smithy_types::DateTime::from_secs(Timestamp::now().as_second());
+        let asked = client
+            .get_calendar_state()
+            .set_calendar_names(Some(self.spec.calendars.clone()))
+            .at_time(at.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default())
+            .send()
+            .await;
+        let Err(e) = asked else { return Ok(()) };
+        let not_one = e.as_service_error().filter(|s| s.is_invalid_document() || s.is_invalid_document_type());
+        match not_one {
+            Some(s) => Err(Error::refused_hint(
+                format!(
+                    "gate `{}`: change calendar {} cannot be used: {}",
+                    self.name,
+                    self.spec.calendars.join(", "),
+                    s.meta().message().unwrap_or("not a Change Calendar")
+                ),
+                "check `calendars` of the gate: `aws ssm list-documents --filters Key=DocumentType,Values=ChangeCalendar`",
+            )),
+            None => Ok(()),
+        }
+    }
+
     async fn read(&self, ctx: &GateContext) -> Reading {
         let now = Timestamp::now();
         let bake = Span::new().seconds(ctx.next_bake.as_secs() as i64);
         let bake_end = now.checked_add(bake).unwrap_or(now);
-        let why: Vec<String> =
+        let held: Vec<Held> =
             [self.windows(now, bake_end), self.calendars(now, bake_end).await].into_iter().flatten().collect();
-        if why.is_empty() {
+        if held.is_empty() {
             let what = match (self.spec.calendars.is_empty(), self.spec.windows.is_empty()) {
                 (false, false) => "the change calendars are OPEN and no freeze window applies",
                 (false, true) => "the change calendars are OPEN",
                 _ => "no freeze window applies",
             };
-            Reading::new(&self.name, Verdict::Pass, what)
-        } else {
-            Reading::frozen(&self.name, why.join("; "))
+            return Reading::new(&self.name, Verdict::Pass, what);
         }
+        // Open again once every source is: the latest of their openings, if each says one.
+        let until = held.iter().map(|h| h.until).collect::<Option<Vec<Timestamp>>>().and_then(|u| u.into_iter().max());
+        let why = held.into_iter().map(|h| h.why).collect::<Vec<_>>().join("; ");
+        let mut evidence = serde_json::Map::new();
+        evidence.insert("until".into(), until.map(utc).into());
+        Reading { evidence: Some(evidence), ..Reading::frozen(&self.name, why) }
     }
 }
 

@@ -134,6 +134,26 @@ impl GateKind for Kind {
         }
     }
 
+    fn describe(spec: &Spec) -> Option<String> {
+        let s = &spec.settings;
+        let mut line = format!(
+            "the candidate's errors (5xx and connection errors) against the stable side's, per settled minute: \
+             FAIL when credibly {}× and {} points worse, PASS when credibly not, at {} % confidence, after a {} warm-up",
+            s.errors.ratio,
+            s.errors.margin,
+            s.confidence * 100.0,
+            humantime::format_duration(s.warmup)
+        );
+        if let (Some(l), Some(slo)) = (s.latency, spec.slo) {
+            line.push_str(&format!(
+                "; requests slower than {} the same way, FAIL at {}×",
+                humantime::format_duration(slo),
+                l.ratio
+            ));
+        }
+        Some(line)
+    }
+
     /// GetMetricData where the sides' load balancers are, and for an alias its load balancer and
     /// the target groups its rules route the record's host to.
     fn policy(_: &Spec, _: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement> {
@@ -243,13 +263,15 @@ impl GateCheck for Judge {
             .map(|m| serde_json::json!({ "minute": m.start_ms / 1000, "candidate": rate(&m.candidate), "stable": rate(&m.stable) }))
             .collect();
         evidence.insert("per_minute".into(), serde_json::Value::Array(chart));
-        let detail = if published {
-            format!("{}: {judged}", judged.verdict.to_string().to_uppercase())
-        } else {
-            format!(
-                "PENDING: no minute since the shift is settled yet (published about {}s after it ends)",
+        // The reading's verdict word comes first in every line; the judge's own only where it
+        // says more (a wait is NO_DATA or INCONCLUSIVE).
+        let detail = match (published, verdict) {
+            (false, _) => format!(
+                "no minute since the shift is settled yet (a minute is read {}s after it ends)",
                 self.settle.as_secs()
-            )
+            ),
+            (true, Verdict::Wait) => format!("{}: {judged}", judged.verdict.to_string().to_uppercase()),
+            (true, _) => judged.to_string(),
         };
         Reading { no_data, evidence: Some(evidence), ..Reading::new(&self.name, verdict, detail) }
     }

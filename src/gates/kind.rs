@@ -40,6 +40,12 @@ pub trait GateKind: Sized + 'static {
     /// The IAM statements its reads need in the account of `scope`; `role` is the gate's own.
     fn policy(spec: &Self::Spec, role: Option<&Role>, scope: &Scope<'_>) -> Vec<Statement>;
 
+    /// What the gate will do, in one line for `validate`; `None` when its type and names say it.
+    fn describe(spec: &Self::Spec) -> Option<String> {
+        let _ = spec;
+        None
+    }
+
     /// Reads several gates of the kind, in their order: by default each on its own, side by side.
     #[allow(async_fn_in_trait)]
     async fn read_all(readers: &[&Self::Reader], ctx: &GateContext) -> Vec<Reading> {

@@ -58,6 +58,13 @@ macro_rules! gate_kinds {
                 }
             }
 
+            /// What the gate will do, in one line for `validate`.
+            pub fn describe(&self) -> Option<String> {
+                match self {
+                    $(GateSpec::$Variant(s) => <$Kind>::describe(s),)+
+                }
+            }
+
             fn reader(&self, env: &Env<'_>) -> AnyGate {
                 match self {
                     $(GateSpec::$Variant(s) => AnyGate::$Variant(<$Kind>::reader(s, env)),)+

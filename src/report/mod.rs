@@ -650,6 +650,12 @@ pub struct GateReport {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// `shadow = true`: read, reported and audited, never acted on.
+    pub shadow: bool,
+    /// What the gate will do, where its type and names do not say it (a judge's test, a freeze's
+    /// windows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
 }
 
 /// `cutover validate`.
@@ -717,7 +723,12 @@ impl ValidateReport {
             gates: profile
                 .gates
                 .iter()
-                .map(|g| GateReport { name: g.name.clone(), kind: g.spec.type_name() })
+                .map(|g| GateReport {
+                    name: g.name.clone(),
+                    kind: g.spec.type_name(),
+                    shadow: g.shadow,
+                    plan: g.spec.describe(),
+                })
                 .collect(),
             observe_tolerance: profile.observe.map(|o| o.tolerance),
             safety_net: profile.safety_net,
@@ -762,11 +773,14 @@ impl fmt::Display for ValidateReport {
         if self.gates.is_empty() {
             writeln!(f, "gates: none")?;
         } else {
-            writeln!(
-                f,
-                "gates: {}",
-                self.gates.iter().map(|g| format!("{} ({})", g.name, g.kind)).collect::<Vec<_>>().join(", ")
-            )?;
+            writeln!(f, "gates:")?;
+            for g in &self.gates {
+                let shadow = if g.shadow { ", shadow: read and reported, never acted on" } else { "" };
+                match &g.plan {
+                    Some(plan) => writeln!(f, "  {} ({}{shadow}): {plan}", g.name, g.kind)?,
+                    None => writeln!(f, "  {} ({}{shadow})", g.name, g.kind)?,
+                }
+            }
         }
         if let Some(t) = self.observe_tolerance {
             writeln!(f, "observed split: a stage bakes once every route's observed share is within ±{t} points")?;

@@ -83,8 +83,14 @@ fn describe(event: &Event, seen: &mut Seen) -> Option<String> {
                 .iter()
                 .map(|r| {
                     let n = fails.get(&r.gate).copied().unwrap_or(0);
-                    let count = if r.verdict == Verdict::Fail { format!(" ({n} in a row)") } else { String::new() };
-                    format!("{} {}{count}: {}", r.gate, super::verdict_word(r.verdict, *colour), r.detail)
+                    // A shadow gate's failures are never counted toward failure_threshold.
+                    let count = if r.verdict == Verdict::Fail && !r.shadow {
+                        format!(" ({n} in a row)")
+                    } else {
+                        String::new()
+                    };
+                    let shadow = if r.shadow { " (shadow)" } else { "" };
+                    format!("{}{shadow} {}{count}: {}", r.gate, super::verdict_word(r.verdict, *colour), r.detail)
                 })
                 .collect();
             if parts.is_empty() {

@@ -55,11 +55,11 @@ pub(crate) async fn until(clock: &Clock, t: SystemTime) {
 
 /// An ALB (or NLB) whose port-80 listener forwards to one target group of its own.
 pub(crate) struct Lb {
-    pub arn: String,
-    pub dns: String,
-    pub zone: String,
-    pub tg: String,
-    pub listener: String,
+    pub(crate) arn: String,
+    pub(crate) dns: String,
+    pub(crate) zone: String,
+    pub(crate) tg: String,
+    pub(crate) listener: String,
 }
 
 impl Lb {

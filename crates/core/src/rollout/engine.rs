@@ -580,11 +580,15 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
             Decision::Frozen { reason, since_ms } => {
                 let now = self.clock.now_ms();
                 let frozen = Duration::from_millis(now.saturating_sub(since_ms));
-                if frozen >= self.rules.max_hold {
+                // A running `rollout` gives up past `max_hold` (a pipeline does not wait out a
+                // weekend's freeze); `advance` says "frozen until …" at every call, and the
+                // stage moves on at the first call after the freeze.
+                if self.continuous && frozen >= self.rules.max_hold {
                     let why = format!("frozen for {} (max_hold): {reason}", humantime::format_duration(round(frozen)));
                     return Flow::Done(self.halt(Halt::Held, why).await);
                 }
-                if since_ms == now {
+                // Said once, at the reading that began the freeze (`now` is later than it).
+                if self.progress.read_ms == Some(since_ms) {
                     self.sink.event(&Event::Frozen { stage: self.progress.stage, reason });
                 }
                 self.save_progress().await

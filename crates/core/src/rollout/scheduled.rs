@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::exit;
-use crate::model::{Reading, RouteView};
+use crate::model::{Reading, RouteView, Verdict};
 use crate::rollout::decide::Decision;
 use crate::rollout::engine::{Driver, Flow};
 use crate::rollout::open::{Entry, Opening};
@@ -47,6 +47,15 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
         } else {
             format!("at stage {stage}/{} ({} {}%)", self.rules.stages.len(), self.candidate, self.rules.percent(stage))
         }
+    }
+
+    /// Until when the freeze lasts: the latest `until` of the frozen readings (UTC times of one
+    /// format, so their order is the strings'), when every one says it.
+    fn frozen_until(&self) -> Option<String> {
+        let frozen = self.readings.iter().filter(|r| r.verdict == Verdict::Frozen && !r.shadow);
+        let until: Option<Vec<String>> =
+            frozen.map(|r| r.evidence.as_ref()?.get("until")?.as_str().map(String::from)).collect();
+        until?.into_iter().max()
     }
 
     fn step_of(&self, action: Action, message: String, exit_code: i32) -> Step {
@@ -115,7 +124,10 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
             }
             Decision::Hold { reason, .. } => Some(format!("holding {}: gates inconclusive ({reason})", self.where_())),
             Decision::Pending { reason } => Some(format!("not yet time: {}, {reason}", self.where_())),
-            Decision::Frozen { reason, .. } => Some(format!("frozen {}: {reason}", self.where_())),
+            Decision::Frozen { reason, .. } => Some(match self.frozen_until() {
+                Some(until) => format!("frozen until {until} {}: {reason}", self.where_()),
+                None => format!("frozen {}: {reason}", self.where_()),
+            }),
             Decision::Watch { reason } => Some(format!("watching {}: {reason}", self.where_())),
             _ => None,
         };

@@ -164,7 +164,12 @@ impl Gates for Scripted {
         self.reads.borrow_mut().push((ctx.stage, tokio::time::Instant::now()));
         let mut s = self.script.borrow_mut();
         let v = if s.len() > 1 { s.pop_front().unwrap() } else { *s.front().unwrap() };
-        vec![Reading::new("scripted", v, v.to_string())]
+        let mut reading = Reading::new("scripted", v, v.to_string());
+        if v == Verdict::Frozen {
+            let until = serde_json::json!({ "until": "2026-12-21T08:00:00Z" });
+            reading.evidence = until.as_object().cloned();
+        }
+        vec![reading]
     }
 }
 
@@ -702,6 +707,42 @@ async fn advance_counts_failures_across_calls_and_pauses_by_on_failure() {
     assert_eq!((two.action, two.exit_code), (Action::Paused, exit::HELD));
     assert!(w.traffic.on_all(90, 10));
     assert_eq!(w.state().status, Status::Paused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_freeze_holds_a_baked_stage_and_rollout_ends_held_past_max_hold_telling_it_once() {
+    let w = World::new(100, 0, &[Pass, Verdict::Frozen]);
+    let start = tokio::time::Instant::now();
+    let end = w.run().await.unwrap();
+    assert_eq!((end.outcome, end.exit_code, end.stage), (Outcome::Held, exit::HELD, 1));
+    assert!(end.reason.as_deref().unwrap().starts_with("frozen for 5m"), "{:?}", end.reason);
+    assert!(w.traffic.on_all(90, 10), "held at its weight");
+    // Stage 1 baked while frozen (60 s), then held max_hold (300 s).
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_secs(360) && elapsed < Duration::from_secs(380), "{elapsed:?}");
+    let frozen = w.events.borrow().iter().filter(|e| matches!(e, Event::Frozen { stage: 1, .. })).count();
+    assert_eq!(frozen, 1, "said (and audited, and notified) once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn advance_says_frozen_until_when_at_every_call_and_never_ends_held_by_a_freeze() {
+    let w = World::new(100, 0, &[Pass, Verdict::Frozen]);
+    assert_eq!(w.advance().await.unwrap().action, Action::Started);
+    let mut said = Vec::new();
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let step = w.advance().await.unwrap();
+        assert_eq!((step.action, step.exit_code), (Action::NotYet, 0), "{}", step.message);
+        said.push(step.message);
+    }
+    // Baking for a minute, then frozen — for ten minutes, twice max_hold.
+    assert!(said[0].starts_with("not yet time: at stage 1/4 (green 10%)"), "{}", said[0]);
+    let last = said.last().unwrap();
+    assert!(last.starts_with("frozen until 2026-12-21T08:00:00Z at stage 1/4 (green 10%): scripted"), "{last}");
+    assert!(w.traffic.on_all(90, 10));
+    assert_eq!(w.state().status, Status::Progressing, "the next call after the freeze moves on");
+    let frozen = w.events.borrow().iter().filter(|e| matches!(e, Event::Frozen { .. })).count();
+    assert_eq!(frozen, 1, "said once");
 }
 
 #[tokio::test(start_paused = true)]
