@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
-use crate::proxy::{Call, Config, Latency, Proxy, percent_decode};
+use crate::proxy::{App, Call, Clock, Config, Latency, Proxy, Publish, percent_decode};
 use crate::scenario::{Front, Gate, Observe, Profile, Records, Rollout};
 use crate::{World, expect, finish, run, wait_until};
 
@@ -23,20 +23,22 @@ struct Rig {
     front: Front,
     pair: Records,
     table: String,
-    /// The (blue, green) ingress ALBs the alias pair points at.
-    ingress: (String, String),
 }
 
 impl Rig {
     async fn new() -> Rig {
-        let w = World::new().await;
+        Rig::on(World::new().await).await
+    }
+
+    /// The rig in `w`'s emulator (the kit's, for one).
+    async fn on(w: World) -> Rig {
         let front = Front::new(&w.aws).await;
         let (blue_lb, blue_dns, lb_zone) = w.aws.load_balancer(&unique("fib"), &front.subnets, &[]).await;
         let (green_lb, green_dns, _) = w.aws.load_balancer(&unique("fig"), &front.subnets, &[]).await;
         w.aws.listener(&blue_lb, 80, Aws::forward(&[(&front.blue, 1)], None), &[]).await;
         w.aws.listener(&green_lb, 80, Aws::forward(&[(&front.green, 1)], None), &[]).await;
         let pair = Records::alias_to(&w.aws, (100, 0), (&blue_dns, &green_dns), &lb_zone).await;
-        let rig = Rig { w, front, pair, table: unique("faults-"), ingress: (blue_lb, green_lb) };
+        let rig = Rig { w, front, pair, table: unique("faults-") };
         rig.write("init", rig.profile(None, "30s"));
         expect(rig.w.cutover().args(["-p", "init", "state", "init"]), 0);
         rig
@@ -262,60 +264,44 @@ async fn a_rollout_completes_through_a_throttle_storm() {
     }
 }
 
-/// The clients, as the load balancers count them: 200 requests through each route every 100 ms,
-/// split by its live weights (read around the proxy), until `child` exits. Returns its exit and
-/// every health check seen on the records meanwhile.
-async fn clients(rig: &Rig, child: std::process::Child, secs: u64) -> ((i32, String, String), Vec<String>) {
-    let mut child = child;
-    let mut checks = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let split = |b: i64, g: i64| {
-        let t = (b + g).max(1) as f64;
-        (200.0 * b as f64 / t, 200.0 * g as f64 / t)
-    };
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        let (ab, ag, rb, rg) = rig.weights().await;
-        let aws = &rig.w.aws;
-        let (b, g) = split(rb, rg);
-        aws.requests(&rig.ingress.0, None, b).await;
-        aws.requests(&rig.ingress.1, None, g).await;
-        let (b, g) = split(ab, ag);
-        rig.front.served(b, g).await;
-        for side in ["blue", "green"] {
-            if let Some(id) = rig.pair.health_check(side).await
-                && !checks.contains(&id)
-            {
-                checks.push(id);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (finish(child, 30).await, checks)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and_throttling() {
-    let rig = Rig::new().await;
+    // The kit: AWS-like latency, a fifth of the calls throttled, the load balancers' minutes
+    // published a minute late, health checks evaluated from the alarms (whose states the test
+    // keeps); cutover on its clock at ×20.
+    let config = Config {
+        clock: Clock::scaled(20.0),
+        metrics: Some(Publish::After { delay: Duration::from_secs(60), jitter: Duration::from_secs(15) }),
+        health_checks: Some(Duration::from_secs(30)),
+        ..aws_latency(21)
+    };
+    let (_, kit, w) = crate::kit::kit(config).await;
+    let rig = Rig::on(w).await;
+    // The set-up made, a fifth of the calls throttled from now on.
+    kit.set(|c| c.throttle = 0.2);
     let alarm = unique("seen-green-");
     rig.w.aws.alarm(&alarm).await;
     rig.w.aws.alarm(&alarm.replace("green", "blue")).await;
-    // Both routes can be observed, so no stage waits for the records' DNS TTL: the clients' own
-    // split says when a shift has happened.
-    let rollout = Rollout::new(&[10.0, 50.0, 100.0]).bake("300ms").poll("100ms").max_hold("1m").safety_net(true);
+    // Clients of both routes: the record's resolve it (following its weights and the alias's
+    // TTL), the ALB's follow its listener's weights.
+    kit.clients().start(App::dns("dns", &rig.pair.zone_id, &rig.pair.record, 20.0), None);
+    kit.clients().start(App::load_balancer("alb", &rig.front.lb, 20.0), None);
+    let rollout = Rollout::new(&[10.0, 50.0, 100.0]).bake("1m").poll("10s").max_hold("20m").safety_net(true);
     let profile = rig
-        .profile(Some(rollout), "30s")
+        .profile(Some(rollout), "1m")
         .gate(Gate::alarm(&[&alarm.replace("green", "{side}")]))
         .observe(Observe::new().tolerance(5.0));
     rig.write("seen", profile);
-    let mut config = aws_latency(21);
-    config.throttle = 0.2;
-    let proxy = proxy(config);
-    let child = rig.cutover(&proxy).args(["-p", "seen", "-o", "json", "rollout"]).spawn().unwrap();
-    let ((code, out, err), checks) = clients(&rig, child, 120).await;
+    let mut cmd = rig.cutover(&kit);
+    cmd.envs(kit.clock().faketime_env().expect("libfaketime"));
+    let child = cmd.args(["-p", "seen", "-o", "json", "rollout"]).spawn().unwrap();
+    // The test reads the records around the kit (its own reads are not throttled).
+    let direct = Records { aws: Aws::new(crate::emulator::endpoint()).await, ..rig.pair.clone() };
+    let ((code, out, err), checks) = watch_checks(&direct, child, 240).await;
+    kit.set(|c| c.throttle = 0.0);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(rig.weights().await, (0, 100, 0, 100));
-    assert!(err.contains("observe PASS") && err.contains("% observed, 50% intended"), "{err}");
-    assert!(!err.contains("the records' DNS TTL"), "observed routes bake `bake` only: {err}");
+    assert!(err.contains("observe PASS") && err.contains("10% intended"), "{err}");
     // The net rode on the green record during the rollout, and is gone: off the records, deleted.
     assert!(!checks.is_empty(), "no health check was seen on the green record during the rollout");
     let left: Vec<String> = rig.w.aws.health_checks().await.into_iter().map(|(id, _)| id).collect();
@@ -325,11 +311,29 @@ async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and
     for side in ["blue", "green"] {
         assert_eq!(rig.pair.health_check(side).await, None);
     }
-    let calls = proxy.calls();
+    let calls = kit.calls();
     let throttled = calls.iter().filter(|c| c.fault == Some("throttling")).count();
     let counted = calls.iter().filter(|c| c.operation == "GetMetricData").count();
     eprintln!("{throttled} of {} calls throttled; {counted} GetMetricData calls", calls.len());
     assert!(throttled > 0, "the proxy throttled nothing");
+}
+
+/// Every health check seen on the records until `child` exits (at most `secs`), and its exit.
+async fn watch_checks(pair: &Records, child: std::process::Child, secs: u64) -> ((i32, String, String), Vec<String>) {
+    let mut child = child;
+    let mut checks = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        for side in ["blue", "green"] {
+            if let Some(id) = pair.health_check(side).await
+                && !checks.contains(&id)
+            {
+                checks.push(id);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (finish(child, 30).await, checks)
 }
 
 /// Where in a rollout (stages 10, 50, 100 over two routes: two writes a stage) a kill lands.
