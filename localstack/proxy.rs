@@ -973,6 +973,7 @@ async fn apply(
                 _ => answer,
             }
         }
+        ("route53", "ListResourceRecordSets") if config.route53_semantics => route53::list(shared, parts, body).await,
         ("route53", "GetChange") => {
             let answer = forward(shared, parts, body.clone()).await;
             route53::pending(shared, answer, None).await

@@ -117,6 +117,15 @@ fn describe(key: &SetKey) -> String {
     }
 }
 
+/// ListResourceRecordSets as AWS answers it: never a change batch half applied (the kit hands a
+/// batch to the emulator as several UPSERTs and DELETEs; a read waits until they are all in).
+pub(super) async fn list(shared: &Shared, parts: &Parts, body: &Bytes) -> Answer {
+    let zone = parts.uri.path().split("/hostedzone/").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default();
+    let lock = shared.zones.lock().unwrap().entry(zone.to_string()).or_default().clone();
+    let _whole_batches_only = lock.lock().await;
+    forward(shared, parts, body.clone()).await
+}
+
 /// ChangeResourceRecordSets as AWS applies it: every change checked in order against the zone
 /// (a DELETE must match the live set's values, a CREATE must not find one), all or nothing; then
 /// handed to the emulator as the UPSERTs and DELETEs that give the same zone.
