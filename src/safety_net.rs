@@ -542,6 +542,9 @@ pub struct Attached<'a> {
     /// The routes as read when the command began, before anything wrote them: where strays are
     /// looked for without a read of their own.
     pub known: Option<Vec<RouteLive>>,
+    /// Whether this run has tried to attach: from then on `known` may be out of date (a stage
+    /// write that timed out may have landed since), so attaching reads the routes again.
+    pub tried: std::sync::atomic::AtomicBool,
 }
 
 impl crate::rollout::ports::Attachments for Attached<'_> {
@@ -552,7 +555,11 @@ impl crate::rollout::ports::Attachments for Attached<'_> {
             if let Some(net) = &self.net {
                 // Before traffic moves: Route53 withdraws the candidate by itself if an alarm fires
                 // while no cutover process watches.
-                let known = if wrote { None } else { self.known.as_deref() };
+                // The command's first read serves the first try only: a try again (after a
+                // stage write that timed out, which may have landed) writes from the records as
+                // they are now, or it would put the weights of the first read back.
+                let first = !self.tried.swap(true, std::sync::atomic::Ordering::SeqCst);
+                let known = if wrote || !first { None } else { self.known.as_deref() };
                 wrote |= net.attach(self.traffic, known, candidate).await?.1;
             }
             Ok(wrote)

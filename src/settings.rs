@@ -117,6 +117,7 @@ impl Settings {
             net: crate::safety_net::SafetyNet::of(&self.aws, &self.profile),
             previews: self.profile.routes.route53.iter().any(|r| r.preview.is_some()),
             known: known.map(<[_]>::to_vec),
+            tried: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

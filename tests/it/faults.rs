@@ -299,7 +299,13 @@ async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and
     let direct = Records { aws: Aws::new(crate::emulator::endpoint()).await, ..rig.pair.clone() };
     let ((code, out, err), checks) = watch_checks(&direct, child, 240).await;
     kit.set(|c| c.throttle = 0.0);
-    assert_eq!(code, 0, "{out}\n{err}");
+    let writes: Vec<String> = kit
+        .calls()
+        .iter()
+        .filter(|c| c.is_write())
+        .map(|c| format!("{} {} applied={} fault={:?}: {}", c.operation, c.status, c.applied, c.fault, c.body))
+        .collect();
+    assert_eq!(code, 0, "{out}\n{err}\nwrites:\n{}", writes.join("\n"));
     assert_eq!(rig.weights().await, (0, 100, 0, 100));
     assert!(err.contains("observe PASS") && err.contains("10% intended"), "{err}");
     // The net rode on the green record during the rollout, and is gone: off the records, deleted.
@@ -316,6 +322,43 @@ async fn the_observed_split_and_the_safety_net_hold_through_aws_like_latency_and
     let counted = calls.iter().filter(|c| c.operation == "GetMetricData").count();
     eprintln!("{throttled} of {} calls throttled; {counted} GetMetricData calls", calls.len());
     assert!(throttled > 0, "the proxy throttled nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_write_that_timed_out_but_landed_is_not_undone_when_the_safety_net_is_tried_again() {
+    let rig = Rig::new().await;
+    let alarm = unique("late-");
+    rig.w.aws.alarm(&alarm).await;
+    // Writes take 2 s, the write window is 1 s (half the 2 s lease): stage 1's write times out
+    // at cutover, and lands all the same.
+    let proxy = proxy(Config { write_latency: Some(Latency::fixed(Duration::from_secs(2))), ..Config::default() });
+    let rollout = Rollout::new(&[10.0, 100.0]).bake("1s").poll("200ms").max_hold("1m").safety_net(true).dns_ttl("0s");
+    let profile = Profile::new()
+        .route53(rig.pair.route())
+        .rollout(rollout)
+        .gate(Gate::alarm(&[&alarm]))
+        .state_leased(&rig.table, "2s");
+    rig.write("late", profile);
+    let child = rig.cutover(&proxy).args(["-p", "late", "rollout"]).spawn().unwrap();
+    // The net's write, then stage 1's: once that one is on its way, writes are quick again.
+    wait_until(30, "stage 1's write to be sent", || async { proxy.writes_started() >= 2 }).await;
+    proxy.set(|c| c.write_latency = Some(Latency::fixed(Duration::from_millis(50))));
+    let (code, out, err) = finish(child, 60).await;
+    let calls = proxy.calls();
+    let writes: Vec<String> = calls
+        .iter()
+        .filter(|c| c.is_write())
+        .map(|c| format!("{} {} applied={}: {}", c.operation, c.status, c.applied, c.body))
+        .collect();
+    assert_eq!(code, 0, "{out}\n{err}\nwrites:\n{}", writes.join("\n"));
+    assert!(err.contains("timed out"), "stage 1's write timed out at cutover: {err}");
+    assert_eq!(rig.pair.weights().await, (0, 100));
+    // One health check for the net: trying the attachment again found it on the record.
+    let made = calls.iter().filter(|c| c.operation == "CreateHealthCheck" && c.applied).count();
+    assert_eq!(made, 1, "{}", writes.join("\n"));
+    for side in ["blue", "green"] {
+        assert_eq!(rig.pair.health_check(side).await, None);
+    }
 }
 
 /// Every health check seen on the records until `child` exits (at most `secs`), and its exit.
