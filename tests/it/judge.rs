@@ -156,7 +156,7 @@ async fn a_judge_says_pending_until_a_minute_is_published_and_reads_them_with_wh
         "{out}"
     );
 
-    let config = Config { iam_policy: Some(policy.clone()), ..Config::realistic(Clock::scaled(60.0), secs(60)) };
+    let config = Config { iam_policy: Some(policy.clone()), ..Config::realistic(Clock::scaled(30.0), secs(60)) };
     let (clock, kit, mut w2) = kit(config).await;
     w2.dir = w.dir;
     let (code, out, err) = on_kit(&w2, &kit, &["-p", "svc", "-o", "json", "advance"], 30).await;

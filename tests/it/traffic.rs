@@ -282,8 +282,15 @@ async fn advance_while_not_yet(
         until(clock, clock.now() + secs(20)).await;
         let (code, doc, err) = on_kit(w, kit, &["-p", "svc", "advance"]).await;
         assert_eq!(code, 0, "{doc}\n{err}");
-        let r = reading(&doc, gate);
-        seen.push((r["verdict"].as_str().unwrap_or("").to_string(), r["detail"].as_str().unwrap_or("").to_string()));
+        // A call that only finishes what the one before began (its state write cut short) reads
+        // no gate.
+        let r = doc["readings"].as_array().and_then(|r| r.iter().find(|r| r["gate"] == gate));
+        seen.push(match r {
+            Some(r) => {
+                (r["verdict"].as_str().unwrap_or("").to_string(), r["detail"].as_str().unwrap_or("").to_string())
+            }
+            None => (String::new(), doc["message"].as_str().unwrap_or("").to_string()),
+        });
         if doc["action"] != "not-yet" {
             return (seen, doc);
         }
@@ -374,7 +381,7 @@ async fn a_stage_whose_observed_share_lags_holds_its_bake_and_proceeds_once_it_c
         assert!(detail.contains("% observed in ") && detail.contains("10% intended (±2)"), "{detail}");
         assert!(number_after(detail, "green") < 8.0, "{detail}");
     }
-    assert_eq!(seen.last().unwrap().0, "pass", "{seen:#?}");
+    assert!(seen.iter().any(|r| r.0 == "pass"), "{seen:#?}");
     assert_eq!(r.weights().await, (0, 100));
 
     // The last stage is observed too: status shows the clients still on their way.
