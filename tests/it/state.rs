@@ -467,3 +467,30 @@ async fn status_watch_redraws_stage_bake_and_gates_until_the_rollout_ends() {
         assert!(screen.contains(what), "missing {what:?} in:\n{screen}");
     }
 }
+
+/// Issue 26: a rollout paused from another process stopped (exit 7) but kept its lease, under
+/// the pid of a process that had exited; after `resume`, the next `rollout` was refused (exit 5).
+/// Every ending gives the lease back; `resume` says what will drive the rollout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_paused_from_another_process_gives_its_lease_back_and_after_resume_the_next_run_completes() {
+    let (w, f, svc) = setup("60s", "30s", |p| p).await;
+    let child =
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until(30, "the first stage", || async { f.weights().await == (90, 10) }).await;
+    expect(w.cutover().args(["-p", "svc", "pause"]), 0);
+    let (code, out, err) = finish(child, 30).await;
+    assert_eq!(code, 7, "the running rollout stops, paused\n{out}\n{err}");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    assert!(json(&out)["rollout"]["lease_holder"].is_null(), "the lease is given back: {out}");
+
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "resume"]), 0);
+    assert!(out.contains("nothing drives it yet"), "{out}");
+    assert!(out.contains("`cutover rollout -p svc`") && out.contains("`advance`"), "{out}");
+    assert_eq!(f.weights().await, (90, 10), "resume moves nothing");
+
+    let table = svc.state.as_ref().unwrap().table.clone();
+    w.write("svc", &profile(&f, &table, "300ms", "30s"));
+    let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 0);
+    assert!(out.contains("rollout completed"), "{out}\n{err}");
+    assert_eq!(f.weights().await, (0, 100));
+}

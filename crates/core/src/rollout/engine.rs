@@ -608,9 +608,37 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         }
     }
 
-    /// Drives the rollout to its end: the `rollout` command.
+    /// Drives the rollout to its end: the `rollout` command. Every ending lets go of the lease:
+    /// the endings the ledger records (completed, rolled back, paused, held) clear it with the
+    /// status; any other — a pause or a rollback seen from another process, an error — gives it
+    /// back here, so the next run (after `resume`, say) is not refused by a lease of a process
+    /// that has exited.
     pub async fn run(
         mut self,
+        opening: Opening<T::Routes>,
+        cancel: watch::Receiver<bool>,
+        on_interrupt: OnInterrupt,
+    ) -> Result<End> {
+        let end = self.drive(opening, cancel, on_interrupt).await;
+        if end.is_err() {
+            self.let_go().await;
+        }
+        end
+    }
+
+    /// Gives this run's lease back, if it still holds it (best effort: it expires anyway).
+    pub(crate) async fn let_go(&mut self) {
+        for _ in 0..3 {
+            match self.ledger.release_lease(self.clock.now_ms()).await {
+                Ok(()) => return,
+                Err(e) => tracing::debug!(error = %e, "giving the lease back"),
+            }
+        }
+        tracing::warn!("could not give the lease back; it expires by itself");
+    }
+
+    async fn drive(
+        &mut self,
         opening: Opening<T::Routes>,
         cancel: watch::Receiver<bool>,
         on_interrupt: OnInterrupt,
