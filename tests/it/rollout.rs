@@ -261,3 +261,22 @@ async fn a_metric_gate_waits_without_data_and_fails_above_max() {
     assert!(err.contains("50 above max 10"), "{err}");
     assert_eq!(f.weights().await, (100, 0));
 }
+
+/// Issue 26: the emulator re-seeded mid-rollout, the run ended with a report of the weights it
+/// had written, not the live ones. A final report reads the live weights; a split this run did
+/// not write is drift (exit 6), named with the live weights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_moved_by_hand_during_the_last_bake_end_the_run_as_drift_naming_the_live_split() {
+    let w = World::new().await;
+    let f = front(&w).await;
+    w.write("svc", &Profile::new().alb(f.route()).rollout(Rollout::new(&[100.0]).bake("5s").poll("100ms")));
+    let child = w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until(30, "the last stage", || async { f.weights().await == (0, 100) }).await;
+    // Re-seeded by hand while the last stage bakes.
+    f.set_weights(100, 0).await;
+    let (code, out, err) = finish(child, 60).await;
+    assert_eq!(code, 6, "drift\n{out}\n{err}");
+    assert!(err.contains("live 100:0"), "the live weights are named: {err}");
+    assert!(!out.contains("rollout completed"), "{out}");
+    assert_eq!(f.weights().await, (100, 0), "nothing written over the hand-made split");
+}

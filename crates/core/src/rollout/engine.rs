@@ -459,8 +459,28 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         Ok(self.end(outcome, outcome.exit_code(true), stage, Percent::ZERO, Some(reason)))
     }
 
+    /// Reads the live weights before a final report: a split this run did not write is drift
+    /// (someone moved traffic while the stage baked), said with the live weights, not a report of
+    /// the weights this run last wrote. A read that fails leaves the report to what was written.
+    async fn live_is_ours(&mut self) -> Option<Result<End>> {
+        let live = match self.traffic.read().await {
+            Ok(routes) => T::views(&routes),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the live weights for the final report");
+                return None;
+            }
+        };
+        if live == self.views {
+            return None;
+        }
+        Some(self.moved(&live, "the live weights are not the ones this run wrote").await)
+    }
+
     /// Stops with traffic where it is, the rollout marked paused.
     pub(crate) async fn halt(&mut self, why: Halt, reason: String) -> Result<End> {
+        if let Some(drift) = self.live_is_ours().await {
+            return drift;
+        }
         let views = self.views.clone();
         self.record_end(&Ending::Paused { reason: reason.clone() }, &views).await;
         let stage = self.progress.stage;
@@ -477,6 +497,9 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
 
     /// The last stage baked: the candidate is the stable side now.
     pub(crate) async fn complete(&mut self) -> Result<End> {
+        if let Some(drift) = self.live_is_ours().await {
+            return drift;
+        }
         let views = self.views.clone();
         self.record_end(&Ending::Completed, &views).await;
         let n = self.stages();
