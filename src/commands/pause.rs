@@ -59,7 +59,9 @@ pub async fn run(settings: &Settings, pause: bool, dry_run: bool) -> Result<i32>
             bus.close().await;
             let action = if pause { Action::Pause } else { Action::Resume };
             let message = if pause {
-                format!("the rollout is {to}: a running `rollout` stops at its next poll (exit 7), `advance` moves nothing")
+                format!(
+                    "the rollout is {to}: a running `rollout` stops at its next poll (exit 7), `advance` moves nothing"
+                )
             } else {
                 // Nothing in this process drives the rollout: say what will.
                 format!(

@@ -270,7 +270,8 @@ async fn weights_moved_by_hand_during_the_last_bake_end_the_run_as_drift_naming_
     let w = World::new().await;
     let f = front(&w).await;
     w.write("svc", &Profile::new().alb(f.route()).rollout(Rollout::new(&[100.0]).bake("5s").poll("100ms")));
-    let child = w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     wait_until(30, "the last stage", || async { f.weights().await == (0, 100) }).await;
     // Re-seeded by hand while the last stage bakes.
     f.set_weights(100, 0).await;
