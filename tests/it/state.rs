@@ -494,3 +494,19 @@ async fn a_rollout_paused_from_another_process_gives_its_lease_back_and_after_re
     assert!(out.contains("rollout completed"), "{out}\n{err}");
     assert_eq!(f.weights().await, (0, 100));
 }
+
+/// Issue 26: `validate` printed "state table: cutover-state" and exit 0 for a table that did not
+/// exist; `history` then failed. It checks the table and says how to create it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_refuses_a_state_table_that_does_not_exist_and_names_state_init() {
+    let w = World::new().await;
+    let f = Front::new(&w.aws).await;
+    let table = unique("missing-");
+    w.write("svc", &profile(&f, &table, "1s", "30s"));
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "validate"]), 2);
+    assert!(err.contains(&format!("state table `{table}`")) && err.contains("not found"), "{err}");
+    assert!(err.contains("cutover state init -p svc"), "{err}");
+    expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "validate"]), 0);
+    assert!(out.contains(&format!("state table: {table}")), "{out}");
+}
