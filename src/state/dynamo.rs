@@ -431,6 +431,10 @@ impl Store for DynamoStore {
             Some(entry) => self.put_with_entry(state, expected, entry).await,
         }
     }
+
+    async fn append(&self, entry: &AuditEntry) -> Result<bool, StoreError> {
+        DynamoStore::append(self, entry).await.map(|()| true).map_err(store_error)
+    }
 }
 
 /// A cancelled transaction of the state item (first) and an audit line (second), by the
