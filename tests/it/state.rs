@@ -461,11 +461,17 @@ async fn status_watch_redraws_stage_bake_and_gates_until_the_rollout_ends() {
     let (code, _, err) = finish(child, 30).await;
     reader.join().unwrap();
     let screen = screen.lock().unwrap().replace('\r', "");
-    assert_eq!(code, 0, "{screen}\n{err}");
+    // Issue 26: it exited 0 with "Ctrl-C to stop" on its last frame. It ends with the rollout's
+    // outcome, exit 3 for a rollback, and a last line that says so.
+    assert_eq!(code, 3, "{screen}\n{err}");
     for what in ["rollout: blue → green, progressing, stage 1/3 (green 10%)", "bake:", "\u{1b}[32mPASS", "aborted at"]
     {
         assert!(screen.contains(what), "missing {what:?} in:\n{screen}");
     }
+    let last = screen.rsplit("\u{1b}[2J").next().unwrap();
+    assert!(!last.contains("Ctrl-C to stop"), "the last frame:\n{last}");
+    let line = last.trim_end().lines().last().unwrap_or_default();
+    assert!(line.starts_with("the rollout ended rolled back to blue") && line.ends_with("(exit 3)"), "{line:?}");
 }
 
 /// Issue 26: a rollout paused from another process stopped (exit 7) but kept its lease, under
