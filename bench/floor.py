@@ -186,14 +186,17 @@ ALB_TOML = f'[[alb]]\nlistener = "{listener}"\nblue = "{tg["blue"]}"\ngreen = "{
 # One zone for the rollback profiles, given by id (as a production profile would, to skip the lookup).
 name = f"floor{RUN_ID}.bench."
 zid = new_zone(name)
-one_rec, mixed_rec, state_rec, roll_rec = (f"{p}.{name}" for p in ("one", "mixed", "state", "roll"))
-split_records(zid, [one_rec, mixed_rec, state_rec, roll_rec], 50, 50)
+one_rec, mixed_rec, state_rec, roll_rec, none_rec = (f"{p}.{name}" for p in ("one", "mixed", "state", "roll", "none"))
+split_records(zid, [one_rec, mixed_rec, state_rec, roll_rec, none_rec], 50, 50)
 table = f"floor-state-{RUN_ID}"
 prof_one = profile(os.path.join(tmp, "one.toml"), route53_toml(zid, one_rec))
 prof_mixed = profile(os.path.join(tmp, "mixed.toml"), route53_toml(zid, mixed_rec) + ALB_TOML)
 prof_state = profile(os.path.join(tmp, "state.toml"), route53_toml(zid, state_rec) +
                      f'[rollout]\nstages = [50, 100]\nbake = "1h"\ndns_ttl = "0s"\n[state]\ntable = "{table}"\n')
 subprocess.run([CUTOVER, "-p", prof_state, "state", "init"], check=True, stdout=subprocess.DEVNULL)
+# The same table, a profile with no rollout ever recorded: traffic moved by hand, rolled back `--to`.
+prof_none = profile(os.path.join(tmp, "none.toml"), route53_toml(zid, none_rec) +
+                    f'[rollout]\nstages = [50, 100]\nbake = "1h"\ndns_ttl = "0s"\n[state]\ntable = "{table}"\n')
 
 
 # ---- the floor: warm boto3 doing what a rollback must -----------------------------------------
@@ -228,13 +231,14 @@ def together(*fns):
         t.join()
 
 
-def floor_state():
+def floor_state(rec=None):
+    state_rec_ = rec or state_rec
     key = {"pk": {"S": "state"}, "sk": {"S": "STATE"}}
-    together(lambda: slow_r53.list_resource_record_sets(HostedZoneId=zid, StartRecordName=state_rec,
+    together(lambda: slow_r53.list_resource_record_sets(HostedZoneId=zid, StartRecordName=state_rec_,
                                                         StartRecordType="A", MaxItems="2"),
              lambda: slow_ddb.get_item(TableName=table, Key=key, ConsistentRead=True))
     change = slow_r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [
-        alias(state_rec, "blue", 100), alias(state_rec, "green", 0)]})["ChangeInfo"]["Id"]
+        alias(state_rec_, "blue", 100), alias(state_rec_, "green", 0)]})["ChangeInfo"]["Id"]
 
     def confirm():
         while slow_r53.get_change(Id=change)["ChangeInfo"]["Status"] != "INSYNC":
@@ -261,7 +265,8 @@ def start_state_rollout():
 s = {k: Sample(n) for k, n in [
     ("one", "rollback, one Route53 route"), ("one_floor", "floor, one Route53 route"),
     ("mixed", "rollback, Route53 + ALB"), ("mixed_floor", "floor, Route53 + ALB"),
-    ("state", "rollback, one route with [state]"), ("state_floor", "floor, one route with [state]")]}
+    ("state", "rollback, one route with [state]"), ("state_floor", "floor, one route with [state]"),
+    ("none", "rollback, [state], no rollout recorded"), ("none_floor", "floor, [state], no rollout recorded")]}
 for i in range(runs if "rollback" in SECTIONS else 0):
     split_records(zid, [one_rec], 50, 50)
     cutover(s["one"], prof_one, "rollback", "--to", "blue", "--yes")
@@ -280,6 +285,11 @@ for i in range(runs if "rollback" in SECTIONS else 0):
     split_records(zid, [state_rec], 50, 50)
     scripted(s["state_floor"], floor_state)
 
+    split_records(zid, [none_rec], 50, 50)
+    cutover(s["none"], prof_none, "rollback", "--to", "blue", "--yes")
+    split_records(zid, [none_rec], 50, 50)
+    scripted(s["none_floor"], lambda: floor_state(none_rec))
+
 if "rollback" in SECTIONS:
     print(f"rollback vs the API floor, {runs} runs each, alternated, 30..50 ms a call:")
     for k in s:
@@ -287,6 +297,7 @@ if "rollback" in SECTIONS:
     print(ratio(s["one"], s["one_floor"], 1.15))
     print(ratio(s["mixed"], s["mixed_floor"], 1.15))
     print(ratio(s["state"], s["state_floor"], 1.3))
+    print(ratio(s["none"], s["none_floor"], 1.3))
 
 # ---- set on many routes vs one ----------------------------------------------------------------
 def set_section():

@@ -155,6 +155,15 @@ impl Settings {
         })
     }
 
+    /// Without `[state]`, the lock file that keeps a second run of this profile's traffic on this
+    /// machine out (exit 5 while another holds it); `None` with a state table (its lease does that).
+    pub fn local_lock(&self) -> Result<Option<crate::state::LocalLock>> {
+        if self.profile.state.is_some() {
+            return Ok(None);
+        }
+        crate::state::LocalLock::acquire(&self.profile.name, &self.profile.routes.identities())
+    }
+
     /// The lease of a run.
     pub fn lease(&self) -> Duration {
         self.profile.state.as_ref().map(|s| s.lease).unwrap_or(DEFAULT_LEASE)

@@ -53,6 +53,9 @@ pub async fn load(profile_region: Option<&str>, profile: Option<&std::path::Path
         .http_client(http_client())
         .load()
         .await;
+    if let Some(region) = sdk.region() {
+        super::regions::set(region.as_ref());
+    }
     if sdk.region().is_none() {
         let profile = match profile {
             Some(p) => format!("the profile {} has no `region`, and ", p.display()),

@@ -136,21 +136,42 @@ where
     };
     let (what, hint) = match err {
         S::ServiceError(se) => {
-            let code = se.err().code().unwrap_or("error");
+            // An answer without an error code (a proxy's or an emulator's bare 500) is named by
+            // its HTTP status; a 5xx says its status beside the code.
+            let status = se.raw().status().as_u16();
             let message = se.err().message().unwrap_or("").trim().to_string();
-            let hint = hint_for_code(code);
-            (if message.is_empty() { code.to_string() } else { format!("{code}: {message}") }, hint)
+            let said = match se.err().code() {
+                Some(code) if status >= 500 => format!("{code} (HTTP {status} from {})", endpoint_of(&service)),
+                Some(code) => code.to_string(),
+                None if status >= 500 => {
+                    format!("HTTP {status} without an error code from {}", endpoint_of(&service))
+                }
+                None => format!("HTTP {status} without an error code"),
+            };
+            let hint = se.err().code().and_then(hint_for_code).or_else(|| {
+                (status >= 500).then(|| {
+                    format!("the endpoint failed the call {} times; try again in a minute", super::config::MAX_ATTEMPTS)
+                })
+            });
+            (if message.is_empty() { said } else { format!("{said}: {message}") }, hint)
         }
         S::DispatchFailure(d) if super::http::connection_refused(err) => (
-            format!("could not connect: {}", d.as_connector_error().map(|c| root(c)).unwrap_or_else(|| root(err))),
-            Some("nothing listens at the endpoint: check AWS_ENDPOINT_URL (for the local emulator: `. localstack/env.sh` starts it), or unset it to reach AWS".into()),
+            format!(
+                "could not connect to {}: {}",
+                endpoint_of(&service),
+                d.as_connector_error().map(|c| root(c)).unwrap_or_else(|| root(err))
+            ),
+            Some(match endpoint_env(&service) {
+                Some((var, url)) => format!("nothing listens at {url} ({var}): for the local emulator, `. localstack/env.sh` starts it; unset {var} to reach AWS"),
+                None => "nothing listens at the endpoint: check the network and proxy settings".into(),
+            }),
         ),
         S::DispatchFailure(_) => (
-            format!("could not reach AWS: {}", root(err)),
+            format!("could not reach {}: {}", endpoint_of(&service), root(err)),
             Some("check the network, proxy settings and AWS_ENDPOINT_URL".into()),
         ),
         S::TimeoutError(_) => (
-            "timed out".to_string(),
+            format!("timed out reaching {}", endpoint_of(&service)),
             Some("AWS did not answer in time; the network may be slow or blocked — try again".into()),
         ),
         S::ConstructionFailure(_) => (
@@ -159,8 +180,40 @@ where
         ),
         _ => (root(err), None),
     };
+    // A region no partition knows is the likeliest reason an endpoint failed or was not found.
+    let unknown_region = matches!(err, S::DispatchFailure(_) | S::TimeoutError(_))
+        || matches!(err, S::ServiceError(se) if se.raw().status().as_u16() >= 500);
+    let hint = match super::regions::unknown_region_hint().filter(|_| unknown_region) {
+        Some(region) => Some(region),
+        None => hint,
+    };
     let hint = hint.map(|h| format!("\nhint: {h}")).unwrap_or_default();
     (service, format!("{what}{hint}"))
+}
+
+/// The environment variable that sets `service`'s endpoint, and its value: the service's own
+/// (`AWS_ENDPOINT_URL_DYNAMODB`) before the shared `AWS_ENDPOINT_URL`.
+fn endpoint_env(service: &str) -> Option<(String, String)> {
+    let id = match service {
+        "route53" => "ROUTE_53".to_string(),
+        "elbv2" => "ELASTIC_LOAD_BALANCING_V2".to_string(),
+        s => s.to_ascii_uppercase(),
+    };
+    [format!("AWS_ENDPOINT_URL_{id}"), "AWS_ENDPOINT_URL".to_string()].into_iter().find_map(|var| {
+        let url = std::env::var(&var).ok().filter(|v| !v.trim().is_empty())?;
+        Some((var, crate::terminal::one_line(url.trim()).to_string()))
+    })
+}
+
+/// The endpoint a call of `service` went to, as far as the environment says: its URL, or AWS's.
+fn endpoint_of(service: &str) -> String {
+    match endpoint_env(service) {
+        Some((var, url)) => format!("{url} ({var})"),
+        None => match super::regions::current() {
+            Some(region) => format!("AWS's {service} endpoint in {region}"),
+            None => format!("AWS's {service} endpoint"),
+        },
+    }
 }
 
 /// `route53` out of `aws_sdk_route53::operation::…::SomeError`.

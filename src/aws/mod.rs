@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod config;
 pub mod errors;
 pub mod http;
+pub mod regions;
 
 pub use accounts::Accounts;
 pub use config::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, MAX_ATTEMPTS, load, timeouts_until};

@@ -1,5 +1,7 @@
 //! `cutover pause` / `cutover resume`: hold a rollout (a paused rollout is not advanced, and a
 //! running `rollout` stops at its next poll, exit 7), or release it (its stage bakes again).
+//! `resume` only marks the rollout progressing; it drives nothing itself (a `rollout` run or the
+//! scheduler's `advance` does), and says so.
 
 use crate::error::{Error, Result};
 use crate::exit;
@@ -56,7 +58,18 @@ pub async fn run(settings: &Settings, pause: bool, dry_run: bool) -> Result<i32>
             bus.event(Event::PauseChanged { paused: pause, stage: s.progress.stage, reason, routes: live.clone() });
             bus.close().await;
             let action = if pause { Action::Pause } else { Action::Resume };
-            settings.print(&report(action, format!("the rollout is {to}"), Some(&s)))?;
+            let message = if pause {
+                format!(
+                    "the rollout is {to}: a running `rollout` stops at its next poll (exit 7), `advance` moves nothing"
+                )
+            } else {
+                // Nothing in this process drives the rollout: say what will.
+                format!(
+                    "the rollout is {to} again (its stage bakes again from now), but nothing drives it yet: run `cutover rollout -p {}` to drive it here, or the scheduler's next `advance` will",
+                    settings.profile.name
+                )
+            };
+            settings.print(&report(action, message, Some(&s)))?;
         }
         None => {
             let now = ledger.state().cloned();

@@ -160,12 +160,15 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     let reason = format!("rolled back to {stable} by {who}");
     let planned: Vec<_> = AwsTraffic::plan(&routes, stable, Percent::FULL).iter().map(RouteChange::planned).collect();
     let recorded_rollout = matches!(&state, Ok(Some(_)));
-    let entry = recorded_rollout
+    // The rollback's line of the audit trail goes out beside Route53's propagation: with the
+    // abort, or on its own when no rollout is recorded (the table answered) — never after it.
+    let entry = state
+        .is_ok()
         .then(|| {
             let event = Event::Rollback {
                 to: stable,
                 by: who.clone(),
-                aborted: true,
+                aborted: recorded_rollout,
                 before: before.clone(),
                 routes: planned.clone(),
             };

@@ -42,8 +42,15 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     }
     match settings.store() {
         Some(store) => drive(settings, &traffic, store, settings.identity.holder().await, &args).await,
-        // Without a state table the run keeps its progress to itself: no one to tell who it is.
-        None => drive(settings, &traffic, MemoryStore::default(), "this run".into(), &args).await,
+        // Without a state table the run keeps its progress to itself, and a lock file keeps a
+        // second run on this machine out (not one on another machine: said at the start).
+        None => {
+            let _lock = settings.local_lock()?;
+            if settings.output == crate::cli::OutputFormat::Text {
+                eprintln!("note: {}", crate::state::local_lock::NOT_ACROSS_MACHINES);
+            }
+            drive(settings, &traffic, MemoryStore::default(), "this run".into(), &args).await
+        }
     }
 }
 

@@ -93,6 +93,9 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         settings.print(&report)?;
         return Ok(exit::OK);
     }
+    // Without a state table, a run of this profile on this machine holds a lock file: refused
+    // (exit 5) while it runs.
+    let _lock = settings.local_lock()?;
     let question = format!(
         "move {side} to {percent}% on profile {}{}?",
         profile.name,

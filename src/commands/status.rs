@@ -47,7 +47,14 @@ pub async fn run(settings: &Settings, watch: Option<Duration>) -> Result<i32> {
             }
             _ => None,
         };
-        let text = watch_frame(settings, &report, state.as_ref(), gates.as_deref(), every);
+        // It ends with the rollout it saw running; before one starts it waits for one.
+        let active = state.as_ref().is_some_and(|s| s.status.is_active());
+        let ended = (seen_active && !active).then(|| outcome(state.as_ref()));
+        let mut text = watch_frame(settings, &report, state.as_ref(), gates.as_deref(), every, ended.is_none());
+        if let Some((line, _)) = &ended {
+            text.push_str(line);
+            text.push('\n');
+        }
         match settings.output {
             OutputFormat::Json => {
                 let mut doc = serde_json::to_value(&report).unwrap_or_default();
@@ -61,10 +68,8 @@ pub async fn run(settings: &Settings, watch: Option<Duration>) -> Result<i32> {
             }
             OutputFormat::Text => crate::report::out(format!("--- {}\n{text}", fmt_ms(Clock::new().now_ms()))),
         }
-        // It ends with the rollout it saw running; before one starts it waits for one.
-        let active = state.as_ref().is_some_and(|s| s.status.is_active());
-        if seen_active && !active {
-            return Ok(exit::OK);
+        if let Some((_, code)) = ended {
+            return Ok(code);
         }
         seen_active |= active;
         tokio::select! {
@@ -182,13 +187,44 @@ async fn readings(settings: &Settings, gates: &crate::gates::Gates, s: &RolloutS
     gates.read(&ctx).await
 }
 
-/// One frame of `status --watch`: the status, the bake of the stage, each gate's reading.
+/// How the rollout a watch saw running ended: the watch's last line and its exit code — the
+/// code the `rollout` that drove it ends with (0 completed, 3 rolled back, 7 paused or held).
+fn outcome(state: Option<&RolloutState>) -> (String, i32) {
+    let why = |s: &RolloutState| s.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
+    match state {
+        Some(s) if s.status == Status::Completed => {
+            (format!("the rollout ended completed: all traffic on {} (exit 0)", s.stable), exit::OK)
+        }
+        Some(s) if s.status == Status::Aborted => (
+            format!("the rollout ended rolled back to {}{} (exit {})", s.stable, why(s), exit::ROLLED_BACK),
+            exit::ROLLED_BACK,
+        ),
+        Some(s) if s.status == Status::Paused => (
+            format!(
+                "the rollout ended paused at stage {}/{}{} (exit {}; `cutover resume` releases it)",
+                s.progress.stage,
+                s.stages.len(),
+                why(s),
+                exit::HELD
+            ),
+            exit::HELD,
+        ),
+        Some(s) => (format!("the rollout is {} (exit {})", s.status, exit::OK), exit::OK),
+        None => {
+            (format!("the rollout state is gone: another rollout replaced it (exit {})", exit::LOCKED), exit::LOCKED)
+        }
+    }
+}
+
+/// One frame of `status --watch`: the status, the bake of the stage, each gate's reading; the
+/// footer while the watch goes on (`more`), none on its last frame.
 fn watch_frame(
     settings: &Settings,
     report: &StatusReport,
     state: Option<&RolloutState>,
     gates: Option<&[Reading]>,
     every: Duration,
+    more: bool,
 ) -> String {
     let colour = crate::report::colour();
     let mut text = report.to_string();
@@ -223,7 +259,9 @@ fn watch_frame(
             text.push_str(&chart);
         }
     }
-    text.push_str(&format!("(every {}; Ctrl-C to stop)\n", humantime::format_duration(every)));
+    if more {
+        text.push_str(&format!("(every {}; Ctrl-C to stop)\n", humantime::format_duration(every)));
+    }
     text
 }
 

@@ -792,8 +792,9 @@ impl fmt::Display for ValidateReport {
                 self.candidate
             )?;
         }
-        if let Some(t) = &self.state_table {
-            writeln!(f, "state table: {t}")?;
+        match &self.state_table {
+            Some(t) => writeln!(f, "state table: {t}")?,
+            None => writeln!(f, "state: {}", crate::state::local_lock::NOT_ACROSS_MACHINES)?,
         }
         Ok(())
     }

@@ -119,7 +119,10 @@ impl DynamoStore {
     }
 
     fn missing_table(&self) -> Error {
-        Error::refused_hint(format!("state table `{}` not found", self.table), "create it: `cutover state init`")
+        Error::refused_hint(
+            format!("state table `{}` of profile `{}` not found", self.table, self.profile),
+            format!("create it: `cutover state init -p {}`", self.profile),
+        )
     }
 
     /// A failed call on the table: its absence said as such (exit 2, with how to create it).
@@ -192,6 +195,22 @@ impl DynamoStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
             Err(e) => Err(crate::aws::error(format!("DescribeTable {}", self.table), e)),
         }
+    }
+
+    /// Checks the table answers for this profile, with a call every run's policy allows (a
+    /// GetItem of the state item's key alone, not DescribeTable): a missing table is refused
+    /// (exit 2) with how to create it.
+    pub async fn check(&self) -> Result<()> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(self.profile.clone()))
+            .key("sk", AttributeValue::S(STATE_SK.into()))
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|e| self.failed("GetItem", e))?;
+        Ok(())
     }
 
     async fn get(&self) -> Result<Option<RolloutState>> {
@@ -416,6 +435,10 @@ impl Store for DynamoStore {
             None => self.put(state, expected).await,
             Some(entry) => self.put_with_entry(state, expected, entry).await,
         }
+    }
+
+    async fn append(&self, entry: &AuditEntry) -> Result<bool, StoreError> {
+        DynamoStore::append(self, entry).await.map(|()| true).map_err(store_error)
     }
 }
 

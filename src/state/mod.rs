@@ -6,11 +6,13 @@
 pub mod audit;
 pub mod dynamo;
 pub mod identity;
+pub mod local_lock;
 
 pub use crate::rollout::record::AuditEntry;
 pub use audit::AuditSink;
 pub use dynamo::{DynamoStore, ProfileId};
 pub use identity::{Identity, account};
+pub use local_lock::LocalLock;
 
 /// `[state]`: the table, and how long a run's lease lasts.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -278,3 +278,24 @@ async fn a_missing_regional_resource_names_the_region_it_was_looked_up_in() {
     let (_, err) = expect(w.cutover().args(["-p", "svc", "status"]), 2);
     assert!(err.contains("not found") && err.contains("(looked up in region us-west-2)"), "{err}");
 }
+
+/// Issue 26: `AWS_REGION=us-wset-2 cutover status` against an endpoint answering a bare 500 said
+/// "error: elbv2 DescribeLoadBalancers demo-front: error" — no code, no status, no hint. The
+/// error names the HTTP status and the endpoint, and the misspelt region as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_answering_a_bare_500_in_an_unknown_region_names_the_status_the_endpoint_and_the_region() {
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let w = World::new().await;
+    w.write("svc", &somewhere());
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(500)).mount(&server).await;
+    let (_, err) = expect(
+        w.cutover().env("AWS_ENDPOINT_URL", server.uri()).env("AWS_REGION", "us-wset-2").args(["-p", "svc", "status"]),
+        1,
+    );
+    assert!(err.contains("HTTP 500"), "the status: {err}");
+    assert!(err.contains(&server.uri()) && err.contains("AWS_ENDPOINT_URL"), "the endpoint: {err}");
+    assert!(err.contains("`us-wset-2`") && err.contains("not a known AWS region"), "the region: {err}");
+    assert!(err.contains("did you mean `us-west-2`?"), "{err}");
+    assert!(!err.trim_end().ends_with(": error"), "{err}");
+}

@@ -84,6 +84,8 @@ impl World {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-west-2")
+            // The lock files of profiles without `[state]`: this world's own.
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.dir.path().join("aws-config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("aws-credentials"));

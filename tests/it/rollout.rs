@@ -261,3 +261,59 @@ async fn a_metric_gate_waits_without_data_and_fails_above_max() {
     assert!(err.contains("50 above max 10"), "{err}");
     assert_eq!(f.weights().await, (100, 0));
 }
+
+/// Issue 26: the emulator re-seeded mid-rollout, the run ended with a report of the weights it
+/// had written, not the live ones. A final report reads the live weights; a split this run did
+/// not write is drift (exit 6), named with the live weights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_moved_by_hand_during_the_last_bake_end_the_run_as_drift_naming_the_live_split() {
+    let w = World::new().await;
+    let f = front(&w).await;
+    w.write("svc", &Profile::new().alb(f.route()).rollout(Rollout::new(&[100.0]).bake("5s").poll("100ms")));
+    let child =
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until(30, "the last stage", || async { f.weights().await == (0, 100) }).await;
+    // Re-seeded by hand while the last stage bakes.
+    f.set_weights(100, 0).await;
+    let (code, out, err) = finish(child, 60).await;
+    assert_eq!(code, 6, "drift\n{out}\n{err}");
+    assert!(err.contains("live 100:0"), "the live weights are named: {err}");
+    assert!(!out.contains("rollout completed"), "{out}");
+    assert_eq!(f.weights().await, (100, 0), "nothing written over the hand-made split");
+}
+
+/// Issue 26: without `[state]`, a second `rollout` ran beside the first and `set green=50 -y`
+/// was accepted mid-rollout. A lock file per profile keeps them out (exit 5, naming the pid);
+/// `validate` and the run's first lines say runs on other machines are not excluded; `rollback`
+/// is never locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_state_a_second_run_on_this_machine_is_refused_naming_the_pid_and_rollback_is_not() {
+    let w = World::new().await;
+    let f = front(&w).await;
+    w.write("svc", &Profile::new().alb(f.route()).rollout(timing("60s", "60s")));
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "validate"]), 0);
+    assert!(out.contains("runs on other machines are not excluded"), "{out}");
+    let mut child =
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    wait_until(30, "the first stage", || async { f.weights().await == (90, 10) }).await;
+
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 5);
+    assert!(err.contains(&format!("pid {pid}")) && err.contains("on this machine"), "{err}");
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "-y", "set", "green=50", "--no-gates"]), 5);
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    assert_eq!(f.weights().await, (90, 10), "nothing moved by the refused runs");
+
+    expect(w.cutover().args(["-p", "svc", "-y", "rollback", "--to", "blue"]), 0);
+    assert_eq!(f.weights().await, (100, 0));
+    // The run is killed (it would find traffic moved only at its next shift, a bake away).
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("runs on other machines are not excluded"), "said at the start: {err}");
+
+    // Its lock went with it, however it ended: the next run on this machine goes ahead.
+    w.write("svc", &Profile::new().alb(f.route()).rollout(timing("0s", "60s")));
+    expect(w.cutover().args(["-p", "svc", "rollout"]), 0);
+    assert_eq!(f.weights().await, (0, 100));
+}

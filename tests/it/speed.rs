@@ -339,3 +339,41 @@ async fn a_stateful_rollback_aborts_beside_route53s_propagation_with_its_audit_l
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["rollout"]["status"], "aborted", "{status}");
 }
+
+/// Issue 26: a rollback of a `[state]` profile with no rollout recorded (traffic moved by hand)
+/// read the state item again after the write, then wrote its audit line after that: two round
+/// trips after the write. Its second read and its audit line now go out at once, beside
+/// Route53's GetChange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateful_rollback_with_no_rollout_recorded_writes_its_audit_line_beside_route53s_propagation() {
+    let w = World::new().await;
+    let kit = proxy(aws_like());
+    let pair = Records::alias(&w.aws, (50, 50)).await;
+    let rollout = Rollout::new(&[50.0, 100.0]).bake("1h").dns_ttl("0s");
+    w.write("nr", &Profile::new().route53(pair.route_by_id()).rollout(rollout).state(&unique("speed-")));
+    expect(w.cutover().args(["-p", "nr", "state", "init"]), 0);
+    let (printed, _) = expect(w.cutover().args(["-p", "nr", "iam-policy"]), 0);
+    let printed: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    kit.set(|c| c.iam_policy = Some(printed));
+    kit.clear();
+    let (out, _) = expect(
+        w.cutover().env("AWS_ENDPOINT_URL", &kit.endpoint).args(["-p", "nr", "rollback", "--to", "blue", "--yes"]),
+        0,
+    );
+    assert!(out.contains("no rollout was recorded"), "{out}");
+    assert_eq!(pair.weights().await, (100, 0));
+    let calls = kit.calls();
+    let change = first(&calls, "ChangeResourceRecordSets");
+    let line = first(&calls, "PutItem");
+    assert!(line.started >= change.ended, "traffic first");
+    assert!(line.started < first(&calls, "GetChange").ended, "the audit line went out beside GetChange");
+    let reads: Vec<&Call> = calls.iter().filter(|c| c.operation == "GetItem").collect();
+    assert_eq!(reads.len(), 2, "one read before the write, one beside GetChange");
+    assert!(reads.iter().all(|r| r.started < change.started || r.started < first(&calls, "GetChange").ended));
+    assert_eq!(calls.iter().filter(|c| c.operation == "PutItem").count(), 1, "one audit line, written once");
+
+    let (out, _) = expect(w.cutover().args(["-p", "nr", "-o", "json", "history"]), 0);
+    let history: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let entries = history["entries"].as_array().unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(entries.iter().filter(|e| e["action"] == "rollback").count(), 1, "{history}");
+}

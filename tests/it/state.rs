@@ -461,9 +461,58 @@ async fn status_watch_redraws_stage_bake_and_gates_until_the_rollout_ends() {
     let (code, _, err) = finish(child, 30).await;
     reader.join().unwrap();
     let screen = screen.lock().unwrap().replace('\r', "");
-    assert_eq!(code, 0, "{screen}\n{err}");
+    // Issue 26: it exited 0 with "Ctrl-C to stop" on its last frame. It ends with the rollout's
+    // outcome, exit 3 for a rollback, and a last line that says so.
+    assert_eq!(code, 3, "{screen}\n{err}");
     for what in ["rollout: blue → green, progressing, stage 1/3 (green 10%)", "bake:", "\u{1b}[32mPASS", "aborted at"]
     {
         assert!(screen.contains(what), "missing {what:?} in:\n{screen}");
     }
+    let last = screen.rsplit("\u{1b}[2J").next().unwrap();
+    assert!(!last.contains("Ctrl-C to stop"), "the last frame:\n{last}");
+    let line = last.trim_end().lines().last().unwrap_or_default();
+    assert!(line.starts_with("the rollout ended rolled back to blue") && line.ends_with("(exit 3)"), "{line:?}");
+}
+
+/// Issue 26: a rollout paused from another process stopped (exit 7) but kept its lease, under
+/// the pid of a process that had exited; after `resume`, the next `rollout` was refused (exit 5).
+/// Every ending gives the lease back; `resume` says what will drive the rollout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_paused_from_another_process_gives_its_lease_back_and_after_resume_the_next_run_completes() {
+    let (w, f, svc) = setup("60s", "30s", |p| p).await;
+    let child =
+        w.std_cutover().args(["-p", "svc", "rollout"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until(30, "the first stage", || async { f.weights().await == (90, 10) }).await;
+    expect(w.cutover().args(["-p", "svc", "pause"]), 0);
+    let (code, out, err) = finish(child, 30).await;
+    assert_eq!(code, 7, "the running rollout stops, paused\n{out}\n{err}");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    assert!(json(&out)["rollout"]["lease_holder"].is_null(), "the lease is given back: {out}");
+
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "resume"]), 0);
+    assert!(out.contains("nothing drives it yet"), "{out}");
+    assert!(out.contains("`cutover rollout -p svc`") && out.contains("`advance`"), "{out}");
+    assert_eq!(f.weights().await, (90, 10), "resume moves nothing");
+
+    let table = svc.state.as_ref().unwrap().table.clone();
+    w.write("svc", &profile(&f, &table, "300ms", "30s"));
+    let (out, err) = expect(w.cutover().args(["-p", "svc", "rollout"]), 0);
+    assert!(out.contains("rollout completed"), "{out}\n{err}");
+    assert_eq!(f.weights().await, (0, 100));
+}
+
+/// Issue 26: `validate` printed "state table: cutover-state" and exit 0 for a table that did not
+/// exist; `history` then failed. It checks the table and says how to create it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_refuses_a_state_table_that_does_not_exist_and_names_state_init() {
+    let w = World::new().await;
+    let f = Front::new(&w.aws).await;
+    let table = unique("missing-");
+    w.write("svc", &profile(&f, &table, "1s", "30s"));
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "validate"]), 2);
+    assert!(err.contains(&format!("state table `{table}`")) && err.contains("not found"), "{err}");
+    assert!(err.contains("cutover state init -p svc"), "{err}");
+    expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "validate"]), 0);
+    assert!(out.contains(&format!("state table: {table}")), "{out}");
 }

@@ -459,8 +459,28 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         Ok(self.end(outcome, outcome.exit_code(true), stage, Percent::ZERO, Some(reason)))
     }
 
+    /// Reads the live weights before a final report: a split this run did not write is drift
+    /// (someone moved traffic while the stage baked), said with the live weights, not a report of
+    /// the weights this run last wrote. A read that fails leaves the report to what was written.
+    async fn live_is_ours(&mut self) -> Option<Result<End>> {
+        let live = match self.traffic.read().await {
+            Ok(routes) => T::views(&routes),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the live weights for the final report");
+                return None;
+            }
+        };
+        if live == self.views {
+            return None;
+        }
+        Some(self.moved(&live, "the live weights are not the ones this run wrote").await)
+    }
+
     /// Stops with traffic where it is, the rollout marked paused.
     pub(crate) async fn halt(&mut self, why: Halt, reason: String) -> Result<End> {
+        if let Some(drift) = self.live_is_ours().await {
+            return drift;
+        }
         let views = self.views.clone();
         self.record_end(&Ending::Paused { reason: reason.clone() }, &views).await;
         let stage = self.progress.stage;
@@ -477,6 +497,9 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
 
     /// The last stage baked: the candidate is the stable side now.
     pub(crate) async fn complete(&mut self) -> Result<End> {
+        if let Some(drift) = self.live_is_ours().await {
+            return drift;
+        }
         let views = self.views.clone();
         self.record_end(&Ending::Completed, &views).await;
         let n = self.stages();
@@ -608,9 +631,37 @@ impl<'a, T: Traffic, G: Gates, S: Store> Driver<'a, T, G, S> {
         }
     }
 
-    /// Drives the rollout to its end: the `rollout` command.
+    /// Drives the rollout to its end: the `rollout` command. Every ending lets go of the lease:
+    /// the endings the ledger records (completed, rolled back, paused, held) clear it with the
+    /// status; any other — a pause or a rollback seen from another process, an error — gives it
+    /// back here, so the next run (after `resume`, say) is not refused by a lease of a process
+    /// that has exited.
     pub async fn run(
         mut self,
+        opening: Opening<T::Routes>,
+        cancel: watch::Receiver<bool>,
+        on_interrupt: OnInterrupt,
+    ) -> Result<End> {
+        let end = self.drive(opening, cancel, on_interrupt).await;
+        if end.is_err() {
+            self.let_go().await;
+        }
+        end
+    }
+
+    /// Gives this run's lease back, if it still holds it (best effort: it expires anyway).
+    pub(crate) async fn let_go(&mut self) {
+        for _ in 0..3 {
+            match self.ledger.release_lease(self.clock.now_ms()).await {
+                Ok(()) => return,
+                Err(e) => tracing::debug!(error = %e, "giving the lease back"),
+            }
+        }
+        tracing::warn!("could not give the lease back; it expires by itself");
+    }
+
+    async fn drive(
+        &mut self,
         opening: Opening<T::Routes>,
         cancel: watch::Receiver<bool>,
         on_interrupt: OnInterrupt,

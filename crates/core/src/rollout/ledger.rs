@@ -116,6 +116,8 @@ pub struct Ledger<S: Store> {
     lease: Duration,
     /// The item as last read or written by this ledger.
     current: Option<RolloutState>,
+    /// An audit entry handed to [`Ledger::abort_noted`] is in the trail.
+    noted: bool,
 }
 
 /// A write of the item failed: the reason, already classified.
@@ -129,7 +131,7 @@ fn store_error(e: StoreError) -> LedgerError {
 
 impl<S: Store> Ledger<S> {
     pub fn new(store: S, me: String, lease: Duration) -> Ledger<S> {
-        Ledger { store, me, lease, current: None }
+        Ledger { store, me, lease, current: None, noted: false }
     }
 
     /// This run's lease holder id.
@@ -151,6 +153,12 @@ impl<S: Store> Ledger<S> {
     pub async fn load(&mut self) -> Result<Option<&RolloutState>, LedgerError> {
         self.current = self.store.load().await.map_err(store_error)?;
         Ok(self.current.as_ref())
+    }
+
+    /// Whether the audit entry handed to [`Ledger::abort_noted`] was written (with the abort, or
+    /// on its own when no rollout was recorded).
+    pub fn noted(&self) -> bool {
+        self.noted
     }
 
     fn lease_from(&self, now_ms: u64) -> Lease {
@@ -468,7 +476,23 @@ impl<S: Store> Ledger<S> {
                 break;
             }
             if attempt > 0 || self.current.is_none() {
-                match self.store.load().await {
+                // No rollout known: the item is read again (one may have begun since the
+                // command's read) and, at once, the entry goes to the trail as a line of its own —
+                // one round trip, beside the traffic write's propagation, not two after it.
+                let line = entry.filter(|_| attempt == 0 && self.current.is_none());
+                let append = async {
+                    match line {
+                        Some(e) => Some(self.store.append(e).await),
+                        None => None,
+                    }
+                };
+                let (loaded, appended) = tokio::join!(self.store.load(), append);
+                match appended {
+                    Some(Ok(written)) => self.noted = written,
+                    Some(Err(e)) => tracing::warn!(error = ?e, "could not write the rollback's audit line"),
+                    None => {}
+                }
+                match loaded {
                     Ok(s) => self.current = s,
                     Err(StoreError::Unavailable(m)) => {
                         last = m;
@@ -491,8 +515,13 @@ impl<S: Store> Ledger<S> {
             next.weights = weights.clone();
             next.lease = None;
             next.drop_impossible_claims(now_ms);
-            match self.put_noted(next, Some(cur.version), now_ms, entry).await {
-                Ok(()) => return Ok(self.current.as_ref().map(|s| s.forward_writes_open(now_ms))),
+            // An entry already in the trail (written beside the read) is not written twice.
+            let with = entry.filter(|_| !self.noted);
+            match self.put_noted(next, Some(cur.version), now_ms, with).await {
+                Ok(()) => {
+                    self.noted |= with.is_some();
+                    return Ok(self.current.as_ref().map(|s| s.forward_writes_open(now_ms)));
+                }
                 Err(StoreError::Conflict) => last = "the rollout state kept changing".into(),
                 Err(StoreError::Unavailable(m)) => {
                     last = m;

@@ -211,4 +211,11 @@ pub trait Store {
         let _ = entry;
         self.save(state, expected).await
     }
+
+    /// Appends `entry` to the audit trail on its own (a rollback with no rollout recorded):
+    /// `Ok(false)` for a store without an audit trail.
+    async fn append(&self, entry: &AuditEntry) -> Result<bool, StoreError> {
+        let _ = entry;
+        Ok(false)
+    }
 }

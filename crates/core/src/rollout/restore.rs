@@ -114,7 +114,7 @@ impl<T: Traffic, S: Store> Restore<'_, T, S> {
                     rb.entry.as_ref(),
                 );
                 let (after, aborted) = tokio::join!(write, abort);
-                audited = rb.entry.is_some() && matches!(aborted, Ok(Some(_)));
+                audited = rb.entry.is_some() && aborted.is_ok() && self.ledger.noted();
                 (after, aborted)
             }
         };

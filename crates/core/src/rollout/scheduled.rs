@@ -139,6 +139,9 @@ impl<T: Traffic, G: Gates, S: Store> Driver<'_, T, G, S> {
     /// Says what the call did: the run's end, a stage moved (`moved`), or why it waits.
     async fn finish_step(&mut self, flow: Flow, before: usize, moved: Moved, waiting: Option<String>) -> Result<Step> {
         if let Flow::Done(end) = flow {
+            if end.is_err() {
+                self.let_go().await;
+            }
             return Ok(self.step_of_end(end?));
         }
         self.release().await;
