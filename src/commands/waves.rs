@@ -410,31 +410,27 @@ impl Train<'_> {
             ));
         }
         let mut expected = expected;
-        // At most one wave's bake and the next wave's start in one call.
-        for _ in 0..2 {
-            let tick = match plan(&state, &self.train) {
-                Step::Completed => Tick::Idle(format!("the train `{}` is completed: nothing to do", self.train.name)),
-                Step::RolledBack => Tick::Idle(format!(
-                    "every wave of `{}` was rolled back: nothing to do (`cutover rollout` or `advance --release LABEL` starts a new train)",
-                    self.train.name
-                )),
-                Step::Halted(k) => Tick::Idle(format!(
-                    "the train is halted at wave {} (`{}`){}: nothing to do — after a fix, `cutover resume` lets `advance` run it again, `cutover rollout` runs it now",
-                    k + 1,
-                    self.train.waves[k].profile,
-                    state.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
-                )),
-                Step::Start(k) => self.start(&mut state, &mut expected, k).await?,
-                Step::Drive(k) => self.drive(&mut state, &mut expected, k).await?,
-                Step::Bake { wave, until_ms } => match self.bake(&mut state, &mut expected, wave, until_ms).await? {
-                    Some(tick) => tick,
-                    None => continue,
-                },
-            };
-            // A train state nobody wrote yet (a halted or finished train read before) is kept as read.
-            return Ok((tick, state));
-        }
-        Ok((Tick::NotYet { message: "the next wave starts at the next call".into(), wait: Duration::ZERO }, state))
+        let tick = match plan(&state, &self.train) {
+            Step::Completed => Tick::Idle(format!("the train `{}` is completed: nothing to do", self.train.name)),
+            Step::RolledBack => Tick::Idle(format!(
+                "every wave of `{}` was rolled back: nothing to do (`cutover rollout` or `advance --release LABEL` starts a new train)",
+                self.train.name
+            )),
+            Step::Halted(k) => Tick::Idle(format!(
+                "the train is halted at wave {} (`{}`){}: nothing to do — after a fix, `cutover resume` lets `advance` run it again, `cutover rollout` runs it now",
+                k + 1,
+                self.train.waves[k].profile,
+                state.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+            )),
+            Step::Start(k) => self.start(&mut state, &mut expected, k).await?,
+            Step::Drive(k) => self.drive(&mut state, &mut expected, k).await?,
+            // A bake that has passed starts the next wave in the same call.
+            Step::Bake { wave, until_ms } => match self.bake(&mut state, &mut expected, wave, until_ms).await? {
+                Some(tick) => tick,
+                None => self.start(&mut state, &mut expected, wave + 1).await?,
+            },
+        };
+        Ok((tick, state))
     }
 
     /// Starts wave `k`: records it (conditionally: one tick wins), then its first stage.
@@ -471,6 +467,7 @@ impl Train<'_> {
         wave.status = WaveStatus::Progressing;
         wave.to = Some(to);
         wave.rollout_id = recorded.as_ref().filter(|s| s.status.is_active()).map(|s| s.id.clone());
+        wave.before_id = recorded.as_ref().filter(|s| !s.status.is_active()).map(|s| s.id.clone());
         wave.started_ms = Some(now);
         wave.completed_ms = None;
         wave.release = state.release.clone();
@@ -498,7 +495,7 @@ impl Train<'_> {
         let to = wave.to.ok_or_else(|| Error::Other(format!("wave {} is recorded without a side", k + 1)))?;
         let ours = |s: &RolloutState| match &wave.rollout_id {
             Some(id) => *id == s.id,
-            None => s.candidate == to && s.started_ms.saturating_add(60_000) >= wave.started_ms.unwrap_or(0),
+            None => s.candidate == to && Some(&s.id) != wave.before_id.as_ref(),
         };
         let before = store.load().await.map_err(|e| store_error(&m, e))?;
         let ended = before.as_ref().filter(|s| ours(s) && !s.status.is_active()).is_some();
@@ -522,7 +519,7 @@ impl Train<'_> {
         let after = store.load().await.map_err(|e| store_error(&m, e))?;
         let poll = m.profile.rollout.poll.min(MAX_WAIT);
         let name = &wave.profile;
-        let Some(s) = after.filter(|s| ours(s) || wave.rollout_id.is_none() && s.candidate == to) else {
+        let Some(s) = after.filter(|s| ours(s)) else {
             return Ok(Tick::NotYet { message: format!("wave {} (`{name}`): {}", k + 1, said.join("; ")), wait: poll });
         };
         match s.status {

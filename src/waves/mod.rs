@@ -313,6 +313,9 @@ pub struct WaveState {
     pub to: Option<Side>,
     /// The member's rollout this wave started (its id in the member's state item).
     pub rollout_id: Option<String>,
+    /// The member's rollout recorded when the wave started, which is not the wave's own.
+    #[serde(default)]
+    pub before_id: Option<String>,
     pub started_ms: Option<u64>,
     pub completed_ms: Option<u64>,
     /// The release label the wave rolled (`--release`).
@@ -330,6 +333,7 @@ impl WaveState {
             status: WaveStatus::Pending,
             to: None,
             rollout_id: None,
+            before_id: None,
             started_ms: None,
             completed_ms: None,
             release: None,
