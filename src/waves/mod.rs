@@ -507,14 +507,14 @@ mod tests {
             (format!("{STATE}{wave}[[route53]]\nzone = \"a.com\"\n"), "route53", "[[route53]]"),
             (format!("{STATE}{wave}[rollout]\nbake = \"1m\"\n"), "rollout", "member profiles"),
             (wave.to_string(), "state", "[state]"),
-            (format!("{STATE}wave = []\n"), "wave", "no waves"),
+            (format!("wave = []\n{STATE}"), "wave", "no waves"),
             (format!("{STATE}[[wave]]\nprofile = \"global\"\nbake_after = \"1h\"\n"), "wave[0].profile", "itself"),
             (format!("{STATE}{wave}{wave}"), "wave[1].profile", "already wave 1"),
             (format!("{STATE}[[wave]]\nprofile = \"eu\"\nbake_after = \"60d\"\n"), "wave[0].bake_after", "outside"),
             (format!("{STATE}[[wave]]\nprofile = \"eu\"\nbake_after = \"soon\"\n"), "wave[0].bake_after", "duration"),
             (format!("{STATE}{wave}min_requests_after = 0\n"), "wave[0].min_requests_after", "outside"),
             (format!("{STATE}[[wave]]\nprofile = \"eu\"\n"), "wave[0]", "bake_after"),
-            (format!("{STATE}{wave}colour = 1\n"), "wave[0]", "colour"),
+            (format!("{STATE}{wave}colour = 1\n"), "wave[0].colour", "unknown field"),
         ] {
             let err = parse(&text).unwrap_err();
             assert!(err.contains(&format!("`{key}`")) && err.contains(words), "{key}: {err}");

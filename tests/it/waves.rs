@@ -119,6 +119,18 @@ async fn a_three_region_train_goes_wave_by_wave_halts_on_a_failure_in_wave_2_res
         (out.find("wave 1: wave-1").unwrap(), out.find("wave 2: wave-2").unwrap(), out.find("wave 3: wave-3"));
     assert!(one < two && three.is_some_and(|t| two < t), "{out}");
 
+    // `iam-policy`: the union of the members' policies, and the train's own state item.
+    let (out, _) = expect(w.cutover().args(["-p", "global", "iam-policy"]), 0);
+    let policy = json(&out);
+    let sids: Vec<&str> = policy["Statement"].as_array().unwrap().iter().filter_map(|s| s["Sid"].as_str()).collect();
+    for wave in ["Wave1", "Wave2", "Wave3"] {
+        assert!(sids.iter().any(|s| s.ends_with(wave)), "{wave} in {sids:?}");
+    }
+    assert!(sids.contains(&"TrainState"), "{sids:?}");
+    for (r, region) in regions.iter().zip(REGIONS) {
+        assert!(out.contains(&r.listener) && out.contains(region), "{region}'s listener in the policy:\n{out}");
+    }
+
     // The first advance starts wave 1 at its first stage; nothing else moves.
     let (out, _) = expect(w.cutover().args(["-p", "global", "-o", "json", "advance", "--release", "v2"]), 0);
     let doc = json(&out);
