@@ -65,10 +65,21 @@ impl Aws {
         Aws::with_credentials(&self.endpoint, credentials).await
     }
 
+    /// The same clients in another region: the emulator keeps ALBs, VPCs, alarms and tables per
+    /// region, as AWS does.
+    pub async fn in_region(&self, region: &str) -> Aws {
+        let credentials = route53::config::Credentials::new("test", "test", None, None, "fixtures");
+        Aws::with_credentials_in(&self.endpoint, credentials, region).await
+    }
+
     async fn with_credentials(endpoint: &str, credentials: route53::config::Credentials) -> Aws {
+        Aws::with_credentials_in(endpoint, credentials, "us-west-2").await
+    }
+
+    async fn with_credentials_in(endpoint: &str, credentials: route53::config::Credentials, region: &str) -> Aws {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
-            .region(aws_config::Region::new("us-west-2"))
+            .region(aws_config::Region::new(region.to_string()))
             .credentials_provider(credentials.clone())
             .load()
             .await;
@@ -76,7 +87,12 @@ impl Aws {
             endpoint: endpoint.to_string(),
             r53: route53::Client::new(&config),
             elb: elbv2::Client::new(&config),
-            ec2: Ec2 { endpoint: endpoint.to_string(), credentials: credentials.clone(), http: reqwest::Client::new() },
+            ec2: Ec2 {
+                endpoint: endpoint.to_string(),
+                credentials: credentials.clone(),
+                http: reqwest::Client::new(),
+                region: region.to_string(),
+            },
             cw: cloudwatch::Client::new(&config),
             eks: eks::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(
@@ -260,9 +276,10 @@ impl Aws {
         let vpc = self.ec2.call("CreateVpc", &[("CidrBlock", "10.0.0.0/16")]).await;
         let vpc = Ec2::texts(&vpc, &["vpc", "vpcId"]).remove(0);
         let mut subnets = Vec::new();
-        for (i, az) in ["us-west-2a", "us-west-2b"].iter().enumerate() {
+        for (i, zone) in ["a", "b"].iter().enumerate() {
             let cidr = format!("10.0.{}.0/24", i + 1);
-            let params = [("VpcId", vpc.as_str()), ("CidrBlock", cidr.as_str()), ("AvailabilityZone", az)];
+            let az = format!("{}{zone}", self.ec2.region);
+            let params = [("VpcId", vpc.as_str()), ("CidrBlock", cidr.as_str()), ("AvailabilityZone", az.as_str())];
             let subnet = self.ec2.call("CreateSubnet", &params).await;
             subnets.push(Ec2::texts(&subnet, &["subnet", "subnetId"]).remove(0));
         }
@@ -627,6 +644,7 @@ pub struct Ec2 {
     endpoint: String,
     credentials: route53::config::Credentials,
     http: reqwest::Client,
+    region: String,
 }
 
 impl Ec2 {
@@ -653,7 +671,7 @@ impl Ec2 {
         let identity = self.credentials.clone().into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
-            .region("us-west-2")
+            .region(&self.region)
             .name("ec2")
             .time(std::time::SystemTime::now())
             .settings(SigningSettings::default())

@@ -132,6 +132,15 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let Some(invocation) = resolve(&cli.command) else {
         return Err(crate::error::Error::Other(format!("`{}` needs no profile", cli.command.name())));
     };
+    if let Some(train) = commands::waves::detect(&cli)? {
+        return commands::waves::run(&cli, train, invocation).await;
+    }
+    if cli.command.release().is_some() || cli.command.all_waves() {
+        return Err(crate::error::Error::refused_hint(
+            "`--release` and `--all-waves` are for wave profiles, and this profile has no [[wave]] tables",
+            "run them with `-p` naming a wave profile (see README, Waves)",
+        ));
+    }
     let mut settings = Settings::resolve(&cli).await?;
     settings.override_freeze = cli.command.override_freeze().map(String::from);
     let region = settings.sdk.region().map(|r| r.to_string());

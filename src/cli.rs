@@ -163,6 +163,10 @@ pub enum Command {
         /// Point stale weighted alias records at their side's current ingress ALB first.
         #[arg(long)]
         repoint: bool,
+        /// Wave profiles: the release this train rolls (a version, a build id), recorded per
+        /// wave in the train's state and audit trail; a new label starts a new train.
+        #[arg(long, value_name = "LABEL", value_parser = release_label)]
+        release: Option<String>,
     },
     /// For schedulers: start a rollout, or move it at most one stage once the stage has baked.
     Advance {
@@ -182,6 +186,10 @@ pub enum Command {
         /// Point stale weighted alias records at their side's current ingress ALB first.
         #[arg(long)]
         repoint: bool,
+        /// Wave profiles: the release this train rolls (a version, a build id), recorded per
+        /// wave in the train's state and audit trail; a new label starts a new train.
+        #[arg(long, value_name = "LABEL", value_parser = release_label)]
+        release: Option<String>,
     },
     /// Finish: all traffic on the candidate, which becomes the stable side.
     Promote {
@@ -273,12 +281,25 @@ pub enum Command {
         /// How long `--wait` waits for traffic to leave before giving up (exit 4).
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait_timeout, requires = "wait")]
         wait_timeout: std::time::Duration,
+        /// Wave profiles: take every wave that moved traffic back, newest first (without it,
+        /// the newest started wave only).
+        #[arg(long)]
+        all_waves: bool,
     },
 }
 
 fn non_empty_reason(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() { Err("say why (it is recorded in the audit trail)".into()) } else { Ok(s.to_string()) }
+}
+
+/// `--release LABEL`: printable, at most 128 characters.
+fn release_label(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
+        return Err("a release label is 1–128 printable characters, e.g. `v2.3.1` or a build id".into());
+    }
+    Ok(s.to_string())
 }
 
 fn parse_limit(s: &str) -> Result<usize, String> {
@@ -339,6 +360,19 @@ impl Command {
             | Command::Promote { override_freeze, .. } => override_freeze.as_deref(),
             _ => None,
         }
+    }
+
+    /// `--release LABEL` (wave profiles).
+    pub fn release(&self) -> Option<&str> {
+        match self {
+            Command::Rollout { release, .. } | Command::Advance { release, .. } => release.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// `rollback --all-waves` (wave profiles).
+    pub fn all_waves(&self) -> bool {
+        matches!(self, Command::Rollback { all_waves: true, .. })
     }
 
     /// The command's name, as typed.

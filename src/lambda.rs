@@ -38,6 +38,8 @@ struct Invocation {
     profile: Option<String>,
     /// `--to SIDE` for `advance` and `rollback`, when `CUTOVER_LAMBDA_ALLOW_TO=true`.
     to: Option<String>,
+    /// `--release LABEL` for `advance` of a wave profile: the release the train rolls.
+    release: Option<String>,
 }
 
 /// What the function's configuration allows an event.
@@ -138,6 +140,13 @@ fn args_of(inv: &Invocation, allowed: &Allowed) -> Result<Vec<String>, String> {
             return Err("`to` is blue or green".into());
         }
         args.extend(["--to".into(), to.clone()]);
+    }
+    if let Some(release) = &inv.release {
+        if inv.command != "advance" {
+            return Err("`release` goes with advance (of a wave profile)".into());
+        }
+        // A value, never an option: `--release=` keeps a label starting with `-` a label.
+        args.push(format!("--release={release}"));
     }
     Ok(args)
 }
@@ -267,6 +276,11 @@ mod tests {
         assert!(inv(serde_json::json!({"command": "advance", "to": "--force"}), &open).is_err());
         assert!(inv(serde_json::json!({"command": "set"}), &open).unwrap_err().contains("advance, status or rollback"));
         assert!(inv(serde_json::json!({"command": "status", "to": "blue"}), &open).is_err());
+        assert_eq!(
+            inv(serde_json::json!({"command": "advance", "release": "--force"}), &open).unwrap()[6..],
+            ["advance", "--release=--force"]
+        );
+        assert!(inv(serde_json::json!({"command": "rollback", "release": "v2"}), &open).is_err());
         assert!(inv(serde_json::json!({"command": "advance", "profle": "x"}), &open).unwrap_err().contains("profle"));
     }
 

@@ -32,5 +32,6 @@ pub mod sides;
 pub mod splitter;
 pub mod state;
 pub mod terminal;
+pub mod waves;
 
 pub use cutover_core::{error, exit, model, rollout, weights};

@@ -38,7 +38,12 @@ pub struct Settings {
     pub identity: Identity,
     /// `--override-freeze REASON`: `freeze` gates let the move through.
     pub override_freeze: Option<String>,
+    /// A wave's member profile: its results are kept here for the train's own, not printed.
+    pub capture: Option<Capture>,
 }
+
+/// The results a member profile's commands printed (text, JSON), for the train to report.
+pub type Capture = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
 
 impl Settings {
     /// Reads the profile and the AWS configuration.
@@ -77,7 +82,36 @@ impl Settings {
             aws,
             identity,
             override_freeze: None,
+            capture: None,
         })
+    }
+
+    /// The settings of a wave's member profile, read by a train: its own AWS configuration (`sdk`,
+    /// in the member's region), the train's output and terminal; its results captured.
+    pub fn member(profile: Profile, sdk: SdkConfig, cli: &Cli) -> Settings {
+        let identity = Identity::new(&sdk);
+        let roles = profile.roles().into_iter().map(|r| (r.clone(), profile.role_keys(r).join(", "))).collect();
+        let aws = crate::aws::Accounts::new(sdk.clone(), &profile.name, roles);
+        Settings {
+            profile,
+            output: cli.output,
+            log_format: cli.log_format,
+            yes: true,
+            interactive: false,
+            sdk,
+            aws,
+            identity,
+            override_freeze: None,
+            capture: Some(Capture::default()),
+        }
+    }
+
+    /// What the member's commands printed since the last call, oldest first.
+    pub fn captured(&self) -> Vec<(String, serde_json::Value)> {
+        self.capture
+            .as_ref()
+            .map(|c| std::mem::take(&mut *c.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
     }
 
     /// Every route of the profile.
@@ -171,6 +205,11 @@ impl Settings {
 
     /// Prints a command's result on stdout: text, or one JSON document.
     pub fn print<T: std::fmt::Display + Serialize>(&self, report: &T) -> Result<()> {
+        if let Some(capture) = &self.capture {
+            let json = serde_json::to_value(report).unwrap_or(serde_json::Value::Null);
+            capture.lock().unwrap_or_else(|p| p.into_inner()).push((report.to_string(), json));
+            return Ok(());
+        }
         match self.output {
             OutputFormat::Text => crate::report::out(report),
             OutputFormat::Json => {

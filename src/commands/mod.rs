@@ -15,6 +15,7 @@ pub mod shared;
 pub mod state_init;
 pub mod status;
 pub mod validate;
+pub mod waves;
 
 use std::time::Duration;
 

@@ -102,6 +102,8 @@ const DAY: u64 = 86_400;
 
 /// `[rollout] bake`: 0 – 7 days.
 pub const BAKE: Bounds = within(Duration::ZERO, secs(7 * DAY));
+/// A `[[wave]]`'s `bake_after`: 0 – 14 days (Amazon bakes 12 hours after its first region).
+pub const WAVE_BAKE: Bounds = within(Duration::ZERO, secs(14 * DAY));
 /// `[rollout] poll`: 10 ms – 1 hour.
 pub const POLL: Bounds = within(Duration::from_millis(10), secs(3600));
 /// `[rollout] max_hold`: 0 – 7 days.

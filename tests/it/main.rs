@@ -30,6 +30,7 @@ mod sides;
 mod speed;
 mod state;
 mod traffic;
+mod waves;
 
 use std::path::PathBuf;
 
