@@ -802,8 +802,15 @@ pub fn judge(counted: &[Counted], candidate: Side, intended: Percent, tolerance:
     let blind_note = if blind.is_empty() { String::new() } else { format!(" (not observable: {})", blind.join(", ")) };
     if intended == Percent::ZERO {
         // Before the first shift there is no shift to verify: what is seen is said, nothing held.
+        let still = !lagging.is_empty();
         let seen: Vec<String> = seen.into_iter().chain(lagging).collect();
-        let what = if seen.is_empty() { "no requests counted yet".to_string() } else { seen.join("; ") };
+        let mut what = if seen.is_empty() { "no requests counted yet".to_string() } else { seen.join("; ") };
+        if still {
+            // Clients of an earlier split (a rollback's, cached DNS answers) are still arriving.
+            what.push_str(
+                " (clients of an earlier split, which DNS caches keep for up to the records' TTL; not checked before the first shift)",
+            );
+        }
         return Reading::new(OBSERVE, Verdict::Pass, format!("{what}{blind_note}"));
     }
     if !lagging.is_empty() {
@@ -938,6 +945,14 @@ mod tests {
         let r = judge(&[c("a", 97.0, 3.0)], Side::Green, Percent::ZERO, 2.0, &m());
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
         assert!(r.detail.contains("green 3% observed in 14:03 UTC, 0% intended"), "{r:?}");
+        // Clients of an earlier split (a rollback's) still arriving: said as such, not a PASS
+        // that reads like a verified 0 %.
+        assert!(
+            r.detail.contains("clients of an earlier split") && r.detail.contains("not checked before the first shift"),
+            "{r:?}"
+        );
+        let r = judge(&[c("a", 99.5, 0.5)], Side::Green, Percent::ZERO, 2.0, &m());
+        assert!(!r.detail.contains("earlier split"), "within tolerance: {r:?}");
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub struct RouteReport {
     /// there are none (nothing counted, nothing published yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_minutes: Option<String>,
+    /// A Route53 route's DNS TTL: clients may follow a change of its weights this late, so an
+    /// observed split may lag the configured one by as much.
+    #[serde(skip)]
+    pub lag: Option<std::time::Duration>,
     /// With `[rollout] safety_net`: the Route53 health check cutover attached to a side's record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub safety_net: Option<SafetyNetView>,
@@ -106,6 +110,7 @@ impl From<&RouteLive> for RouteReport {
             preview: r.route53().filter(|s| s.preview.is_some()).map(crate::splitter::route53::preview_side),
             observed: None,
             observed_minutes: None,
+            lag: r.dns_ttl(),
             safety_net: None,
         }
     }
@@ -128,7 +133,21 @@ impl fmt::Display for RouteReport {
             None => {}
         }
         match (self.observed, &self.observed_minutes) {
-            (Some(o), Some(m)) => write!(f, "\n          observed: {o} of requests in {m} UTC")?,
+            (Some(o), Some(m)) => {
+                write!(f, "\n          observed: {o} of requests in {m} UTC")?;
+                // What the clients did then, not what the weights say now: say so where they differ.
+                let apart = Side::ALL.iter().any(|s| (o.get(*s) - self.percent.get(*s)).abs() > 1.0);
+                if apart {
+                    match self.lag {
+                        Some(ttl) => write!(
+                            f,
+                            "\n          (what clients did then: they follow the weights up to the TTL, {}s, late)",
+                            ttl.as_secs()
+                        )?,
+                        None => write!(f, "\n          (what clients did then, not what the weights say now)")?,
+                    }
+                }
+            }
             (Some(o), None) => write!(f, "\n          observed: {o} of requests")?,
             (None, Some(why)) => write!(f, "\n          observed: {why}")?,
             (None, None) => {}
@@ -816,6 +835,7 @@ mod tests {
             preview: None,
             observed: None,
             observed_minutes: None,
+            lag: None,
             safety_net: None,
         }
     }
@@ -845,6 +865,7 @@ mod tests {
         let mut r53 = route(crate::splitter::route53::KIND, "api.myapp.com. A", 75, 25);
         r53.observed = Some(Shares { blue: 81.2, green: 18.8 });
         r53.observed_minutes = Some("14:03–14:05".into());
+        r53.lag = Some(std::time::Duration::from_secs(60));
         r53.safety_net = Some(SafetyNetView { side: Side::Green, health_check_id: "0f1e2d3c".into(), stray: false });
         let alb = route(crate::splitter::alb::KIND, "front/listener:443/default", 75, 25);
         let report = StatusReport {
