@@ -166,11 +166,14 @@ fn resolve(command: &Command) -> Option<Invocation> {
             force: *force,
             repoint: *repoint,
         }),
-        Command::Rollback { to, dry_run, wait, wait_timeout, .. } => Invocation::Rollback(commands::rollback::Args {
-            to: *to,
-            dry_run: *dry_run,
-            wait: wait.then_some(*wait_timeout),
-        }),
+        Command::Rollback { to, dry_run, wait, wait_timeout, reason, .. } => {
+            Invocation::Rollback(commands::rollback::Args {
+                to: *to,
+                dry_run: *dry_run,
+                wait: wait.then_some(*wait_timeout),
+                reason: reason.clone(),
+            })
+        }
         Command::Promote { dry_run, force, .. } => Invocation::Promote { dry_run: *dry_run, force: *force },
         Command::Pause { dry_run } => Invocation::Pause { pause: true, dry_run: *dry_run },
         Command::Resume { dry_run } => Invocation::Pause { pause: false, dry_run: *dry_run },

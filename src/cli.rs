@@ -273,12 +273,32 @@ pub enum Command {
         /// How long `--wait` waits for traffic to leave before giving up (exit 4).
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait_timeout, requires = "wait")]
         wait_timeout: std::time::Duration,
+        /// Why, in a few words: recorded in the audit trail (`history`) and the rollout's state.
+        #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+        reason: Option<String>,
     },
 }
 
 fn non_empty_reason(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() { Err("say why (it is recorded in the audit trail)".into()) } else { Ok(s.to_string()) }
+}
+
+/// The longest `rollback --reason` kept: a sentence or two, not a document.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// `rollback --reason TEXT`: trimmed, not empty, at most [`MAX_REASON_CHARS`] characters, on one
+/// line with every control character escaped (it is printed by `history` and `status`).
+fn parse_reason(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("say why (it is recorded in the audit trail), or leave out --reason".into());
+    }
+    let n = s.chars().count();
+    if n > MAX_REASON_CHARS {
+        return Err(format!("{n} characters is too long: at most {MAX_REASON_CHARS}"));
+    }
+    Ok(crate::terminal::one_line(s).into_owned())
 }
 
 fn parse_limit(s: &str) -> Result<usize, String> {

@@ -9,7 +9,7 @@ pub mod identity;
 
 pub use crate::rollout::record::AuditEntry;
 pub use audit::AuditSink;
-pub use dynamo::{DynamoStore, ProfileId};
+pub use dynamo::{DynamoStore, ProfileId, SeenRollout};
 pub use identity::{Identity, account};
 
 /// `[state]`: the table, and how long a run's lease lasts.
