@@ -1,0 +1,92 @@
+//! The recipes in `examples/` run as their platform runs them: the CodePipeline action's build
+//! commands, read from its buildspec, in one bash (as CodeBuild's buildspec 0.2 runs them), with
+//! the real `cutover` against the emulator.
+
+use std::process::Stdio;
+
+use crate::emulator::unique;
+use crate::scenario::{Front, Gate, Profile, Rollout};
+use crate::{World, expect, finish, json, wait_until};
+
+/// The commands of one phase of a buildspec, in order (`- …` items under `phases.PHASE.commands`).
+fn buildspec_commands(path: &str, phase: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut commands = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("  ") && !line.starts_with("   ") && !line.trim_start().starts_with('#') {
+            inside = line.trim() == format!("{phase}:");
+        } else if !line.starts_with(' ') && !line.is_empty() {
+            inside = false;
+        } else if inside && let Some(cmd) = line.trim_start().strip_prefix("- ") {
+            commands.push(cmd.to_string());
+        }
+    }
+    commands
+}
+
+/// `commands` as CodeBuild runs a phase: one shell, stopping at the first command that fails with
+/// its status; the `CUTOVER_*` variables left in `exported.env` whatever happens.
+fn build_script(commands: &[String]) -> String {
+    let mut s = String::from("trap 'env | grep ^CUTOVER_ | sort > exported.env' EXIT\n");
+    for c in commands {
+        s.push_str(&format!("{c} || exit $?\n"));
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_pipeline_build_fails_with_exit_3_and_says_why_on_its_last_line() {
+    let w = World::new().await;
+    let f = Front::new(&w.aws).await;
+    let alarm = unique("al-green-");
+    w.aws.alarm(&alarm).await;
+    let rollout = Rollout::new(&[10.0, 50.0, 100.0]).bake("60s").poll("100ms").failure_threshold(2).max_hold("30s");
+    w.write(
+        "svc",
+        &Profile::new().alb(f.route()).rollout(rollout).gate(Gate::alarm(&[&alarm])).state(&unique("pipe-")),
+    );
+    expect(w.cutover().args(["-p", "svc", "state", "init"]), 0);
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::os::unix::fs::symlink(format!("{root}/examples"), w.dir.path().join("examples")).unwrap();
+    let commands = buildspec_commands(&format!("{root}/examples/codepipeline/buildspec.yml"), "build");
+    assert!(commands.len() >= 2, "{commands:?}");
+
+    // The build's shell: cutover on the PATH, the emulator's environment, the project's variables.
+    let template = w.std_cutover();
+    let bin = std::path::Path::new(template.get_program()).parent().unwrap().to_path_buf();
+    let mut bash = std::process::Command::new("bash");
+    bash.current_dir(w.dir.path()).env_clear();
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            bash.env(k, v);
+        }
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    bash.env("PATH", path).env("CUTOVER_PROFILE", "svc").env("CUTOVER_TO", "green");
+    let child = bash
+        .args(["-c", &build_script(&commands)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(30, "the first stage", || async { f.weights().await == (90, 10) }).await;
+    w.aws.set_alarm(&alarm, "ALARM").await;
+    let (code, out, err) = finish(child, 60).await;
+
+    assert_eq!(code, 3, "the build fails with the rollout's exit code, not 1\n{out}\n{err}");
+    assert_eq!(f.weights().await, (100, 0));
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.contains("FAILED") && last.contains(&alarm) && last.contains("ALARM"), "the reason last: {out}");
+    let exported = std::fs::read_to_string(w.dir.path().join("exported.env")).unwrap();
+    let var =
+        |name: &str| exported.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).unwrap_or_default().to_string();
+    assert_eq!(var("CUTOVER_EXIT_CODE"), "3", "{exported}");
+    assert_eq!(var("CUTOVER_OUTCOME"), "rolled-back", "{exported}");
+    assert!(var("CUTOVER_REASON").contains(&alarm), "{exported}");
+    let (status, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    let id = json(&status)["rollout_id"].as_str().unwrap().to_string();
+    assert_eq!(var("CUTOVER_ROLLOUT_ID"), id, "{exported}");
+    assert!(out.contains(&format!("rollout {id}")), "{out}");
+}
