@@ -61,6 +61,11 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, help_heading = "Global options")]
     pub log_format: LogFormat,
 
+    /// The AWS region, as the AWS CLI's `--region`: before AWS_REGION, ~/.aws/config and the
+    /// profile's `region`.
+    #[arg(long, global = true, help_heading = "Global options", value_name = "REGION", value_parser = non_empty_region)]
+    pub region: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -107,6 +112,7 @@ pub enum Command {
     /// Parse the profile, resolve every AWS resource it names (read-only) and print the plan.
     Validate,
     /// Show each route's current weights and percentages, and the live side.
+    #[command(display_order = 1)]
     Status {
         /// Redraw every `--interval` until the rollout ends (or Ctrl-C): routes, stage, bake, gates.
         #[arg(short = 'w', long)]
@@ -256,6 +262,7 @@ pub enum Command {
     Man,
     /// All traffic back on the stable side now (or on `--to SIDE`), skipping gates; marks the
     /// rollout aborted so no `advance` moves it again.
+    #[command(display_order = 0, visible_alias = "abort")]
     Rollback {
         /// Do not ask before moving traffic from a terminal.
         #[arg(short = 'y', long = "yes", id = "command_yes")]
@@ -277,6 +284,13 @@ pub enum Command {
         #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
         reason: Option<String>,
     },
+}
+
+/// `--region`: a region's name, not an empty string (an empty AWS_REGION is ignored by the SDK;
+/// an empty flag is a mistake).
+fn non_empty_region(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() { Err("name a region, e.g. `--region us-west-2`".into()) } else { Ok(s.to_string()) }
 }
 
 fn non_empty_reason(s: &str) -> Result<String, String> {

@@ -278,3 +278,63 @@ async fn a_missing_regional_resource_names_the_region_it_was_looked_up_in() {
     let (_, err) = expect(w.cutover().args(["-p", "svc", "status"]), 2);
     assert!(err.contains("not found") && err.contains("(looked up in region us-west-2)"), "{err}");
 }
+
+#[tokio::test]
+async fn region_flag_wins_over_aws_region_as_the_aws_clis_does() {
+    let w = World::new().await;
+    let f = crate::scenario::Front::new(&w.aws).await;
+    w.write("svc", &Profile::new().alb(f.route()));
+    expect(w.cutover().args(["-p", "svc", "status"]), 0);
+    // The front is in us-west-2 (AWS_REGION): looked up elsewhere, it is not found — there.
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "--region", "eu-west-1", "status"]), 2);
+    assert!(err.contains("(looked up in region eu-west-1)"), "{err}");
+    // After the command too, and over AWS_REGION.
+    expect(w.cutover().env("AWS_REGION", "eu-west-1").args(["-p", "svc", "status", "--region", "us-west-2"]), 0);
+    let (_, err) = expect(w.cutover().args(["--region", "", "-p", "svc", "status"]), 2);
+    assert!(err.contains("name a region"), "{err}");
+}
+
+#[tokio::test]
+async fn a_read_typo_is_never_offered_a_write_and_words_from_other_tools_get_the_command_they_mean() {
+    let w = World::new().await;
+    // `get` is a read: clap alone offers `set`.
+    let (_, err) = expect(w.cutover().args(["get"]), 2);
+    assert!(!err.contains("'set'") && err.contains("`cutover status`"), "{err}");
+    for read in ["show", "describe", "list"] {
+        let (_, err) = expect(w.cutover().args([read]), 2);
+        assert!(err.contains("`cutover status`") && !WRITE_WORDS.iter().any(|c| err.contains(c)), "{err}");
+    }
+    let (_, err) = expect(w.cutover().args(["logs"]), 2);
+    assert!(err.contains("`cutover history`"), "{err}");
+    let (_, err) = expect(w.cutover().args(["undo"]), 2);
+    assert!(err.contains("`cutover rollback`"), "{err}");
+    // A misspelt write is still offered (the on-call engineer typing fast).
+    let (_, err) = expect(w.cutover().args(["rollbak"]), 2);
+    assert!(err.contains("'rollback'"), "{err}");
+    // With -o json, the error document as for every usage error.
+    let (out, _) = expect(w.cutover().args(["-o", "json", "get"]), 2);
+    assert_eq!(crate::json(&out)["error"]["exit_code"], 2, "{out}");
+}
+
+/// Writes as clap would quote them in a suggestion.
+const WRITE_WORDS: [&str; 7] = ["'set'", "'rollout'", "'advance'", "'rollback'", "'promote'", "'pause'", "'resume'"];
+
+#[tokio::test]
+async fn abort_is_rollback_and_help_lists_rollback_and_status_first() {
+    let w = World::new().await;
+    let pair = Records::alias(&w.aws, (90, 10)).await;
+    w.write("svc", &Profile::new().route53(pair.route()));
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "abort", "--to", "blue", "-y"]), 0);
+    assert!(out.contains("rollback to blue"), "{out}");
+    assert_eq!(pair.weights().await, (100, 0));
+    let (top, _) = expect(w.cutover().args(["--help"]), 0);
+    let commands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take(2)
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(commands, ["rollback", "status"], "{top}");
+    assert!(top.contains("[alias: abort]"), "{top}");
+}
