@@ -152,11 +152,22 @@ fn generated(command: &Command) -> Option<Result<i32>> {
     let mut buf: Vec<u8> = Vec::new();
     match command {
         Command::Completions { shell } => clap_complete::generate(*shell, &mut Cli::command(), "cutover", &mut buf),
-        Command::Man => {
-            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut buf) {
-                return Some(Err(crate::error::Error::Other(format!("cannot render the man page: {e}"))));
-            }
+        Command::Man { dir: Some(dir) } => {
+            return Some(match crate::man::write_pages(dir) {
+                Ok(written) => {
+                    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                    crate::report::out(format!("{}\n", names.join("\n")));
+                    Ok(exit::OK)
+                }
+                Err(e) => {
+                    Err(crate::error::Error::Other(format!("cannot write the man pages into {}: {e}", dir.display())))
+                }
+            });
         }
+        Command::Man { dir: None } => match crate::man::page() {
+            Ok(page) => buf = page,
+            Err(e) => return Some(Err(crate::error::Error::Other(format!("cannot render the man page: {e}")))),
+        },
         _ => return None,
     }
     crate::report::out(String::from_utf8_lossy(&buf));
@@ -234,6 +245,6 @@ fn resolve(command: &Command) -> Option<Invocation> {
             state_init: *for_command == Some(crate::cli::PolicyFor::StateInit),
         },
         Command::State { command: StateCommand::Init { dry_run } } => Invocation::StateInit { dry_run: *dry_run },
-        Command::Discover { .. } | Command::Completions { .. } | Command::Man => return None,
+        Command::Discover { .. } | Command::Completions { .. } | Command::Man { .. } => return None,
     })
 }

@@ -258,8 +258,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `cutover man > cutover.1`.
-    Man,
+    /// Print the man page (roff), e.g. `cutover man > cutover.1`; `--dir DIR` writes it and one
+    /// page per command (cutover-status.1, …) into DIR.
+    Man {
+        /// Write cutover.1 and a page per command into DIR (made if missing) instead of printing.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// All traffic back on the stable side now (or on `--to SIDE`), skipping gates; marks the
     /// rollout aborted so no `advance` moves it again.
     #[command(display_order = 0, visible_alias = "abort")]
@@ -391,7 +396,7 @@ impl Command {
             Command::IamPolicy { .. } => "iam-policy",
             Command::Discover { .. } => "discover",
             Command::Completions { .. } => "completions",
-            Command::Man => "man",
+            Command::Man { .. } => "man",
             Command::Rollback { .. } => "rollback",
         }
     }

@@ -338,3 +338,35 @@ async fn abort_is_rollback_and_help_lists_rollback_and_status_first() {
     assert_eq!(commands, ["rollback", "status"], "{top}");
     assert!(top.contains("[alias: abort]"), "{top}");
 }
+
+#[tokio::test]
+async fn man_dir_writes_every_page_the_man_page_names_with_environment_exit_status_and_examples() {
+    let w = World::new().await;
+    let dir = w.dir.path().join("man1");
+    let (out, _) = expect(w.cutover().args(["man", "--dir", dir.to_str().unwrap()]), 0);
+    let written: Vec<&str> = out.lines().collect();
+    assert!(written.len() > 10, "{out}");
+    let references = regex::Regex::new(r"(?:\\fB)?(cutover(?:\\-[a-z]+)*)(?:\\fR)?\(1\)").unwrap();
+    let mut named = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for c in references.captures_iter(&text) {
+            named.insert(c[1].replace("\\-", "-"));
+        }
+    }
+    for page in ["cutover", "cutover-rollback", "cutover-status", "cutover-state-init"] {
+        assert!(named.contains(page), "{page} is named: {named:?}");
+    }
+    for page in &named {
+        assert!(dir.join(format!("{page}.1")).is_file(), "{page}(1) is named but not written: {out}");
+    }
+    let top = std::fs::read_to_string(dir.join("cutover.1")).unwrap();
+    let (printed, _) = expect(w.cutover().args(["man"]), 0);
+    assert_eq!(printed, top, "`man` prints the page `man --dir` writes");
+    for heading in [".SH ENVIRONMENT", ".SH \"EXIT STATUS\"", ".SH EXAMPLES"] {
+        assert!(top.contains(heading), "{heading}: {top}");
+    }
+    assert!(top.contains("CUTOVER_PROFILE") && top.contains("cutover \\-p myapp rollback"), "{top}");
+    let rollback = std::fs::read_to_string(dir.join("cutover-rollback.1")).unwrap();
+    assert!(rollback.contains("\\-\\-reason") && rollback.contains(".SH \"EXIT STATUS\""), "{rollback}");
+}
