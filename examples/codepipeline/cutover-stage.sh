@@ -39,9 +39,9 @@ export CUTOVER_EXIT_CODE CUTOVER_OUTCOME CUTOVER_STAGE CUTOVER_LIVE CUTOVER_REAS
 cutover_stage_verdict() {
   echo "cutover: ${CUTOVER_OUTCOME} at stage ${CUTOVER_STAGE} (exit ${CUTOVER_EXIT_CODE}), live side ${CUTOVER_LIVE}, rollout ${CUTOVER_ROLLOUT_ID:-none}"
   if [ "$CUTOVER_EXIT_CODE" -eq 0 ]; then
-    echo "cutover: build SUCCEEDED: the rollout ${CUTOVER_OUTCOME}"
+    echo "build: SUCCEEDED (the rollout ${CUTOVER_OUTCOME})"
   else
-    echo "cutover: build FAILED: ${CUTOVER_REASON:-the rollout ended ${CUTOVER_OUTCOME}}"
+    echo "build: FAILED (exit ${CUTOVER_EXIT_CODE}): ${CUTOVER_REASON:-the rollout ended ${CUTOVER_OUTCOME}}"
   fi
   return "$CUTOVER_EXIT_CODE"
 }

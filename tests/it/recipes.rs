@@ -78,7 +78,10 @@ async fn a_rolled_back_pipeline_build_fails_with_exit_3_and_says_why_on_its_last
     assert_eq!(code, 3, "the build fails with the rollout's exit code, not 1\n{out}\n{err}");
     assert_eq!(f.weights().await, (100, 0));
     let last = out.lines().last().unwrap_or_default();
-    assert!(last.contains("FAILED") && last.contains(&alarm) && last.contains("ALARM"), "the reason last: {out}");
+    assert!(
+        last.starts_with("build: FAILED (exit 3): gate") && last.contains(&alarm) && last.contains("ALARM"),
+        "the reason last: {out}"
+    );
     let exported = std::fs::read_to_string(w.dir.path().join("exported.env")).unwrap();
     let var =
         |name: &str| exported.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).unwrap_or_default().to_string();
