@@ -1,6 +1,6 @@
 //! The recipes in `examples/` run as their platform runs them: the CodePipeline action's build
 //! commands, read from its buildspec, in one bash (as CodeBuild's buildspec 0.2 runs them), with
-//! the real `cutover` against the emulator.
+//! the real `cutover` against the emulator. And the kit's own scripts as a person runs them.
 
 use std::process::Stdio;
 
@@ -92,4 +92,27 @@ async fn a_rolled_back_pipeline_build_fails_with_exit_3_and_says_why_on_its_last
     let id = json(&status)["rollout_id"].as_str().unwrap().to_string();
     assert_eq!(var("CUTOVER_ROLLOUT_ID"), id, "{exported}");
     assert!(out.contains(&format!("rollout {id}")), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sourcing_env_sh_points_a_shell_at_the_emulator_and_never_changes_it() {
+    // The emulator behind a proxy of this test's own, which sees every call made to it.
+    let proxy = crate::emulator::proxy(crate::proxy::Config::default());
+    let port = proxy.endpoint.rsplit(':').next().unwrap().to_string();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut bash = std::process::Command::new("bash");
+    bash.current_dir(root)
+        .env("CUTOVER_EMULATOR_PORT", &port)
+        .args(["-c", ". localstack/env.sh >/dev/null && echo \"$AWS_ENDPOINT_URL\" && command -v cutover"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (code, out, err) = finish(bash.spawn().unwrap(), 600).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first().copied(), Some(proxy.endpoint.as_str()), "{out}");
+    assert!(lines.get(1).is_some_and(|l| l.ends_with("target/debug/cutover")), "{out}");
+    // Nothing was seeded, reset or read: the emulator got no call at all.
+    let calls: Vec<String> = proxy.calls().iter().map(|c| format!("{} {}", c.service, c.operation)).collect();
+    assert!(calls.is_empty(), "sourcing env.sh called the emulator: {calls:?}");
 }
