@@ -11,7 +11,10 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-west-2
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN
 ./localstack/up.sh
-# The first run compiles everything (a few minutes on 2 cores): cargo shows its progress.
-if [ ! -x target/debug/cutover ]; then echo "building cutover and the seed (first run: a few minutes)…" >&2; fi
-cargo build --quiet --bin cutover --example seed
+# The first run compiles everything — about 11 minutes on 2 cores, most of it the AWS SDK crates —
+# and cargo shows its progress on stderr; later runs take a second.
+if [ ! -x target/debug/cutover ]; then
+  echo "building cutover and the seed (first run: about 11 minutes on 2 cores, mostly the AWS SDK crates)…" >&2
+fi
+cargo build --bin cutover --example seed
 export PATH="$PWD/target/debug:$PATH"

@@ -112,6 +112,8 @@ async fn sourcing_env_sh_points_a_shell_at_the_emulator_and_never_changes_it() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.first().copied(), Some(proxy.endpoint.as_str()), "{out}");
     assert!(lines.get(1).is_some_and(|l| l.ends_with("target/debug/cutover")), "{out}");
+    // The build's progress is shown, never swallowed (a cold build is minutes long).
+    assert!(err.contains("Finished"), "cargo's progress: {err}");
     // Nothing was seeded, reset or read: the emulator got no call at all.
     let calls: Vec<String> = proxy.calls().iter().map(|c| format!("{} {}", c.service, c.operation)).collect();
     assert!(calls.is_empty(), "sourcing env.sh called the emulator: {calls:?}");
