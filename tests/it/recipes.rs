@@ -118,3 +118,34 @@ async fn sourcing_env_sh_points_a_shell_at_the_emulator_and_never_changes_it() {
     let calls: Vec<String> = proxy.calls().iter().map(|c| format!("{} {}", c.service, c.operation)).collect();
     assert!(calls.is_empty(), "sourcing env.sh called the emulator: {calls:?}");
 }
+
+/// The Lambda README's build-and-deploy block, run by bash with `cargo`, `aws`, `cutover`, `cp` and
+/// `zip` answered by functions that only say how they were called: nothing is built or deployed.
+fn lambda_build_and_deploy(arch: Option<&str>) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/examples/lambda/README.md")).unwrap();
+    let block = readme.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).unwrap().to_string();
+    let block = match arch {
+        Some(a) => block.replacen("ARCH=arm64", &format!("ARCH={a}"), 1),
+        None => block,
+    };
+    let stubs = "for c in cargo aws cutover cp zip; do eval \"$c() { echo $c \\\"\\$*\\\"; }\"; done\n";
+    let out = std::process::Command::new("bash").args(["-c", &format!("{stubs}{block}")]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_lambda_readme_builds_and_deploys_for_one_architecture_named_once() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let template = std::fs::read_to_string(format!("{root}/examples/lambda/template.yaml")).unwrap();
+    assert!(template.contains("AllowedValues: [arm64, x86_64]"), "the template's architectures");
+    for (arch, flag) in [(None, "--arm64"), (Some("x86_64"), "--x86-64")] {
+        let said = lambda_build_and_deploy(arch);
+        let build = said.lines().find(|l| l.starts_with("cargo lambda build")).unwrap_or_default();
+        let deploy = said.lines().find(|l| l.starts_with("aws cloudformation deploy")).unwrap_or_default();
+        assert!(build.split(' ').any(|w| w == flag), "{arch:?}: {said}");
+        let given = format!("Architecture={}", arch.unwrap_or("arm64"));
+        assert!(deploy.split(' ').any(|w| w == given), "{arch:?}: {said}");
+    }
+}
