@@ -130,7 +130,13 @@ fn lambda_build_and_deploy(arch: Option<&str>) -> String {
         None => block,
     };
     let stubs = "for c in cargo aws cutover cp zip; do eval \"$c() { echo $c \\\"\\$*\\\"; }\"; done\n";
-    let out = std::process::Command::new("bash").args(["-c", &format!("{stubs}{block}")]).output().unwrap();
+    // In a folder of its own: the block writes policy.json.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .current_dir(dir.path())
+        .args(["-c", &format!("{stubs}{block}")])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
