@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . localstack/env.sh
+# The demo's environment, seeded — or reset to all traffic on blue when an earlier demo left it
+# elsewhere. Sourcing env.sh alone never does this (./localstack/seed.sh does).
+./target/debug/examples/seed
 cutover=./target/debug/cutover
 
 # The demo's clients, run by the kit's proxy until the demo ends (at most 10 minutes): resolvers

@@ -1,8 +1,9 @@
 //! Seeds the local emulator with the demo environment that `profiles/demo.toml` describes, and
-//! resets it to "all traffic on blue" when it is already there. Run by `localstack/demo.sh`:
+//! resets it to "all traffic on blue" when it is already there. Run by `localstack/demo.sh` and
+//! `localstack/seed.sh` (never by `. localstack/env.sh`, which only points a shell at the emulator):
 //!
 //! ```text
-//! AWS_ENDPOINT_URL=http://127.0.0.1:4566 cargo run --example seed
+//! ./localstack/seed.sh        # or: AWS_ENDPOINT_URL=http://127.0.0.1:4566 cargo run --example seed
 //! ```
 //!
 //! It only ever talks to a loopback endpoint: seeding is for the emulator, never for real AWS.

@@ -28,7 +28,8 @@ if [[ -n "${LOCALSTACK_AUTH_TOKEN:-}" ]] && docker info >/dev/null 2>&1; then
 else
   python="$("$here/venv.sh")"
   moto_port=$((port + 10000))
-  (cd "$here/.." && cargo build --quiet --example proxy)
+  # The kit's proxy; on a first run this compiles most of the dependencies, its progress shown.
+  (cd "$here/.." && cargo build --example proxy)
   echo "emulator: starting moto server on 127.0.0.1:$moto_port behind the kit's proxy on 127.0.0.1:$port (logs: $run/)"
   nohup "$python" "$here/moto_server.py" --port "$moto_port" >"$run/moto.log" 2>&1 &
   echo $! > "$run/moto.pid"

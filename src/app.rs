@@ -51,7 +51,7 @@ pub fn usage_error(e: clap::Error, args: impl IntoIterator<Item = String>) -> i3
     // As clap (or our parser) says it, with any control character of the arguments escaped.
     let text = match &own {
         Some(own) => format!("error: {own}\n"),
-        None => e.render().to_string(),
+        None => unknown_command(&e).unwrap_or_else(|| e.render().to_string()),
     };
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => crate::report::out(&text),
@@ -67,6 +67,54 @@ pub fn usage_error(e: clap::Error, args: impl IntoIterator<Item = String>) -> i3
         crate::report::out(format!("{doc}\n"));
     }
     code
+}
+
+/// The commands that move traffic or change the rollout.
+const WRITES: [&str; 8] = ["set", "rollout", "advance", "rollback", "abort", "promote", "pause", "resume"];
+
+/// An unknown command, said without offering a write for a word that is not one: clap's similar
+/// names put `set` next to `get`. Words people bring from other tools get the command they mean
+/// (`undo` → `rollback`, `get`/`show` → `status`, `log` → `history`); a write is suggested only
+/// for a misspelling of it (same first two letters: `rollbak` → `rollback`). `None`: not an
+/// unknown command.
+fn unknown_command(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else { return None };
+    let similar: Vec<&str> = match e.get(ContextKind::SuggestedSubcommand) {
+        Some(ContextValue::Strings(s)) => s.iter().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let word = typed.to_ascii_lowercase();
+    let tip = match word.as_str() {
+        "undo" | "revert" | "back" | "restore" | "rollback!" | "cancel" | "stop" => {
+            Some("to put all traffic back on the stable side now: `cutover rollback` (or `cutover abort`)".to_string())
+        }
+        "get" | "show" | "describe" | "list" | "ls" | "info" | "watch" | "inspect" | "ps" | "top" => {
+            Some("to read the live split and the rollout: `cutover status` (`--watch` redraws it)".to_string())
+        }
+        "log" | "logs" | "audit" | "events" | "trail" => {
+            Some("to read who moved what, when: `cutover history`".to_string())
+        }
+        _ => {
+            let kept: Vec<&str> = similar
+                .into_iter()
+                .filter(|s| !WRITES.contains(s) || s.get(..2).is_some_and(|p| word.starts_with(p)))
+                .collect();
+            let quoted: Vec<String> = kept.iter().map(|s| format!("'{s}'")).collect();
+            match quoted.len() {
+                0 => None,
+                1 => Some(format!("a similar subcommand exists: {}", quoted[0])),
+                _ => Some(format!("some similar subcommands exist: {}", quoted.join(", "))),
+            }
+        }
+    };
+    use clap::CommandFactory;
+    let usage = Cli::command().render_usage().to_string();
+    let tip = tip.map(|t| format!("  tip: {t}\n\n")).unwrap_or_default();
+    Some(format!("error: unrecognized subcommand '{typed}'\n\n{tip}{usage}\n\nFor more information, try '--help'.\n"))
 }
 
 /// Whether a command line asks for `-o json` (`-o json`, `-ojson`, `--output json`, `--output=json`).
@@ -104,11 +152,22 @@ fn generated(command: &Command) -> Option<Result<i32>> {
     let mut buf: Vec<u8> = Vec::new();
     match command {
         Command::Completions { shell } => clap_complete::generate(*shell, &mut Cli::command(), "cutover", &mut buf),
-        Command::Man => {
-            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut buf) {
-                return Some(Err(crate::error::Error::Other(format!("cannot render the man page: {e}"))));
-            }
+        Command::Man { dir: Some(dir) } => {
+            return Some(match crate::man::write_pages(dir) {
+                Ok(written) => {
+                    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                    crate::report::out(format!("{}\n", names.join("\n")));
+                    Ok(exit::OK)
+                }
+                Err(e) => {
+                    Err(crate::error::Error::Other(format!("cannot write the man pages into {}: {e}", dir.display())))
+                }
+            });
         }
+        Command::Man { dir: None } => match crate::man::page() {
+            Ok(page) => buf = page,
+            Err(e) => return Some(Err(crate::error::Error::Other(format!("cannot render the man page: {e}")))),
+        },
         _ => return None,
     }
     crate::report::out(String::from_utf8_lossy(&buf));
@@ -118,6 +177,9 @@ fn generated(command: &Command) -> Option<Result<i32>> {
 async fn dispatch(cli: Cli) -> Result<i32> {
     if let Some(done) = generated(&cli.command) {
         return done;
+    }
+    if let Some(region) = &cli.region {
+        crate::aws::config::use_region(region);
     }
     if let Command::Discover { cluster, namespace, ingress, write_profile } = &cli.command {
         return commands::discover::run(
@@ -175,11 +237,14 @@ fn resolve(command: &Command) -> Option<Invocation> {
             force: *force,
             repoint: *repoint,
         }),
-        Command::Rollback { to, dry_run, wait, wait_timeout, .. } => Invocation::Rollback(commands::rollback::Args {
-            to: *to,
-            dry_run: *dry_run,
-            wait: wait.then_some(*wait_timeout),
-        }),
+        Command::Rollback { to, dry_run, wait, wait_timeout, reason, .. } => {
+            Invocation::Rollback(commands::rollback::Args {
+                to: *to,
+                dry_run: *dry_run,
+                wait: wait.then_some(*wait_timeout),
+                reason: reason.clone(),
+            })
+        }
         Command::Promote { dry_run, force, .. } => Invocation::Promote { dry_run: *dry_run, force: *force },
         Command::Pause { dry_run } => Invocation::Pause { pause: true, dry_run: *dry_run },
         Command::Resume { dry_run } => Invocation::Pause { pause: false, dry_run: *dry_run },
@@ -189,6 +254,6 @@ fn resolve(command: &Command) -> Option<Invocation> {
             state_init: *for_command == Some(crate::cli::PolicyFor::StateInit),
         },
         Command::State { command: StateCommand::Init { dry_run } } => Invocation::StateInit { dry_run: *dry_run },
-        Command::Discover { .. } | Command::Completions { .. } | Command::Man => return None,
+        Command::Discover { .. } | Command::Completions { .. } | Command::Man { .. } => return None,
     })
 }

@@ -61,6 +61,11 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, help_heading = "Global options")]
     pub log_format: LogFormat,
 
+    /// The AWS region, as the AWS CLI's `--region`: before AWS_REGION, ~/.aws/config and the
+    /// profile's `region`.
+    #[arg(long, global = true, help_heading = "Global options", value_name = "REGION", value_parser = non_empty_region)]
+    pub region: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -107,6 +112,7 @@ pub enum Command {
     /// Parse the profile, resolve every AWS resource it names (read-only) and print the plan.
     Validate,
     /// Show each route's current weights and percentages, and the live side.
+    #[command(display_order = 1)]
     Status {
         /// Redraw every `--interval` until the rollout ends (or Ctrl-C): routes, stage, bake, gates.
         #[arg(short = 'w', long)]
@@ -260,10 +266,16 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `cutover man > cutover.1`.
-    Man,
+    /// Print the man page (roff), e.g. `cutover man > cutover.1`; `--dir DIR` writes it and one
+    /// page per command (cutover-status.1, …) into DIR.
+    Man {
+        /// Write cutover.1 and a page per command into DIR (made if missing) instead of printing.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// All traffic back on the stable side now (or on `--to SIDE`), skipping gates; marks the
     /// rollout aborted so no `advance` moves it again.
+    #[command(display_order = 0, visible_alias = "abort")]
     Rollback {
         /// Do not ask before moving traffic from a terminal.
         #[arg(short = 'y', long = "yes", id = "command_yes")]
@@ -285,7 +297,17 @@ pub enum Command {
         /// the newest started wave only).
         #[arg(long)]
         all_waves: bool,
+        /// Why, in a few words: recorded in the audit trail (`history`) and the rollout's state.
+        #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+        reason: Option<String>,
     },
+}
+
+/// `--region`: a region's name, not an empty string (an empty AWS_REGION is ignored by the SDK;
+/// an empty flag is a mistake).
+fn non_empty_region(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() { Err("name a region, e.g. `--region us-west-2`".into()) } else { Ok(s.to_string()) }
 }
 
 fn non_empty_reason(s: &str) -> Result<String, String> {
@@ -300,6 +322,23 @@ fn release_label(s: &str) -> Result<String, String> {
         return Err("a release label is 1–128 printable characters, e.g. `v2.3.1` or a build id".into());
     }
     Ok(s.to_string())
+}
+
+/// The longest `rollback --reason` kept: a sentence or two, not a document.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// `rollback --reason TEXT`: trimmed, not empty, at most [`MAX_REASON_CHARS`] characters, on one
+/// line with every control character escaped (it is printed by `history` and `status`).
+fn parse_reason(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("say why (it is recorded in the audit trail), or leave out --reason".into());
+    }
+    let n = s.chars().count();
+    if n > MAX_REASON_CHARS {
+        return Err(format!("{n} characters is too long: at most {MAX_REASON_CHARS}"));
+    }
+    Ok(crate::terminal::one_line(s).into_owned())
 }
 
 fn parse_limit(s: &str) -> Result<usize, String> {
@@ -391,7 +430,7 @@ impl Command {
             Command::IamPolicy { .. } => "iam-policy",
             Command::Discover { .. } => "discover",
             Command::Completions { .. } => "completions",
-            Command::Man => "man",
+            Command::Man { .. } => "man",
             Command::Rollback { .. } => "rollback",
         }
     }

@@ -14,6 +14,7 @@ use aws_config::SdkConfig;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::terminal::one_line;
 
 /// DescribeTags takes at most 20 ARNs a call.
 const TAG_BATCH: usize = 20;
@@ -48,28 +49,28 @@ pub struct Discovery {
 }
 
 impl fmt::Display for Discovery {
+    /// What EKS and ELBv2 said, and nothing in place of what they did not say: an absent version,
+    /// VPC, scheme or state is left out (the JSON has it as null or "").
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.cluster;
-        writeln!(
-            f,
-            "cluster {}: {}, Kubernetes {}, VPC {}",
-            c.name,
-            c.status,
-            c.version.as_deref().unwrap_or("?"),
-            c.vpc_id.as_deref().unwrap_or("?")
-        )?;
+        let mut facts = vec![one_line(&c.status).into_owned()];
+        facts.extend(c.version.as_deref().map(|v| format!("Kubernetes {}", one_line(v))));
+        facts.extend(c.vpc_id.as_deref().map(|v| format!("VPC {}", one_line(v))));
+        writeln!(f, "cluster {}: {}", one_line(&c.name), facts.join(", "))?;
         if self.load_balancers.is_empty() {
             return writeln!(f, "no ingress ALB of the AWS Load Balancer Controller found for it");
         }
         for lb in &self.load_balancers {
-            let scheme = if lb.scheme.is_empty() { "?" } else { lb.scheme.as_str() };
-            writeln!(f, "  {:<28} {:<24} {} ({scheme}, {})", lb.stack, lb.name, lb.dns_name, lb.state)?;
-            writeln!(
-                f,
-                "    hosted zone {}; target groups: {}",
-                lb.canonical_hosted_zone_id,
-                lb.target_groups.join(", ")
-            )?;
+            let said: Vec<&str> =
+                [lb.scheme.as_str(), lb.state.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+            let said = if said.is_empty() { String::new() } else { format!(" ({})", said.join(", ")) };
+            writeln!(f, "  {:<28} {:<24} {}{said}", lb.stack, lb.name, lb.dns_name)?;
+            let zone = match lb.canonical_hosted_zone_id.as_str() {
+                "" => String::new(),
+                z => format!("hosted zone {z}; "),
+            };
+            let groups = if lb.target_groups.is_empty() { "none".to_string() } else { lb.target_groups.join(", ") };
+            writeln!(f, "    {zone}target groups: {groups}")?;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ pub mod gates;
 pub mod iam;
 pub mod judge_stats;
 pub mod lambda;
+pub mod man;
 pub mod notify;
 pub mod observe;
 pub mod policy;

@@ -117,11 +117,14 @@ impl NotifySink {
 impl Sink for NotifySink {
     fn event(&mut self, event: &Event) {
         let Some(t) = event.transition() else { return };
-        let _ = self.tx.send(Message {
-            event: t.notify,
-            text: t.why.unwrap_or_default(),
-            stage: t.stage,
-            routes: t.after.to_vec(),
-        });
+        // A notification has no actor field: the reason and who acted go into its text.
+        let mut text = t.why.unwrap_or_default();
+        if let Some(reason) = t.reason {
+            text.push_str(&format!("; reason: {reason}"));
+        }
+        if let Some(by) = t.by {
+            text.push_str(&format!(" (by {by})"));
+        }
+        let _ = self.tx.send(Message { event: t.notify, text, stage: t.stage, routes: t.after.to_vec() });
     }
 }

@@ -17,7 +17,15 @@ use crate::profile::source::ProfileSource;
 use crate::report::reporters::{JsonReporter, PlainReporter, ProgressReporter};
 use crate::rollout::events::{Event, Fanout, Sink};
 use crate::splitter::AwsTraffic;
-use crate::state::{AuditSink, DynamoStore, Identity, ProfileId};
+use crate::state::{AuditSink, DynamoStore, Identity, ProfileId, SeenRollout};
+
+/// A result with the rollout it is about, at its end (the result's own keys keep their order).
+#[derive(Serialize)]
+struct WithRolloutId<'a, T: Serialize> {
+    #[serde(flatten)]
+    report: &'a T,
+    rollout_id: Option<String>,
+}
 
 /// The default lease of a run over the rollout state.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -40,6 +48,8 @@ pub struct Settings {
     pub override_freeze: Option<String>,
     /// A wave's member profile: its results are kept here for the train's own, not printed.
     pub capture: Option<Capture>,
+    /// The rollout this command read or wrote: its audit entries and its JSON result name it.
+    pub seen: SeenRollout,
 }
 
 /// The results a member profile's commands printed (text, JSON), for the train to report.
@@ -83,6 +93,7 @@ impl Settings {
             identity,
             override_freeze: None,
             capture: None,
+            seen: SeenRollout::default(),
         })
     }
 
@@ -103,6 +114,7 @@ impl Settings {
             identity,
             override_freeze: None,
             capture: Some(Capture::default()),
+            seen: SeenRollout::default(),
         }
     }
 
@@ -163,7 +175,10 @@ impl Settings {
 
     /// The state table, when the profile has one.
     pub fn store(&self) -> Option<DynamoStore> {
-        self.profile.state.as_ref().map(|s| DynamoStore::new(&self.sdk, &s.table, self.profile_id()))
+        self.profile
+            .state
+            .as_ref()
+            .map(|s| DynamoStore::new(&self.sdk, &s.table, self.profile_id()).noting(self.seen.clone()))
     }
 
     /// The profile as the state table knows it: name, where it was read, the traffic it moves.
@@ -213,8 +228,23 @@ impl Settings {
         match self.output {
             OutputFormat::Text => crate::report::out(report),
             OutputFormat::Json => {
-                let doc = serde_json::to_string_pretty(report)
-                    .map_err(|e| Error::Other(format!("cannot render the result: {e}")))?;
+                // Every result names the rollout it is about: the one recorded in the state
+                // table (null without a `[state]` table or a recorded rollout). A command that
+                // did not read the state (`validate`) does not guess.
+                let id = match (self.seen.get(), &self.profile.state) {
+                    (Some(id), _) => Some(id),
+                    (None, None) => Some(None),
+                    (None, Some(_)) => None,
+                };
+                let render = |e: serde_json::Error| Error::Other(format!("cannot render the result: {e}"));
+                let value = serde_json::to_value(report).map_err(render)?;
+                let open = value.as_object().is_some_and(|m| !m.contains_key("rollout_id"));
+                let doc = match id {
+                    Some(rollout_id) if open => {
+                        serde_json::to_string_pretty(&WithRolloutId { report, rollout_id }).map_err(render)?
+                    }
+                    _ => serde_json::to_string_pretty(report).map_err(render)?,
+                };
                 crate::report::out(format!("{doc}\n"));
             }
         }

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 . localstack/env.sh >/dev/null
+./target/debug/examples/seed >/dev/null   # the demo environment, seeded (or reset)
 export CUTOVER_PROFILE=demo-scheduled CUTOVER_TO=green
 cutover state init
 cutover rollback --to blue --yes >/dev/null
@@ -17,10 +18,7 @@ fi
 echo "--- build phase"
 . examples/codepipeline/cutover-stage.sh
 ./target/debug/examples/seed alarm demo-green-5xx OK >/dev/null
-echo "exported: CUTOVER_OUTCOME=$CUTOVER_OUTCOME CUTOVER_EXIT_CODE=$CUTOVER_EXIT_CODE CUTOVER_STAGE=$CUTOVER_STAGE CUTOVER_LIVE=$CUTOVER_LIVE"
-if [ "$CUTOVER_EXIT_CODE" -eq 0 ]; then
-  echo "build: SUCCEEDED"
-else
-  echo "build: FAILED (the rollout ended $CUTOVER_OUTCOME, exit $CUTOVER_EXIT_CODE)"
-fi
-exit "$CUTOVER_EXIT_CODE"
+echo "exported: CUTOVER_OUTCOME=$CUTOVER_OUTCOME CUTOVER_EXIT_CODE=$CUTOVER_EXIT_CODE CUTOVER_STAGE=$CUTOVER_STAGE CUTOVER_LIVE=$CUTOVER_LIVE CUTOVER_ROLLOUT_ID=$CUTOVER_ROLLOUT_ID"
+echo "exported: CUTOVER_REASON=$CUTOVER_REASON"
+# The buildspec's last command: the reason on the last line, the rollout's exit code.
+cutover_stage_verdict || exit $?

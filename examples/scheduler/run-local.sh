@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 . localstack/env.sh >/dev/null
+./target/debug/examples/seed >/dev/null   # the demo environment, seeded (or reset)
 export CUTOVER_PROFILE=demo-scheduled
 cutover state init
 cutover rollback --to blue --yes >/dev/null

@@ -29,10 +29,20 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Loads the shared SDK configuration. `profile_region` is the cutover profile's `region`, used
 /// when the environment names none; with neither, the command is refused — a default region
 /// would aim the command at resources that are not there (or at the wrong ones).
+/// `--region`: the region every command's calls go to, before AWS_REGION, ~/.aws/config and the
+/// profile's `region` (the AWS CLI's precedence). Set once, from the command line.
+static REGION_FLAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Takes `--region` for every AWS configuration this process loads.
+pub fn use_region(region: &str) {
+    let _ = REGION_FLAG.set(region.to_string());
+}
+
 pub async fn load(profile_region: Option<&str>, profile: Option<&std::path::Path>) -> crate::error::Result<SdkConfig> {
     // No instance-metadata lookup for the region: off EC2 it only costs seconds of timeouts, and on
     // CodeBuild/ECS/EKS the region is in the environment.
-    let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+    let region = RegionProviderChain::first_try(REGION_FLAG.get().map(|r| Region::new(r.clone())))
+        .or_else(EnvironmentVariableRegionProvider::new())
         .or_else(ProfileFileRegionProvider::builder().build())
         .or_else(profile_region.map(|r| Region::new(r.to_string())));
     let sdk = aws_config::defaults(BehaviorVersion::latest())

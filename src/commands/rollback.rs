@@ -33,10 +33,12 @@ pub struct Args {
     pub dry_run: bool,
     /// `--wait`: until when traffic may take to leave the other side.
     pub wait: Option<Duration>,
+    /// `--reason TEXT`: why, recorded in the audit trail and the rollout's state.
+    pub reason: Option<String>,
 }
 
 pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
-    let Args { to, dry_run, wait } = args;
+    let Args { to, dry_run, wait, reason: said } = args;
     if wait.is_some() && settings.profile.observe.is_none() {
         return Err(Error::refused_hint(
             format!(
@@ -54,9 +56,11 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
                 "name the side to restore: `cutover rollback --to blue`",
             ));
         };
-        return without_state(settings, &traffic, side, dry_run, wait).await;
+        return without_state(settings, &traffic, side, dry_run, wait, said).await;
     };
-    let store = DynamoStore::new(&settings.sdk, &cfg.table, settings.profile_id()).with_attempts(STATE_ATTEMPTS);
+    let store = DynamoStore::new(&settings.sdk, &cfg.table, settings.profile_id())
+        .noting(settings.seen.clone())
+        .with_attempts(STATE_ATTEMPTS);
     let holder = format!("rollback pid {}", std::process::id());
     let mut ledger = Ledger::new(store, holder, settings.lease());
     // The routes, the state and (for the audit entry) who is acting, all at once.
@@ -157,7 +161,10 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
         return Ok(exit::USAGE);
     }
 
-    let reason = format!("rolled back to {stable} by {who}");
+    let reason = match &said {
+        Some(said) => format!("rolled back to {stable} by {who}: {said}"),
+        None => format!("rolled back to {stable} by {who}"),
+    };
     let planned: Vec<_> = AwsTraffic::plan(&routes, stable, Percent::FULL).iter().map(RouteChange::planned).collect();
     let recorded_rollout = matches!(&state, Ok(Some(_)));
     // The rollback's line of the audit trail goes out beside Route53's propagation: with the
@@ -168,6 +175,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
             let event = Event::Rollback {
                 to: stable,
                 by: who.clone(),
+                reason: said.clone(),
                 aborted: recorded_rollout,
                 before: before.clone(),
                 routes: planned.clone(),
@@ -190,6 +198,7 @@ pub async fn run(settings: &Settings, args: Args) -> Result<i32> {
     bus.event(Event::Rollback {
         to: stable,
         by: who,
+        reason: said,
         aborted: recorded,
         before: before.clone(),
         routes: after.clone(),
@@ -234,6 +243,7 @@ async fn without_state(
     side: Side,
     dry_run: bool,
     wait: Option<Duration>,
+    reason: Option<String>,
 ) -> Result<i32> {
     let routes = traffic.read().await?;
     let changes = AwsTraffic::plan(&routes, side, Percent::FULL);
@@ -257,6 +267,7 @@ async fn without_state(
         bus.event(Event::Rollback {
             to: side,
             by: settings.identity.actor().await,
+            reason,
             aborted: false,
             before: routes.iter().map(|r| r.view()).collect(),
             routes: after,

@@ -169,6 +169,7 @@ async fn snapshot(
     let drift = StatusReport::disagreement(&reports);
     let report = StatusReport {
         profile: settings.profile.name.clone(),
+        rollout_id: recorded.as_ref().map(|s| s.id.clone()),
         live: sole_side_of(&views),
         routes: reports,
         rollout,

@@ -265,6 +265,8 @@ fn entry(action: &str, wave: Option<usize>, why: String) -> AuditEntry {
         why: Some(why),
         stage: wave.map(|k| k + 1),
         seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        rollout_id: None,
+        reason: None,
     }
 }
 
@@ -582,7 +584,7 @@ impl Train<'_> {
             && now.waves.get(k).is_some_and(|w| w.status != WaveStatus::Progressing)
         {
             tracing::warn!(wave = k + 1, "the train was rolled back while this run started the wave: taking it back");
-            let args = super::rollback::Args { to: Some(to.other()), dry_run: false, wait: None };
+            let args = super::rollback::Args { to: Some(to.other()), dry_run: false, wait: None, reason: None };
             let _ = super::rollback::run(m, args).await;
         }
         Err(e)
@@ -670,7 +672,7 @@ impl Train<'_> {
                         wait: poll,
                     }));
                 }
-                let args = super::rollback::Args { to: Some(to.other()), dry_run: false, wait: None };
+                let args = super::rollback::Args { to: Some(to.other()), dry_run: false, wait: None, reason: None };
                 super::rollback::run(&m, args).await?;
                 let reason = format!("a gate failed during its bake after: {why}");
                 return self.halt(state, expected, k, reason).await.map(Some);
@@ -783,7 +785,7 @@ impl Train<'_> {
             for &k in &targets {
                 let m = self.member(k).await?;
                 let Some(to) = state.waves[k].to else { continue };
-                let args = super::rollback::Args { to: Some(to.other()), dry_run: false, wait: None };
+                let args = super::rollback::Args { to: Some(to.other()), dry_run: false, wait: None, reason: None };
                 let code = super::rollback::run(&m, args).await?;
                 worst = worst.max(code);
                 for (text, json) in m.captured() {

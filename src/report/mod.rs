@@ -166,6 +166,8 @@ impl fmt::Display for RouteReport {
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub profile: String,
+    /// The recorded rollout's id (null without a `[state]` table or a recorded rollout).
+    pub rollout_id: Option<String>,
     /// The side holding all traffic on every route, or null while traffic is split.
     pub live: Option<Side>,
     pub routes: Vec<RouteReport>,
@@ -226,6 +228,9 @@ impl fmt::Display for StatusReport {
 /// The recorded rollout, as `status` and the state commands show it.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct RolloutView {
+    /// Tells one rollout of the profile from the next: its audit entries carry it.
+    #[serde(default)]
+    pub id: String,
     pub stable: Side,
     pub candidate: Side,
     pub status: Status,
@@ -252,6 +257,7 @@ impl RolloutView {
     pub fn of(s: &RolloutState, now_ms: u64) -> RolloutView {
         let lease = s.lease.as_ref().filter(|l| l.expires_ms > now_ms);
         RolloutView {
+            id: s.id.clone(),
             stable: s.stable,
             candidate: s.candidate,
             status: s.status,
@@ -298,6 +304,9 @@ impl fmt::Display for RolloutView {
                 self.percent,
                 self.stage_reached_at
             )?,
+        }
+        if !self.id.is_empty() {
+            writeln!(f, "  rollout id: {}", one_line(&self.id))?;
         }
         if let Some(p) = &self.problem {
             writeln!(
@@ -478,8 +487,9 @@ impl fmt::Display for HistoryReport {
                 |w: &[RouteWeights]| w.first().map(|w| format!("{}:{}", w.blue, w.green)).unwrap_or_else(|| "-".into());
             write!(
                 f,
-                "{}  {:<12} {:>7} → {:<7} {}",
+                "{}  {:<16}  {:<12} {:>7} → {:<7} {}",
                 one_line(&e.at),
+                one_line(e.rollout_id.as_deref().unwrap_or("-")),
                 one_line(&e.action),
                 split(&e.before),
                 split(&e.after),
@@ -490,6 +500,9 @@ impl fmt::Display for HistoryReport {
             }
             if let Some(w) = &e.why {
                 write!(f, "  ({})", one_line(w))?;
+            }
+            if let Some(r) = &e.reason {
+                write!(f, "  reason: {}", one_line(r))?;
             }
             writeln!(f)?;
         }
@@ -842,6 +855,7 @@ mod tests {
 
     fn rollout(status: Status, stable: Side, stage: usize) -> RolloutView {
         RolloutView {
+            id: "5f3c9a1e0b7d2468".into(),
             stable,
             candidate: stable.other(),
             status,
@@ -870,6 +884,7 @@ mod tests {
         let alb = route(crate::splitter::alb::KIND, "front/listener:443/default", 75, 25);
         let report = StatusReport {
             profile: "myapp".into(),
+            rollout_id: Some("5f3c9a1e0b7d2468".into()),
             live: None,
             drift: StatusReport::disagreement(&[r53.clone(), alb.clone()]),
             routes: vec![r53, alb],

@@ -54,6 +54,30 @@ pub struct DynamoStore {
     pub table: String,
     profile: String,
     id: ProfileId,
+    seen: SeenRollout,
+}
+
+/// The rollout one command read or wrote (the state item's `id`), shared by every store the
+/// command makes: its audit entries and its result (`"rollout_id"`) name it.
+#[derive(Clone, Debug, Default)]
+pub struct SeenRollout(std::sync::Arc<std::sync::Mutex<Option<Option<String>>>>);
+
+impl SeenRollout {
+    fn saw(&self, id: Option<&str>) {
+        if let Ok(mut seen) = self.0.lock() {
+            *seen = Some(id.map(String::from));
+        }
+    }
+
+    /// `None` while the state was not read; `Some(None)` when no rollout is recorded.
+    pub fn get(&self) -> Option<Option<String>> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// The rollout's id, once the state was read and holds one.
+    pub fn id(&self) -> Option<String> {
+        self.get().flatten()
+    }
 }
 
 fn build(e: impl std::fmt::Display) -> Error {
@@ -72,7 +96,23 @@ impl DynamoStore {
             table: table.to_string(),
             profile: id.name.clone(),
             id,
+            seen: SeenRollout::default(),
         }
+    }
+
+    /// The same store, telling `seen` which rollout it reads and writes.
+    pub fn noting(mut self, seen: SeenRollout) -> DynamoStore {
+        self.seen = seen;
+        self
+    }
+
+    /// `entry`, naming the rollout it belongs to (`id`, or the one last read or written).
+    fn stamped(&self, entry: &AuditEntry, id: Option<&str>) -> AuditEntry {
+        let mut entry = entry.clone();
+        if entry.rollout_id.is_none() {
+            entry.rollout_id = id.map(String::from).or_else(|| self.seen.id());
+        }
+        entry
     }
 
     /// Refuses a state item another profile of the same name wrote (another source and other
@@ -224,7 +264,10 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| self.failed("GetItem", e))?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = out.item else {
+            self.seen.saw(None);
+            return Ok(None);
+        };
         self.check_owner(&item)?;
         let doc = match item.get("doc") {
             Some(AttributeValue::S(s)) => s,
@@ -236,6 +279,7 @@ impl DynamoStore {
                 self.profile, self.table
             ))
         })?;
+        self.seen.saw(Some(&state.id));
         Ok(Some(state))
     }
 
@@ -273,7 +317,10 @@ impl DynamoStore {
             .condition_expression(s.condition)
             .set_expression_attribute_values(s.values);
         match req.send().await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.seen.saw(Some(&state.id));
+                Ok(())
+            }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::Conflict)
             }
@@ -296,6 +343,7 @@ impl DynamoStore {
         use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
         let failed = |e: String| StoreError::Failed(Error::Other(e));
         let s = self.state_item(state, expected)?;
+        let entry = &self.stamped(entry, Some(&state.id));
         let entry_doc = serde_json::to_string(entry).map_err(|e| failed(format!("encoding an audit entry: {e}")))?;
         let put = Put::builder()
             .table_name(&self.table)
@@ -319,7 +367,10 @@ impl DynamoStore {
             .await;
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         match sent {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.seen.saw(Some(&state.id));
+                Ok(())
+            }
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
                     let codes: Vec<Option<&str>> = c.cancellation_reasons().iter().map(|r| r.code()).collect();
@@ -337,6 +388,7 @@ impl DynamoStore {
     /// Appends one entry to the audit trail: a new item, conditional on its sort key being new
     /// — an append never overwrites a line (a key taken is tried again under a new one).
     pub async fn append(&self, entry: &AuditEntry) -> Result<()> {
+        let entry = &self.stamped(entry, None);
         let doc = serde_json::to_string(entry).map_err(|e| Error::Other(format!("encoding an audit entry: {e}")))?;
         for _ in 0..3 {
             let sent = self
@@ -482,7 +534,7 @@ mod tests {
 
     fn store(client: Client) -> DynamoStore {
         let id = ProfileId { name: "p".into(), source: "profiles/p.toml".into(), routes: vec!["route53 r".into()] };
-        DynamoStore { client, table: "t".into(), profile: "p".into(), id }
+        DynamoStore { client, table: "t".into(), profile: "p".into(), id, seen: SeenRollout::default() }
     }
 
     fn entry() -> AuditEntry {
@@ -496,6 +548,8 @@ mod tests {
             after: Vec::new(),
             why: None,
             stage: None,
+            rollout_id: None,
+            reason: None,
             seq: 1,
         }
     }

@@ -10,7 +10,7 @@ pub mod local_lock;
 
 pub use crate::rollout::record::AuditEntry;
 pub use audit::AuditSink;
-pub use dynamo::{DynamoStore, ProfileId};
+pub use dynamo::{DynamoStore, ProfileId, SeenRollout};
 pub use identity::{Identity, account};
 pub use local_lock::LocalLock;
 

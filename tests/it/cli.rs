@@ -299,3 +299,95 @@ async fn an_endpoint_answering_a_bare_500_in_an_unknown_region_names_the_status_
     assert!(err.contains("did you mean `us-west-2`?"), "{err}");
     assert!(!err.trim_end().ends_with(": error"), "{err}");
 }
+
+#[tokio::test]
+async fn region_flag_wins_over_aws_region_as_the_aws_clis_does() {
+    let w = World::new().await;
+    let f = crate::scenario::Front::new(&w.aws).await;
+    w.write("svc", &Profile::new().alb(f.route()));
+    expect(w.cutover().args(["-p", "svc", "status"]), 0);
+    // The front is in us-west-2 (AWS_REGION): looked up elsewhere, it is not found — there.
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "--region", "eu-west-1", "status"]), 2);
+    assert!(err.contains("(looked up in region eu-west-1)"), "{err}");
+    // After the command too, and over AWS_REGION.
+    expect(w.cutover().env("AWS_REGION", "eu-west-1").args(["-p", "svc", "status", "--region", "us-west-2"]), 0);
+    let (_, err) = expect(w.cutover().args(["--region", "", "-p", "svc", "status"]), 2);
+    assert!(err.contains("name a region"), "{err}");
+}
+
+#[tokio::test]
+async fn a_read_typo_is_never_offered_a_write_and_words_from_other_tools_get_the_command_they_mean() {
+    let w = World::new().await;
+    // `get` is a read: clap alone offers `set`.
+    let (_, err) = expect(w.cutover().args(["get"]), 2);
+    assert!(!err.contains("'set'") && err.contains("`cutover status`"), "{err}");
+    for read in ["show", "describe", "list"] {
+        let (_, err) = expect(w.cutover().args([read]), 2);
+        assert!(err.contains("`cutover status`") && !WRITE_WORDS.iter().any(|c| err.contains(c)), "{err}");
+    }
+    let (_, err) = expect(w.cutover().args(["logs"]), 2);
+    assert!(err.contains("`cutover history`"), "{err}");
+    let (_, err) = expect(w.cutover().args(["undo"]), 2);
+    assert!(err.contains("`cutover rollback`"), "{err}");
+    // A misspelt write is still offered (the on-call engineer typing fast).
+    let (_, err) = expect(w.cutover().args(["rollbak"]), 2);
+    assert!(err.contains("'rollback'"), "{err}");
+    // With -o json, the error document as for every usage error.
+    let (out, _) = expect(w.cutover().args(["-o", "json", "get"]), 2);
+    assert_eq!(crate::json(&out)["error"]["exit_code"], 2, "{out}");
+}
+
+/// Writes as clap would quote them in a suggestion.
+const WRITE_WORDS: [&str; 7] = ["'set'", "'rollout'", "'advance'", "'rollback'", "'promote'", "'pause'", "'resume'"];
+
+#[tokio::test]
+async fn abort_is_rollback_and_help_lists_rollback_and_status_first() {
+    let w = World::new().await;
+    let pair = Records::alias(&w.aws, (90, 10)).await;
+    w.write("svc", &Profile::new().route53(pair.route()));
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "abort", "--to", "blue", "-y"]), 0);
+    assert!(out.contains("rollback to blue"), "{out}");
+    assert_eq!(pair.weights().await, (100, 0));
+    let (top, _) = expect(w.cutover().args(["--help"]), 0);
+    let commands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take(2)
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(commands, ["rollback", "status"], "{top}");
+    assert!(top.contains("[alias: abort]"), "{top}");
+}
+
+#[tokio::test]
+async fn man_dir_writes_every_page_the_man_page_names_with_environment_exit_status_and_examples() {
+    let w = World::new().await;
+    let dir = w.dir.path().join("man1");
+    let (out, _) = expect(w.cutover().args(["man", "--dir", dir.to_str().unwrap()]), 0);
+    let written: Vec<&str> = out.lines().collect();
+    assert!(written.len() > 10, "{out}");
+    let references = regex::Regex::new(r"(?:\\fB)?(cutover(?:\\-[a-z]+)*)(?:\\fR)?\(1\)").unwrap();
+    let mut named = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for c in references.captures_iter(&text) {
+            named.insert(c[1].replace("\\-", "-"));
+        }
+    }
+    for page in ["cutover", "cutover-rollback", "cutover-status", "cutover-state-init"] {
+        assert!(named.contains(page), "{page} is named: {named:?}");
+    }
+    for page in &named {
+        assert!(dir.join(format!("{page}.1")).is_file(), "{page}(1) is named but not written: {out}");
+    }
+    let top = std::fs::read_to_string(dir.join("cutover.1")).unwrap();
+    let (printed, _) = expect(w.cutover().args(["man"]), 0);
+    assert_eq!(printed, top, "`man` prints the page `man --dir` writes");
+    for heading in [".SH ENVIRONMENT", ".SH \"EXIT STATUS\"", ".SH EXAMPLES"] {
+        assert!(top.contains(heading), "{heading}: {top}");
+    }
+    assert!(top.contains("CUTOVER_PROFILE") && top.contains("cutover \\-p myapp rollback"), "{top}");
+    let rollback = std::fs::read_to_string(dir.join("cutover-rollback.1")).unwrap();
+    assert!(rollback.contains("\\-\\-reason") && rollback.contains(".SH \"EXIT STATUS\""), "{rollback}");
+}

@@ -62,6 +62,22 @@ async fn discover_finds_exactly_the_tagged_albs_of_a_cluster_and_namespace() {
         std::fs::read_to_string(&calls).unwrap().lines().filter(|l| *l == "elasticloadbalancing:DescribeTags").count();
     assert!(tag_calls >= 2, "27+ load balancers take two or more DescribeTags calls of 20: {tag_calls}");
 
+    // In text: what EKS and ELBv2 said, and no `?` for what they did not (moto reports no VPC
+    // and no scheme; AWS does).
+    let (text, _) = expect(w.cutover().args(["discover", "--cluster", &cluster, "--namespace", "blue"]), 0);
+    assert!(!text.contains('?'), "{text}");
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("cluster {cluster}: ACTIVE")), "{text}");
+    for (key, label) in [("version", "Kubernetes "), ("vpc_id", "VPC ")] {
+        match doc["cluster"][key].as_str() {
+            Some(v) => assert!(first.contains(&format!("{label}{v}")), "{key}: {text}"),
+            None => assert!(!first.contains(label), "{key} is unknown, and not said: {text}"),
+        }
+    }
+    let line = text.lines().find(|l| l.contains(names["blue"].as_str())).unwrap();
+    let state = lb["state"].as_str().unwrap_or_default();
+    assert!(state.is_empty() || line.contains(state), "{line}");
+
     // The whole cluster: its three ingress ALBs, not the other cluster's, not the untagged one.
     let (out, _) = expect(w.cutover().args(["-o", "json", "discover", "--cluster", &cluster]), 0);
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -675,7 +675,7 @@ async fn the_audit_trail_names_the_callers_arn_and_cutover_actor_only_beside_it(
     assert!(entries.iter().any(|e| e["actor_note"] == "root\\x1b[2J"), "{out}");
     let (out, _) = expect(w.cutover().args(["-p", "who", "history"]), 0);
     assert!(
-        out.contains("arn:aws:sts::123456789012:user/moto (CUTOVER_ACTOR alice)") && !out.contains('\u{1b}'),
+        out.contains("arn:aws:sts::123456789012:user/moto (CUTOVER_ACTOR: alice)") && !out.contains('\u{1b}'),
         "{out}"
     );
 }

@@ -24,6 +24,7 @@ mod lambda;
 mod outputs;
 mod policy;
 mod published;
+mod recipes;
 mod rollout;
 mod route53;
 mod sides;

@@ -31,6 +31,8 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         // Ids of rollouts, audit entries, Route53 changes, health checks.
         (r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "[UUID]"),
         (r"\bC[0-9A-Z]{12,}\b", "[CHANGE]"),
+        // A rollout's id (the state item's `id`), as results, `status` and `history` name it.
+        (r"\b[0-9a-f]{16}\b", "[ROLLOUT]"),
     ]
     .into_iter()
     .map(|(re, to)| (Regex::new(re).unwrap(), to))

@@ -516,3 +516,46 @@ async fn validate_refuses_a_state_table_that_does_not_exist_and_names_state_init
     let (out, _) = expect(w.cutover().args(["-p", "svc", "validate"]), 0);
     assert!(out.contains(&format!("state table: {table}")), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_rollout_id_names_the_rollout_in_status_every_result_and_its_history_with_the_rollback_reason() {
+    let (w, f, _) = setup("60s", "30s", |p| p).await;
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "advance"]), 0);
+    let id = json(&out)["rollout_id"].as_str().expect("advance names the rollout it started").to_string();
+    assert_eq!(id.len(), 16, "{id}");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "status"]), 0);
+    let doc = json(&out);
+    assert_eq!(doc["rollout_id"], id.as_str());
+    assert_eq!(doc["rollout"]["id"], id.as_str());
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "status"]), 0);
+    assert!(out.contains(&format!("  rollout id: {id}\n")), "{out}");
+
+    // A reason too long, or empty, is refused before anything moves.
+    let long = "x".repeat(501);
+    let (_, err) = expect(w.cutover().args(["-p", "svc", "rollback", "--reason", &long]), 2);
+    assert!(err.contains("at most 500"), "{err}");
+    expect(w.cutover().args(["-p", "svc", "rollback", "--reason", "  "]), 2);
+    assert_eq!(f.weights().await, (90, 10));
+
+    // The reason is kept in the person's words, its control characters escaped.
+    let said = "green 5xx on checkout\u{1b}]0;owned\u{7}";
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "rollback", "--reason", said]), 0);
+    let doc = json(&out);
+    assert_eq!(doc["rollout_id"], id.as_str(), "{out}");
+    assert_eq!(f.weights().await, (100, 0));
+
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "-o", "json", "history"]), 0);
+    let entries = json(&out)["entries"].as_array().unwrap().clone();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["rollback", "stage", "started"]);
+    assert!(entries.iter().all(|e| e["rollout_id"] == id.as_str()), "{out}");
+    let rollback = &entries[0];
+    assert_eq!(rollback["reason"], "green 5xx on checkout\\x1b]0;owned\\x07");
+    // Who acted is the actor field; the reason does not say it again.
+    assert!(!rollback["why"].as_str().unwrap().contains("arn:"), "{rollback}");
+    let (out, _) = expect(w.cutover().args(["-p", "svc", "history"]), 0);
+    let line = out.lines().find(|l| l.contains("rollback")).unwrap();
+    assert_eq!(line.matches("arn:aws:sts::123456789012:user/moto").count(), 1, "{line}");
+    assert!(line.contains(&id) && line.contains("reason: green 5xx on checkout\\x1b]0;owned\\x07"), "{line}");
+    assert!(!out.contains('\u{1b}'), "{out}");
+}

@@ -98,6 +98,8 @@ pub enum Event {
     Rollback {
         to: Side,
         by: String,
+        /// `rollback --reason TEXT`: why the person rolled back, in their words.
+        reason: Option<String>,
         aborted: bool,
         before: Vec<RouteView>,
         routes: Vec<RouteView>,
@@ -168,13 +170,18 @@ pub struct Transition<'a> {
     pub after: &'a [RouteView],
     pub why: Option<String>,
     pub stage: Option<usize>,
+    /// Who acted, when a person did: notifications name them; the audit trail has its own actor
+    /// field and never repeats it inside `why`.
+    pub by: Option<&'a str>,
+    /// The reason the person gave (`rollback --reason`).
+    pub reason: Option<&'a str>,
 }
 
 impl Event {
     /// The transition this event records, if it is one.
     pub fn transition(&self) -> Option<Transition<'_>> {
         let t = |action, notify, before, after, why: Option<String>, stage| {
-            Some(Transition { action, notify, before, after, why, stage })
+            Some(Transition { action, notify, before, after, why, stage, by: None, reason: None })
         };
         match self {
             Event::Started { from, to, routes, resume_at: None, .. } => {
@@ -202,13 +209,17 @@ impl Event {
             Event::Completed { side, stage, routes } => {
                 t("completed", "completed", routes, routes, Some(format!("all traffic on {side}")), Some(*stage))
             }
-            Event::Rollback { to, by, aborted, before, routes } => {
+            Event::Rollback { to, by, reason, aborted, before, routes } => {
                 let why = if *aborted {
-                    format!("all traffic on {to}; the rollout is marked aborted (by {by})")
+                    format!("all traffic on {to}; the rollout is marked aborted")
                 } else {
-                    format!("all traffic on {to} (by {by})")
+                    format!("all traffic on {to}")
                 };
-                t("rollback", "rolled-back", before, routes, Some(why), None)
+                t("rollback", "rolled-back", before, routes, Some(why), None).map(|t| Transition {
+                    by: Some(by),
+                    reason: reason.as_deref(),
+                    ..t
+                })
             }
             Event::Set { side, percent, aborted, before, routes } => {
                 let why = format!(
@@ -239,16 +250,25 @@ impl Event {
                 "freeze-overridden",
                 routes,
                 routes,
-                Some(format!("a change freeze overridden by {by}: {reason}")),
+                Some("a change freeze overridden".into()),
                 None,
-            ),
+            )
+            .map(|t| Transition { by: Some(by), reason: Some(reason), ..t }),
             Event::PauseChanged { paused, stage, reason, routes } => {
+                // `pause` records "paused by WHO" in the state; the audit entry has its own actor
+                // field, so who paused goes to notifications only.
+                let by = reason.as_deref().and_then(|r| r.strip_prefix("paused by "));
                 let (action, why) = if *paused {
-                    ("pause", reason.clone().unwrap_or_else(|| "the rollout is paused".into()))
+                    let why = match (by, reason) {
+                        (None, Some(r)) => r.clone(),
+                        _ => "the rollout is paused".into(),
+                    };
+                    ("pause", why)
                 } else {
                     ("resume", "the rollout is progressing".into())
                 };
                 t(action, if *paused { "paused" } else { "resume" }, routes, routes, Some(why), Some(*stage))
+                    .map(|t| Transition { by, ..t })
             }
             _ => None,
         }

@@ -226,6 +226,13 @@ pub struct AuditEntry {
     pub after: Vec<RouteWeights>,
     pub why: Option<String>,
     pub stage: Option<usize>,
+    /// The rollout the entry belongs to (the state item's `id`): the entries of one rollout told
+    /// from the next. Absent on entries written before cutover recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_id: Option<String>,
+    /// The reason a person gave (`rollback --reason TEXT`), in their words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Order among the entries of one process within one millisecond.
     #[serde(default)]
     pub seq: u32,
@@ -246,6 +253,8 @@ impl AuditEntry {
             after: RouteWeights::of(t.after),
             why: t.why,
             stage: t.stage,
+            rollout_id: None,
+            reason: t.reason.map(String::from),
             seq,
         })
     }
