@@ -170,12 +170,23 @@ async fn a_judge_says_pending_until_a_minute_is_published_and_reads_them_with_wh
     has_judge_keys(&r);
     assert_eq!((r["minutes"].as_u64(), r["candidate"]["requests"].as_u64()), (Some(0), Some(0)), "{r}");
 
-    // Past the warm-up and a settled minute: the judge reads both sides' minutes (nobody sent a
-    // request: too little to judge).
-    until(&clock, shifted + secs(330)).await;
-    let (code, out, err) = on_kit(&w2, &kit, &["-p", "svc", "-o", "json", "advance"], 30).await;
-    assert_eq!(code, 0, "{out}\n{err}");
-    let r = judge_reading(&json(&out));
+    // Past the warm-up, a settled minute and the 5 minutes after which a minute without any
+    // datapoint counts as one without requests (CloudWatch publishes nothing for an idle load
+    // balancer): the judge reads both sides' minutes, and nobody sent a request: too little to
+    // judge — a wait, which counts toward max_hold, never a pending that would hold forever.
+    // (Called again, at most 4 times 30 kit-seconds apart, while still pending: a cutover
+    // started under load reads the kit's clock a few seconds late.)
+    until(&clock, shifted + secs(560)).await;
+    let mut r = serde_json::Value::Null;
+    for _ in 0..5 {
+        let (code, out, err) = on_kit(&w2, &kit, &["-p", "svc", "-o", "json", "advance"], 30).await;
+        assert_eq!(code, 0, "{out}\n{err}");
+        r = judge_reading(&json(&out));
+        if r["verdict"] != "pending" {
+            break;
+        }
+        until(&clock, clock.now() + secs(30)).await;
+    }
     assert_eq!(r["verdict"], "no_data", "{r}");
     assert!(r["minutes"].as_u64().unwrap() >= 1, "{r}");
     assert!(kit.calls().iter().any(|c| c.operation == "GetMetricData" && c.status == 200), "read with the policy");

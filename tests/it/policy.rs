@@ -306,6 +306,8 @@ async fn every_command_runs_under_exactly_the_printed_policy_and_not_without_any
         !actions(&ro).iter().any(|a| a.contains("Modify") || a.contains("Change") || a.contains("PutItem")),
         "{out}"
     );
+    // The table exists (validate checks it does).
+    crate::expect(w.cutover().args(["-p", "print", "state", "init"]), 0);
     kit.set(|c| c.iam_policy = Some(ro.clone()));
     for args in [["status"], ["validate"]] {
         let mut cmd = w.cutover();
