@@ -7,9 +7,9 @@ use std::time::SystemTime;
 
 use crate::emulator::unique;
 use crate::fixtures::Aws;
-use crate::kit::{cutover, kit, secs, until};
+use crate::kit::{kit, on_kit, secs, until};
 use crate::proxy::{Clock, Config, Proxy};
-use crate::{World, finish};
+use crate::{World, json};
 
 /// A front ALB whose listener forwards to a blue and a green target group.
 pub(crate) struct Front {
@@ -66,21 +66,6 @@ fn local(t: SystemTime, tz: &str) -> String {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
     let civil = jiff::tz::TimeZone::get(tz).unwrap().to_datetime(jiff::Timestamp::from_second(secs).unwrap());
     civil.strftime("%Y-%m-%dT%H:%M:%S").to_string()
-}
-
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-/// Runs `cutover ARGS` on the kit's clock to its end (at most `real` seconds).
-async fn on_kit(w: &World, kit: &Proxy, args: &[&str], real: u64) -> (i32, String, String) {
-    let child = cutover(w, kit)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    finish(child, real).await
 }
 
 /// Runs `cutover -p svc -o json ARGS` on the kit's clock; it must exit `code`. Its JSON document.

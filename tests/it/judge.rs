@@ -6,25 +6,10 @@ use std::time::Instant;
 
 use crate::fixtures::Aws;
 use crate::freeze::Front;
-use crate::kit::{Lb, cutover, kit, secs, until};
-use crate::proxy::{App, Backend, Clock, Config, Proxy};
+use crate::kit::{Lb, kit, on_kit, secs, until};
+use crate::proxy::{App, Backend, Clock, Config};
 use crate::scenario::Records;
-use crate::{World, expect, finish};
-
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-/// Runs `cutover ARGS` on the kit's clock to its end (at most `real` seconds).
-async fn on_kit(w: &World, kit: &Proxy, args: &[&str], real: u64) -> (i32, String, String) {
-    let child = cutover(w, kit)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    finish(child, real).await
-}
+use crate::{World, expect, json};
 
 /// A weighted record to a blue and a green ALB, each with a target group of its own; all traffic
 /// on blue.

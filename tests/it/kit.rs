@@ -43,6 +43,33 @@ pub(crate) fn cutover(w: &World, kit: &Proxy) -> std::process::Command {
     cmd
 }
 
+/// Runs `cutover ARGS` on the kit's clock to its end (at most `real` seconds).
+pub(crate) async fn on_kit(w: &World, kit: &Proxy, args: &[&str], real: u64) -> (i32, String, String) {
+    let child = cutover(w, kit)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(child, real).await
+}
+
+/// A listener rule of priority 10 forwarding host `host` to target group `tg`.
+pub(crate) async fn host_rule(w: &World, listener: &str, host: &str, tg: &str) {
+    w.aws
+        .elb
+        .create_rule()
+        .listener_arn(listener)
+        .priority(10)
+        .conditions(
+            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder().field("host-header").values(host).build(),
+        )
+        .actions(Aws::forward(&[(tg, 1)], None))
+        .send()
+        .await
+        .expect("CreateRule");
+}
+
 /// Waits (real time, bounded) until the kit's clock reads `t`.
 pub(crate) async fn until(clock: &Clock, t: SystemTime) {
     let deadline =
@@ -478,18 +505,7 @@ async fn another_app_on_a_shared_alb_is_counted_at_the_load_balancer_and_its_own
     let (vpc, _) = w.aws.network().await;
     let ours = w.aws.target_group(&unique("o"), &vpc, &["10.0.3.9"]).await;
     let host = format!("{}.example.test", unique("api"));
-    w.aws
-        .elb
-        .create_rule()
-        .listener_arn(&shared.listener)
-        .priority(10)
-        .conditions(
-            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder().field("host-header").values(&host).build(),
-        )
-        .actions(Aws::forward(&[(&ours, 1)], None))
-        .send()
-        .await
-        .expect("CreateRule");
+    host_rule(&w, &shared.listener, &host, &ours).await;
     kit.clients().start(App::load_balancer("other", &shared.arn, 500.0 / 60.0).host("other.example.test"), None);
     kit.clients().start(App::load_balancer("ours", &shared.arn, 0.0).host(&host), None);
     let m = minute_of(clock.now()) + secs(60);

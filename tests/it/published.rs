@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::emulator::unique;
 use crate::fixtures::Aws;
-use crate::kit::{Lb, alarm_state, cutover, errors_alarm, kit, secs, served, until};
+use crate::kit::{Lb, alarm_state, cutover, errors_alarm, host_rule, kit, secs, served, until};
 use crate::proxy::{App, Backend, Clock, Config, Proxy, Publish};
 use crate::scenario::{AlbRoute, Gate, Observe, Profile, Records, Rollout, Route53};
 use crate::{World, wait_until};
@@ -177,18 +177,7 @@ async fn on_a_shared_alb_another_apps_traffic_neither_meets_min_requests_nor_ver
     let green = w.aws.target_group(&unique("g"), &vpc, &["10.0.3.9"]).await;
     let records = Records::alias_to(&w.aws, (100, 0), (&blue.dns, &shared.dns), &blue.zone).await;
     let host = records.record.trim_end_matches('.').to_string();
-    w.aws
-        .elb
-        .create_rule()
-        .listener_arn(&shared.listener)
-        .priority(10)
-        .conditions(
-            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder().field("host-header").values(&host).build(),
-        )
-        .actions(Aws::forward(&[(&green, 1)], None))
-        .send()
-        .await
-        .expect("CreateRule");
+    host_rule(&w, &shared.listener, &host, &green).await;
     kit.clients().start(App::load_balancer("other", &shared.arn, 500.0 / 60.0).host("other.example.test"), None);
     kit.clients().start(App::dns("api", &records.zone_id, &records.record, 0.0), None);
     let alarm = quiet_errors_alarm(&w, &shared.dim(), &green).await;
