@@ -11,10 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./target/debug/examples/seed
 cutover=./target/debug/cutover
 
-# The demo's clients, run by the kit's proxy until the demo ends (at most 10 minutes): resolvers
+# The demo's clients, run by the kit's proxy until the demo ends (at most 20 minutes): resolvers
 # following the weighted record, clients of the front ALB following its weights; the load
 # balancers count their requests. `status` and every rollout compare them with the weights.
-./target/debug/examples/seed traffic 600 &
+./target/debug/examples/seed traffic 1200 &
 clients=$!
 trap 'kill $clients 2>/dev/null || true; ./target/debug/examples/seed traffic stop >/dev/null 2>&1 || true' EXIT
 
