@@ -62,7 +62,7 @@ pub async fn run(cli: &Cli, train: WaveProfile, invocation: Invocation) -> Resul
             t.rollout().await
         }
         Invocation::Rollback(a) if a.to.is_none() && a.wait.is_none() => {
-            t.rollback(cli.command.all_waves(), a.dry_run).await
+            t.rollback(cli.command.all_waves(), a.dry_run, a.reason.clone()).await
         }
         Invocation::Pause { pause: false, dry_run } => t.resume(dry_run).await,
         Invocation::History { limit } => t.history(limit).await,
@@ -752,8 +752,9 @@ impl Train<'_> {
     // ---- rollback ----
 
     /// The newest started wave (or, with `all`, every wave that moved traffic, newest first) back
-    /// on the side it left, each with its member's `rollback`; then the train halted (or rolled back).
-    async fn rollback(&self, all: bool, dry_run: bool) -> Result<i32> {
+    /// on the side it left, each with its member's `rollback` (given the caller's `--reason`);
+    /// then the train halted (or rolled back).
+    async fn rollback(&self, all: bool, dry_run: bool, reason: Option<String>) -> Result<i32> {
         let Some(mut state) = self.store.load().await? else {
             return Err(Error::refused_hint(
                 format!("no train of `{}` is recorded: no wave moved traffic; nothing was moved", self.train.name),
@@ -785,7 +786,8 @@ impl Train<'_> {
             for &k in &targets {
                 let m = self.member(k).await?;
                 let Some(to) = state.waves[k].to else { continue };
-                let args = super::rollback::Args { to: Some(to.other()), dry_run: false, wait: None, reason: None };
+                let args =
+                    super::rollback::Args { to: Some(to.other()), dry_run: false, wait: None, reason: reason.clone() };
                 let code = super::rollback::run(&m, args).await?;
                 worst = worst.max(code);
                 for (text, json) in m.captured() {

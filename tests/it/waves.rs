@@ -202,7 +202,19 @@ async fn a_three_region_train_goes_wave_by_wave_halts_on_a_failure_in_wave_2_res
     }
 
     // `rollback --all-waves`: every region back on blue, newest first.
-    let (out, _) = expect(w.cutover().args(["-p", "global", "-o", "json", "rollback", "--all-waves"]), 0);
+    let (out, _) = expect(
+        w.cutover().args([
+            "-p",
+            "global",
+            "-o",
+            "json",
+            "rollback",
+            "--all-waves",
+            "--reason",
+            "INC-7: checkout errors",
+        ]),
+        0,
+    );
     let doc = json(&out);
     let message = doc["message"].as_str().unwrap();
     let (w3, w1) = (message.find("wave 3").unwrap(), message.find("wave 1").unwrap());
@@ -210,6 +222,12 @@ async fn a_three_region_train_goes_wave_by_wave_halts_on_a_failure_in_wave_2_res
     assert_eq!(doc["status"], "rolled_back", "{doc}");
     assert_eq!(states(&doc), ["rolled_back", "rolled_back", "rolled_back"], "{doc}");
     assert_eq!(all_weights(&regions).await, [blue, blue, blue]);
+    // Each wave's own audit trail has the reason the caller gave.
+    for member in ["wave-1", "wave-2", "wave-3"] {
+        let (out, _) = expect(w.cutover().env_remove("AWS_REGION").args(["-p", member, "-o", "json", "history"]), 0);
+        let said = json(&out)["entries"].as_array().unwrap().iter().any(|e| e["reason"] == "INC-7: checkout errors");
+        assert!(said, "{member}: {out}");
+    }
 }
 
 #[tokio::test]
