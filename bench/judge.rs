@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use cutover::judge_stats::{Bound, Minute, Served, Settings, Verdict, judge};
+use cutover::judge_stats::{Bound, Minute, Served, Settings, Verdict, judge, ln_gamma};
 use fastrand::Rng;
 
 const WARMUP_MINUTES: u64 = 2;
@@ -348,18 +348,6 @@ fn poisson(rng: &mut Rng, mean: f64) -> u64 {
             return k as u64;
         }
     }
-}
-
-/// ln Γ(x) for x ≥ 1: Stirling's series after shifting x to 7 or more.
-fn ln_gamma(mut x: f64) -> f64 {
-    let mut shift = 0.0;
-    while x < 7.0 {
-        shift += x.ln();
-        x += 1.0;
-    }
-    let z = 1.0 / (x * x);
-    let series = (((-z / 1680.0 + 1.0 / 1260.0) * z - 1.0 / 360.0) * z + 1.0 / 12.0) / x;
-    (x - 0.5) * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI).ln() + series - shift
 }
 
 /// Kayenta's Mann-Whitney classifier, as in its `MannWhitneyClassifier`: "High" when the

@@ -571,7 +571,7 @@ fn rate_interval(errors: f64, requests: f64, alpha: f64) -> (f64, f64) {
 }
 
 /// ln Γ(x) for x > 0: Stirling's series once x is shifted to 7 or more.
-fn ln_gamma(mut x: f64) -> f64 {
+pub fn ln_gamma(mut x: f64) -> f64 {
     let mut shift = 0.0;
     while x < 7.0 {
         shift += x.ln();
