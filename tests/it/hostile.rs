@@ -5,7 +5,6 @@
 //! past any sense, a state item no cutover wrote, two profiles of one name, control characters,
 //! a listener a CloudFormation stack made without saying so in a tag.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +17,7 @@ use hyper::{Request, Response};
 
 use crate::emulator::{proxy, unique};
 use crate::fixtures::Aws;
+use crate::lambda::{Queue, Told, runtime_api};
 use crate::proxy::Config;
 use crate::{World, expect, run, wait_until};
 
@@ -139,67 +139,6 @@ async fn hook(answer: Answer) -> Hook {
         }
     });
     Hook { base, seen }
-}
-
-/// What a Lambda Runtime API was told: (`response` or `error`, request id, body).
-type Told = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
-type Queue = Arc<Mutex<VecDeque<(usize, serde_json::Value)>>>;
-
-/// A Lambda Runtime API (as AWS documents it) on a free loopback port; each invocation's deadline
-/// is `deadline` after it is handed out.
-async fn runtime_api(deadline: Duration) -> (String, Queue, Told) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (queue, told): (Queue, Told) = (Arc::default(), Arc::default());
-    let (q, t) = (queue.clone(), told.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let (queue, told) = (q.clone(), t.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let (queue, told) = (queue.clone(), told.clone());
-                    async move {
-                        let path = req.uri().path().to_string();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        if path == "/2018-06-01/runtime/invocation/next" {
-                            let (i, event) = loop {
-                                let next = queue.lock().unwrap().pop_front();
-                                match next {
-                                    Some(e) => break e,
-                                    None => tokio::time::sleep(Duration::from_millis(20)).await,
-                                }
-                            };
-                            let ms =
-                                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
-                                    + deadline.as_millis();
-                            return Ok::<_, Infallible>(
-                                Response::builder()
-                                    .header("lambda-runtime-aws-request-id", format!("req-{i}"))
-                                    .header("lambda-runtime-deadline-ms", ms.to_string())
-                                    .header(
-                                        "lambda-runtime-invoked-function-arn",
-                                        "arn:aws:lambda:us-west-2:123456789012:function:cutover",
-                                    )
-                                    .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
-                                    .body(Full::new(Bytes::from(event.to_string())))
-                                    .unwrap(),
-                            );
-                        }
-                        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-                        if let ["2018-06-01", "runtime", "invocation", id, kind] = parts.as_slice() {
-                            let doc = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                            told.lock().unwrap().push((kind.to_string(), id.to_string(), doc));
-                        }
-                        Ok(Response::builder().status(202).body(Full::new(Bytes::from_static(b"{}"))).unwrap())
-                    }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
-            });
-        }
-    });
-    (addr, queue, told)
 }
 
 /// The function: this binary started by the Lambda runtime, with `env` as its configuration; its

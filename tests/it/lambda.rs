@@ -15,21 +15,18 @@ use crate::emulator::unique;
 use crate::scenario::{Front, Gate, Profile, Rollout};
 use crate::{World, expect, wait_until};
 
-/// What the runtime API was told: (`response` or `error`, request id, body).
-type Told = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
-
+/// What a Lambda Runtime API was told: (`response` or `error`, request id, body).
+pub(crate) type Told = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
 /// Events waiting to be invoked, numbered.
-type Queue = Arc<Mutex<VecDeque<(usize, serde_json::Value)>>>;
+pub(crate) type Queue = Arc<Mutex<VecDeque<(usize, serde_json::Value)>>>;
 
-/// A Runtime API on a free loopback port: each `next` waits for an event in the queue, as the
-/// real one waits for an invocation.
-async fn runtime_api() -> (String, Queue, Told) {
+/// A Lambda Runtime API (as AWS documents it) on a free loopback port; each invocation's deadline
+/// is `deadline` after it is handed out.
+pub(crate) async fn runtime_api(deadline: std::time::Duration) -> (String, Queue, Told) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let queue: Queue = Arc::default();
-    let q = queue.clone();
-    let told: Told = Arc::default();
-    let t = told.clone();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (queue, told): (Queue, Told) = (Arc::default(), Arc::default());
+    let (q, t) = (queue.clone(), told.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
@@ -48,20 +45,21 @@ async fn runtime_api() -> (String, Queue, Told) {
                                     None => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
                                 }
                             };
-                            let deadline =
+                            let ms =
                                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
-                                    + 120_000;
-                            let answer = Response::builder()
-                                .header("lambda-runtime-aws-request-id", format!("req-{i}"))
-                                .header("lambda-runtime-deadline-ms", deadline.to_string())
-                                .header(
-                                    "lambda-runtime-invoked-function-arn",
-                                    "arn:aws:lambda:us-west-2:123456789012:function:cutover",
-                                )
-                                .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
-                                .body(Full::new(Bytes::from(event.to_string())))
-                                .unwrap();
-                            return Ok::<_, Infallible>(answer);
+                                    + deadline.as_millis();
+                            return Ok::<_, Infallible>(
+                                Response::builder()
+                                    .header("lambda-runtime-aws-request-id", format!("req-{i}"))
+                                    .header("lambda-runtime-deadline-ms", ms.to_string())
+                                    .header(
+                                        "lambda-runtime-invoked-function-arn",
+                                        "arn:aws:lambda:us-west-2:123456789012:function:cutover",
+                                    )
+                                    .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+                                    .body(Full::new(Bytes::from(event.to_string())))
+                                    .unwrap(),
+                            );
                         }
                         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
                         if let ["2018-06-01", "runtime", "invocation", id, kind] = parts.as_slice() {
@@ -76,7 +74,7 @@ async fn runtime_api() -> (String, Queue, Told) {
             });
         }
     });
-    (addr.to_string(), queue, told)
+    (addr, queue, told)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +92,7 @@ async fn scheduler_events_advance_a_rollout_and_a_rolled_back_stage_fails_the_in
 
     // Two schedule ticks: the first starts the rollout; before the second the alarm fires.
     let advance = serde_json::json!({"command": "advance", "profile": "lam", "to": "green"});
-    let (api, queue, told) = runtime_api().await;
+    let (api, queue, told) = runtime_api(std::time::Duration::from_secs(120)).await;
     queue.lock().unwrap().push_back((0, advance.clone()));
     let mut function = w.std_cutover();
     function
